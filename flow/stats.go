@@ -1,0 +1,35 @@
+package flow
+
+import "sync/atomic"
+
+// Stats are a flow's counters since it started.
+type Stats struct {
+	SequencesIn, SequencesOut uint64
+	BytesIn, BytesOut         uint64 // wire bytes, headers included
+	Dropped                   uint64 // sequences not delivered: queue full, undeliverable or lost with a connection
+	SlowConsumers             uint64 // peers disconnected for not reading
+	Malformed                 uint64 // undecodable frames or datagrams received
+	Reconnects                uint64 // connections a client re-established
+	Connections               int    // open connections now
+}
+
+// counters are the atomic form of Stats, shared by the flow types.
+type counters struct {
+	seqIn, seqOut, bytesIn, bytesOut atomic.Uint64
+	dropped, slow, malformed, reconn atomic.Uint64
+	conns                            atomic.Int64
+}
+
+func (c *counters) snapshot() Stats {
+	return Stats{
+		SequencesIn:   c.seqIn.Load(),
+		SequencesOut:  c.seqOut.Load(),
+		BytesIn:       c.bytesIn.Load(),
+		BytesOut:      c.bytesOut.Load(),
+		Dropped:       c.dropped.Load(),
+		SlowConsumers: c.slow.Load(),
+		Malformed:     c.malformed.Load(),
+		Reconnects:    c.reconn.Load(),
+		Connections:   int(c.conns.Load()),
+	}
+}
