@@ -36,12 +36,13 @@ func (p SlowConsumerPolicy) String() string {
 // Defaults for Options. Each is chosen for a loopback or LAN peer of a
 // busy publisher; see the field comments.
 const (
-	DefaultQueueBytes     = 4 << 20 // per connection: ~4 ms of a 1 GB/s stream, 60 k small sequences
-	DefaultCloseTimeout   = 5 * time.Second
-	DefaultReconnectMin   = 50 * time.Millisecond
-	DefaultReconnectMax   = 5 * time.Second
-	DefaultDialTimeout    = 5 * time.Second
-	DefaultReadBufferSize = 64 << 10
+	DefaultQueueBytes       = 4 << 20 // per connection: ~4 ms of a 1 GB/s stream, 60 k small sequences
+	DefaultCloseTimeout     = 5 * time.Second
+	DefaultSlowConsumerWait = time.Second
+	DefaultReconnectMin     = 50 * time.Millisecond
+	DefaultReconnectMax     = 5 * time.Second
+	DefaultDialTimeout      = 5 * time.Second
+	DefaultReadBufferSize   = 64 << 10
 )
 
 // Options configure a flow. The zero value works: every zero field takes the
@@ -65,8 +66,17 @@ type Options struct {
 	// still accepted when the queue is empty, so any sequence up to
 	// MaxSequenceSize can be sent.
 	QueueBytes int
-	// SlowConsumer is what happens when a peer's queue is full.
+	// SlowConsumer is what happens when a peer's queue stays full for
+	// SlowConsumerWait.
 	SlowConsumer SlowConsumerPolicy
+	// SlowConsumerWait is how long Send waits for room in a full queue
+	// before the peer is declared slow. A peer that is only a little behind
+	// slows the sender down instead of losing data; a stuck one delays the
+	// sender once, by this much, and is then disconnected or dropped from
+	// without waiting (until it has drained half its queue). Replies sent
+	// with Peer.Send from a Handler never wait: they would stall the read
+	// loop. Default DefaultSlowConsumerWait.
+	SlowConsumerWait time.Duration
 	// CloseTimeout bounds how long Close waits to deliver what was accepted.
 	// Default DefaultCloseTimeout.
 	CloseTimeout time.Duration
@@ -116,6 +126,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.QueueBytes <= 0 {
 		o.QueueBytes = DefaultQueueBytes
+	}
+	if o.SlowConsumerWait <= 0 {
+		o.SlowConsumerWait = DefaultSlowConsumerWait
 	}
 	if o.CloseTimeout <= 0 {
 		o.CloseTimeout = DefaultCloseTimeout

@@ -1,0 +1,362 @@
+package flow
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"net"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/stk-go/stk/seq"
+)
+
+// TCPClient is a TCP data flow that connects to a server and keeps
+// reconnecting, with capped exponential back-off and jitter, whenever the
+// connection fails (the C library retries every 5 ms instead).
+//
+// One writer goroutine writes everything queued in one system call; one
+// reader goroutine decodes frames and calls Options.Handler directly.
+// Sequences sent while disconnected wait in the queue (bounded by
+// Options.QueueBytes) and go out when the connection is back; a batch that
+// was being written when a connection failed is lost and counted as dropped.
+type TCPClient struct {
+	opts Options
+	log  *slog.Logger
+	addr string
+	ctr  counters
+
+	queue *outQueue
+
+	mu        sync.Mutex
+	conn      net.Conn
+	peer      *clientPeer
+	up        chan struct{} // closed while connected; replaced on disconnect
+	connected atomic.Bool
+	local     atomic.Pointer[netip.AddrPort]
+
+	closed   atomic.Bool
+	closing  chan struct{} // closed by Close
+	ctx      context.Context
+	cancel   context.CancelFunc
+	done     chan struct{}
+	everConn bool
+	dropLog  atomic.Int64
+}
+
+// DialTCP starts a client flow to addr ("ip:port"). It returns at once; the
+// connection is made in the background (see WaitConnected, and
+// Options.OnConnect which runs on every connection and reconnection).
+func DialTCP(addr string, opts Options) (*TCPClient, error) {
+	if _, err := netip.ParseAddrPort(addr); err != nil {
+		return nil, fmt.Errorf("flow: TCP client address %q: %w (want ip:port)", addr, err)
+	}
+	opts = opts.withDefaults()
+	ctx, cancel := context.WithCancel(context.Background())
+	c := &TCPClient{
+		opts:    opts,
+		log:     opts.Logger.With("flow", opts.Name, "proto", "tcp", "server", addr),
+		addr:    addr,
+		queue:   newOutQueue(opts.QueueBytes),
+		up:      make(chan struct{}),
+		ctx:     ctx,
+		cancel:  cancel,
+		done:    make(chan struct{}),
+		closing: make(chan struct{}),
+	}
+	go c.run()
+	return c, nil
+}
+
+// Connected reports whether the client has a connection now.
+func (c *TCPClient) Connected() bool { return c.connected.Load() }
+
+// WaitConnected waits until the client is connected or ctx ends.
+func (c *TCPClient) WaitConnected(ctx context.Context) error {
+	for {
+		c.mu.Lock()
+		up := c.up
+		c.mu.Unlock()
+		if c.closed.Load() {
+			return ErrClosed
+		}
+		select {
+		case <-up:
+			if c.connected.Load() {
+				return nil
+			}
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-c.done:
+			return ErrClosed
+		}
+	}
+}
+
+// LocalAddr returns the local address of the current connection, or the
+// zero AddrPort while disconnected.
+func (c *TCPClient) LocalAddr() netip.AddrPort {
+	if p := c.local.Load(); p != nil {
+		return *p
+	}
+	return netip.AddrPort{}
+}
+
+// Stats returns the client's counters.
+func (c *TCPClient) Stats() Stats { return c.ctr.snapshot() }
+
+// Send queues q for the server. While disconnected, sequences wait in the
+// queue. When the queue is full Send waits up to Options.SlowConsumerWait
+// for room, then returns ErrQueueFull (policy Drop, or no connection) or
+// disconnects and returns ErrSlowConsumer (policy Disconnect: a server that
+// does not read is as stuck as a client that does not). q may be reused
+// when Send returns.
+func (c *TCPClient) Send(q *seq.Sequence) error {
+	if c.closed.Load() {
+		return ErrClosed
+	}
+	r, err := c.queue.pushEncode(q, seq.TCPSize(q), c.opts.SlowConsumerWait)
+	if err != nil {
+		return err
+	}
+	switch r {
+	case pushClosed:
+		return ErrClosed
+	case pushFull:
+		c.ctr.dropped.Add(1)
+		if c.opts.SlowConsumer == Disconnect && c.connected.Load() {
+			c.log.Warn("server too slow, reconnecting", "queue_bytes", c.opts.QueueBytes)
+			c.ctr.slow.Add(1)
+			c.dropConn()
+			c.ctr.dropped.Add(uint64(c.queue.discard()))
+			return ErrSlowConsumer
+		}
+		if now := time.Now().Unix(); c.dropLog.Swap(now) != now {
+			c.log.Warn("outbound queue full, dropping sequences", "connected", c.connected.Load(), "queue_bytes", c.opts.QueueBytes)
+		}
+		return ErrQueueFull
+	}
+	return nil
+}
+
+// Close delivers what is queued if connected (waiting at most
+// Options.CloseTimeout), then closes the connection and stops reconnecting.
+func (c *TCPClient) Close() error {
+	if c.closed.Swap(true) {
+		<-c.done
+		return nil
+	}
+	c.queue.close()
+	close(c.closing)
+	select {
+	case <-c.done: // the writer drained the queue and the run loop ended
+	case <-time.After(c.opts.CloseTimeout):
+		c.cancel()
+		c.dropConn()
+		<-c.done
+	}
+	c.cancel()
+	if n := c.queue.discard(); n > 0 {
+		c.ctr.dropped.Add(uint64(n))
+	}
+	return nil
+}
+
+// dropConn closes the current connection; the run loop reconnects.
+func (c *TCPClient) dropConn() {
+	c.mu.Lock()
+	if c.conn != nil {
+		c.conn.Close()
+	}
+	c.mu.Unlock()
+}
+
+func (c *TCPClient) run() {
+	defer close(c.done)
+	backoff := c.opts.ReconnectMin
+	closing := c.closing
+	for {
+		if c.queue.finished() {
+			return // closed with nothing left to deliver
+		}
+		conn, err := c.dial()
+		if err != nil {
+			if c.ctx.Err() != nil {
+				return
+			}
+			wait := jitter(backoff)
+			c.log.Debug("connect failed, retrying", "err", err, "in", wait)
+			select {
+			case <-time.After(wait):
+			case <-closing:
+				closing = nil // look at the queue once more, then keep trying until CloseTimeout
+			case <-c.ctx.Done():
+				return
+			}
+			backoff = min(2*backoff, c.opts.ReconnectMax)
+			continue
+		}
+		backoff = c.opts.ReconnectMin
+		if clean := c.serve(conn); clean || c.closed.Load() {
+			return
+		}
+	}
+}
+
+func jitter(d time.Duration) time.Duration {
+	return d - d/5 + time.Duration(rand.Int64N(int64(d)/5*2+1))
+}
+
+func (c *TCPClient) dial() (net.Conn, error) {
+	d := net.Dialer{Timeout: c.opts.DialTimeout}
+	ctx := c.ctx
+	conn, err := d.DialContext(ctx, "tcp", c.addr)
+	if err != nil {
+		return nil, err
+	}
+	tc := conn.(*net.TCPConn)
+	if c.opts.Nagle {
+		tc.SetNoDelay(false)
+	}
+	if c.opts.SendBuffer > 0 {
+		tc.SetWriteBuffer(c.opts.SendBuffer)
+	}
+	if c.opts.ReceiveBuffer > 0 {
+		tc.SetReadBuffer(c.opts.ReceiveBuffer)
+	}
+	return conn, nil
+}
+
+// serve runs one connection until it fails or the client is closed and its
+// queue drained (clean).
+func (c *TCPClient) serve(conn net.Conn) (clean bool) {
+	local := addrPortOf(conn.LocalAddr())
+	p := &clientPeer{c: c, id: nextPeerID(), local: local, remote: addrPortOf(conn.RemoteAddr())}
+	down := make(chan struct{})
+	c.mu.Lock()
+	c.conn, c.peer = conn, p
+	c.local.Store(&local)
+	c.connected.Store(true)
+	close(c.up)
+	if c.everConn {
+		c.ctr.reconn.Add(1)
+	}
+	c.everConn = true
+	c.mu.Unlock()
+	c.ctr.conns.Add(1)
+	c.log.Debug("connected", "local", local)
+	if c.opts.OnConnect != nil {
+		c.opts.OnConnect(p)
+	}
+
+	readErr := make(chan error, 1)
+	go func() {
+		err := c.readLoop(conn, p)
+		close(down)
+		readErr <- err
+	}()
+	lost, werr := c.queue.drain(conn, &c.ctr, down)
+	if werr == nil && c.queue.finished() && c.ctx.Err() == nil {
+		// Closed and drained: say goodbye and let the reader see EOF.
+		conn.(*net.TCPConn).CloseWrite()
+		select {
+		case <-down:
+		case <-time.After(c.opts.CloseTimeout):
+		}
+		clean = true
+	}
+	c.ctr.dropped.Add(uint64(lost))
+	conn.Close()
+	err := <-readErr
+	if werr != nil {
+		err = werr
+	}
+
+	c.mu.Lock()
+	c.conn, c.peer = nil, nil
+	c.local.Store(nil)
+	c.connected.Store(false)
+	c.up = make(chan struct{})
+	c.mu.Unlock()
+	c.ctr.conns.Add(-1)
+	if clean || c.closed.Load() {
+		err = nil
+	} else {
+		c.log.Info("connection lost, reconnecting", "err", err)
+	}
+	if c.opts.OnDisconnect != nil {
+		c.opts.OnDisconnect(p, err)
+	}
+	return clean
+}
+
+// readLoop decodes frames from conn until it fails.
+func (c *TCPClient) readLoop(conn net.Conn, p *clientPeer) error {
+	fr := framer{maxSize: c.opts.MaxSequenceSize}
+	deliver := func(q *seq.Sequence) {
+		c.ctr.seqIn.Add(1)
+		c.opts.Handler(p, q)
+	}
+	buf := make([]byte, DefaultReadBufferSize)
+	r, w := 0, 0
+	for {
+		// Make room: compact, then grow to what the next frame needs.
+		if r > 0 {
+			w = copy(buf, buf[r:w])
+			r = 0
+		}
+		if fr.need > len(buf) {
+			nb := make([]byte, max(fr.need, 2*len(buf)))
+			copy(nb, buf[:w])
+			buf = nb
+		}
+		n, err := conn.Read(buf[w:])
+		if n == 0 && err != nil {
+			if w > r {
+				c.log.Debug("server disconnected in the middle of a frame", "bytes", w-r, "err", err)
+			}
+			return err
+		}
+		w += n
+		c.ctr.bytesIn.Add(uint64(n))
+		if !fr.ready(w - r) {
+			continue
+		}
+		n, err = fr.consume(buf[r:w], deliver)
+		r += n
+		if err != nil {
+			c.ctr.malformed.Add(1)
+			c.log.Warn("server sent an undecodable frame, reconnecting", "err", err)
+			return err
+		}
+		if r == w {
+			r, w = 0, 0
+		}
+	}
+}
+
+// clientPeer is the server end of one client connection.
+type clientPeer struct {
+	c             *TCPClient
+	id            uint64
+	local, remote netip.AddrPort
+}
+
+func (p *clientPeer) ID() uint64                 { return p.id }
+func (p *clientPeer) RemoteAddr() netip.AddrPort { return p.remote }
+func (p *clientPeer) LocalAddr() netip.AddrPort  { return p.local }
+func (p *clientPeer) Protocol() Protocol         { return TCP }
+func (p *clientPeer) Send(q *seq.Sequence) error { return p.c.Send(q) }
+
+// Close drops this connection; the client reconnects.
+func (p *clientPeer) Close() error {
+	p.c.mu.Lock()
+	defer p.c.mu.Unlock()
+	if p.c.peer == p && p.c.conn != nil {
+		return p.c.conn.Close()
+	}
+	return nil
+}

@@ -1,0 +1,439 @@
+package flow
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/panjf2000/gnet/v2"
+	"golang.org/x/sys/unix"
+
+	"github.com/stk-go/stk/seq"
+)
+
+// TCPServer is a listening TCP data flow. Connections are read on gnet event
+// loops (one per CPU by default); each connection's frames are decoded in
+// the loop and handed to Options.Handler. Send fans a sequence out to every
+// connection, encoding it once.
+//
+// Writes do not go through gnet: each connection has a writer goroutine on a
+// duplicate of its socket, fed by a bounded queue. gnet's own output buffer
+// has no bound and no drained notification, so it could not enforce
+// Options.QueueBytes; the writer can, and it writes everything queued in one
+// system call.
+type TCPServer struct {
+	opts   Options
+	log    *slog.Logger
+	engine gnet.Engine
+	addr   netip.AddrPort
+	ctr    counters
+
+	mu     sync.Mutex
+	conns  atomic.Pointer[[]*serverConn] // copy-on-write, read by Send without locking
+	closed atomic.Bool
+	done   chan struct{} // gnet.Run returned
+	runErr error
+
+	scratch sync.Pool // *[]byte encode buffers for fan-out
+}
+
+// ListenTCP starts a TCP server flow on addr ("ip:port"; port 0 picks a free
+// one, see LocalAddr).
+func ListenTCP(addr string, opts Options) (*TCPServer, error) {
+	ap, err := netip.ParseAddrPort(addr)
+	if err != nil {
+		return nil, fmt.Errorf("flow: TCP server address %q: %w (want ip:port)", addr, err)
+	}
+	opts = opts.withDefaults()
+	s := &TCPServer{opts: opts, log: opts.Logger.With("flow", opts.Name, "proto", "tcp"), done: make(chan struct{})}
+	s.conns.Store(new([]*serverConn))
+	s.scratch.New = func() any { b := make([]byte, 0, 4096); return &b }
+	booted := make(chan error, 1)
+	h := &serverEvents{s: s, booted: booted}
+	gopts := []gnet.Option{
+		gnet.WithReuseAddr(true),
+		gnet.WithTCPNoDelay(gnet.TCPNoDelay),
+		gnet.WithLogger(gnetLogger{s.log}),
+		gnet.WithReadBufferCap(256 << 10),
+	}
+	if opts.Nagle {
+		gopts = append(gopts, gnet.WithTCPNoDelay(gnet.TCPDelay))
+	}
+	if opts.EventLoops > 0 {
+		gopts = append(gopts, gnet.WithNumEventLoop(opts.EventLoops))
+	} else {
+		gopts = append(gopts, gnet.WithMulticore(true))
+	}
+	if opts.SendBuffer > 0 {
+		gopts = append(gopts, gnet.WithSocketSendBuffer(opts.SendBuffer))
+	}
+	if opts.ReceiveBuffer > 0 {
+		gopts = append(gopts, gnet.WithSocketRecvBuffer(opts.ReceiveBuffer))
+	}
+	go func() {
+		err := gnet.Run(h, "tcp://"+ap.String(), gopts...)
+		s.runErr = err
+		close(s.done)
+		select {
+		case booted <- err:
+		default:
+		}
+	}()
+	select {
+	case err := <-booted:
+		if err != nil {
+			<-s.done
+			return nil, fmt.Errorf("flow: TCP server on %s: %w", addr, err)
+		}
+	case <-s.done:
+		return nil, fmt.Errorf("flow: TCP server on %s: %w", addr, s.runErr)
+	}
+	s.log.Debug("TCP server listening", "addr", s.addr)
+	return s, nil
+}
+
+// LocalAddr returns the address the server listens on.
+func (s *TCPServer) LocalAddr() netip.AddrPort { return s.addr }
+
+// Conns returns the number of open connections.
+func (s *TCPServer) Conns() int { return len(*s.conns.Load()) }
+
+// Peers returns the open connections.
+func (s *TCPServer) Peers() []Peer {
+	cs := *s.conns.Load()
+	out := make([]Peer, len(cs))
+	for i, c := range cs {
+		out[i] = c
+	}
+	return out
+}
+
+// Stats returns the server's counters.
+func (s *TCPServer) Stats() Stats { return s.ctr.snapshot() }
+
+// Send queues q to every open connection, encoding it once. A connection
+// whose queue is full is handled by Options.SlowConsumer and does not hold
+// up the others. With no connection open, the sequence goes nowhere and
+// Send returns nil, as in STK. q may be reused when Send returns.
+func (s *TCPServer) Send(q *seq.Sequence) error {
+	if s.closed.Load() {
+		return ErrClosed
+	}
+	cs := *s.conns.Load()
+	switch len(cs) {
+	case 0:
+		if q.Type == seq.TypeInvalid {
+			return seq.ErrInvalidType
+		}
+		return nil
+	case 1:
+		err := cs[0].send(q, s.opts.SlowConsumerWait)
+		if errors.Is(err, ErrQueueFull) || errors.Is(err, ErrSlowConsumer) || errors.Is(err, ErrClosed) {
+			return nil // handled per connection; the flow as a whole is fine
+		}
+		return err
+	}
+	bp := s.scratch.Get().(*[]byte)
+	frame, err := seq.AppendTCP((*bp)[:0], q)
+	if err != nil {
+		s.scratch.Put(bp)
+		return err
+	}
+	// Push without waiting first, so that one full queue cannot delay the
+	// others; then wait, with one deadline, for the queues that were full.
+	var full []*serverConn
+	for _, c := range cs {
+		if r := c.queue.push(frame, 0); r == pushFull {
+			full = append(full, c)
+		} else {
+			c.result(r)
+		}
+	}
+	if len(full) > 0 {
+		deadline := time.Now().Add(s.opts.SlowConsumerWait)
+		for _, c := range full {
+			c.result(c.queue.push(frame, time.Until(deadline)))
+		}
+	}
+	*bp = frame
+	s.scratch.Put(bp)
+	return nil
+}
+
+// Close stops accepting connections, delivers what every connection has
+// queued (waiting at most Options.CloseTimeout), then closes them all.
+func (s *TCPServer) Close() error {
+	if s.closed.Swap(true) {
+		<-s.done
+		return nil
+	}
+	deadline := time.Now().Add(s.opts.CloseTimeout)
+	for _, c := range *s.conns.Load() {
+		c.queue.close()
+	}
+	for _, c := range *s.conns.Load() {
+		select {
+		case <-c.writerDone:
+		case <-time.After(time.Until(deadline)):
+			c.wconn.Close() // unblock a writer stuck on a peer that does not read
+			<-c.writerDone
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), s.opts.CloseTimeout)
+	defer cancel()
+	err := s.engine.Stop(ctx)
+	<-s.done
+	for _, c := range *s.conns.Load() { // connections gnet did not report closed
+		c.finish(nil)
+	}
+	return err
+}
+
+func (s *TCPServer) addConn(c *serverConn) {
+	s.mu.Lock()
+	old := *s.conns.Load()
+	cs := make([]*serverConn, len(old), len(old)+1)
+	copy(cs, old)
+	cs = append(cs, c)
+	s.conns.Store(&cs)
+	s.mu.Unlock()
+	s.ctr.conns.Add(1)
+}
+
+func (s *TCPServer) removeConn(c *serverConn) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	old := *s.conns.Load()
+	for i, x := range old {
+		if x == c {
+			cs := make([]*serverConn, 0, len(old)-1)
+			cs = append(cs, old[:i]...)
+			cs = append(cs, old[i+1:]...)
+			s.conns.Store(&cs)
+			s.ctr.conns.Add(-1)
+			return true
+		}
+	}
+	return false
+}
+
+// serverEvents is the gnet event handler of a TCPServer.
+type serverEvents struct {
+	gnet.BuiltinEventEngine
+	s      *TCPServer
+	booted chan error
+}
+
+func (h *serverEvents) OnBoot(eng gnet.Engine) gnet.Action {
+	s := h.s
+	s.engine = eng
+	fd, err := eng.Dup()
+	if err != nil {
+		h.booted <- fmt.Errorf("reading the listening address: %w", err)
+		return gnet.Shutdown
+	}
+	defer unix.Close(fd)
+	sa, err := unix.Getsockname(fd)
+	if err != nil {
+		h.booted <- fmt.Errorf("reading the listening address: %w", err)
+		return gnet.Shutdown
+	}
+	if in4, ok := sa.(*unix.SockaddrInet4); ok {
+		s.addr = netip.AddrPortFrom(netip.AddrFrom4(in4.Addr), uint16(in4.Port))
+	}
+	h.booted <- nil
+	return gnet.None
+}
+
+func (h *serverEvents) OnOpen(gc gnet.Conn) ([]byte, gnet.Action) {
+	s := h.s
+	if s.closed.Load() {
+		return nil, gnet.Close
+	}
+	c, err := newServerConn(s, gc)
+	if err != nil {
+		s.log.Error("cannot serve a new connection", "peer", gc.RemoteAddr(), "err", err)
+		return nil, gnet.Close
+	}
+	gc.SetContext(c)
+	s.addConn(c)
+	go c.writeLoop()
+	if s.opts.OnConnect != nil {
+		s.opts.OnConnect(c)
+	}
+	return nil, gnet.None
+}
+
+func (h *serverEvents) OnTraffic(gc gnet.Conn) gnet.Action {
+	c, _ := gc.Context().(*serverConn)
+	if c == nil {
+		return gnet.Close
+	}
+	s := h.s
+	if !c.fr.ready(gc.InboundBuffered()) {
+		return gnet.None
+	}
+	buf, _ := gc.Peek(-1)
+	n, err := c.fr.consume(buf, c.deliver)
+	if n > 0 { // gnet's Discard(0) would discard everything
+		s.ctr.bytesIn.Add(uint64(n))
+		gc.Discard(n)
+	}
+	if err != nil {
+		s.ctr.malformed.Add(1)
+		s.log.Warn("closing a connection that sent an undecodable frame", "peer", c.remote, "err", err)
+		c.closeErr.Store(&err)
+		return gnet.Close
+	}
+	return gnet.None
+}
+
+// deliver hands one received sequence to the Handler (event loop only).
+func (c *serverConn) deliver(q *seq.Sequence) {
+	c.s.ctr.seqIn.Add(1)
+	c.s.opts.Handler(c, q)
+}
+
+func (h *serverEvents) OnClose(gc gnet.Conn, err error) gnet.Action {
+	c, _ := gc.Context().(*serverConn)
+	if c == nil {
+		return gnet.None
+	}
+	if left := gc.InboundBuffered(); left > 0 && c.closeErr.Load() == nil {
+		h.s.log.Debug("peer disconnected in the middle of a frame", "peer", c.remote, "bytes", left)
+	}
+	if p := c.closeErr.Load(); p != nil {
+		err = *p
+	}
+	c.finish(err)
+	return gnet.None
+}
+
+// serverConn is one accepted connection: a Peer.
+type serverConn struct {
+	s             *TCPServer
+	gc            gnet.Conn
+	id            uint64
+	local, remote netip.AddrPort
+	queue         *outQueue
+	wconn         net.Conn // duplicate of the socket, written by writeLoop
+	writerDone    chan struct{}
+	fr            framer // event loop only
+	closeErr      atomic.Pointer[error]
+	finished      atomic.Bool
+	slowLogged    atomic.Int64 // unix seconds of the last drop log line
+}
+
+func newServerConn(s *TCPServer, gc gnet.Conn) (*serverConn, error) {
+	fd, err := gc.Dup()
+	if err != nil {
+		return nil, fmt.Errorf("duplicating the socket: %w", err)
+	}
+	f := os.NewFile(uintptr(fd), "stk-tcp")
+	wconn, err := net.FileConn(f)
+	f.Close()
+	if err != nil {
+		return nil, fmt.Errorf("wrapping the socket: %w", err)
+	}
+	return &serverConn{
+		s:          s,
+		gc:         gc,
+		id:         nextPeerID(),
+		local:      addrPortOf(gc.LocalAddr()),
+		remote:     addrPortOf(gc.RemoteAddr()),
+		queue:      newOutQueue(s.opts.QueueBytes),
+		wconn:      wconn,
+		writerDone: make(chan struct{}),
+		fr:         framer{maxSize: s.opts.MaxSequenceSize},
+	}, nil
+}
+
+func (c *serverConn) ID() uint64                 { return c.id }
+func (c *serverConn) RemoteAddr() netip.AddrPort { return c.remote }
+func (c *serverConn) LocalAddr() netip.AddrPort  { return c.local }
+func (c *serverConn) Protocol() Protocol         { return TCP }
+
+// Close disconnects the peer.
+func (c *serverConn) Close() error { return c.gc.Close() }
+
+// Send queues q to this connection only. It does not wait for room (it is
+// meant for replies from a Handler): a full queue is handled at once by
+// Options.SlowConsumer.
+func (c *serverConn) Send(q *seq.Sequence) error { return c.send(q, 0) }
+
+func (c *serverConn) send(q *seq.Sequence, wait time.Duration) error {
+	r, err := c.queue.pushEncode(q, seq.TCPSize(q), wait)
+	if err != nil {
+		return err
+	}
+	return c.result(r)
+}
+
+// result applies the slow-consumer policy to a refused push.
+func (c *serverConn) result(r pushResult) error {
+	switch r {
+	case pushClosed:
+		c.s.ctr.dropped.Add(1)
+		return ErrClosed
+	case pushFull:
+		c.s.ctr.dropped.Add(1)
+		if c.s.opts.SlowConsumer == Drop {
+			if now := time.Now().Unix(); c.slowLogged.Swap(now) != now {
+				c.s.log.Warn("peer too slow, dropping sequences", "peer", c.remote, "queue_bytes", c.s.opts.QueueBytes)
+			}
+			return ErrQueueFull
+		}
+		if c.closeErr.CompareAndSwap(nil, &errSlowConsumer) {
+			c.s.ctr.slow.Add(1)
+			c.s.log.Warn("peer too slow, disconnecting it", "peer", c.remote, "queue_bytes", c.s.opts.QueueBytes)
+			c.gc.Close()
+		}
+		return ErrSlowConsumer
+	}
+	return nil
+}
+
+var errSlowConsumer = ErrSlowConsumer
+
+func (c *serverConn) writeLoop() {
+	defer close(c.writerDone)
+	lost, err := c.queue.drain(c.wconn, &c.s.ctr, nil)
+	if err != nil && !c.finished.Load() {
+		c.s.ctr.dropped.Add(uint64(lost))
+		c.s.log.Debug("write failed, closing the connection", "peer", c.remote, "err", err)
+		c.gc.Close()
+	}
+}
+
+// finish releases the connection once gnet has closed it (or the server has
+// stopped): the writer stops, what it still held is counted as dropped.
+func (c *serverConn) finish(err error) {
+	if c.finished.Swap(true) {
+		return
+	}
+	c.queue.close()
+	c.wconn.Close()
+	<-c.writerDone
+	if n := c.queue.discard(); n > 0 {
+		c.s.ctr.dropped.Add(uint64(n))
+	}
+	if c.s.removeConn(c) && c.s.opts.OnDisconnect != nil {
+		c.s.opts.OnDisconnect(c, err)
+	}
+}
+
+func addrPortOf(a net.Addr) netip.AddrPort {
+	if ta, ok := a.(*net.TCPAddr); ok {
+		ap := ta.AddrPort()
+		return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
+	}
+	ap, _ := netip.ParseAddrPort(a.String())
+	return ap
+}
