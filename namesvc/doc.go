@@ -1,0 +1,100 @@
+// Package namesvc is STK's name service: a name server wire-compatible with
+// the C stknamed, and a client wire-compatible with the C library's.
+//
+// Applications register names with the addresses of their data flows
+// (publish registers where subscribers connect), look them up, and subscribe
+// to them to hear about every later registration. Package flow carries the
+// name-request sequences (package seq) over TCP, STK-UDP or multicast; this
+// package holds the protocol (PROTOCOL.md §7) on both sides.
+//
+// # Server
+//
+// NewServer makes a Server; ServeTCP, ServeUDP and ServeMulticast add
+// listeners. Its protocol core, Handle and Disconnect, needs no sockets.
+// It behaves as stknamed, including what C clients rely on:
+//
+//   - A registration (REQUEST) is stored as it came, minus its
+//     NS_REQUEST_ID, and answered REQUEST [NS_REQUEST_ID, NS_NAME]. Addresses
+//     ([protocol:]ip:port, at most MaxAddresses), linger, group, FT state and
+//     meta-data (any other element type) come back unchanged, in order.
+//   - Several connections may register one name; each registration is kept
+//     and answered. The same connection registering the name again replaces
+//     its registration (in place, keeping its rank).
+//   - A lookup (QUERY) gets one QUERY answer per registration, in
+//     registration order: the stored elements, then the querier's
+//     NS_REQUEST_ID last (C clients misparse any other order, bug B11).
+//     Nothing is sent on a miss.
+//   - A subscription (SUBSCRIBE) is confirmed with REQUEST [NS_REQUEST_ID,
+//     NS_NAME], answered like a lookup, and then receives an answer for every
+//     later registration of the name in that group. It lasts as long as its
+//     connection.
+//   - Groups are separate name spaces, created by the first registration
+//     that names them and kept for the server's life. A lookup or
+//     subscription naming a group that does not exist uses the default
+//     group instead, as stknamed does (§7.4, §7.8, bug B10).
+//   - When a registrant's TCP connection closes, its registrations linger
+//     for their NS_LINGER seconds and are then removed (§7.7).
+//   - Every keep-alive smartbeat is echoed on the same flow with an NS_ID
+//     element holding the server id, random per run (§7.9).
+//
+// Where stknamed has bugs, the server does better and stays compatible:
+//
+//   - Requests are validated (§13 item 12): element sizes (NS_CONNECT_IPV4
+//     16, NS_REQUEST_ID 8, NS_LINGER 4, NS_FT_STATE 4, NS_ID 8), a present
+//     NS_NAME, C strings within their C buffers (name MaxNameLen, group
+//     MaxGroupLen, protocol MaxProtocolLen), at most MaxAddresses addresses,
+//     no repeated single-valued element. stknamed aborts or overflows on
+//     these (B21); this server drops the request with a log line and closes
+//     the connection that sent it, and every other client keeps its service.
+//   - Registrations made over UDP or multicast have no connection to end
+//     them; stknamed keeps them forever (B9). Here they, and UDP
+//     subscriptions, expire ServerConfig.UDPTTL after the last request or
+//     keep-alive smartbeat from the same source address (C clients send one
+//     every 500 ms, so only dead clients expire). A negative UDPTTL keeps
+//     them forever, as C.
+//   - The owner of a UDP registration is its source address, not the whole
+//     listener, so two UDP clients registering one name do not replace each
+//     other.
+//   - Subscription pushes go to the subscriber; stknamed sends them to the
+//     registrant's address when the subscriber uses UDP (B8).
+//   - A registration identical to a lingering one (the same service back
+//     after a reconnect) replaces it instead of adding a duplicate answer.
+//
+// The registrations live in a Store (MemStore by default), a small
+// interface so that another backend can be plugged in without touching the
+// protocol. Names and Stats give a read-only view for status pages.
+//
+// # Client
+//
+// Dial connects a Client over TCP or STK-UDP. Register, Lookup (with
+// LookupAll and LookupOnce), Subscribe: requests are built element for
+// element as the C client builds them (§7.3), so they equal captured C
+// requests byte for byte except for the request id. The client sends a
+// keep-alive smartbeat every 500 ms and, after a reconnect or when the
+// server id in the echo changes, sends its registrations and subscriptions
+// again. Callbacks run on the flow's read loop and must not block.
+//
+// # The end-of-answers extension
+//
+// STK has no end-of-answers marker: a C lookup always waits for its full
+// expiration (1-2 s in the C examples), since a miss is silence. Between
+// this package's client and server, lookups end right after the last
+// answer instead, invisibly to C peers:
+//
+//   - The client appends to every QUERY and SUBSCRIBE request one element
+//     of user type UTEndOfAnswers (0x9a3e0001) holding a u32 version, 1.
+//     A C server reads only NS_NAME, NS_GROUP_NAME and NS_REQUEST_ID from
+//     lookups and subscriptions (§7.4, §7.5) and ignores other elements.
+//   - The server, seeing that element, sends after the last answer one more
+//     QUERY sequence, [NS_NAME, UTEndOfAnswers = u32 number of answers,
+//     NS_REQUEST_ID]. A miss gets just this marker, at once. For a
+//     subscription the marker follows the answers for the current
+//     registrations (SubscribeOptions.OnSynced); pushes follow it.
+//   - C clients never send the element, so they never get the marker. A
+//     client talking to a C server gets no marker and ends lookups at their
+//     expiration, as C does. ClientOptions.NoEndOfAnswers turns the element
+//     off.
+//
+// Registrations keep any element, so a UTEndOfAnswers element in a
+// registration is just meta-data.
+package namesvc

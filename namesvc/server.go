@@ -1,0 +1,630 @@
+package namesvc
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"net/netip"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/stk-go/stk/flow"
+	"github.com/stk-go/stk/seq"
+)
+
+// Server is a name server, wire-compatible with the C stknamed.
+//
+// Its protocol core is Handle (every received sequence) and Disconnect
+// (every closed connection). The Serve methods open flows wired to them;
+// a program with flows of its own can call them directly. All methods are
+// safe for concurrent use: flows call Handle from several event loops.
+type Server struct {
+	cfg   ServerConfig
+	id    uint64
+	idBuf []byte // NS_ID element data
+	log   *slog.Logger
+	now   func() time.Time
+
+	mu       sync.RWMutex
+	store    Store
+	owners   map[ownerKey]*owner
+	subs     map[subKey][]*subscription
+	expiring map[*Registration]struct{} // lingering registrations
+	flows    []flow.Flow
+	closed   bool
+
+	stop chan struct{}
+	wg   sync.WaitGroup
+
+	ctr serverCounters
+}
+
+// ownerKey identifies who made a registration or subscription: a TCP
+// connection (peer id), or a datagram source (flow id and address).
+type ownerKey struct {
+	peer uint64
+	addr netip.AddrPort // datagram sources only
+}
+
+// owner is a registrant or subscriber: a connection, or a datagram source.
+type owner struct {
+	key      ownerKey
+	peer     flow.Peer
+	datagram bool
+	lastSeen atomic.Int64 // datagram owners: unix nanoseconds of the last request or keep-alive
+	closed   bool         // the connection closed; its registrations linger
+	regs     []*Registration
+	subs     []*subscription
+}
+
+type subKey struct{ group, name string }
+
+// subscription is one SUBSCRIBE: answers for every later registration of
+// key go to owner with requestID last.
+type subscription struct {
+	owner *owner
+	key   subKey
+	id    []byte // request-id element data; nil if the request had none
+	// pending is set while the subscribe handler sends the current
+	// answers; pushes for registrations made meanwhile wait in queued so
+	// that they follow those answers.
+	pending bool
+	queued  []*seq.Sequence
+}
+
+type serverCounters struct {
+	registrations, lookups, subscribes, answers, keepalives, rejected, ignored atomic.Uint64
+}
+
+// NewServer returns a server with no listeners yet; add them with
+// ServeTCP, ServeUDP and ServeMulticast, or feed it with Handle.
+func NewServer(cfg ServerConfig) (*Server, error) {
+	cfg = cfg.withDefaults()
+	s := &Server{
+		cfg:      cfg,
+		id:       cfg.ID,
+		log:      cfg.Logger,
+		now:      cfg.Now,
+		store:    cfg.Store,
+		owners:   map[ownerKey]*owner{},
+		subs:     map[subKey][]*subscription{},
+		expiring: map[*Registration]struct{}{},
+		stop:     make(chan struct{}),
+	}
+	for s.id == 0 {
+		s.id = rand.Uint64()
+	}
+	s.idBuf = u64Bytes(s.id)
+	s.wg.Add(1)
+	go s.collectLoop()
+	s.log.Info("name server started", "id", fmt.Sprintf("%#x", s.id))
+	return s, nil
+}
+
+// ID returns the server id echoed in keep-alives.
+func (s *Server) ID() uint64 { return s.id }
+
+// ServeTCP listens for name-service connections on addr ("ip:port"; port 0
+// picks one) and returns the bound address.
+func (s *Server) ServeTCP(addr string) (netip.AddrPort, error) {
+	opts := s.flowOptions("namesvc tcp " + addr)
+	opts.OnDisconnect = func(p flow.Peer, _ error) { s.Disconnect(p) }
+	f, err := flow.ListenTCP(addr, opts)
+	if err != nil {
+		return netip.AddrPort{}, fmt.Errorf("namesvc: serve TCP: %w", err)
+	}
+	return s.addFlow(f)
+}
+
+// ServeUDP receives STK-UDP name requests on addr ("ip:port") and returns
+// the bound address. Replies go to each datagram's source.
+func (s *Server) ServeUDP(addr string) (netip.AddrPort, error) {
+	f, err := flow.NewUDP(flow.UDPConfig{Bind: addr}, s.flowOptions("namesvc udp "+addr))
+	if err != nil {
+		return netip.AddrPort{}, fmt.Errorf("namesvc: serve UDP: %w", err)
+	}
+	return s.addFlow(f)
+}
+
+// ServeMulticast joins the multicast group of groupPort ("group:port",
+// e.g. "224.10.10.20:20002"; the port defaults to DefaultPort) and serves
+// the STK-UDP requests sent to it. Replies go unicast to each datagram's
+// source. The interface and loopback come from ServerConfig.Flow.
+func (s *Server) ServeMulticast(groupPort string) (netip.AddrPort, error) {
+	ap, err := netip.ParseAddrPort(groupPort)
+	if err != nil {
+		a, err2 := netip.ParseAddr(groupPort)
+		if err2 != nil {
+			return netip.AddrPort{}, fmt.Errorf("namesvc: serve multicast: %q is not group[:port] (as in 224.10.10.20:20002)", groupPort)
+		}
+		ap = netip.AddrPortFrom(a, DefaultPort)
+	}
+	cfg := flow.UDPConfig{Bind: fmt.Sprintf("0.0.0.0:%d", ap.Port()), Group: ap.Addr().String()}
+	f, err := flow.NewUDP(cfg, s.flowOptions("namesvc multicast "+groupPort))
+	if err != nil {
+		return netip.AddrPort{}, fmt.Errorf("namesvc: serve multicast: %w", err)
+	}
+	return s.addFlow(f)
+}
+
+func (s *Server) flowOptions(name string) flow.Options {
+	opts := s.cfg.Flow
+	opts.Handler = s.Handle
+	opts.OnConnect = nil
+	opts.OnDisconnect = nil
+	if opts.Name == "" {
+		opts.Name = name
+	}
+	if opts.Logger == nil {
+		opts.Logger = s.log
+	}
+	return opts
+}
+
+func (s *Server) addFlow(f flow.Flow) (netip.AddrPort, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		f.Close()
+		return netip.AddrPort{}, errors.New("namesvc: server closed")
+	}
+	s.flows = append(s.flows, f)
+	s.log.Info("name server listening", "addr", f.LocalAddr(), "flow", fmt.Sprintf("%T", f))
+	return f.LocalAddr(), nil
+}
+
+// Close stops the listeners and the collector. Registrations are lost: the
+// name service keeps no state across restarts, and clients register again
+// when they see the next server's id.
+func (s *Server) Close() error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil
+	}
+	s.closed = true
+	flows := s.flows
+	s.flows = nil
+	s.mu.Unlock()
+	close(s.stop)
+	var errs []error
+	for _, f := range flows {
+		if err := f.Close(); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	s.wg.Wait()
+	return errors.Join(errs...)
+}
+
+// Handle processes one received sequence: name requests (register, lookup,
+// subscribe) and keep-alive smartbeats. Other sequences are ignored. A
+// malformed name request is dropped with a log line and, on TCP, its
+// connection is closed; nothing else is affected. from must stay usable
+// for replies after Handle returns (flow peers do).
+func (s *Server) Handle(from flow.Peer, q *seq.Sequence) {
+	switch q.ID {
+	case seq.IDSmartbeat:
+		s.keepalive(from, q)
+	case seq.IDNameRequest:
+		req, err := parseRequest(q)
+		if err != nil {
+			s.reject(from, q, err)
+			return
+		}
+		switch req.typ {
+		case seq.TypeRequest:
+			s.register(from, &req, q)
+		case seq.TypeQuery:
+			s.lookup(from, &req)
+		case seq.TypeSubscribe:
+			s.subscribe(from, &req)
+		}
+	default:
+		s.ctr.ignored.Add(1)
+		s.log.Debug("ignoring a sequence that is no name request", "peer", from.RemoteAddr(), "seq", q)
+	}
+}
+
+func (s *Server) reject(from flow.Peer, q *seq.Sequence, err error) {
+	s.ctr.rejected.Add(1)
+	closing := from.Protocol() == flow.TCP
+	s.log.Warn("dropped a malformed name request", "peer", from.RemoteAddr(), "protocol", from.Protocol(),
+		"seq", q, "err", err, "closing_connection", closing)
+	if closing {
+		from.Close()
+	}
+}
+
+// keepalive echoes a smartbeat with NS_ID appended (§7.9) and refreshes a
+// datagram source's registrations.
+func (s *Server) keepalive(from flow.Peer, q *seq.Sequence) {
+	s.ctr.keepalives.Add(1)
+	if isDatagram(from) {
+		s.mu.RLock()
+		if o := s.owners[keyOf(from)]; o != nil {
+			o.lastSeen.Store(s.now().UnixNano())
+		}
+		s.mu.RUnlock()
+	}
+	echo := *q
+	echo.Meta = nil
+	echo.Elements = append(q.Elements[:len(q.Elements):len(q.Elements)], seq.Element{UserType: seq.UTNSID, Data: s.idBuf})
+	if err := from.Send(&echo); err != nil {
+		s.log.Debug("keep-alive echo not sent", "peer", from.RemoteAddr(), "err", err)
+	}
+}
+
+func isDatagram(p flow.Peer) bool { return p.Protocol() != flow.TCP }
+
+func keyOf(p flow.Peer) ownerKey {
+	if isDatagram(p) {
+		return ownerKey{peer: p.ID(), addr: p.RemoteAddr()}
+	}
+	return ownerKey{peer: p.ID()}
+}
+
+// ownerLocked returns the owner record of p, creating it. s.mu is held.
+func (s *Server) ownerLocked(p flow.Peer, now time.Time) *owner {
+	k := keyOf(p)
+	o := s.owners[k]
+	if o == nil {
+		o = &owner{key: k, peer: p, datagram: isDatagram(p)}
+		s.owners[k] = o
+	}
+	if o.datagram {
+		o.lastSeen.Store(now.UnixNano())
+	}
+	return o
+}
+
+// groupLocked returns the store a request for group uses: the group's own
+// if it exists, else the default one (§7.4, §7.8: an unknown group falls
+// back to the default store, bug B10 kept for compatibility).
+func (s *Server) groupLocked(group string) string {
+	if group != "" && !s.store.HasGroup(group) {
+		return ""
+	}
+	return group
+}
+
+// visibleLocked reports whether r is still answered at now.
+func (s *Server) visibleLocked(r *Registration, now time.Time) bool {
+	if !r.expires.IsZero() && !now.Before(r.expires) {
+		return false
+	}
+	if o := r.owner; o != nil && o.datagram && s.cfg.UDPTTL > 0 {
+		return now.UnixNano()-o.lastSeen.Load() <= int64(s.cfg.UDPTTL)
+	}
+	return true
+}
+
+type delivery struct {
+	to flow.Peer
+	q  *seq.Sequence
+}
+
+func (s *Server) register(from flow.Peer, req *request, q *seq.Sequence) {
+	s.ctr.registrations.Add(1)
+	now := s.now()
+	r := newRegistration(req, q, from, req.group, now)
+	var id []byte
+	if req.hasRequestID {
+		id = u64Bytes(req.requestID)
+	}
+	var pushes []delivery
+
+	s.mu.Lock()
+	own := s.ownerLocked(from, now)
+	r.owner = own
+	old := s.store.Put(r, func(o *Registration) bool {
+		// Same connection: a replacement (§7.3). A lingering identical
+		// registration: the same service back after a reconnect.
+		return o.owner == own || (o.owner != nil && o.owner.closed && sameElements(o.Elements, r.Elements))
+	})
+	if old != nil {
+		s.detachLocked(old)
+	}
+	own.regs = append(own.regs, r)
+	for _, sub := range s.subs[subKey{r.Group, r.Name}] {
+		a := answerSequence(r, sub.id)
+		if sub.pending {
+			sub.queued = append(sub.queued, a)
+			continue
+		}
+		pushes = append(pushes, delivery{sub.owner.peer, a})
+	}
+	s.mu.Unlock()
+
+	s.send(from, replySequence(id, req.name))
+	for _, d := range pushes {
+		s.send(d.to, d.q)
+	}
+	if s.log.Enabled(context.Background(), slog.LevelDebug) {
+		s.log.Debug("registered", "name", r.Name, "group", r.Group, "peer", from.RemoteAddr(),
+			"replaced", old != nil, "pushed", len(pushes))
+	}
+}
+
+// detachLocked forgets r's bookkeeping after the store dropped or
+// replaced it.
+func (s *Server) detachLocked(r *Registration) {
+	delete(s.expiring, r)
+	if o := r.owner; o != nil {
+		if i := slices.Index(o.regs, r); i >= 0 {
+			o.regs = slices.Delete(o.regs, i, i+1)
+		}
+	}
+}
+
+func (s *Server) lookup(from flow.Peer, req *request) {
+	s.ctr.lookups.Add(1)
+	var id []byte
+	if req.hasRequestID {
+		id = u64Bytes(req.requestID)
+	}
+	now := s.now()
+	var buf [8]*Registration
+	s.mu.RLock()
+	regs := s.store.Get(buf[:0], s.groupLocked(req.group), req.name)
+	n := 0
+	for _, r := range regs {
+		if s.visibleLocked(r, now) {
+			regs[n] = r
+			n++
+		}
+	}
+	s.mu.RUnlock()
+	// Registrations are immutable, so answers can be built and sent
+	// outside the lock.
+	for _, r := range regs[:n] {
+		s.send(from, answerSequence(r, id))
+	}
+	s.ctr.answers.Add(uint64(n))
+	if req.endOfAnswers {
+		s.send(from, endSequence(id, req.name, n))
+	}
+}
+
+func (s *Server) subscribe(from flow.Peer, req *request) {
+	s.ctr.subscribes.Add(1)
+	var id []byte
+	if req.hasRequestID {
+		id = u64Bytes(req.requestID)
+	}
+	now := s.now()
+
+	s.mu.Lock()
+	own := s.ownerLocked(from, now)
+	key := subKey{s.groupLocked(req.group), req.name}
+	// A repeat (same connection, name, group and request id) replaces the
+	// subscription, as after a client's re-subscription.
+	for _, old := range own.subs {
+		if old.key == key && string(old.id) == string(id) {
+			s.dropSubLocked(old)
+			break
+		}
+	}
+	sub := &subscription{owner: own, key: key, id: id, pending: true}
+	own.subs = append(own.subs, sub)
+	s.subs[key] = append(s.subs[key], sub)
+	var answers []*seq.Sequence
+	for _, r := range s.store.Get(nil, key.group, key.name) {
+		if s.visibleLocked(r, now) {
+			answers = append(answers, answerSequence(r, id))
+		}
+	}
+	s.mu.Unlock()
+
+	s.send(from, replySequence(id, req.name))
+	for _, a := range answers {
+		s.send(from, a)
+	}
+	s.ctr.answers.Add(uint64(len(answers)))
+	if req.endOfAnswers {
+		s.send(from, endSequence(id, req.name, len(answers)))
+	}
+	// Deliver what registrations queued meanwhile, in order, then let
+	// later ones push directly.
+	for {
+		s.mu.Lock()
+		queued := sub.queued
+		sub.queued = nil
+		if len(queued) == 0 {
+			sub.pending = false
+		}
+		s.mu.Unlock()
+		if len(queued) == 0 {
+			return
+		}
+		for _, a := range queued {
+			s.send(from, a)
+		}
+	}
+}
+
+// dropSubLocked removes sub from the subscription index and its owner.
+func (s *Server) dropSubLocked(sub *subscription) {
+	list := s.subs[sub.key]
+	if i := slices.Index(list, sub); i >= 0 {
+		list = slices.Delete(list, i, i+1)
+	}
+	if len(list) == 0 {
+		delete(s.subs, sub.key)
+	} else {
+		s.subs[sub.key] = list
+	}
+	o := sub.owner
+	if i := slices.Index(o.subs, sub); i >= 0 {
+		o.subs = slices.Delete(o.subs, i, i+1)
+	}
+}
+
+func (s *Server) send(to flow.Peer, q *seq.Sequence) {
+	if err := to.Send(q); err != nil {
+		s.log.Debug("name-service reply not sent", "peer", to.RemoteAddr(), "err", err)
+	}
+}
+
+// Disconnect tells the server that p's connection closed: its
+// subscriptions end and its registrations start to linger (§7.7). The
+// TCP flows of ServeTCP call it; datagram peers never disconnect.
+func (s *Server) Disconnect(p flow.Peer) {
+	if isDatagram(p) {
+		return
+	}
+	now := s.now()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	o := s.owners[keyOf(p)]
+	if o == nil {
+		return
+	}
+	s.dropOwnerLocked(o, now)
+}
+
+// dropOwnerLocked ends o: its subscriptions go, its registrations linger
+// (or, for a timed-out datagram source, go at once).
+func (s *Server) dropOwnerLocked(o *owner, now time.Time) {
+	delete(s.owners, o.key)
+	o.closed = true
+	for _, sub := range slices.Clone(o.subs) {
+		s.dropSubLocked(sub)
+	}
+	for _, r := range o.regs {
+		if o.datagram {
+			s.store.Delete(r)
+			delete(s.expiring, r)
+			continue
+		}
+		r.expires = now.Add(r.Linger)
+		s.expiring[r] = struct{}{}
+	}
+	o.regs = nil
+}
+
+func (s *Server) collectLoop() {
+	defer s.wg.Done()
+	t := time.NewTicker(s.cfg.GCInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.stop:
+			return
+		case <-t.C:
+			s.collect(s.now())
+		}
+	}
+}
+
+// collect removes the registrations whose linger ran out and the datagram
+// sources silent for longer than UDPTTL, with their registrations and
+// subscriptions. It returns how many registrations it removed.
+func (s *Server) collect(now time.Time) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := 0
+	for r := range s.expiring {
+		if !now.Before(r.expires) {
+			s.store.Delete(r)
+			delete(s.expiring, r)
+			n++
+		}
+	}
+	if s.cfg.UDPTTL > 0 {
+		for _, o := range s.owners {
+			if o.datagram && now.UnixNano()-o.lastSeen.Load() > int64(s.cfg.UDPTTL) {
+				n += len(o.regs)
+				s.log.Debug("datagram client timed out", "peer", o.key.addr, "registrations", len(o.regs), "subscriptions", len(o.subs))
+				s.dropOwnerLocked(o, now)
+			}
+		}
+	}
+	return n
+}
+
+// Entry describes one stored registration, for status pages.
+type Entry struct {
+	Info
+	// Registrant is the address the registration came from, over
+	// Transport.
+	Registrant netip.AddrPort
+	Transport  flow.Protocol
+	// Registered is when it was stored (or last replaced).
+	Registered time.Time
+	// Lingering is set once the registrant's connection closed; the
+	// registration goes at Expires.
+	Lingering bool
+	// Expires is when the registration goes unless refreshed: the end of
+	// its linger, or for a datagram registrant the end of its TTL. Zero:
+	// not scheduled (the connection is open).
+	Expires time.Time
+	// Subscribers counts the subscriptions to this name in this group.
+	Subscribers int
+}
+
+// Names returns every registration still answered, sorted by group and
+// name, in registration order within a name. It is a copy: safe to keep.
+func (s *Server) Names() []Entry {
+	now := s.now()
+	s.mu.RLock()
+	var out []Entry
+	s.store.Range(func(r *Registration) bool {
+		if !s.visibleLocked(r, now) {
+			return true
+		}
+		e := Entry{Info: r.Info(), Registrant: r.Registrant, Transport: r.Transport,
+			Registered: r.Registered, Expires: r.expires,
+			Lingering:   !r.expires.IsZero(),
+			Subscribers: len(s.subs[subKey{r.Group, r.Name}])}
+		if o := r.owner; o != nil && o.datagram && s.cfg.UDPTTL > 0 {
+			e.Expires = time.Unix(0, o.lastSeen.Load()+int64(s.cfg.UDPTTL))
+		}
+		e.Info.Group = r.Group
+		out = append(out, e)
+		return true
+	})
+	s.mu.RUnlock()
+	slices.SortStableFunc(out, func(a, b Entry) int {
+		return cmp.Or(cmp.Compare(a.Group, b.Group), cmp.Compare(a.Name, b.Name))
+	})
+	return out
+}
+
+// ServerStats are a server's counters and sizes.
+type ServerStats struct {
+	ID            uint64 // the server id
+	Registrations int    // stored registrations, lingering ones included
+	Lingering     int    // registrations whose registrant's connection closed
+	Subscriptions int    // active subscriptions
+	Clients       int    // connections and datagram sources with registrations or subscriptions
+
+	Registers, Lookups, Subscribes uint64 // requests handled
+	Answers                        uint64 // QUERY answers sent (pushes not included)
+	Keepalives                     uint64 // smartbeats echoed
+	Rejected                       uint64 // malformed requests dropped
+	Ignored                        uint64 // sequences that were neither name requests nor smartbeats
+}
+
+// Stats returns the server's counters.
+func (s *Server) Stats() ServerStats {
+	s.mu.RLock()
+	st := ServerStats{ID: s.id, Registrations: s.store.Len(), Lingering: len(s.expiring), Clients: len(s.owners)}
+	for _, l := range s.subs {
+		st.Subscriptions += len(l)
+	}
+	s.mu.RUnlock()
+	st.Registers = s.ctr.registrations.Load()
+	st.Lookups = s.ctr.lookups.Load()
+	st.Subscribes = s.ctr.subscribes.Load()
+	st.Answers = s.ctr.answers.Load()
+	st.Keepalives = s.ctr.keepalives.Load()
+	st.Rejected = s.ctr.rejected.Load()
+	st.Ignored = s.ctr.ignored.Load()
+	return st
+}

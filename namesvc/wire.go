@@ -1,0 +1,346 @@
+package namesvc
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"net/netip"
+	"time"
+
+	"github.com/stk-go/stk/seq"
+)
+
+// Wire limits of the name-request elements (PROTOCOL.md §7.2, §13 item 12).
+// C peers keep names, groups and protocols in fixed buffers and abort on
+// wrong sizes, so requests outside these limits are refused, and Info values
+// outside them cannot be registered.
+const (
+	MaxNameLen     = 95 // NS_NAME characters, without the NUL (96-byte C buffer)
+	MaxGroupLen    = 47 // NS_GROUP_NAME characters, without the NUL (48-byte C buffer)
+	MaxProtocolLen = 15 // NS_PROTOCOL characters, without the NUL (16-byte C limit)
+	MaxAddresses   = 5  // NS_CONNECT_IPV4 elements per registration (C clients keep 5)
+
+	sizeConnectIPv4 = 16
+	sizeRequestID   = 8
+	sizeLinger      = 4
+	sizeFTState     = 4
+	sizeNSID        = 8
+)
+
+// UTEndOfAnswers is the element user type of the end-of-answers extension
+// (see the package documentation). STK does not use it: the name service's
+// own types are 1..8, and the values near the name-request sequence id are
+// free. In a QUERY or SUBSCRIBE request the element holds a u32 version (1)
+// and asks for the marker; in the marker answer it holds the u32 number of
+// answers sent before it.
+const UTEndOfAnswers uint64 = 0x9a3e0001
+
+// endOfAnswersVersion is the value our client puts in its request element.
+const endOfAnswersVersion = 1
+
+// ErrInvalidRequest is wrapped by every error about a malformed name
+// request: a wrong element size, a missing or over-long name, and so on.
+var ErrInvalidRequest = errors.New("namesvc: invalid name request")
+
+func invalid(format string, args ...any) error {
+	return fmt.Errorf("%w: "+format, append([]any{ErrInvalidRequest}, args...)...)
+}
+
+// request is a parsed and validated name request.
+type request struct {
+	typ          seq.Type
+	name         string
+	group        string
+	requestID    uint64
+	hasRequestID bool
+	endOfAnswers bool // the client asked for the end-of-answers marker
+	info         Info // registrations only: the parsed fields
+}
+
+// parseRequest validates a name-request sequence (id IDNameRequest) and
+// returns its fields. It checks what C peers would abort on (§13 item 12):
+// element sizes, a present NS_NAME, name/group/protocol lengths, at most
+// MaxAddresses addresses, no repeated single-valued element.
+//
+// For a registration (TypeRequest) it also fills req.info; meta-data
+// elements alias s, so the caller clones before keeping them.
+func parseRequest(s *seq.Sequence) (request, error) {
+	var r request
+	switch s.Type {
+	case seq.TypeRequest, seq.TypeQuery, seq.TypeSubscribe:
+	default:
+		return r, invalid("sequence type %v; want request, query or subscribe", s.Type)
+	}
+	r.typ = s.Type
+	if len(s.Elements) > seq.MaxElements {
+		return r, invalid("%d elements; at most %d", len(s.Elements), seq.MaxElements)
+	}
+	var seen [9]bool // single-valued NS elements seen so far
+	once := func(ut uint64) error {
+		if seen[ut] {
+			return invalid("element type %d appears twice", ut)
+		}
+		seen[ut] = true
+		return nil
+	}
+	reg := s.Type == seq.TypeRequest
+	for _, e := range s.Elements {
+		switch e.UserType {
+		case seq.UTNSName:
+			if err := once(e.UserType); err != nil {
+				return r, err
+			}
+			name, err := cString(e.Data, MaxNameLen, "NS_NAME")
+			if err != nil {
+				return r, err
+			}
+			if name == "" {
+				return r, invalid("empty NS_NAME")
+			}
+			r.name = name
+		case seq.UTNSGroupName:
+			if err := once(e.UserType); err != nil {
+				return r, err
+			}
+			g, err := cString(e.Data, MaxGroupLen, "NS_GROUP_NAME")
+			if err != nil {
+				return r, err
+			}
+			r.group = g
+		case seq.UTNSRequestID:
+			if err := once(e.UserType); err != nil {
+				return r, err
+			}
+			if len(e.Data) != sizeRequestID {
+				return r, invalid("NS_REQUEST_ID of %d bytes; want %d", len(e.Data), sizeRequestID)
+			}
+			r.requestID, r.hasRequestID = binary.LittleEndian.Uint64(e.Data), true
+		case seq.UTNSConnectIPv4:
+			if len(e.Data) != sizeConnectIPv4 {
+				return r, invalid("NS_CONNECT_IPV4 of %d bytes; want %d", len(e.Data), sizeConnectIPv4)
+			}
+			if reg {
+				if len(r.info.Addresses) == MaxAddresses {
+					return r, invalid("more than %d NS_CONNECT_IPV4 addresses", MaxAddresses)
+				}
+				r.info.Addresses = append(r.info.Addresses, Endpoint{Addr: decodeSockaddr(e.Data)})
+			}
+		case seq.UTNSProtocol:
+			p, err := cString(e.Data, MaxProtocolLen, "NS_PROTOCOL")
+			if err != nil {
+				return r, err
+			}
+			if reg {
+				// A protocol belongs to the address before it; one before any
+				// address is kept in the elements only.
+				if n := len(r.info.Addresses); n > 0 {
+					r.info.Addresses[n-1].Protocol = p
+				}
+			}
+		case seq.UTNSLinger:
+			if err := once(e.UserType); err != nil {
+				return r, err
+			}
+			if len(e.Data) != sizeLinger {
+				return r, invalid("NS_LINGER of %d bytes; want %d", len(e.Data), sizeLinger)
+			}
+			secs := int32(binary.LittleEndian.Uint32(e.Data))
+			r.info.Linger = time.Duration(max(secs, 0)) * time.Second
+		case seq.UTNSFTState:
+			if err := once(e.UserType); err != nil {
+				return r, err
+			}
+			if len(e.Data) != sizeFTState {
+				return r, invalid("NS_FT_STATE of %d bytes; want %d", len(e.Data), sizeFTState)
+			}
+			r.info.FT = ftFromWire(binary.LittleEndian.Uint32(e.Data))
+		case seq.UTNSID:
+			if len(e.Data) != sizeNSID {
+				return r, invalid("NS_ID of %d bytes; want %d", len(e.Data), sizeNSID)
+			}
+			if reg {
+				r.info.Meta = append(r.info.Meta, e)
+			}
+		case UTEndOfAnswers:
+			if !reg {
+				r.endOfAnswers = true
+				continue
+			}
+			r.info.Meta = append(r.info.Meta, e)
+		default:
+			if reg {
+				r.info.Meta = append(r.info.Meta, e)
+			}
+		}
+	}
+	if !seen[seq.UTNSName] {
+		return r, invalid("no NS_NAME element")
+	}
+	r.info.Name, r.info.Group = r.name, r.group
+	return r, nil
+}
+
+// cString checks that b is a C string of at most maxLen characters: one
+// NUL, at the end.
+func cString(b []byte, maxLen int, what string) (string, error) {
+	n := len(b)
+	if n == 0 || b[n-1] != 0 {
+		return "", invalid("%s is not NUL-terminated", what)
+	}
+	for _, c := range b[:n-1] {
+		if c == 0 {
+			return "", invalid("%s contains a NUL before its end", what)
+		}
+	}
+	if n-1 > maxLen {
+		return "", invalid("%s of %d characters; at most %d", what, n-1, maxLen)
+	}
+	return string(b[:n-1]), nil
+}
+
+// decodeSockaddr reads an NS_CONNECT_IPV4 sockaddr_in: family ignored, port
+// little-endian (host order, §7.2), address in network order.
+func decodeSockaddr(b []byte) netip.AddrPort {
+	port := binary.LittleEndian.Uint16(b[2:])
+	return netip.AddrPortFrom(netip.AddrFrom4([4]byte(b[4:8])), port)
+}
+
+// appendSockaddr appends the 16-byte NS_CONNECT_IPV4 form of a as C clients
+// write it: family 0, port little-endian, IPv4 in network order, 8 zeros.
+// A non-IPv4 address is written as 0.0.0.0.
+func appendSockaddr(dst []byte, a netip.AddrPort) []byte {
+	dst = append(dst, 0, 0)
+	dst = binary.LittleEndian.AppendUint16(dst, a.Port())
+	ip := [4]byte{}
+	if a.Addr().Is4() || a.Addr().Is4In6() {
+		ip = a.Addr().Unmap().As4()
+	}
+	dst = append(dst, ip[:]...)
+	return append(dst, make([]byte, 8)...)
+}
+
+// appendReportingIP appends the 16-byte 0x8103 form of a (§8.3): family 2
+// little-endian, port and address in network order, 8 zeros.
+func appendReportingIP(dst []byte, a netip.AddrPort) []byte {
+	dst = append(dst, 2, 0)
+	dst = binary.BigEndian.AppendUint16(dst, a.Port())
+	ip := [4]byte{}
+	if a.Addr().Is4() || a.Addr().Is4In6() {
+		ip = a.Addr().Unmap().As4()
+	}
+	dst = append(dst, ip[:]...)
+	return append(dst, make([]byte, 8)...)
+}
+
+func cStringBytes(s string) []byte {
+	b := make([]byte, len(s)+1)
+	copy(b, s)
+	return b
+}
+
+func u32Bytes(v uint32) []byte { return binary.LittleEndian.AppendUint32(nil, v) }
+func u64Bytes(v uint64) []byte { return binary.LittleEndian.AppendUint64(nil, v) }
+
+// newNameSequence returns an empty name-request sequence of type t.
+func newNameSequence(t seq.Type, capacity int) *seq.Sequence {
+	return &seq.Sequence{ID: seq.IDNameRequest, Name: seq.NameNameRequest, Type: t,
+		Elements: make([]seq.Element, 0, capacity)}
+}
+
+// buildRegister builds a registration request in the element order of the C
+// client (§7.3): REQUEST_ID, NAME, LINGER, GROUP?, then per address
+// CONNECT_IPV4 and PROTOCOL?,
+// FT_STATE?, and the meta-data elements.
+func buildRegister(id uint64, info *Info) *seq.Sequence {
+	s := newNameSequence(seq.TypeRequest, 5+2*len(info.Addresses)+len(info.Meta))
+	s.Add(seq.UTNSRequestID, u64Bytes(id))
+	s.Add(seq.UTNSName, cStringBytes(info.Name))
+	s.Add(seq.UTNSLinger, u32Bytes(uint32(int32(min(info.Linger/time.Second, 1<<31-1)))))
+	if info.Group != "" {
+		s.Add(seq.UTNSGroupName, cStringBytes(info.Group))
+	}
+	for _, a := range info.Addresses {
+		s.Add(seq.UTNSConnectIPv4, appendSockaddr(make([]byte, 0, sizeConnectIPv4), a.Addr))
+		if a.Protocol != "" {
+			s.Add(seq.UTNSProtocol, cStringBytes(a.Protocol))
+		}
+	}
+	if v, ok := info.FT.wire(); ok {
+		s.Add(seq.UTNSFTState, u32Bytes(v))
+	}
+	for _, m := range info.Meta {
+		s.Add(m.UserType, m.Data)
+	}
+	return s
+}
+
+// buildQuery builds a lookup (TypeQuery) or subscription (TypeSubscribe)
+// request as the C client does (§7.4, §7.5): REQUEST_ID, NAME, GROUP?; with
+// eoa, the end-of-answers element follows.
+func buildQuery(t seq.Type, id uint64, name, group string, eoa bool) *seq.Sequence {
+	s := newNameSequence(t, 4)
+	s.Add(seq.UTNSRequestID, u64Bytes(id))
+	s.Add(seq.UTNSName, cStringBytes(name))
+	if group != "" {
+		s.Add(seq.UTNSGroupName, cStringBytes(group))
+	}
+	if eoa {
+		s.Add(UTEndOfAnswers, u32Bytes(endOfAnswersVersion))
+	}
+	return s
+}
+
+// checkInfo reports what in info cannot be registered.
+func checkInfo(info *Info) error {
+	if info.Name == "" {
+		return errors.New("namesvc: register: empty name; give the name to register")
+	}
+	if err := checkString(info.Name, MaxNameLen, "name"); err != nil {
+		return err
+	}
+	if err := checkString(info.Group, MaxGroupLen, "group"); err != nil {
+		return err
+	}
+	if len(info.Addresses) > MaxAddresses {
+		return fmt.Errorf("namesvc: register %q: %d addresses; C peers take at most %d", info.Name, len(info.Addresses), MaxAddresses)
+	}
+	for _, a := range info.Addresses {
+		if err := checkString(a.Protocol, MaxProtocolLen, "protocol"); err != nil {
+			return err
+		}
+		if a.Addr.IsValid() && !a.Addr.Addr().Unmap().Is4() {
+			return fmt.Errorf("namesvc: register %q: address %v is not IPv4; STK carries IPv4 only", info.Name, a.Addr)
+		}
+	}
+	if info.Linger < 0 {
+		return fmt.Errorf("namesvc: register %q: negative linger %v", info.Name, info.Linger)
+	}
+	n := 5 + 2*len(info.Addresses) + len(info.Meta)
+	if n >= seq.MaxElements {
+		return fmt.Errorf("namesvc: register %q: %d meta-data elements are too many; a name request holds at most %d elements", info.Name, len(info.Meta), seq.MaxElements-1)
+	}
+	for _, m := range info.Meta {
+		switch m.UserType {
+		case seq.UTNSName, seq.UTNSGroupName, seq.UTNSRequestID, seq.UTNSConnectIPv4,
+			seq.UTNSProtocol, seq.UTNSLinger, seq.UTNSFTState:
+			return fmt.Errorf("namesvc: register %q: meta-data element of user type %d is a name-service field; use the Info fields", info.Name, m.UserType)
+		case seq.UTNSID:
+			if len(m.Data) != sizeNSID {
+				return fmt.Errorf("namesvc: register %q: meta-data of user type 8 (NS_ID) must be 8 bytes", info.Name)
+			}
+		}
+	}
+	return nil
+}
+
+func checkString(s string, maxLen int, what string) error {
+	if len(s) > maxLen {
+		return fmt.Errorf("namesvc: %s %q is %d bytes; C peers take at most %d", what, s, len(s), maxLen)
+	}
+	for i := 0; i < len(s); i++ {
+		if s[i] == 0 {
+			return fmt.Errorf("namesvc: %s %q contains a NUL byte", what, s)
+		}
+	}
+	return nil
+}
