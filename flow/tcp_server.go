@@ -35,11 +35,12 @@ type TCPServer struct {
 	addr   netip.AddrPort
 	ctr    counters
 
-	mu     sync.Mutex
-	conns  atomic.Pointer[[]*serverConn] // copy-on-write, read by Send without locking
-	closed atomic.Bool
-	done   chan struct{} // gnet.Run returned
-	runErr error
+	mu       sync.Mutex
+	conns    atomic.Pointer[[]*serverConn] // copy-on-write, read by Send without locking
+	closed   atomic.Bool
+	listenFD int           // duplicate of the listening socket
+	done     chan struct{} // gnet.Run returned
+	runErr   error
 
 	scratch sync.Pool // *[]byte encode buffers for fan-out
 }
@@ -60,7 +61,7 @@ func ListenTCP(addr string, opts Options) (*TCPServer, error) {
 	gopts := []gnet.Option{
 		gnet.WithReuseAddr(true),
 		gnet.WithTCPNoDelay(gnet.TCPNoDelay),
-		gnet.WithLogger(gnetLogger{s.log}),
+		gnet.WithLogger(gnetLogger{s.log, &s.closed}),
 		gnet.WithReadBufferCap(256 << 10),
 	}
 	if opts.Nagle {
@@ -186,10 +187,27 @@ func (s *TCPServer) Close() error {
 			<-c.writerDone
 		}
 	}
+	// Stop accepting before the event loops stop: gnet's acceptor can
+	// otherwise hand a late connection to an exited loop, where nothing ever
+	// serves or closes it. A shut-down listening socket refuses connections
+	// and makes the acceptor exit, which shuts the engine down.
+	unix.Shutdown(s.listenFD, unix.SHUT_RD)
+	unix.Close(s.listenFD)
+	// Engine.Stop polls every 500 ms; end it as soon as gnet.Run returns.
 	ctx, cancel := context.WithTimeout(context.Background(), s.opts.CloseTimeout)
-	defer cancel()
-	err := s.engine.Stop(ctx)
-	<-s.done
+	stopped := make(chan struct{})
+	go func() {
+		s.engine.Stop(ctx)
+		close(stopped)
+	}()
+	var err error
+	select {
+	case <-s.done:
+	case <-ctx.Done():
+		err = fmt.Errorf("flow: TCP server on %s did not stop within %v", s.addr, s.opts.CloseTimeout)
+	}
+	cancel()
+	<-stopped
 	for _, c := range *s.conns.Load() { // connections gnet did not report closed
 		c.finish(nil)
 	}
@@ -239,7 +257,7 @@ func (h *serverEvents) OnBoot(eng gnet.Engine) gnet.Action {
 		h.booted <- fmt.Errorf("reading the listening address: %w", err)
 		return gnet.Shutdown
 	}
-	defer unix.Close(fd)
+	s.listenFD = fd // closed by Close
 	sa, err := unix.Getsockname(fd)
 	if err != nil {
 		h.booted <- fmt.Errorf("reading the listening address: %w", err)

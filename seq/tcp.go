@@ -3,6 +3,7 @@ package seq
 import (
 	"encoding/binary"
 	"fmt"
+	"slices"
 )
 
 // TCP frame layout (PROTOCOL.md §3.2).
@@ -56,11 +57,7 @@ func AppendTCP(dst []byte, s *Sequence) ([]byte, error) {
 			return dst, ErrElementTooLarge
 		}
 	}
-	if need := TCPSize(s); cap(dst)-len(dst) < need {
-		grown := make([]byte, len(dst), len(dst)+need)
-		copy(grown, dst)
-		dst = grown
-	}
+	dst = slices.Grow(dst, TCPSize(s)) // amortised: callers append many frames to one buffer
 	var h [TCPHeaderLen]byte
 	binary.LittleEndian.PutUint16(h[0:], tcpWireVersion)
 	binary.LittleEndian.PutUint16(h[2:], tcpWireCompat)
