@@ -29,9 +29,11 @@
 //     later registration of the name in that group. It lasts as long as its
 //     connection.
 //   - Groups are separate name spaces, created by the first registration
-//     that names them and kept for the server's life. A lookup or
-//     subscription naming a group that does not exist uses the default
-//     group instead, as stknamed does (§7.4, §7.8, bug B10).
+//     or subscription that names them and kept for the server's life. A
+//     lookup naming a group that does not exist searches the default group
+//     instead, as stknamed does (§7.4, §7.8, bug B10). A subscription never
+//     falls back: it creates its group and watches it, since stknamed pushes
+//     a later registration in that group to it (capture 04).
 //   - When a registrant's TCP connection closes, its registrations linger
 //     for their NS_LINGER seconds and are then removed (§7.7).
 //   - Every keep-alive smartbeat is echoed on the same flow with an NS_ID

@@ -401,7 +401,11 @@ func (s *Server) subscribe(from flow.Peer, req *request) {
 
 	s.mu.Lock()
 	own := s.ownerLocked(from, now)
-	key := subKey{s.groupLocked(req.group), req.name}
+	// Unlike a lookup, a subscription naming a group that does not exist
+	// creates it: stknamed pushes a later registration in that group to
+	// such a subscriber (capture 04), so it watches that group's store.
+	s.store.AddGroup(req.group)
+	key := subKey{req.group, req.name}
 	// A repeat (same connection, name, group and request id) replaces the
 	// subscription, as after a client's re-subscription.
 	for _, old := range own.subs {
@@ -485,6 +489,7 @@ func (s *Server) Disconnect(p flow.Peer) {
 	if o == nil {
 		return
 	}
+	s.log.Debug("connection closed", "peer", p.RemoteAddr(), "lingering", len(o.regs), "subscriptions", len(o.subs))
 	s.dropOwnerLocked(o, now)
 }
 

@@ -253,6 +253,24 @@ func TestServerSubscribe(t *testing.T) {
 	if got := sub.take(); len(got) != 0 {
 		t.Fatalf("pushed other names: %v", got)
 	}
+	// A subscription to a group that does not exist yet creates it and
+	// gets its later registrations (capture 04).
+	gsub := newFakePeer(flow.TCP, "127.0.0.1:40004")
+	s.Handle(gsub, buildQuery(seq.TypeSubscribe, 0x78, "n", "newgroup", false))
+	if got := gsub.take(); len(got) != 1 {
+		t.Fatalf("subscribe to a new group: %v", got)
+	}
+	inNew := regInfo("n")
+	inNew.Group = "newgroup"
+	s.Handle(reg2, buildRegister(6, &inNew))
+	if got := gsub.take(); len(got) != 1 {
+		t.Fatalf("registration in the new group not pushed: %v", got)
+	}
+	if got := sub.take(); len(got) != 0 {
+		t.Fatalf("default-group subscriber got a push for another group: %v", got)
+	}
+	reg2.take()
+
 	// The subscription ends with its connection.
 	s.Disconnect(sub)
 	s.Handle(reg, buildRegister(5, new(regInfo("n"))))

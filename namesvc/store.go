@@ -11,7 +11,7 @@ import "slices"
 // Store neither reads nor writes.
 //
 // MemStore is the in-memory implementation. Another backend (etcd, for
-// servers sharing names) implements the same six methods and is passed in
+// servers sharing names) implements the same seven methods and is passed in
 // ServerConfig.Store; no protocol code changes.
 type Store interface {
 	// Put stores r in the store of r.Group, creating that group if needed.
@@ -26,8 +26,10 @@ type Store interface {
 	// Delete removes r and reports whether it was stored. A group stays
 	// known when its last registration goes.
 	Delete(r *Registration) bool
-	// HasGroup reports whether group has ever been created by a
-	// registration. The default group "" always exists.
+	// AddGroup creates group if it does not exist.
+	AddGroup(group string)
+	// HasGroup reports whether group has been created (by a registration
+	// or AddGroup). The default group "" always exists.
 	HasGroup(group string) bool
 	// Range calls fn for every registration, grouped by group and name, in
 	// registration order within a name, until fn returns false.
@@ -91,6 +93,13 @@ func (m *MemStore) Delete(r *Registration) bool {
 	}
 	m.n--
 	return true
+}
+
+// AddGroup implements Store.
+func (m *MemStore) AddGroup(group string) {
+	if _, ok := m.groups[group]; !ok {
+		m.groups[group] = map[string][]*Registration{}
+	}
 }
 
 // HasGroup implements Store.
