@@ -12,8 +12,8 @@ const DefaultReassemblyTimeout = time.Second
 
 // ReassemblerConfig bounds a Reassembler. Zero fields take the defaults.
 type ReassemblerConfig struct {
-	// MaxSize bounds one reassembled sequence in datagram bytes.
-	// Default DefaultMaxSize.
+	// MaxSize bounds one reassembled sequence in datagram bytes (plus a
+	// small bookkeeping charge per fragment). Default DefaultMaxSize.
 	MaxSize int
 	// MaxPending bounds the bytes held by all half-received sequences
 	// together; the oldest are dropped to make room. Default 2 × MaxSize,
@@ -27,7 +27,7 @@ type ReassemblerConfig struct {
 // ReassemblyStats counts what a Reassembler did.
 type ReassemblyStats struct {
 	Pending      int    // half-received sequences held now
-	PendingBytes int    // bytes they hold
+	PendingBytes int    // bytes they hold, bookkeeping included
 	Completed    uint64 // multi-fragment sequences delivered
 	Expired      uint64 // dropped by Timeout
 	Evicted      uint64 // dropped to respect MaxPending
@@ -46,7 +46,16 @@ type partial struct {
 	created time.Time
 	frags   [][]byte // by fragment index; nil until received
 	got     int
-	bytes   int
+	bytes   int // datagram bytes held plus partialCost
+}
+
+// partialCost is what a half-received sequence of nfrag fragments costs
+// before any datagram is stored: the partial and its fragment table (a slice
+// header per fragment). It is charged to MaxSize and MaxPending like datagram
+// bytes, so that tiny datagrams claiming many fragments cannot make the
+// Reassembler hold far more memory than its bounds.
+func partialCost(nfrag uint64) int {
+	return 128 + 24*int(nfrag)
 }
 
 // Reassembler puts fragmented STK-UDP sequences back together.
@@ -113,9 +122,10 @@ func (r *Reassembler) Add(dst *Sequence, from netip.AddrPort, d []byte, now time
 	key := partialKey{from: from, id: h.id, uniqueID: h.uniqueID, generation: h.generation}
 	p := r.pending[key]
 	if p == nil {
-		p = &partial{key: key, created: now, frags: make([][]byte, h.nfrag)}
+		p = &partial{key: key, created: now, frags: make([][]byte, h.nfrag), bytes: partialCost(h.nfrag)}
 		r.pending[key] = p
 		r.order = append(r.order, p)
+		r.stats.PendingBytes += p.bytes
 	}
 	if uint64(len(p.frags)) != h.nfrag {
 		r.drop(p)
@@ -141,8 +151,9 @@ func (r *Reassembler) Add(dst *Sequence, from netip.AddrPort, d []byte, now time
 	if p.got < len(p.frags) {
 		return false, nil
 	}
+	err = assemble(dst, p)
 	r.drop(p)
-	if err := assemble(dst, p); err != nil {
+	if err != nil {
 		r.stats.Malformed++
 		return false, err
 	}
@@ -188,11 +199,14 @@ func (r *Reassembler) makeRoom(size int, keep *partial) {
 	}
 }
 
+// drop forgets p and releases its datagrams: r.order may keep p until it
+// reaches the front, and must not keep its memory with it.
 func (r *Reassembler) drop(p *partial) {
 	if r.pending[p.key] == p {
 		delete(r.pending, p.key)
 		r.stats.PendingBytes -= p.bytes
 	}
+	p.frags = nil
 }
 
 // assemble decodes the complete fragment set of p into dst.
@@ -215,6 +229,11 @@ func assemble(dst *Sequence, p *partial) error {
 				return err
 			}
 			switch {
+			case s.offset == 0 && cur != nil && len(cur) == 0 && int(s.total) == cap(cur) && s.userType == curType:
+				// A C sender whose segment header ends exactly at the MRU
+				// sends it with no data and starts the element again at
+				// offset 0 in the next fragment (PROTOCOL.md §4.4).
+				cur = append(cur, s.data...)
 			case s.offset == 0 && cur != nil:
 				return fmt.Errorf("%w: STK-UDP element cut short at %d of %d bytes", ErrMalformed, len(cur), cap(cur))
 			case s.offset == 0 && len(s.data) == int(s.total):

@@ -1,6 +1,7 @@
 package seq
 
 import (
+	"bytes"
 	"encoding/binary"
 	"fmt"
 	"strings"
@@ -187,9 +188,11 @@ func (s *Sequence) String() string {
 
 // setName sets s.Name from b (a C string, NUL optional) without allocating
 // when the name is unchanged, which is the common case on a data stream.
+// Like a C receiver, it stops at the first NUL: a name with a NUL inside
+// could not be sent again (ErrNameHasNUL).
 func (s *Sequence) setName(b []byte) {
-	if n := len(b); n > 0 && b[n-1] == 0 {
-		b = b[:n-1]
+	if i := bytes.IndexByte(b, 0); i >= 0 {
+		b = b[:i]
 	}
 	if string(b) != s.Name {
 		s.Name = string(b)
