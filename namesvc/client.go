@@ -115,6 +115,10 @@ func DialAddress(a flow.Address, opts ClientOptions) (*Client, error) {
 	if err != nil {
 		return nil, fmt.Errorf("namesvc: name server address: %w", err)
 	}
+	// OnConnect may run before DialTCP returns; it waits for c.mu, so it
+	// sees c.fl set.
+	c.mu.Lock()
+	defer c.mu.Unlock()
 	switch a.Protocol {
 	case flow.TCP:
 		fo.OnConnect = c.onConnect
