@@ -57,9 +57,16 @@ type ServerConfig struct {
 	Now func() time.Time
 	// Flow is the base of the options of the flows the Serve methods open.
 	// Handler, OnConnect and OnDisconnect are the server's own; the rest
-	// (queue sizes, event loops, logger...) is used as given.
+	// (queue sizes, event loops, logger...) is used as given, except that
+	// MaxSequenceSize defaults to DefaultMaxRequestSize: name requests are
+	// small, and a peer sending garbage claims a larger frame and is
+	// disconnected at once instead of being waited for.
 	Flow flow.Options
 }
+
+// DefaultMaxRequestSize bounds a sequence received by the server (64 KiB:
+// a registration with 250 meta-data elements of 250 bytes still fits).
+const DefaultMaxRequestSize = 64 << 10
 
 func (c ServerConfig) withDefaults() ServerConfig {
 	if c.UDPTTL == 0 {
@@ -76,6 +83,9 @@ func (c ServerConfig) withDefaults() ServerConfig {
 	}
 	if c.Now == nil {
 		c.Now = time.Now
+	}
+	if c.Flow.MaxSequenceSize <= 0 {
+		c.Flow.MaxSequenceSize = DefaultMaxRequestSize
 	}
 	return c
 }

@@ -42,6 +42,9 @@ type Server struct {
 	wg   sync.WaitGroup
 
 	ctr serverCounters
+
+	// afterDisconnect, when set (tests), runs at the end of Disconnect.
+	afterDisconnect func(flow.Peer)
 }
 
 // ownerKey identifies who made a registration or subscription: a TCP
@@ -78,7 +81,7 @@ type subscription struct {
 }
 
 type serverCounters struct {
-	registrations, lookups, subscribes, answers, keepalives, rejected, ignored atomic.Uint64
+	registrations, lookups, subscribes, answers, keepalives, rejected atomic.Uint64
 }
 
 // NewServer returns a server with no listeners yet; add them with
@@ -203,9 +206,9 @@ func (s *Server) Close() error {
 }
 
 // Handle processes one received sequence: name requests (register, lookup,
-// subscribe) and keep-alive smartbeats. Other sequences are ignored. A
-// malformed name request is dropped with a log line and, on TCP, its
-// connection is closed; nothing else is affected. from must stay usable
+// subscribe) and keep-alive smartbeats. Anything else, and any malformed
+// name request, is dropped with a log line and, on TCP, its connection is
+// closed; nothing else is affected. from must stay usable
 // for replies after Handle returns (flow peers do).
 func (s *Server) Handle(from flow.Peer, q *seq.Sequence) {
 	switch q.ID {
@@ -226,8 +229,9 @@ func (s *Server) Handle(from flow.Peer, q *seq.Sequence) {
 			s.subscribe(from, &req)
 		}
 	default:
-		s.ctr.ignored.Add(1)
-		s.log.Debug("ignoring a sequence that is no name request", "peer", from.RemoteAddr(), "seq", q)
+		// C clients send the name server nothing else: this is garbage
+		// (random bytes decode as header-only frames).
+		s.reject(from, q, invalid("sequence id %#x is neither a name request (%#x) nor a smartbeat (%#x)", q.ID, seq.IDNameRequest, seq.IDSmartbeat))
 	}
 }
 
@@ -482,6 +486,9 @@ func (s *Server) Disconnect(p flow.Peer) {
 	if isDatagram(p) {
 		return
 	}
+	if hook := s.afterDisconnect; hook != nil {
+		defer hook(p)
+	}
 	now := s.now()
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -612,8 +619,7 @@ type ServerStats struct {
 	Registers, Lookups, Subscribes uint64 // requests handled
 	Answers                        uint64 // QUERY answers sent (pushes not included)
 	Keepalives                     uint64 // smartbeats echoed
-	Rejected                       uint64 // malformed requests dropped
-	Ignored                        uint64 // sequences that were neither name requests nor smartbeats
+	Rejected                       uint64 // malformed requests and foreign sequences dropped
 }
 
 // Stats returns the server's counters.
@@ -630,6 +636,5 @@ func (s *Server) Stats() ServerStats {
 	st.Answers = s.ctr.answers.Load()
 	st.Keepalives = s.ctr.keepalives.Load()
 	st.Rejected = s.ctr.rejected.Load()
-	st.Ignored = s.ctr.ignored.Load()
 	return st
 }

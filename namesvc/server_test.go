@@ -373,6 +373,7 @@ func malformedCases() map[string]*seq.Sequence {
 		"type data":             badType,
 		"query name 96 chars":   query(strings.Repeat("q", 96) + "\x00"),
 		"query empty name":      query(""),
+		"foreign sequence id":   {ID: 0x6a549557, Name: "publish sequence", Type: seq.TypeData},
 		"subscribe no name": func() *seq.Sequence {
 			s := buildQuery(seq.TypeSubscribe, 1, "x", "", false)
 			s.Elements = s.Elements[:1]
