@@ -1,6 +1,7 @@
 package namesvc
 
 import (
+	"cmp"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -52,7 +53,8 @@ type Client struct {
 	serverID  uint64 // last server id seen, 0 before the first echo
 	local     netip.AddrPort
 	nextID    uint64
-	regs      []*clientReg // remembered registrations, in order
+	regs      map[regKey]*clientReg // remembered registrations
+	regSeq    uint64                // orders regs for re-sending
 	subs      []*Subscription
 	reqs      map[uint64]any // outstanding requests by id: *clientReg, *Query, *Subscription
 	closed    bool
@@ -61,9 +63,12 @@ type Client struct {
 	wg   sync.WaitGroup
 }
 
+type regKey struct{ group, name string }
+
 // clientReg is a remembered registration.
 type clientReg struct {
 	id    uint64
+	order uint64 // first registration of its name: re-sent in this order
 	info  Info
 	acked chan struct{} // closed by the first reply
 	once  sync.Once
@@ -101,6 +106,7 @@ func DialAddress(a flow.Address, opts ClientOptions) (*Client, error) {
 		addr:   a,
 		nextID: rand.Uint64() >> 1,
 		reqs:   map[uint64]any{},
+		regs:   map[regKey]*clientReg{},
 		stop:   make(chan struct{}),
 	}
 	fo := opts.Flow
@@ -238,12 +244,15 @@ func (c *Client) Register(ctx context.Context, info Info) error {
 		return ErrClosed
 	}
 	reg := &clientReg{id: c.newIDLocked(), info: info, acked: make(chan struct{})}
-	if i := slices.IndexFunc(c.regs, func(r *clientReg) bool { return r.info.Name == info.Name && r.info.Group == info.Group }); i >= 0 {
-		delete(c.reqs, c.regs[i].id)
-		c.regs[i] = reg
+	k := regKey{info.Group, info.Name}
+	if old := c.regs[k]; old != nil {
+		delete(c.reqs, old.id)
+		reg.order = old.order
 	} else {
-		c.regs = append(c.regs, reg)
+		c.regSeq++
+		reg.order = c.regSeq
 	}
+	c.regs[k] = reg
 	c.reqs[reg.id] = reg
 	send := c.connected
 	c.mu.Unlock()
@@ -280,9 +289,10 @@ func (c *Client) Unregister(name, group string) {
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if i := slices.IndexFunc(c.regs, func(r *clientReg) bool { return r.info.Name == name && r.info.Group == group }); i >= 0 {
-		delete(c.reqs, c.regs[i].id)
-		c.regs = slices.Delete(c.regs, i, i+1)
+	k := regKey{group, name}
+	if r := c.regs[k]; r != nil {
+		delete(c.reqs, r.id)
+		delete(c.regs, k)
 	}
 }
 
@@ -643,9 +653,13 @@ func (c *Client) onDisconnect(flow.Peer, error) {
 // resend sends every remembered registration and subscription.
 func (c *Client) resend(why string) {
 	c.mu.Lock()
-	regs := slices.Clone(c.regs)
+	regs := make([]*clientReg, 0, len(c.regs))
+	for _, r := range c.regs {
+		regs = append(regs, r)
+	}
 	subs := slices.Clone(c.subs)
 	c.mu.Unlock()
+	slices.SortFunc(regs, func(a, b *clientReg) int { return cmp.Compare(a.order, b.order) })
 	if len(regs)+len(subs) > 0 {
 		c.log.Debug("sending registrations and subscriptions", "why", why, "registrations", len(regs), "subscriptions", len(subs))
 	}

@@ -322,20 +322,15 @@ func TestUDPTransport(t *testing.T) {
 	// A UDP subscriber hears of a TCP registration (C sends it to the
 	// registrant instead, B8).
 	answers := make(chan Info, 10)
-	if _, err := v.Subscribe("later", SubscribeOptions{}, func(i Info) { answers <- i }); err != nil {
+	subSynced := make(chan int, 1)
+	if _, err := v.Subscribe("later", SubscribeOptions{OnSynced: func(n int) { subSynced <- n }}, func(i Info) { answers <- i }); err != nil {
 		t.Fatal(err)
 	}
+	recv(t, subSynced, "UDP subscription")
 	tc := dial(t, ts.tcp(), ClientOptions{})
-	for {
-		// The subscription may still be on its way: register until it
-		// has been pushed (the server replaces the same connection's).
-		register(t, tc, regInfo("later"))
-		select {
-		case <-answers:
-		case <-time.After(50 * time.Millisecond):
-			continue
-		}
-		break
+	register(t, tc, regInfo("later"))
+	if i := recv(t, answers, "push to the UDP subscriber"); i.Name != "later" {
+		t.Errorf("push %v", i.String())
 	}
 	if e := ts.Names(); e[0].Transport != flow.UDP && e[1].Transport != flow.UDP {
 		t.Errorf("Names transports: %+v", e)
