@@ -3,6 +3,7 @@ package namesvc
 import (
 	"bytes"
 	"net/netip"
+	"sync"
 	"time"
 
 	"github.com/stk-go/stk/flow"
@@ -47,19 +48,30 @@ func (r *Registration) Info() Info {
 	return info
 }
 
-// newRegistration makes the record for a validated registration request.
-func newRegistration(req *request, s *seq.Sequence, from flow.Peer, group string, now time.Time) *Registration {
-	elems := make([]seq.Element, 0, len(s.Elements))
+// newRegistration makes the record for a validated registration request:
+// its elements minus NS_REQUEST_ID, copied into one buffer.
+func newRegistration(req *request, s *seq.Sequence, from flow.Peer, now time.Time) *Registration {
+	n, size := 0, 0
 	for _, e := range s.Elements {
 		if e.UserType != seq.UTNSRequestID {
-			elems = append(elems, e)
+			n++
+			size += len(e.Data)
+		}
+	}
+	elems := make([]seq.Element, 0, n)
+	buf := make([]byte, 0, size)
+	for _, e := range s.Elements {
+		if e.UserType != seq.UTNSRequestID {
+			start := len(buf)
+			buf = append(buf, e.Data...)
+			elems = append(elems, seq.Element{UserType: e.UserType, Data: buf[start:len(buf):len(buf)]})
 		}
 	}
 	return &Registration{
 		Name:       req.name,
-		Group:      group,
-		Elements:   cloneElements(elems),
-		Linger:     req.info.Linger,
+		Group:      req.group,
+		Elements:   elems,
+		Linger:     req.linger,
 		Registrant: from.RemoteAddr(),
 		Transport:  from.Protocol(),
 		Registered: now,
@@ -82,35 +94,63 @@ func sameElements(a, b []seq.Element) bool {
 // answerSequence builds the QUERY answer for r: its elements, then the
 // querier's request id last (§7.4; C clients misparse any other order, B11).
 // id is the 8-byte request-id element data, nil when the request had none.
+// The result owns nothing but its element slice: it can wait in a queue.
 func answerSequence(r *Registration, id []byte) *seq.Sequence {
 	n := len(r.Elements)
-	elems := make([]seq.Element, n, n+1)
-	copy(elems, r.Elements)
-	if id != nil {
-		elems = append(elems, seq.Element{UserType: seq.UTNSRequestID, Data: id})
-	}
-	return &seq.Sequence{ID: seq.IDNameRequest, Name: seq.NameNameRequest, Type: seq.TypeQuery, Elements: elems}
-}
-
-// replySequence builds the REQUEST reply to a registration or subscription:
-// [NS_REQUEST_ID, NS_NAME] (§7.3, §7.5).
-func replySequence(id []byte, name string) *seq.Sequence {
-	s := newNameSequence(seq.TypeRequest, 2)
-	if id != nil {
-		s.Add(seq.UTNSRequestID, id)
-	}
-	s.Add(seq.UTNSName, cStringBytes(name))
+	s := &seq.Sequence{ID: seq.IDNameRequest, Name: seq.NameNameRequest, Type: seq.TypeQuery,
+		Elements: make([]seq.Element, n, n+1)}
+	fillAnswer(s, r, id)
 	return s
 }
 
-// endSequence builds the end-of-answers marker: QUERY [NS_NAME,
+// fillAnswer makes s (a QUERY name sequence) the answer for r.
+func fillAnswer(s *seq.Sequence, r *Registration, id []byte) {
+	s.Elements = append(s.Elements[:0], r.Elements...)
+	if id != nil {
+		s.Elements = append(s.Elements, seq.Element{UserType: seq.UTNSRequestID, Data: id})
+	}
+}
+
+// Replies sent from within Handle use pooled sequences: flows encode what
+// they are given before Send returns and keep nothing.
+var seqPool = sync.Pool{New: func() any {
+	return &seq.Sequence{ID: seq.IDNameRequest, Name: seq.NameNameRequest, Elements: make([]seq.Element, 0, 16)}
+}}
+
+// pooledSequence returns an empty name-request sequence of type t; give
+// it back with release once sent.
+func pooledSequence(t seq.Type) *seq.Sequence {
+	s := seqPool.Get().(*seq.Sequence)
+	s.ID, s.Name, s.Type, s.Generation = seq.IDNameRequest, seq.NameNameRequest, t, 0
+	return s
+}
+
+func release(s *seq.Sequence) {
+	clear(s.Elements)
+	s.Elements = s.Elements[:0]
+	s.Meta = nil
+	seqPool.Put(s)
+}
+
+// fillReply makes s the REQUEST reply to a registration or subscription:
+// [NS_REQUEST_ID, NS_NAME] (§7.3, §7.5). id and name are element data.
+func fillReply(s *seq.Sequence, id, name []byte) {
+	s.Type = seq.TypeRequest
+	s.Elements = s.Elements[:0]
+	if id != nil {
+		s.Add(seq.UTNSRequestID, id)
+	}
+	s.Add(seq.UTNSName, name)
+}
+
+// fillEnd makes s the end-of-answers marker: QUERY [NS_NAME,
 // UTEndOfAnswers = count, NS_REQUEST_ID].
-func endSequence(id []byte, name string, count int) *seq.Sequence {
-	s := newNameSequence(seq.TypeQuery, 3)
-	s.Add(seq.UTNSName, cStringBytes(name))
+func fillEnd(s *seq.Sequence, id, name []byte, count int) {
+	s.Type = seq.TypeQuery
+	s.Elements = s.Elements[:0]
+	s.Add(seq.UTNSName, name)
 	s.Add(UTEndOfAnswers, u32Bytes(uint32(count)))
 	if id != nil {
 		s.Add(seq.UTNSRequestID, id)
 	}
-	return s
 }

@@ -209,7 +209,8 @@ func (s *Server) Close() error {
 // subscribe) and keep-alive smartbeats. Anything else, and any malformed
 // name request, is dropped with a log line and, on TCP, its connection is
 // closed; nothing else is affected. from must stay usable
-// for replies after Handle returns (flow peers do).
+// for replies after Handle returns, and its Send must not keep the
+// sequence it is given (flow peers encode it before returning).
 func (s *Server) Handle(from flow.Peer, q *seq.Sequence) {
 	switch q.ID {
 	case seq.IDSmartbeat:
@@ -256,12 +257,11 @@ func (s *Server) keepalive(from flow.Peer, q *seq.Sequence) {
 		}
 		s.mu.RUnlock()
 	}
-	echo := *q
-	echo.Meta = nil
-	echo.Elements = append(q.Elements[:len(q.Elements):len(q.Elements)], seq.Element{UserType: seq.UTNSID, Data: s.idBuf})
-	if err := from.Send(&echo); err != nil {
-		s.log.Debug("keep-alive echo not sent", "peer", from.RemoteAddr(), "err", err)
-	}
+	echo := pooledSequence(q.Type)
+	echo.ID, echo.Name, echo.Generation = q.ID, q.Name, q.Generation
+	echo.Elements = append(append(echo.Elements, q.Elements...), seq.Element{UserType: seq.UTNSID, Data: s.idBuf})
+	s.send(from, echo)
+	release(echo)
 }
 
 func isDatagram(p flow.Peer) bool { return p.Protocol() != flow.TCP }
@@ -316,11 +316,7 @@ type delivery struct {
 func (s *Server) register(from flow.Peer, req *request, q *seq.Sequence) {
 	s.ctr.registrations.Add(1)
 	now := s.now()
-	r := newRegistration(req, q, from, req.group, now)
-	var id []byte
-	if req.hasRequestID {
-		id = u64Bytes(req.requestID)
-	}
+	r := newRegistration(req, q, from, now)
 	var pushes []delivery
 
 	s.mu.Lock()
@@ -345,7 +341,10 @@ func (s *Server) register(from flow.Peer, req *request, q *seq.Sequence) {
 	}
 	s.mu.Unlock()
 
-	s.send(from, replySequence(id, req.name))
+	reply := pooledSequence(seq.TypeRequest)
+	fillReply(reply, req.idData, req.nameData)
+	s.send(from, reply)
+	release(reply)
 	for _, d := range pushes {
 		s.send(d.to, d.q)
 	}
@@ -366,16 +365,15 @@ func (s *Server) detachLocked(r *Registration) {
 	}
 }
 
+// regBufPool holds the registration slices lookups collect matches in.
+var regBufPool = sync.Pool{New: func() any { return new([]*Registration) }}
+
 func (s *Server) lookup(from flow.Peer, req *request) {
 	s.ctr.lookups.Add(1)
-	var id []byte
-	if req.hasRequestID {
-		id = u64Bytes(req.requestID)
-	}
 	now := s.now()
-	var buf [8]*Registration
+	bp := regBufPool.Get().(*[]*Registration)
 	s.mu.RLock()
-	regs := s.store.Get(buf[:0], s.groupLocked(req.group), req.name)
+	regs := s.store.Get((*bp)[:0], s.groupLocked(req.group), req.name)
 	n := 0
 	for _, r := range regs {
 		if s.visibleLocked(r, now) {
@@ -386,20 +384,27 @@ func (s *Server) lookup(from flow.Peer, req *request) {
 	s.mu.RUnlock()
 	// Registrations are immutable, so answers can be built and sent
 	// outside the lock.
+	a := pooledSequence(seq.TypeQuery)
 	for _, r := range regs[:n] {
-		s.send(from, answerSequence(r, id))
+		fillAnswer(a, r, req.idData)
+		s.send(from, a)
 	}
 	s.ctr.answers.Add(uint64(n))
 	if req.endOfAnswers {
-		s.send(from, endSequence(id, req.name, n))
+		fillEnd(a, req.idData, req.nameData, n)
+		s.send(from, a)
 	}
+	release(a)
+	clear(regs)
+	*bp = regs[:0]
+	regBufPool.Put(bp)
 }
 
 func (s *Server) subscribe(from flow.Peer, req *request) {
 	s.ctr.subscribes.Add(1)
-	var id []byte
-	if req.hasRequestID {
-		id = u64Bytes(req.requestID)
+	var id []byte // kept for later pushes: a copy
+	if req.idData != nil {
+		id = slices.Clone(req.idData)
 	}
 	now := s.now()
 
@@ -421,22 +426,28 @@ func (s *Server) subscribe(from flow.Peer, req *request) {
 	sub := &subscription{owner: own, key: key, id: id, pending: true}
 	own.subs = append(own.subs, sub)
 	s.subs[key] = append(s.subs[key], sub)
-	var answers []*seq.Sequence
+	var current []*Registration
 	for _, r := range s.store.Get(nil, key.group, key.name) {
 		if s.visibleLocked(r, now) {
-			answers = append(answers, answerSequence(r, id))
+			current = append(current, r)
 		}
 	}
 	s.mu.Unlock()
 
-	s.send(from, replySequence(id, req.name))
-	for _, a := range answers {
+	a := pooledSequence(seq.TypeRequest)
+	fillReply(a, id, req.nameData)
+	s.send(from, a)
+	a.Type = seq.TypeQuery
+	for _, r := range current {
+		fillAnswer(a, r, id)
 		s.send(from, a)
 	}
-	s.ctr.answers.Add(uint64(len(answers)))
+	s.ctr.answers.Add(uint64(len(current)))
 	if req.endOfAnswers {
-		s.send(from, endSequence(id, req.name, len(answers)))
+		fillEnd(a, id, req.nameData, len(current))
+		s.send(from, a)
 	}
+	release(a)
 	// Deliver what registrations queued meanwhile, in order, then let
 	// later ones push directly.
 	for {
@@ -450,8 +461,8 @@ func (s *Server) subscribe(from flow.Peer, req *request) {
 		if len(queued) == 0 {
 			return
 		}
-		for _, a := range queued {
-			s.send(from, a)
+		for _, q := range queued {
+			s.send(from, q)
 		}
 	}
 }

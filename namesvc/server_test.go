@@ -430,12 +430,14 @@ func TestParseRequestRoundTrip(t *testing.T) {
 			{Protocol: "udp", Addr: netip.MustParseAddrPort("10.0.0.3:6001")},
 		},
 		Meta: []seq.Element{{UserType: 0x1000, Data: []byte("tcp:127.0.0.1:20001\x00")}}}
-	req, err := parseRequest(buildRegister(42, &info))
+	q := buildRegister(42, &info)
+	req, err := parseRequest(q)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if req.requestID != 42 || req.info.String() != info.String() {
-		t.Errorf("parsed %v, want %v", req.info.String(), info.String())
+	r := newRegistration(&req, q, newFakePeer(flow.TCP, "127.0.0.1:1"), time.Now())
+	if got := r.Info(); req.requestID() != 42 || req.linger != 3*time.Second || !sameInfo(got, info) {
+		t.Errorf("parsed %v, want %v", got.String(), info.String())
 	}
 	s := buildRegister(42, &info)
 	s.Type = seq.TypeQuery

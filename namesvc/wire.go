@@ -46,24 +46,30 @@ func invalid(format string, args ...any) error {
 	return fmt.Errorf("%w: "+format, append([]any{ErrInvalidRequest}, args...)...)
 }
 
-// request is a parsed and validated name request.
+// request is a parsed and validated name request. The byte slices alias
+// the received sequence: valid while it is.
 type request struct {
 	typ          seq.Type
 	name         string
 	group        string
-	requestID    uint64
-	hasRequestID bool
+	nameData     []byte // the NS_NAME element data
+	idData       []byte // the NS_REQUEST_ID element data; nil if absent
+	linger       time.Duration
 	endOfAnswers bool // the client asked for the end-of-answers marker
-	info         Info // registrations only: the parsed fields
+}
+
+// requestID returns the request id, 0 if there is none.
+func (r *request) requestID() uint64 {
+	if r.idData == nil {
+		return 0
+	}
+	return binary.LittleEndian.Uint64(r.idData)
 }
 
 // parseRequest validates a name-request sequence (id IDNameRequest) and
 // returns its fields. It checks what C peers would abort on (§13 item 12):
 // element sizes, a present NS_NAME, name/group/protocol lengths, at most
 // MaxAddresses addresses, no repeated single-valued element.
-//
-// For a registration (TypeRequest) it also fills req.info; meta-data
-// elements alias s, so the caller clones before keeping them.
 func parseRequest(s *seq.Sequence) (request, error) {
 	var r request
 	switch s.Type {
@@ -76,126 +82,88 @@ func parseRequest(s *seq.Sequence) (request, error) {
 		return r, invalid("%d elements; at most %d", len(s.Elements), seq.MaxElements)
 	}
 	var seen [9]bool // single-valued NS elements seen so far
-	once := func(ut uint64) error {
-		if seen[ut] {
-			return invalid("element type %d appears twice", ut)
-		}
-		seen[ut] = true
-		return nil
-	}
-	reg := s.Type == seq.TypeRequest
+	addrs := 0
 	for _, e := range s.Elements {
 		switch e.UserType {
-		case seq.UTNSName:
-			if err := once(e.UserType); err != nil {
-				return r, err
+		case seq.UTNSName, seq.UTNSGroupName, seq.UTNSRequestID, seq.UTNSLinger, seq.UTNSFTState:
+			if seen[e.UserType] {
+				return r, invalid("element type %d appears twice", e.UserType)
 			}
+			seen[e.UserType] = true
+		}
+		switch e.UserType {
+		case seq.UTNSName:
 			name, err := cString(e.Data, MaxNameLen, "NS_NAME")
 			if err != nil {
 				return r, err
 			}
-			if name == "" {
+			if len(name) == 0 {
 				return r, invalid("empty NS_NAME")
 			}
-			r.name = name
+			r.name, r.nameData = string(name), e.Data
 		case seq.UTNSGroupName:
-			if err := once(e.UserType); err != nil {
-				return r, err
-			}
 			g, err := cString(e.Data, MaxGroupLen, "NS_GROUP_NAME")
 			if err != nil {
 				return r, err
 			}
-			r.group = g
+			r.group = string(g)
 		case seq.UTNSRequestID:
-			if err := once(e.UserType); err != nil {
-				return r, err
-			}
 			if len(e.Data) != sizeRequestID {
 				return r, invalid("NS_REQUEST_ID of %d bytes; want %d", len(e.Data), sizeRequestID)
 			}
-			r.requestID, r.hasRequestID = binary.LittleEndian.Uint64(e.Data), true
+			r.idData = e.Data
 		case seq.UTNSConnectIPv4:
 			if len(e.Data) != sizeConnectIPv4 {
 				return r, invalid("NS_CONNECT_IPV4 of %d bytes; want %d", len(e.Data), sizeConnectIPv4)
 			}
-			if reg {
-				if len(r.info.Addresses) == MaxAddresses {
-					return r, invalid("more than %d NS_CONNECT_IPV4 addresses", MaxAddresses)
-				}
-				r.info.Addresses = append(r.info.Addresses, Endpoint{Addr: decodeSockaddr(e.Data)})
+			if addrs++; addrs > MaxAddresses {
+				return r, invalid("more than %d NS_CONNECT_IPV4 addresses", MaxAddresses)
 			}
 		case seq.UTNSProtocol:
-			p, err := cString(e.Data, MaxProtocolLen, "NS_PROTOCOL")
-			if err != nil {
+			if _, err := cString(e.Data, MaxProtocolLen, "NS_PROTOCOL"); err != nil {
 				return r, err
-			}
-			if reg {
-				// A protocol belongs to the address before it; one before any
-				// address is kept in the elements only.
-				if n := len(r.info.Addresses); n > 0 {
-					r.info.Addresses[n-1].Protocol = p
-				}
 			}
 		case seq.UTNSLinger:
-			if err := once(e.UserType); err != nil {
-				return r, err
-			}
 			if len(e.Data) != sizeLinger {
 				return r, invalid("NS_LINGER of %d bytes; want %d", len(e.Data), sizeLinger)
 			}
 			secs := int32(binary.LittleEndian.Uint32(e.Data))
-			r.info.Linger = time.Duration(max(secs, 0)) * time.Second
+			r.linger = time.Duration(max(secs, 0)) * time.Second
 		case seq.UTNSFTState:
-			if err := once(e.UserType); err != nil {
-				return r, err
-			}
 			if len(e.Data) != sizeFTState {
 				return r, invalid("NS_FT_STATE of %d bytes; want %d", len(e.Data), sizeFTState)
 			}
-			r.info.FT = ftFromWire(binary.LittleEndian.Uint32(e.Data))
 		case seq.UTNSID:
 			if len(e.Data) != sizeNSID {
 				return r, invalid("NS_ID of %d bytes; want %d", len(e.Data), sizeNSID)
 			}
-			if reg {
-				r.info.Meta = append(r.info.Meta, e)
-			}
 		case UTEndOfAnswers:
-			if !reg {
-				r.endOfAnswers = true
-				continue
-			}
-			r.info.Meta = append(r.info.Meta, e)
-		default:
-			if reg {
-				r.info.Meta = append(r.info.Meta, e)
-			}
+			// In a registration it is meta-data like any other element.
+			r.endOfAnswers = s.Type != seq.TypeRequest
 		}
 	}
 	if !seen[seq.UTNSName] {
 		return r, invalid("no NS_NAME element")
 	}
-	r.info.Name, r.info.Group = r.name, r.group
 	return r, nil
 }
 
-// cString checks that b is a C string of at most maxLen characters: one
-// NUL, at the end.
-func cString(b []byte, maxLen int, what string) (string, error) {
+// cString checks that b is a C string of at most maxLen characters (one
+// NUL, at the end) and returns it without the NUL.
+func cString(b []byte, maxLen int, what string) ([]byte, error) {
 	n := len(b)
 	if n == 0 || b[n-1] != 0 {
-		return "", invalid("%s is not NUL-terminated", what)
+		return nil, invalid("%s is not NUL-terminated", what)
 	}
 	for _, c := range b[:n-1] {
 		if c == 0 {
-			return "", invalid("%s contains a NUL before its end", what)
+			return nil, invalid("%s contains a NUL before its end", what)
 		}
 	}
 	if n-1 > maxLen {
-		return "", invalid("%s of %d characters; at most %d", what, n-1, maxLen)
+		return nil, invalid("%s of %d characters; at most %d", what, n-1, maxLen)
 	}
-	return string(b[:n-1]), nil
+	return b[:n-1], nil
 }
 
 // decodeSockaddr reads an NS_CONNECT_IPV4 sockaddr_in: family ignored, port
