@@ -2,7 +2,6 @@ package namesvc
 
 import (
 	"context"
-	"encoding/binary"
 	"errors"
 	"io"
 	"math/rand/v2"
@@ -497,4 +496,40 @@ func TestNoGoroutineLeak(t *testing.T) {
 	}
 }
 
-var _ = binary.LittleEndian
+// TestMulticastServer registers and looks up through the server's
+// multicast listener; replies come back unicast.
+func TestMulticastServer(t *testing.T) {
+	ts := startServer(t, ServerConfig{}, "", "")
+	group := netip.AddrFrom4([4]byte{239, 77, byte(rand.IntN(256)), byte(1 + rand.IntN(254))})
+	bound, err := ts.ServeMulticast(group.String() + ":0")
+	if err != nil {
+		t.Skipf("cannot serve multicast on this host: %v", err)
+	}
+	udp, err := net.ListenUDP("udp4", net.UDPAddrFromAddrPort(ap("0.0.0.0:0")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer udp.Close()
+	c := &replayClient{t: t, label: "multicast", udp: udp, udpTo: netip.AddrPortFrom(group, bound.Port())}
+	c.write(buildRegister(7, new(regInfo("mc"))))
+	udp.SetReadDeadline(time.Now().Add(time.Second))
+	var b [2048]byte
+	n, from, err := udp.ReadFromUDPAddrPort(b[:])
+	if err != nil {
+		t.Skipf("multicast does not work on this host: no reply from a registration sent to %v: %v", c.udpTo, err)
+	}
+	if from.Addr().IsMulticast() {
+		t.Errorf("reply from %v, want unicast", from)
+	}
+	if q := decodeDatagram(t, b[:n]); elems(q) != `request 5:0700000000000000 1:"mc"` {
+		t.Errorf("register reply %s", elems(q))
+	}
+	c.write(buildQuery(seq.TypeQuery, 8, "mc", "", true))
+	c.barrier()
+	if len(c.got) != 2 || c.got[0].Type != seq.TypeQuery || c.got[1].Elements[1].UserType != UTEndOfAnswers {
+		t.Errorf("lookup over multicast: %v", c.got)
+	}
+	if e := ts.Names(); len(e) != 1 || e[0].Transport != flow.Multicast {
+		t.Errorf("Names: %+v", e)
+	}
+}
