@@ -85,8 +85,11 @@
 //
 //   - The client appends to every QUERY and SUBSCRIBE request one element
 //     of user type UTEndOfAnswers (0x9a3e0001) holding a u32 version, 1.
-//     A C server reads only NS_NAME, NS_GROUP_NAME and NS_REQUEST_ID from
-//     lookups and subscriptions (§7.4, §7.5) and ignores other elements.
+//     A C server takes only NS_NAME, NS_GROUP_NAME and NS_REQUEST_ID from
+//     lookups and subscriptions (PROTOCOL.md §7.4, §7.5: those are all it
+//     stores or uses; §7.2 lists no check that unknown types would fail), so
+//     the element is ignored there. No capture shows a C server receiving
+//     it: that part rests on the specification.
 //   - The server, seeing that element, sends after the last answer one more
 //     QUERY sequence, [NS_NAME, UTEndOfAnswers = u32 number of answers,
 //     NS_REQUEST_ID]. A miss gets just this marker, at once. For a

@@ -42,9 +42,6 @@ func (r *Registration) Info() Info {
 	s := seq.Sequence{Type: seq.TypeQuery, Elements: r.Elements}
 	parseAnswer(&s, &info)
 	info.Group = r.Group
-	if g, ok := s.Find(seq.UTNSGroupName); ok {
-		info.Group = g.CString()
-	}
 	return info
 }
 
