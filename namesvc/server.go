@@ -41,7 +41,8 @@ type Server struct {
 	stop chan struct{}
 	wg   sync.WaitGroup
 
-	ctr serverCounters
+	ctr      serverCounters
+	lastWarn atomic.Int64 // unix second of the last malformed-request warning
 
 	// afterDisconnect, when set (tests), runs at the end of Disconnect.
 	afterDisconnect func(flow.Peer)
@@ -236,11 +237,20 @@ func (s *Server) Handle(from flow.Peer, q *seq.Sequence) {
 	}
 }
 
+// reject drops a bad request. It logs at most one warning a second (a UDP
+// sender can send garbage as fast as it likes); the rest go to Debug and
+// are counted in the next warning.
 func (s *Server) reject(from flow.Peer, q *seq.Sequence, err error) {
 	s.ctr.rejected.Add(1)
 	closing := from.Protocol() == flow.TCP
-	s.log.Warn("dropped a malformed name request", "peer", from.RemoteAddr(), "protocol", from.Protocol(),
-		"seq", q, "err", err, "closing_connection", closing)
+	level := slog.LevelDebug
+	if now := time.Now().Unix(); s.lastWarn.Swap(now) != now {
+		level = slog.LevelWarn
+	}
+	if s.log.Enabled(context.Background(), level) {
+		s.log.Log(context.Background(), level, "dropped a malformed name request", "peer", from.RemoteAddr(), "protocol", from.Protocol(),
+			"seq", q, "err", err, "closing_connection", closing, "rejected_total", s.ctr.rejected.Load())
+	}
 	if closing {
 		from.Close()
 	}

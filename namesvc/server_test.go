@@ -411,6 +411,9 @@ func TestServerRejectsMalformed(t *testing.T) {
 	if n := strings.Count(logs.String(), "dropped a malformed name request"); n != len(cases) {
 		t.Errorf("%d log lines, want %d", n, len(cases))
 	}
+	if n := strings.Count(logs.String(), "level=WARN"); n < 1 || n > 2 {
+		t.Errorf("%d warnings for %d rejects within a second or two: want them rate-limited", n, len(cases))
+	}
 	// Limits themselves are fine.
 	edge := Info{Name: strings.Repeat("n", MaxNameLen), Group: strings.Repeat("g", MaxGroupLen)}
 	for range MaxAddresses {
