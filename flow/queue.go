@@ -2,6 +2,7 @@ package flow
 
 import (
 	"io"
+	"runtime"
 	"sync"
 	"time"
 
@@ -31,6 +32,10 @@ type outQueue struct {
 func newOutQueue(limit int) *outQueue {
 	return &outQueue{limit: limit, notify: make(chan struct{}, 1), space: make(chan struct{}, 1)}
 }
+
+// smallBatch is the batch size below which the writer yields once before
+// taking it (see take).
+const smallBatch = 4096
 
 // pushResult tells a sender what became of its sequence.
 type pushResult uint8
@@ -155,6 +160,16 @@ func (q *outQueue) take(stop <-chan struct{}) (buf []byte, seqs int, ok bool) {
 		}
 		select {
 		case <-q.notify:
+			// A small batch: let the sender that woke us, and any others
+			// that are running, queue more before we take it, so that
+			// concurrent requests share one write instead of one each.
+			// Large batches are already worth their system call.
+			q.mu.Lock()
+			small := len(q.pending) < smallBatch
+			q.mu.Unlock()
+			if small {
+				runtime.Gosched()
+			}
 		case <-stop:
 			return nil, 0, false
 		}
