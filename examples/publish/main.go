@@ -34,6 +34,7 @@ func main() {
 	length := fs.IntP("length", "l", 10, "element length in bytes (0 sends empty sequences)")
 	pause := fs.IntP("pause", "p", 0, "milliseconds to pause between batches")
 	subs := fs.IntP("wait", "w", 1, "TCP: subscribers to wait for before sending")
+	delay := fs.DurationP("delay", "d", 200*time.Millisecond, "udp, rawudp, multicast: pause between registering and sending, so that subscribers already watching the name can start listening (datagrams sent before that are lost)")
 	linger := fs.IntP("linger", "L", 5, "seconds the name outlives this program")
 	nameServer := fs.StringP("name-server", "R", cli.DefaultNameServer, "name server: [tcp|udp:]ip[:port]")
 	verbose := fs.BoolP("verbose", "v", false, "log what happens")
@@ -118,6 +119,13 @@ func main() {
 				os.Exit(1)
 			case <-time.After(5 * time.Millisecond):
 			}
+		}
+	}
+
+	if server == nil && *delay > 0 {
+		select {
+		case <-ctx.Done():
+		case <-time.After(*delay):
 		}
 	}
 

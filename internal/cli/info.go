@@ -19,10 +19,11 @@ func PrintInfo(w io.Writer, info namesvc.Info) {
 		fmt.Fprintf(w, ", no address")
 	}
 	for i, e := range info.Addresses {
+		sep := ", "
 		if i > 0 {
-			fmt.Fprint(w, ";")
+			sep = "; "
 		}
-		fmt.Fprintf(w, ", IP %s Port %d Protocol %s", e.Addr.Addr(), e.Addr.Port(), e.Protocol)
+		fmt.Fprintf(w, "%sIP %s Port %d Protocol %s", sep, e.Addr.Addr(), e.Addr.Port(), e.Protocol)
 	}
 	fmt.Fprintf(w, ", FT State %v, linger %v\n", info.FT, info.Linger)
 	if len(info.Meta) > 0 {
