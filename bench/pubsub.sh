@@ -1,0 +1,67 @@
+#!/usr/bin/env bash
+# Measures publish -> subscribe throughput across processes over loopback
+# TCP: for each payload size, N sequences, 3 runs, median of the received
+# rate (first to last sequence at the subscriber), every sequence counted,
+# and each program's peak RSS. With --load, two busy loops keep both cores
+# loaded during the runs (to check for loss under contention). With
+# --iperf, first measures one loopback TCP stream with iperf3 as the
+# bandwidth reference (needs iperf3).
+#
+# usage: bench/pubsub.sh [--load] [--iperf] [-n sequences] [sizes...]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+n=1000000 load=0 iperf=0 sizes=()
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --load) load=1 ;;
+    --iperf) iperf=1 ;;
+    -n) n=$2; shift ;;
+    *) sizes+=("$1") ;;
+  esac
+  shift
+done
+[ ${#sizes[@]} -gt 0 ] || sizes=(16 128 1024 16384)
+
+bin=$(mktemp -d)
+trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$bin"' EXIT
+go build -o "$bin/" ./stkd ./examples/publish ./examples/subscribe
+
+if [ $iperf = 1 ]; then
+  iperf3 -s -1 -p 25201 >/dev/null 2>&1 &
+  sleep 0.5
+  echo "iperf3, one loopback TCP stream: $(iperf3 -c 127.0.0.1 -p 25201 -t 5 -f m | awk '/receiver/ {print $7, $8}')"
+fi
+
+port=$((21000 + RANDOM % 2000))
+"$bin/stkd" --names-tcp 127.0.0.1:$port --names-udp "" --log-level warn &
+sleep 0.3
+ns=tcp:127.0.0.1:$port
+
+if [ $load = 1 ]; then
+  for _ in 1 2; do (while :; do :; done) & done
+  echo "(both cores loaded by two busy loops)"
+fi
+
+median() { sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+
+printf "%8s %14s %12s %10s %10s %s\n" size "seq/s(median)" "MB/s" "pub RSS" "sub RSS" "received/sent per run"
+for size in "${sizes[@]}"; do
+  rates=() mbs=() counts=() prss=0 srss=0
+  for run in 1 2 3; do
+    name=bench-$size-$run-$RANDOM
+    /usr/bin/time -f %M -o "$bin/sub.rss" "$bin/subscribe" -R $ns -q -c "$n" "$name" > "$bin/sub.out" 2>&1 &
+    sub=$!
+    sleep 0.2
+    /usr/bin/time -f %M -o "$bin/pub.rss" "$bin/publish" -R $ns -s "$n" -a "$n" -l "$size" "$name" > "$bin/pub.out" 2>&1
+    if ! timeout 120 tail --pid=$sub -f /dev/null; then kill $sub; fi
+    got=$(awk '/^Received:/ {print $2}' "$bin/sub.out")
+    rate=$(awk '/^Received [0-9]/ {for (i=1;i<=NF;i++) if ($i=="sequences/s,") print $(i-1)}' "$bin/sub.out")
+    mb=$(awk '/^Received [0-9]/ {for (i=1;i<=NF;i++) if ($i=="MB/s") print $(i-1)}' "$bin/sub.out")
+    rates+=("$rate") mbs+=("$mb") counts+=("${got:-0}/$n")
+    prss=$(( $(cat "$bin/pub.rss") > prss ? $(cat "$bin/pub.rss") : prss ))
+    srss=$(( $(cat "$bin/sub.rss") > srss ? $(cat "$bin/sub.rss") : srss ))
+  done
+  printf "%8s %14s %12s %8sMB %8sMB %s\n" "$size" "$(printf '%s\n' "${rates[@]}" | median)" \
+    "$(printf '%s\n' "${mbs[@]}" | median)" $((prss / 1024)) $((srss / 1024)) "${counts[*]}"
+done
