@@ -1,0 +1,345 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stk-go/stk/flow"
+	"github.com/stk-go/stk/seq"
+)
+
+// program is the raw_multicast_bridge binary, built once by TestMain.
+var program string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "raw_multicast_bridge")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	program = filepath.Join(dir, "raw_multicast_bridge")
+	gocmd, err := exec.LookPath("go")
+	if err != nil {
+		gocmd = filepath.Join(runtime.GOROOT(), "bin", "go")
+	}
+	if out, err := exec.Command(gocmd, "build", "-o", program, ".").CombinedOutput(); err != nil {
+		fmt.Fprintf(os.Stderr, "go build: %v\n%s", err, out)
+		os.RemoveAll(dir)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// collector is a TCP server that keeps every sequence it receives.
+type collector struct {
+	*flow.TCPServer
+	mu   sync.Mutex
+	seqs []*seq.Sequence
+}
+
+func newCollector(t *testing.T) *collector {
+	t.Helper()
+	c := &collector{}
+	srv, err := flow.ListenTCP("127.0.0.1:0", flow.Options{Handler: func(_ flow.Peer, s *seq.Sequence) {
+		c.mu.Lock()
+		c.seqs = append(c.seqs, s.Clone())
+		c.mu.Unlock()
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { srv.Close() })
+	c.TCPServer = srv
+	return c
+}
+
+func (c *collector) received() []*seq.Sequence {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return append([]*seq.Sequence(nil), c.seqs...)
+}
+
+// waitFor polls cond until it holds or 5 s pass.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting until %s", what)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// multicastGroup returns a random group and a port on which a datagram sent
+// to the group comes back to this host, or skips the test, saying why.
+func multicastGroup(t *testing.T) netip.AddrPort {
+	t.Helper()
+	group := netip.AddrFrom4([4]byte{239, 79, byte(rand.IntN(256)), byte(1 + rand.IntN(254))})
+	got := make(chan struct{}, 100)
+	rx, err := flow.NewUDP(flow.UDPConfig{Raw: true, Bind: "0.0.0.0:0", Group: group.String()},
+		flow.Options{Handler: func(flow.Peer, *seq.Sequence) { got <- struct{}{} }})
+	if err != nil {
+		t.Skipf("cannot join multicast group %v on this host: %v", group, err)
+	}
+	defer rx.Close()
+	dest := netip.AddrPortFrom(group, rx.LocalAddr().Port())
+	tx, err := flow.NewUDP(flow.UDPConfig{Raw: true, Destination: dest.String()}, flow.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Close()
+	probe := seq.New(0, "probe", seq.TypeData)
+	probe.Add(0, []byte("probe"))
+	deadline := time.Now().Add(time.Second)
+	for {
+		if err := tx.Send(probe); err != nil {
+			t.Skipf("cannot send to multicast group %v: %v", dest, err)
+		}
+		select {
+		case <-got:
+			return dest
+		case <-time.After(50 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			t.Skipf("multicast does not work on this host: nothing sent to %v came back within 1 s (needs a multicast-capable interface with a route for 224.0.0.0/4 and multicast loopback, e.g. `ip link set lo multicast on; ip route add 224.0.0.0/4 dev lo`)", dest)
+		}
+	}
+}
+
+// syncBuffer is an io.Writer safe to read while a process writes to it.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.String()
+}
+
+var summary = regexp.MustCompile(`(?m)^Forwarded (\d+) of (\d+) datagrams \((\d+) bytes\), (\d+) dropped$`)
+
+func TestBridge(t *testing.T) {
+	dest := multicastGroup(t)
+	srv := newCollector(t) // on a random port: the C bridge would connect to 127.0.0.1:29312 instead (B28)
+
+	var stdout, stderr syncBuffer
+	cmd := exec.Command(program, "-v", "--sequence-id", "0x1234", "-n", "bridge test", "--user-type", "0x135",
+		"multicast:"+dest.String(), srv.LocalAddr().String())
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	defer func() {
+		if cmd.ProcessState == nil {
+			cmd.Process.Kill()
+			<-exited
+		}
+		t.Logf("stdout:\n%sstderr (the datagram lines cut):\n%s", stdout.String(), cutDatagramLines(stderr.String()))
+	}()
+
+	tx, err := flow.NewUDP(flow.UDPConfig{Raw: true, Destination: dest.String()}, flow.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Close()
+	send := func(payload []byte) {
+		t.Helper()
+		s := seq.New(0, "ignored", seq.TypeData)
+		s.Add(0, payload)
+		if err := tx.Send(s); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	// The bridge is ready when a probe comes through.
+	deadline := time.Now().Add(5 * time.Second)
+	for len(srv.received()) == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("no probe datagram came through the bridge within 5 s")
+		}
+		send([]byte("probe"))
+		select {
+		case err := <-exited:
+			t.Fatalf("bridge exited: %v", err)
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+
+	// Datagrams of many sizes, paced in batches that the bridge must
+	// forward before the next is sent (loopback UDP drops bursts). Probes
+	// still in flight may arrive among the first; they are told apart by
+	// their payload.
+	const n, batch = 400, 25
+	payload := func(i int) []byte {
+		p := fmt.Appendf(nil, "datagram %d;", i)
+		for len(p) < (i*97)%1400 {
+			p = append(p, byte(i+len(p)))
+		}
+		if i == n-1 {
+			p = append(p, make([]byte, 60000-len(p))...) // nearly the largest UDP datagram
+		}
+		return p
+	}
+	isProbe := func(s *seq.Sequence) bool {
+		return len(s.Elements) == 1 && string(s.Elements[0].Data) == "probe"
+	}
+	data := func() (d []*seq.Sequence, probes int) {
+		for _, s := range srv.received() {
+			if isProbe(s) {
+				probes++
+			} else {
+				d = append(d, s)
+			}
+		}
+		return d, probes
+	}
+	for i := 0; i < n; {
+		for end := min(i+batch, n); i < end; i++ {
+			send(payload(i))
+		}
+		waitFor(t, fmt.Sprintf("the server has %d datagrams", i), func() bool { d, _ := data(); return len(d) >= i })
+	}
+	got, probes := data()
+	if len(got) != n {
+		t.Fatalf("server received %d datagrams, want %d", len(got), n)
+	}
+	for i, s := range append(got, srv.received()[0]) {
+		want := []byte("probe")
+		if i < n {
+			want = payload(i)
+		}
+		if s.ID != 0x1234 || s.Type != seq.TypeData || s.Name != "bridge test" || len(s.Elements) != 1 ||
+			s.Elements[0].UserType != 0x135 || !bytes.Equal(s.Elements[0].Data, want) {
+			t.Fatalf("sequence %d: got id %#x type %v name %q, %d element(s), want id 0x1234 type data name \"bridge test\" and one element of user type 0x135 holding the %d bytes sent",
+				i, s.ID, s.Type, s.Name, len(s.Elements), len(want))
+		}
+	}
+
+	if err := cmd.Process.Signal(os.Interrupt); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-exited:
+		if err != nil {
+			t.Fatalf("bridge exited with %v after SIGINT", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("bridge did not exit within 10 s of SIGINT")
+	}
+	out := stdout.String()
+	if !strings.Contains(out, "Forwarding rawudp datagrams of multicast:"+dest.String()+" (bound on 0.0.0.0:"+strconv.Itoa(int(dest.Port()))+") to tcp:"+srv.LocalAddr().String()+"\n") {
+		t.Error("no start line naming the group and the TCP destination")
+	}
+	if !strings.Contains(out, "Connected to tcp:"+srv.LocalAddr().String()+"\n") {
+		t.Error("no line saying it connected")
+	}
+	m := summary.FindStringSubmatch(out)
+	if m == nil {
+		t.Fatal("no summary line")
+	}
+	// The bridge delivered everything before it exited; the server may
+	// still be decoding the last bytes.
+	waitFor(t, "the server has what the bridge forwarded", func() bool { return strconv.Itoa(len(srv.received())) == m[1] })
+	_, probes = data()
+	total := probes + n
+	bytesSent := probes * len("probe")
+	for i := range n {
+		bytesSent += len(payload(i))
+	}
+	if want := fmt.Sprintf("Forwarded %d of %d datagrams (%d bytes), 0 dropped", total, total, bytesSent); m[0] != want {
+		t.Errorf("summary %q, want %q", m[0], want)
+	}
+	if !strings.Contains(stderr.String(), "msg=datagram") {
+		t.Error("-v logged no datagram")
+	}
+}
+
+func cutDatagramLines(s string) string {
+	var b strings.Builder
+	cut := 0
+	for l := range strings.Lines(s) {
+		if strings.Contains(l, "msg=datagram") {
+			cut++
+			continue
+		}
+		b.WriteString(l)
+	}
+	fmt.Fprintf(&b, "(%d datagram lines)\n", cut)
+	return b.String()
+}
+
+// run runs the program to its end and returns its stderr and exit code.
+func run(t *testing.T, args ...string) (stderr string, code int) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	var e bytes.Buffer
+	cmd := exec.CommandContext(ctx, program, args...)
+	cmd.Stderr = &e
+	err := cmd.Run()
+	var ee *exec.ExitError
+	switch {
+	case err == nil:
+	case errors.As(err, &ee) && ctx.Err() == nil:
+		code = ee.ExitCode()
+	default:
+		t.Fatalf("raw_multicast_bridge %v: %v", args, err)
+	}
+	return e.String(), code
+}
+
+func TestUsage(t *testing.T) {
+	errOut, code := run(t, "-h")
+	if code != 0 {
+		t.Errorf("-h: exit code %d", code)
+	}
+	for _, want := range []string{"Usage: raw_multicast_bridge [flags] <mcast-ip[:port]> <tcp-ip[:port]>", "--verbose", "--quiet", "--bind", "--sequence-id", "--sequence-name", "--user-type"} {
+		if !strings.Contains(errOut, want) {
+			t.Errorf("usage lacks %q:\n%s", want, errOut)
+		}
+	}
+	for _, tc := range []struct {
+		args []string
+		code int
+		err  string
+	}{
+		{[]string{"239.1.2.3"}, 2, "want 2 argument(s), got 1"},
+		{[]string{"-S", "x", "239.1.2.3", "127.0.0.1"}, 2, "unknown shorthand flag: 'S'"},
+		{[]string{"10.1.2.3", "127.0.0.1"}, 1, "10.1.2.3 is not a multicast group"},
+		{[]string{"239.1.2.3", "udp:127.0.0.1"}, 1, "wrong protocol udp"},
+		{[]string{"239.1.2.3", "lookup:x"}, 1, "not a lookup"},
+		{[]string{"-B", "nowhere", "239.1.2.3", "127.0.0.1"}, 1, `-B "nowhere": not an IPv4 address`},
+	} {
+		errOut, code := run(t, tc.args...)
+		if code != tc.code || !strings.Contains(errOut, tc.err) {
+			t.Errorf("%v: exit code %d, stderr %q; want %d and %q", tc.args, code, errOut, tc.code, tc.err)
+		}
+	}
+}
