@@ -113,11 +113,18 @@ type Options struct {
 	// groupName is set for the mirrors of a service group: their CREATE to
 	// the monitor carries it (0x8110).
 	groupName string
+	// mirror: a service group's copy of a remote service, which takes the
+	// remote's activity timeout as it is.
+	mirror bool
+	// checkpoint is the initial checkpoint (mirrors).
+	checkpoint uint64
 }
 
 // SenderOptions configure a Sender.
 type SenderOptions struct {
 	// Period is the smartbeat period; default DefaultPeriod (500 ms).
+	// Negative: no periodic smartbeats, only the one sent when a service
+	// is added and those of SendNow (tests).
 	Period time.Duration
 	// Now is the clock of the smartbeat timestamps; default time.Now.
 	Now func() time.Time
