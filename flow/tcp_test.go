@@ -1,6 +1,8 @@
 package flow
 
 import (
+	"github.com/stk-go/stk/internal/leakcheck"
+
 	"bytes"
 	"context"
 	"encoding/binary"
@@ -174,7 +176,7 @@ func TestFramerEverySplit(t *testing.T) {
 }
 
 func TestTCPSplitWritesOverSockets(t *testing.T) {
-	checkNoLeakedGoroutines(t)
+	leakcheck.Check(t)
 	const size = 200
 	cnt := newCounter(t, size)
 	srv := listen(t, Options{Handler: cnt.handle})
@@ -213,7 +215,7 @@ func TestTCPSplitWritesOverSockets(t *testing.T) {
 }
 
 func TestTCPOneServerEightClients(t *testing.T) {
-	checkNoLeakedGoroutines(t)
+	leakcheck.Check(t)
 	const n, size = 2000, 100
 	srv := listen(t, Options{})
 	var clients []*TCPClient
@@ -240,7 +242,7 @@ func TestTCPOneServerEightClients(t *testing.T) {
 }
 
 func TestTCPClientToServerAndReply(t *testing.T) {
-	checkNoLeakedGoroutines(t)
+	leakcheck.Check(t)
 	srv := listen(t, Options{Handler: func(p Peer, s *seq.Sequence) {
 		r := seq.New(s.ID, "reply", seq.TypeData)
 		r.Add(1, s.Elements[0].Data)
@@ -268,7 +270,7 @@ func TestTCPClientToServerAndReply(t *testing.T) {
 }
 
 func TestTCPLargeSequence(t *testing.T) {
-	checkNoLeakedGoroutines(t)
+	leakcheck.Check(t)
 	const size = 32 << 20
 	got := make(chan bool, 1)
 	srv := listen(t, Options{})
@@ -292,7 +294,7 @@ func TestTCPLargeSequence(t *testing.T) {
 }
 
 func TestTCPOversizedFrameClosesOnlyThatConnection(t *testing.T) {
-	checkNoLeakedGoroutines(t)
+	leakcheck.Check(t)
 	cnt := newCounter(t, 10)
 	srv := listen(t, Options{Handler: cnt.handle, MaxSequenceSize: 1 << 16})
 	good := dial(t, srv.LocalAddr().String(), Options{})
@@ -320,7 +322,7 @@ func TestTCPOversizedFrameClosesOnlyThatConnection(t *testing.T) {
 }
 
 func TestTCPPeerDisconnectsMidFrame(t *testing.T) {
-	checkNoLeakedGoroutines(t)
+	leakcheck.Check(t)
 	cnt := newCounter(t, 1000)
 	closed := make(chan error, 2)
 	srv := listen(t, Options{Handler: cnt.handle, OnDisconnect: func(p Peer, err error) { closed <- err }})
@@ -347,7 +349,7 @@ func TestTCPPeerDisconnectsMidFrame(t *testing.T) {
 func TestTCPSlowSubscriber(t *testing.T) {
 	for _, policy := range []SlowConsumerPolicy{Disconnect, Drop} {
 		t.Run(policy.String(), func(t *testing.T) {
-			checkNoLeakedGoroutines(t)
+			leakcheck.Check(t)
 			const size, queue = 1000, 256 << 10
 			srv := listen(t, Options{QueueBytes: queue, SlowConsumer: policy, SendBuffer: 64 << 10,
 				SlowConsumerWait: 200 * time.Millisecond})
@@ -395,7 +397,7 @@ func TestTCPSlowSubscriber(t *testing.T) {
 }
 
 func TestTCPClientReconnectsAfterServerRestart(t *testing.T) {
-	checkNoLeakedGoroutines(t)
+	leakcheck.Check(t)
 	cnt := newCounter(t, 10)
 	srv := listen(t, Options{Handler: cnt.handle})
 	addr := srv.LocalAddr().String()
@@ -426,7 +428,7 @@ func TestTCPClientReconnectsAfterServerRestart(t *testing.T) {
 }
 
 func TestTCPCloseDeliversQueued(t *testing.T) {
-	checkNoLeakedGoroutines(t)
+	leakcheck.Check(t)
 	const n, size = 5000, 1000
 	cnt := newCounter(t, size)
 	srv := listen(t, Options{Handler: cnt.handle})

@@ -1,6 +1,8 @@
 package flow
 
 import (
+	"github.com/stk-go/stk/internal/leakcheck"
+
 	"bytes"
 	"encoding/binary"
 	"errors"
@@ -191,7 +193,7 @@ func udpUnicastSize(i int) int {
 }
 
 func TestUDPUnicast(t *testing.T) {
-	checkNoLeakedGoroutines(t)
+	leakcheck.Check(t)
 	r := newUDPReceiver(udpUnicastSize)
 	rx := newUDPFlow(t, UDPConfig{Bind: "127.0.0.1:0"}, Options{Handler: r.handle, ReceiveBuffer: 4 << 20})
 	tx := newUDPFlow(t, UDPConfig{Bind: "127.0.0.1:0", Destination: rx.LocalAddr().String()}, Options{})
@@ -217,7 +219,7 @@ func TestUDPUnicast(t *testing.T) {
 
 // A sequence sent again carries the next generation, as in C.
 func TestUDPGeneration(t *testing.T) {
-	checkNoLeakedGoroutines(t)
+	leakcheck.Check(t)
 	gens := make(chan uint16, 10)
 	rx := newUDPFlow(t, UDPConfig{Bind: "127.0.0.1:0"}, Options{Handler: func(_ Peer, s *seq.Sequence) { gens <- s.Generation }})
 	tx := newUDPFlow(t, UDPConfig{Destination: rx.LocalAddr().String()}, Options{})
@@ -236,7 +238,7 @@ func TestUDPGeneration(t *testing.T) {
 }
 
 func TestUDPRaw(t *testing.T) {
-	checkNoLeakedGoroutines(t)
+	leakcheck.Check(t)
 	type got struct {
 		from netip.AddrPort
 		p    Protocol
@@ -321,7 +323,7 @@ func TestUDPRaw(t *testing.T) {
 // replies through the Peer, during the Handler and later from another
 // goroutine, to each client's own address.
 func TestUDPReplyViaPeer(t *testing.T) {
-	checkNoLeakedGoroutines(t)
+	leakcheck.Check(t)
 	peers := make(chan Peer, 10)
 	srv := newUDPFlow(t, UDPConfig{Bind: "127.0.0.1:0"}, Options{Handler: func(from Peer, s *seq.Sequence) {
 		req, _ := s.Find(seq.UTNSRequestID)
@@ -397,7 +399,7 @@ func TestUDPReplyViaPeer(t *testing.T) {
 }
 
 func TestUDPMulticast(t *testing.T) {
-	checkNoLeakedGoroutines(t)
+	leakcheck.Check(t)
 	group := netip.AddrFrom4([4]byte{239, 77, byte(rand.IntN(256)), byte(1 + rand.IntN(254))})
 	size := func(i int) int {
 		if i == 50 {
@@ -463,7 +465,7 @@ probing:
 }
 
 func TestUDPMalformed(t *testing.T) {
-	checkNoLeakedGoroutines(t)
+	leakcheck.Check(t)
 	var logs bytes.Buffer
 	var logMu sync.Mutex
 	good := make(chan *seq.Sequence, 1)
@@ -563,7 +565,7 @@ func (l udpLockedWriter) Write(b []byte) (int, error) {
 // A half-received sequence is dropped after ReassemblyTimeout even when no
 // more datagrams arrive, and the flow then takes the whole sequence.
 func TestUDPReassemblyExpiry(t *testing.T) {
-	checkNoLeakedGoroutines(t)
+	leakcheck.Check(t)
 	got := make(chan *seq.Sequence, 1)
 	rx := newUDPFlow(t, UDPConfig{Bind: "127.0.0.1:0"}, Options{
 		Handler:           func(_ Peer, s *seq.Sequence) { got <- s.Clone() },
@@ -616,7 +618,7 @@ func TestUDPReassemblyExpiry(t *testing.T) {
 }
 
 func TestUDPCloseAndErrors(t *testing.T) {
-	checkNoLeakedGoroutines(t)
+	leakcheck.Check(t)
 	f, err := NewUDP(UDPConfig{Bind: "127.0.0.1:0"}, Options{})
 	if err != nil {
 		t.Fatal(err)
@@ -669,7 +671,7 @@ func TestUDPCloseAndErrors(t *testing.T) {
 // Concurrent senders on one flow: fragments of different sequences are not
 // interleaved, and nothing races (run with -race).
 func TestUDPConcurrentSend(t *testing.T) {
-	checkNoLeakedGoroutines(t)
+	leakcheck.Check(t)
 	size := func(i int) int { return 1000 + (i%2)*70000 }
 	r := newUDPReceiver(size)
 	rx := newUDPFlow(t, UDPConfig{Bind: "127.0.0.1:0"}, Options{Handler: r.handle, ReceiveBuffer: 4 << 20})

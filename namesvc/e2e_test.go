@@ -1,13 +1,14 @@
 package namesvc
 
 import (
+	"github.com/stk-go/stk/internal/leakcheck"
+
 	"context"
 	"errors"
 	"io"
 	"math/rand/v2"
 	"net"
 	"net/netip"
-	"runtime"
 	"slices"
 	"sync"
 	"testing"
@@ -451,7 +452,7 @@ func TestMalformedRequestsEndToEnd(t *testing.T) {
 // TestNoGoroutineLeak runs servers and clients of every kind and checks
 // that closing them leaves no goroutine behind.
 func TestNoGoroutineLeak(t *testing.T) {
-	before := runtime.NumGoroutine()
+	leakcheck.Check(t)
 	func() {
 		s, err := NewServer(ServerConfig{Logger: testLogger(t), Flow: flow.Options{EventLoops: 1}})
 		if err != nil {
@@ -485,15 +486,6 @@ func TestNoGoroutineLeak(t *testing.T) {
 		wg.Wait()
 		s.Close()
 	}()
-	deadline := time.Now().Add(waitLimit)
-	for runtime.NumGoroutine() > before {
-		if time.Now().After(deadline) {
-			buf := make([]byte, 1<<20)
-			t.Fatalf("goroutine leak: %d before, %d after\n%s", before, runtime.NumGoroutine(), buf[:runtime.Stack(buf, true)])
-		}
-		runtime.Gosched()
-		time.Sleep(time.Millisecond) // goroutines need a moment to exit
-	}
 }
 
 // TestMulticastServer registers and looks up through the server's

@@ -1,4 +1,5 @@
-package flow
+// Package leakcheck lets a test check that it leaves no goroutine behind.
+package leakcheck
 
 import (
 	"runtime"
@@ -6,12 +7,12 @@ import (
 	"time"
 )
 
-// checkNoLeakedGoroutines records the number of goroutines now and, when the
-// test ends (after the cleanups registered later, which close the flows), polls
+// Check records the number of goroutines now and, when the test ends (after
+// the cleanups registered later, which close what the test opened), polls
 // for up to two seconds until there are no more than that, then fails with a
-// dump of every goroutine. Call it first in a test, and do not use it in
+// dump of every goroutine. Call it first in a test; do not use it in
 // parallel tests.
-func checkNoLeakedGoroutines(t testing.TB) {
+func Check(t testing.TB) {
 	t.Helper()
 	before := runtime.NumGoroutine()
 	t.Cleanup(func() {
@@ -27,7 +28,7 @@ func checkNoLeakedGoroutines(t testing.TB) {
 				t.Errorf("goroutine leak: %d goroutines before the test, %d after it\n%s", before, n, buf)
 				return
 			}
-			time.Sleep(5 * time.Millisecond) // poll; goroutines need a moment to exit
+			time.Sleep(5 * time.Millisecond) // goroutines need a moment to exit
 		}
 	})
 }
