@@ -1,35 +1,25 @@
 package examples
 
 import (
-	"bufio"
-	"bytes"
 	"fmt"
 	"math/rand/v2"
 	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/stk-go/stk/internal/testprog"
 )
 
 // bin holds the programs built once for all tests.
 var bin string
 
 func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "stk-examples-")
+	dir, err := testprog.Build("../stkd", "./publish", "./subscribe", "./simple_name_registration", "./simple_name_lookup")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	build := exec.Command("go", "build", "-o", dir+string(filepath.Separator),
-		"../stkd", "./publish", "./subscribe", "./simple_name_registration", "./simple_name_lookup")
-	build.Stderr = os.Stderr
-	if err := build.Run(); err != nil {
-		fmt.Fprintln(os.Stderr, "building the programs:", err)
 		os.Exit(1)
 	}
 	bin = dir
@@ -38,79 +28,16 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// proc is a running program whose output is collected.
-type proc struct {
-	cmd  *exec.Cmd
-	mu   sync.Mutex
-	out  bytes.Buffer
-	done chan struct{}
-}
-
-func (p *proc) Write(b []byte) (int, error) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.out.Write(b)
-}
-
-func (p *proc) output() string {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.out.String()
-}
-
-// start runs a built program; it is killed when the test ends.
-func start(t *testing.T, name string, args ...string) *proc {
+func start(t *testing.T, name string, args ...string) *testprog.Proc {
 	t.Helper()
-	p := &proc{cmd: exec.Command(filepath.Join(bin, name), args...), done: make(chan struct{})}
-	p.cmd.Stdout, p.cmd.Stderr = p, p
-	if err := p.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() { p.cmd.Wait(); close(p.done) }()
-	t.Cleanup(func() {
-		p.cmd.Process.Kill()
-		<-p.done
-		if t.Failed() {
-			t.Logf("%s %s output:\n%s", name, strings.Join(args, " "), p.output())
-		}
-	})
-	return p
-}
-
-// wait waits for the program to exit by itself.
-func (p *proc) wait(t *testing.T, d time.Duration) string {
-	t.Helper()
-	select {
-	case <-p.done:
-	case <-time.After(d):
-		t.Fatalf("%s did not finish within %v", p.cmd.Path, d)
-	}
-	return p.output()
-}
-
-// waitFor polls the output for a line matching re.
-func (p *proc) waitFor(t *testing.T, re string, d time.Duration) []string {
-	t.Helper()
-	rx := regexp.MustCompile(re)
-	deadline := time.Now().Add(d)
-	for time.Now().Before(deadline) {
-		sc := bufio.NewScanner(strings.NewReader(p.output()))
-		for sc.Scan() {
-			if m := rx.FindStringSubmatch(sc.Text()); m != nil {
-				return m
-			}
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-	t.Fatalf("no line matching %q within %v", re, d)
-	return nil
+	return testprog.Start(t, filepath.Join(bin, name), args...)
 }
 
 // stkd starts a daemon on a free port and returns its name server address.
 func stkd(t *testing.T) string {
 	t.Helper()
 	p := start(t, "stkd", "--names-tcp", "127.0.0.1:0", "--names-udp", "127.0.0.1:0")
-	m := p.waitFor(t, `"stkd running" names_tcp=(\S+) names_udp=(\S+)`, 10*time.Second)
+	m := p.WaitFor(t, `"stkd running" names_tcp=(\S+) names_udp=(\S+)`, 10*time.Second)
 	return "tcp:" + m[1]
 }
 
@@ -131,21 +58,21 @@ func uniqueName(prefix string) string { return fmt.Sprintf("%s-%d", prefix, rand
 func pubsub(t *testing.T, subs, count int, iface string, pubArgs ...string) {
 	ns := stkd(t)
 	name := uniqueName("e2e")
-	var ps []*proc
+	var ps []*testprog.Proc
 	for range subs {
 		ps = append(ps, start(t, "subscribe", "-R", ns, "-q", "-c", fmt.Sprint(count), name))
 	}
 	for _, p := range ps {
-		p.waitFor(t, "Subscribing to", 10*time.Second)
+		p.WaitFor(t, "Subscribing to", 10*time.Second)
 	}
 	args := append([]string{"-R", ns, "-i", iface, "-s", fmt.Sprint(count), "-l", "100"}, pubArgs...)
 	pub := start(t, "publish", append(args, name)...)
-	out := pub.wait(t, 60*time.Second)
+	out := pub.Wait(t, 60*time.Second)
 	if !strings.Contains(out, fmt.Sprintf("Sent %d sequences", count)) {
 		t.Fatalf("publish did not send %d sequences:\n%s", count, out)
 	}
 	for i, p := range ps {
-		out := p.wait(t, 30*time.Second)
+		out := p.Wait(t, 30*time.Second)
 		if !strings.Contains(out, fmt.Sprintf("Received: %d\n", count)) {
 			t.Fatalf("subscriber %d:\n%s", i, out)
 		}
@@ -174,12 +101,12 @@ func TestPubSubQuickStart(t *testing.T) {
 	// What README's quick start shows: a verbose subscriber, 1000 sequences.
 	ns := stkd(t)
 	sub := start(t, "subscribe", "-R", ns, "-c", "1000", "demo")
-	sub.waitFor(t, "Subscribing to 'demo'", 10*time.Second)
+	sub.WaitFor(t, "Subscribing to 'demo'", 10*time.Second)
 	pub := start(t, "publish", "-R", ns, "-i", "tcp:127.0.0.1:0", "-s", "1000", "demo")
-	if out := pub.wait(t, 30*time.Second); !strings.Contains(out, "Sent 1000 sequences, 10000 bytes") {
+	if out := pub.Wait(t, 30*time.Second); !strings.Contains(out, "Sent 1000 sequences, 10000 bytes") {
 		t.Fatalf("publish:\n%s", out)
 	}
-	out := sub.wait(t, 30*time.Second)
+	out := sub.Wait(t, 30*time.Second)
 	if n := strings.Count(out, `"publish sequence" type data, 1 element(s), 10 bytes`); n != 1000 || !strings.Contains(out, "Received: 1000\n") {
 		t.Fatalf("subscriber printed %d sequences:\n%.2000s", n, out)
 	}
@@ -189,12 +116,12 @@ func TestNameRegistrationAndLookup(t *testing.T) {
 	ns := stkd(t)
 	reg := start(t, "simple_name_registration", "-R", ns, "-i", "tcp:127.0.0.1:5432", "-i", "udp:127.0.0.2:6000",
 		"-G", "test", "-M", "100,hello", "-F", "active", "-L", "30", "svc")
-	if out := reg.wait(t, 10*time.Second); !strings.Contains(out, "Registered svc") {
+	if out := reg.Wait(t, 10*time.Second); !strings.Contains(out, "Registered svc") {
 		t.Fatalf("registration:\n%s", out)
 	}
 	// The name outlives the registrant by its linger.
 	look := start(t, "simple_name_lookup", "-R", ns, "-G", "test", "svc")
-	out := look.wait(t, 10*time.Second)
+	out := look.Wait(t, 10*time.Second)
 	for _, want := range []string{
 		"IP 127.0.0.1 Port 5432 Protocol tcp; IP 127.0.0.2 Port 6000 Protocol udp, FT State active",
 		`Meta data type 100 sz 6 "hello"`,
@@ -206,19 +133,19 @@ func TestNameRegistrationAndLookup(t *testing.T) {
 	}
 	// Another group does not see it; an unknown group searches the default one.
 	miss := start(t, "simple_name_lookup", "-R", ns, "svc")
-	if out := miss.wait(t, 10*time.Second); !strings.Contains(out, "complete: 0 answer(s)") {
+	if out := miss.Wait(t, 10*time.Second); !strings.Contains(out, "complete: 0 answer(s)") {
 		t.Fatalf("lookup in the default group:\n%s", out)
 	}
 }
 
 func TestLookupOverUDP(t *testing.T) {
 	p := start(t, "stkd", "--names-tcp", "127.0.0.1:0", "--names-udp", "127.0.0.1:0")
-	m := p.waitFor(t, `"stkd running" names_tcp=(\S+) names_udp=(\S+)`, 10*time.Second)
+	m := p.WaitFor(t, `"stkd running" names_tcp=(\S+) names_udp=(\S+)`, 10*time.Second)
 	udp := "udp:" + m[2]
 	reg := start(t, "simple_name_registration", "-R", udp, "-i", "tcp:127.0.0.1:7000", "-w", "udpname")
-	reg.waitFor(t, "Registered udpname", 10*time.Second)
+	reg.WaitFor(t, "Registered udpname", 10*time.Second)
 	look := start(t, "simple_name_lookup", "-R", udp, "udpname")
-	if out := look.wait(t, 10*time.Second); !strings.Contains(out, "IP 127.0.0.1 Port 7000 Protocol tcp") ||
+	if out := look.Wait(t, 10*time.Second); !strings.Contains(out, "IP 127.0.0.1 Port 7000 Protocol tcp") ||
 		!strings.Contains(out, "complete: 1 answer(s)") {
 		t.Fatalf("lookup over UDP:\n%s", out)
 	}

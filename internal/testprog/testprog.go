@@ -1,0 +1,112 @@
+// Package testprog builds the project's programs and runs them as real
+// processes in tests: the example and daemon tests exercise exactly what a
+// user runs.
+package testprog
+
+import (
+	"bufio"
+	"bytes"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"runtime"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// Build compiles the packages (paths as the go command takes them, relative
+// to the calling test's directory) into a new temporary directory and
+// returns it. Call it from TestMain and remove the directory afterwards.
+func Build(pkgs ...string) (dir string, err error) {
+	dir, err = os.MkdirTemp("", "stk-programs-")
+	if err != nil {
+		return "", err
+	}
+	gocmd, err := exec.LookPath("go")
+	if err != nil {
+		gocmd = filepath.Join(runtime.GOROOT(), "bin", "go")
+	}
+	args := append([]string{"build", "-o", dir + string(filepath.Separator)}, pkgs...)
+	if out, err := exec.Command(gocmd, args...).CombinedOutput(); err != nil {
+		os.RemoveAll(dir)
+		return "", fmt.Errorf("go build %s: %v\n%s", strings.Join(pkgs, " "), err, out)
+	}
+	return dir, nil
+}
+
+// Proc is a running program whose standard output and error are collected
+// together.
+type Proc struct {
+	Cmd  *exec.Cmd
+	mu   sync.Mutex
+	out  bytes.Buffer
+	done chan struct{}
+}
+
+func (p *Proc) Write(b []byte) (int, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.out.Write(b)
+}
+
+// Output returns what the program has printed so far.
+func (p *Proc) Output() string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.out.String()
+}
+
+// Start runs the program at path. It is killed when the test ends, and its
+// output is logged if the test failed.
+func Start(t testing.TB, path string, args ...string) *Proc {
+	t.Helper()
+	p := &Proc{Cmd: exec.Command(path, args...), done: make(chan struct{})}
+	p.Cmd.Stdout, p.Cmd.Stderr = p, p
+	if err := p.Cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { p.Cmd.Wait(); close(p.done) }()
+	t.Cleanup(func() {
+		p.Cmd.Process.Kill()
+		<-p.done
+		if t.Failed() {
+			t.Logf("%s %s output:\n%s", filepath.Base(path), strings.Join(args, " "), p.Output())
+		}
+	})
+	return p
+}
+
+// Wait waits at most d for the program to exit by itself and returns its
+// output.
+func (p *Proc) Wait(t testing.TB, d time.Duration) string {
+	t.Helper()
+	select {
+	case <-p.done:
+	case <-time.After(d):
+		t.Fatalf("%s did not finish within %v", filepath.Base(p.Cmd.Path), d)
+	}
+	return p.Output()
+}
+
+// WaitFor waits at most d for an output line matching re and returns its
+// submatches.
+func (p *Proc) WaitFor(t testing.TB, re string, d time.Duration) []string {
+	t.Helper()
+	rx := regexp.MustCompile(re)
+	deadline := time.Now().Add(d)
+	for time.Now().Before(deadline) {
+		sc := bufio.NewScanner(strings.NewReader(p.Output()))
+		for sc.Scan() {
+			if m := rx.FindStringSubmatch(sc.Text()); m != nil {
+				return m
+			}
+		}
+		time.Sleep(5 * time.Millisecond) // poll the output
+	}
+	t.Fatalf("%s: no line matching %q within %v", filepath.Base(p.Cmd.Path), re, d)
+	return nil
+}
