@@ -25,15 +25,15 @@ const (
 
 // config is what stkd runs.
 type config struct {
-	names        bool   // run the name server
-	namesTCP     string // "ip:port"
-	namesUDP     string // "ip:port", "" for none
-	namesMcast   string // "group:port", "" for none
-	udpTTL       time.Duration
-	httpdArgs    []string // the httpd: line, kept to report what this build cannot run yet
-	httpdWanted  bool
-	logLevel     string
-	cfgFile      string
+	names       bool   // run the name server
+	namesTCP    string // "ip:port"
+	namesUDP    string // "ip:port", "" for none
+	namesMcast  string // "group:port", "" for none
+	udpTTL      time.Duration
+	httpdArgs   []string // the httpd: line, kept to report what this build cannot run yet
+	httpdWanted bool
+	logLevel    string
+	cfgFile     string
 }
 
 // parseCfgFile reads a C stkd.cfg: lines "named: <args>" and "httpd: <args>"
