@@ -1,6 +1,7 @@
 package smartbeat
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -134,7 +135,7 @@ func (g *Group) Members() []*Member {
 		ms = append(ms, m)
 	}
 	g.mu.Unlock()
-	slices.SortFunc(ms, func(a, b *Member) int { return int(a.order - b.order) })
+	slices.SortFunc(ms, func(a, b *Member) int { return cmp.Compare(a.order, b.order) })
 	return ms
 }
 
@@ -192,7 +193,7 @@ func (g *Group) check(periodic bool) {
 		}
 	}
 	g.mu.Unlock()
-	slices.SortFunc(dead, func(a, b *Member) int { return int(a.order - b.order) })
+	slices.SortFunc(dead, func(a, b *Member) int { return cmp.Compare(a.order, b.order) })
 	for _, m := range dead {
 		g.log.Info("service timed out", "service", m.svc.name, "peer", m.key.peer, "activity_timeout", m.svc.activity)
 		if g.opts.OnTimedOut != nil {
@@ -224,7 +225,7 @@ func (g *Group) Close() error {
 		close(g.stop)
 		<-g.done
 	}
-	slices.SortFunc(ms, func(a, b *Member) int { return int(a.order - b.order) })
+	slices.SortFunc(ms, func(a, b *Member) int { return cmp.Compare(a.order, b.order) })
 	var errs []error
 	for _, m := range ms {
 		errs = append(errs, m.svc.Close())

@@ -2,6 +2,7 @@ package smartbeat
 
 import (
 	"fmt"
+	"log/slog"
 	"net/netip"
 	"runtime"
 	"sync"
@@ -14,6 +15,9 @@ import (
 )
 
 const capturesDir = "../testdata/captures/"
+
+// quiet discards the log lines of the code under test.
+var quiet = slog.New(slog.DiscardHandler)
 
 // recFlow is a flow.Flow that records the TCP frames it is sent.
 type recFlow struct {
