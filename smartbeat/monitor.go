@@ -143,7 +143,7 @@ func NewMonitor(cfg MonitorConfig) (*Monitor, error) {
 		m.wg.Add(1)
 		go m.registerLoop()
 	}
-	if cfg.CheckInterval > 0 {
+	if cfg.CheckInterval > 0 && !cfg.manualChecks {
 		m.wg.Add(1)
 		go m.checkLoop()
 	}

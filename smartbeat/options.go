@@ -267,4 +267,8 @@ type MonitorConfig struct {
 	Flow flow.Options
 	// Logger receives the monitor's log lines; default slog.Default().
 	Logger *slog.Logger
+
+	// manualChecks keeps CheckInterval for stall detection but runs no
+	// check loop: tests call tick with an injected clock.
+	manualChecks bool
 }

@@ -300,7 +300,7 @@ func (m *Monitor) resurrect(r *record, now time.Time) {
 		old.displaced = true
 		m.toHistory(old, EndDisplaced, now)
 	}
-	r.current, r.inactive, r.ended, r.reason = true, false, time.Time{}, EndNone
+	r.current, r.inactive, r.ended, r.reason, r.verdict = true, false, time.Time{}, EndNone, nil
 	r.resurrections++
 	r.det = NewPhiDetector(m.cfg.Phi) // the old intervals ended in a failure
 	t.current[r.key] = r
