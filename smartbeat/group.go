@@ -3,6 +3,7 @@ package smartbeat
 import (
 	"cmp"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -12,6 +13,8 @@ import (
 	"time"
 
 	"github.com/stk-go/stk/flow"
+	"github.com/stk-go/stk/namesvc"
+	"github.com/stk-go/stk/seq"
 )
 
 // Group is a service group (PROTOCOL.md §8.5, §8.6): an application-side
@@ -117,7 +120,7 @@ func NewGroup(name string, opts GroupOptions) (*Group, error) {
 		g.monitor, g.monRef = mf.fl, mf
 	}
 	g.lastCheck = g.now()
-	if opts.CheckInterval > 0 {
+	if opts.CheckInterval > 0 && !opts.manualChecks {
 		g.stop, g.done = make(chan struct{}), make(chan struct{})
 		go g.loop()
 	}
@@ -278,4 +281,36 @@ func (m *Member) Beats() uint64 {
 	m.g.mu.Lock()
 	defer m.g.mu.Unlock()
 	return m.beats
+}
+
+// Data-flow types of the 0x8003 registration meta-data (§7.12).
+const (
+	dataFlowTCPServer   uint16 = 1
+	dataFlowUDPListener uint16 = 5
+)
+
+// Register registers the group's name with the name service, as a C
+// service group created with a listening data flow does (§7.12), so that
+// clients can find it with "lookup:<group name>": linger 5 s, the listening
+// address and protocol, and meta-data 0x8003 = the data-flow type (1 TCP
+// server, 5 UDP listener). listen must not be 0.0.0.0 (C registers nothing
+// then). The namesvc client keeps the registration across reconnects.
+func (g *Group) Register(ctx context.Context, c *namesvc.Client, listen netip.AddrPort, proto flow.Protocol) error {
+	if listen.Addr().IsUnspecified() || !listen.IsValid() {
+		return fmt.Errorf("smartbeat: service group %q: cannot register the unspecified address %v; listen on a specific IP", g.name, listen)
+	}
+	dft := dataFlowTCPServer
+	switch proto {
+	case flow.TCP:
+	case flow.UDP, flow.Multicast:
+		dft = dataFlowUDPListener
+	default:
+		return fmt.Errorf("smartbeat: service group %q: protocol %v cannot carry notifications", g.name, proto)
+	}
+	return c.Register(ctx, namesvc.Info{
+		Name:      g.name,
+		Linger:    5 * time.Second,
+		Addresses: []namesvc.Endpoint{{Protocol: proto.String(), Addr: listen}},
+		Meta:      []seq.Element{{UserType: seq.UTMDDataFlowType, Data: binary.LittleEndian.AppendUint16(nil, dft)}},
+	})
 }

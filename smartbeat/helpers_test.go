@@ -4,12 +4,12 @@ import (
 	"fmt"
 	"log/slog"
 	"net/netip"
-	"runtime"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/stk-go/stk/flow"
+	"github.com/stk-go/stk/internal/leakcheck"
 	"github.com/stk-go/stk/internal/pcap"
 	"github.com/stk-go/stk/seq"
 )
@@ -178,28 +178,8 @@ func compareFrames(t testing.TB, what string, got, want [][]byte) {
 	}
 }
 
-// checkNoLeakedGoroutines fails the test if it leaves goroutines behind
-// (after the cleanups registered later have run).
-func checkNoLeakedGoroutines(t testing.TB) {
-	t.Helper()
-	before := runtime.NumGoroutine()
-	t.Cleanup(func() {
-		deadline := time.Now().Add(3 * time.Second)
-		for {
-			n := runtime.NumGoroutine()
-			if n <= before {
-				return
-			}
-			if time.Now().After(deadline) {
-				buf := make([]byte, 1<<20)
-				buf = buf[:runtime.Stack(buf, true)]
-				t.Errorf("goroutine leak: %d goroutines before the test, %d after it\n%s", before, n, buf)
-				return
-			}
-			time.Sleep(5 * time.Millisecond)
-		}
-	})
-}
+// checkNoLeakedGoroutines fails the test if it leaves goroutines behind.
+func checkNoLeakedGoroutines(t testing.TB) { leakcheck.Check(t) }
 
 // waitFor polls cond for up to 5 s.
 func waitFor(t testing.TB, what string, cond func() bool) {

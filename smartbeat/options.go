@@ -175,6 +175,10 @@ type GroupOptions struct {
 	Now func() time.Time
 	// Logger receives the group's log lines; default slog.Default().
 	Logger *slog.Logger
+
+	// manualChecks keeps CheckInterval for stall detection but runs no
+	// checker (tests call check with an injected clock).
+	manualChecks bool
 }
 
 // PhiConfig configures the φ-accrual failure detectors of the monitor
