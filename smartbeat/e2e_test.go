@@ -67,7 +67,7 @@ func testServiceToMonitor(t *testing.T, proto string) {
 	if v.ID != svc.ID() || v.Type != TypeData || v.ActivityTimeout != 300*time.Millisecond || v.Protocol != proto || v.Peer.Addr() != netip.MustParseAddr("127.0.0.1") {
 		t.Fatalf("record %+v", v)
 	}
-	if v.Interval < 30*time.Millisecond || v.Interval > 100*time.Millisecond {
+	if v.Interval < 10*time.Millisecond || v.Interval > 300*time.Millisecond { // 50 ms, on a loaded machine
 		t.Errorf("beat interval %v, want about 50 ms", v.Interval)
 	}
 
@@ -152,9 +152,8 @@ func TestMonitorRegistrationAndLookup(t *testing.T) {
 	if info.Linger != DefaultMonitorLinger || len(info.Addresses) != 0 {
 		t.Errorf("registration %v", info.String())
 	}
-	if !m.Stats().Registered {
-		t.Error("stats do not show the registration")
-	}
+	// The server stores the registration before the client hears its reply.
+	waitFor(t, "the registration in the stats", func() bool { return m.Stats().Registered })
 
 	snd := NewSender(SenderOptions{Period: 50 * time.Millisecond, Logger: quiet})
 	svc, err := NewService("looked up", Options{Monitor: "lookup:monitor", NameServer: c, Sender: snd, Logger: quiet})
