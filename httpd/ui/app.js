@@ -1,0 +1,775 @@
+// STK status UI. Builds every page from the JSON API (/api/v1/...) and
+// follows /api/v1/events. Data goes into the DOM as text only (textContent,
+// createTextNode, setAttribute), never parsed as markup.
+'use strict';
+(() => {
+  const KINDS = ['created', 'state', 'beat', 'timed_out', 'destroyed', 'displaced', 'resurrected'];
+  const SPARK_POINTS = 60;
+  const HISTORY_SHOWN = 100;
+
+  const S = {
+    stats: null,          // /api/v1/stats
+    components: null,
+    instance: '',
+    loaded: false,        // the snapshot is in
+    applied: 0,           // sequence number of the latest event applied
+    services: new Map(),  // uid -> service (current)
+    history: new Map(),   // uid -> service (history)
+    monitorStats: null,
+    offset: 0,            // server clock - browser clock, ms
+    resyncing: false,
+    buffer: [],
+    es: null,
+    names: null,
+    namesStale: true,
+    namesSeq: 0,
+    filter: '',
+    showAllHistory: false,
+    view: null,           // the current page: {name, update()}
+    flashes: new Map(),   // uid -> Set of fields changed since the last render
+  };
+  window.stk = S; // for tests and the curious
+
+  // ---- DOM helpers (text only) ----
+  function h(tag, attrs, ...kids) {
+    const e = document.createElement(tag);
+    if (attrs) {
+      for (const [k, v] of Object.entries(attrs)) {
+        if (v === undefined || v === null || v === false) continue;
+        if (k === 'class') e.className = v;
+        else if (k === 'text') e.textContent = v;
+        else if (k.startsWith('on')) e.addEventListener(k.slice(2), v);
+        else e.setAttribute(k, v === true ? '' : String(v));
+      }
+    }
+    for (const k of kids.flat()) {
+      if (k === undefined || k === null || k === false) continue;
+      e.append(k instanceof Node ? k : document.createTextNode(String(k)));
+    }
+    return e;
+  }
+  const SVG = 'http://www.w3.org/2000/svg';
+  function s(tag, attrs) {
+    const e = document.createElementNS(SVG, tag);
+    for (const [k, v] of Object.entries(attrs || {})) e.setAttribute(k, String(v));
+    return e;
+  }
+  function setText(e, t) {
+    t = String(t);
+    if (e.textContent !== t) e.textContent = t;
+  }
+  function setClass(e, c) {
+    if (e.className !== c) e.className = c;
+  }
+
+  // ---- formatting ----
+  const now = () => Date.now() + S.offset;
+  const tms = (t) => (t ? Date.parse(t) : 0);
+  function dur(ms) {
+    if (!isFinite(ms)) return '—';
+    if (ms < 0) ms = 0;
+    if (ms < 1000) return Math.round(ms) + ' ms';
+    const sec = ms / 1000;
+    if (sec < 60) return sec.toFixed(sec < 10 ? 1 : 0) + ' s';
+    const m = Math.floor(sec / 60), r = Math.floor(sec % 60);
+    if (m < 60) return m + ' min ' + String(r).padStart(2, '0') + ' s';
+    const hr = Math.floor(m / 60);
+    if (hr < 48) return hr + ' h ' + String(m % 60).padStart(2, '0') + ' min';
+    return Math.floor(hr / 24) + ' d ' + (hr % 24) + ' h';
+  }
+  const ago = (t) => (t ? dur(now() - tms(t)) + ' ago' : '—');
+  const int = (n) => (n === undefined || n === null ? '—' : Number(n).toLocaleString('en-US'));
+  function bytes(n) {
+    if (n < 1024) return n + ' B';
+    const u = ['KiB', 'MiB', 'GiB', 'TiB'];
+    let i = -1;
+    do { n /= 1024; i++; } while (n >= 1024 && i < u.length - 1);
+    return n.toFixed(n < 10 ? 1 : 0) + ' ' + u[i];
+  }
+  const when = (t) => (t ? new Date(tms(t)).toLocaleString() : '—');
+  function stateClass(svc) {
+    switch (svc.state) {
+      case 1: return 's-starting';
+      case 2: return 's-running';
+      case 3: return 's-stopping';
+      case 4: return 's-stopped';
+      case 5: return 's-timedout';
+    }
+    return 's-app';
+  }
+  const endClass = (r) => 'e-' + String(r || '').replace(/\s+/g, '');
+  const svcTitle = (svc) => 'state ' + svc.state + (svc.state_default ? ' (' + svc.state_default + ')' : ' (application state)');
+
+  // ---- sparklines ----
+  function sparkline(vals, w, hgt, limit) {
+    const svg = s('svg', { class: 'spark', width: w, height: hgt, viewBox: `0 0 ${w} ${hgt}`, role: 'img' });
+    if (!vals || vals.length < 2) {
+      svg.append(s('line', { x1: 0, y1: hgt - 1, x2: w, y2: hgt - 1, class: 'line', opacity: .3 }));
+      return svg;
+    }
+    let max = Math.max(...vals) * 1.15;
+    if (limit && limit > max * 0.6 && limit < max * 3) max = Math.max(max, limit * 1.05);
+    const step = w / (SPARK_POINTS - 1);
+    const x0 = w - (vals.length - 1) * step;
+    const pts = vals.map((v, i) => [x0 + i * step, hgt - 1 - (Math.min(v, max) / max) * (hgt - 3)]);
+    const line = pts.map(([x, y]) => x.toFixed(1) + ',' + y.toFixed(1)).join(' ');
+    svg.append(s('polygon', { class: 'area', points: `${x0.toFixed(1)},${hgt} ${line} ${w},${hgt}` }));
+    if (limit && limit <= max) {
+      const y = (hgt - 1 - (limit / max) * (hgt - 3)).toFixed(1);
+      svg.append(s('line', { class: 'limit', x1: 0, x2: w, y1: y, y2: y }));
+    }
+    svg.append(s('polyline', { class: 'line', points: line }));
+    const [lx, ly] = pts[pts.length - 1];
+    svg.append(s('circle', { class: 'last', cx: lx.toFixed(1), cy: ly.toFixed(1), r: 1.8 }));
+    const t = s('title');
+    const mean = vals.reduce((a, b) => a + b, 0) / vals.length;
+    t.textContent = `last ${vals.length} smartbeat intervals: ${Math.round(Math.min(...vals))}–${Math.round(Math.max(...vals))} ms, mean ${Math.round(mean)} ms`;
+    svg.append(t);
+    return svg;
+  }
+  function sparkInto(cell, svc, w, hgt) {
+    const vals = svc.beat_intervals_ms || [];
+    const sig = vals.length + ':' + (vals[vals.length - 1] || 0) + ':' + w;
+    if (cell.dataset.sig === sig) return;
+    cell.dataset.sig = sig;
+    cell.replaceChildren(sparkline(vals, w, hgt, svc.activity_timeout_ms));
+  }
+
+  // ---- keyed table rows ----
+  // syncRows makes tbody hold one row per item, in order, reusing rows by
+  // key; make(item) builds a row, fill(row, item) updates it.
+  function syncRows(tbody, items, key, make, fill) {
+    const old = new Map();
+    for (const tr of tbody.children) if (tr.dataset.key) old.set(tr.dataset.key, tr);
+    let at = tbody.firstElementChild;
+    for (const it of items) {
+      const k = String(key(it));
+      let tr = old.get(k);
+      if (tr) old.delete(k);
+      else { tr = make(it); tr.dataset.key = k; }
+      fill(tr, it);
+      if (tr !== at) tbody.insertBefore(tr, at);
+      else at = at.nextElementSibling;
+    }
+    for (const tr of old.values()) tr.remove();
+    for (const tr of [...tbody.children]) if (!tr.dataset.key) tr.remove();
+  }
+  function cells(tr, labels, classes) {
+    return labels.map((l, i) => tr.appendChild(h('td', { 'data-label': l, class: (classes && classes[i]) || null })));
+  }
+  function flash(node) {
+    node.classList.remove('flash');
+    void node.offsetWidth; // restart the animation
+    node.classList.add('flash');
+  }
+
+  // ---- the model ----
+  function put(svc, old) {
+    if (old && !svc.beat_intervals_ms) svc.beat_intervals_ms = old.beat_intervals_ms || [];
+    if (svc.current) { S.history.delete(svc.uid); S.services.set(svc.uid, svc); }
+    else { S.services.delete(svc.uid); S.history.set(svc.uid, svc); }
+  }
+  function loadSnapshot(snap) {
+    S.instance = snap.instance;
+    S.applied = snap.seq;
+    S.offset = tms(snap.now) - Date.now();
+    S.services = new Map(snap.services.map((v) => [v.uid, v]));
+    S.history = new Map(snap.history.map((v) => [v.uid, v]));
+    S.monitorStats = snap.stats;
+    S.loaded = true;
+  }
+  function apply(ev) {
+    const svc = ev.service;
+    const old = S.services.get(svc.uid) || S.history.get(svc.uid);
+    svc.beat_intervals_ms = old ? (old.beat_intervals_ms || []).slice() : [];
+    if ((ev.kind === 'beat' || ev.kind === 'resurrected') && old && old.last_received && svc.last_received) {
+      const d = tms(svc.last_received) - tms(old.last_received);
+      if (d > 0) {
+        svc.beat_intervals_ms.push(d);
+        if (svc.beat_intervals_ms.length > SPARK_POINTS) svc.beat_intervals_ms.shift();
+      }
+    }
+    if (old) {
+      const f = S.flashes.get(svc.uid) || new Set();
+      if (old.checkpoint !== svc.checkpoint) f.add('checkpoint');
+      if (old.state !== svc.state || old.state_name !== svc.state_name || old.current !== svc.current) f.add('state');
+      if (f.size) S.flashes.set(svc.uid, f);
+    }
+    put(svc, old);
+    S.applied = ev.seq;
+  }
+  function onEvent(ev) {
+    if (S.resyncing || !S.loaded) { S.buffer.push(ev); return; }
+    if (ev.seq <= S.applied) return;
+    if (ev.seq !== S.applied + 1) { S.buffer.push(ev); resync('missed events'); return; }
+    apply(ev);
+    schedule();
+  }
+  async function resync(why) {
+    if (S.resyncing) return;
+    S.resyncing = true;
+    for (;;) {
+      try {
+        const snap = await getJSON('/api/v1/snapshot');
+        loadSnapshot(snap);
+        const buf = S.buffer;
+        S.buffer = [];
+        buf.sort((a, b) => a.seq - b.seq);
+        for (const ev of buf) if (ev.seq === S.applied + 1) apply(ev);
+        break;
+      } catch (e) {
+        await new Promise((r) => setTimeout(r, 2000));
+      }
+    }
+    S.resyncing = false;
+    schedule();
+  }
+
+  async function getJSON(url) {
+    const r = await fetch(url, { headers: { Accept: 'application/json' }, cache: 'no-store' });
+    const body = await r.json().catch(() => ({}));
+    if (!r.ok) {
+      const err = new Error(body.error || r.statusText);
+      err.status = r.status;
+      throw err;
+    }
+    return body;
+  }
+
+  // ---- the event stream ----
+  function live(state, text) {
+    const el = document.getElementById('live');
+    setClass(el, 'live ' + state);
+    setText(el.querySelector('.txt'), text);
+  }
+  function connect() {
+    if (S.es) S.es.close();
+    const url = '/api/v1/events' + (S.loaded ? '?since=' + S.applied : '');
+    const es = new EventSource(url);
+    S.es = es;
+    es.addEventListener('hello', (e) => {
+      const hello = JSON.parse(e.data);
+      live('on', 'Live');
+      if (S.components && S.components.monitor && S.instance && hello.instance !== S.instance) {
+        S.instance = hello.instance;
+        resync('the daemon restarted');
+      }
+      S.namesStale = true;
+      if (S.view && S.view.name === 'names') loadNames();
+    });
+    es.addEventListener('reset', () => resync('reset'));
+    for (const k of KINDS) es.addEventListener(k, (e) => onEvent(JSON.parse(e.data)));
+    es.addEventListener('stats', (e) => {
+      const st = JSON.parse(e.data);
+      S.stats = st;
+      S.offset = tms(st.now) - Date.now();
+      if (st.monitor) S.monitorStats = st.monitor;
+      schedule();
+    });
+    es.addEventListener('names', () => {
+      S.namesStale = true;
+      if (S.view && S.view.name === 'names') loadNames();
+    });
+    es.onerror = () => {
+      if (es.readyState === EventSource.CLOSED) {
+        live('off', 'Offline');
+        setTimeout(() => { if (S.es === es) connect(); }, 3000);
+      } else {
+        live('', 'Reconnecting');
+      }
+    };
+  }
+
+  // ---- rendering ----
+  let pending = false;
+  function schedule() {
+    if (pending) return;
+    pending = true;
+    requestAnimationFrame(() => {
+      pending = false;
+      if (S.view) S.view.update();
+      S.flashes.clear();
+    });
+  }
+
+  function notRunning(what) {
+    return h('div', { class: 'notice' }, what + ' is not running in this daemon.');
+  }
+
+  function serviceLead(td, svc) {
+    if (!td.firstChild) {
+      td.append(h('a', { class: 'name' }), h('div', { class: 'sub-line' }));
+    }
+    const a = td.firstChild;
+    a.setAttribute('href', '/services/' + svc.uid);
+    setText(a, svc.name || '(unnamed)');
+    const parts = [svc.type_name, svc.hid];
+    if (svc.group) parts.unshift('group ' + svc.group);
+    setText(td.lastChild, parts.join(' · '));
+  }
+  function stateBadge(td, svc, flashIt) {
+    let b = td.firstChild;
+    if (!b) b = td.appendChild(h('span'));
+    setClass(b, 'badge state ' + stateClass(svc));
+    setText(b, svc.state_name);
+    b.title = svcTitle(svc);
+    if (flashIt) flash(b);
+  }
+
+  const CUR_LABELS = ['Service', 'State', 'Checkpoint', 'Last beat', 'Uptime', 'Host', 'Smartbeat interval'];
+  const CUR_CLASSES = ['lead', 'state', 'r num checkpoint', 'num lastbeat', 'num uptime', 'host', 'beat'];
+  function makeCurrentRow(svc) {
+    const tr = h('tr', { 'data-uid': svc.uid, class: 'svc' });
+    cells(tr, CUR_LABELS, CUR_CLASSES);
+    const beat = tr.lastChild;
+    beat.append(h('div', { class: 'spark-cell' }, h('span', { class: 'sp' }), h('span', { class: 'num iv' })));
+    const host = tr.children[5];
+    host.append(h('span', { class: 'mono hp' }), h('div', { class: 'sub-line proto' }));
+    return tr;
+  }
+  function fillCurrentRow(tr, svc) {
+    const f = S.flashes.get(svc.uid);
+    const c = tr.children;
+    serviceLead(c[0], svc);
+    stateBadge(c[1], svc, f && f.has('state'));
+    setText(c[2], int(svc.checkpoint));
+    if (f && f.has('checkpoint')) flash(c[2]);
+    setText(c[3], ago(svc.last_received));
+    c[3].title = 'the service’s clock: ' + when(svc.last_beat) + '; beats: ' + int(svc.beats);
+    setText(c[4], svc.created ? dur(now() - tms(svc.created)) : '—');
+    setText(c[5].querySelector('.hp'), svc.peer || '—');
+    setText(c[5].querySelector('.proto'), svc.protocol + (svc.resurrections ? ' · resurrected ×' + svc.resurrections : ''));
+    const cell = c[6].firstChild;
+    setClass(cell, 'spark-cell ' + stateClass(svc));
+    sparkInto(cell.querySelector('.sp'), svc, 110, 26);
+    setText(cell.querySelector('.iv'), svc.interval_ms ? Math.round(svc.interval_ms) + ' ms' : '');
+    cell.title = svc.interval_ms ? `mean ${svc.interval_ms.toFixed(1)} ms, σ ${svc.stddev_ms.toFixed(1)} ms; activity timeout ${dur(svc.activity_timeout_ms)}` : '';
+  }
+
+  const HIST_LABELS = ['Service', 'Ended', 'Checkpoint', 'When', 'Lifetime', 'Host', 'Why', 'Smartbeat interval'];
+  const HIST_CLASSES = ['lead', 'state', 'r num checkpoint', 'num', 'num', 'host', 'why', 'beat'];
+  function makeHistoryRow(svc) {
+    const tr = h('tr', { 'data-uid': svc.uid, class: 'svc hist' });
+    cells(tr, HIST_LABELS, HIST_CLASSES);
+    tr.children[1].append(h('span', { class: 'badge end' }), h('div', { class: 'sub-line laststate' }));
+    tr.children[5].append(h('span', { class: 'mono hp' }), h('div', { class: 'sub-line proto' }));
+    tr.lastChild.append(h('div', { class: 'spark-cell' }, h('span', { class: 'sp' })));
+    return tr;
+  }
+  function fillHistoryRow(tr, svc) {
+    const c = tr.children;
+    serviceLead(c[0], svc);
+    const b = c[1].firstChild;
+    setClass(b, 'badge end ' + endClass(svc.end_reason));
+    setText(b, svc.end_reason || 'ended');
+    setText(c[1].lastChild, 'last state: ' + svc.state_name);
+    setText(c[2], int(svc.checkpoint));
+    setText(c[3], ago(svc.ended));
+    setText(c[4], svc.created && svc.ended ? dur(tms(svc.ended) - tms(svc.created)) : '—');
+    setText(c[5].querySelector('.hp'), svc.peer || '—');
+    setText(c[5].querySelector('.proto'), svc.protocol);
+    let why = '—';
+    if (svc.verdict) why = svc.verdict.reason || svc.verdict.detector;
+    else if (svc.displaced) why = 'a newer CREATE replaced it';
+    else if (svc.inactive) why = 'inactive';
+    setText(c[6], why);
+    const cell = c[7].firstChild;
+    setClass(cell, 'spark-cell ' + (svc.end_reason === 'timed out' ? 's-timedout' : 's-stopped'));
+    sparkInto(cell.querySelector('.sp'), svc, 110, 26);
+  }
+
+  function table(labels, classes, id) {
+    const thead = h('thead', null, h('tr', null, labels.map((l, i) => h('th', { class: /\br\b/.test(classes[i]) ? 'r' : null }, l))));
+    const tbody = h('tbody', { id });
+    return { el: h('div', { class: 'panel' }, h('table', { class: 'data' }, thead, tbody)), tbody };
+  }
+
+  function matches(svc, q) {
+    if (!q) return true;
+    return [svc.name, svc.group, svc.peer, svc.hid, svc.state_name, svc.protocol].some((x) => x && String(x).toLowerCase().includes(q));
+  }
+
+  function tile(k, cls) {
+    const v = h('div', { class: 'v' }, '0');
+    return { el: h('div', { class: 'tile ' + (cls || '') }, v, h('div', { class: 'k' }, k)), v };
+  }
+
+  // Services page
+  function servicesPage(main) {
+    if (S.components && !S.components.monitor) {
+      main.append(h('h1', null, 'Services'), notRunning('The service monitor'));
+      return { name: 'services', update() {} };
+    }
+    const tiles = {
+      current: tile('current'), running: tile('running', 's-running'), starting: tile('starting', 's-starting'),
+      stopping: tile('stopping', 's-stopping'), other: tile('other states', ''), history: tile('history'),
+      timeouts: tile('timed out', 's-timedout'),
+    };
+    const search = h('input', { type: 'search', placeholder: 'Filter by name, group, host, id or state', 'aria-label': 'Filter services', value: S.filter });
+    search.addEventListener('input', () => { S.filter = search.value; schedule(); });
+    const cur = table(CUR_LABELS, CUR_CLASSES, 'current');
+    const hist = table(HIST_LABELS, HIST_CLASSES, 'history');
+    const curCount = h('span', { class: 'count' });
+    const histCount = h('span', { class: 'count' });
+    const curEmpty = h('div', { class: 'empty' }, 'No service reports to this monitor right now.');
+    const histEmpty = h('div', { class: 'empty' }, 'Nothing yet: services that stop, time out or are replaced show here.');
+    const more = h('button', { type: 'button' }, 'Show all');
+    more.addEventListener('click', () => { S.showAllHistory = !S.showAllHistory; schedule(); });
+    main.append(
+      h('h1', null, 'Services'),
+      h('div', { class: 'tiles' }, Object.values(tiles).map((t) => t.el)),
+      h('div', { class: 'toolbar' }, search),
+      h('h2', null, 'Current', curCount), cur.el, curEmpty,
+      h('h2', null, 'History', histCount), hist.el, histEmpty, h('div', { class: 'toolbar' }, more),
+    );
+    return {
+      name: 'services',
+      update() {
+        if (!S.loaded) return;
+        const q = S.filter.trim().toLowerCase();
+        const all = [...S.services.values()];
+        const counts = { 1: 0, 2: 0, 3: 0, other: 0 };
+        for (const v of all) {
+          if (v.state >= 1 && v.state <= 3) counts[v.state]++;
+          else counts.other++;
+        }
+        setText(tiles.current.v, int(all.length));
+        setText(tiles.running.v, int(counts[2]));
+        setText(tiles.starting.v, int(counts[1]));
+        setText(tiles.stopping.v, int(counts[3]));
+        setText(tiles.other.v, int(counts.other));
+        setText(tiles.history.v, int(S.history.size));
+        setText(tiles.timeouts.v, int(S.monitorStats ? S.monitorStats.timed_out : 0));
+        const shown = all.filter((v) => matches(v, q));
+        shown.sort((a, b) => (a.name || '').localeCompare(b.name || '') || a.uid - b.uid);
+        syncRows(cur.tbody, shown, (v) => v.uid, makeCurrentRow, fillCurrentRow);
+        setText(curCount, q ? `${shown.length} of ${all.length}` : String(all.length));
+        cur.el.hidden = shown.length === 0;
+        curEmpty.hidden = shown.length > 0;
+        setText(curEmpty, all.length ? 'No current service matches the filter.' : 'No service reports to this monitor right now.');
+
+        const hs = [...S.history.values()].filter((v) => matches(v, q));
+        hs.sort((a, b) => tms(b.ended) - tms(a.ended) || b.uid - a.uid);
+        const hshown = S.showAllHistory ? hs : hs.slice(0, HISTORY_SHOWN);
+        syncRows(hist.tbody, hshown, (v) => v.uid, makeHistoryRow, fillHistoryRow);
+        setText(histCount, hshown.length < hs.length ? `latest ${hshown.length} of ${hs.length}` : String(hs.length));
+        hist.el.hidden = hs.length === 0;
+        histEmpty.hidden = hs.length > 0;
+        more.parentNode.hidden = hs.length <= HISTORY_SHOWN;
+        setText(more, S.showAllHistory ? 'Show the latest ' + HISTORY_SHOWN : 'Show all ' + hs.length);
+      },
+    };
+  }
+
+  // One service
+  function servicePage(main, uid) {
+    const title = h('h1');
+    const body = h('div');
+    main.append(h('div', { class: 'small' }, h('a', { href: '/services' }, '← Services')), title, body);
+    let missing = false;
+    // The record may be older than what the model holds (a restart):
+    // ask the API once when it is not in the model.
+    if (S.loaded && !S.services.has(uid) && !S.history.has(uid)) missing = true;
+    return {
+      name: 'service',
+      update() {
+        if (S.components && !S.components.monitor) { title.replaceChildren('Service'); body.replaceChildren(notRunning('The service monitor')); return; }
+        if (!S.loaded) return;
+        const svc = S.services.get(uid) || S.history.get(uid);
+        if (!svc) {
+          title.replaceChildren('No such service');
+          body.replaceChildren(h('div', { class: 'notice' }, 'The monitor has no record ' + uid + (missing ? '.' : ' any more.')));
+          return;
+        }
+        const badge = h('span', { class: 'badge ' + stateClass(svc), title: svcTitle(svc) }, svc.state_name);
+        const parts = [svc.name || '(unnamed)', ' ', badge];
+        if (!svc.current) parts.push(' ', h('span', { class: 'badge ' + endClass(svc.end_reason) }, svc.end_reason || 'ended'));
+        title.replaceChildren(...parts);
+        const kv = (pairs) => h('dl', { class: 'kv' }, pairs.map(([k, v]) => [h('dt', null, k), h('dd', null, v)]));
+        const ident = kv([
+          ['ID', svc.hid + ' (' + svc.id + ')'], ['Type', svc.type_name + ' (' + svc.type + ')'],
+          ['Group', svc.group || '—'], ['Host', svc.peer || '—'], ['Protocol', svc.protocol], ['Record', svc.key],
+        ]);
+        const live = kv([
+          ['State', svc.state_name + ' (' + svc.state + ')'], ['Checkpoint', int(svc.checkpoint)],
+          ['Created', when(svc.created)], ['Uptime', svc.current && svc.created ? dur(now() - tms(svc.created)) : '—'],
+          ['Last beat received', ago(svc.last_received)], ['Last beat (service clock)', when(svc.last_beat)],
+          ['Smartbeats', int(svc.beats)], ['Activity timeout', dur(svc.activity_timeout_ms)],
+          ['Mean interval', svc.interval_ms ? svc.interval_ms.toFixed(1) + ' ms ± ' + svc.stddev_ms.toFixed(1) : '—'],
+          ['φ (suspicion)', svc.phi === null ? '∞' : svc.phi.toFixed(2)],
+          ['Ended', svc.ended ? when(svc.ended) + ' (' + (svc.end_reason || '') + ')' : '—'],
+          ['Resurrections', int(svc.resurrections)],
+        ]);
+        const blocks = [];
+        if (svc.verdict) {
+          const v = svc.verdict;
+          blocks.push(h('div', { class: 'verdict' }, h('strong', null, 'Declared failed by ' + v.detector + ': '), v.reason,
+            h('div', { class: 'small muted' }, `silent ${dur(v.silence_ms)}, activity timeout ${dur(v.activity_timeout_ms)}, φ ${v.phi === null ? '∞' : v.phi.toFixed(2)} of ${v.phi_threshold === null ? '—' : v.phi_threshold}, ${v.samples} samples, stall credit ${dur(v.stall_credit_ms)}`)));
+        }
+        const sp = h('div', { class: 'big-spark' });
+        sp.append(sparkline(svc.beat_intervals_ms || [], 560, 70, svc.activity_timeout_ms));
+        const states = h('tbody');
+        for (const st of [...(svc.states || [])].reverse()) {
+          states.append(h('tr', null, h('td', { 'data-label': 'When' }, when(st.at)), h('td', { 'data-label': 'State' },
+            h('span', { class: 'badge ' + stateClass(st) }, st.name)), h('td', { 'data-label': 'Number', class: 'r num' }, st.state)));
+        }
+        body.replaceChildren(...blocks,
+          h('div', { class: 'cards' }, h('div', { class: 'panel card' }, h('h3', null, 'Identity'), ident),
+            h('div', { class: 'panel card' }, h('h3', null, 'Activity'), live)),
+          h('h2', null, 'Smartbeat intervals', h('span', { class: 'count' }, (svc.beat_intervals_ms || []).length + ' latest, ms; dashed: activity timeout')),
+          h('div', { class: 'panel' }, sp),
+          h('h2', null, 'State history'),
+          h('div', { class: 'panel' }, h('table', { class: 'data' }, h('thead', null, h('tr', null, h('th', null, 'When'), h('th', null, 'State'), h('th', { class: 'r' }, 'Number'))), states)));
+      },
+    };
+  }
+
+  // Groups page: the groups are derived from the services' group names,
+  // as /api/v1/groups does.
+  function groupsPage(main) {
+    const box = h('div', { class: 'groups' });
+    const empty = h('div', { class: 'notice' }, 'No service group reports to this monitor. Services mirrored by a service group carry its name.');
+    main.append(h('h1', null, 'Service groups'), box, empty);
+    if (S.components && !S.components.monitor) { empty.replaceChildren(notRunning('The service monitor')); return { name: 'groups', update() {} }; }
+    const GL = ['Service', 'State', 'Checkpoint', 'Last beat'];
+    const GC = ['lead', 'state', 'r num checkpoint', 'num lastbeat'];
+    return {
+      name: 'groups',
+      update() {
+        if (!S.loaded) return;
+        const groups = new Map();
+        const get = (n) => { if (!groups.has(n)) groups.set(n, { name: n, current: [], history: 0 }); return groups.get(n); };
+        for (const v of S.services.values()) if (v.group) get(v.group).current.push(v);
+        for (const v of S.history.values()) if (v.group) get(v.group).history++;
+        const list = [...groups.values()].sort((a, b) => a.name.localeCompare(b.name));
+        empty.hidden = list.length > 0;
+        syncRows(box, list, (g) => g.name, (g) => {
+          const t = table(GL, GC);
+          const card = h('section', { class: 'panel group-card' }, h('h3', null, h('span', { class: 'gname' }), h('span', { class: 'muted' })), t.el.firstChild);
+          return card;
+        }, (card, g) => {
+          setText(card.querySelector('.gname'), g.name);
+          setText(card.querySelector('h3 .muted'), `${g.current.length} current · ${g.history} in history`);
+          g.current.sort((a, b) => (a.name || '').localeCompare(b.name || ''));
+          syncRows(card.querySelector('tbody'), g.current, (v) => v.uid, (v) => {
+            const tr = h('tr', { 'data-uid': v.uid, class: 'svc' });
+            cells(tr, GL, GC);
+            return tr;
+          }, (tr, v) => {
+            const f = S.flashes.get(v.uid);
+            serviceLead(tr.children[0], v);
+            stateBadge(tr.children[1], v, f && f.has('state'));
+            setText(tr.children[2], int(v.checkpoint));
+            if (f && f.has('checkpoint')) flash(tr.children[2]);
+            setText(tr.children[3], ago(v.last_received));
+          });
+        });
+      },
+    };
+  }
+
+  // Names page
+  let namesTimer = 0;
+  async function loadNames() {
+    const seq = ++S.namesSeq;
+    const q = S.namesQuery || '';
+    try {
+      const r = await getJSON('/api/v1/names?q=' + encodeURIComponent(q));
+      if (seq !== S.namesSeq) return; // a later search is on its way
+      S.names = r;
+      S.namesStale = false;
+    } catch (e) {
+      if (seq !== S.namesSeq) return;
+      S.names = { error: e.message, status: e.status };
+    }
+    schedule();
+  }
+  function namesPage(main) {
+    if (S.components && !S.components.names) {
+      main.append(h('h1', null, 'Names'), notRunning('The name server'));
+      return { name: 'names', update() {} };
+    }
+    const search = h('input', { type: 'search', placeholder: 'Search names, groups, addresses', 'aria-label': 'Search names', value: S.namesQuery || '' });
+    search.addEventListener('input', () => {
+      S.namesQuery = search.value;
+      clearTimeout(namesTimer);
+      namesTimer = setTimeout(loadNames, 120);
+    });
+    const count = h('span', { class: 'muted small' });
+    const NL = ['Name', 'Addresses', 'FT', 'Linger', 'Status', 'Registrant', 'Subscribers'];
+    const NC = ['lead', 'addrs', 'ft', 'num', 'status', 'mono small', 'r num'];
+    const t = table(NL, NC, 'names');
+    const empty = h('div', { class: 'empty' });
+    main.append(h('h1', null, 'Names'), h('div', { class: 'toolbar' }, search, count), t.el, empty);
+    if (S.namesStale || !S.names) loadNames();
+    return {
+      name: 'names',
+      update() {
+        const r = S.names;
+        if (!r) return;
+        if (r.error) { t.el.hidden = true; empty.hidden = false; setText(empty, 'Cannot list the names: ' + r.error); return; }
+        setText(count, r.q ? `${int(r.matches)} of ${int(r.total)} names match` : `${int(r.total)} names` + (r.truncated ? `, first ${int(r.names.length)} shown` : ''));
+        t.el.hidden = r.names.length === 0;
+        empty.hidden = r.names.length > 0;
+        setText(empty, r.total ? 'No name matches “' + r.q + '”.' : 'No name is registered.');
+        syncRows(t.tbody, r.names, (n) => [n.group, n.name, n.registrant, n.registered].join('\u0000'), () => {
+          const tr = h('tr', { class: 'name-row' });
+          cells(tr, NL, NC);
+          tr.children[0].append(h('span', { class: 'name' }), h('div', { class: 'sub-line' }));
+          tr.children[2].append(h('span', { class: 'badge' }));
+          return tr;
+        }, (tr, n) => {
+          const c = tr.children;
+          setText(c[0].firstChild, n.name);
+          setText(c[0].lastChild, n.group ? 'group ' + n.group : 'default group');
+          const addrs = n.addresses.map((a) => a.text).join('\u0000');
+          if (c[1].dataset.sig !== addrs) {
+            c[1].dataset.sig = addrs;
+            c[1].replaceChildren(...(n.addresses.length ? n.addresses.map((a) => h('span', { class: 'chip mono' }, a.text)) : ['—']));
+          }
+          const b = c[2].firstChild;
+          setClass(b, 'badge ft-' + n.ft);
+          setText(b, n.ft);
+          setText(c[3], dur(n.linger_ms));
+          setText(c[4], n.lingering ? 'lingering, gone in ' + (n.expires ? dur(tms(n.expires) - now()) : '?') : 'registered ' + ago(n.registered));
+          setText(c[5], (n.transport ? n.transport + ':' : '') + (n.registrant || '—'));
+          setText(c[6], int(n.subscribers));
+        });
+      },
+    };
+  }
+
+  // Daemon page: flows and statistics, from /api/v1/stats and its events.
+  function daemonPage(main) {
+    const cards = h('div', { class: 'cards' });
+    const flowsBox = h('div');
+    main.append(h('h1', null, 'Daemon'), cards, h('h2', null, 'Data flows'), flowsBox);
+    const FL = ['Flow', 'Address', 'Seq in', 'Seq out', 'Bytes in', 'Bytes out', 'Dropped', 'Connections'];
+    const FC = ['lead', 'mono', 'r num', 'r num', 'r num', 'r num', 'r num', 'r num'];
+    const ft = table(FL, FC, 'flows');
+    const kv = (pairs) => h('dl', { class: 'kv' }, pairs.map(([k, v]) => [h('dt', null, k), h('dd', null, v)]));
+    const card = (title, body) => h('section', { class: 'panel card' }, h('h3', null, title), body);
+    return {
+      name: 'daemon',
+      update() {
+        const st = S.stats;
+        if (!st) return;
+        const d = st.daemon;
+        const list = [card('Daemon', kv([
+          ['Version', d.version || '—'], ['Up', dur(now() - tms(d.started))], ['Started', when(d.started)],
+          ['Go', d.go_version + ' ' + d.os + '/' + d.arch], ['CPUs', d.num_cpu + ' (GOMAXPROCS ' + d.gomaxprocs + ')'],
+          ['Goroutines', int(d.goroutines)], ['Heap', bytes(d.heap_bytes)], ['Memory', bytes(d.total_bytes)],
+          ['GC cycles', int(d.gc_cycles)], ['Allocated', bytes(d.allocated_bytes)],
+        ]))];
+        const m = st.monitor;
+        list.push(card('Service monitor', m ? kv([
+          ['Current', int(m.current)], ['History', int(m.history)], ['Sequences', int(m.sequences)],
+          ['Notifications', int(m.notifications)], ['Smartbeats', int(m.beats) + ' (' + int(m.unknown_beats) + ' unknown)'],
+          ['Created', int(m.created)], ['Destroyed', int(m.destroyed)], ['Displaced', int(m.displaced)],
+          ['Timed out', int(m.timed_out) + ' (φ: ' + int(m.timed_out_by_phi) + ')'], ['Resurrected', int(m.resurrected)],
+          ['Ignored / malformed', int(m.ignored) + ' / ' + int(m.malformed)], ['Stalls', int(m.stalls) + ' (' + dur(m.stall_time_ms) + ')'],
+          ['Registered', m.registered ? 'yes' : (m.registration_error || 'no')],
+          ['Listening', m.listeners.length ? m.listeners.join(', ') : '—'],
+        ]) : h('div', { class: 'empty' }, 'Not running.')));
+        const n = st.names;
+        list.push(card('Name server', n ? kv([
+          ['Server id', n.id], ['Registrations', int(n.registrations)], ['Lingering', int(n.lingering)],
+          ['Subscriptions', int(n.subscriptions)], ['Clients', int(n.clients)], ['Registers', int(n.registers)],
+          ['Lookups', int(n.lookups)], ['Subscribes', int(n.subscribes)], ['Answers', int(n.answers)],
+          ['Keep-alives', int(n.keepalives)], ['Rejected', int(n.rejected)],
+        ]) : h('div', { class: 'empty' }, 'Not running.')));
+        list.push(card('Status UI', kv([
+          ['Live streams', int(st.http.stream_clients)], ['Dropped (slow)', int(st.http.stream_dropped)],
+          ['Resets', int(st.http.stream_resets)], ['Events sent', int(st.http.events_sent)],
+        ])));
+        cards.replaceChildren(...list);
+        if (!st.flows) { flowsBox.replaceChildren(notRunning('No data flow report')); return; }
+        if (!st.flows.length) { flowsBox.replaceChildren(h('div', { class: 'notice' }, 'No data flows.')); return; }
+        if (flowsBox.firstChild !== ft.el) flowsBox.replaceChildren(ft.el);
+        syncRows(ft.tbody, st.flows, (f) => f.name, () => {
+          const tr = h('tr');
+          cells(tr, FL, FC);
+          tr.children[0].append(h('span', { class: 'name' }), h('div', { class: 'sub-line' }));
+          return tr;
+        }, (tr, f) => {
+          const c = tr.children;
+          setText(c[0].firstChild, f.name);
+          setText(c[0].lastChild, f.protocol);
+          setText(c[1], f.addr || '—');
+          setText(c[2], int(f.sequences_in));
+          setText(c[3], int(f.sequences_out));
+          setText(c[4], bytes(f.bytes_in));
+          setText(c[5], bytes(f.bytes_out));
+          setText(c[6], int(f.dropped));
+          setText(c[7], int(f.connections));
+        });
+      },
+    };
+  }
+
+  // ---- routing ----
+  function route() {
+    const p = location.pathname.replace(/\/+$/, '') || '/';
+    const main = document.getElementById('view');
+    main.replaceChildren();
+    let nav = 'services';
+    let m;
+    if (p === '/' || p === '/services') S.view = servicesPage(main);
+    else if ((m = /^\/services\/(\d+)$/.exec(p))) S.view = servicePage(main, Number(m[1]));
+    else if (p === '/groups') { nav = 'groups'; S.view = groupsPage(main); }
+    else if (p === '/names') { nav = 'names'; S.view = namesPage(main); }
+    else if (p === '/daemon') { nav = 'daemon'; S.view = daemonPage(main); }
+    else {
+      nav = '';
+      main.append(h('div', { class: 'notfound' }, h('h1', null, '404'), h('p', null, 'There is no page at ', h('code', null, location.pathname), '.')));
+      S.view = { name: 'notfound', update() {} };
+    }
+    for (const a of document.querySelectorAll('#nav a')) a.classList.toggle('active', a.dataset.nav === nav);
+    const titles = { services: 'Services', service: 'Service', groups: 'Service groups', names: 'Names', daemon: 'Daemon', notfound: 'Not found' };
+    document.title = (titles[S.view.name] || 'STK') + ' · STK status';
+    S.view.update();
+  }
+  document.addEventListener('click', (e) => {
+    const a = e.target.closest('a');
+    if (!a || e.defaultPrevented || e.button !== 0 || e.metaKey || e.ctrlKey || e.shiftKey || e.altKey) return;
+    const u = new URL(a.href, location.href);
+    if (u.origin !== location.origin || u.pathname.startsWith('/api/') || u.pathname === '/metrics') return;
+    e.preventDefault();
+    if (u.pathname !== location.pathname) history.pushState(null, '', u.pathname);
+    route();
+    window.scrollTo(0, 0);
+  });
+  window.addEventListener('popstate', route);
+
+  function footer() {
+    const st = S.stats;
+    if (!st) return;
+    const f = document.getElementById('foot');
+    const txt = 'stkd ' + (st.daemon.version || '') + ' · ';
+    if (!f.firstChild) {
+      f.append(h('span'), h('a', { href: '/api/v1/stats' }, 'JSON API'), ' · ', h('a', { href: '/metrics' }, 'metrics'));
+    }
+    setText(f.firstChild, txt);
+  }
+
+  async function start() {
+    live('', 'Connecting');
+    for (;;) {
+      try {
+        S.stats = await getJSON('/api/v1/stats');
+        S.components = S.stats.components;
+        S.offset = tms(S.stats.now) - Date.now();
+        if (S.components.monitor) loadSnapshot(await getJSON('/api/v1/snapshot'));
+        break;
+      } catch (e) {
+        live('off', 'Offline');
+        await new Promise((r) => setTimeout(r, 3000));
+      }
+    }
+    footer();
+    route();
+    connect();
+    setInterval(() => { footer(); schedule(); }, 1000); // ages and uptimes
+  }
+  start();
+})();
