@@ -222,8 +222,8 @@ func parseSample(line string) (promSample, string, error) {
 
 func TestParseExpositionRejects(t *testing.T) {
 	for _, bad := range []string{
-		"x 1\n",                               // no TYPE
-		"# HELP x h\n# TYPE x gauge\nx 1",     // no final newline
+		"x 1\n",                           // no TYPE
+		"# HELP x h\n# TYPE x gauge\nx 1", // no final newline
 		"# HELP x h\n# TYPE x gauge\nx{a=\"b\"c\"} 1\n",
 		"# HELP x h\n# TYPE x gauge\nx{a=\"\n\"} 1\n",
 		"# HELP x h\n# TYPE x counter\nx 1\n", // counter without _total
