@@ -339,7 +339,7 @@ func (m *Monitor) currentViews(now time.Time) []ServiceView {
 }
 
 // History returns the history records (destroyed, displaced, timed out),
-// oldest first.
+// oldest first (the C web monitor lists them newest first).
 func (m *Monitor) History() []ServiceView {
 	now := m.now()
 	m.mu.Lock()

@@ -21,6 +21,12 @@ import (
 // busy application cannot delay its smartbeats; the goroutine exists only
 // while the Sender has services.
 //
+// As in C, the one smartbeat carries every service of the Sender to every
+// flow, so a flow also gets the smartbeats of services that do not report
+// there; receivers ignore ids they do not know. Processes that mirror
+// services (a Group) and report services of their own should give the
+// group a Sender of its own if the ids may collide.
+//
 // It also owns the flows opened for monitor and notification addresses,
 // shared by every service that names the same address and closed with the
 // last of them.

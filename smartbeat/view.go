@@ -33,7 +33,7 @@ type ServiceView struct {
 
 	// Peer is where the service reported from, with the real port (the C
 	// web monitor prints it byte-swapped, bug B5). Protocol is "tcp",
-	// "udp" or "multicast".
+	// "udp" or "multicast" (the C web monitor says "udp" for multicast).
 	Peer     netip.AddrPort
 	Protocol string
 
@@ -214,7 +214,11 @@ type Event struct {
 
 // Snapshot is a consistent picture of the monitor: lists, statistics and
 // the sequence number of the latest event included in it. A UI that shows
-// a Snapshot and then follows EventsSince(Snapshot.Seq) misses nothing.
+// a Snapshot and then follows EventsSince(Snapshot.Seq) misses nothing; a
+// UI that pushes events (SSE) subscribes first, then takes the Snapshot,
+// and skips the events with Seq <= Snapshot.Seq. A client that reconnects
+// with the last Seq it saw (Last-Event-ID) resumes with EventsSince, or
+// takes a new Snapshot when EventsSince says the ring has moved on.
 type Snapshot struct {
 	Seq      uint64
 	Services []ServiceView // current records, oldest first
