@@ -55,6 +55,8 @@ type Flow interface {
 	Send(s *seq.Sequence) error
 	// LocalAddr is the address the flow is bound to.
 	LocalAddr() netip.AddrPort
+	// Protocol is the flow's transport.
+	Protocol() Protocol
 	// Stats returns the flow's counters.
 	Stats() Stats
 	// Close stops the flow after delivering what was accepted, waiting at

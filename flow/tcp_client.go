@@ -105,6 +105,9 @@ func (c *TCPClient) LocalAddr() netip.AddrPort {
 	return netip.AddrPort{}
 }
 
+// Protocol returns TCP.
+func (c *TCPClient) Protocol() Protocol { return TCP }
+
 // Stats returns the client's counters.
 func (c *TCPClient) Stats() Stats { return c.ctr.snapshot() }
 

@@ -103,6 +103,9 @@ func ListenTCP(addr string, opts Options) (*TCPServer, error) {
 // LocalAddr returns the address the server listens on.
 func (s *TCPServer) LocalAddr() netip.AddrPort { return s.addr }
 
+// Protocol returns TCP.
+func (s *TCPServer) Protocol() Protocol { return TCP }
+
 // Conns returns the number of open connections.
 func (s *TCPServer) Conns() int { return len(*s.conns.Load()) }
 

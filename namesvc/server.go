@@ -182,6 +182,13 @@ func (s *Server) addFlow(f flow.Flow) (netip.AddrPort, error) {
 	return f.LocalAddr(), nil
 }
 
+// Flows returns the listeners the Serve methods opened, for status pages.
+func (s *Server) Flows() []flow.Flow {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.flows)
+}
+
 // Close stops the listeners and the collector. Registrations are lost: the
 // name service keeps no state across restarts, and clients register again
 // when they see the next server's id.

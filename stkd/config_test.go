@@ -3,48 +3,47 @@ package main
 import (
 	"io"
 	"log/slog"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stk-go/stk/namesvc"
 )
 
-func TestParseCfgFileShipped(t *testing.T) {
+func quiet() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
+
+func TestShippedCfgFileIsTheDefault(t *testing.T) {
 	// The stkd.cfg the C distribution ships, plus noise C ignores.
-	cfg := "# comment\nHTTPD: -T 127.0.0.1:20001 -U 127.0.0.1:20001\nnamed: -T 127.0.0.1:20002 -U 127.0.0.1:20002\nother line\n"
-	named, httpd, hasNamed, hasHttpd, err := parseCfgFile(strings.NewReader(cfg))
-	if err != nil || !hasNamed || !hasHttpd {
-		t.Fatalf("parse: %v %v %v", err, hasNamed, hasHttpd)
-	}
-	if strings.Join(named, " ") != "-T 127.0.0.1:20002 -U 127.0.0.1:20002" || len(httpd) != 4 {
-		t.Fatalf("named %q httpd %q", named, httpd)
-	}
-	c := config{namesTCP: defaultNamesTCP, namesUDP: defaultNamesUDP}
-	if err := applyNamedArgs(&c, named); err != nil {
+	path := filepath.Join(t.TempDir(), "stkd.cfg")
+	os.WriteFile(path, []byte("# comment\nHTTPD: -T 127.0.0.1:20001 -U 127.0.0.1:20001\nnamed: -T 127.0.0.1:20002 -U 127.0.0.1:20002\nother line\n"), 0o644)
+	c := defaultConfig()
+	if err := loadCfgFile(&c, path, false, false); err != nil {
 		t.Fatal(err)
 	}
-	if c.namesTCP != "127.0.0.1:20002" || c.namesUDP != "127.0.0.1:20002" || c.namesMcast != "" {
-		t.Fatalf("config %+v", c)
+	if c != defaultConfig() {
+		t.Fatalf("shipped cfg gives %+v, built-in defaults are %+v", c, defaultConfig())
 	}
 }
 
 func TestApplyNamedArgs(t *testing.T) {
+	def := defaultConfig().namesTCP
 	for _, tc := range []struct {
 		args           string
 		tcp, udp, mcst string
 		err            bool
 	}{
-		{args: "", tcp: defaultNamesTCP, udp: ""},                    // no -U: no UDP, as in C
-		{args: "-U -", tcp: defaultNamesTCP, udp: "127.0.0.1:20002"}, // "-": the default address
+		{args: "", tcp: def, udp: ""}, // no -U: no UDP, as in C
+		{args: "-U -", tcp: def, udp: "127.0.0.1:20002"},
 		{args: "-T 10.0.0.1 -U 127.0.0.2", tcp: "10.0.0.1:20002", udp: "127.0.0.2:20002"},
-		{args: "-M -", tcp: defaultNamesTCP, mcst: "224.10.10.20:20002"},
-		{args: "-M 239.1.2.3:4000 -P whatever", tcp: defaultNamesTCP, mcst: "239.1.2.3:4000"},
+		{args: "-M -", tcp: def, mcst: "224.10.10.20:20002"},
+		{args: "-M 239.1.2.3:4000 -P whatever", tcp: def, mcst: "239.1.2.3:4000"},
 		{args: "-T 1.2.3.4:notaport", err: true},
 		{args: "-Z", err: true},
 	} {
-		c := config{namesTCP: defaultNamesTCP, namesUDP: defaultNamesUDP}
+		c := defaultConfig()
 		err := applyNamedArgs(&c, strings.Fields(tc.args))
 		if (err != nil) != tc.err {
 			t.Fatalf("%q: err %v", tc.args, err)
@@ -55,37 +54,91 @@ func TestApplyNamedArgs(t *testing.T) {
 	}
 }
 
-func TestStartFromCfgFile(t *testing.T) {
+func TestApplyHttpdArgs(t *testing.T) {
+	c := defaultConfig()
+	err := applyHttpdArgs(&c, strings.Fields("-p 9090 -T - -M - -N mon2 -L 60 -R udp:127.0.0.1:20002"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.http != "127.0.0.1:9090" || c.monTCP != "127.0.0.1:20001" || c.monUDP != "" ||
+		c.monMcast != "224.10.10.20:20001" || c.monName != "mon2" || c.monLinger != time.Minute ||
+		c.nameServer != "udp:127.0.0.1:20002" {
+		t.Fatalf("config %+v", c)
+	}
+	if err := applyHttpdArgs(&c, []string{"-x"}); err == nil {
+		t.Fatal("unknown httpd flag accepted")
+	}
+}
+
+func TestFlagsWinOverCfgFile(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "stkd.cfg")
-	os.WriteFile(path, []byte("named: -T 127.0.0.1:0 -U 127.0.0.1:0\n"), 0o644)
-	c := config{namesTCP: defaultNamesTCP, namesUDP: defaultNamesUDP, udpTTL: namesvc.DefaultUDPTTL}
+	os.WriteFile(path, []byte("named: -T 127.0.0.1:1 -U 127.0.0.1:2\n"), 0o644)
+	// run would block on signals; check the layering the way run does it.
+	f := defaultConfig()
+	f.namesTCP = "127.0.0.1:0"
+	c := defaultConfig()
 	if err := loadCfgFile(&c, path, false, false); err != nil {
 		t.Fatal(err)
 	}
-	d, err := start(c, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	flagFields["names-tcp"](&c, &f)
+	if c.namesTCP != "127.0.0.1:0" || c.namesUDP != "127.0.0.1:2" || c.monitor {
+		t.Fatalf("config %+v", c)
+	}
+}
+
+func TestStartFromCfgFile(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "stkd.cfg")
+	os.WriteFile(path, []byte("named: -T 127.0.0.1:0 -U 127.0.0.1:0\nhttpd: -T 127.0.0.1:0 -U 127.0.0.1:0\n"), 0o644)
+	c := defaultConfig()
+	if err := loadCfgFile(&c, path, false, false); err != nil {
+		t.Fatal(err)
+	}
+	c.http = "127.0.0.1:0"
+	d, err := start(c, quiet())
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer d.close()
-	client, err := namesvc.Dial("tcp:"+d.namesTCP, namesvc.ClientOptions{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	resp, err := http.Get("http://" + d.http + "/api/v1/flows")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, want := range []string{"names-tcp-" + d.namesTCP, "monitor-udp-" + d.monUDP} {
+		if resp.StatusCode != 200 || !strings.Contains(string(body), want) {
+			t.Fatalf("GET /api/v1/flows: %d %s; want %s listed", resp.StatusCode, body, want)
+		}
+	}
+	client, err := namesvc.Dial("tcp:"+d.namesTCP, namesvc.ClientOptions{Logger: quiet()})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer client.Close()
-	if infos, err := client.LookupAll(t.Context(), "nothing", namesvc.LookupOptions{}); err != nil || len(infos) != 0 {
-		t.Fatalf("lookup against the started daemon: %v %v", infos, err)
+	// The monitor registers itself with the daemon's own name server.
+	var info namesvc.Info
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		info, err = client.LookupOnce(t.Context(), "monitor", namesvc.LookupOptions{})
+		if err == nil || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(10 * time.Millisecond) // the registration is asynchronous
 	}
-	if d.namesUDP == "" || strings.HasSuffix(d.namesUDP, ":0") {
-		t.Fatalf("UDP listener %q", d.namesUDP)
+	if err != nil {
+		t.Fatalf("monitor not registered: %v", err)
+	}
+	if s, _ := info.MetaString(0x1000); s != "tcp:"+d.monTCP {
+		t.Fatalf("monitor registration %v, want tcp:%s", info, d.monTCP)
 	}
 
 	if err := loadCfgFile(&config{}, filepath.Join(t.TempDir(), "missing.cfg"), false, false); err == nil {
 		t.Fatal("a missing config file was accepted")
 	}
-	os.WriteFile(path, []byte("httpd: -p 8080\n"), 0o644)
-	c = config{}
+	os.WriteFile(path, []byte("# nothing\n"), 0o644)
+	c = defaultConfig()
 	loadCfgFile(&c, path, false, false)
-	if _, err := start(c, slog.New(slog.NewTextHandler(io.Discard, nil))); err == nil {
-		t.Fatal("a config without named: started nothing without complaint")
+	if _, err := start(c, quiet()); err == nil {
+		t.Fatal("a config with no line started nothing without complaint")
 	}
 }

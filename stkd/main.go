@@ -1,9 +1,11 @@
-// Command stkd is the STK daemon: it runs the name server that publishers
-// and subscribers use to find each other.
+// Command stkd is the STK daemon: the name server that publishers and
+// subscribers use to find each other, and the monitor that services report
+// their state and smartbeats to.
 //
-// With no arguments it serves names on TCP and STK-UDP 127.0.0.1:20002, as
-// the C stkd does with its shipped stkd.cfg. It accepts the C stkd.cfg
-// format (-c file) and runs until SIGINT or SIGTERM.
+// With no arguments it runs what the C stkd runs with its shipped
+// stkd.cfg, on loopback: names on TCP and STK-UDP 127.0.0.1:20002, the
+// monitor on TCP and STK-UDP 127.0.0.1:20001, registered as "monitor". It
+// accepts the C stkd.cfg format (-c file) and runs until SIGINT or SIGTERM.
 package main
 
 import (
@@ -12,12 +14,9 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
-	"strings"
 	"syscall"
 
 	"github.com/spf13/pflag"
-
-	"github.com/stk-go/stk/namesvc"
 )
 
 func main() {
@@ -27,21 +26,45 @@ func main() {
 	}
 }
 
+// flagFields copies each command-line flag's value between configs, so that
+// flags given explicitly win over a config file.
+var flagFields = map[string]func(dst, src *config){
+	"names-tcp":         func(d, s *config) { d.namesTCP = s.namesTCP },
+	"names-udp":         func(d, s *config) { d.namesUDP = s.namesUDP },
+	"names-multicast":   func(d, s *config) { d.namesMcast = s.namesMcast },
+	"udp-ttl":           func(d, s *config) { d.udpTTL = s.udpTTL },
+	"monitor-tcp":       func(d, s *config) { d.monTCP = s.monTCP },
+	"monitor-udp":       func(d, s *config) { d.monUDP = s.monUDP },
+	"monitor-multicast": func(d, s *config) { d.monMcast = s.monMcast },
+	"monitor-name":      func(d, s *config) { d.monName = s.monName },
+	"monitor-linger":    func(d, s *config) { d.monLinger = s.monLinger },
+	"name-server":       func(d, s *config) { d.nameServer = s.nameServer },
+	"http":              func(d, s *config) { d.http = s.http },
+	"log-level":         func(d, s *config) { d.logLevel = s.logLevel },
+}
+
 func run(args []string) error {
-	c := config{names: true, namesTCP: defaultNamesTCP, namesUDP: defaultNamesUDP}
+	f := defaultConfig()
 	fs := pflag.NewFlagSet("stkd", pflag.ContinueOnError)
 	fs.SortFlags = false
-	fs.StringVarP(&c.cfgFile, "config", "c", "", "read a C-format stkd.cfg (lines \"named: -T ip:port -U ip:port -M group:port\" and \"httpd: ...\") instead of the built-in defaults")
+	cfgFile := fs.StringP("config", "c", "", "read a C-format stkd.cfg (\"named: -T ip:port -U ip:port -M group:port\", \"httpd: -p port -T ip:port -U ip:port -M group:port -N name -L secs -R addr\") instead of the built-in defaults; flags given here still win")
 	forceNamed := fs.BoolP("named", "N", false, "with -c: run the name server even if the file has no named: line")
-	forceHttpd := fs.BoolP("httpd", "H", false, "with -c: ask for the monitor and HTTP UI even if the file has no httpd: line (not in this build yet)")
-	fs.StringVar(&c.namesTCP, "names-tcp", c.namesTCP, "name server TCP address, ip:port")
-	fs.StringVar(&c.namesUDP, "names-udp", c.namesUDP, "name server STK-UDP address, ip:port (\"\" turns it off)")
-	fs.StringVar(&c.namesMcast, "names-multicast", "", "also serve names on this multicast group:port, e.g. 224.10.10.20:20002")
-	fs.DurationVar(&c.udpTTL, "udp-ttl", namesvc.DefaultUDPTTL, "forget a UDP registration this long after its client's last request or keep-alive (the C stknamed never does; negative: never)")
-	fs.StringVar(&c.logLevel, "log-level", "info", "log level: debug, info, warn or error")
+	forceHttpd := fs.BoolP("httpd", "H", false, "with -c: run the monitor even if the file has no httpd: line")
+	fs.StringVar(&f.namesTCP, "names-tcp", f.namesTCP, "name server TCP address, ip:port")
+	fs.StringVar(&f.namesUDP, "names-udp", f.namesUDP, "name server STK-UDP address, ip:port (\"\" turns it off)")
+	fs.StringVar(&f.namesMcast, "names-multicast", "", "also serve names on this multicast group:port, e.g. 224.10.10.20:20002")
+	fs.DurationVar(&f.udpTTL, "udp-ttl", f.udpTTL, "forget a UDP registration this long after its client's last request or keep-alive (the C stknamed never does; negative: never)")
+	fs.StringVar(&f.monTCP, "monitor-tcp", f.monTCP, "monitor STK TCP address, ip:port (\"\" turns it off)")
+	fs.StringVar(&f.monUDP, "monitor-udp", f.monUDP, "monitor STK-UDP address, ip:port (\"\" turns it off)")
+	fs.StringVar(&f.monMcast, "monitor-multicast", "", "also receive monitoring on this multicast group:port, e.g. 224.10.10.20:20001")
+	fs.StringVar(&f.monName, "monitor-name", f.monName, "name the monitor registers its addresses under (clients use -m lookup:NAME)")
+	fs.DurationVar(&f.monLinger, "monitor-linger", f.monLinger, "linger of the monitor's name registration")
+	fs.StringVar(&f.nameServer, "name-server", f.nameServer, "name server the monitor registers with when stkd runs none itself, [tcp|udp:]ip[:port]")
+	fs.StringVar(&f.http, "http", f.http, "HTTP status UI address, ip:port (\"\" turns it off)")
+	fs.StringVar(&f.logLevel, "log-level", f.logLevel, "log level: debug, info, warn or error")
 	help := fs.BoolP("help", "h", false, "show this help")
 	fs.Usage = func() {
-		fmt.Fprintf(os.Stderr, "Usage: stkd [flags]\n\nRuns the STK name server until SIGINT or SIGTERM.\nDefaults: names on tcp and udp 127.0.0.1:20002.\n\nFlags:\n%s", fs.FlagUsages())
+		fmt.Fprintf(os.Stderr, "Usage: stkd [flags]\n\nRuns the STK name server and monitor until SIGINT or SIGTERM.\nDefaults: names on tcp and udp 127.0.0.1:20002, the monitor on tcp and udp 127.0.0.1:20001.\n\nFlags:\n%s", fs.FlagUsages())
 	}
 	if err := fs.Parse(args); err != nil {
 		return fmt.Errorf("%w (see stkd -h)", err)
@@ -53,20 +76,17 @@ func run(args []string) error {
 	if fs.NArg() > 0 {
 		return fmt.Errorf("unexpected argument %q (see stkd -h)", fs.Arg(0))
 	}
-	if c.cfgFile != "" {
-		explicitTCP, explicitUDP := fs.Changed("names-tcp"), fs.Changed("names-udp")
-		tcp, udp := c.namesTCP, c.namesUDP
-		if err := loadCfgFile(&c, c.cfgFile, *forceNamed, *forceHttpd); err != nil {
+	c := f
+	if *cfgFile != "" {
+		c = defaultConfig()
+		if err := loadCfgFile(&c, *cfgFile, *forceNamed, *forceHttpd); err != nil {
 			return err
 		}
-		if explicitTCP { // flags given on the command line win over the file
-			c.namesTCP = tcp
-		}
-		if explicitUDP {
-			c.namesUDP = udp
-		}
-	} else {
-		c.httpdWanted = *forceHttpd
+		fs.Visit(func(fl *pflag.Flag) {
+			if cp := flagFields[fl.Name]; cp != nil {
+				cp(&c, &f)
+			}
+		})
 	}
 
 	var level slog.Level
@@ -82,56 +102,9 @@ func run(args []string) error {
 	if err != nil {
 		return err
 	}
-	log.Info("stkd running", "names_tcp", d.namesTCP, "names_udp", d.namesUDP, "names_multicast", d.namesMcast)
+	log.Info("stkd running", d.logAttrs()...)
 	<-ctx.Done()
 	stop()
 	log.Info("stkd stopping")
 	return d.close()
-}
-
-// daemon is a running stkd.
-type daemon struct {
-	names                          *namesvc.Server
-	namesTCP, namesUDP, namesMcast string
-}
-
-// start brings up what c asks for.
-func start(c config, log *slog.Logger) (*daemon, error) {
-	if c.httpdWanted {
-		log.Warn("the monitor and HTTP UI are not in this build yet; ignoring the httpd: line", "args", strings.Join(c.httpdArgs, " "))
-	}
-	if !c.names {
-		return nil, fmt.Errorf("nothing to run: the config file has no named: line (add one, or pass -N)")
-	}
-	d := &daemon{}
-	srv, err := namesvc.NewServer(namesvc.ServerConfig{UDPTTL: c.udpTTL, Logger: log.With("component", "names")})
-	if err != nil {
-		return nil, err
-	}
-	d.names = srv
-	ap, err := srv.ServeTCP(c.namesTCP)
-	if err != nil {
-		srv.Close()
-		return nil, fmt.Errorf("%w (is another stkd running? use --names-tcp to pick another address)", err)
-	}
-	d.namesTCP = ap.String()
-	if c.namesUDP != "" {
-		if ap, err = srv.ServeUDP(c.namesUDP); err != nil {
-			srv.Close()
-			return nil, fmt.Errorf("%w (use --names-udp \"\" to run without UDP)", err)
-		}
-		d.namesUDP = ap.String()
-	}
-	if c.namesMcast != "" {
-		if ap, err = srv.ServeMulticast(c.namesMcast); err != nil {
-			srv.Close()
-			return nil, err
-		}
-		d.namesMcast = ap.String()
-	}
-	return d, nil
-}
-
-func (d *daemon) close() error {
-	return d.names.Close()
 }

@@ -1,0 +1,169 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"net"
+	"net/http"
+	"time"
+
+	"fmt"
+	"github.com/stk-go/stk/flow"
+	"github.com/stk-go/stk/httpd"
+	"log/slog"
+	"net/netip"
+
+	"github.com/stk-go/stk/namesvc"
+	"github.com/stk-go/stk/smartbeat"
+)
+
+// daemon is a running stkd: what start brought up, with the addresses it
+// bound (ports chosen by the system included).
+type daemon struct {
+	names   *namesvc.Server
+	monitor *smartbeat.Monitor
+	ui      *httpd.Server
+	uiDone  chan error
+
+	namesTCP, namesUDP, namesMcast string
+	monTCP, monUDP, monMcast       string
+	http                           string
+}
+
+// start brings up what c asks for; on error, nothing is left running.
+func start(c config, log *slog.Logger) (d *daemon, err error) {
+	if !c.names && !c.monitor {
+		return nil, fmt.Errorf("nothing to run: the config file has neither a named: nor an httpd: line (add one, or pass -N or -H)")
+	}
+	d = &daemon{}
+	defer func() {
+		if err != nil {
+			d.close()
+		}
+	}()
+	if c.names {
+		if d.names, err = namesvc.NewServer(namesvc.ServerConfig{UDPTTL: c.udpTTL, Logger: log.With("component", "names")}); err != nil {
+			return nil, err
+		}
+		if d.namesTCP, err = serve(d.names.ServeTCP, c.namesTCP, "--names-tcp"); err != nil {
+			return nil, err
+		}
+		if d.namesUDP, err = serve(d.names.ServeUDP, c.namesUDP, "--names-udp"); err != nil {
+			return nil, err
+		}
+		if d.namesMcast, err = serve(d.names.ServeMulticast, c.namesMcast, "--names-multicast"); err != nil {
+			return nil, err
+		}
+	}
+	if c.monitor {
+		ns := c.nameServer
+		if d.names != nil {
+			ns = "tcp:" + d.namesTCP // register with our own name server
+		}
+		d.monitor, err = smartbeat.NewMonitor(smartbeat.MonitorConfig{
+			Name: c.monName, Linger: c.monLinger, NameServerAddr: ns,
+			Logger: log.With("component", "monitor"),
+		})
+		if err != nil {
+			return nil, err
+		}
+		if d.monTCP, err = serve(d.monitor.ServeTCP, c.monTCP, "--monitor-tcp"); err != nil {
+			return nil, err
+		}
+		if d.monUDP, err = serve(d.monitor.ServeUDP, c.monUDP, "--monitor-udp"); err != nil {
+			return nil, err
+		}
+		if d.monMcast, err = serve(d.monitor.ServeMulticast, c.monMcast, "--monitor-multicast"); err != nil {
+			return nil, err
+		}
+	}
+	if c.http != "" {
+		if err := d.startUI(c.http, log.With("component", "http")); err != nil {
+			return nil, err
+		}
+	}
+	return d, nil
+}
+
+// startUI serves the HTTP status UI on addr.
+func (d *daemon) startUI(addr string, log *slog.Logger) error {
+	cfg := httpd.Config{Flows: d.flows, Logger: log}
+	if d.monitor != nil { // a nil pointer must not become a non-nil interface
+		cfg.Monitor = d.monitor
+	}
+	if d.names != nil {
+		cfg.Names = d.names
+	}
+	ui, err := httpd.New(cfg)
+	if err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("HTTP UI: %w (use --http to pick another address, or \"\" to turn it off)", err)
+	}
+	d.ui, d.http, d.uiDone = ui, ln.Addr().String(), make(chan error, 1)
+	go func() { d.uiDone <- ui.Serve(ln) }()
+	return nil
+}
+
+// flows lists the daemon's listeners for the UI.
+func (d *daemon) flows() []httpd.FlowInfo {
+	var out []httpd.FlowInfo
+	add := func(component string, fs []flow.Flow) {
+		for _, f := range fs {
+			out = append(out, httpd.FlowInfo{
+				Name:     fmt.Sprintf("%s-%v-%v", component, f.Protocol(), f.LocalAddr()),
+				Protocol: f.Protocol().String(),
+				Addr:     f.LocalAddr(),
+				Stats:    f.Stats(),
+			})
+		}
+	}
+	if d.names != nil {
+		add("names", d.names.Flows())
+	}
+	if d.monitor != nil {
+		add("monitor", d.monitor.Flows())
+	}
+	return out
+}
+
+// serve starts one listener unless addr is empty, and returns the address
+// it bound.
+func serve(listen func(string) (netip.AddrPort, error), addr, flag string) (string, error) {
+	if addr == "" {
+		return "", nil
+	}
+	ap, err := listen(addr)
+	if err != nil {
+		return "", fmt.Errorf("%w (is another stkd running? use %s to pick another address, or \"\" to turn it off)", err, flag)
+	}
+	return ap.String(), nil
+}
+
+func (d *daemon) logAttrs() []any {
+	return []any{"names_tcp", d.namesTCP, "names_udp", d.namesUDP, "names_multicast", d.namesMcast,
+		"monitor_tcp", d.monTCP, "monitor_udp", d.monUDP, "monitor_multicast", d.monMcast, "http", d.http}
+}
+
+// close stops everything, the monitor first (it unregisters nothing, but its
+// name-service client goes before the name server).
+func (d *daemon) close() error {
+	var errs []error
+	if d.ui != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		errs = append(errs, d.ui.Shutdown(ctx))
+		cancel()
+		if err := <-d.uiDone; err != nil && !errors.Is(err, http.ErrServerClosed) {
+			errs = append(errs, err)
+		}
+	}
+	if d.monitor != nil {
+		errs = append(errs, d.monitor.Close())
+	}
+	if d.names != nil {
+		errs = append(errs, d.names.Close())
+	}
+	return errors.Join(errs...)
+}
