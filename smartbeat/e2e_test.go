@@ -130,6 +130,9 @@ func TestMonitorRegistrationAndLookup(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if fs := m.Flows(); len(fs) != 2 || fs[0].LocalAddr() != tcpAddr || fs[1].LocalAddr() != udpAddr {
+		t.Fatalf("flows %v", fs)
+	}
 	c, err := namesvc.Dial("tcp:"+nsAddr.String(), namesvc.ClientOptions{Logger: quiet})
 	if err != nil {
 		t.Fatal(err)
