@@ -307,3 +307,27 @@ func TestGroupAutomationE2E(t *testing.T) {
 		t.Fatalf("group events %v", events)
 	}
 }
+
+// TestMonitorCheckLoopStall drives the real check loop with a clock that
+// jumps, as a frozen process sees time when it wakes up: the loop notices
+// the late tick and keeps the service.
+func TestMonitorCheckLoopStall(t *testing.T) {
+	checkNoLeakedGoroutines(t)
+	var mu sync.Mutex
+	var offset time.Duration
+	now := func() time.Time { mu.Lock(); defer mu.Unlock(); return time.Now().Add(offset) }
+	m := e2eMonitor(t, MonitorConfig{Now: now})
+	p := peerOf(flow.TCP, "127.0.0.1:40000")
+	m.Handle(p, createSeq(1, "sleeper", 1200*time.Millisecond))
+	time.Sleep(50 * time.Millisecond) // a few ticks
+	mu.Lock()
+	offset = 3 * time.Second
+	mu.Unlock()
+	waitFor(t, "the stall", func() bool { return m.Stats().Stalls >= 1 })
+	if _, ok := find(m.Services(), "sleeper"); !ok {
+		t.Fatal("the monitor's own stall timed the service out")
+	}
+	if st := m.Stats(); st.StallTime < 2900*time.Millisecond || st.StallTime > 4*time.Second {
+		t.Fatalf("stall time %v", st.StallTime)
+	}
+}
