@@ -141,6 +141,12 @@ func (s *Sender) Close() error {
 	return errors.Join(errs...)
 }
 
+func (s *Sender) isClosed() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.closed
+}
+
 // add adds svc and sends a smartbeat at once.
 func (s *Sender) add(svc *Service) error {
 	s.mu.Lock()

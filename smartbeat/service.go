@@ -105,6 +105,9 @@ func NewService(name string, opts Options) (*Service, error) {
 	for st, n := range opts.StateNames {
 		svc.SetStateName(st, n)
 	}
+	if svc.sender.isClosed() {
+		return nil, ErrSenderClosed
+	}
 	if err := svc.openFlows(&opts); err != nil {
 		return nil, err
 	}
