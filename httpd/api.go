@@ -60,7 +60,9 @@ type ServiceJSON struct {
 	Destroyed     bool         `json:"destroyed"`
 	Verdict       *VerdictJSON `json:"verdict"`
 	Resurrections int          `json:"resurrections"`
-	States        []StateJSON  `json:"states"`
+	// States is the state history, oldest first; omitted in beat
+	// events (unchanged by a smartbeat).
+	States []StateJSON `json:"states,omitempty"`
 
 	// BeatIntervals are the latest intervals between smartbeats seen by
 	// this server, oldest first, in ms (the sparkline). Not in events:
@@ -291,7 +293,6 @@ func serviceJSON(v *smartbeat.ServiceView) ServiceJSON {
 		Current: v.Current, Ended: timePtr(v.Ended), EndReason: v.EndReason.String(),
 		Displaced: v.Displaced, Inactive: v.Inactive, Destroyed: v.Destroyed,
 		Resurrections: v.Resurrections,
-		States:        make([]StateJSON, 0, len(v.States)),
 	}
 	if j.StateName == "" {
 		j.StateName = v.State.String()

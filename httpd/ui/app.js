@@ -42,7 +42,7 @@
         else e.setAttribute(k, v === true ? '' : String(v));
       }
     }
-    for (const k of kids.flat()) {
+    for (const k of kids.flat(Infinity)) {
       if (k === undefined || k === null || k === false) continue;
       e.append(k instanceof Node ? k : document.createTextNode(String(k)));
     }
@@ -77,7 +77,12 @@
     if (hr < 48) return hr + ' h ' + String(m % 60).padStart(2, '0') + ' min';
     return Math.floor(hr / 24) + ' d ' + (hr % 24) + ' h';
   }
-  const ago = (t) => (t ? dur(now() - tms(t)) + ' ago' : '—');
+  function ago(t) {
+    if (!t) return '—';
+    const ms = Math.max(0, now() - tms(t));
+    if (ms < 10000) return (ms / 1000).toFixed(1) + ' s ago';
+    return dur(ms) + ' ago';
+  }
   const int = (n) => (n === undefined || n === null ? '—' : Number(n).toLocaleString('en-US'));
   function bytes(n) {
     if (n < 1024) return n + ' B';
@@ -86,7 +91,12 @@
     do { n /= 1024; i++; } while (n >= 1024 && i < u.length - 1);
     return n.toFixed(n < 10 ? 1 : 0) + ' ' + u[i];
   }
-  const when = (t) => (t ? new Date(tms(t)).toLocaleString() : '—');
+  function when(t) {
+    if (!t) return '—';
+    const d = new Date(tms(t));
+    const p = (n) => String(n).padStart(2, '0');
+    return `${d.getFullYear()}-${p(d.getMonth() + 1)}-${p(d.getDate())} ${p(d.getHours())}:${p(d.getMinutes())}:${p(d.getSeconds())}`;
+  }
   function stateClass(svc) {
     switch (svc.state) {
       case 1: return 's-starting';
@@ -109,8 +119,8 @@
     }
     let max = Math.max(...vals) * 1.15;
     if (limit && limit > max * 0.6 && limit < max * 3) max = Math.max(max, limit * 1.05);
-    const step = w / (SPARK_POINTS - 1);
-    const x0 = w - (vals.length - 1) * step;
+    const step = w / (vals.length - 1);
+    const x0 = 0;
     const pts = vals.map((v, i) => [x0 + i * step, hgt - 1 - (Math.min(v, max) / max) * (hgt - 3)]);
     const line = pts.map(([x, y]) => x.toFixed(1) + ',' + y.toFixed(1)).join(' ');
     svg.append(s('polygon', { class: 'area', points: `${x0.toFixed(1)},${hgt} ${line} ${w},${hgt}` }));
@@ -157,10 +167,12 @@
   function cells(tr, labels, classes) {
     return labels.map((l, i) => tr.appendChild(h('td', { 'data-label': l, class: (classes && classes[i]) || null })));
   }
+  // flash highlights a changed value; a value that changes all the time
+  // flashes once per animation, not constantly.
   function flash(node) {
-    node.classList.remove('flash');
-    void node.offsetWidth; // restart the animation
+    if (node.classList.contains('flash')) return;
     node.classList.add('flash');
+    node.addEventListener('animationend', () => node.classList.remove('flash'), { once: true });
   }
 
   // ---- the model ----
@@ -182,6 +194,7 @@
     const svc = ev.service;
     const old = S.services.get(svc.uid) || S.history.get(svc.uid);
     svc.beat_intervals_ms = old ? (old.beat_intervals_ms || []).slice() : [];
+    if (!svc.states && old) svc.states = old.states; // beat events leave them out
     if ((ev.kind === 'beat' || ev.kind === 'resurrected') && old && old.last_received && svc.last_received) {
       const d = tms(svc.last_received) - tms(old.last_received);
       if (d > 0) {
@@ -351,7 +364,7 @@
   function makeHistoryRow(svc) {
     const tr = h('tr', { 'data-uid': svc.uid, class: 'svc hist' });
     cells(tr, HIST_LABELS, HIST_CLASSES);
-    tr.children[1].append(h('span', { class: 'badge end' }), h('div', { class: 'sub-line laststate' }));
+    tr.children[1].append(h('span', { class: 'stack' }, h('span', { class: 'badge end' }), h('span', { class: 'sub-line laststate' })));
     tr.children[5].append(h('span', { class: 'mono hp' }), h('div', { class: 'sub-line proto' }));
     tr.lastChild.append(h('div', { class: 'spark-cell' }, h('span', { class: 'sp' })));
     return tr;
@@ -359,10 +372,10 @@
   function fillHistoryRow(tr, svc) {
     const c = tr.children;
     serviceLead(c[0], svc);
-    const b = c[1].firstChild;
+    const b = c[1].querySelector('.badge');
     setClass(b, 'badge end ' + endClass(svc.end_reason));
     setText(b, svc.end_reason || 'ended');
-    setText(c[1].lastChild, 'last state: ' + svc.state_name);
+    setText(c[1].querySelector('.laststate'), 'last state: ' + svc.state_name);
     setText(c[2], int(svc.checkpoint));
     setText(c[3], ago(svc.ended));
     setText(c[4], svc.created && svc.ended ? dur(tms(svc.ended) - tms(svc.created)) : '—');
@@ -402,7 +415,7 @@
     }
     const tiles = {
       current: tile('current'), running: tile('running', 's-running'), starting: tile('starting', 's-starting'),
-      stopping: tile('stopping', 's-stopping'), other: tile('other states', ''), history: tile('history'),
+      stopping: tile('stopping', 's-stopping'), other: tile('other', 's-app'), history: tile('history'),
       timeouts: tile('timed out', 's-timedout'),
     };
     const search = h('input', { type: 'search', placeholder: 'Filter by name, group, host, id or state', 'aria-label': 'Filter services', value: S.filter });
@@ -439,7 +452,9 @@
         setText(tiles.stopping.v, int(counts[3]));
         setText(tiles.other.v, int(counts.other));
         setText(tiles.history.v, int(S.history.size));
-        setText(tiles.timeouts.v, int(S.monitorStats ? S.monitorStats.timed_out : 0));
+        let timedOut = 0;
+        for (const v of S.history.values()) if (v.end_reason === 'timed out') timedOut++;
+        setText(tiles.timeouts.v, int(timedOut));
         const shown = all.filter((v) => matches(v, q));
         shown.sort((a, b) => (a.name || '').localeCompare(b.name || '') || a.uid - b.uid);
         syncRows(cur.tbody, shown, (v) => v.uid, makeCurrentRow, fillCurrentRow);
@@ -647,8 +662,9 @@
     const FL = ['Flow', 'Address', 'Seq in', 'Seq out', 'Bytes in', 'Bytes out', 'Dropped', 'Connections'];
     const FC = ['lead', 'mono', 'r num', 'r num', 'r num', 'r num', 'r num', 'r num'];
     const ft = table(FL, FC, 'flows');
-    const kv = (pairs) => h('dl', { class: 'kv' }, pairs.map(([k, v]) => [h('dt', null, k), h('dd', null, v)]));
+    const kv = (pairs) => h('dl', { class: 'kv' }, pairs.map(([k, v, c]) => [h('dt', null, k), h('dd', { class: c }, v)]));
     const card = (title, body) => h('section', { class: 'panel card' }, h('h3', null, title), body);
+    getJSON('/api/v1/stats').then((st) => { S.stats = st; schedule(); }, () => {}); // fresh numbers now
     return {
       name: 'daemon',
       update() {
@@ -673,7 +689,7 @@
         ]) : h('div', { class: 'empty' }, 'Not running.')));
         const n = st.names;
         list.push(card('Name server', n ? kv([
-          ['Server id', n.id], ['Registrations', int(n.registrations)], ['Lingering', int(n.lingering)],
+          ['Server id', n.id, 'mono'], ['Registrations', int(n.registrations)], ['Lingering', int(n.lingering)],
           ['Subscriptions', int(n.subscriptions)], ['Clients', int(n.clients)], ['Registers', int(n.registers)],
           ['Lookups', int(n.lookups)], ['Subscribes', int(n.subscribes)], ['Answers', int(n.answers)],
           ['Keep-alives', int(n.keepalives)], ['Rejected', int(n.rejected)],
