@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -201,6 +202,7 @@ func TestBrowser(t *testing.T) {
 	if testing.Short() {
 		t.Skip("headless browser test skipped with -short")
 	}
+	t.Parallel() // after the other tests, which count goroutines
 	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
 
 	// A daemon: name server, monitor registered with it, the UI.
@@ -354,5 +356,119 @@ func save(t *testing.T, dir, name string, png []byte) {
 			continue
 		}
 		t.Logf("screenshot %s (%d bytes)", p, len(png))
+	}
+}
+
+// dropStreams ends every open event stream, as a slow client is dropped;
+// browsers reconnect with Last-Event-ID.
+func (h *hub) dropStreams() {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for c := range h.clients {
+		delete(h.clients, c)
+		c.drop()
+	}
+}
+
+// TestBrowserFake drives the pages the real-service test does not reach
+// (groups, one service, names search and live names) and the client's
+// resume and reset after its stream is cut, against the fake monitor.
+func TestBrowserFake(t *testing.T) {
+	if _, err := os.Stat(chromiumPath); err != nil {
+		t.Skipf("headless browser test skipped: %s is absent (Debian package chromium; .ci/run installs it)", chromiumPath)
+	}
+	if testing.Short() {
+		t.Skip("headless browser test skipped with -short")
+	}
+	t.Parallel() // after the other tests, which count goroutines
+	mon, names, cfg := world(t)
+	mon.ringSize = 20
+	cfg.NamesInterval = 50 * time.Millisecond
+	cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	cfg.Retry = 100 * time.Millisecond
+	// A group of three, one of which left.
+	r1 := mon.create("render-1", "render farm", smartbeat.Running, "10.0.0.5:41000")
+	mon.create("render-2", "render farm", 130, "10.0.0.6:41000")
+	mon.timeOut(mon.create("render-3", "render farm", smartbeat.Running, "10.0.0.7:41000"))
+	s, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go s.Serve(ln)
+	t.Cleanup(func() { s.Close() })
+	base := "http://" + ln.Addr().String()
+	for i := range 8 { // beats for the sparklines
+		mon.beat(1, uint64(i), time.Now().Add(time.Duration(i)*500*time.Millisecond+time.Duration(i%3)*40*time.Millisecond))
+		mon.beat(r1, uint64(100+i), time.Now().Add(time.Duration(i)*250*time.Millisecond))
+	}
+
+	shots := t.TempDir()
+	var plog pageLog
+	b := startBrowser(t, chromiumPath, plog.event)
+	page := b.page()
+	b.must(page, "Emulation.setDeviceMetricsOverride", map[string]any{"width": 1280, "height": 800, "deviceScaleFactor": 1, "mobile": false})
+	b.must(page, "Page.navigate", map[string]any{"url": base + "/groups"})
+	b.waitUntil(page, "the group", `!!document.querySelector('#live.on') && [...document.querySelectorAll('.group-card .gname')].some(e => e.textContent === 'grp <b>') && document.querySelectorAll('.group-card').length === 2`, 15*time.Second)
+	b.eval(page, `window.__loadedOnce = 'yes'`, nil)
+	renderRow := `[...document.querySelectorAll('.group-card tr.svc')].find(r => r.querySelector('.name').textContent === 'render-1')`
+	mon.beat(r1, 4242, time.Now())
+	b.waitUntil(page, "the group member's checkpoint", `(`+renderRow+`).querySelector('td.checkpoint').textContent === '4,242'`, 5*time.Second)
+	save(t, shots, "groups.png", b.screenshot(page))
+
+	// Cut the stream; what happens meanwhile arrives after the reconnect
+	// (Last-Event-ID), without a reload.
+	s.hub.dropStreams()
+	mon.setState(r1, smartbeat.Stopping, "")
+	mon.beat(r1, 4343, time.Now())
+	b.waitUntil(page, "the events missed while cut", `(() => { const r = `+renderRow+`; return r.querySelector('.badge.state').textContent === 'stopping' && r.querySelector('td.checkpoint').textContent === '4,343'; })()`, 10*time.Second)
+	// Cut it again and let the ring forget: the server sends reset and the
+	// page loads the snapshot again.
+	s.hub.dropStreams()
+	for i := range 30 {
+		mon.beat(r1, uint64(5000+i), time.Now())
+	}
+	b.waitUntil(page, "the snapshot after a reset", `(`+renderRow+`).querySelector('td.checkpoint').textContent === '5,029'`, 10*time.Second)
+	var applied uint64
+	b.eval(page, `stk.applied`, &applied)
+	if want := mon.Stats().LastEvent; applied != want {
+		t.Errorf("the page applied up to event %d, the monitor is at %d", applied, want)
+	}
+
+	// One service: the timed-out group member, with its verdict.
+	b.eval(page, `document.querySelector('#nav a[data-nav=services]').click()`, nil)
+	b.waitUntil(page, "history", `[...document.querySelectorAll('#history .name')].some(e => e.textContent === 'render-3')`, 5*time.Second)
+	b.eval(page, `[...document.querySelectorAll('#history .name')].find(e => e.textContent === 'render-3').click()`, nil)
+	b.waitUntil(page, "the service page", `location.pathname.startsWith('/services/') && !!document.querySelector('.verdict') && document.querySelector('h1').textContent.startsWith('render-3')`, 5*time.Second)
+	save(t, shots, "service.png", b.screenshot(page))
+
+	// Names: search, and a registration shows without a reload.
+	b.eval(page, `document.querySelector('#nav a[data-nav=names]').click()`, nil)
+	b.waitUntil(page, "the names", `document.querySelectorAll('#names tr').length === 2`, 5*time.Second)
+	b.eval(page, `(() => { const i = document.querySelector('input[type=search]'); i.value = 'SCRIPT'; i.dispatchEvent(new Event('input')); })()`, nil)
+	nameJS, _ := json.Marshal(evilName)
+	b.waitUntil(page, "the search", `document.querySelectorAll('#names tr').length === 1 && document.querySelector('#names .name').textContent === `+string(nameJS), 5*time.Second)
+	b.eval(page, `(() => { const i = document.querySelector('input[type=search]'); i.value = ''; i.dispatchEvent(new Event('input')); })()`, nil)
+	names.add(namesvc.Entry{Info: namesvc.Info{Name: "late-comer", Addresses: []namesvc.Endpoint{{Protocol: "udp", Addr: netip.MustParseAddrPort("10.1.2.3:5000")}}}, Registered: time.Now()})
+	b.waitUntil(page, "the new name", `[...document.querySelectorAll('#names .name')].some(e => e.textContent === 'late-comer')`, 5*time.Second)
+	save(t, shots, "names.png", b.screenshot(page))
+
+	var loaded string
+	b.eval(page, `window.__loadedOnce`, &loaded)
+	var scripts int
+	b.eval(page, `document.scripts.length`, &scripts)
+	plog.mu.Lock()
+	defer plog.mu.Unlock()
+	if loaded != "yes" || plog.navigations != 1 {
+		t.Errorf("the page loaded %d times (marker %q), want once", plog.navigations, loaded)
+	}
+	if scripts != 1 {
+		t.Errorf("%d script elements, want app.js only", scripts)
+	}
+	for _, p := range plog.problems {
+		t.Errorf("page problem: %s", p)
 	}
 }

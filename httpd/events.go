@@ -37,7 +37,7 @@ func (s *Server) serveEvents(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(http.StatusOK)
 
 	var buf bytes.Buffer
-	buf.WriteString("retry: 2000\n\n")
+	buf.WriteString("retry: " + strconv.FormatInt(s.cfg.Retry.Milliseconds(), 10) + "\n\n")
 	mon := s.cfg.Monitor
 	hello := HelloJSON{Instance: s.instance}
 	sent := last // the client has every event up to sent, or gets reset

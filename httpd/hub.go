@@ -145,21 +145,28 @@ func (h *hub) onEvent(ev smartbeat.Event) {
 }
 
 // publish records ev for the sparklines and sends it to every client.
+// Only the subscription goroutine calls it, so events stay in order.
 func (h *hub) publish(ev smartbeat.Event) {
+	h.mu.Lock()
+	if h.closed || ev.Seq <= h.last {
+		h.mu.Unlock()
+		return
+	}
+	h.last = ev.Seq
+	h.trackLocked(&ev)
+	n := len(h.clients)
+	h.mu.Unlock()
+	if n == 0 {
+		return // nobody to encode it for
+	}
 	data, err := json.Marshal(eventJSON(&ev))
 	if err != nil {
 		h.s.log.Warn("http: encoding an event", "seq", ev.Seq, "err", err)
 		data = []byte(`{}`)
 	}
-	m := message{id: ev.Seq, event: ev.Kind.String(), data: data}
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	if h.closed || ev.Seq <= h.last {
-		return
-	}
-	h.last = ev.Seq
-	h.trackLocked(&ev)
-	h.broadcastLocked(m)
+	// A client that registered meanwhile has ev.Seq as its start and
+	// skips it.
+	h.broadcast(message{id: ev.Seq, event: ev.Kind.String(), data: data})
 }
 
 func eventJSON(ev *smartbeat.Event) EventJSON {

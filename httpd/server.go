@@ -82,6 +82,9 @@ type Config struct {
 	// WriteTimeout bounds each write to an event-stream client. Default
 	// 10 s.
 	WriteTimeout time.Duration
+	// Retry is how long a browser waits before it reconnects a stream that
+	// was cut (the "retry:" field). Default 2 s.
+	Retry time.Duration
 	// NamesInterval is how often the names are compared with the last
 	// list while event streams are open. Default 1 s.
 	NamesInterval time.Duration
@@ -106,6 +109,7 @@ const (
 	DefaultHeartbeat     = 15 * time.Second
 	DefaultClientBuffer  = 1024
 	DefaultWriteTimeout  = 10 * time.Second
+	DefaultRetry         = 2 * time.Second
 	DefaultNamesInterval = time.Second
 	DefaultStatsInterval = 2 * time.Second
 	DefaultSparkPoints   = 60
@@ -133,6 +137,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.WriteTimeout <= 0 {
 		c.WriteTimeout = DefaultWriteTimeout
+	}
+	if c.Retry <= 0 {
+		c.Retry = DefaultRetry
 	}
 	if c.NamesInterval <= 0 {
 		c.NamesInterval = DefaultNamesInterval

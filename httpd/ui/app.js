@@ -111,8 +111,10 @@
   const svcTitle = (svc) => 'state ' + svc.state + (svc.state_default ? ' (' + svc.state_default + ')' : ' (application state)');
 
   // ---- sparklines ----
-  function sparkline(vals, w, hgt, limit) {
-    const svg = s('svg', { class: 'spark', width: w, height: hgt, viewBox: `0 0 ${w} ${hgt}`, role: 'img' });
+  // sparkline draws vals (ms) as an SVG; fluid: as wide as its box.
+  function sparkline(vals, w, hgt, limit, fluid) {
+    const svg = s('svg', { class: 'spark', width: fluid ? '100%' : w, height: hgt, viewBox: `0 0 ${w} ${hgt}`, role: 'img' });
+    if (fluid) svg.setAttribute('preserveAspectRatio', 'none');
     if (!vals || vals.length < 2) {
       svg.append(s('line', { x1: 0, y1: hgt - 1, x2: w, y2: hgt - 1, class: 'line', opacity: .3 }));
       return svg;
@@ -130,7 +132,7 @@
     }
     svg.append(s('polyline', { class: 'line', points: line }));
     const [lx, ly] = pts[pts.length - 1];
-    svg.append(s('circle', { class: 'last', cx: lx.toFixed(1), cy: ly.toFixed(1), r: 1.8 }));
+    if (!fluid) svg.append(s('circle', { class: 'last', cx: lx.toFixed(1), cy: ly.toFixed(1), r: 1.8 }));
     const t = s('title');
     const mean = vals.reduce((a, b) => a + b, 0) / vals.length;
     t.textContent = `last ${vals.length} smartbeat intervals: ${Math.round(Math.min(...vals))}–${Math.round(Math.max(...vals))} ms, mean ${Math.round(mean)} ms`;
@@ -309,7 +311,7 @@
     return h('div', { class: 'notice' }, what + ' is not running in this daemon.');
   }
 
-  function serviceLead(td, svc) {
+  function serviceLead(td, svc, inGroup) {
     if (!td.firstChild) {
       td.append(h('a', { class: 'name' }), h('div', { class: 'sub-line' }));
     }
@@ -317,7 +319,7 @@
     a.setAttribute('href', '/services/' + svc.uid);
     setText(a, svc.name || '(unnamed)');
     const parts = [svc.type_name, svc.hid];
-    if (svc.group) parts.unshift('group ' + svc.group);
+    if (svc.group && !inGroup) parts.unshift('group ' + svc.group);
     setText(td.lastChild, parts.join(' · '));
   }
   function stateBadge(td, svc, flashIt) {
@@ -521,8 +523,10 @@
           blocks.push(h('div', { class: 'verdict' }, h('strong', null, 'Declared failed by ' + v.detector + ': '), v.reason,
             h('div', { class: 'small muted' }, `silent ${dur(v.silence_ms)}, activity timeout ${dur(v.activity_timeout_ms)}, φ ${v.phi === null ? '∞' : v.phi.toFixed(2)} of ${v.phi_threshold === null ? '—' : v.phi_threshold}, ${v.samples} samples, stall credit ${dur(v.stall_credit_ms)}`)));
         }
+        const iv = svc.beat_intervals_ms || [];
         const sp = h('div', { class: 'big-spark' });
-        sp.append(sparkline(svc.beat_intervals_ms || [], 560, 70, svc.activity_timeout_ms));
+        if (iv.length >= 2) sp.append(sparkline(iv, 600, 80, svc.activity_timeout_ms, true));
+        else sp.append(h('div', { class: 'muted small' }, 'Not enough smartbeats seen since the daemon’s status page started.'));
         const states = h('tbody');
         for (const st of [...(svc.states || [])].reverse()) {
           states.append(h('tr', null, h('td', { 'data-label': 'When' }, when(st.at)), h('td', { 'data-label': 'State' },
@@ -531,7 +535,7 @@
         body.replaceChildren(...blocks,
           h('div', { class: 'cards' }, h('div', { class: 'panel card' }, h('h3', null, 'Identity'), ident),
             h('div', { class: 'panel card' }, h('h3', null, 'Activity'), live)),
-          h('h2', null, 'Smartbeat intervals', h('span', { class: 'count' }, (svc.beat_intervals_ms || []).length + ' latest, ms; dashed: activity timeout')),
+          h('h2', null, 'Smartbeat intervals', h('span', { class: 'count' }, iv.length ? `latest ${iv.length}: ${Math.round(Math.min(...iv))}–${Math.round(Math.max(...iv))} ms; dashed: activity timeout` : '')),
           h('div', { class: 'panel' }, sp),
           h('h2', null, 'State history'),
           h('div', { class: 'panel' }, h('table', { class: 'data' }, h('thead', null, h('tr', null, h('th', null, 'When'), h('th', null, 'State'), h('th', { class: 'r' }, 'Number'))), states)));
@@ -572,7 +576,7 @@
             return tr;
           }, (tr, v) => {
             const f = S.flashes.get(v.uid);
-            serviceLead(tr.children[0], v);
+            serviceLead(tr.children[0], v, true);
             stateBadge(tr.children[1], v, f && f.has('state'));
             setText(tr.children[2], int(v.checkpoint));
             if (f && f.has('checkpoint')) flash(tr.children[2]);
