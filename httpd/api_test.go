@@ -268,6 +268,9 @@ func TestComponentsMissing(t *testing.T) {
 	if st.Components.Monitor || st.Components.Names || st.Components.Flows || st.Monitor != nil || st.Names != nil || st.Flows != nil {
 		t.Errorf("stats of nothing: %+v", st)
 	}
+	if st.Daemon.Version == "" {
+		t.Errorf("no version from the build information")
+	}
 	if r := get(t, ts.URL+"/metrics"); r.status != 200 || strings.Contains(r.body, "stk_services") {
 		t.Errorf("metrics without a monitor: %d\n%s", r.status, r.body)
 	}

@@ -64,6 +64,14 @@ func formatValue(v float64) string {
 	case math.IsInf(v, -1):
 		return "-Inf"
 	}
+	if a := math.Abs(v); a < 1e15 {
+		if v == math.Trunc(v) {
+			return strconv.FormatInt(int64(v), 10) // counters read best as integers
+		}
+		if a >= 1e-4 {
+			return strconv.FormatFloat(v, 'f', -1, 64)
+		}
+	}
 	return strconv.FormatFloat(v, 'g', -1, 64)
 }
 

@@ -300,3 +300,17 @@ func TestMetrics(t *testing.T) {
 }
 
 func runtimeVersion() string { return runtime.Version() }
+
+func TestFormatValue(t *testing.T) {
+	for v, want := range map[float64]string{
+		0: "0", 3659920: "3659920", 1.5: "1.5", -2: "-2", 1795321364.2912836: "1795321364.2912836",
+		1e20: "1e+20", 0.00001: "1e-05", math.Inf(1): "+Inf", math.Inf(-1): "-Inf",
+	} {
+		if got := formatValue(v); got != want {
+			t.Errorf("formatValue(%v) = %q, want %q", v, got, want)
+		}
+	}
+	if got := formatValue(math.NaN()); got != "NaN" {
+		t.Errorf("NaN: %q", got)
+	}
+}

@@ -10,6 +10,8 @@ import (
 	"net/http"
 	"net/netip"
 	"reflect"
+	"runtime/debug"
+	"strings"
 	"sync"
 	"time"
 
@@ -68,7 +70,8 @@ type Config struct {
 	Flows func() []FlowInfo
 
 	// Version is the daemon's version, shown on the Daemon page and in
-	// stk_build_info.
+	// stk_build_info; default: the main module's version from the build
+	// information, with the VCS revision when there is one.
 	Version string
 	// Started is when the daemon started; default: when New was called.
 	Started time.Time
@@ -125,6 +128,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.Now == nil {
 		c.Now = time.Now
+	}
+	if c.Version == "" {
+		c.Version = buildVersion()
 	}
 	if c.Started.IsZero() {
 		c.Started = c.Now()
@@ -285,4 +291,34 @@ func (s *Server) markClosed() []*http.Server {
 		out = append(out, hs)
 	}
 	return out
+}
+
+// buildVersion describes the binary from its build information:
+// "v1.2.3", "(devel) 1a2b3c4d5e6f" or "(devel) 1a2b3c4d5e6f+dirty".
+func buildVersion() string {
+	bi, ok := debug.ReadBuildInfo()
+	if !ok {
+		return ""
+	}
+	v := bi.Main.Version
+	var rev string
+	dirty := false
+	for _, s := range bi.Settings {
+		switch s.Key {
+		case "vcs.revision":
+			rev = s.Value
+		case "vcs.modified":
+			dirty = s.Value == "true"
+		}
+	}
+	if rev != "" && (v == "" || v == "(devel)") {
+		if len(rev) > 12 {
+			rev = rev[:12]
+		}
+		if dirty {
+			rev += "+dirty"
+		}
+		v = strings.TrimSpace(v + " " + rev)
+	}
+	return v
 }

@@ -641,10 +641,15 @@
           const c = tr.children;
           setText(c[0].firstChild, n.name);
           setText(c[0].lastChild, n.group ? 'group ' + n.group : 'default group');
-          const addrs = n.addresses.map((a) => a.text).join('\u0000');
-          if (c[1].dataset.sig !== addrs) {
-            c[1].dataset.sig = addrs;
-            c[1].replaceChildren(...(n.addresses.length ? n.addresses.map((a) => h('span', { class: 'chip mono' }, a.text)) : ['—']));
+          // Addresses, then the meta-data that reads as text (the
+          // monitor's registration carries its addresses there).
+          const meta = n.meta.filter((m) => m.text);
+          const sig = JSON.stringify([n.addresses, meta]);
+          if (c[1].dataset.sig !== sig) {
+            c[1].dataset.sig = sig;
+            const kids = n.addresses.map((a) => h('span', { class: 'chip mono' }, a.text));
+            for (const m of meta) kids.push(h('span', { class: 'chip mono meta', title: 'meta-data ' + m.type }, m.text));
+            c[1].replaceChildren(...(kids.length ? kids : ['—']));
           }
           const b = c[2].firstChild;
           setClass(b, 'badge ft-' + n.ft);
