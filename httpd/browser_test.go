@@ -455,6 +455,22 @@ func TestBrowserFake(t *testing.T) {
 	names.add(namesvc.Entry{Info: namesvc.Info{Name: "late-comer", Addresses: []namesvc.Endpoint{{Protocol: "udp", Addr: netip.MustParseAddrPort("10.1.2.3:5000")}}}, Registered: time.Now()})
 	b.waitUntil(page, "the new name", `[...document.querySelectorAll('#names .name')].some(e => e.textContent === 'late-comer')`, 5*time.Second)
 	save(t, shots, "names.png", b.screenshot(page))
+	// The same on a phone, dark.
+	b.must(page, "Emulation.setDeviceMetricsOverride", map[string]any{"width": 375, "height": 812, "deviceScaleFactor": 2, "mobile": true})
+	b.must(page, "Emulation.setEmulatedMedia", map[string]any{"features": []map[string]string{{"name": "prefers-color-scheme", "value": "dark"}}})
+	var width int
+	b.eval(page, `document.documentElement.scrollWidth`, &width)
+	if width > 375 {
+		t.Errorf("the names page is %d px wide on a 375 px screen", width)
+	}
+	save(t, shots, "names-phone-dark.png", b.screenshot(page))
+	b.eval(page, `document.querySelector('#nav a[data-nav=groups]').click()`, nil)
+	b.waitUntil(page, "the groups", `document.querySelectorAll('.group-card').length === 2`, 5*time.Second)
+	b.eval(page, `document.documentElement.scrollWidth`, &width)
+	if width > 375 {
+		t.Errorf("the groups page is %d px wide on a 375 px screen", width)
+	}
+	save(t, shots, "groups-phone-dark.png", b.screenshot(page))
 
 	var loaded string
 	b.eval(page, `window.__loadedOnce`, &loaded)

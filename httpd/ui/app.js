@@ -649,7 +649,7 @@
             c[1].dataset.sig = sig;
             const kids = n.addresses.map((a) => h('span', { class: 'chip mono' }, a.text));
             for (const m of meta) kids.push(h('span', { class: 'chip mono meta', title: 'meta-data ' + m.type }, m.text));
-            c[1].replaceChildren(...(kids.length ? kids : ['—']));
+            c[1].replaceChildren(kids.length ? h('span', { class: 'chips' }, kids) : '—');
           }
           const b = c[2].firstChild;
           setClass(b, 'badge ft-' + n.ft);
