@@ -476,10 +476,30 @@ func TestBrowserFake(t *testing.T) {
 	b.eval(page, `window.__loadedOnce`, &loaded)
 	var scripts int
 	b.eval(page, `document.scripts.length`, &scripts)
+
+	// A daemon without monitor, name server or flows: each page says so.
+	empty, err := New(Config{Logger: cfg.Logger})
+	if err != nil {
+		t.Fatal(err)
+	}
+	eln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go empty.Serve(eln)
+	t.Cleanup(func() { empty.Close() })
+	page2 := b.page()
+	b.must(page2, "Page.navigate", map[string]any{"url": "http://" + eln.Addr().String() + "/services"})
+	b.waitUntil(page2, "the monitor's absence", `!!document.querySelector('#live.on') && document.querySelector('.notice').textContent.includes('service monitor is not running')`, 10*time.Second)
+	b.eval(page2, `document.querySelector('#nav a[data-nav=names]').click()`, nil)
+	b.waitUntil(page2, "the name server's absence", `document.querySelector('.notice').textContent.includes('name server is not running')`, 5*time.Second)
+	b.eval(page2, `document.querySelector('#nav a[data-nav=daemon]').click()`, nil)
+	b.waitUntil(page2, "the daemon page", `document.querySelectorAll('.card h3').length === 4 && document.querySelectorAll('.card .empty').length === 2 && document.querySelector('.notice').textContent.includes('does not report')`, 5*time.Second)
+
 	plog.mu.Lock()
 	defer plog.mu.Unlock()
-	if loaded != "yes" || plog.navigations != 1 {
-		t.Errorf("the page loaded %d times (marker %q), want once", plog.navigations, loaded)
+	if loaded != "yes" || plog.navigations != 2 {
+		t.Errorf("%d page loads for two pages (marker %q), want each loaded once", plog.navigations, loaded)
 	}
 	if scripts != 1 {
 		t.Errorf("%d script elements, want app.js only", scripts)

@@ -708,7 +708,7 @@
           ['Resets', int(st.http.stream_resets)], ['Events sent', int(st.http.events_sent)],
         ])));
         cards.replaceChildren(...list);
-        if (!st.flows) { flowsBox.replaceChildren(notRunning('No data flow report')); return; }
+        if (!st.flows) { flowsBox.replaceChildren(h('div', { class: 'notice' }, 'This daemon does not report its data flows.')); return; }
         if (!st.flows.length) { flowsBox.replaceChildren(h('div', { class: 'notice' }, 'No data flows.')); return; }
         if (flowsBox.firstChild !== ft.el) flowsBox.replaceChildren(ft.el);
         syncRows(ft.tbody, st.flows, (f) => f.name, () => {
