@@ -117,6 +117,12 @@ func DialAddress(a flow.Address, opts ClientOptions) (*Client, error) {
 	if fo.Name == "" {
 		fo.Name = "namesvc client " + a.String()
 	}
+	if fo.CloseTimeout == 0 {
+		// Requests are small and re-sent after a reconnect anyway: do not
+		// hold a closing program for the flow's default 5 s when no name
+		// server is there.
+		fo.CloseTimeout = 500 * time.Millisecond
+	}
 	ap, err := a.AddrPort()
 	if err != nil {
 		return nil, fmt.Errorf("namesvc: name server address: %w", err)

@@ -71,10 +71,10 @@ func main() {
 		how := "complete"
 		if !r.Complete {
 			how = "expired"
-			if !names.Connected() {
-				fmt.Fprintf(os.Stderr, "simple_name_lookup: not connected to a name server (%s)\n", cli.NamesHint)
-			}
 		}
 		fmt.Printf("Lookup of '%s' %s: %d answer(s) in %v\n", name, how, r.Answers, time.Since(start).Round(time.Microsecond))
+		if !r.Complete && !names.Connected() {
+			fmt.Fprintf(os.Stderr, "simple_name_lookup: not connected to a name server (%s)\n", cli.NamesHint)
+		}
 	}
 }
