@@ -2,6 +2,10 @@
 // announces itself, goes to "running", advances its checkpoint once per
 // iteration, and on the last iteration (or Ctrl-C) goes to "stopping" and
 // says goodbye. Watch it in stkd's status UI, http://127.0.0.1:8080/.
+//
+// --beat sets its smartbeat period and --activity-timeout how long the
+// monitor waits for a smartbeat before declaring it failed (bench/monitor
+// kills it with SIGKILL to measure how long that takes).
 package main
 
 import (
@@ -21,18 +25,24 @@ func main() {
 	iterations := fs.Int64P("iterations", "t", 1000000, "iterations before exiting; the checkpoint is the iteration number")
 	name := fs.StringP("service-name", "S", "basic monitored service", "service name")
 	interval := fs.DurationP("interval", "i", time.Second, "time between iterations")
+	beat := fs.DurationP("beat", "b", smartbeat.DefaultPeriod, "smartbeat period")
+	activity := fs.DurationP("activity-timeout", "a", smartbeat.DefaultActivityTimeout, "how long the monitor waits for a smartbeat before declaring the service failed; at least --beat")
 	nameServer := fs.StringP("name-server", "R", cli.DefaultNameServer, "name server for -m lookup:name, [tcp|udp:]ip[:port]")
 	verbose := fs.BoolP("verbose", "v", false, "log what happens")
 	cli.Usage(fs, "monitored_service [flags]", "Runs a service that reports its state and checkpoint to the monitor.")
 	cli.Parse(fs, os.Args[1:], 0)
-	if *iterations < 0 || *interval <= 0 {
-		cli.Fail("monitored_service", fmt.Errorf("-t must be >= 0 and -i > 0"))
+	if *iterations < 0 || *interval <= 0 || *beat <= 0 || *activity < *beat {
+		cli.Fail("monitored_service", fmt.Errorf("-t must be >= 0, -i and --beat > 0, and --activity-timeout >= --beat"))
 	}
 	cli.Logger(*verbose)
 
 	ctx, cancel := cli.SignalContext()
 	defer cancel()
-	svc, err := smartbeat.NewService(*name, smartbeat.Options{Monitor: *monitor, NameServerAddr: *nameServer})
+	sender := smartbeat.NewSender(smartbeat.SenderOptions{Period: *beat})
+	svc, err := smartbeat.NewService(*name, smartbeat.Options{
+		Monitor: *monitor, NameServerAddr: *nameServer,
+		Sender: sender, ActivityTimeout: *activity,
+	})
 	if err != nil {
 		cli.Fail("monitored_service", fmt.Errorf("%w (is stkd running? -m says where the monitor is)", err))
 	}
