@@ -115,17 +115,54 @@ func (r *record) view(now time.Time, withStates bool) ServiceView {
 // tracker holds the records of a Monitor.
 type tracker struct {
 	current map[recordKey]*record
-	beatIdx map[beatKey]*record // current records by smartbeat identity
-	history []*record           // oldest first
-	histIdx map[beatKey]*record // timed-out records that a smartbeat may resurrect
+	beatIdx map[beatKey]*record   // current records by smartbeat identity
+	nameIdx map[nameKey][]*record // current records by STATE identity
+	history []*record             // oldest first
+	histIdx map[beatKey]*record   // timed-out records that a smartbeat may resurrect
 	uid     uint64
+}
+
+// nameKey is what a STATE notification identifies: the peer and the
+// service name, case-insensitively (§9.1).
+type nameKey struct {
+	proto string
+	peer  netip.AddrPort
+	name  string // lower case
+}
+
+func (r *record) nameKey() nameKey {
+	return nameKey{r.key.proto, r.key.peer, strings.ToLower(r.name)}
 }
 
 func newTracker() tracker {
 	return tracker{
 		current: map[recordKey]*record{},
 		beatIdx: map[beatKey]*record{},
+		nameIdx: map[nameKey][]*record{},
 		histIdx: map[beatKey]*record{},
+	}
+}
+
+// addCurrent makes r current and indexes it.
+func (t *tracker) addCurrent(r *record) {
+	t.current[r.key] = r
+	t.beatIdx[r.key.beat()] = r
+	nk := r.nameKey()
+	t.nameIdx[nk] = append(t.nameIdx[nk], r)
+}
+
+// removeCurrent takes r out of the current list and its indexes.
+func (t *tracker) removeCurrent(r *record) {
+	delete(t.current, r.key)
+	if t.beatIdx[r.key.beat()] == r {
+		delete(t.beatIdx, r.key.beat())
+	}
+	nk := r.nameKey()
+	rs := slices.DeleteFunc(t.nameIdx[nk], func(x *record) bool { return x == r })
+	if len(rs) == 0 {
+		delete(t.nameIdx, nk)
+	} else {
+		t.nameIdx[nk] = rs
 	}
 }
 
@@ -176,8 +213,7 @@ func (m *Monitor) created(proto string, peer netip.AddrPort, n *notice, now time
 		current:    true,
 	}
 	m.addState(r, now)
-	t.current[key] = r
-	t.beatIdx[key.beat()] = r
+	t.addCurrent(r)
 	m.stats.Created++
 	m.emit(EventCreated, r, now)
 }
@@ -244,9 +280,9 @@ func (m *Monitor) destroyed(proto string, peer netip.AddrPort, n *notice, now ti
 // 0x8102: the current record of the peer with that name (case-insensitive)
 // takes it.
 func (m *Monitor) stateChanged(proto string, peer netip.AddrPort, n *notice, now time.Time) {
-	var r *record
-	for k, c := range m.t.current {
-		if k.proto == proto && k.peer == peer && strings.EqualFold(c.name, n.name) && (r == nil || c.uid > r.uid) {
+	var r *record // the newest current record of that name at that peer
+	for _, c := range m.t.nameIdx[nameKey{proto, peer, strings.ToLower(n.name)}] {
+		if r == nil || c.uid > r.uid {
 			r = c
 		}
 	}
@@ -303,8 +339,7 @@ func (m *Monitor) resurrect(r *record, now time.Time) {
 	r.current, r.inactive, r.ended, r.reason, r.verdict = true, false, time.Time{}, EndNone, nil
 	r.resurrections++
 	r.det = NewPhiDetector(m.cfg.Phi) // the old intervals ended in a failure
-	t.current[r.key] = r
-	t.beatIdx[r.key.beat()] = r
+	t.addCurrent(r)
 	m.stats.Resurrected++
 	m.log.Info("service resurrected by a smartbeat", "service", r.name, "key", r.key.String())
 	m.emit(EventResurrected, r, now)
@@ -313,10 +348,7 @@ func (m *Monitor) resurrect(r *record, now time.Time) {
 // toHistory moves a current record to history.
 func (m *Monitor) toHistory(r *record, why EndReason, now time.Time) {
 	t := &m.t
-	delete(t.current, r.key)
-	if t.beatIdx[r.key.beat()] == r {
-		delete(t.beatIdx, r.key.beat())
-	}
+	t.removeCurrent(r)
 	r.current, r.ended, r.reason = false, now, why
 	if why == EndTimedOut {
 		t.histIdx[r.key.beat()] = r
