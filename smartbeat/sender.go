@@ -88,7 +88,11 @@ func NewSender(opts SenderOptions) *Sender {
 	}
 	fo := opts.Flow
 	if fo.QueueBytes <= 0 {
-		fo.QueueBytes = 256 << 10
+		// Room for the notifications of thousands of services started at
+		// once (a dropped CREATE leaves the service unknown to the monitor
+		// until a reconnect) and several periods of beats; beyond that
+		// drop, so that a dead monitor never blocks the application.
+		fo.QueueBytes = flow.DefaultQueueBytes
 		fo.SlowConsumer = flow.Drop
 	}
 	if fo.SlowConsumerWait <= 0 {
@@ -125,7 +129,7 @@ func (s *Sender) Sent() uint64 { return s.sent.Load() }
 
 // SendNow sends a smartbeat for every service at once, besides the
 // periodic ones.
-func (s *Sender) SendNow() { s.sendBeats() }
+func (s *Sender) SendNow() { s.sendBeats(nil) }
 
 // Close closes every service of the Sender (each sends its DESTROY) and
 // refuses new ones. The default Sender should not be closed.
@@ -160,7 +164,7 @@ func (s *Sender) add(svc *Service) error {
 		go s.loop(s.stop, s.done)
 	}
 	s.mu.Unlock()
-	s.sendBeats()
+	s.sendBeats(svc)
 	return nil
 }
 
@@ -192,25 +196,33 @@ func (s *Sender) loop(stop, done chan struct{}) {
 		case <-stop:
 			return
 		case <-t.C:
-			s.sendBeats()
+			s.sendBeats(nil)
 		}
 	}
 }
 
 // sendBeats sends one smartbeat (split every 254 services, for C TCP
-// receivers) to every flow of every service.
-func (s *Sender) sendBeats() {
+// receivers) to every flow of every service; with only set, for that
+// service alone. C sends every service's beat when one is added; sending
+// just the new one is the same on the wire to receivers (they handle each
+// element on its own) and keeps starting n services linear instead of
+// quadratic in traffic.
+func (s *Sender) sendBeats(only *Service) {
 	s.sendMu.Lock()
 	defer s.sendMu.Unlock()
 	s.mu.Lock()
-	if len(s.services) == 0 {
+	svcs := s.services
+	if only != nil {
+		svcs = []*Service{only}
+	}
+	if len(svcs) == 0 {
 		s.mu.Unlock()
 		return
 	}
 	sec, usec := timeParts(s.now())
-	beats := make([]beat, 0, len(s.services))
+	beats := make([]beat, 0, len(svcs))
 	var dests []flow.Flow
-	for _, svc := range s.services {
+	for _, svc := range svcs {
 		beats = append(beats, beat{id: svc.id, sec: sec, usec: usec, checkpoint: svc.checkpoint.Load()})
 		for _, f := range [2]flow.Flow{svc.monitor, svc.notify} {
 			if f != nil && !slices.Contains(dests, f) {

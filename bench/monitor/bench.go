@@ -101,9 +101,8 @@ func addServiceFlags(fs *pflag.FlagSet, services, procs int, sendWait time.Durat
 		perSender: fs.Int("per-sender", 0, "services per smartbeat.Sender, each with its own connection (0: one Sender per process)"),
 		beat:      fs.Duration("beat", 500*time.Millisecond, "smartbeat period"),
 		activity:  fs.Duration("activity-timeout", 1200*time.Millisecond, "activity timeout of the services"),
-		sendWait: fs.Duration("send-wait", sendWait, "how long the services' sends wait for room in a full queue (256 KiB per connection) before\n"+
-			"dropping; 0 is smartbeat's default, drop at once, which loses CREATEs when many services start\n"+
-			"at once on one Sender (each start sends a smartbeat carrying every service of the Sender)"),
+		sendWait: fs.Duration("send-wait", sendWait, "how long the services' sends wait for room in a full queue (4 MiB per connection) before\n"+
+			"dropping; 0 is smartbeat's default, drop at once"),
 	}
 }
 

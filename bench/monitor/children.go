@@ -24,7 +24,7 @@ func runBeaters(args []string) error {
 	beat := fs.Duration("beat", smartbeat.DefaultPeriod, "smartbeat period")
 	activity := fs.Duration("activity-timeout", smartbeat.DefaultActivityTimeout, "activity timeout of the services")
 	prefix := fs.String("prefix", "bench", "service names are PREFIX-00000 and up")
-	sendWait := fs.Duration("send-wait", 0, "how long a Sender's send waits for room in its connection's full 256 KiB queue before dropping (0: the Sender's default, drop at once)")
+	sendWait := fs.Duration("send-wait", 0, "how long a Sender's send waits for room in its connection's full queue (4 MiB) before dropping (0: the Sender's default, drop at once)")
 	if err := parse(fs, args); err != nil {
 		return err
 	}

@@ -9,7 +9,7 @@ func runScale(args []string) error {
 	fs := newFlags("scale", "Runs --services services at the default smartbeat period (2 Hz) over --procs processes, waits\n"+
 		"until stkd holds them all and --settle more, then reports stkd's CPU use (utime+stime from\n"+
 		"/proc/PID/stat) and RSS (VmRSS each second) over --window, and the services timed out.")
-	sf := addServiceFlags(fs, 10000, 4, 10*time.Second)
+	sf := addServiceFlags(fs, 10000, 4, 0)
 	window := fs.Duration("window", time.Minute, "measurement window")
 	settle := fs.Duration("settle", 10*time.Second, "wait this long after the monitor holds every service")
 	noHTTP := fs.Bool("no-http", false, "run stkd without its HTTP UI (timeouts are then counted from its log, and nothing else from stkd)")
