@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -17,15 +16,7 @@ import (
 var bin string
 
 func TestMain(m *testing.M) {
-	dir, err := testprog.Build("../stkd", "./publish", "./subscribe", "./simple_name_registration", "./simple_name_lookup")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	bin = dir
-	code := m.Run()
-	os.RemoveAll(dir)
-	os.Exit(code)
+	testprog.Main(m, func(dir string) { bin = dir }, "../stkd", "./publish", "./subscribe", "./simple_name_registration", "./simple_name_lookup")
 }
 
 func start(t *testing.T, name string, args ...string) *testprog.Proc {

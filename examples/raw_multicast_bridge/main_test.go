@@ -27,15 +27,7 @@ import (
 var program string
 
 func TestMain(m *testing.M) {
-	dir, err := testprog.Build(".")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	program = filepath.Join(dir, "raw_multicast_bridge")
-	code := m.Run()
-	os.RemoveAll(dir)
-	os.Exit(code)
+	testprog.Main(m, func(dir string) { program = filepath.Join(dir, "raw_multicast_bridge") }, ".")
 }
 
 // collector is a TCP server that keeps every sequence it receives.

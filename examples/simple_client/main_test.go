@@ -5,7 +5,6 @@ import (
 	"io"
 	"log/slog"
 	"net"
-	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -22,15 +21,7 @@ import (
 var program string
 
 func TestMain(m *testing.M) {
-	dir, err := testprog.Build(".")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	program = filepath.Join(dir, "simple_client")
-	code := m.Run()
-	os.RemoveAll(dir)
-	os.Exit(code)
+	testprog.Main(m, func(dir string) { program = filepath.Join(dir, "simple_client") }, ".")
 }
 
 var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))

@@ -6,7 +6,6 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"net"
-	"os"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -22,15 +21,7 @@ import (
 var bin string
 
 func TestMain(m *testing.M) {
-	dir, err := testprog.Build(".", "../simple_client")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	bin = dir
-	code := m.Run()
-	os.RemoveAll(dir)
-	os.Exit(code)
+	testprog.Main(m, func(dir string) { bin = dir }, ".", "../simple_client")
 }
 
 var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))

@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -26,15 +25,7 @@ import (
 var program string
 
 func TestMain(m *testing.M) {
-	dir, err := testprog.Build(".")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	program = filepath.Join(dir, "throughput_test")
-	code := m.Run()
-	os.RemoveAll(dir)
-	os.Exit(code)
+	testprog.Main(m, func(dir string) { program = filepath.Join(dir, "throughput_test") }, ".")
 }
 
 // run runs the program to its end and returns its output and exit code.

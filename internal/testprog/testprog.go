@@ -110,3 +110,17 @@ func (p *Proc) WaitFor(t testing.TB, re string, d time.Duration) []string {
 	t.Fatalf("%s: no line matching %q within %v", filepath.Base(p.Cmd.Path), re, d)
 	return nil
 }
+
+// Main is a whole TestMain: it builds pkgs, hands their directory to built,
+// runs the tests, removes the programs and exits with the tests' status.
+func Main(m *testing.M, built func(dir string), pkgs ...string) {
+	dir, err := Build(pkgs...)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	built(dir)
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
