@@ -2,12 +2,14 @@ module github.com/stk-go/stk
 
 go 1.26
 
-require golang.org/x/sys v0.30.0
+require (
+	github.com/panjf2000/gnet/v2 v2.10.0
+	github.com/spf13/pflag v1.0.10
+	golang.org/x/sys v0.30.0
+)
 
 require (
 	github.com/panjf2000/ants/v2 v2.12.1 // indirect
-	github.com/panjf2000/gnet/v2 v2.10.0 // indirect
-	github.com/spf13/pflag v1.0.10 // indirect
 	github.com/valyala/bytebufferpool v1.0.0 // indirect
 	go.uber.org/multierr v1.11.0 // indirect
 	go.uber.org/zap v1.28.0 // indirect
