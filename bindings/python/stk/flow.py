@@ -1,0 +1,420 @@
+"""Data flows: Publisher (a TCP server that sends to its subscribers) and
+Subscriber (receives what the publishers of a name send)."""
+
+from __future__ import annotations
+
+import collections
+import ctypes
+import threading
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Callable, Deque, Iterator, Optional
+
+from . import _lib, _runtime
+from ._handle import Handle
+from .errors import ClosedError
+from .names import Endpoint
+from .sequence import UT_EXAMPLE_DATA, BytesLike, Sequence, SequenceType, check_name, check_u64
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .env import Environment
+
+try:  # Python 3.8+: Literal
+    from typing import Literal
+    OnFull = Literal["block", "drop_new", "drop_old"]
+except ImportError:  # pragma: no cover
+    OnFull = str  # type: ignore[misc,assignment]
+
+__all__ = ["Publisher", "Subscriber", "FlowStats", "ON_FULL"]
+
+#: The queue policies of a Subscriber.
+ON_FULL = ("block", "drop_new", "drop_old")
+
+
+@dataclass(frozen=True)
+class FlowStats:
+    """A flow's counters (``stk_flow_stats``).
+
+    Attributes:
+        sequences_in, sequences_out: sequences received and sent.
+        bytes_in, bytes_out: wire bytes, headers included.
+        dropped: sequences not delivered by the library (a peer's queue
+            full, lost with a connection). A Subscriber's own queue drops
+            are in :attr:`Subscriber.dropped`, not here.
+        reconnects: connections a subscriber re-established.
+        connections: connections open now.
+    """
+
+    sequences_in: int
+    sequences_out: int
+    bytes_in: int
+    bytes_out: int
+    dropped: int
+    reconnects: int
+    connections: int
+
+    @classmethod
+    def _from_c(cls, s: "_lib.FlowStats") -> "FlowStats":
+        return cls(s.sequences_in, s.sequences_out, s.bytes_in, s.bytes_out, s.dropped, s.reconnects,
+                   s.connections)
+
+
+class Publisher(Handle):
+    """A TCP server data flow: subscribers connect to it and receive every
+    sequence it sends.
+
+    Args:
+        env: the environment (its name server registers ``name``).
+        name: the name to register with the bound address (protocol tcp,
+            fault-tolerance state active); None: no registration.
+        address: where to listen, ``"[tcp:]ip:port"``; None:
+            ``"127.0.0.1:0"`` (port 0 picks a free port; :attr:`address`
+            tells which). Only TCP is supported.
+        linger: seconds the name outlives this publisher (default 5).
+
+    Raises:
+        StkTimeoutError: the name server did not confirm the registration
+            within 5 s (is stkd running?); the publisher is not created.
+        ConnectError: the address cannot be listened on.
+        AddressError: a malformed address.
+
+    Sending never waits for subscribers: with none connected a sequence goes
+    nowhere, as in STK. Use :meth:`wait_subscribers` first when that
+    matters. Closing delivers what is queued (at most 5 s) and closes the
+    connections; the name server keeps the name for its linger.
+    """
+
+    _kind = "publisher"
+
+    def __init__(self, env: "Environment", name: Optional[str] = None, address: Optional[str] = None,
+                 linger: int = 5) -> None:
+        super().__init__()
+        if name is not None:
+            check_name(name)
+        if isinstance(linger, bool) or not isinstance(linger, int) or linger < 0:
+            raise ValueError(f"linger {linger!r}: want whole seconds >= 0")
+        self.env = env
+        self.name = name
+        h = ctypes.c_void_p()
+        self._lib.check(self._lib.publisher_create(env._handle(), _runtime.encode(name), _runtime.encode(address),
+                                                   linger, ctypes.byref(h)))
+        self._adopt(h.value)
+        self._key = _runtime.register(self)
+        env._add_child(self)
+        buf = ctypes.create_string_buffer(64)
+        self._lib.check(self._lib.publisher_address(self._h, buf, len(buf)))
+        #: The bound address, ``"tcp:ip:port"``.
+        self.address: str = _runtime.decode(buf.value)
+        self._send_data_fn = self._lib.publisher_send_data
+        self._send_fn = self._lib.publisher_send
+
+    def __repr__(self) -> str:
+        return f"<stk.Publisher {self.name!r} on {self.address} {'closed' if self._closed else 'open'}>"
+
+    @property
+    def endpoint(self) -> Endpoint:
+        """The bound address as an :class:`Endpoint`."""
+        return Endpoint.parse(self.address)
+
+    @property
+    def subscribers(self) -> int:
+        """The number of subscribers connected now."""
+        return self._lib.check(self._lib.publisher_subscribers(self._handle()))
+
+    def wait_subscribers(self, n: int = 1, timeout: Optional[float] = None) -> bool:
+        """Wait until at least ``n`` subscribers are connected; False if
+        ``timeout`` seconds passed first (None: no limit)."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while self.subscribers < n:
+            if deadline is not None and time.monotonic() >= deadline:
+                return False
+            time.sleep(0.005)
+        return True
+
+    def send(self, seq: Sequence) -> None:
+        """Send ``seq`` to every connected subscriber.
+
+        A one-element sequence takes one library call; others are built in
+        C first. ``seq`` is encoded before the call returns, so it may be
+        changed at once.
+
+        Raises:
+            QueueFullError: a subscriber's queue (4 MiB) stayed full for 1 s
+                and it was disconnected; the others got the sequence.
+            SequenceError: type 0, more than 255 elements, too large.
+            ClosedError: the publisher is closed.
+        """
+        h = self._h
+        if h is None:
+            self._handle()
+        els = seq.elements
+        if len(els) == 1:
+            ut, data = els[0]
+            rc = self._send_data_fn(h, seq._id, seq._bname, seq._type, ut, data, len(data))
+            if rc:
+                self._raise(rc)
+            return
+        if len(els) > _lib.STK_SEQ_MAX_ELEMENTS:
+            from .errors import SequenceError
+            raise SequenceError(_lib.STK_ESEQUENCE, f"{len(els)} elements: a sequence carries at most "
+                                f"{_lib.STK_SEQ_MAX_ELEMENTS}")
+        lib = self._lib
+        p = ctypes.c_void_p()
+        lib.check(lib.sequence_create(seq._id, seq._bname, seq._type, ctypes.byref(p)))
+        try:
+            for ut, data in els:
+                lib.check(lib.sequence_add(p, ut, data, len(data)))
+            rc = self._send_fn(h, p)
+        finally:
+            lib.sequence_destroy(p)
+        if rc:
+            self._raise(rc)
+
+    def send_data(self, data: BytesLike, user_type: int = UT_EXAMPLE_DATA, id: int = 0, name: Optional[str] = None,
+                  type: int = SequenceType.DATA) -> None:
+        """Send a one-element sequence without building a :class:`Sequence`:
+        ``id``, ``name``, ``type`` and one element of ``user_type`` holding
+        ``data``. The fastest way to send; same errors as :meth:`send`."""
+        h = self._h
+        if h is None:
+            self._handle()
+        if data.__class__ is not bytes:  # `type` is the argument here
+            data = bytes(data)
+        rc = self._send_data_fn(h, id, None if name is None else _runtime.encode(check_name(name)), type,
+                                user_type, data, len(data))
+        if rc:
+            self._raise(rc)
+
+    def _raise(self, rc: int) -> None:
+        if self._closed:
+            raise ClosedError(_lib.STK_ECLOSED, "the publisher is closed")
+        raise self._lib.error(rc)
+
+    def stats(self) -> FlowStats:
+        """The publisher's counters."""
+        s = _lib.FlowStats()
+        self._lib.check(self._lib.publisher_stats(self._handle(), ctypes.byref(s)))
+        return FlowStats._from_c(s)
+
+    def _destroy(self, h: int) -> None:
+        self._lib.check(self._lib.publisher_destroy(h))
+
+    def _after_close(self) -> None:
+        self.env._remove_child(self)
+
+
+class Subscriber(Handle):
+    """Receives the sequences published under a name (or by one publisher).
+
+    ``Subscriber(env, "prices")`` subscribes to the name with the name
+    server and connects to every TCP address registered under it, now and
+    later; connections reconnect by themselves. ``Subscriber(env,
+    address="tcp:10.0.0.5:29312")`` connects to one publisher without the
+    name service (``env`` may then be None). Creation returns at once.
+
+    Two ways to receive:
+
+    * **Iterate** (no callback): sequences are queued and ``for seq in
+      sub:`` yields them, ending when the subscriber is closed (from another
+      thread, or from a signal handler). :meth:`receive` takes one with a
+      timeout.
+    * **Callback**: ``callback(seq)`` runs on a library thread for every
+      sequence, possibly concurrently when several publishers send; nothing
+      is queued. It must be quick: it delays the sequences behind it on the
+      same connection. An exception it raises is logged (logger ``stk``)
+      and ignored.
+
+    **Queue policy** (iteration): the queue holds at most ``max_queue``
+    sequences and ``max_queue_bytes`` bytes of element data (one sequence
+    larger than that is accepted when the queue is empty), so a slow
+    consumer never grows memory without bound. When it is full,
+    ``on_full`` says what happens to the next sequence:
+
+    * ``"block"`` (default, lossless while the consumer keeps up on
+      average): the library thread delivering it waits for room. That
+      connection stops reading, TCP flow control fills the publisher's
+      queue for this subscriber, and the publisher slows down to the
+      consumer's pace. A consumer that stalls for long makes a Go or C
+      publisher give up on it after its slow-consumer wait (1 s by default):
+      it disconnects this subscriber, which reconnects by itself and
+      resumes at the current data (what was in flight is lost, as
+      :attr:`stats` ``reconnects`` shows).
+    * ``"drop_new"``: the new sequence is dropped and counted in
+      :attr:`dropped`; the connection keeps its pace.
+    * ``"drop_old"``: the oldest queued sequence is dropped (counted in
+      :attr:`dropped`) to make room: the consumer always sees the latest
+      data.
+
+    Args:
+        env: the environment (its name server and group).
+        name: the name to subscribe to.
+        address: instead of ``name``, one publisher's ``"[tcp:]ip:port"``.
+        callback: called with each :class:`Sequence`; None: queue them.
+        max_queue: the queue's bound in sequences (>= 1).
+        max_queue_bytes: the queue's bound in element bytes (>= 1).
+        on_full: ``"block"``, ``"drop_new"`` or ``"drop_old"``.
+    """
+
+    _kind = "subscriber"
+
+    def __init__(self, env: Optional["Environment"], name: Optional[str] = None, *, address: Optional[str] = None,
+                 callback: Optional[Callable[[Sequence], None]] = None, max_queue: int = 1024,
+                 max_queue_bytes: int = 16 << 20, on_full: OnFull = "block") -> None:
+        super().__init__()
+        if (name is None) == (address is None):
+            raise ValueError("give a name or an address (not both)")
+        if env is None and name is not None:
+            raise ValueError("subscribing to a name needs an Environment")
+        if on_full not in ON_FULL:
+            raise ValueError(f"on_full {on_full!r}: want one of {', '.join(ON_FULL)}")
+        for what, v in (("max_queue", max_queue), ("max_queue_bytes", max_queue_bytes)):
+            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+                raise ValueError(f"{what} must be an int >= 1, not {v!r}")
+        if callback is not None and not callable(callback):
+            raise TypeError("callback must be callable")
+        self.env = env
+        self.name = name
+        self.address = address
+        self._callback = callback
+        self._max_queue = max_queue
+        self._max_bytes = max_queue_bytes
+        self._on_full = on_full
+        self._queue: Deque[Sequence] = collections.deque()
+        self._queue_bytes = 0
+        self._mu = threading.Lock()
+        self._not_empty = threading.Condition(self._mu)
+        self._not_full = threading.Condition(self._mu)
+        self._received = 0
+        self._dropped = 0
+        self._key = _runtime.register(self)
+        h = ctypes.c_void_p()
+        envh = env._handle() if env is not None else None
+        try:
+            if name is not None:
+                rc = self._lib.subscriber_create(envh, _runtime.encode(check_name(name)), _runtime.SEQUENCE_THUNK,
+                                                 self._key, ctypes.byref(h))
+            else:
+                rc = self._lib.subscriber_connect(envh, _runtime.encode(address), _runtime.SEQUENCE_THUNK,
+                                                  self._key, ctypes.byref(h))
+            self._lib.check(rc)
+        except BaseException:
+            _runtime.unregister(self._key)
+            self._closed = True
+            raise
+        self._adopt(h.value)
+        if env is not None:
+            env._add_child(self)
+
+    def __repr__(self) -> str:
+        what = repr(self.name) if self.name is not None else self.address
+        return f"<stk.Subscriber {what} {'closed' if self._closed else 'open'}>"
+
+    # -- library side -----------------------------------------------------------
+
+    def _on_sequence(self, p: int) -> None:
+        seq = _runtime.sequence_from_c(self._lib, p)
+        cb = self._callback
+        if cb is not None:
+            with self._mu:
+                self._received += 1
+            _runtime.call_user(cb, seq, what="subscriber callback")
+            return
+        size = seq.size
+        with self._mu:
+            self._received += 1
+            while self._queue and (len(self._queue) >= self._max_queue
+                                   or self._queue_bytes + size > self._max_bytes):
+                if self._closed:
+                    return
+                if self._on_full == "block":
+                    self._not_full.wait()
+                elif self._on_full == "drop_new":
+                    self._dropped += 1
+                    return
+                else:
+                    old = self._queue.popleft()
+                    self._queue_bytes -= old.size
+                    self._dropped += 1
+            if self._closed:
+                return
+            self._queue.append(seq)
+            self._queue_bytes += size
+            self._not_empty.notify()
+
+    # -- consumer side ------------------------------------------------------------
+
+    def receive(self, timeout: Optional[float] = None) -> Optional[Sequence]:
+        """Return the next queued sequence, waiting at most ``timeout``
+        seconds (None: until one comes); None if none came in time.
+
+        Raises:
+            ClosedError: the subscriber is closed and its queue is empty.
+            RuntimeError: the subscriber has a callback (nothing is queued).
+        """
+        if self._callback is not None:
+            raise RuntimeError("this subscriber delivers to its callback; nothing is queued")
+        deadline = None if timeout is None else time.monotonic() + timeout
+        with self._mu:
+            while not self._queue:
+                if self._closed:
+                    raise ClosedError(_lib.STK_ECLOSED, "the subscriber is closed")
+                if deadline is None:
+                    self._not_empty.wait()
+                else:
+                    left = deadline - time.monotonic()
+                    if left <= 0:
+                        return None
+                    self._not_empty.wait(left)
+            seq = self._queue.popleft()
+            self._queue_bytes -= seq.size
+            self._not_full.notify()
+            return seq
+
+    def __iter__(self) -> Iterator[Sequence]:
+        """Yield received sequences until the subscriber is closed (what is
+        already queued then is still yielded)."""
+        while True:
+            try:
+                seq = self.receive()
+            except ClosedError:
+                return
+            if seq is not None:
+                yield seq
+
+    @property
+    def received(self) -> int:
+        """Sequences the library delivered to this subscriber so far
+        (queued, dropped by the queue policy, or given to the callback)."""
+        return self._received
+
+    @property
+    def dropped(self) -> int:
+        """Sequences the queue policy dropped (``drop_new``, ``drop_old``)."""
+        return self._dropped
+
+    @property
+    def queued(self) -> int:
+        """Sequences waiting in the queue now."""
+        return len(self._queue)
+
+    def stats(self) -> FlowStats:
+        """The sum of the subscriber's connections' counters."""
+        s = _lib.FlowStats()
+        self._lib.check(self._lib.subscriber_stats(self._handle(), ctypes.byref(s)))
+        return FlowStats._from_c(s)
+
+    # -- closing --------------------------------------------------------------------
+
+    def _before_destroy(self) -> None:
+        # Wake library threads blocked on a full queue and consumers waiting
+        # for data: after this no sequence is queued any more.
+        with self._mu:
+            self._not_full.notify_all()
+            self._not_empty.notify_all()
+
+    def _destroy(self, h: int) -> None:
+        self._lib.check(self._lib.subscriber_destroy(h))
+
+    def _after_close(self) -> None:
+        if self.env is not None:
+            self.env._remove_child(self)
