@@ -1,0 +1,269 @@
+package main
+
+/*
+#include "stk_internal.h"
+*/
+import "C"
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/stk-go/stk/flow"
+	"github.com/stk-go/stk/namesvc"
+	"github.com/stk-go/stk/smartbeat"
+)
+
+// Defaults of stk_options.
+const (
+	defaultNameServer   = "tcp:127.0.0.1:20002"
+	defaultMonitor      = "tcp:127.0.0.1:20001"
+	defaultRegisterWait = 5 * time.Second
+)
+
+// levelOff is above every slog level: nothing is logged.
+const levelOff = slog.Level(100)
+
+// defaultLogger serves objects made without an env (stk_subscriber_connect
+// with env NULL): warnings and errors to stderr.
+var defaultLogger = newLogger(C.STK_LOG_DEFAULT)
+
+// background tracks what closes asynchronously without an env (an object
+// destroyed from its own callback), for tests.
+var background sync.WaitGroup
+
+func newLogger(level C.int) *slog.Logger {
+	l := slog.LevelWarn
+	switch level {
+	case C.STK_LOG_DEBUG:
+		l = slog.LevelDebug
+	case C.STK_LOG_INFO:
+		l = slog.LevelInfo
+	case C.STK_LOG_ERROR:
+		l = slog.LevelError
+	case C.STK_LOG_OFF:
+		l = levelOff
+	}
+	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: l}))
+}
+
+// env is an stk_env: the name-server client (dialled on first use), the
+// smartbeat sender of its services and the objects made from it.
+type env struct {
+	h          uint64
+	nameServer flow.Address
+	nsString   string
+	monitor    string
+	group      string
+	lookupExp  time.Duration
+	log        *slog.Logger
+	sender     *smartbeat.Sender
+
+	mu       sync.Mutex
+	closed   bool
+	client   *namesvc.Client
+	children map[uint64]object
+	async    sync.WaitGroup // closes running in the background
+}
+
+// goString copies a C string; NULL gives def.
+func goString(s *C.char, def string) string {
+	if s == nil {
+		return def
+	}
+	return C.GoString(s)
+}
+
+//export stkgo_env_create
+func stkgo_env_create(o *C.stk_options, out *C.uint64_t) C.int {
+	var opts C.stk_options
+	if o != nil {
+		opts = *o
+	}
+	if opts.log_level < C.STK_LOG_DEFAULT || opts.log_level > C.STK_LOG_OFF {
+		return failf(eInval, "stk_env_create: log_level %d: want STK_LOG_DEFAULT..STK_LOG_OFF", opts.log_level)
+	}
+	if opts.smartbeat_period_ms < 0 || opts.lookup_expiration_ms < 0 {
+		return failf(eInval, "stk_env_create: smartbeat_period_ms and lookup_expiration_ms must be >= 0")
+	}
+	e := &env{
+		nsString:  goString(opts.name_server, ""),
+		monitor:   goString(opts.monitor, defaultMonitor),
+		group:     goString(opts.group, ""),
+		lookupExp: time.Duration(opts.lookup_expiration_ms) * time.Millisecond,
+		log:       newLogger(opts.log_level),
+		children:  map[uint64]object{},
+	}
+	if e.nsString == "" {
+		e.nsString = defaultNameServer
+	}
+	a, err := flow.ParseAddress(e.nsString)
+	if err == nil && (a.Lookup != "" || (a.Protocol != flow.TCP && a.Protocol != flow.UDP)) {
+		err = errors.New("the name server is reached over tcp or udp")
+	}
+	if err != nil {
+		return failf(eAddr, "stk_env_create: name_server %q: %v", e.nsString, err)
+	}
+	e.nameServer = a.WithDefaults(namesvc.DefaultHost, namesvc.DefaultPort)
+	if e.monitor != "" {
+		if _, err := flow.ParseAddress(e.monitor); err != nil {
+			return failf(eAddr, "stk_env_create: monitor %q: %v", e.monitor, err)
+		}
+	}
+	if len(e.group) > namesvc.MaxGroupLen {
+		return failf(eInval, "stk_env_create: group longer than %d bytes", namesvc.MaxGroupLen)
+	}
+	e.sender = smartbeat.NewSender(smartbeat.SenderOptions{
+		Period: time.Duration(opts.smartbeat_period_ms) * time.Millisecond,
+		Logger: e.log,
+	})
+	e.h = newHandle()
+	store(e.h, e)
+	*out = C.uint64_t(e.h)
+	return eOK
+}
+
+// names returns the env's name-server client, dialling it on first use.
+func (e *env) names() (*namesvc.Client, error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.closed {
+		return nil, errorf(eClosed, "the env is destroyed")
+	}
+	if e.client == nil {
+		c, err := namesvc.DialAddress(e.nameServer, namesvc.ClientOptions{
+			Group: e.group, LookupExpiration: e.lookupExp, Logger: e.log,
+		})
+		if err != nil {
+			return nil, errorf(eNet, "name server %s: %v", e.nsString, err)
+		}
+		e.client = c
+	}
+	return e.client, nil
+}
+
+// adopt records a child object, or refuses it when the env is closed (the
+// caller then destroys it).
+func (e *env) adopt(h uint64, o object) bool {
+	if e == nil {
+		return true
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.closed {
+		return false
+	}
+	e.children[h] = o
+	return true
+}
+
+// forget drops a child that was destroyed.
+func (e *env) forget(h uint64) {
+	if e == nil {
+		return
+	}
+	e.mu.Lock()
+	delete(e.children, h)
+	e.mu.Unlock()
+}
+
+// goAsync runs f in the background, tracked by e (or globally for no env).
+func (e *env) goAsync(f func()) {
+	wg := &background
+	if e != nil {
+		wg = &e.async
+	}
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		f()
+	}()
+}
+
+// logger returns e's logger, or the default one for no env.
+func (e *env) logger() *slog.Logger {
+	if e == nil {
+		return defaultLogger
+	}
+	return e.log
+}
+
+// destroy closes the children first (services send DESTROY, which needs
+// the sender; subscriptions need the client), then the client and sender.
+func (e *env) destroy() error {
+	e.mu.Lock()
+	e.closed = true
+	children := e.children
+	e.children = nil
+	client := e.client
+	e.mu.Unlock()
+	var errs []error
+	for h, o := range children {
+		if _, ok := table.LoadAndDelete(h); ok {
+			errs = append(errs, o.destroy())
+		}
+	}
+	e.async.Wait()
+	if client != nil {
+		errs = append(errs, client.Close())
+	}
+	errs = append(errs, e.sender.Close())
+	return errors.Join(errs...)
+}
+
+//export stkgo_env_destroy
+func stkgo_env_destroy(h C.uint64_t) C.int {
+	if inCallback() {
+		return failf(eBusy, "stk_env_destroy: not allowed from a callback")
+	}
+	e, ok := take[*env](h)
+	if !ok {
+		return failf(eHandle, "stk_env_destroy: no env %d", h)
+	}
+	if err := e.destroy(); err != nil {
+		return fail(err)
+	}
+	return eOK
+}
+
+//export stkgo_env_wait_name_server
+func stkgo_env_wait_name_server(h C.uint64_t, timeoutMS C.int) C.int {
+	e, ok := get[*env](h)
+	if !ok {
+		return failf(eHandle, "stk_env_wait_name_server: no env %d", h)
+	}
+	c, err := e.names()
+	if err != nil {
+		return fail(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), waitDuration(timeoutMS, defaultRegisterWait))
+	defer cancel()
+	if err := c.WaitConnected(ctx); err != nil {
+		return failf(eTimedOut, "no connection to the name server at %s (is stkd running?)", e.nsString)
+	}
+	return eOK
+}
+
+// waitDuration turns a timeout in ms into a duration; negative means def.
+func waitDuration(ms C.int, def time.Duration) time.Duration {
+	if ms < 0 {
+		return def
+	}
+	return time.Duration(ms) * time.Millisecond
+}
+
+// envOf returns the env of handle h; h 0 gives nil when allowNil.
+func envOf(h C.uint64_t, allowNil bool) (*env, C.int) {
+	if h == 0 && allowNil {
+		return nil, eOK
+	}
+	e, ok := get[*env](h)
+	if !ok {
+		return nil, failf(eHandle, "no env %d", h)
+	}
+	return e, eOK
+}

@@ -1,0 +1,242 @@
+package main
+
+/*
+#include "stk_internal.h"
+*/
+import "C"
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/netip"
+	"sync"
+	"time"
+	"unsafe"
+
+	"github.com/stk-go/stk/flow"
+	"github.com/stk-go/stk/namesvc"
+)
+
+// defaultLinger is the linger of a publisher's registration when the caller
+// gives a negative one (the Go publish example's default).
+const defaultLinger = 5
+
+// publisher is an stk_publisher: a TCP server flow, registered under a name.
+type publisher struct {
+	h      uint64
+	env    *env
+	srv    *flow.TCPServer
+	name   string // "" when not registered
+	client *namesvc.Client
+	pool   sync.Pool // *outSeq
+}
+
+// putObject stores o under h and records it in e; if e was destroyed
+// meanwhile, o is destroyed again and false returned. Storing first means
+// a concurrent stk_env_destroy either finds o or refuses it.
+func putObject(e *env, h uint64, o object) bool {
+	store(h, o)
+	if e.adopt(h, o) {
+		return true
+	}
+	if _, ok := table.LoadAndDelete(h); ok {
+		o.destroy()
+	}
+	return false
+}
+
+//export stkgo_publisher_create
+func stkgo_publisher_create(envH C.uint64_t, cname, caddress *C.char, linger C.int, out *C.uint64_t) C.int {
+	e, code := envOf(envH, false)
+	if code != eOK {
+		return code
+	}
+	addrStr := goString(caddress, "")
+	if addrStr == "" {
+		addrStr = "127.0.0.1:0"
+	}
+	a, err := flow.ParseAddress(addrStr)
+	if err == nil && (a.Lookup != "" || a.Protocol != flow.TCP) {
+		err = errors.New("a publisher listens on TCP: give [tcp:]ip:port")
+	}
+	var ap netip.AddrPort
+	if err == nil {
+		ap, err = a.WithDefaults("127.0.0.1", 0).AddrPort()
+	}
+	if err != nil {
+		return failf(eAddr, "stk_publisher_create: address %q: %v", addrStr, err)
+	}
+	var name string
+	if cname != nil {
+		name = C.GoString(cname)
+		if name == "" || len(name) > namesvc.MaxNameLen {
+			return failf(eInval, "stk_publisher_create: the name must have 1 to %d bytes (or be NULL: no registration)", namesvc.MaxNameLen)
+		}
+	}
+	if linger < 0 {
+		linger = defaultLinger
+	}
+	label := name
+	if label == "" {
+		label = "publisher"
+	}
+	srv, err := flow.ListenTCP(ap.String(), flow.Options{Logger: e.log, Name: label})
+	if err != nil {
+		return failf(eNet, "stk_publisher_create: %v", err)
+	}
+	p := &publisher{env: e, srv: srv}
+	p.pool.New = func() any { return new(outSeq) }
+	if name != "" {
+		if code := p.register(name, time.Duration(linger)*time.Second); code != eOK {
+			srv.Close()
+			return code
+		}
+	}
+	p.h = newHandle()
+	if !putObject(e, p.h, p) {
+		return failf(eClosed, "stk_publisher_create: the env is destroyed")
+	}
+	*out = C.uint64_t(p.h)
+	return eOK
+}
+
+// register registers the publisher's address under name and waits for the
+// confirmation. An unspecified listening IP (0.0.0.0) is registered as
+// 127.0.0.1: subscribers need an address they can connect to.
+func (p *publisher) register(name string, linger time.Duration) C.int {
+	c, err := p.env.names()
+	if err != nil {
+		return fail(err)
+	}
+	reg := p.srv.LocalAddr()
+	if reg.Addr().IsUnspecified() {
+		reg = netip.AddrPortFrom(netip.AddrFrom4([4]byte{127, 0, 0, 1}), reg.Port())
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), defaultRegisterWait)
+	defer cancel()
+	err = c.Register(ctx, namesvc.Info{
+		Name:      name,
+		Addresses: []namesvc.Endpoint{{Protocol: "tcp", Addr: reg}},
+		Linger:    linger,
+		FT:        namesvc.FTActive,
+	})
+	if err != nil {
+		c.Unregister(name, "")
+		if errors.Is(err, context.DeadlineExceeded) {
+			return failf(eTimedOut, "stk_publisher_create: the name server at %s did not confirm the registration of %q within %v (is stkd running?)",
+				p.env.nsString, name, defaultRegisterWait)
+		}
+		return fail(fmt.Errorf("stk_publisher_create: register %q: %w", name, err))
+	}
+	p.name, p.client = name, c
+	return eOK
+}
+
+func (p *publisher) destroy() error {
+	if p.client != nil {
+		p.client.Unregister(p.name, "")
+	}
+	err := p.srv.Close()
+	p.env.forget(p.h)
+	return err
+}
+
+//export stkgo_publisher_destroy
+func stkgo_publisher_destroy(h C.uint64_t) C.int {
+	p, ok := take[*publisher](h)
+	if !ok {
+		return failf(eHandle, "stk_publisher_destroy: no publisher %d", h)
+	}
+	if err := p.destroy(); err != nil {
+		return fail(err)
+	}
+	return eOK
+}
+
+//export stkgo_publisher_address
+func stkgo_publisher_address(h C.uint64_t, buf *C.char, n C.size_t) C.int {
+	p, ok := get[*publisher](h)
+	if !ok {
+		return failf(eHandle, "stk_publisher_address: no publisher %d", h)
+	}
+	if buf == nil {
+		return failf(eInval, "stk_publisher_address: buf is NULL")
+	}
+	s := "tcp:" + p.srv.LocalAddr().String()
+	if uint64(len(s)) >= uint64(n) {
+		return failf(eRange, "stk_publisher_address: %q needs %d bytes, buf has %d", s, len(s)+1, n)
+	}
+	b := unsafe.Slice((*byte)(unsafe.Pointer(buf)), len(s)+1)
+	copy(b, s)
+	b[len(s)] = 0
+	return eOK
+}
+
+//export stkgo_publisher_subscribers
+func stkgo_publisher_subscribers(h C.uint64_t) C.int {
+	p, ok := get[*publisher](h)
+	if !ok {
+		return failf(eHandle, "stk_publisher_subscribers: no publisher %d", h)
+	}
+	return C.int(p.srv.Conns())
+}
+
+// send sends o and puts it back in the pool.
+func (p *publisher) send(o *outSeq) C.int {
+	err := p.srv.Send(&o.s)
+	o.reset()
+	p.pool.Put(o)
+	if err != nil {
+		return fail(fmt.Errorf("stk_publisher_send: %w", err))
+	}
+	return eOK
+}
+
+//export stkgo_publisher_send
+func stkgo_publisher_send(h C.uint64_t, cs *C.stk_sequence) C.int {
+	p, ok := get[*publisher](h)
+	if !ok {
+		return failf(eHandle, "stk_publisher_send: no publisher %d", h)
+	}
+	if cs == nil {
+		return failf(eInval, "stk_publisher_send: seq is NULL")
+	}
+	o := p.pool.Get().(*outSeq)
+	o.view(cs)
+	return p.send(o)
+}
+
+//export stkgo_publisher_send_data
+func stkgo_publisher_send_data(h C.uint64_t, id C.uint64_t, name *C.char, typ C.uint16_t, ut C.uint64_t, data unsafe.Pointer, n C.size_t) C.int {
+	p, ok := get[*publisher](h)
+	if !ok {
+		return failf(eHandle, "stk_publisher_send_data: no publisher %d", h)
+	}
+	o := p.pool.Get().(*outSeq)
+	o.s.ID, o.s.Type = uint64(id), seqType(typ)
+	o.setName(name)
+	o.s.Add(uint64(ut), cBytes(data, n))
+	return p.send(o)
+}
+
+//export stkgo_publisher_stats
+func stkgo_publisher_stats(h C.uint64_t, st *C.stk_flow_stats) C.int {
+	p, ok := get[*publisher](h)
+	if !ok {
+		return failf(eHandle, "stk_publisher_stats: no publisher %d", h)
+	}
+	if st == nil {
+		return failf(eInval, "stk_publisher_stats: stats is NULL")
+	}
+	fillStats(st, p.srv.Stats())
+	return eOK
+}
+
+// fillStats copies flow counters into the C struct.
+func fillStats(st *C.stk_flow_stats, s flow.Stats) {
+	st.sequences_in, st.sequences_out = C.uint64_t(s.SequencesIn), C.uint64_t(s.SequencesOut)
+	st.bytes_in, st.bytes_out = C.uint64_t(s.BytesIn), C.uint64_t(s.BytesOut)
+	st.dropped, st.reconnects = C.uint64_t(s.Dropped), C.uint64_t(s.Reconnects)
+	st.connections = C.int(s.Connections)
+}
