@@ -1,0 +1,203 @@
+package stepbus
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"sync/atomic"
+	"time"
+
+	"github.com/stk-go/stk/flow"
+	"github.com/stk-go/stk/namesvc"
+	"github.com/stk-go/stk/seq"
+	"github.com/stk-go/stk/step"
+)
+
+// registerRetry is how long one feed registration attempt waits for the
+// name server before it is logged and tried again.
+const registerRetry = 10 * time.Second
+
+// feed republishes accepted STEPs on a TCP server flow. Encoding and
+// sending run on its own goroutine behind a bounded queue, so a slow feed
+// subscriber (which the flow may make Send wait for) never holds Publish.
+type feed struct {
+	b    *Bus
+	srv  *flow.TCPServer
+	adv  netip.AddrPort // the registered address
+	q    chan *step.Step
+	ctx  context.Context
+	stop context.CancelFunc
+	done chan struct{}
+	reg  chan struct{} // closed when the registration loop ends
+
+	sent, dropped atomic.Uint64
+	registered    atomic.Bool
+}
+
+// ServeFeed starts the feed: a TCP server flow on addr ("ip:port"; port 0
+// picks one) on which every STEP the bus accepts from now on is sent as one
+// STEP sequence (step.Encode). With Config.NameServer it registers the
+// feed's address as Config.FeedName there, in the background (the
+// name-service client keeps the registration across reconnects). It
+// returns the address the flow listens on.
+func (b *Bus) ServeFeed(addr string) (netip.AddrPort, error) {
+	srv, err := flow.ListenTCP(addr, flow.Options{
+		Name:   "steps feed",
+		Logger: b.log,
+		// Feed subscribers have nothing to say; what they send is ignored.
+		Handler: func(flow.Peer, *seq.Sequence) {},
+	})
+	if err != nil {
+		return netip.AddrPort{}, fmt.Errorf("stepbus: feed: %w", err)
+	}
+	f := &feed{b: b, srv: srv, q: make(chan *step.Step, b.cfg.FeedQueue), done: make(chan struct{}), reg: make(chan struct{})}
+	f.ctx, f.stop = context.WithCancel(context.Background())
+	f.adv = srv.LocalAddr()
+	if f.adv.Addr().IsUnspecified() {
+		f.adv = netip.AddrPortFrom(b.advertiseIP(), f.adv.Port())
+	}
+	var ns *namesvc.Client
+	if b.cfg.NameServer != "" {
+		if ns, err = b.names(); err != nil {
+			f.stop()
+			srv.Close()
+			return netip.AddrPort{}, err
+		}
+	}
+	b.mu.Lock()
+	switch {
+	case b.closed:
+		err = ErrClosed
+	case b.feed != nil:
+		err = errors.New("stepbus: the feed is already served")
+	default:
+		b.feed = f
+	}
+	b.mu.Unlock()
+	if err != nil {
+		f.stop()
+		srv.Close()
+		return netip.AddrPort{}, err
+	}
+	go f.run()
+	if ns != nil {
+		go f.register(ns)
+	} else {
+		close(f.reg)
+		b.log.Info("STEP feed not registered: no name server", "addr", f.adv)
+	}
+	return srv.LocalAddr(), nil
+}
+
+// advertiseIP is the IP registered for a feed on the unspecified address:
+// Config.AdvertiseHost, or the local address of the route to the name
+// server (the one its other clients can reach), or loopback.
+func (b *Bus) advertiseIP() netip.Addr {
+	if ip, err := netip.ParseAddr(b.cfg.AdvertiseHost); err == nil {
+		return ip
+	}
+	a := flow.Address{}
+	if b.cfg.NameServer != "" {
+		a, _ = flow.ParseAddress(b.cfg.NameServer)
+	}
+	ap, err := a.WithDefaults(namesvc.DefaultHost, namesvc.DefaultPort).AddrPort()
+	if err == nil {
+		// A UDP "connection" sends nothing; it only picks the route.
+		if c, err := net.Dial("udp4", ap.String()); err == nil {
+			defer c.Close()
+			if u, ok := c.LocalAddr().(*net.UDPAddr); ok {
+				if ip, ok := netip.AddrFromSlice(u.IP.To4()); ok {
+					return ip
+				}
+			}
+		}
+	}
+	return netip.AddrFrom4([4]byte{127, 0, 0, 1})
+}
+
+// enqueue hands s to the feed goroutine, or drops it when the queue is
+// full.
+func (f *feed) enqueue(s *step.Step) {
+	select {
+	case f.q <- s:
+	default:
+		f.dropped.Add(1)
+	}
+}
+
+func (f *feed) run() {
+	defer close(f.done)
+	var q seq.Sequence
+	send := func(s *step.Step) {
+		if f.srv.Conns() == 0 {
+			return // nobody listens: skip the encoding
+		}
+		if err := step.Encode(&q, s); err != nil {
+			f.dropped.Add(1)
+			return
+		}
+		if err := f.srv.Send(&q); err != nil {
+			f.dropped.Add(1)
+			return
+		}
+		f.sent.Add(1)
+	}
+	for {
+		select {
+		case s := <-f.q:
+			send(s)
+		case <-f.ctx.Done():
+			for {
+				select {
+				case s := <-f.q:
+					send(s)
+				default:
+					return
+				}
+			}
+		}
+	}
+}
+
+// register registers the feed's name and address, trying again until the
+// name server confirms it.
+func (f *feed) register(ns *namesvc.Client) {
+	defer close(f.reg)
+	info := namesvc.Info{
+		Name:      f.b.cfg.FeedName,
+		Addresses: []namesvc.Endpoint{{Protocol: "tcp", Addr: f.adv}},
+		Linger:    f.b.cfg.FeedLinger,
+		FT:        namesvc.FTActive,
+	}
+	for {
+		ctx, cancel := context.WithTimeout(f.ctx, registerRetry)
+		err := ns.Register(ctx, info)
+		cancel()
+		if f.ctx.Err() != nil {
+			return
+		}
+		if err == nil {
+			f.registered.Store(true)
+			f.b.log.Info("STEP feed registered", "name", info.Name, "addr", "tcp:"+f.adv.String())
+			return
+		}
+		f.b.log.Warn("STEP feed not registered yet; still trying", "name", info.Name, "err", err)
+	}
+}
+
+func (f *feed) stats() FeedStats {
+	return FeedStats{
+		Addr: "tcp:" + f.adv.String(), Name: f.b.cfg.FeedName, Registered: f.registered.Load(),
+		Conns: f.srv.Conns(), Sent: f.sent.Load(), Dropped: f.dropped.Load(),
+	}
+}
+
+// close sends what is queued, then closes the server.
+func (f *feed) close() error {
+	f.stop()
+	<-f.done
+	<-f.reg
+	return f.srv.Close()
+}
