@@ -247,6 +247,7 @@ type ComponentsJSON struct {
 	Monitor bool `json:"monitor"`
 	Names   bool `json:"names"`
 	Flows   bool `json:"flows"`
+	Steps   bool `json:"steps"`
 }
 
 // StatsJSON is /api/v1/stats and the data of the "stats" event. A
@@ -446,7 +447,7 @@ func (s *Server) flows() []FlowJSON {
 func (s *Server) stats() StatsJSON {
 	st := StatsJSON{
 		Instance: s.instance, Now: s.cfg.Now(),
-		Components: ComponentsJSON{Monitor: s.cfg.Monitor != nil, Names: s.cfg.Names != nil, Flows: s.cfg.Flows != nil},
+		Components: ComponentsJSON{Monitor: s.cfg.Monitor != nil, Names: s.cfg.Names != nil, Flows: s.cfg.Flows != nil, Steps: s.cfg.Steps != nil},
 		Daemon:     s.daemonJSON(),
 		Flows:      s.flows(),
 		HTTP:       s.hub.httpStats(),

@@ -123,6 +123,9 @@ func (s *Server) serveMetrics(w http.ResponseWriter, r *http.Request) {
 	if s.cfg.Flows != nil {
 		s.flowMetrics(&p, s.cfg.Flows())
 	}
+	if s.cfg.Steps != nil {
+		s.stepMetrics(&p)
+	}
 	hs := s.hub.httpStats()
 	p.one("stk_http_event_streams", "gauge", "Open event streams of the status UI.", float64(hs.StreamClients))
 	p.one("stk_http_event_streams_dropped_total", "counter", "Event-stream clients dropped for reading too slowly.", float64(hs.StreamDropped))

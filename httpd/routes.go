@@ -67,7 +67,7 @@ func (s *Server) routes() http.Handler {
 	mux := http.NewServeMux()
 
 	// The app: one page, which routes on the path itself.
-	for _, p := range []string{"/{$}", "/services", "/groups", "/names", "/daemon"} {
+	for _, p := range []string{"/{$}", "/services", "/groups", "/names", "/hosts", "/daemon"} {
 		mux.HandleFunc("GET "+p, s.serveApp)
 	}
 	mux.HandleFunc("GET /services/{uid}", s.serveServicePage)
@@ -85,6 +85,17 @@ func (s *Server) routes() http.Handler {
 	mux.HandleFunc("GET /api/v1/flows", s.apiFlows)
 	mux.HandleFunc("GET /api/v1/stats", s.apiStats)
 	mux.HandleFunc("GET /api/v1/events", s.serveEvents)
+
+	mux.HandleFunc("POST /api/v1/step", s.apiPostStep)
+	mux.HandleFunc("GET /api/v1/step", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Allow", "POST")
+		writeError(w, http.StatusMethodNotAllowed, "POST a STEP (or an array of them) here; GET /api/v1/steps queries them")
+	})
+	mux.HandleFunc("GET /api/v1/steps", s.apiSteps)
+	mux.HandleFunc("GET /api/v1/steps/stats", s.apiStepStats)
+	mux.HandleFunc("GET /api/v1/steps/hosts", s.apiStepHosts)
+	mux.HandleFunc("GET /api/v1/steps/stream", s.serveStepStream)
+	mux.HandleFunc("GET /api/v1/steps/ws", s.serveStepWS)
 
 	mux.HandleFunc("GET /metrics", s.serveMetrics)
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {

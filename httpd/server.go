@@ -18,6 +18,7 @@ import (
 	"github.com/stk-go/stk/flow"
 	"github.com/stk-go/stk/namesvc"
 	"github.com/stk-go/stk/smartbeat"
+	"github.com/stk-go/stk/stepbus"
 )
 
 // Monitor is what the UI reads from the service monitor;
@@ -68,6 +69,9 @@ type Config struct {
 	// Flows lists the daemon's data flows; it is called on every request
 	// that shows them, and must be cheap and safe for concurrent use.
 	Flows func() []FlowInfo
+	// Steps is the STEP bus behind /api/v1/step, /api/v1/steps... and the
+	// Hosts page. The server does not close it.
+	Steps *stepbus.Bus
 
 	// Version is the daemon's version, shown on the Daemon page and in
 	// stk_build_info; default: the main module's version from the build
@@ -186,6 +190,8 @@ type Server struct {
 	instance string
 	hub      *hub
 	handler  http.Handler
+
+	stepStats stepStats // counters of the STEP endpoints
 
 	mu      sync.Mutex
 	servers map[*http.Server]struct{}
