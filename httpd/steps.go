@@ -229,8 +229,11 @@ func parseStep(raw []byte, now time.Time) (*step.Step, error) {
 	if err := dec.Decode(&st); err != nil {
 		return nil, fmt.Errorf("not a STEP: %s", jsonError(err))
 	}
-	if _, err := dec.Token(); err != io.EOF {
+	switch _, err := dec.Token(); {
+	case err == nil:
 		return nil, errors.New("not a STEP: more than one JSON value")
+	case err != io.EOF:
+		return nil, fmt.Errorf("not a STEP: bad JSON after the object: %s", strings.TrimPrefix(err.Error(), "json: "))
 	}
 	if !bytes.HasPrefix(raw, []byte("{")) {
 		return nil, errors.New("not a STEP: want a JSON object")
