@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -104,6 +106,10 @@ func NewMonitor(cfg MonitorConfig) (*Monitor, error) {
 			continue
 		}
 		seen[name] = true
+		if known := Registered(); !slices.Contains(known, name) {
+			m.closeAll()
+			return nil, fmt.Errorf("unknown collector %q (known: %s)", name, strings.Join(known, ", "))
+		}
 		v, err := Build(name, cfg.Config)
 		if errors.Is(err, ErrUnavailable) {
 			m.log.Info("collector skipped", "collector", name, "reason", err)

@@ -121,7 +121,7 @@ func applyThresholds(rules []hostmon.Rule, settings []string) ([]hostmon.Rule, e
 		name, spec, ok := strings.Cut(strings.TrimSpace(s), "=")
 		name, spec = strings.TrimSpace(name), strings.TrimSpace(spec)
 		if !ok || name == "" || spec == "" {
-			return nil, fmt.Errorf("threshold %q: want NAME=WARN/CRIT (e.g. cpu=80/95, network=10M/20M) or NAME=off", s)
+			return nil, fmt.Errorf("--threshold %q: want NAME=WARN/CRIT (e.g. cpu=80/95, network=10M/20M) or NAME=off", s)
 		}
 		i := -1
 		for j := range rules {
@@ -134,7 +134,7 @@ func applyThresholds(rules []hostmon.Rule, settings []string) ([]hostmon.Rule, e
 			for _, r := range hostmon.DefaultRules() {
 				names = append(names, r.Name)
 			}
-			return nil, fmt.Errorf("threshold %q: no rule %q (rules: %s)", s, name, strings.Join(names, ", "))
+			return nil, fmt.Errorf("--threshold %q: no rule %q (rules: %s)", s, name, strings.Join(names, ", "))
 		}
 		if spec == "off" {
 			rules = append(rules[:i:i], rules[i+1:]...)
@@ -142,20 +142,20 @@ func applyThresholds(rules []hostmon.Rule, settings []string) ([]hostmon.Rule, e
 		}
 		ws, cs, ok := strings.Cut(spec, "/")
 		if !ok {
-			return nil, fmt.Errorf("threshold %q: want WARN/CRIT after %s=, e.g. %s=%s", s, name, name, example(rules[i]))
+			return nil, fmt.Errorf("--threshold %q: want WARN/CRIT after %s=, e.g. %s=%s", s, name, name, example(rules[i]))
 		}
 		w, err := parseAmount(ws)
 		if err != nil {
-			return nil, fmt.Errorf("threshold %q: warning: %w", s, err)
+			return nil, fmt.Errorf("--threshold %q: warning: %w", s, err)
 		}
 		c, err := parseAmount(cs)
 		if err != nil {
-			return nil, fmt.Errorf("threshold %q: critical: %w", s, err)
+			return nil, fmt.Errorf("--threshold %q: critical: %w", s, err)
 		}
 		r := rules[i]
 		r.Warning, r.Critical = w, c
 		if err := r.Validate(); err != nil {
-			return nil, fmt.Errorf("threshold %q: %w", s, err)
+			return nil, fmt.Errorf("--threshold %q: %w", s, err)
 		}
 		rules[i] = r
 	}

@@ -160,7 +160,7 @@ func parseArgs(args []string, stderr io.Writer, hostname string) (*options, erro
 func (o *options) alertConfig(log *slog.Logger) (hostmon.AlertConfig, error) {
 	rules, err := applyThresholds(hostmon.DefaultRules(), o.thresholds)
 	if err != nil {
-		return hostmon.AlertConfig{}, fmt.Errorf("--threshold %w", err)
+		return hostmon.AlertConfig{}, err
 	}
 	h := o.hysteresis / 100
 	if h == 0 {
