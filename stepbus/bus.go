@@ -349,7 +349,7 @@ func (b *Bus) Stats() Stats {
 	b.mu.RLock()
 	st.History, st.HistoryCap = b.hist.len(), b.hist.cap()
 	if st.History > 0 {
-		st.Oldest, st.Newest = b.hist.at(0).s.Time.Start, b.hist.at(st.History-1).s.Time.Start
+		st.Oldest, st.Newest = b.hist.at(0).start, b.hist.at(st.History-1).start
 	}
 	st.ByType = clone(b.byType)
 	st.BySource = clone(b.bySource)

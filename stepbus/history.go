@@ -2,7 +2,6 @@ package stepbus
 
 import (
 	"cmp"
-	"container/heap"
 	"slices"
 	"strconv"
 	"strings"
@@ -11,11 +10,13 @@ import (
 	"github.com/stk-go/stk/step"
 )
 
-// entry is one STEP of the history with its arrival number, which orders
-// events with the same time.start.
+// entry is one STEP of the history with its time.start (kept here so a
+// scan reads the ring sequentially instead of every STEP) and its arrival
+// number, which orders events with the same time.start.
 type entry struct {
-	n uint64
-	s *step.Step
+	start int64
+	n     uint64
+	s     *step.Step
 }
 
 // ring is the bounded history, in arrival order.
@@ -42,7 +43,7 @@ func (r *ring) at(i int) entry {
 
 func (r *ring) add(s *step.Step) {
 	r.next++
-	e := entry{n: r.next, s: s}
+	e := entry{start: s.Time.Start, n: r.next, s: s}
 	if r.size < len(r.buf) {
 		j := r.head + r.size
 		if j >= len(r.buf) {
@@ -91,38 +92,40 @@ func (b *Bus) Query(q Query) []*step.Step {
 		until = q.Until.UnixMilli()
 	}
 	all := q.Pattern.All()
-	var found entryHeap
+	var found []entry
+	if q.Limit > 0 {
+		found = make([]entry, 0, min(q.Limit, 1024))
+	}
 	b.mu.RLock()
 	r := &b.hist
 	// Newest first, so that with a limit the heap fills with the likely
 	// winners and later candidates are rejected by one comparison.
 	for i := r.size - 1; i >= 0; i-- {
 		e := r.at(i)
-		s := e.s
-		t := s.Time.Start
-		if t < since || t >= until {
+		if e.start < since || e.start >= until {
 			continue
 		}
-		if q.Limit > 0 && len(found) == q.Limit && !newer(e, found[0]) {
+		full := q.Limit > 0 && len(found) == q.Limit
+		if full && !newer(e, found[0]) {
 			continue
 		}
-		if !all && !q.Pattern.Match(s.Event.Type) || !matchHost(s, q.Host) {
+		if !all && !q.Pattern.Match(e.s.Event.Type) || !matchHost(e.s, q.Host) {
 			continue
 		}
-		if q.Limit <= 0 {
+		switch {
+		case q.Limit <= 0:
 			found = append(found, e)
-			continue
-		}
-		if len(found) < q.Limit {
-			heap.Push(&found, e)
-		} else {
+		case full:
 			found[0] = e
-			heap.Fix(&found, 0)
+			siftDown(found)
+		default:
+			found = append(found, e)
+			siftUp(found)
 		}
 	}
 	b.mu.RUnlock()
 	slices.SortFunc(found, func(a, b entry) int {
-		if c := cmp.Compare(a.s.Time.Start, b.s.Time.Start); c != 0 {
+		if c := cmp.Compare(a.start, b.start); c != 0 {
 			return c
 		}
 		return cmp.Compare(a.n, b.n)
@@ -137,24 +140,43 @@ func (b *Bus) Query(q Query) []*step.Step {
 // newer reports whether a sorts after b (later start, or same start and
 // later arrival).
 func newer(a, b entry) bool {
-	if a.s.Time.Start != b.s.Time.Start {
-		return a.s.Time.Start > b.s.Time.Start
+	if a.start != b.start {
+		return a.start > b.start
 	}
 	return a.n > b.n
 }
 
-// entryHeap is a min-heap of entries: the oldest on top, to be replaced.
-type entryHeap []entry
+// siftUp and siftDown keep h a min-heap by newer (the oldest entry on top,
+// the one a newer match replaces) after an append or a replaced top.
+func siftUp(h []entry) {
+	i := len(h) - 1
+	for i > 0 {
+		p := (i - 1) / 2
+		if !newer(h[p], h[i]) {
+			return
+		}
+		h[p], h[i] = h[i], h[p]
+		i = p
+	}
+}
 
-func (h entryHeap) Len() int           { return len(h) }
-func (h entryHeap) Less(i, j int) bool { return newer(h[j], h[i]) }
-func (h entryHeap) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
-func (h *entryHeap) Push(x any)        { *h = append(*h, x.(entry)) }
-func (h *entryHeap) Pop() any {
-	old := *h
-	e := old[len(old)-1]
-	*h = old[:len(old)-1]
-	return e
+func siftDown(h []entry) {
+	i := 0
+	for {
+		l := 2*i + 1
+		if l >= len(h) {
+			return
+		}
+		m := l
+		if r := l + 1; r < len(h) && newer(h[l], h[r]) {
+			m = r
+		}
+		if !newer(h[i], h[m]) {
+			return
+		}
+		h[i], h[m] = h[m], h[i]
+		i = m
+	}
 }
 
 // maxLatest bounds the metric instances remembered per host.
