@@ -96,3 +96,13 @@ func fail(err error) C.int {
 func failf(code C.int, format string, args ...any) C.int {
 	return fail(errorf(code, format, args...))
 }
+
+// failAs is fail, with code def for errors the wrapped packages do not
+// classify: the validation errors of namesvc requests, for instance.
+func failAs(def C.int, err error) C.int {
+	code := fail(err)
+	if code == eInternal {
+		code = def
+	}
+	return code
+}

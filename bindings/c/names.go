@@ -90,10 +90,6 @@ func cInfo(a *cAlloc, info *namesvc.Info) *C.stk_name_info {
 	return ci
 }
 
-// maxMeta leaves room in a registration's 255 elements for the name
-// service's own (name, group, 5 addresses, linger, request id, ...).
-const maxMeta = seq.MaxElements - 15
-
 // goInfo copies a C stk_name_info for registering it.
 func goInfo(ci *C.stk_name_info) (namesvc.Info, error) {
 	if ci.name == nil {
@@ -135,8 +131,8 @@ func goInfo(ci *C.stk_name_info) (namesvc.Info, error) {
 	if ci.nmeta > 0 && ci.meta == nil {
 		return info, errorf(eInval, "nmeta %d with meta NULL", ci.nmeta)
 	}
-	if ci.nmeta > maxMeta {
-		return info, errorf(eInval, "nmeta %d: at most %d meta-data elements fit a registration", ci.nmeta, maxMeta)
+	if ci.nmeta > seq.MaxElements {
+		return info, errorf(eInval, "nmeta %d: a registration holds fewer than %d elements", ci.nmeta, seq.MaxElements)
 	}
 	if ci.nmeta > 0 {
 		for i, m := range unsafe.Slice(ci.meta, int(ci.nmeta)) {
@@ -175,7 +171,7 @@ func stkgo_name_register(envH C.uint64_t, ci *C.stk_name_info, timeoutMS C.int) 
 	case errors.Is(err, context.DeadlineExceeded):
 		return failf(eTimedOut, "stk_name_register: the name server at %s did not confirm %q in time (is stkd running?); the registration is kept and sent again on reconnect", e.nsString, info.Name)
 	}
-	return fail(fmt.Errorf("stk_name_register: %w", err))
+	return failAs(eInval, fmt.Errorf("stk_name_register: %w", err))
 }
 
 //export stkgo_name_unregister
@@ -269,7 +265,7 @@ func stkgo_name_lookup(envH C.uint64_t, name, group *C.char, expirationMS C.int,
 	}
 	q, err := c.Lookup(C.GoString(name), namesvc.LookupOptions{Group: goString(group, ""), Expiration: exp}, l.answer, l.done)
 	if err != nil {
-		return fail(fmt.Errorf("stk_name_lookup: %w", err))
+		return failAs(eInval, fmt.Errorf("stk_name_lookup: %w", err))
 	}
 	l.mu.Lock()
 	l.q = q
@@ -331,7 +327,7 @@ func stkgo_name_subscribe(envH C.uint64_t, name, group *C.char, cb, user C.uintp
 	s := &nameSubscription{env: e, nameCallbacks: nameCallbacks{h: h, gate: newGate(h), onAnswer: cb, user: user}}
 	sub, err := c.Subscribe(C.GoString(name), namesvc.SubscribeOptions{Group: goString(group, "")}, s.answer)
 	if err != nil {
-		return fail(fmt.Errorf("stk_name_subscribe: %w", err))
+		return failAs(eInval, fmt.Errorf("stk_name_subscribe: %w", err))
 	}
 	s.mu.Lock()
 	s.sub = sub

@@ -7,6 +7,7 @@ package main
 import "C"
 
 import (
+	"strings"
 	"unsafe"
 
 	"github.com/stk-go/stk/seq"
@@ -44,7 +45,7 @@ func (o *outSeq) setName(name *C.char) {
 	}
 	n := int(C.strlen(name))
 	if b := unsafe.String((*byte)(unsafe.Pointer(name)), n); b != o.name {
-		o.name = string(b) // copy: the C memory may change after the send
+		o.name = strings.Clone(b) // a copy: the C memory may change or go after the send
 	}
 	o.s.Name = o.name
 }

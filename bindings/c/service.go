@@ -38,22 +38,25 @@ func stkgo_service_create(envH C.uint64_t, cname *C.char, o *C.stk_service_optio
 	if o != nil {
 		opts = *o
 	}
-	if opts.activity_timeout_ms < 0 {
-		return failf(eInval, "stk_service_create: activity_timeout_ms %d < 0", opts.activity_timeout_ms)
+	activity := time.Duration(opts.activity_timeout_ms) * time.Millisecond
+	if activity < 0 || (activity > 0 && activity < e.sender.Period()) {
+		return failf(eInval, "stk_service_create: activity_timeout_ms %d: want 0 (default) or at least the smartbeat period, %v",
+			opts.activity_timeout_ms, e.sender.Period())
 	}
 	monitor := goString(opts.monitor, e.monitor)
-	var ns = e.nsString
 	svc, err := smartbeat.NewService(C.GoString(cname), smartbeat.Options{
 		ID:              uint64(opts.id),
 		Type:            smartbeat.ServiceType(opts._type),
-		ActivityTimeout: time.Duration(opts.activity_timeout_ms) * time.Millisecond,
+		ActivityTimeout: activity,
 		Monitor:         monitor,
 		Sender:          e.sender,
-		NameServerAddr:  ns,
+		NameServerAddr:  e.nsString,
 		Logger:          e.log,
 	})
 	if err != nil {
-		return fail(fmt.Errorf("stk_service_create: %w", err))
+		// Beyond the checks above, what NewService refuses is the monitor
+		// address: unparsable, or a lookup: that found nothing.
+		return failAs(eAddr, fmt.Errorf("stk_service_create: %w", err))
 	}
 	s := &service{h: newHandle(), env: e, svc: svc}
 	if !putObject(e, s.h, s) {

@@ -7,6 +7,7 @@ import "C"
 
 import (
 	"errors"
+	"fmt"
 	"net/netip"
 	"sync"
 
@@ -152,7 +153,7 @@ func stkgo_subscriber_create(envH C.uint64_t, cname *C.char, cb, user C.uintptr_
 	sub, err := c.Subscribe(name, namesvc.SubscribeOptions{}, s.connect)
 	if err != nil {
 		s.destroy()
-		return fail(err)
+		return failAs(eInval, fmt.Errorf("stk_subscriber_create: %w", err))
 	}
 	s.mu.Lock()
 	s.sub = sub
