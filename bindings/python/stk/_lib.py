@@ -31,7 +31,7 @@ import threading
 from ctypes import (CFUNCTYPE, POINTER, Structure, c_char_p, c_int, c_size_t, c_uint16, c_uint64,
                     c_void_p)
 from pathlib import Path
-from typing import List, Optional, Tuple
+from typing import Any, List, Optional, Tuple
 
 from . import errors
 from .errors import LibraryNotFoundError
@@ -245,6 +245,7 @@ class Lib:
             held = ctypes.PyDLL(path)
         except OSError as e:
             raise LibraryNotFoundError(f"cannot load {path}: {e}; {BUILD_HINT}") from e
+        self._released = released
         missing = []
         for name, (restype, argtypes, keep_gil) in _SIGNATURES.items():
             try:
@@ -264,6 +265,17 @@ class Lib:
             raise LibraryNotFoundError(
                 f"{path} implements STK C API {got // 1000}.{got % 1000}; this binding needs {API_MAJOR}.x. "
                 + BUILD_HINT)
+
+    def unchecked(self, name: str) -> Any:
+        """The C function ``name`` returning int, WITHOUT argtypes: ctypes
+        then skips the per-argument from_param conversions, which cost more
+        than the call itself on the hot paths. Callers must pass exactly
+        what C expects: ctypes instances for 64-bit and pointer-sized
+        arguments, bytes or None for pointers, ints only for int-sized
+        ones. The GIL is released during the call."""
+        fn = self._released._FuncPtr((name, self._released))
+        fn.restype = c_int
+        return fn
 
     def error(self, code: int) -> errors.StkError:
         """The exception for a code a function of this thread just

@@ -12,9 +12,10 @@ from typing import TYPE_CHECKING, Callable, Deque, Iterator, Optional
 
 from . import _lib, _runtime
 from ._handle import Handle
-from .errors import ClosedError
+from .errors import ClosedError, SequenceError
 from .names import Endpoint
-from .sequence import UT_EXAMPLE_DATA, BytesLike, Sequence, SequenceType, check_name, check_u64
+from .sequence import (MAX_U64, UT_EXAMPLE_DATA, BytesLike, Element, Sequence, SequenceType, check_data, check_name,
+                       check_u64)
 
 if TYPE_CHECKING:  # pragma: no cover
     from .env import Environment
@@ -57,6 +58,18 @@ class FlowStats:
     def _from_c(cls, s: "_lib.FlowStats") -> "FlowStats":
         return cls(s.sequences_in, s.sequences_out, s.bytes_in, s.bytes_out, s.dropped, s.reconnects,
                    s.connections)
+
+
+def _checked_data(user_type: int, data: BytesLike) -> bytes:
+    """Element data as bytes, and its user type checked: what the unchecked
+    C calls need (they would not catch a wrong type)."""
+    if user_type.__class__ is not int:
+        check_u64("user_type", user_type)
+    elif not 0 <= user_type <= MAX_U64:
+        raise ValueError(f"user_type {user_type} is out of range: want 0 <= user_type < 2**64")
+    if data.__class__ is bytes:
+        return data
+    return check_data(data)
 
 
 class Publisher(Handle):
@@ -105,8 +118,11 @@ class Publisher(Handle):
         self._lib.check(self._lib.publisher_address(self._h, buf, len(buf)))
         #: The bound address, ``"tcp:ip:port"``.
         self.address: str = _runtime.decode(buf.value)
-        self._send_data_fn = self._lib.publisher_send_data
-        self._send_fn = self._lib.publisher_send
+        # The hot path: the handle as a ctypes value, functions without
+        # argtypes (see _lib.Lib.unchecked).
+        self._hc = ctypes.c_void_p(self._h)
+        self._send_data_fn = self._lib.unchecked("stk_publisher_send_data")
+        self._send_fn = self._lib.unchecked("stk_publisher_send")
 
     def __repr__(self) -> str:
         return f"<stk.Publisher {self.name!r} on {self.address} {'closed' if self._closed else 'open'}>"
@@ -144,27 +160,40 @@ class Publisher(Handle):
             SequenceError: type 0, more than 255 elements, too large.
             ClosedError: the publisher is closed.
         """
-        h = self._h
-        if h is None:
+        if self._h is None:
             self._handle()
         els = seq.elements
+        prep = seq._prep
+        if prep is not None and len(els) == 1 and els[0] is prep[0]:
+            # The same one-element sequence as last time (Element tuples are
+            # immutable, so the same object means the same data).
+            rc = self._send_data_fn(self._hc, prep[1], prep[2], prep[3], prep[4], prep[5], prep[6])
+            if rc:
+                self._raise(rc)
+            return
         if len(els) == 1:
-            ut, data = els[0]
-            rc = self._send_data_fn(h, seq._id, seq._bname, seq._type, ut, data, len(data))
+            el = els[0]
+            ut, data = el
+            data = _checked_data(ut, data)
+            prep = (el, ctypes.c_uint64(seq._id), seq._bname, int(seq._type), ctypes.c_uint64(ut), data,
+                    ctypes.c_size_t(len(data)))
+            if el.__class__ is Element and data is el[1]:
+                seq._prep = prep  # immutable: reusable while elements[0] is el
+            rc = self._send_data_fn(self._hc, prep[1], prep[2], prep[3], prep[4], prep[5], prep[6])
             if rc:
                 self._raise(rc)
             return
         if len(els) > _lib.STK_SEQ_MAX_ELEMENTS:
-            from .errors import SequenceError
-            raise SequenceError(_lib.STK_ESEQUENCE, f"{len(els)} elements: a sequence carries at most "
+            raise SequenceError(_lib.STK_ESEQUENCE, f"{len(els)} elements: a TCP sequence carries at most "
                                 f"{_lib.STK_SEQ_MAX_ELEMENTS}")
         lib = self._lib
         p = ctypes.c_void_p()
         lib.check(lib.sequence_create(seq._id, seq._bname, seq._type, ctypes.byref(p)))
         try:
             for ut, data in els:
+                data = _checked_data(ut, data)
                 lib.check(lib.sequence_add(p, ut, data, len(data)))
-            rc = self._send_fn(h, p)
+            rc = self._send_fn(self._hc, p)
         finally:
             lib.sequence_destroy(p)
         if rc:
@@ -175,18 +204,19 @@ class Publisher(Handle):
         """Send a one-element sequence without building a :class:`Sequence`:
         ``id``, ``name``, ``type`` and one element of ``user_type`` holding
         ``data``. The fastest way to send; same errors as :meth:`send`."""
-        h = self._h
-        if h is None:
+        if self._h is None:
             self._handle()
-        if data.__class__ is not bytes:  # `type` is the argument here
-            data = bytes(data)
-        rc = self._send_data_fn(h, id, None if name is None else _runtime.encode(check_name(name)), type,
-                                user_type, data, len(data))
+        data = _checked_data(user_type, data)
+        if not 0 <= id <= MAX_U64 or not 0 <= type <= 0xFFFF:
+            raise ValueError(f"id {id} or type {type} out of range")
+        rc = self._send_data_fn(self._hc, ctypes.c_uint64(id),
+                                None if name is None else _runtime.encode(check_name(name)), int(type),
+                                ctypes.c_uint64(user_type), data, ctypes.c_size_t(len(data)))
         if rc:
             self._raise(rc)
 
     def _raise(self, rc: int) -> None:
-        if self._closed:
+        if self._closed or rc == _lib.STK_EHANDLE:
             raise ClosedError(_lib.STK_ECLOSED, "the publisher is closed")
         raise self._lib.error(rc)
 

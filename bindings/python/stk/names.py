@@ -13,10 +13,14 @@ from typing import List, NamedTuple, Optional, Tuple
 
 from .sequence import BytesLike, Element, check_data, check_u64
 
-__all__ = ["FTState", "Endpoint", "NameInfo", "PROTOCOLS", "MAX_ADDRESSES", "MAX_NAME_LEN", "MAX_GROUP_LEN"]
+__all__ = ["FTState", "Endpoint", "NameInfo", "PROTOCOLS", "MAX_ADDRESSES", "MAX_NAME_LEN", "MAX_GROUP_LEN",
+           "RESERVED_META"]
 
 #: Address protocols STK knows.
 PROTOCOLS = ("tcp", "udp", "rawudp", "multicast")
+#: Element user types of the name service's own fields (name, address,
+#: group, linger, request id, protocol, FT state): not allowed as meta-data.
+RESERVED_META = frozenset(range(1, 8))
 #: Most addresses one registration may carry.
 MAX_ADDRESSES = 5
 #: Longest name in bytes (the C client's 96-byte buffer, less its NUL).
@@ -153,6 +157,13 @@ class NameInfo:
         for m in self.meta:
             check_u64("meta user_type", m[0])
             check_data(m[1])
+            if m[0] in RESERVED_META:
+                raise ValueError(f"meta-data user type {m[0]} is a name-service field (1..7 are reserved); "
+                                 "use the NameInfo fields")
+        n = 5 + 2 * len(self.addresses) + len(self.meta)
+        if n >= 255:
+            raise ValueError(f"{len(self.meta)} meta-data elements are too many: a name request holds at most "
+                             f"254 elements ({n} here)")
 
     def __str__(self) -> str:
         parts = [self.name]

@@ -121,7 +121,7 @@ class Sequence:
     equal.
     """
 
-    __slots__ = ("_id", "_name", "_bname", "_type", "elements")
+    __slots__ = ("_id", "_name", "_bname", "_type", "elements", "_prep")
 
     elements: List[Element]
 
@@ -138,6 +138,9 @@ class Sequence:
         #: The elements, in order. Prefer :meth:`add`, which checks them; a
         #: send checks them too.
         self.elements = []
+        # Arguments of the one-call send, prepared by Publisher.send and
+        # valid while elements == [its first item] (see Publisher.send).
+        self._prep = None
         for ut, data in elements:
             self.add(ut, data)
 
@@ -149,6 +152,7 @@ class Sequence:
     @id.setter
     def id(self, v: int) -> None:
         self._id = check_u64("id", v)
+        self._prep = None
 
     @property
     def name(self) -> str:
@@ -160,6 +164,7 @@ class Sequence:
         self._name = check_name(v)
         # The name as the library takes it (None: no name), encoded once.
         self._bname = self._name.encode("utf-8", "surrogateescape") if self._name else None
+        self._prep = None
 
     @property
     def type(self) -> Union[SequenceType, int]:
@@ -174,6 +179,7 @@ class Sequence:
         if not 0 <= v <= 0xFFFF:
             raise ValueError(f"type {v} is out of range: want 0 <= type <= 65535")
         self._type = _type_value(int(v))
+        self._prep = None
 
     def add(self, user_type: int, data: BytesLike) -> "Sequence":
         """Append an element and return the sequence."""
@@ -230,4 +236,5 @@ class Sequence:
         s._bname = name.encode("utf-8", "surrogateescape") if name else None
         s._type = _type_value(type)
         s.elements = elements
+        s._prep = None
         return s

@@ -135,7 +135,8 @@ class Service(Handle):
 
     def set_state(self, state: int) -> None:
         """Set the state (1..255) and notify the monitor."""
-        self._lib.check(self._lib.service_set_state(self._handle(), _check_state(state)))
+        state = _check_state(state)
+        self._lib.check(self._lib.service_set_state(self._handle(), state))
 
     def set_state_name(self, state: int, name: Optional[str]) -> None:
         """Name an application state (6..255) for this service, or rename a
@@ -143,7 +144,8 @@ class Service(Handle):
         Call it before setting the state."""
         if name is not None:
             check_name(name)
-        self._lib.check(self._lib.service_set_state_name(self._handle(), _check_state(state),
+        state = _check_state(state)
+        self._lib.check(self._lib.service_set_state_name(self._handle(), state,
                                                          _runtime.encode(name) if name else None))
 
     @property

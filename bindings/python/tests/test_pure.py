@@ -100,12 +100,13 @@ class NamesTest(unittest.TestCase):
         self.assertIn("tcp:127.0.0.1:1", str(info))
         for bad in [NameInfo(""), NameInfo("x" * 96), NameInfo("a", group="g" * 48),
                     NameInfo("a", addresses=[Endpoint("tcp", "1.1.1.1", 1)] * 6), NameInfo("a", linger=-1),
-                    NameInfo("a", linger=1.5), NameInfo("a", ft=7)]:
+                    NameInfo("a", linger=1.5), NameInfo("a", ft=7), NameInfo("a", meta=[Element(5, b"")]),
+                    NameInfo("a", meta=[Element(100, b"")] * 250)]:
             with self.subTest(info=bad), self.assertRaises(ValueError):
                 bad.check()
         with self.assertRaises(TypeError):
             NameInfo("a", addresses=["tcp:1.1.1.1:1"]).check()
-        NameInfo("x" * 95, group="g" * 47).check()
+        NameInfo("x" * 95, group="g" * 47, meta=[Element(8, b""), Element(0, b"")] + [Element(9, b"")] * 247).check()
 
 
 class ErrorsTest(unittest.TestCase):
