@@ -1,7 +1,8 @@
 // Package httpd is the status UI of stkd: a small web application and a
 // JSON API showing the monitored services, the service groups, the names
-// registered with the name server, the daemon's data flows and its
-// statistics, updated live with server-sent events.
+// registered with the name server, the hosts and events of the STEP bus,
+// the daemon's data flows and its statistics, updated live with
+// server-sent events.
 //
 // Everything is served from the binary: the HTML, CSS and JavaScript are
 // embedded (no CDN, no framework). The JavaScript builds the pages from the
@@ -10,7 +11,7 @@
 //
 // # Endpoints
 //
-//	GET /                      the app (also /services, /services/{uid}, /groups, /names, /daemon)
+//	GET /                      the app (also /services, /services/{uid}, /groups, /names, /hosts, /daemon)
 //	GET /api/v1/snapshot       current services, history and monitor counters at one event sequence number
 //	GET /api/v1/services       current services
 //	GET /api/v1/services/{uid} one record, current or history
@@ -20,6 +21,12 @@
 //	GET /api/v1/flows          the daemon's data flows and their counters
 //	GET /api/v1/stats          daemon, monitor, name server, flows and HTTP counters
 //	GET /api/v1/events         server-sent events (see below)
+//	POST /api/v1/step          publish a STEP, or an array of them, on the STEP bus (see STEPs)
+//	GET /api/v1/steps?type=&host=&kind=&since=&until=&limit=  STEPs from the bus's history
+//	GET /api/v1/steps/stats    the STEP bus's counters (stepbus.Stats)
+//	GET /api/v1/steps/hosts    every host that published, with its newest metrics
+//	GET /api/v1/steps/stream?type=&host=&kind=  STEPs live, server-sent events
+//	GET /api/v1/steps/ws?type=&host=&kind=      STEPs live, WebSocket
 //	GET /metrics               Prometheus text exposition format 0.0.4
 //	GET /healthz               200 "ok"
 //
@@ -54,4 +61,50 @@
 // and sends a "names" hint when the hash changed; the page then fetches
 // /api/v1/names again with its search. Hints keep the stream small
 // however many names there are, and the search stays on the server.
+//
+// # STEPs
+//
+// With Config.Steps set, the server fronts the STEP bus (package stepbus).
+// POST /api/v1/step takes one STEP as JSON (the step package's contract,
+// at most 64 KiB) or a JSON array of at most 1000 (4 MiB in all) with
+// Content-Type application/json (415 otherwise; that also keeps other
+// sites' pages from posting, as they cannot send it without a CORS
+// preflight, which is never granted). A STEP without an id gets one
+// (step.NewID), one without time.start (or 0) gets the server's time
+// now; then it is validated. Bad JSON or an invalid STEP is 400 with
+// {"error": "..."} naming the field, and an array is taken whole or not
+// at all. Accepted: 202 with {"id": "..."}, or {"ids": [...], "count": n}
+// for an array. The bus keeps, archives and streams it, and republishes
+// it on its feed flow (the name "steps").
+//
+// GET /api/v1/steps answers {"steps": [...], "count": n, "truncated":
+// bool}: the newest limit (default 100, at most 10000) matching STEPs,
+// oldest first. type is a pattern ("system.cpu.*,*.high", see
+// step.ParsePattern); host matches space.hostname (any case) or space.ip;
+// kind=metric or kind=event keeps the periodic metrics ("kind": "metric"
+// in space) or everything else; since and until bound time.start (since
+// <= start < until), each RFC 3339 or Unix milliseconds. An unknown or
+// repeated parameter, or a bad value, is 400 with the reason.
+//
+// /api/v1/steps/stream sends "hello" (the filter), then one "step" event
+// per matching STEP (the data is the STEP's JSON), and a comment every
+// Heartbeat. STEPs carry no id: a client that reconnects loads what it
+// missed from /api/v1/steps?since=. Each client has a queue of
+// ClientBuffer STEPs in the bus; when it overflows the server sends
+// "dropped" and ends the stream.
+//
+// /api/v1/steps/ws speaks JSON text messages. The server sends
+// {"type":"step","step":{...}} per matching STEP. The client may send
+// {"type":"ping"} (answered {"type":"pong","time":ms}), {"type":
+// "get_status"} (answered {"type":"status","bus":{...stats},
+// "subscription":{...},"http":{...}}) and {"type":"subscribe","pattern":
+// "...","host":"...","kind":"..."}, which replaces the whole filter (an
+// absent field matches everything) and is answered {"type":"subscribed",
+// ...the filter}. An "id" in a client message is echoed in its answer.
+// Anything else is answered {"type":"error","error":"..."} and the
+// connection stays. A client whose queue overflows is closed with status
+// 1008 (policy violation); one that stops reading is cut after
+// WriteTimeout. Browsers may connect from this server's own pages only:
+// a request whose Origin is another host is refused (403); programs that
+// send no Origin are accepted.
 package httpd

@@ -732,10 +732,461 @@
     };
   }
 
+  // ---- Hosts page: the STEP bus ----
+  // Metric STEPs ("kind": "metric" in space) feed one card of charts per
+  // host; every other STEP goes to the event feed. The page loads the
+  // recent history from /api/v1/steps once and then follows
+  // /api/v1/steps/stream; after a reconnect it loads what it missed.
+  const HOST_WINDOW_MS = 5 * 60 * 1000; // the charts show the last 5 minutes
+  const HOST_POINTS = 900;              // at most per series
+  const FEED_MAX = 200;
+  const QUIET_MS = 30000;               // a host silent this long is marked quiet
+  const METRIC_TYPES = 'system.cpu,system.memory,system.disk,system.diskio,system.network,system.gpu,system.host,system.users,service.process';
+  const LEVELS = ['warning', 'critical', 'recovered'];
+
+  const H = {
+    hosts: new Map(),  // hostname -> host model
+    feed: [],          // non-metric STEPs, newest first
+    es: null,
+    status: '',        // of the stream: '', 'live', 'reconnecting', or an error
+    last: 0,           // newest time.start seen, for the refill after a reconnect
+    dirty: new Set(),  // hostnames changed since the last render
+    feedDirty: true,
+    loads: 0,          // refills done (tests)
+  };
+  S.hosts = H;
+
+  function hostModel(name) {
+    let m = H.hosts.get(name);
+    if (!m) {
+      m = { name, ip: '', last: 0, seen: 0, info: null, cpu: null, mem: null, users: null,
+        series: new Map(), buckets: new Map(), disks: new Map(), gpus: new Map(), procs: new Map() };
+      H.hosts.set(name, m);
+    }
+    return m;
+  }
+  // addPoint keeps a series sorted by time; a point at the same time
+  // replaces the old one, so loading a STEP twice changes nothing.
+  function addPoint(host, key, t, v) {
+    if (typeof v !== 'number' || !isFinite(v) || !t) return;
+    let a = host.series.get(key);
+    if (!a) { a = []; host.series.set(key, a); }
+    let i = a.length;
+    while (i > 0 && a[i - 1][0] > t) i--;
+    if (i > 0 && a[i - 1][0] === t) a[i - 1][1] = v;
+    else a.splice(i, 0, [t, v]);
+    const cut = now() - HOST_WINDOW_MS - 60000;
+    while (a.length > HOST_POINTS || (a.length > 1 && a[0][0] < cut)) a.shift();
+  }
+  // aggregate sums the values of every instance (interface, device) that
+  // reported at time t into the series key:0, key:1.
+  function aggregate(host, key, t, inst, vals) {
+    if (!t) return;
+    let bk = host.buckets.get(key);
+    if (!bk) { bk = new Map(); host.buckets.set(key, bk); }
+    let b = bk.get(t);
+    if (!b) {
+      b = new Map();
+      bk.set(t, b);
+      if (bk.size > HOST_POINTS) bk.delete(bk.keys().next().value);
+    }
+    b.set(String(inst), vals);
+    vals.forEach((_, j) => {
+      let sum = 0;
+      for (const v of b.values()) if (typeof v[j] === 'number' && isFinite(v[j])) sum += v[j];
+      addPoint(host, key + ':' + j, t, sum);
+    });
+  }
+  function ingestMetric(host, type, sp, t) {
+    switch (type) {
+      case 'system.cpu': addPoint(host, 'cpu', t, sp.cpu_percent); if (t >= (host.cpu ? host.cpu.t : 0)) host.cpu = { t, sp }; break;
+      case 'system.memory':
+        addPoint(host, 'mem', t, sp.memory_percent);
+        addPoint(host, 'swap', t, sp.swap_total_bytes ? sp.swap_percent : undefined);
+        if (t >= (host.mem ? host.mem.t : 0)) host.mem = { t, sp };
+        break;
+      case 'system.disk': {
+        const m = String(sp.mountpoint || sp.device || '?');
+        addPoint(host, 'disk\u0000' + m, t, sp.disk_percent);
+        host.disks.set(m, sp);
+        break;
+      }
+      case 'system.network':
+        if (sp.interface !== 'lo') aggregate(host, 'net', t, sp.interface, [sp.rx_bytes_per_sec, sp.tx_bytes_per_sec]);
+        break;
+      case 'system.diskio': aggregate(host, 'io', t, sp.device, [sp.read_bytes_per_sec, sp.write_bytes_per_sec]); break;
+      case 'system.gpu': {
+        const g = String(sp.gpu_index !== undefined ? sp.gpu_index : sp.gpu_uuid || '?');
+        addPoint(host, 'gpu\u0000' + g, t, sp.gpu_percent);
+        addPoint(host, 'gpumem\u0000' + g, t, sp.gpu_memory_percent);
+        host.gpus.set(g, sp);
+        break;
+      }
+      case 'system.host': host.info = sp; break;
+      case 'system.users': host.users = sp; break;
+      case 'service.process': if (sp.service !== undefined) host.procs.set(String(sp.service), { t, sp }); break;
+    }
+  }
+  function stepLevel(st) {
+    const l = st.space && st.space.level;
+    return typeof l === 'string' && l ? l : 'info';
+  }
+  function feedAdd(st) {
+    const f = H.feed;
+    if (f.some((x) => x.id === st.id)) return;
+    const t = st.time.start;
+    let i = 0;
+    while (i < f.length && f[i].time.start > t) i++;
+    if (i >= FEED_MAX) return;
+    f.splice(i, 0, st);
+    if (f.length > FEED_MAX) f.length = FEED_MAX;
+    H.feedDirty = true;
+  }
+  function ingestStep(st) {
+    if (!st || !st.event || !st.time) return;
+    const sp = st.space || {};
+    const t = st.time.start || 0;
+    const host = hostModel(typeof sp.hostname === 'string' ? sp.hostname : '');
+    if (sp.ip) host.ip = sp.ip;
+    if (t > host.last) host.last = t;
+    if (t > H.last) H.last = t;
+    if (sp.kind === 'metric') ingestMetric(host, st.event.type, sp, t);
+    else feedAdd(st);
+    H.dirty.add(host.name);
+  }
+
+  // loadSteps fills the model from the history: the hosts, the metrics of
+  // the chart window (or since the newest STEP seen, after a reconnect) and
+  // the latest events.
+  async function loadSteps() {
+    const since = H.last ? H.last - 5000 : now() - HOST_WINDOW_MS;
+    try {
+      const [hosts, metrics, events] = await Promise.all([
+        getJSON('/api/v1/steps/hosts'),
+        getJSON('/api/v1/steps?limit=10000&type=' + encodeURIComponent(METRIC_TYPES) + '&since=' + Math.floor(since)),
+        getJSON('/api/v1/steps?kind=event&limit=' + FEED_MAX),
+      ]);
+      for (const hs of hosts.hosts) {
+        const m = hostModel(hs.hostname);
+        if (hs.ip) m.ip = hs.ip;
+        m.seen = tms(hs.last_seen);
+        for (const st of hs.latest || []) ingestStep(st);
+        H.dirty.add(m.name);
+      }
+      for (const st of metrics.steps) ingestStep(st);
+      for (const st of events.steps) ingestStep(st);
+      H.loads++;
+      if (H.status !== 'live') H.status = 'live';
+    } catch (e) {
+      H.status = e.status === 503 ? 'absent' : 'error: ' + e.message;
+    }
+    H.feedDirty = true;
+    schedule();
+  }
+  function openSteps() {
+    closeSteps();
+    const es = new EventSource('/api/v1/steps/stream');
+    H.es = es;
+    es.addEventListener('hello', () => { H.status = 'live'; loadSteps(); });
+    es.addEventListener('step', (e) => { ingestStep(JSON.parse(e.data)); schedule(); });
+    es.onerror = () => {
+      if (H.es !== es) return;
+      H.status = 'reconnecting';
+      if (es.readyState === EventSource.CLOSED) {
+        // Refused (the bus went away, the daemon restarts): try again.
+        setTimeout(() => { if (H.es === es) openSteps(); }, 3000);
+      }
+      schedule();
+    };
+  }
+  function closeSteps() {
+    if (H.es) H.es.close();
+    H.es = null;
+  }
+
+  // ---- charts ----
+  const CW = 300, CH = 64; // the chart's viewBox; it stretches to its box
+  function rate(n) {
+    if (!isFinite(n)) return '—';
+    const u = ['B/s', 'kB/s', 'MB/s', 'GB/s', 'TB/s'];
+    let i = 0;
+    while (n >= 1000 && i < u.length - 1) { n /= 1000; i++; }
+    return (n < 10 && i > 0 ? n.toFixed(1) : Math.round(n)) + ' ' + u[i];
+  }
+  const pct = (v) => (typeof v === 'number' && isFinite(v) ? (v < 10 ? v.toFixed(1) : Math.round(v)) + ' %' : '—');
+  const lastOf = (a) => (a && a.length ? a[a.length - 1][1] : undefined);
+  // niceMax rounds a maximum up to 1, 2 or 5 times a power of ten.
+  function niceMax(v) {
+    if (!(v > 0)) return 1;
+    const p = Math.pow(10, Math.floor(Math.log10(v)));
+    for (const m of [1, 2, 5, 10]) if (v <= m * p) return m * p;
+    return 10 * p;
+  }
+  function makeChart(key) {
+    const svg = s('svg', { class: 'chart-svg', viewBox: `0 0 ${CW} ${CH}`, preserveAspectRatio: 'none', role: 'img' });
+    for (const f of [0.25, 0.5, 0.75]) svg.append(s('line', { class: 'grid', x1: 0, x2: CW, y1: CH * f, y2: CH * f }));
+    const title = s('title');
+    svg.append(title);
+    const fig = h('figure', { class: 'chart', 'data-chart': key },
+      h('figcaption', null, h('span', { class: 'ct' }), h('span', { class: 'cv num' })), svg, h('div', { class: 'legend' }));
+    return { fig, svg, title, lines: new Map() };
+  }
+  // drawChart draws spec = {title, value, max (fixed) or auto, fmt,
+  // series: [{key, label, pts}]} into a chart made by makeChart.
+  function drawChart(c, spec, t0, t1) {
+    const fig = c.fig;
+    setText(fig.querySelector('.ct'), spec.title);
+    setText(fig.querySelector('.cv'), spec.value);
+    fig.querySelector('.cv').title = spec.value;
+    const span = t1 - t0;
+    let max = spec.max;
+    if (!max) {
+      let m = 0;
+      for (const sr of spec.series) for (const [t, v] of sr.pts) if (t >= t0 && v > m) m = v;
+      max = niceMax(m * 1.1);
+    }
+    const y = (v) => (CH - 1 - (Math.min(Math.max(v, 0), max) / max) * (CH - 3)).toFixed(1);
+    const x = (t) => (((t - t0) / span) * CW).toFixed(1);
+    const keep = new Set();
+    spec.series.forEach((sr, i) => {
+      keep.add(sr.key);
+      let l = c.lines.get(sr.key);
+      if (!l) {
+        l = { line: s('polyline', { class: 's' }), dot: s('line', { class: 'dot' }) };
+        c.lines.set(sr.key, l);
+        c.svg.append(l.line, l.dot);
+      }
+      const cls = 'c' + (i % 6);
+      l.line.setAttribute('class', 's ' + cls);
+      l.dot.setAttribute('class', 'dot ' + cls);
+      // One point before the window keeps the line reaching its left edge.
+      let from = 0;
+      while (from < sr.pts.length - 1 && sr.pts[from + 1][0] < t0) from++;
+      const pts = sr.pts.slice(from);
+      l.line.setAttribute('points', pts.map(([t, v]) => x(t) + ',' + y(v)).join(' '));
+      const lp = pts[pts.length - 1];
+      const on = lp && lp[0] >= t0;
+      for (const [k, v] of [['x1', on ? x(lp[0]) : -10], ['x2', on ? x(lp[0]) : -10], ['y1', on ? y(lp[1]) : -10], ['y2', on ? y(lp[1]) : -10]]) l.dot.setAttribute(k, v);
+    });
+    for (const [k, l] of c.lines) {
+      if (!keep.has(k)) { l.line.remove(); l.dot.remove(); c.lines.delete(k); }
+    }
+    const scale = spec.max ? '0–' + spec.fmt(spec.max) : 'scale 0–' + spec.fmt(max);
+    c.title.textContent = spec.title + ', last ' + dur(span) + ' (' + scale + ')';
+    const legend = fig.querySelector('.legend');
+    if (spec.series.length > 1) {
+      legend.hidden = false;
+      legend.replaceChildren(...spec.series.map((sr, i) =>
+        h('span', { class: 'key c' + (i % 6) }, h('span', { class: 'sw' }), h('span', { class: 'kl' }, sr.label + ' ' + spec.fmt(lastOf(sr.pts))))));
+    } else {
+      legend.hidden = true;
+    }
+  }
+  // chartSpecs lists the charts a host has data for.
+  function chartSpecs(m) {
+    const out = [];
+    const ser = (key) => m.series.get(key) || [];
+    const byPrefix = (prefix) => [...m.series.keys()].filter((k) => k.startsWith(prefix)).sort((a, b) => a.localeCompare(b, 'en', { numeric: true }));
+    if (m.series.has('cpu')) {
+      const c = m.cpu && m.cpu.sp;
+      const extra = c && typeof c.load1 === 'number' ? ' · load ' + c.load1.toFixed(2) : '';
+      out.push({ key: 'cpu', title: 'CPU', value: pct(lastOf(ser('cpu'))) + extra, max: 100, fmt: pct, series: [{ key: 'cpu', label: 'CPU', pts: ser('cpu') }] });
+    }
+    if (m.series.has('mem')) {
+      const series = [{ key: 'mem', label: 'memory', pts: ser('mem') }];
+      if (m.series.has('swap')) series.push({ key: 'swap', label: 'swap', pts: ser('swap') });
+      const total = m.mem && m.mem.sp.memory_total_bytes;
+      out.push({ key: 'mem', title: 'Memory', value: pct(lastOf(ser('mem'))) + (total ? ' of ' + bytes(total) : ''), max: 100, fmt: pct, series });
+    }
+    const disks = byPrefix('disk\u0000');
+    if (disks.length) {
+      const series = disks.map((k) => ({ key: k, label: k.slice(5), pts: ser(k) }));
+      const top = Math.max(...series.map((sr) => lastOf(sr.pts) || 0));
+      out.push({ key: 'disk', title: 'Disk', value: 'fullest ' + pct(top), max: 100, fmt: pct, series });
+    }
+    if (m.series.has('net:0')) {
+      out.push({ key: 'net', title: 'Network', value: rate((lastOf(ser('net:0')) || 0) + (lastOf(ser('net:1')) || 0)), fmt: rate,
+        series: [{ key: 'net:0', label: 'rx', pts: ser('net:0') }, { key: 'net:1', label: 'tx', pts: ser('net:1') }] });
+    }
+    if (m.series.has('io:0')) {
+      out.push({ key: 'io', title: 'Disk I/O', value: rate((lastOf(ser('io:0')) || 0) + (lastOf(ser('io:1')) || 0)), fmt: rate,
+        series: [{ key: 'io:0', label: 'read', pts: ser('io:0') }, { key: 'io:1', label: 'write', pts: ser('io:1') }] });
+    }
+    const gpus = byPrefix('gpu\u0000');
+    if (gpus.length) {
+      const label = (k) => 'GPU ' + k.slice(4);
+      const util = gpus.map((k) => ({ key: k, label: label(k), pts: ser(k) }));
+      const mem = gpus.map((k) => ({ key: 'gpumem' + k.slice(3), label: label(k), pts: ser('gpumem' + k.slice(3)) }));
+      const avg = (list) => list.reduce((a, sr) => a + (lastOf(sr.pts) || 0), 0) / list.length;
+      out.push({ key: 'gpu', title: gpus.length > 1 ? gpus.length + ' GPUs' : 'GPU', value: (gpus.length > 1 ? 'mean ' : '') + pct(avg(util)), max: 100, fmt: pct, series: util });
+      out.push({ key: 'gpumem', title: 'GPU memory', value: (gpus.length > 1 ? 'mean ' : '') + pct(avg(mem)), max: 100, fmt: pct, series: mem });
+    }
+    return out;
+  }
+
+  function hostLine(m) {
+    const parts = [];
+    if (m.ip) parts.push(m.ip);
+    const i = m.info;
+    if (i) {
+      const os = [i.platform || i.os, i.platform_version].filter(Boolean).join(' ');
+      if (os) parts.push(os);
+      if (i.kernel) parts.push('kernel ' + i.kernel);
+      if (typeof i.uptime_seconds === 'number') parts.push('up ' + dur(i.uptime_seconds * 1000));
+    }
+    const c = m.cpu && m.cpu.sp;
+    if (c && c.cores_logical) parts.push(c.cores_logical + ' CPUs');
+    if (m.users && typeof m.users.users === 'number') parts.push(m.users.users + (m.users.users === 1 ? ' user' : ' users'));
+    return parts.join(' · ');
+  }
+
+  function makeHostCard(m) {
+    const card = h('section', { class: 'panel host-card', 'data-host': m.name },
+      h('div', { class: 'host-head' },
+        h('div', { class: 'host-title' }, h('span', { class: 'hname' }), h('span', { class: 'badge hstate' })),
+        h('div', { class: 'sub-line hinfo' })),
+      h('div', { class: 'charts' }),
+      h('div', { class: 'procs' }));
+    card._charts = new Map();
+    return card;
+  }
+  function fillHostCard(card, m) {
+    setText(card.querySelector('.hname'), m.name || '(no hostname)');
+    const lastAt = Math.max(m.last, m.seen);
+    const quiet = now() - lastAt > QUIET_MS;
+    const b = card.querySelector('.hstate');
+    setClass(b, 'badge hstate ' + (quiet ? 's-stopped' : 's-running'));
+    setText(b, quiet ? 'quiet ' + (lastAt ? ago(new Date(lastAt).toISOString()) : '') : 'live');
+    setText(card.querySelector('.hinfo'), hostLine(m));
+    const specs = chartSpecs(m);
+    // The charts span the last HOST_WINDOW_MS, or less (a minute at
+    // least) while the host's data is younger.
+    const t1 = now();
+    let t0 = t1 - HOST_WINDOW_MS, first = Infinity;
+    for (const a of m.series.values()) if (a.length && a[0][0] < first) first = a[0][0];
+    if (first > t0) t0 = Math.min(first, t1 - 60000);
+    const box = card.querySelector('.charts');
+    const keep = new Set();
+    const figs = [];
+    for (const spec of specs) {
+      keep.add(spec.key);
+      let c = card._charts.get(spec.key);
+      if (!c) { c = makeChart(spec.key); card._charts.set(spec.key, c); }
+      drawChart(c, spec, t0, t1);
+      figs.push(c.fig);
+    }
+    for (const [k, c] of card._charts) if (!keep.has(k)) { c.fig.remove(); card._charts.delete(k); }
+    figs.forEach((f, i) => { if (box.children[i] !== f) box.insertBefore(f, box.children[i] || null); });
+    if (!specs.length) {
+      if (!box.querySelector('.empty')) box.replaceChildren(h('div', { class: 'empty small' }, 'No metrics from this host yet.'));
+    } else {
+      const e = box.querySelector('.empty');
+      if (e) e.remove();
+    }
+    // Monitored services' processes, newest value each.
+    const procs = [...m.procs.values()].filter((p) => now() - p.t < HOST_WINDOW_MS).sort((a, b) => String(a.sp.service).localeCompare(String(b.sp.service)));
+    const pbox = card.querySelector('.procs');
+    pbox.hidden = procs.length === 0;
+    const sig = JSON.stringify(procs.map((p) => [p.sp.service, p.sp.pid, p.sp.cpu_percent, p.sp.rss_bytes, p.sp.threads]));
+    if (pbox.dataset.sig !== sig) {
+      pbox.dataset.sig = sig;
+      pbox.replaceChildren(...procs.map((p) => h('div', { class: 'proc' },
+        h('span', { class: 'pname' }, String(p.sp.service)),
+        h('span', { class: 'num muted' }, 'pid ' + p.sp.pid + ' · ' + pct(p.sp.cpu_percent) + ' CPU · ' + (typeof p.sp.rss_bytes === 'number' ? bytes(p.sp.rss_bytes) : '—') + (p.sp.threads ? ' · ' + p.sp.threads + ' threads' : '')))));
+    }
+  }
+
+  function makeEvent() {
+    return h('li', { class: 'ev' },
+      h('div', { class: 'ev-top' }, h('span', { class: 'badge lvl' }), h('span', { class: 'ev-type mono' }), h('span', { class: 'ev-host' }), h('time', { class: 'ev-time num' })),
+      h('div', { class: 'ev-desc' }));
+  }
+  function fillEvent(li, st) {
+    const lvl = stepLevel(st);
+    const cls = LEVELS.includes(lvl) ? lvl : 'info';
+    if (!li.classList.contains('lvl-' + cls)) setClass(li, 'ev lvl-' + cls);
+    const b = li.querySelector('.lvl');
+    setClass(b, 'badge lvl lvl-' + cls);
+    setText(b, lvl);
+    setText(li.querySelector('.ev-type'), st.event.type);
+    setText(li.querySelector('.ev-host'), (st.space && st.space.hostname) || '');
+    const tm = li.querySelector('.ev-time');
+    const iso = new Date(st.time.start).toISOString();
+    setText(tm, when(iso).slice(11));
+    tm.setAttribute('datetime', iso);
+    tm.title = when(iso);
+    setText(li.querySelector('.ev-desc'), st.event.description || '');
+  }
+
+  function hostsPage(main) {
+    main.append(h('h1', null, 'Hosts'));
+    if (S.components && !S.components.steps) {
+      main.append(notRunning('The STEP bus'));
+      return { name: 'hosts', update() {} };
+    }
+    const count = h('span', { class: 'muted small' });
+    const status = h('span', { class: 'muted small hstream' });
+    main.firstChild.append(count);
+    const search = h('input', { type: 'search', placeholder: 'Filter hosts', 'aria-label': 'Filter hosts', value: H.filter || '' });
+    search.addEventListener('input', () => { H.filter = search.value; H.dirty.add('*'); schedule(); });
+    const alertsOnly = h('input', { type: 'checkbox', id: 'alerts-only' });
+    alertsOnly.checked = !!H.alertsOnly;
+    alertsOnly.addEventListener('change', () => { H.alertsOnly = alertsOnly.checked; H.feedDirty = true; schedule(); });
+    const grid = h('div', { class: 'host-grid', id: 'hosts' });
+    const empty = h('div', { class: 'notice' }, 'No host has published yet. Run stepmon on a host, or POST a STEP to /api/v1/step.');
+    const feed = h('ul', { class: 'feed', id: 'feed' });
+    const feedEmpty = h('div', { class: 'empty' }, 'No events yet: alerts, process, file and login events show here, newest first.');
+    const feedCount = h('span', { class: 'count' });
+    main.append(
+      h('div', { class: 'toolbar' }, search, status),
+      h('div', { class: 'hosts-layout' },
+        h('div', { class: 'hosts-main' }, grid, empty),
+        h('aside', { class: 'panel feed-panel' },
+          h('div', { class: 'feed-head' }, h('h2', null, 'Events', feedCount),
+            h('label', { class: 'small muted', for: 'alerts-only' }, alertsOnly, ' alerts only')),
+          feed, feedEmpty)));
+    openSteps();
+    let lastFull = 0;
+    return {
+      name: 'hosts',
+      leave: closeSteps,
+      update() {
+        setText(status, H.status === 'live' ? 'live stream' : H.status === 'absent' ? 'the STEP bus is not running' : H.status || 'connecting…');
+        setClass(status, 'small hstream ' + (H.status === 'live' ? 'on' : 'muted'));
+        const q = (H.filter || '').trim().toLowerCase();
+        const all = [...H.hosts.values()];
+        const shown = all.filter((m) => !q || m.name.toLowerCase().includes(q) || m.ip.includes(q)).sort((a, b) => a.name.localeCompare(b.name));
+        setText(count, q ? shown.length + ' of ' + all.length : String(all.length));
+        empty.hidden = shown.length > 0;
+        setText(empty, all.length ? 'No host matches the filter.' : 'No host has published yet. Run stepmon on a host, or POST a STEP to /api/v1/step.');
+        // Charts move with the clock: all cards every 2 s, changed ones at once.
+        const full = Date.now() - lastFull > 2000 || H.dirty.has('*');
+        if (full) lastFull = Date.now();
+        syncRows(grid, shown, (m) => 'h:' + m.name, makeHostCard, (card, m) => {
+          if (full || H.dirty.has(m.name) || !card._charts.size) fillHostCard(card, m);
+        });
+        H.dirty.clear();
+        if (H.feedDirty || full) {
+          H.feedDirty = false;
+          const evs = H.alertsOnly ? H.feed.filter((st) => LEVELS.includes(stepLevel(st))) : H.feed;
+          const had = new Set([...feed.children].map((li) => li.dataset.key));
+          syncRows(feed, evs, (st) => st.id, makeEvent, (li, st) => {
+            fillEvent(li, st);
+            // Alerts stand out by their colour; other news flashes.
+            if (!had.has(st.id) && had.size && !li.matches('.lvl-warning, .lvl-critical')) flash(li);
+          });
+          setText(feedCount, String(evs.length));
+          feedEmpty.hidden = evs.length > 0;
+        }
+      },
+    };
+  }
+
   // ---- routing ----
   function route() {
     const p = location.pathname.replace(/\/+$/, '') || '/';
     const main = document.getElementById('view');
+    if (S.view && S.view.leave) S.view.leave();
     main.replaceChildren();
     let nav = 'services';
     let m;
@@ -743,6 +1194,7 @@
     else if ((m = /^\/services\/(\d+)$/.exec(p))) S.view = servicePage(main, Number(m[1]));
     else if (p === '/groups') { nav = 'groups'; S.view = groupsPage(main); }
     else if (p === '/names') { nav = 'names'; S.view = namesPage(main); }
+    else if (p === '/hosts') { nav = 'hosts'; S.view = hostsPage(main); }
     else if (p === '/daemon') { nav = 'daemon'; S.view = daemonPage(main); }
     else {
       nav = '';
@@ -750,7 +1202,7 @@
       S.view = { name: 'notfound', update() {} };
     }
     for (const a of document.querySelectorAll('#nav a')) a.classList.toggle('active', a.dataset.nav === nav);
-    const titles = { services: 'Services', service: 'Service', groups: 'Service groups', names: 'Names', daemon: 'Daemon', notfound: 'Not found' };
+    const titles = { services: 'Services', service: 'Service', groups: 'Service groups', names: 'Names', hosts: 'Hosts', daemon: 'Daemon', notfound: 'Not found' };
     document.title = (titles[S.view.name] || 'STK') + ' · STK status';
     S.view.update();
   }
