@@ -9,6 +9,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"net/netip"
 	"sync"
 	"time"
@@ -16,6 +17,7 @@ import (
 
 	"github.com/stk-go/stk/flow"
 	"github.com/stk-go/stk/namesvc"
+	"github.com/stk-go/stk/seq"
 )
 
 // defaultLinger is the linger of a publisher's registration when the caller
@@ -218,6 +220,46 @@ func stkgo_publisher_send_data(h C.uint64_t, id C.uint64_t, name *C.char, typ C.
 	o.setName(name)
 	o.s.Add(uint64(ut), cBytes(data, n))
 	return p.send(o)
+}
+
+//export stkgo_publisher_send_data_batch
+func stkgo_publisher_send_data_batch(h C.uint64_t, id C.uint64_t, name *C.char, typ C.uint16_t, ut C.uint64_t,
+	data unsafe.Pointer, lens *C.size_t, n C.size_t) C.int {
+	p, ok := get[*publisher](h)
+	if !ok {
+		return failf(eHandle, "stk_publisher_send_data_batch: no publisher %d", h)
+	}
+	if n > C.size_t(math.MaxInt32) {
+		return failf(eInval, "stk_publisher_send_data_batch: n %d: at most %d per call", n, math.MaxInt32)
+	}
+	if n == 0 {
+		return 0
+	}
+	o := p.pool.Get().(*outSeq)
+	defer func() {
+		o.reset()
+		p.pool.Put(o)
+	}()
+	o.s.ID, o.s.Type = uint64(id), seqType(typ)
+	o.setName(name)
+	var off uintptr
+	var queueFull error
+	for i, l := range unsafe.Slice(lens, int(n)) {
+		o.s.Elements = append(o.s.Elements[:0], seq.Element{UserType: uint64(ut), Data: cBytes(unsafe.Add(data, off), l)})
+		off += uintptr(l)
+		err := p.srv.Send(&o.s)
+		switch {
+		case err == nil:
+		case codeOf(err) == eQueueFull:
+			queueFull = err
+		default:
+			return fail(fmt.Errorf("stk_publisher_send_data_batch: sequence %d: %w", i, err))
+		}
+	}
+	if queueFull != nil {
+		return fail(fmt.Errorf("stk_publisher_send_data_batch: %w", queueFull))
+	}
+	return C.int(n)
 }
 
 //export stkgo_publisher_stats

@@ -79,7 +79,7 @@ extern "C" {
  * changes incompatibly; stk_api_version() tells what the loaded library
  * implements. */
 #define STK_API_VERSION_MAJOR 1
-#define STK_API_VERSION_MINOR 0
+#define STK_API_VERSION_MINOR 1
 
 /* stk_version returns the library version, e.g. "stk-go 1.0 (go1.26)";
  * a static string. */
@@ -315,6 +315,18 @@ int stk_publisher_send(stk_publisher pub, const stk_sequence *seq);
 int stk_publisher_send_data(stk_publisher pub, uint64_t id, const char *name,
                             uint16_t type, uint64_t user_type,
                             const void *data, size_t len);
+
+/* stk_publisher_send_data_batch sends n one-element sequences in one call
+ * (bindings where each call is expensive pay once per batch): all with id,
+ * name (may be NULL), type and user_type; element i holds lens[i] bytes,
+ * the elements laid end to end in data (sum of lens bytes). Returns n, or
+ * the negative code of the first failure: the sequences before it were
+ * sent, and the rest were not, except after STK_EQUEUEFULL, which (as for
+ * stk_publisher_send) does not stop the batch and is returned at the end. */
+int stk_publisher_send_data_batch(stk_publisher pub, uint64_t id,
+                                  const char *name, uint16_t type,
+                                  uint64_t user_type, const void *data,
+                                  const size_t *lens, size_t n);
 
 /* stk_publisher_stats fills *stats with the publisher's counters. */
 int stk_publisher_stats(stk_publisher pub, stk_flow_stats *stats);

@@ -194,6 +194,23 @@ int stk_publisher_send_data(stk_publisher pub, uint64_t id, const char *name,
                                      user_type, (void *)data, len);
 }
 
+int stk_publisher_send_data_batch(stk_publisher pub, uint64_t id,
+                                  const char *name, uint16_t type,
+                                  uint64_t user_type, const void *data,
+                                  const size_t *lens, size_t n)
+{
+    if (n > 0 && lens == NULL)
+        return STK_EINVAL;
+    size_t total = 0;
+    for (size_t i = 0; i < n; i++)
+        total += lens[i];
+    if (data == NULL && total > 0)
+        return STK_EINVAL;
+    return stkgo_publisher_send_data_batch(H(pub), id, (char *)name, type,
+                                           user_type, (void *)data,
+                                           (size_t *)lens, n);
+}
+
 int stk_publisher_stats(stk_publisher pub, stk_flow_stats *stats)
 {
     return stkgo_publisher_stats(H(pub), stats);

@@ -233,6 +233,27 @@ static void on_fast(void *user, const stk_sequence *seq)
     atomic_fetch_add(&c->n, 1);
 }
 
+static atomic_int batch_bytes;
+
+/* on_fast_or_batch takes the fast-path sequence (name "fast") and the
+ * batch's ("batch": one element of user type 6 each). */
+static void on_fast_or_batch(void *user, const stk_sequence *seq)
+{
+    if (strcmp(stk_sequence_name(seq), "batch") != 0) {
+        on_fast(user, seq);
+        return;
+    }
+    struct counted *c = user;
+    uint64_t ut;
+    const void *data;
+    size_t len;
+    if (stk_sequence_count(seq) != 1 || stk_sequence_element(seq, 0, &ut, &data, &len) != STK_OK || ut != 6)
+        atomic_fetch_add(&c->bad, 1);
+    atomic_fetch_add(&batch_bytes, (int)len);
+    atomic_fetch_add(&c->n, 1);
+}
+
+static int batch_done(void *p) { return atomic_load(&((struct counted *)p)->n) >= 4; }
 static int fast_done(void *p) { return atomic_load(&((struct counted *)p)->n) >= 1; }
 static int has_sub(void *p) { return stk_publisher_subscribers(*(stk_publisher *)p) >= 1; }
 static int rx_done(void *p) { return atomic_load(&((struct rx *)p)->n) >= 100; }
@@ -325,11 +346,20 @@ static void test_pubsub(void)
     EQ(stk_subscriber_destroy(esub), STK_OK);
     struct counted fc = {0};
     stk_subscriber fsub;
-    EQ(stk_subscriber_connect(env, echo_addr, on_fast, &fc, &fsub), STK_OK);
+    EQ(stk_subscriber_connect(env, echo_addr, on_fast_or_batch, &fc, &fsub), STK_OK);
     CHECK(wait_for(has_sub, &echo, 5000));
     EQ(stk_publisher_send_data(echo, 1, "fast", STK_SEQ_DATA, 5, "abc", 3), STK_OK);
     EQ(stk_publisher_send_data(echo, 1, NULL, STK_SEQ_DATA, 5, NULL, 3), STK_EINVAL);
     CHECK(wait_for(fast_done, &fc, 5000));
+    EQ(atomic_load(&fc.bad), 0);
+    /* ...and a batch of one-element sequences in one call */
+    size_t lens[3] = {3, 0, 2};
+    EQ(stk_publisher_send_data_batch(echo, 2, "batch", STK_SEQ_DATA, 6, "abcde", lens, 3), 3);
+    EQ(stk_publisher_send_data_batch(echo, 2, "batch", STK_SEQ_DATA, 6, NULL, lens, 3), STK_EINVAL);
+    EQ(stk_publisher_send_data_batch(echo, 2, "batch", STK_SEQ_DATA, 6, NULL, NULL, 0), 0);
+    EQ(stk_publisher_send_data_batch(echo, 2, "batch", STK_SEQ_INVALID, 6, "abcde", lens, 3), STK_ESEQUENCE);
+    CHECK(wait_for(batch_done, &fc, 5000));
+    EQ(atomic_load(&batch_bytes), 5);
     EQ(atomic_load(&fc.bad), 0);
 
     EQ(stk_sequence_destroy(s), STK_OK);
