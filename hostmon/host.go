@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -68,9 +69,8 @@ func uptimeText(sec int64) string {
 }
 
 // hostCollector reports system.host on its first call and then every
-// HostEvery. The platform, kernel and architecture are read once (finding
-// the platform may run lsb_release); the boot time is read each report,
-// since a wall-clock step moves it.
+// HostEvery. The platform, kernel and architecture are read once; the
+// boot time is read each report, since a wall-clock step moves it.
 type hostCollector struct {
 	env   Env
 	every time.Duration
@@ -114,11 +114,20 @@ func (c *hostCollector) Collect(ctx context.Context, now time.Time) ([]*step.Ste
 }
 
 // readHostStatic reads the facts that do not change while the host runs.
+// The platform comes from <etc>/os-release, which every current
+// distribution has; gopsutil's PlatformInformation is the fallback only,
+// because without an /etc/lsb-release (Debian, Fedora) it runs the
+// lsb_release script, a Python process, to learn what os-release says.
 func readHostStatic(ctx context.Context) (hostFacts, error) {
 	f := hostFacts{OS: runtime.GOOS}
 	var err error
-	if f.Platform, _, f.PlatformVersion, err = host.PlatformInformationWithContext(ctx); err != nil {
-		return f, fmt.Errorf("host platform: %w", err)
+	if b, rerr := os.ReadFile(rootedPath(ctx, common.HostEtcEnvKey, "/etc", "os-release")); rerr == nil {
+		f.Platform, f.PlatformVersion = parseOSRelease(b)
+	}
+	if f.Platform == "" {
+		if f.Platform, _, f.PlatformVersion, err = host.PlatformInformationWithContext(ctx); err != nil {
+			return f, fmt.Errorf("host platform: %w", err)
+		}
 	}
 	if f.Kernel, err = host.KernelVersionWithContext(ctx); err != nil {
 		return f, fmt.Errorf("kernel version: %w", err)
@@ -127,6 +136,27 @@ func readHostStatic(ctx context.Context) (hostFacts, error) {
 		return f, fmt.Errorf("kernel architecture: %w", err)
 	}
 	return f, nil
+}
+
+// parseOSRelease returns ID and VERSION_ID of an os-release file
+// (os-release(5): KEY=value lines, values maybe quoted).
+func parseOSRelease(b []byte) (id, version string) {
+	for line := range strings.Lines(string(b)) {
+		k, v, ok := strings.Cut(strings.TrimSpace(line), "=")
+		if !ok {
+			continue
+		}
+		if len(v) >= 2 && (v[0] == '"' || v[0] == '\'') && v[len(v)-1] == v[0] {
+			v = v[1 : len(v)-1]
+		}
+		switch k {
+		case "ID":
+			id = v
+		case "VERSION_ID":
+			version = v
+		}
+	}
+	return id, version
 }
 
 // readBootTime reads btime from <proc>/stat. gopsutil's host.BootTime is

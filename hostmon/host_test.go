@@ -138,3 +138,35 @@ func TestHostRealHost(t *testing.T) {
 		t.Error("no description")
 	}
 }
+
+func TestParseOSRelease(t *testing.T) {
+	for in, want := range map[string][2]string{
+		"ID=ubuntu\nVERSION_ID=\"24.04\"\n":                 {"ubuntu", "24.04"},
+		"NAME='Arch Linux'\nID=arch\nBUILD_ID=rolling\n":    {"arch", ""},
+		"  ID=\"rhel\"  \nVERSION_ID='9.4'\n# ID=comment\n": {"rhel", "9.4"},
+		"": {"", ""},
+	} {
+		id, v := parseOSRelease([]byte(in))
+		if id != want[0] || v != want[1] {
+			t.Errorf("parseOSRelease(%q) = %q, %q; want %q", in, id, v, want)
+		}
+	}
+}
+
+// Without os-release, gopsutil finds the platform from the other files.
+func TestHostPlatformFallback(t *testing.T) {
+	root := fxRoot(t)
+	if err := os.Remove(filepath.Join(root, "etc/os-release")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(root, "etc/redhat-release"), []byte("Rocky Linux release 9.4 (Blue Onyx)\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	f, err := readHostStatic(fxEnv(root).Context(t.Context()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f.Platform != "rocky" || f.PlatformVersion != "9.4" {
+		t.Errorf("platform %q %q, want rocky 9.4 from redhat-release", f.Platform, f.PlatformVersion)
+	}
+}

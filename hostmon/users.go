@@ -194,7 +194,10 @@ func NewUsersCollector(cfg Config) (Collector, error) {
 	c := &usersCollector{env: cfg.Env}
 	ctx := cfg.Env.Context(context.Background())
 	if _, _, err := c.source(ctx); err != nil {
-		return nil, err
+		// Only here: a source that goes missing later (a utmp file
+		// being replaced) is an error of that interval, not the end of
+		// the collector.
+		return nil, fmt.Errorf("%w: %w", err, ErrUnavailable)
 	}
 	return c, nil
 }
@@ -222,7 +225,7 @@ func (c *usersCollector) source(ctx context.Context) (utmpCtx context.Context, s
 	if st, err := os.Stat(dir); err == nil && st.IsDir() {
 		return nil, dir, nil
 	}
-	return nil, "", fmt.Errorf("users: no %s and no %s: %w", utmp, dir, ErrUnavailable)
+	return nil, "", fmt.Errorf("users: no %s and no %s", utmp, dir)
 }
 
 func (c *usersCollector) Collect(ctx context.Context, now time.Time) ([]*step.Step, error) {

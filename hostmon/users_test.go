@@ -190,6 +190,16 @@ func TestUsersUnavailable(t *testing.T) {
 	if !errors.Is(err, ErrUnavailable) {
 		t.Fatalf("Build on a tree without utmp or logind: %v, want ErrUnavailable", err)
 	}
+	// Once built, a source that goes away is an error of the interval,
+	// not ErrUnavailable, which would stop the collector for good.
+	root := fxRoot(t)
+	c := fxCollector(t, "users", fxEnv(root))
+	if err := os.RemoveAll(filepath.Join(root, "run/systemd")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Collect(t.Context(), fxT0); err == nil || errors.Is(err, ErrUnavailable) {
+		t.Fatalf("Collect without a source: %v, want a plain error", err)
+	}
 }
 
 func TestUsersStepsDuplicates(t *testing.T) {
