@@ -208,6 +208,8 @@ _SIGNATURES = {
     "stk_publisher_subscribers": (c_int, [_H], False),
     "stk_publisher_send": (c_int, [_H, _P], False),
     "stk_publisher_send_data": (c_int, [_H, c_uint64, c_char_p, c_uint16, c_uint64, c_char_p, c_size_t], False),
+    "stk_publisher_send_data_batch": (c_int, [_H, c_uint64, c_char_p, c_uint16, c_uint64, c_void_p,
+                                              POINTER(c_size_t), c_size_t], False),
     "stk_publisher_stats": (c_int, [_H, POINTER(FlowStats)], False),
     "stk_publisher_destroy": (c_int, [_H], False),
 
@@ -234,6 +236,11 @@ _SIGNATURES = {
 }
 
 
+# Functions added after API 1.0: a library without them still loads, and
+# the binding falls back (see Lib.has).
+_OPTIONAL = {"stk_publisher_send_data_batch"}  # API 1.1
+
+
 class Lib:
     """The loaded library: one attribute per C function (without the
     ``stk_`` prefix), with argtypes and restype set."""
@@ -251,7 +258,8 @@ class Lib:
             try:
                 fn = getattr(held if keep_gil else released, name)
             except AttributeError:
-                missing.append(name)
+                if name not in _OPTIONAL:
+                    missing.append(name)
                 continue
             fn.restype = restype
             fn.argtypes = argtypes
@@ -265,6 +273,11 @@ class Lib:
             raise LibraryNotFoundError(
                 f"{path} implements STK C API {got // 1000}.{got % 1000}; this binding needs {API_MAJOR}.x. "
                 + BUILD_HINT)
+
+    def has(self, name: str) -> bool:
+        """Whether the library has the C function ``name`` (for the
+        functions of later API versions)."""
+        return hasattr(self, name[len("stk_"):] if name.startswith("stk_") else name)
 
     def unchecked(self, name: str) -> Any:
         """The C function ``name`` returning int, WITHOUT argtypes: ctypes

@@ -3,16 +3,17 @@ Subscriber (receives what the publishers of a name send)."""
 
 from __future__ import annotations
 
+import array
 import collections
 import ctypes
 import threading
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Callable, Deque, Iterator, Optional
+from typing import TYPE_CHECKING, Callable, Deque, Iterable, Iterator, Optional
 
 from . import _lib, _runtime
 from ._handle import Handle
-from .errors import ClosedError, SequenceError
+from .errors import ClosedError, QueueFullError, SequenceError
 from .names import Endpoint
 from .sequence import (MAX_U64, UT_EXAMPLE_DATA, BytesLike, Element, Sequence, SequenceType, check_data, check_name,
                        check_u64)
@@ -58,6 +59,10 @@ class FlowStats:
     def _from_c(cls, s: "_lib.FlowStats") -> "FlowStats":
         return cls(s.sequences_in, s.sequences_out, s.bytes_in, s.bytes_out, s.dropped, s.reconnects,
                    s.connections)
+
+
+# The array typecode of size_t (lens of send_many).
+_SIZE_T_CODE = next(c for c in "LQI" if array.array(c).itemsize == ctypes.sizeof(ctypes.c_size_t))
 
 
 def _checked_data(user_type: int, data: BytesLike) -> bytes:
@@ -123,6 +128,8 @@ class Publisher(Handle):
         self._hc = ctypes.c_void_p(self._h)
         self._send_data_fn = self._lib.unchecked("stk_publisher_send_data")
         self._send_fn = self._lib.unchecked("stk_publisher_send")
+        self._batch_fn = (self._lib.unchecked("stk_publisher_send_data_batch")
+                          if self._lib.has("stk_publisher_send_data_batch") else None)
 
     def __repr__(self) -> str:
         return f"<stk.Publisher {self.name!r} on {self.address} {'closed' if self._closed else 'open'}>"
@@ -214,6 +221,49 @@ class Publisher(Handle):
                                 ctypes.c_uint64(user_type), data, ctypes.c_size_t(len(data)))
         if rc:
             self._raise(rc)
+
+    def send_many(self, payloads: Iterable[BytesLike], user_type: int = UT_EXAMPLE_DATA, id: int = 0,
+                  name: Optional[str] = None, type: int = SequenceType.DATA) -> int:
+        """Send one one-element sequence per payload, in order, all with the
+        same ``id``, ``name``, ``type`` and ``user_type``, in ONE library
+        call: the way to publish many small sequences fast from Python (a
+        call costs about as much as sending a sequence). The payloads are
+        copied into one buffer first. Returns the number sent.
+
+        Raises:
+            QueueFullError: a subscriber too slow for 1 s was disconnected
+                meanwhile; every sequence went to the others.
+            other StkError: the first failure; the sequences before it were
+                sent, the others not.
+
+        With a library older than API 1.1 it sends them one call each.
+        """
+        if self._h is None:
+            self._handle()
+        items = [p if p.__class__ is bytes else check_data(p) for p in payloads]
+        _checked_data(user_type, b"")
+        if not 0 <= id <= MAX_U64 or not 0 <= type <= 0xFFFF:
+            raise ValueError(f"id {id} or type {type} out of range")
+        bname = None if name is None else _runtime.encode(check_name(name))
+        if not items:
+            return 0
+        if self._batch_fn is None:
+            full = None
+            for p in items:
+                try:
+                    self.send_data(p, user_type, id, name, type)
+                except QueueFullError as e:
+                    full = e
+            if full is not None:
+                raise full
+            return len(items)
+        lens = array.array(_SIZE_T_CODE, map(len, items))
+        data = b"".join(items)
+        rc = self._batch_fn(self._hc, ctypes.c_uint64(id), bname, int(type), ctypes.c_uint64(user_type), data,
+                            ctypes.c_void_p(lens.buffer_info()[0]), ctypes.c_size_t(len(items)))
+        if rc < 0:
+            self._raise(rc)
+        return rc
 
     def _raise(self, rc: int) -> None:
         if self._closed or rc == _lib.STK_EHANDLE:
