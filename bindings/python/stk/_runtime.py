@@ -32,7 +32,7 @@ from typing import Any, Callable, Dict, List, Optional
 
 from . import _lib
 from .names import Endpoint, FTState, NameInfo
-from .sequence import Element, Sequence
+from .sequence import Element, Sequence, SequenceType
 
 log = logging.getLogger("stk")
 
@@ -59,10 +59,6 @@ def unregister(key: int) -> None:
     with _lock:
         _objects.pop(key, None)
         _open.pop(key, None)
-
-
-def _get(user: Optional[int]) -> Any:
-    return _objects.get(user or 0)
 
 
 def call_user(fn: Callable[..., Any], *args: Any, what: str = "callback") -> Any:
@@ -92,15 +88,38 @@ def encode(s: Optional[str]) -> Optional[bytes]:
     return None if s is None else s.encode("utf-8", "surrogateescape")
 
 
+_bytes_from = ctypes.pythonapi.PyBytes_FromStringAndSize  # keeps the GIL: a copy, no more
+_bytes_from.restype = ctypes.py_object
+_bytes_from.argtypes = [ctypes.c_void_p, ctypes.c_ssize_t]
+_tuple_new = tuple.__new__
+_byref = ctypes.byref
+
+
 def sequence_from_c(lib: "_lib.Lib", p: int) -> Sequence:
-    """Copy the stk_sequence at p into a Python Sequence."""
+    """Copy the stk_sequence at p into a Python Sequence. This runs for
+    every received sequence, so it avoids what costs in ctypes (it is
+    several times faster than the obvious code)."""
     n = c_size_t()
-    arr = lib.sequence_elements(p, ctypes.byref(n))
+    arr = lib.sequence_elements(p, _byref(n))
     els: List[Element] = []
-    if n.value:
-        for e in arr[:n.value]:
-            els.append(Element(e.user_type, _string_at(e.data, e.len) if e.len else b""))
-    return Sequence._trusted(lib.sequence_id(p), decode(lib.sequence_name(p)), lib.sequence_type(p), els)
+    for i in range(n.value):
+        e = arr[i]
+        size = e.len
+        els.append(_tuple_new(Element, (e.user_type, _bytes_from(e.data, size) if size else b"")))
+    name = lib.sequence_name(p)
+    s = _new_sequence(Sequence)
+    s._id = lib.sequence_id(p)
+    s._name = name.decode("utf-8", "surrogateescape") if name else ""
+    s._bname = name or None
+    t = lib.sequence_type(p)
+    s._type = _SEQ_TYPES.get(t, t)
+    s.elements = els
+    s._prep = None
+    return s
+
+
+_new_sequence = Sequence.__new__
+_SEQ_TYPES = {int(t): t for t in SequenceType}
 
 
 def info_from_c(ci: "_lib.CNameInfo") -> NameInfo:
@@ -153,38 +172,90 @@ class CInfo:
 # ---------------------------------------------------------------------------
 
 
-_local = threading.local()
+# thread ident -> how many library callbacks it is running (nested)
+_depth: Dict[int, int] = {}
+
+# Callback threads are created by the Go runtime, unknown to Python. For
+# each call into Python, ctypes makes a thread state for such a thread and
+# deletes it after (PyGILState_Ensure/Release); making one costs tens of
+# microseconds (in 3.11 it maps a new frame stack), more than everything
+# else a callback does. So the first callback on each thread takes one more
+# PyGILState_Ensure that is never released: the thread keeps its thread
+# state, and later callbacks reuse it. The Go runtime keeps its threads for
+# the process's life, so these are a few states per process, not one per
+# call. (The GIL itself is still released after every callback.)
+_pinned: set = set()
+_gil_ensure = ctypes.pythonapi.PyGILState_Ensure
+_gil_ensure.restype = ctypes.c_int
+_gil_ensure.argtypes = []
+
+
+def _pin_thread_state() -> None:
+    ident = threading.get_ident()
+    if ident not in _pinned:
+        _gil_ensure()
+        _pinned.add(ident)
 
 
 def in_callback() -> bool:
     """Whether the calling thread is running one of the library's
     callbacks."""
-    return getattr(_local, "depth", 0) > 0
+    return threading.get_ident() in _depth
 
 
-def _dispatch(user: Optional[int], method: str, *args: Any) -> None:
-    obj = _objects.get(user or 0)
-    if obj is None:
-        return  # closed meanwhile
-    _local.depth = getattr(_local, "depth", 0) + 1
-    try:
-        getattr(obj, method)(*args)
-    except BaseException:  # noqa: B902 - never raise into the library
-        log.exception("stk: internal error in %s of %r (ignored)", method, obj)
-    finally:
-        _local.depth -= 1
+def _enter() -> int:
+    ident = threading.get_ident()
+    if ident not in _pinned:
+        _pin_thread_state()
+    _depth[ident] = _depth.get(ident, 0) + 1
+    return ident
+
+
+def _leave(ident: int) -> None:
+    d = _depth[ident] - 1
+    if d:
+        _depth[ident] = d
+    else:
+        del _depth[ident]
 
 
 def _sequence_cb(user: Optional[int], p: int) -> None:
-    _dispatch(user, "_on_sequence", p)
+    obj = _objects.get(user)
+    if obj is None:
+        return  # closed meanwhile
+    ident = _enter()
+    try:
+        obj._on_sequence(p)
+    except BaseException:  # noqa: B902 - never raise into the library
+        log.exception("stk: internal error in a sequence callback of %r (ignored)", obj)
+    finally:
+        _leave(ident)
 
 
 def _name_cb(user: Optional[int], info: Any) -> None:
-    _dispatch(user, "_on_name", info.contents)
+    obj = _objects.get(user)
+    if obj is None:
+        return
+    ident = _enter()
+    try:
+        obj._on_name(info.contents)
+    except BaseException:  # noqa: B902
+        log.exception("stk: internal error in a name callback of %r (ignored)", obj)
+    finally:
+        _leave(ident)
 
 
 def _done_cb(user: Optional[int], answers: int, status: int) -> None:
-    _dispatch(user, "_on_done", answers, status)
+    obj = _objects.get(user)
+    if obj is None:
+        return
+    ident = _enter()
+    try:
+        obj._on_done(answers, status)
+    except BaseException:  # noqa: B902
+        log.exception("stk: internal error in a lookup callback of %r (ignored)", obj)
+    finally:
+        _leave(ident)
 
 
 SEQUENCE_THUNK = _lib.SEQUENCE_CB(_sequence_cb)

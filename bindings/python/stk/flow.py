@@ -9,7 +9,7 @@ import ctypes
 import threading
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Callable, Deque, Iterable, Iterator, Optional
+from typing import TYPE_CHECKING, Callable, Deque, Iterable, Iterator, List, Optional
 
 from . import _lib, _runtime
 from ._handle import Handle
@@ -366,6 +366,7 @@ class Subscriber(Handle):
         self._not_full = threading.Condition(self._mu)
         self._received = 0
         self._dropped = 0
+        self._waiting = 0  # consumers waiting in receive (under _mu)
         self._key = _runtime.register(self)
         h = ctypes.c_void_p()
         envh = env._handle() if env is not None else None
@@ -399,11 +400,12 @@ class Subscriber(Handle):
                 self._received += 1
             _runtime.call_user(cb, seq, what="subscriber callback")
             return
-        size = seq.size
+        els = seq.elements
+        size = len(els[0][1]) if len(els) == 1 else sum(len(e[1]) for e in els)
         with self._mu:
             self._received += 1
-            while self._queue and (len(self._queue) >= self._max_queue
-                                   or self._queue_bytes + size > self._max_bytes):
+            q = self._queue
+            while q and (len(q) >= self._max_queue or self._queue_bytes + size > self._max_bytes):
                 if self._closed:
                     return
                 if self._on_full == "block":
@@ -412,14 +414,15 @@ class Subscriber(Handle):
                     self._dropped += 1
                     return
                 else:
-                    old = self._queue.popleft()
+                    old = q.popleft()
                     self._queue_bytes -= old.size
                     self._dropped += 1
             if self._closed:
                 return
-            self._queue.append(seq)
+            q.append(seq)
             self._queue_bytes += size
-            self._not_empty.notify()
+            if self._waiting:
+                self._not_empty.notify()
 
     # -- consumer side ------------------------------------------------------------
 
@@ -438,17 +441,47 @@ class Subscriber(Handle):
             while not self._queue:
                 if self._closed:
                     raise ClosedError(_lib.STK_ECLOSED, "the subscriber is closed")
-                if deadline is None:
-                    self._not_empty.wait()
-                else:
-                    left = deadline - time.monotonic()
-                    if left <= 0:
-                        return None
-                    self._not_empty.wait(left)
+                self._waiting += 1
+                try:
+                    if deadline is None:
+                        self._not_empty.wait()
+                    else:
+                        left = deadline - time.monotonic()
+                        if left <= 0:
+                            return None
+                        self._not_empty.wait(left)
+                finally:
+                    self._waiting -= 1
             seq = self._queue.popleft()
             self._queue_bytes -= seq.size
             self._not_full.notify()
             return seq
+
+    def receive_many(self, max_count: int = 1 << 30, timeout: Optional[float] = None) -> List[Sequence]:
+        """Return every queued sequence (at most ``max_count``), waiting at
+        most ``timeout`` seconds (None: until one comes) for the first; an
+        empty list if none came in time. Taking them together costs less
+        than one :meth:`receive` each.
+
+        Raises:
+            ClosedError: the subscriber is closed and its queue is empty.
+            RuntimeError: the subscriber has a callback (nothing is queued).
+        """
+        if max_count < 1:
+            raise ValueError("max_count must be >= 1")
+        first = self.receive(timeout)
+        if first is None:
+            return []
+        out = [first]
+        with self._mu:
+            q = self._queue
+            n = min(len(q), max_count - 1)
+            if n:
+                for _ in range(n):
+                    out.append(q.popleft())
+                self._queue_bytes -= sum(s.size for s in out[1:])
+                self._not_full.notify_all()
+        return out
 
     def __iter__(self) -> Iterator[Sequence]:
         """Yield received sequences until the subscriber is closed (what is

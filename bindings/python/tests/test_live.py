@@ -164,6 +164,17 @@ class PubSubTest(unittest.TestCase):
         self.assertEqual((sub.queued, sub.dropped), (10, 90))
         self.assertEqual([sub.receive(0).id for _ in range(10)], list(range(90, 100)))
 
+    def test_receive_many(self):
+        sub = self.connect(max_queue=100)
+        self.assertEqual(sub.receive_many(timeout=0.05), [])
+        self._fill(sub, 30)
+        got = sub.receive_many(10, timeout=1)
+        self.assertEqual([s.id for s in got], list(range(10)))
+        self.assertEqual([s.id for s in sub.receive_many(timeout=1)], list(range(10, 30)))
+        self.assertEqual(sub.queued, 0)
+        with self.assertRaises(ValueError):
+            sub.receive_many(0)
+
     def test_byte_bound(self):
         sub = self.connect(max_queue=1000, max_queue_bytes=1000, on_full="drop_new")
         self._fill(sub, 50, size=100)
