@@ -1,0 +1,503 @@
+package ctest
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/stk-go/stk/flow"
+	"github.com/stk-go/stk/internal/leakcheck"
+	"github.com/stk-go/stk/internal/testprog"
+	"github.com/stk-go/stk/namesvc"
+	"github.com/stk-go/stk/seq"
+)
+
+var (
+	// goBin holds the Go programs, cBin libstk.so and the C programs (the
+	// ASan builds in cBin/asan); both are built once in TestMain.
+	goBin, cBin string
+	// skipAll is why every test skips (no C compiler), or "".
+	skipAll string
+)
+
+// The C programs built for the tests: with -fsanitize=address (all) and
+// without (for valgrind, which cannot run ASan builds).
+var (
+	cExamples = []string{"publish", "subscribe", "simple_name_lookup", "simple_name_registration", "monitored_service"}
+	cTests    = []string{"test_api", "bad_memory"}
+)
+
+// asanOptions turn leak detection on (the default on Linux, but explicit)
+// and keep going after an error only to print it. The Go runtime needs no
+// suppression: its memory is not malloc'd, and its threads' malloc'd
+// bookkeeping is reachable.
+// fast_unwind_on_malloc=0 gives leak reports whole stacks through
+// libstk.so (built without frame pointers).
+const asanOptions = "detect_leaks=1:halt_on_error=1:fast_unwind_on_malloc=0"
+
+func TestMain(m *testing.M) {
+	if _, err := exec.LookPath("gcc"); err != nil {
+		skipAll = "gcc not found: the C binding tests need a C compiler (apt-get install gcc)"
+		os.Exit(m.Run())
+	}
+	// Inherited by every program the tests start; Go programs ignore it.
+	os.Setenv("ASAN_OPTIONS", asanOptions)
+	var err error
+	if cBin, err = os.MkdirTemp("", "cbind-test-"); err == nil {
+		err = buildAll()
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.RemoveAll(cBin)
+		os.RemoveAll(goBin)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(cBin)
+	os.RemoveAll(goBin)
+	os.Exit(code)
+}
+
+// buildAll builds the Go programs and libstk.so concurrently, then the C
+// programs.
+func buildAll() error {
+	var wg sync.WaitGroup
+	var goErr, libErr error
+	wg.Add(2)
+	go func() {
+		defer wg.Done()
+		goBin, goErr = testprog.Build("../../../stkd", "../../../examples/subscribe", "../../../examples/publish",
+			"../../../examples/simple_name_registration", "../../../examples/simple_name_lookup")
+	}()
+	go func() {
+		defer wg.Done()
+		out, err := exec.Command("go", "build", "-buildmode=c-shared", "-o", filepath.Join(cBin, "libstk.so"), "..").CombinedOutput()
+		if err != nil {
+			libErr = fmt.Errorf("go build -buildmode=c-shared: %v\n%s", err, out)
+		}
+	}()
+	wg.Wait()
+	if goErr != nil || libErr != nil {
+		return fmt.Errorf("build: %v %v", goErr, libErr)
+	}
+	if err := os.Mkdir(filepath.Join(cBin, "asan"), 0o755); err != nil {
+		return err
+	}
+	type job struct {
+		src, out string
+		asan     bool
+	}
+	var jobs []job
+	for _, e := range cExamples {
+		jobs = append(jobs, job{"../examples/" + e + ".c", filepath.Join(cBin, "asan", e), true})
+	}
+	for _, e := range cTests {
+		jobs = append(jobs, job{"../tests/" + e + ".c", filepath.Join(cBin, "asan", e), true})
+		jobs = append(jobs, job{"../tests/" + e + ".c", filepath.Join(cBin, e), false})
+	}
+	errs := make([]error, len(jobs))
+	for i, j := range jobs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			// The same flags as the Makefile.
+			args := []string{"-Wall", "-Wextra", "-Werror", "-std=gnu11", "-g", "-I..", "-o", j.out, j.src,
+				"-L" + cBin, "-lstk", "-pthread"}
+			if j.asan {
+				args = append(args, "-O1", "-fsanitize=address", "-fno-omit-frame-pointer", "-Wl,-rpath,$ORIGIN/..")
+			} else {
+				args = append(args, "-O2", "-Wl,-rpath,$ORIGIN")
+			}
+			if out, err := exec.Command("gcc", args...).CombinedOutput(); err != nil {
+				errs[i] = fmt.Errorf("gcc %s: %v\n%s", strings.Join(args, " "), err, out)
+			}
+		}()
+	}
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func need(t *testing.T) {
+	t.Helper()
+	if skipAll != "" {
+		t.Skip(skipAll)
+	}
+}
+
+// daemon is a running stkd.
+type daemon struct {
+	names   string // "tcp:ip:port" of the name server
+	monitor string // "tcp:ip:port" of the monitor
+	http    string // "http://ip:port"
+}
+
+// stkd starts a daemon on free ports.
+func stkd(t *testing.T) daemon {
+	t.Helper()
+	p := testprog.Start(t, filepath.Join(goBin, "stkd"), "--names-tcp", "127.0.0.1:0", "--names-udp", "",
+		"--monitor-tcp", "127.0.0.1:0", "--monitor-udp", "", "--http", "127.0.0.1:0")
+	m := p.WaitFor(t, `"stkd running" names_tcp=(\S+) .*monitor_tcp=(\S+) .*http=(\S+)`, 10*time.Second)
+	return daemon{names: "tcp:" + m[1], monitor: "tcp:" + m[2], http: "http://" + m[3]}
+}
+
+// startC starts the ASan build of a C example.
+func startC(t *testing.T, name string, args ...string) *testprog.Proc {
+	t.Helper()
+	return testprog.Start(t, filepath.Join(cBin, "asan", name), args...)
+}
+
+func startGo(t *testing.T, name string, args ...string) *testprog.Proc {
+	t.Helper()
+	return testprog.Start(t, filepath.Join(goBin, name), args...)
+}
+
+// finish waits for a C program to exit and fails unless it exited 0 with
+// no sanitizer report; it returns the output.
+func finish(t *testing.T, p *testprog.Proc, d time.Duration) string {
+	t.Helper()
+	out := p.Wait(t, d)
+	if code := p.Cmd.ProcessState.ExitCode(); code != 0 || strings.Contains(out, "Sanitizer") {
+		t.Fatalf("%s exited with status %d:\n%s", filepath.Base(p.Cmd.Path), code, out)
+	}
+	return out
+}
+
+func uniqueName(prefix string) string { return fmt.Sprintf("%s-%d", prefix, rand.Uint32()) }
+
+// payload is the publish examples' element of n bytes (examples/publish).
+func payload(n int) []byte {
+	p := make([]byte, n+8)
+	for i := 0; i < n; i += 8 {
+		binary.LittleEndian.PutUint64(p[i:], 0x0123456789abcdef)
+	}
+	p = p[:n]
+	copy(p[:max(0, min(12, n-2))], "default data")
+	if n >= 2 {
+		p[n-2], p[n-1] = 0xde, 0xad
+	}
+	return p
+}
+
+func TestCUnit(t *testing.T) {
+	need(t)
+	// The plain and the ASan build at once: the test sleeps more than it
+	// computes.
+	ps := []*testprog.Proc{
+		testprog.Start(t, filepath.Join(cBin, "test_api")),
+		testprog.Start(t, filepath.Join(cBin, "asan", "test_api")),
+	}
+	for _, p := range ps {
+		if out := finish(t, p, 30*time.Second); !strings.HasSuffix(out, "PASS\n") {
+			t.Fatalf("%s:\n%s", p.Cmd.Path, out)
+		}
+	}
+}
+
+// TestMemoryCheckCatchesErrors proves that the memory checks can fail: a C
+// program that leaks, or reads out of bounds, fails under ASan, and the
+// correct one passes.
+func TestMemoryCheckCatchesErrors(t *testing.T) {
+	need(t)
+	for _, c := range []struct{ mode, want string }{
+		{"ok", ""},
+		{"leak", "ERROR: LeakSanitizer: detected memory leaks"},
+		{"oob", "ERROR: AddressSanitizer: heap-buffer-overflow"},
+	} {
+		out, err := exec.Command(filepath.Join(cBin, "asan", "bad_memory"), c.mode).CombinedOutput()
+		if c.want == "" {
+			if err != nil || strings.Contains(string(out), "Sanitizer") {
+				t.Errorf("bad_memory ok: %v\n%s", err, out)
+			}
+			continue
+		}
+		if err == nil || !strings.Contains(string(out), c.want) || !strings.Contains(string(out), "bad_memory.c:") {
+			t.Errorf("bad_memory %s under ASan: want a failure with %q at bad_memory.c, got %v:\n%s", c.mode, c.want, err, out)
+		}
+	}
+}
+
+// valgrind runs a plain C program under valgrind with the suppressions for
+// the Go runtime (../tests/valgrind.supp); exit status 9 means valgrind
+// found errors.
+func valgrind(prog string, args ...string) (string, error) {
+	a := append([]string{"--error-exitcode=9", "--leak-check=full", "--suppressions=../tests/valgrind.supp", "-q",
+		filepath.Join(cBin, prog)}, args...)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, "valgrind", a...).CombinedOutput()
+	return string(out), err
+}
+
+func TestValgrind(t *testing.T) {
+	need(t)
+	if _, err := exec.LookPath("valgrind"); err != nil {
+		t.Skip("valgrind not installed: the valgrind check is skipped (the ASan checks still run)")
+	}
+	type run struct {
+		args []string
+		want string // "" : must pass; else valgrind must fail with this
+		out  string
+		err  error
+	}
+	runs := []*run{
+		{args: []string{"test_api"}},
+		{args: []string{"bad_memory", "ok"}},
+		{args: []string{"bad_memory", "leak"}, want: "definitely lost"},
+		{args: []string{"bad_memory", "oob"}, want: "Invalid read of size 1"},
+	}
+	// valgrind is slow: all at once.
+	var wg sync.WaitGroup
+	for _, r := range runs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			r.out, r.err = valgrind(r.args[0], r.args[1:]...)
+		}()
+	}
+	wg.Wait()
+	for _, r := range runs {
+		if r.want == "" {
+			if r.err != nil {
+				t.Errorf("%s under valgrind: %v\n%s", strings.Join(r.args, " "), r.err, r.out)
+			}
+			continue
+		}
+		if ee, ok := r.err.(*exec.ExitError); !ok || ee.ExitCode() != 9 || !strings.Contains(r.out, r.want) {
+			t.Errorf("%s under valgrind: want exit status 9 and %q, got %v:\n%s", strings.Join(r.args, " "), r.want, r.err, r.out)
+		}
+	}
+}
+
+// TestCPublisherGoSubscriber: the C publish example -> a Go subscriber
+// (namesvc + flow in this test) that checks every sequence, bytes included.
+func TestCPublisherGoSubscriber(t *testing.T) {
+	need(t)
+	leakcheck.Check(t)
+	d := stkd(t)
+	name := uniqueName("cpub")
+	const count, length = 5000, 1000
+	want := payload(length)
+
+	quiet := slog.New(slog.DiscardHandler)
+	names, err := namesvc.Dial(d.names, namesvc.ClientOptions{Logger: quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { names.Close() })
+	var got, bad atomic.Int64
+	var firstBad atomic.Value
+	done := make(chan struct{})
+	var mu sync.Mutex
+	var flows []*flow.TCPClient
+	t.Cleanup(func() {
+		mu.Lock()
+		defer mu.Unlock()
+		for _, f := range flows {
+			f.Close()
+		}
+	})
+	handler := func(_ flow.Peer, q *seq.Sequence) {
+		if q.Name != "publish sequence" || q.Type != seq.TypeData || len(q.Elements) != 1 ||
+			q.Elements[0].UserType != seq.UTExampleData || !bytes.Equal(q.Elements[0].Data, want) {
+			if bad.Add(1) == 1 {
+				firstBad.Store(fmt.Sprintf("%+v", q))
+			}
+		}
+		if got.Add(1) == count {
+			close(done)
+		}
+	}
+	_, err = names.Subscribe(name, namesvc.SubscribeOptions{}, func(info namesvc.Info) {
+		mu.Lock()
+		defer mu.Unlock()
+		for _, ep := range info.Addresses {
+			f, err := flow.DialTCP(ep.Addr.String(), flow.Options{Handler: handler, Logger: quiet})
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			flows = append(flows, f)
+		}
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pub := startC(t, "publish", "-R", d.names, "-i", "tcp:127.0.0.1:0", "-s", fmt.Sprint(count), "-a", "100",
+		"-l", fmt.Sprint(length), name)
+	out := finish(t, pub, 30*time.Second)
+	if !strings.Contains(out, fmt.Sprintf("Sent %d sequences, %d bytes", count, count*length)) {
+		t.Fatalf("publish:\n%s", out)
+	}
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+	}
+	if got.Load() != count || bad.Load() != 0 {
+		t.Fatalf("received %d of %d sequences, %d wrong; first wrong: %v", got.Load(), count, bad.Load(), firstBad.Load())
+	}
+}
+
+// TestCPublisherGoSubscribeExample: the C publisher and the Go subscribe
+// example print the same lines as the Go pair (examples/e2e_test.go).
+func TestCPublisherGoSubscribeExample(t *testing.T) {
+	need(t)
+	d := stkd(t)
+	name := uniqueName("cpub")
+	sub := startGo(t, "subscribe", "-R", d.names, "-q", "-c", "20000", name)
+	sub.WaitFor(t, "Subscribing to", 10*time.Second)
+	pub := startC(t, "publish", "-R", d.names, "-i", "tcp:127.0.0.1:0", "-s", "20000", "-a", "1000", "-l", "100", name)
+	if out := finish(t, pub, 30*time.Second); !strings.Contains(out, "Sent 20000 sequences, 2000000 bytes") {
+		t.Fatalf("publish:\n%s", out)
+	}
+	if out := sub.Wait(t, 30*time.Second); !strings.Contains(out, "Received: 20000\n") {
+		t.Fatalf("subscribe:\n%s", out)
+	}
+}
+
+// TestGoPublisherCSubscriber: the Go publish example -> the C subscribe
+// example, which prints every sequence as the Go one does.
+func TestGoPublisherCSubscriber(t *testing.T) {
+	need(t)
+	d := stkd(t)
+	name := uniqueName("gopub")
+	const count = 2000
+	sub := startC(t, "subscribe", "-R", d.names, "-c", fmt.Sprint(count), name)
+	sub.WaitFor(t, "Subscribing to '"+name+"'", 10*time.Second)
+	pub := startGo(t, "publish", "-R", d.names, "-i", "tcp:127.0.0.1:0", "-s", fmt.Sprint(count), "-l", "100", name)
+	if out := pub.Wait(t, 30*time.Second); !strings.Contains(out, fmt.Sprintf("Sent %d sequences", count)) {
+		t.Fatalf("publish:\n%s", out)
+	}
+	out := finish(t, sub, 30*time.Second)
+	line := `"publish sequence" type data, 1 element(s), 100 bytes`
+	if n := strings.Count(out, line); n != count || !strings.Contains(out, fmt.Sprintf("Received: %d\n", count)) {
+		t.Fatalf("subscriber printed %d sequences:\n%.2000s", n, out)
+	}
+}
+
+// TestNames: Go registration -> C lookup (answers and the final callback),
+// a lookup that its own callback destroys, a miss, and C registration ->
+// Go lookup.
+func TestNames(t *testing.T) {
+	need(t)
+	d := stkd(t)
+	reg := startGo(t, "simple_name_registration", "-R", d.names, "-i", "tcp:127.0.0.1:5432", "-i", "udp:127.0.0.2:6000",
+		"-G", "test", "-M", "100,hello", "-F", "active", "-L", "30", "svc")
+	if out := reg.Wait(t, 10*time.Second); !strings.Contains(out, "Registered svc") {
+		t.Fatalf("registration:\n%s", out)
+	}
+	out := finish(t, startC(t, "simple_name_lookup", "-R", d.names, "-G", "test", "svc"), 10*time.Second)
+	for _, want := range []string{
+		"Received info on name svc (group test), IP 127.0.0.1 Port 5432 Protocol tcp; IP 127.0.0.2 Port 6000 Protocol udp, FT State active, linger 30s",
+		`Meta data type 100 sz 6 "hello"`,
+		"Lookup of 'svc' complete: 1 answer(s)",
+	} {
+		if !strings.Contains(out, want) {
+			t.Fatalf("C lookup output lacks %q:\n%s", want, out)
+		}
+	}
+	// -c 1: the answer callback destroys its lookup.
+	out = finish(t, startC(t, "simple_name_lookup", "-R", d.names, "-G", "test", "-c", "1", "svc"), 10*time.Second)
+	if !strings.Contains(out, "Lookup of 'svc': stopped after 1 answer(s)") {
+		t.Fatalf("C lookup -c 1:\n%s", out)
+	}
+	out = finish(t, startC(t, "simple_name_lookup", "-R", d.names, "nothing-here"), 10*time.Second)
+	if !strings.Contains(out, "Lookup of 'nothing-here' complete: 0 answer(s)") {
+		t.Fatalf("C lookup of a missing name:\n%s", out)
+	}
+
+	creg := startC(t, "simple_name_registration", "-R", d.names, "-i", "udp:127.0.0.3:7000", "-M", "200,from C",
+		"-F", "standby", "-L", "60", "csvc")
+	if out := finish(t, creg, 10*time.Second); !strings.Contains(out, "Registered csvc with the name server at "+d.names+" (linger 1m0s)") {
+		t.Fatalf("C registration:\n%s", out)
+	}
+	look := startGo(t, "simple_name_lookup", "-R", d.names, "csvc")
+	out = look.Wait(t, 10*time.Second)
+	for _, want := range []string{
+		"Received info on name csvc, IP 127.0.0.3 Port 7000 Protocol udp, FT State standby, linger 1m0s",
+		`Meta data type 200 sz 7 "from C"`,
+		"Lookup of 'csvc' complete: 1 answer(s)",
+	} {
+		if !strings.Contains(out, want) {
+			t.Fatalf("Go lookup of the C registration lacks %q:\n%s", want, out)
+		}
+	}
+}
+
+// serviceJSON is what the test reads of GET /api/v1/services.
+type serviceJSON struct {
+	Name       string `json:"name"`
+	State      uint8  `json:"state"`
+	StateName  string `json:"state_name"`
+	Checkpoint uint64 `json:"checkpoint"`
+	EndReason  string `json:"end_reason"`
+}
+
+func services(t *testing.T, url string) []serviceJSON {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var v struct {
+		Services []serviceJSON `json:"services"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&v); err != nil {
+		t.Fatalf("GET %s: %v", url, err)
+	}
+	return v.Services
+}
+
+// waitService polls url until a service named name matches ok.
+func waitService(t *testing.T, url, name string, ok func(serviceJSON) bool) serviceJSON {
+	t.Helper()
+	var last []serviceJSON
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		last = services(t, url)
+		for _, s := range last {
+			if s.Name == name && ok(s) {
+				return s
+			}
+		}
+	}
+	t.Fatalf("no service %q as wanted at %s; last: %+v", name, url, last)
+	return serviceJSON{}
+}
+
+// TestMonitoredService: the C service appears in stkd's JSON API with its
+// application state, then running with its checkpoint, then destroyed.
+func TestMonitoredService(t *testing.T) {
+	need(t)
+	d := stkd(t)
+	name := uniqueName("c service")
+	p := startC(t, "monitored_service", "-m", d.monitor, "-t", "12", "-i", "100", "-W", "4", "-b", "100", "-a", "1000", "-S", name)
+	p.WaitFor(t, "Service '"+name+"' id 0x[0-9a-f]+ reporting to "+d.monitor, 10*time.Second)
+	waitService(t, d.http+"/api/v1/services", name, func(s serviceJSON) bool { return s.State == 6 && s.StateName == "warming up" })
+	waitService(t, d.http+"/api/v1/services", name, func(s serviceJSON) bool {
+		return s.State == 2 && s.StateName == "running" && s.Checkpoint >= 5
+	})
+	if out := finish(t, p, 10*time.Second); !strings.Contains(out, "Service '"+name+"' stopped at checkpoint 12") {
+		t.Fatalf("monitored_service:\n%s", out)
+	}
+	waitService(t, d.http+"/api/v1/history", name, func(s serviceJSON) bool {
+		return s.EndReason == "destroyed" && s.State == 4 && s.Checkpoint == 12
+	})
+}
