@@ -55,7 +55,10 @@
  *   Callbacks must not block for long: a callback delays the deliveries
  *   behind it on the same connection. When stk_X_destroy returns, no
  *   callback of X is running or will run again (except the one that called
- *   destroy, if it did), so its `user` data may be freed.
+ *   destroy, if it did), so its `user` data may be freed. To keep that
+ *   promise, destroying X from a callback of another object Y waits for X's
+ *   running callbacks: do not let X's callback destroy Y while Y's destroys
+ *   X at the same moment.
  *
  * Logging
  *   The library logs to stderr at the level set in stk_options.log_level.
@@ -81,7 +84,7 @@ extern "C" {
 #define STK_API_VERSION_MAJOR 1
 #define STK_API_VERSION_MINOR 1
 
-/* stk_version returns the library version, e.g. "stk-go 1.0 (go1.26)";
+/* stk_version returns the library version, e.g. "stk-go C binding 1.1";
  * a static string. */
 const char *stk_version(void);
 
@@ -284,12 +287,14 @@ typedef struct stk_flow_stats {
 typedef struct stk_publisher_s *stk_publisher;
 
 /* stk_publisher_create listens on address ("[tcp:]ip:port"; NULL or "":
- * "127.0.0.1:0", port 0 picks a free one; only TCP is supported) and, when
- * name is not NULL, registers name with the name server with the bound
- * address, protocol "tcp", fault-tolerance state active and the given
- * linger (seconds the name outlives this publisher; < 0: 5). It waits up to
- * 5 s for the name server's confirmation: STK_ETIMEDOUT if none came (the
- * publisher is then destroyed; the name service is down or unreachable). */
+ * "127.0.0.1:0", port 0 picks a free one; only TCP is supported:
+ * STK_EADDR otherwise, STK_ENET when it cannot listen) and, when name is
+ * not NULL, registers name with the name server with the bound address (an
+ * unspecified IP, 0.0.0.0, is registered as 127.0.0.1), protocol "tcp",
+ * fault-tolerance state active and the given linger (seconds the name
+ * outlives this publisher; < 0: 5). It waits up to 5 s for the name
+ * server's confirmation: STK_ETIMEDOUT if none came (nothing is created
+ * then; the name service is down or unreachable). */
 int stk_publisher_create(stk_env env, const char *name, const char *address,
                          int linger_s, stk_publisher *out);
 
@@ -349,8 +354,9 @@ typedef void (*stk_sequence_cb)(void *user, const stk_sequence *seq);
 
 /* stk_subscriber_create subscribes to name with the name server (group:
  * the env's) and connects to every TCP address registered under it, now
- * and later; connections reconnect by themselves. It returns at once: the
- * callback starts when data arrives. user is passed to cb. */
+ * and later (addresses of other protocols are logged and skipped);
+ * connections reconnect by themselves. It returns at once: the callback
+ * starts when data arrives. user is passed to cb. */
 int stk_subscriber_create(stk_env env, const char *name, stk_sequence_cb cb,
                           void *user, stk_subscriber *out);
 
@@ -426,8 +432,8 @@ typedef void (*stk_name_cb)(void *user, const stk_name_info *info);
 /* Called exactly once when a lookup ends, after its last answer, with the
  * number of answers and how it ended: STK_OK: the server said there are no
  * more answers (complete); STK_ETIMEDOUT: the expiration passed (the only
- * end a C name server gives); STK_ECLOSED: the env was destroyed first.
- * Not called after stk_lookup_destroy. */
+ * end a C name server gives). Not called once stk_lookup_destroy (or
+ * stk_env_destroy, which destroys the lookup) has been called. */
 typedef void (*stk_lookup_done_cb)(void *user, int answers, int status);
 
 /* stk_name_lookup asks the name server for name in group (NULL: the

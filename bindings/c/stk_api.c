@@ -13,7 +13,9 @@
 
 const char *stk_version(void)
 {
-    return "stk-go C binding 1.0";
+#define STR_(x) #x
+#define STR(x) STR_(x)
+    return "stk-go C binding " STR(STK_API_VERSION_MAJOR) "." STR(STK_API_VERSION_MINOR);
 }
 
 int stk_api_version(void)
