@@ -135,16 +135,37 @@ def print_info(info: stk.NameInfo, out: Optional[TextIO] = None) -> None:
             print(f"Meta data type {ut} sz {len(data)} {go_quote(text)}", file=w)
 
 
+def with_hint(e: Exception) -> str:
+    """The error's text with NAMES_HINT, unless it already says as much."""
+    msg = str(e)
+    return msg if "stkd" in msg else f"{msg}; {NAMES_HINT}"
+
+
 def fail(prog: str, msg: object) -> NoReturn:
     """Print ``prog: msg`` on stderr and exit with status 1."""
     print(f"{prog}: {msg}", file=sys.stderr)
     sys.exit(1)
 
 
+class _Formatter(argparse.HelpFormatter):
+    """Adds "(default: X)" to a flag's help when X says something (not for
+    switches, empty strings, or helps that already name their default)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        h = action.help or ""
+        d = action.default
+        if ("default" in h or d is None or d is False or d == "" or d == argparse.SUPPRESS
+                or action.option_strings == [] or isinstance(d, list)):
+            return h
+        if action.type is duration:
+            return h + f" (default: {go_duration(d)})"
+        return h + " (default: %(default)s)"
+
+
 def parser(prog: str, synopsis: str, description: str) -> argparse.ArgumentParser:
     """An argument parser with the Go examples' usage layout."""
     return argparse.ArgumentParser(prog=prog, usage=f"{prog} {synopsis}", description=description,
-                                   formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                                   formatter_class=_Formatter)
 
 
 def add_name_server(p: argparse.ArgumentParser, what: str = "name server") -> None:

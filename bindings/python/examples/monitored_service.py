@@ -45,6 +45,8 @@ def main() -> int:
         env = stk.Environment(name_server=a.name_server, monitor=a.monitor, smartbeat_period=a.beat,
                               log_level="debug" if a.verbose else None)
         svc = env.service(a.service_name, activity_timeout=a.activity_timeout)
+    except (stk.InvalidArgumentError, stk.LibraryNotFoundError) as e:
+        _cli.fail(PROG, e)
     except stk.StkError as e:
         _cli.fail(PROG, f"{e} (is stkd running? -m says where the monitor is)")
     with env, svc:

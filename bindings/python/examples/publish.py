@@ -83,7 +83,7 @@ def main() -> int:
                 pub = env.publisher(a.name, str(ep), linger=a.linger)
                 where = pub.address
         except stk.StkTimeoutError as e:
-            _cli.fail(PROG, f"{e}; {_cli.NAMES_HINT}")
+            _cli.fail(PROG, _cli.with_hint(e))
         except stk.StkError as e:
             _cli.fail(PROG, e)
         print(f"Publishing to '{a.name}' on {where}", flush=True)

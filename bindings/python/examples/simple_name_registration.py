@@ -71,7 +71,7 @@ def main() -> int:
         try:
             env.register(info)
         except stk.StkTimeoutError as e:
-            _cli.fail(PROG, f"{e}; {_cli.NAMES_HINT}")
+            _cli.fail(PROG, _cli.with_hint(e))
         except stk.StkError as e:
             _cli.fail(PROG, e)
         if not a.quiet:

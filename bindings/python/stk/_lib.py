@@ -271,7 +271,7 @@ class Lib:
         got = self.api_version()
         if got // 1000 != API_MAJOR:
             raise LibraryNotFoundError(
-                f"{path} implements STK C API {got // 1000}.{got % 1000}; this binding needs {API_MAJOR}.x. "
+                f"{path} implements STK C API {got // 1000}.{got % 1000}; this binding needs {API_MAJOR}.x; "
                 + BUILD_HINT)
 
     def has(self, name: str) -> bool:
@@ -344,7 +344,7 @@ def find_library() -> Tuple[str, List[str]]:
         return found, looked
     raise LibraryNotFoundError(
         f"cannot find {_LIBNAME}: {ENV_VAR} is not set and it is in none of: "
-        + ", ".join(looked) + f". {BUILD_HINT}")
+        + ", ".join(looked) + f"; {BUILD_HINT}")
 
 
 def load() -> Lib:

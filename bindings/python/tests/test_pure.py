@@ -157,9 +157,81 @@ class LibrarySearchTest(unittest.TestCase):
                 self.assertEqual(path, str(fake[1]))
                 self.assertEqual(looked, [str(fake[0]), str(fake[1])])
 
+    def test_not_a_library(self):
+        with tempfile.TemporaryDirectory(prefix="pybind-") as d:
+            p = Path(d) / "libstk.so"
+            p.write_bytes(b"not an ELF file")
+            with self.assertRaisesRegex(stk.LibraryNotFoundError, "cannot load .*libstk.so.*make -C bindings/c"):
+                _lib.Lib(str(p))
+
+    def test_another_library(self):
+        import ctypes.util
+        libc = ctypes.util.find_library("c")
+        if not libc:
+            self.skipTest("no libc to load")
+        with self.assertRaisesRegex(stk.LibraryNotFoundError, "lacks stk_version.*not the C binding"):
+            _lib.Lib(libc)
+
     def test_default_candidates(self):
         c = [str(p) for p in _lib.candidates()]
         self.assertTrue(any(p.endswith(os.path.join("bindings", "c", "build", "libstk.so")) for p in c), c)
+
+
+class ExampleHelpersTest(unittest.TestCase):
+    """The examples' output must read as the Go programs' does."""
+
+    def test_duration_flags(self):
+        import argparse
+        import _cli
+        for text, want in [("200ms", 0.2), ("1s", 1.0), ("1m30s", 90.0), ("1.5h", 5400.0), ("250us", 0.00025),
+                           ("0", 0.0), ("2µs", 2e-6), ("3ns", 3e-9)]:
+            self.assertAlmostEqual(_cli.duration(text), want, msg=text)
+        for bad in ["", "5", "1x", "s", "1s2", "-1s"]:
+            with self.subTest(bad=bad), self.assertRaises(argparse.ArgumentTypeError):
+                _cli.duration(bad)
+
+    def test_go_duration(self):
+        import _cli
+        for secs, want in [(0, "0s"), (30, "30s"), (300, "5m0s"), (3600, "1h0m0s"), (3725.5, "1h2m5.5s"),
+                           (1.007584, "1.007584s"), (0.050842, "50.842ms"), (0.0014530, "1.453ms"),
+                           (0.000850, "850µs"), (5e-8, "50ns"), (-2, "-2s")]:
+            self.assertEqual(_cli.go_duration(secs), want)
+
+    def test_go_quote_and_rate(self):
+        import _cli
+        self.assertEqual(_cli.go_quote('publish "seq"\n\x01é'), '"publish \\"seq\\"\\n\\x01é"')
+        self.assertEqual(_cli.go_quote(b"a\xffb".decode("utf-8", "surrogateescape")), '"a\\xffb"')
+        self.assertEqual(_cli.rate(1, 10, 0, 1), "1 sequences, 10 bytes")
+        self.assertEqual(_cli.rate(1000, 10000, 1.0, 1.5),
+                         "1000 sequences, 10000 bytes in 0.500000 s: 2000 sequences/s, 0.0 MB/s")
+        self.assertEqual(_cli.sequence_type(1), "data")
+        self.assertEqual(_cli.sequence_type(9), "type(9)")
+
+    def test_publish_payload(self):
+        from publish import payload
+        # The bytes the C and Go publish examples send (examples/publish/main.go).
+        self.assertEqual(payload(10), b"default \xde\xad")
+        self.assertEqual(payload(0), b"")
+        self.assertEqual(payload(1), b"\xef")
+        p = payload(1024)
+        self.assertEqual(p[:12], b"default data")
+        self.assertEqual(p[16:24], bytes.fromhex("efcdab8967452301"))
+        self.assertEqual(p[-2:], b"\xde\xad")
+
+    def test_print_info(self):
+        import io
+        import _cli
+        info = NameInfo("svc", group="test", linger=30, ft=FTState.ACTIVE,
+                        addresses=[Endpoint("tcp", "127.0.0.1", 5432), Endpoint("udp", "127.0.0.2", 6000)])
+        info.add_meta(100, b"hello\x00").add_meta(0x1000, b"tcp:127.0.0.1:20001\x00")
+        out = io.StringIO()
+        _cli.print_info(info, out)
+        self.assertEqual(out.getvalue().splitlines(), [
+            "Received info on name svc (group test), IP 127.0.0.1 Port 5432 Protocol tcp; "
+            "IP 127.0.0.2 Port 6000 Protocol udp, FT State active, linger 30s",
+            "Name svc has 2 meta data elements",
+            'Meta data type 100 sz 6 "hello"',
+            "HTTP monitoring TCP Connection tcp:127.0.0.1:20001"])
 
 
 if __name__ == "__main__":
