@@ -1,0 +1,644 @@
+package hostmon
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math"
+	"os"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+	"unicode/utf8"
+
+	"github.com/stk-go/stk/step"
+)
+
+func init() {
+	Register("processes", true, func(cfg Config) (any, error) { return NewProcessCollector(cfg) })
+}
+
+// Limits and constants of the processes collector.
+const (
+	// ProcessCmdlineMax is how many bytes of a command line a
+	// process.start STEP carries.
+	ProcessCmdlineMax = 256
+	// ProcessMaxEvents bounds the process.start and process.exit STEPs of
+	// one interval, so that a fork storm cannot flood the bus; the
+	// processes beyond it are counted (system.processes forks_per_sec
+	// still shows the storm) and logged.
+	ProcessMaxEvents = 500
+
+	// procClockTicks is USER_HZ, /proc's unit of CPU and start times: 100
+	// on every architecture Go runs Linux on.
+	procClockTicks = 100
+	// procKernelThread is PF_KTHREAD in /proc/PID/stat's flags.
+	procKernelThread = 0x00200000
+)
+
+// procEntry is what the processes collector remembers of a live process:
+// enough to report its exit without reading anything when it is gone.
+type procEntry struct {
+	ino   uint64 // inode of /proc/PID: a new one means the pid may be reused
+	start uint64 // start time in clock ticks since boot: the process's identity with its pid
+	ppid  int32
+	seen  uint32 // the scan generation that last saw it
+	quiet bool   // a kernel thread, or a start that was not reported: its exit is not either
+	name  string
+}
+
+// processCollector reports process.start and process.exit events and the
+// system.processes metric.
+//
+// Each interval it lists the pids in /proc with getdents, which also gives
+// each /proc/PID directory's inode number. procfs gives a process's
+// directory a fresh inode when it is created, so a known pid whose inode
+// is unchanged is the same process and costs nothing; only a new pid, or a
+// known pid with a new inode, has its stat file read (the start time then
+// tells a reused pid from the same process). Exits need only the pid set.
+type processCollector struct {
+	env    Env
+	log    *slog.Logger
+	proc   string // the /proc root
+	bootMs int64  // boot time, Unix ms (/proc/stat btime)
+
+	procs  map[int32]*procEntry
+	gen    uint32
+	primed bool
+
+	prevForks uint64
+	prevAt    time.Time
+
+	dirBuf  []byte
+	statBuf []byte
+	cmdBuf  []byte
+	sysBuf  []byte
+	check   []procDirent // pids to read this interval (reused)
+
+	dropped     int // events over ProcessMaxEvents since the last log line
+	lastDropLog time.Time
+}
+
+// procDirent is one /proc/PID entry of a scan.
+type procDirent struct {
+	pid int32
+	ino uint64
+}
+
+// NewProcessCollector returns the "processes" collector: process.start
+// and process.exit events, found by comparing the pids in /proc between
+// intervals, and a system.processes metric. Its first Collect learns the
+// running processes and reports none of them. A process that starts and
+// ends within one interval is not seen (forks_per_sec counts it).
+func NewProcessCollector(cfg Config) (Collector, error) {
+	if runtime.GOOS != "linux" {
+		return nil, fmt.Errorf("processes: reads Linux's /proc: %w", ErrUnavailable)
+	}
+	c := &processCollector{
+		env:     cfg.Env,
+		log:     cfg.Logger,
+		proc:    procRoot(cfg.Env),
+		procs:   make(map[int32]*procEntry),
+		dirBuf:  make([]byte, 32<<10),
+		statBuf: make([]byte, 2048),
+		cmdBuf:  make([]byte, ProcessCmdlineMax+1),
+		sysBuf:  make([]byte, 8<<10),
+	}
+	if c.log == nil {
+		c.log = slog.New(slog.DiscardHandler)
+	}
+	b, err := procReadAll(filepath.Join(c.proc, "stat"), &c.sysBuf)
+	if err != nil {
+		return nil, fmt.Errorf("processes: %w: %w", ErrUnavailable, err)
+	}
+	st, err := parseSysStat(b)
+	if err != nil {
+		return nil, fmt.Errorf("processes: %s: %w", filepath.Join(c.proc, "stat"), err)
+	}
+	if st.btime == 0 {
+		return nil, fmt.Errorf("processes: %s has no btime line", filepath.Join(c.proc, "stat"))
+	}
+	c.bootMs = int64(st.btime) * 1000
+	return c, nil
+}
+
+func (c *processCollector) Name() string { return "processes" }
+
+// Collect reports the processes that started and exited since the last
+// call (exits first, each list by pid), then the system.processes metric.
+func (c *processCollector) Collect(ctx context.Context, now time.Time) ([]*step.Step, error) {
+	c.gen++
+	gen := c.gen
+	check := c.check[:0]
+	count := 0
+	err := procReadDir(c.proc, c.dirBuf, func(name []byte, ino uint64) {
+		pid, ok := procPid(name)
+		if !ok {
+			return
+		}
+		count++
+		if e := c.procs[pid]; e != nil && e.ino == ino {
+			e.seen = gen
+			return
+		}
+		check = append(check, procDirent{pid, ino})
+	})
+	c.check = check
+	if err != nil {
+		return nil, fmt.Errorf("processes: %w", err)
+	}
+	report := c.primed
+	c.primed = true
+
+	var starts, exits []*step.Step
+	for _, d := range check {
+		e := c.procs[d.pid]
+		st, comm, err := c.readStat(d.pid)
+		if err != nil {
+			// Gone already (or unreadable): a known one is reported as
+			// exited below; a new one lived too briefly to describe.
+			count--
+			continue
+		}
+		if e != nil {
+			if e.start == st.start {
+				e.ino, e.seen = d.ino, gen // same process, new dentry
+				continue
+			}
+			// The pid was reused: the old process exited.
+			if report && !e.quiet {
+				exits = append(exits, c.exitStep(d.pid, e, now))
+			}
+			delete(c.procs, d.pid)
+		}
+		e = &procEntry{ino: d.ino, start: st.start, ppid: int32(st.ppid), seen: gen, name: procText(comm)}
+		c.procs[d.pid] = e
+		switch {
+		case st.flags&procKernelThread != 0:
+			e.quiet = true
+		case !report:
+		case len(exits)+len(starts) >= ProcessMaxEvents:
+			e.quiet = true
+			c.dropped++
+		default:
+			starts = append(starts, c.startStep(d.pid, e, now))
+		}
+	}
+	for pid, e := range c.procs {
+		if e.seen == gen {
+			continue
+		}
+		if report && !e.quiet {
+			if len(exits)+len(starts) < ProcessMaxEvents {
+				exits = append(exits, c.exitStep(pid, e, now))
+			} else {
+				c.dropped++
+			}
+		}
+		delete(c.procs, pid)
+	}
+	byPid := func(a, b *step.Step) int {
+		x, _ := a.Float("pid")
+		y, _ := b.Float("pid")
+		return int(x - y)
+	}
+	slices.SortFunc(exits, byPid)
+	slices.SortFunc(starts, byPid)
+	steps := append(exits, starts...)
+	if c.dropped > 0 && now.Sub(c.lastDropLog) >= time.Minute {
+		c.log.Warn("processes: too many process events in one interval, some not reported",
+			"limit", ProcessMaxEvents, "not_reported", c.dropped)
+		c.dropped, c.lastDropLog = 0, now
+	}
+	m, err := c.metric(now, count)
+	if m != nil {
+		steps = append(steps, m)
+	}
+	return steps, err
+}
+
+// readStat reads and parses /proc/PID/stat.
+func (c *processCollector) readStat(pid int32) (procStat, []byte, error) {
+	b, err := procReadFile(procPidPath(c.proc, pid, "stat"), c.statBuf)
+	if err != nil {
+		return procStat{}, nil, err
+	}
+	return parseProcStat(b)
+}
+
+// startStep describes a new process; it reads its command line.
+func (c *processCollector) startStep(pid int32, e *procEntry, now time.Time) *step.Step {
+	cmdline, truncated := "", false
+	if b, err := procReadFile(procPidPath(c.proc, pid, "cmdline"), c.cmdBuf); err == nil {
+		cmdline, truncated = procCmdline(b)
+	}
+	desc := fmt.Sprintf("process %s started (pid %d, parent %d)", e.name, pid, e.ppid)
+	if cmdline != "" {
+		desc += ": " + cmdline
+	}
+	s := c.env.NewStep("process.start", desc, now)
+	s.Set("pid", int64(pid))
+	s.Set("ppid", int64(e.ppid))
+	s.Set("name", e.name)
+	s.Set("cmdline", cmdline)
+	if truncated {
+		s.Set("cmdline_truncated", true)
+	}
+	s.Set("start_time", c.startMs(e))
+	return s
+}
+
+// exitStep describes a process that is gone, from what its start left.
+func (c *processCollector) exitStep(pid int32, e *procEntry, now time.Time) *step.Step {
+	started := c.startMs(e)
+	run := max(float64(now.UnixMilli()-started)/1000, 0)
+	s := c.env.NewStep("process.exit",
+		fmt.Sprintf("process %s exited (pid %d) after %s", e.name, pid, procDuration(run)), now)
+	s.Set("pid", int64(pid))
+	s.Set("ppid", int64(e.ppid))
+	s.Set("name", e.name)
+	s.Set("start_time", started)
+	s.Set("runtime_seconds", math.Round(run*100)/100)
+	return s
+}
+
+// startMs is a process's start time in Unix ms.
+func (c *processCollector) startMs(e *procEntry) int64 {
+	return c.bootMs + int64(e.start)*1000/procClockTicks
+}
+
+// metric makes the system.processes STEP: the pid count of this scan, and
+// from /proc/stat and /proc/loadavg (two small reads) the running and
+// blocked tasks, the threads and the fork rate.
+func (c *processCollector) metric(now time.Time, count int) (*step.Step, error) {
+	b, err := procReadAll(filepath.Join(c.proc, "stat"), &c.sysBuf)
+	if err != nil {
+		return nil, fmt.Errorf("processes: %w", err)
+	}
+	st, err := parseSysStat(b)
+	if err != nil {
+		return nil, fmt.Errorf("processes: %s: %w", filepath.Join(c.proc, "stat"), err)
+	}
+	threads := int64(-1)
+	if b, err := procReadFile(filepath.Join(c.proc, "loadavg"), c.statBuf); err == nil {
+		threads = parseLoadavgThreads(b)
+	}
+	forkRate := -1.0
+	if !c.prevAt.IsZero() && now.After(c.prevAt) && st.forks >= c.prevForks {
+		forkRate = math.Round(float64(st.forks-c.prevForks)/now.Sub(c.prevAt).Seconds()*100) / 100
+	}
+	c.prevForks, c.prevAt = st.forks, now
+
+	var desc strings.Builder
+	fmt.Fprintf(&desc, "%d processes (%d running, %d blocked)", count, st.running, st.blocked)
+	if threads >= 0 {
+		fmt.Fprintf(&desc, ", %d threads", threads)
+	}
+	if forkRate >= 0 {
+		fmt.Fprintf(&desc, ", %.1f forks/s", forkRate)
+	}
+	s := c.env.NewMetric("system.processes", desc.String(), now)
+	s.Set("processes", int64(count))
+	s.Set("processes_running", int64(st.running))
+	s.Set("processes_blocked", int64(st.blocked))
+	if threads >= 0 {
+		s.Set("threads", threads)
+	}
+	if forkRate >= 0 {
+		s.Set("forks_per_sec", forkRate)
+	}
+	return s, nil
+}
+
+// sysStat holds the /proc/stat lines the processes collector reads.
+type sysStat struct {
+	btime, forks, running, blocked uint64
+}
+
+// parseSysStat reads btime, processes (forks since boot), procs_running
+// and procs_blocked from /proc/stat.
+func parseSysStat(b []byte) (sysStat, error) {
+	var st sysStat
+	found := 0
+	for len(b) > 0 {
+		line := b
+		if i := bytes.IndexByte(b, '\n'); i >= 0 {
+			line, b = b[:i], b[i+1:]
+		} else {
+			b = nil
+		}
+		key, val, ok := bytes.Cut(line, []byte{' '})
+		if !ok {
+			continue
+		}
+		var dst *uint64
+		switch string(key) {
+		case "btime":
+			dst = &st.btime
+		case "processes":
+			dst = &st.forks
+		case "procs_running":
+			dst = &st.running
+		case "procs_blocked":
+			dst = &st.blocked
+		default:
+			continue
+		}
+		v, ok := procUint(bytes.TrimSpace(val))
+		if !ok {
+			return st, fmt.Errorf("bad %s line %q", key, line)
+		}
+		*dst = v
+		found++
+	}
+	if found == 0 {
+		return st, errors.New("no btime, processes, procs_running or procs_blocked line")
+	}
+	return st, nil
+}
+
+// parseLoadavgThreads returns the thread count of /proc/loadavg ("0.52
+// 0.58 0.59 2/845 12345": 845), or -1.
+func parseLoadavgThreads(b []byte) int64 {
+	f := bytes.Fields(b)
+	if len(f) < 4 {
+		return -1
+	}
+	_, total, ok := bytes.Cut(f[3], []byte{'/'})
+	if !ok {
+		return -1
+	}
+	v, ok := procUint(total)
+	if !ok {
+		return -1
+	}
+	return int64(v)
+}
+
+// procStat holds the fields of /proc/PID/stat the collectors use.
+type procStat struct {
+	state   byte
+	ppid    int64
+	flags   uint64
+	utime   uint64 // clock ticks
+	stime   uint64
+	threads int64
+	start   uint64 // clock ticks since boot
+	rss     int64  // pages
+}
+
+// parseProcStat parses /proc/PID/stat and returns the command name (comm,
+// a slice of b) apart. comm is in parentheses and may hold spaces and
+// parentheses itself, so the fields start after the last ')'.
+func parseProcStat(b []byte) (procStat, []byte, error) {
+	var st procStat
+	open, end := bytes.IndexByte(b, '('), bytes.LastIndexByte(b, ')')
+	if open < 0 || end < open || end+2 > len(b) {
+		return st, nil, fmt.Errorf("malformed stat %q", procClip(b))
+	}
+	comm := b[open+1 : end]
+	rest := b[end+2:]
+	for field := 3; field <= 24 && len(rest) > 0; field++ {
+		var f []byte
+		if i := bytes.IndexByte(rest, ' '); i >= 0 {
+			f, rest = rest[:i], rest[i+1:]
+		} else {
+			f, rest = bytes.TrimRight(rest, "\n"), nil
+		}
+		var ok bool
+		var v uint64
+		switch field {
+		case 3:
+			if len(f) != 1 {
+				return st, nil, fmt.Errorf("malformed stat state %q", f)
+			}
+			st.state = f[0]
+			continue
+		case 4, 9, 14, 15, 20, 22, 24:
+			v, ok = procUint(f)
+		default:
+			continue
+		}
+		if !ok {
+			return st, nil, fmt.Errorf("malformed stat field %d %q", field, f)
+		}
+		switch field {
+		case 4:
+			st.ppid = int64(v)
+		case 9:
+			st.flags = v
+		case 14:
+			st.utime = v
+		case 15:
+			st.stime = v
+		case 20:
+			st.threads = int64(v)
+		case 22:
+			st.start = v
+		case 24:
+			st.rss = int64(v)
+			return st, comm, nil
+		}
+	}
+	return st, nil, fmt.Errorf("short stat %q", procClip(b))
+}
+
+// procCmdline turns /proc/PID/cmdline (NUL-separated arguments, read into
+// a buffer one byte longer than ProcessCmdlineMax) into one line, cut at
+// ProcessCmdlineMax bytes.
+func procCmdline(b []byte) (string, bool) {
+	truncated := len(b) > ProcessCmdlineMax
+	if truncated {
+		b = b[:ProcessCmdlineMax]
+		// Do not cut a character in two: drop a last one left incomplete.
+		start := len(b) - 1
+		for start > 0 && start > len(b)-utf8.UTFMax && !utf8.RuneStart(b[start]) {
+			start--
+		}
+		if start >= 0 && !utf8.FullRune(b[start:]) {
+			b = b[:start]
+		}
+	}
+	b = bytes.TrimRight(b, "\x00")
+	s := strings.ReplaceAll(string(b), "\x00", " ")
+	return strings.ToValidUTF8(s, "\uFFFD"), truncated
+}
+
+// procText makes a name read from /proc safe to put in a STEP.
+func procText(b []byte) string {
+	return strings.ToValidUTF8(string(b), "\uFFFD")
+}
+
+// procDuration writes seconds as "4.2 s", "3 min 5 s" or "2 h 7 min".
+func procDuration(sec float64) string {
+	switch {
+	case sec < 60:
+		return fmt.Sprintf("%.1f s", sec)
+	case sec < 3600:
+		return fmt.Sprintf("%d min %d s", int(sec)/60, int(sec)%60)
+	default:
+		return fmt.Sprintf("%d h %d min", int(sec)/3600, int(sec)%3600/60)
+	}
+}
+
+// procClip shortens file contents quoted in an error.
+func procClip(b []byte) []byte {
+	if len(b) > 80 {
+		return b[:80]
+	}
+	return b
+}
+
+// procRoot returns the /proc the collectors read.
+func procRoot(env Env) string {
+	if env.HostProc != "" {
+		return env.HostProc
+	}
+	return "/proc"
+}
+
+// procPidPath returns root/PID/file.
+func procPidPath(root string, pid int32, file string) string {
+	return root + "/" + strconv.Itoa(int(pid)) + "/" + file
+}
+
+// procPid parses a /proc entry name that is a pid.
+func procPid(name []byte) (int32, bool) {
+	if len(name) == 0 || len(name) > 10 || name[0] == '0' {
+		return 0, false
+	}
+	var v int64
+	for _, ch := range name {
+		if ch < '0' || ch > '9' {
+			return 0, false
+		}
+		v = v*10 + int64(ch-'0')
+	}
+	if v > math.MaxInt32 {
+		return 0, false
+	}
+	return int32(v), true
+}
+
+// procUint parses a decimal /proc number without allocating.
+func procUint(b []byte) (uint64, bool) {
+	if len(b) == 0 || len(b) > 20 {
+		return 0, false
+	}
+	var v uint64
+	for _, ch := range b {
+		if ch < '0' || ch > '9' {
+			return 0, false
+		}
+		d := uint64(ch - '0')
+		if v > (math.MaxUint64-d)/10 {
+			return 0, false
+		}
+		v = v*10 + d
+	}
+	return v, true
+}
+
+// procReadFile reads the file at path into buf (at most len(buf) bytes)
+// with plain system calls: no os.File, no allocation, nothing registered
+// with the poller, which matters for files read every second.
+func procReadFile(path string, buf []byte) ([]byte, error) {
+	fd, err := procOpen(path, syscall.O_RDONLY)
+	if err != nil {
+		return nil, err
+	}
+	defer syscall.Close(fd)
+	n := 0
+	for n < len(buf) {
+		m, err := syscall.Read(fd, buf[n:])
+		if err == syscall.EINTR {
+			continue
+		}
+		if err != nil {
+			return nil, &os.PathError{Op: "read", Path: path, Err: err}
+		}
+		if m == 0 {
+			break
+		}
+		n += m
+	}
+	return buf[:n], nil
+}
+
+// procReadAll reads the whole file at path into *buf, growing it (up to
+// 16 MiB) when the file does not fit.
+func procReadAll(path string, buf *[]byte) ([]byte, error) {
+	for {
+		b, err := procReadFile(path, *buf)
+		if err != nil || len(b) < len(*buf) {
+			return b, err
+		}
+		if len(*buf) >= 16<<20 {
+			return nil, fmt.Errorf("%s: larger than 16 MiB", path)
+		}
+		*buf = make([]byte, 2*len(*buf))
+	}
+}
+
+// procOpen opens path, retrying on EINTR, and returns errors that
+// errors.Is matches with fs.ErrNotExist and friends.
+func procOpen(path string, mode int) (int, error) {
+	for {
+		fd, err := syscall.Open(path, mode|syscall.O_CLOEXEC, 0)
+		if err == syscall.EINTR {
+			continue
+		}
+		if err != nil {
+			return -1, &os.PathError{Op: "open", Path: path, Err: err}
+		}
+		return fd, nil
+	}
+}
+
+// procReadDir calls fn with the name and inode number of every entry of
+// the directory at path, reading it with getdents into buf: no allocation
+// per entry. The name is only valid during the call. Linux only (the
+// struct linux_dirent64 layout).
+func procReadDir(path string, buf []byte, fn func(name []byte, ino uint64)) error {
+	fd, err := procOpen(path, syscall.O_RDONLY|syscall.O_DIRECTORY)
+	if err != nil {
+		return err
+	}
+	defer syscall.Close(fd)
+	const nameOff = 19 // d_ino u64, d_off s64, d_reclen u16, d_type u8
+	for {
+		n, err := syscall.ReadDirent(fd, buf)
+		if err == syscall.EINTR {
+			continue
+		}
+		if err != nil {
+			return &os.PathError{Op: "getdents", Path: path, Err: err}
+		}
+		if n <= 0 {
+			return nil
+		}
+		b := buf[:n]
+		for len(b) >= nameOff {
+			ino := binary.NativeEndian.Uint64(b[0:8])
+			reclen := int(binary.NativeEndian.Uint16(b[16:18]))
+			if reclen < nameOff || reclen > len(b) {
+				return fmt.Errorf("%s: malformed directory entry", path)
+			}
+			name := b[nameOff:reclen]
+			if i := bytes.IndexByte(name, 0); i >= 0 {
+				name = name[:i]
+			}
+			if ino != 0 {
+				fn(name, ino)
+			}
+			b = b[reclen:]
+		}
+	}
+}
