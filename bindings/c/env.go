@@ -32,10 +32,6 @@ const levelOff = slog.Level(100)
 // with env NULL): warnings and errors to stderr.
 var defaultLogger = newLogger(C.STK_LOG_DEFAULT)
 
-// background tracks what closes asynchronously without an env (an object
-// destroyed from its own callback), for tests.
-var background sync.WaitGroup
-
 func newLogger(level C.int) *slog.Logger {
 	l := slog.LevelWarn
 	switch level {
@@ -67,7 +63,11 @@ type env struct {
 	closed   bool
 	client   *namesvc.Client
 	children map[uint64]object
-	async    sync.WaitGroup // closes running in the background
+	// pending counts closes running in the background (an object destroyed
+	// from its own callback); destroy waits for them. Not a WaitGroup: one
+	// may start while destroy waits, from a callback on another thread.
+	pending int
+	idle    sync.Cond // signalled when pending drops to 0
 }
 
 // goString copies a C string; NULL gives def.
@@ -98,6 +98,7 @@ func stkgo_env_create(o *C.stk_options, out *C.uint64_t) C.int {
 		log:       newLogger(opts.log_level),
 		children:  map[uint64]object{},
 	}
+	e.idle.L = &e.mu
 	if e.nsString == "" {
 		e.nsString = defaultNameServer
 	}
@@ -171,16 +172,23 @@ func (e *env) forget(h uint64) {
 	e.mu.Unlock()
 }
 
-// goAsync runs f in the background, tracked by e (or globally for no env).
+// goAsync runs f in the background, where e's destroy waits for it (an
+// object without env has nobody to wait).
 func (e *env) goAsync(f func()) {
-	wg := &background
-	if e != nil {
-		wg = &e.async
+	if e == nil {
+		go f()
+		return
 	}
-	wg.Add(1)
+	e.mu.Lock()
+	e.pending++
+	e.mu.Unlock()
 	go func() {
-		defer wg.Done()
 		f()
+		e.mu.Lock()
+		if e.pending--; e.pending == 0 {
+			e.idle.Broadcast()
+		}
+		e.mu.Unlock()
 	}()
 }
 
@@ -207,7 +215,11 @@ func (e *env) destroy() error {
 			errs = append(errs, o.destroy())
 		}
 	}
-	e.async.Wait()
+	e.mu.Lock()
+	for e.pending > 0 {
+		e.idle.Wait()
+	}
+	e.mu.Unlock()
 	if client != nil {
 		errs = append(errs, client.Close())
 	}
@@ -239,6 +251,9 @@ func stkgo_env_wait_name_server(h C.uint64_t, timeoutMS C.int) C.int {
 	c, err := e.names()
 	if err != nil {
 		return fail(err)
+	}
+	if c.Connected() {
+		return eOK // also for timeout 0, where WaitConnected could pick the expired context
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), waitDuration(timeoutMS, defaultRegisterWait))
 	defer cancel()

@@ -139,6 +139,9 @@ func goInfo(ci *C.stk_name_info) (namesvc.Info, error) {
 			if m.data == nil && m.len > 0 {
 				return info, errorf(eInval, "meta %d: data NULL with len %d", i, m.len)
 			}
+			if m.len > namesvc.DefaultMaxRequestSize {
+				return info, errorf(eInval, "meta %d: %d bytes; a name request holds at most %d", i, m.len, namesvc.DefaultMaxRequestSize)
+			}
 			info.Meta = append(info.Meta, seq.Element{UserType: uint64(m.user_type), Data: C.GoBytes(m.data, C.int(m.len))})
 		}
 	}
