@@ -8,6 +8,7 @@ sequences of one -l byte element and prints how many it sent and how fast.
 
 from __future__ import annotations
 
+import itertools
 import random
 import signal
 import struct
@@ -48,8 +49,9 @@ def main() -> int:
     p.add_argument("-L", "--linger", type=int, default=5, metavar="S", help="seconds the name outlives this program")
     _cli.add_name_server(p)
     p.add_argument("--send-many", action="store_true",
-                   help="send each -a batch with one library call (Publisher.send_many) instead of one call per "
-                        "sequence; same sequences on the wire (ignored with -l 0: those have no element)")
+                   help="send each -a batch with Publisher.send_many: one library call per 4096 sequences (or 1 MiB) "
+                        "instead of one per sequence; same sequences on the wire (ignored with -l 0: those have no "
+                        "element)")
     p.add_argument("-v", "--verbose", action="store_true", help="log what happens (the library's debug log)")
     a = p.parse_args()
     if a.sequences < 0 or a.batch < 1 or a.length < 0 or a.pause < 0 or a.wait < 0 or a.linger < 0:
@@ -109,7 +111,8 @@ def main() -> int:
             k = min(a.batch, a.sequences - sent)
             try:
                 if many:
-                    sent += pub.send_many([seq[0].data] * k, seq[0].user_type, seq.id, seq.name, seq.type)
+                    sent += pub.send_many(itertools.repeat(seq[0].data, k), seq[0].user_type, seq.id, seq.name,
+                                          seq.type)
                 else:
                     for _ in range(k):
                         send(seq)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import array
 import collections
 import ctypes
+import functools
 import threading
 import time
 from dataclasses import dataclass
@@ -60,6 +61,12 @@ class FlowStats:
         return cls(s.sequences_in, s.sequences_out, s.bytes_in, s.bytes_out, s.dropped, s.reconnects,
                    s.connections)
 
+
+_END = object()
+
+# send_many hands the library at most this many sequences or bytes per call.
+_CHUNK_COUNT = 4096
+_CHUNK_BYTES = 1 << 20
 
 # The array typecode of size_t (lens of send_many).
 _SIZE_T_CODE = next(c for c in "LQI" if array.array(c).itemsize == ctypes.sizeof(ctypes.c_size_t))
@@ -167,26 +174,28 @@ class Publisher(Handle):
             SequenceError: type 0, more than 255 elements, too large.
             ClosedError: the publisher is closed.
         """
-        if self._h is None:
-            self._handle()
         els = seq.elements
         prep = seq._prep
-        if prep is not None and len(els) == 1 and els[0] is prep[0]:
-            # The same one-element sequence as last time (Element tuples are
-            # immutable, so the same object means the same data).
-            rc = self._send_data_fn(self._hc, prep[1], prep[2], prep[3], prep[4], prep[5], prep[6])
+        if prep is not None and prep[0] is self and len(els) == 1 and els[0] is prep[1]:
+            # The same one-element sequence to the same publisher as last
+            # time: Element tuples and bytes are immutable, so the same
+            # element object means the same data. One prepared C call (a
+            # closed publisher's handle gives STK_EHANDLE: ClosedError).
+            rc = prep[2]()
             if rc:
                 self._raise(rc)
             return
+        if self._h is None:
+            self._handle()
         if len(els) == 1:
             el = els[0]
             ut, data = el
             data = _checked_data(ut, data)
-            prep = (el, ctypes.c_uint64(seq._id), seq._bname, int(seq._type), ctypes.c_uint64(ut), data,
-                    ctypes.c_size_t(len(data)))
+            call = functools.partial(self._send_data_fn, self._hc, ctypes.c_uint64(seq._id), seq._bname,
+                                     int(seq._type), ctypes.c_uint64(ut), data, ctypes.c_size_t(len(data)))
             if el.__class__ is Element and data is el[1]:
-                seq._prep = prep  # immutable: reusable while elements[0] is el
-            rc = self._send_data_fn(self._hc, prep[1], prep[2], prep[3], prep[4], prep[5], prep[6])
+                seq._prep = (self, el, call)  # reusable while elements == [el]
+            rc = call()
             if rc:
                 self._raise(rc)
             return
@@ -225,45 +234,70 @@ class Publisher(Handle):
     def send_many(self, payloads: Iterable[BytesLike], user_type: int = UT_EXAMPLE_DATA, id: int = 0,
                   name: Optional[str] = None, type: int = SequenceType.DATA) -> int:
         """Send one one-element sequence per payload, in order, all with the
-        same ``id``, ``name``, ``type`` and ``user_type``, in ONE library
-        call: the way to publish many small sequences fast from Python (a
-        call costs about as much as sending a sequence). The payloads are
-        copied into one buffer first. Returns the number sent.
+        same ``id``, ``name``, ``type`` and ``user_type``: the way to
+        publish many small sequences fast from Python. They go to the
+        library in chunks (at most 4096 sequences or about 1 MiB each,
+        copied into one buffer), one call per chunk instead of one per
+        sequence; ``payloads`` may be any iterable, a generator included,
+        and is consumed as it goes, so memory stays bounded. Returns the
+        number sent.
 
         Raises:
             QueueFullError: a subscriber too slow for 1 s was disconnected
-                meanwhile; every sequence went to the others.
-            other StkError: the first failure; the sequences before it were
-                sent, the others not.
+                meanwhile; every sequence went to the others (raised at the
+                end).
+            other StkError: the first failure; the chunks before it were
+                sent, that chunk in part (up to the failing sequence).
 
         With a library older than API 1.1 it sends them one call each.
         """
         if self._h is None:
             self._handle()
-        items = [p if p.__class__ is bytes else check_data(p) for p in payloads]
         _checked_data(user_type, b"")
-        if not 0 <= id <= MAX_U64 or not 0 <= type <= 0xFFFF:
-            raise ValueError(f"id {id} or type {type} out of range")
+        if isinstance(id, bool) or not isinstance(id, int) or not 0 <= id <= MAX_U64:
+            raise ValueError(f"id {id!r}: want an int, 0 <= id < 2**64")
+        if isinstance(type, bool) or not isinstance(type, int) or not 0 <= type <= 0xFFFF:
+            raise ValueError(f"type {type!r}: want an int, 0 <= type <= 65535")
         bname = None if name is None else _runtime.encode(check_name(name))
-        if not items:
-            return 0
+        sent = 0
+        full: Optional[QueueFullError] = None
         if self._batch_fn is None:
-            full = None
-            for p in items:
+            for p in payloads:
                 try:
                     self.send_data(p, user_type, id, name, type)
                 except QueueFullError as e:
                     full = e
-            if full is not None:
-                raise full
-            return len(items)
-        lens = array.array(_SIZE_T_CODE, map(len, items))
-        data = b"".join(items)
-        rc = self._batch_fn(self._hc, ctypes.c_uint64(id), bname, int(type), ctypes.c_uint64(user_type), data,
-                            ctypes.c_void_p(lens.buffer_info()[0]), ctypes.c_size_t(len(items)))
-        if rc < 0:
-            self._raise(rc)
-        return rc
+                sent += 1
+        else:
+            cid, cut = ctypes.c_uint64(id), ctypes.c_uint64(user_type)
+            chunk: List[bytes] = []
+            size = 0
+            it = iter(payloads)
+            while True:
+                p = next(it, _END)
+                if p is not _END:
+                    if p.__class__ is not bytes:
+                        p = check_data(p)
+                    chunk.append(p)
+                    size += len(p)
+                    if len(chunk) < _CHUNK_COUNT and size < _CHUNK_BYTES:
+                        continue
+                if chunk:
+                    lens = array.array(_SIZE_T_CODE, map(len, chunk))
+                    rc = self._batch_fn(self._hc, cid, bname, int(type), cut, b"".join(chunk),
+                                        ctypes.c_void_p(lens.buffer_info()[0]), ctypes.c_size_t(len(chunk)))
+                    if rc == _lib.STK_EQUEUEFULL:
+                        full = self._lib.error(rc)  # type: ignore[assignment]
+                        rc = len(chunk)
+                    elif rc < 0:
+                        self._raise(rc)
+                    sent += rc
+                    chunk, size = [], 0
+                if p is _END:
+                    break
+        if full is not None:
+            raise full
+        return sent
 
     def _raise(self, rc: int) -> None:
         if self._closed or rc == _lib.STK_EHANDLE:

@@ -138,8 +138,9 @@ class Sequence:
         #: The elements, in order. Prefer :meth:`add`, which checks them; a
         #: send checks them too.
         self.elements = []
-        # Arguments of the one-call send, prepared by Publisher.send and
-        # valid while elements == [its first item] (see Publisher.send).
+        # (publisher, element, prepared C call) of the one-call send, set by
+        # Publisher.send and valid while elements == [element]; any change
+        # of id, name or type clears it.
         self._prep = None
         for ut, data in elements:
             self.add(ut, data)

@@ -124,6 +124,23 @@ class PubSubTest(unittest.TestCase):
                 stk.Sequence(6, "same", 1, [(9, b"two"), (10, b"")])]
         self.assertEqual([sub.receive(timeout=5) for _ in want], want)
 
+    def test_send_many(self):
+        sub = self.connect(max_queue=20000, max_queue_bytes=1 << 30)
+        # A generator of 10,000 payloads of varied sizes: several chunks (4096
+        # sequences or 1 MiB each), consumed lazily.
+        payloads = (bytes([i & 0xFF]) * (i % 700) for i in range(10000))
+        self.assertEqual(self.pub.send_many(payloads, user_type=7, id=3, name="m", type=2), 10000)
+        self.assertEqual(self.pub.send_many([]), 0)
+        self.assertEqual(self.pub.send_many([bytearray(b"ab"), memoryview(b"cd")]), 2)
+        for i in range(10000):
+            s = sub.receive(timeout=5)
+            self.assertEqual(s, stk.Sequence(3, "m", 2, [(7, bytes([i & 0xFF]) * (i % 700))]), i)
+        self.assertEqual([sub.receive(5)[0].data for _ in range(2)], [b"ab", b"cd"])
+        with self.assertRaises(TypeError):
+            self.pub.send_many([b"ok", None])
+        with self.assertRaises(ValueError):
+            self.pub.send_many([b"x"], id=-1)
+
     def test_callback_and_its_exceptions(self):
         got = []
         done = threading.Event()
