@@ -196,16 +196,22 @@ func payload(n int) []byte {
 	return p
 }
 
+// TestCUnit runs the C unit test (tests/test_api.c) with a name server:
+// sequences, error codes, ownership, and callbacks that call back into the
+// library (a subscriber's callback sends on a publisher and destroys its
+// subscriber, a name-subscription callback starts a lookup whose final
+// callback destroys it, stk_env_destroy from a callback is refused).
 func TestCUnit(t *testing.T) {
 	need(t)
+	d := stkd(t)
 	// The plain and the ASan build at once: the test sleeps more than it
 	// computes.
 	ps := []*testprog.Proc{
-		testprog.Start(t, filepath.Join(cBin, "test_api")),
-		testprog.Start(t, filepath.Join(cBin, "asan", "test_api")),
+		testprog.Start(t, filepath.Join(cBin, "test_api"), d.names),
+		testprog.Start(t, filepath.Join(cBin, "asan", "test_api"), d.names),
 	}
 	for _, p := range ps {
-		if out := finish(t, p, 30*time.Second); !strings.HasSuffix(out, "PASS\n") {
+		if out := finish(t, p, 30*time.Second); !strings.HasSuffix(out, "ok online\nPASS\n") {
 			t.Fatalf("%s:\n%s", p.Cmd.Path, out)
 		}
 	}
@@ -253,12 +259,14 @@ func TestValgrind(t *testing.T) {
 	}
 	type run struct {
 		args []string
-		want string // "" : must pass; else valgrind must fail with this
+		want string // "" : must pass (printing ok, if set); else valgrind must fail with this
+		ok   string
 		out  string
 		err  error
 	}
+	d := stkd(t)
 	runs := []*run{
-		{args: []string{"test_api"}},
+		{args: []string{"test_api", d.names}, ok: "ok online\nPASS\n"},
 		{args: []string{"bad_memory", "ok"}},
 		{args: []string{"bad_memory", "leak"}, want: "definitely lost"},
 		{args: []string{"bad_memory", "oob"}, want: "Invalid read of size 1"},
@@ -275,7 +283,7 @@ func TestValgrind(t *testing.T) {
 	wg.Wait()
 	for _, r := range runs {
 		if r.want == "" {
-			if r.err != nil {
+			if r.err != nil || !strings.Contains(r.out, r.ok) {
 				t.Errorf("%s under valgrind: %v\n%s", strings.Join(r.args, " "), r.err, r.out)
 			}
 			continue

@@ -4,6 +4,12 @@
  * with callbacks that call back into the library. Needs no stkd: the name
  * server it is given does not exist, which the name functions must survive.
  *
+ * Given a name server address (test_api tcp:127.0.0.1:PORT, a running
+ * stkd), it also tests the name service: publish and subscribe by name,
+ * registration and lookup answers, and name callbacks that call back into
+ * the library (a name-subscription callback starts a lookup, whose final
+ * callback destroys it).
+ *
  * Prints "ok <test>" per test and "PASS" at the end; exits 1 at the first
  * failure. Run it under AddressSanitizer (make asan) to check memory.
  */
@@ -480,15 +486,146 @@ static void test_service_unmonitored(void)
     printf("ok %s\n", current);
 }
 
-int main(void)
+/* ---- with a name server ---- */
+
+struct online {
+    stk_env env;
+    char name[64];
+    atomic_int pushes;        /* name-subscription callbacks */
+    _Atomic(stk_lookup) inner; /* the lookup started from a callback */
+    atomic_int inner_started, inner_done, inner_answers, inner_status, inner_destroy;
+    atomic_int answers, bad;
+    atomic_int meta_called, meta_answers, meta_status;
+};
+
+static void inner_done(void *user, int answers, int status)
+{
+    struct online *o = user;
+    atomic_store(&o->inner_answers, answers);
+    atomic_store(&o->inner_status, status);
+    /* destroy the lookup from its own final callback */
+    stk_lookup l = atomic_load(&o->inner);
+    if (l != NULL)
+        atomic_store(&o->inner_destroy, stk_lookup_destroy(l));
+    atomic_store(&o->inner_done, 1);
+}
+
+/* on_push is a name-subscription callback that looks the name up again:
+ * a call into the library from a callback. */
+static void on_push(void *user, const stk_name_info *info)
+{
+    struct online *o = user;
+    atomic_fetch_add(&o->pushes, 1);
+    if (strcmp(info->name, o->name) != 0 || info->naddresses != 1 || strcmp(info->addresses[0].protocol, "tcp") != 0)
+        atomic_fetch_add(&o->bad, 1);
+    int zero = 0;
+    if (!atomic_compare_exchange_strong(&o->inner_started, &zero, 1))
+        return;
+    stk_lookup l;
+    if (stk_name_lookup(o->env, o->name, NULL, 2000, NULL, inner_done, o, &l) != STK_OK) {
+        atomic_fetch_add(&o->bad, 1);
+        return;
+    }
+    atomic_store(&o->inner, l);
+}
+
+static void on_meta_answer(void *user, const stk_name_info *info)
+{
+    struct online *o = user;
+    atomic_fetch_add(&o->answers, 1);
+    if (strcmp(info->name, "ctest-meta") != 0 || strcmp(info->group, "") != 0 || info->naddresses != 2 ||
+        strcmp(info->addresses[1].protocol, "udp") != 0 || strcmp(info->addresses[1].ip, "127.0.0.2") != 0 ||
+        info->addresses[1].port != 6000 || info->linger_s != 7 || info->ft_state != STK_FT_STANDBY ||
+        info->nmeta != 2 || info->meta[0].user_type != 100 || info->meta[0].len != 6 ||
+        memcmp(info->meta[0].data, "hello", 6) != 0 || info->meta[1].user_type != 101 || info->meta[1].len != 0)
+        atomic_fetch_add(&o->bad, 1);
+}
+
+static void on_meta_done(void *user, int answers, int status)
+{
+    struct online *o = user;
+    atomic_store(&o->meta_answers, answers);
+    atomic_store(&o->meta_status, status);
+    atomic_store(&o->meta_called, 1);
+}
+
+static int inner_finished(void *p) { return atomic_load(&((struct online *)p)->inner_done); }
+static int meta_done(void *p) { return atomic_load(&((struct online *)p)->meta_called); }
+
+static void test_online(const char *ns)
+{
+    current = "online";
+    stk_options opt = {0};
+    opt.name_server = ns;
+    opt.log_level = STK_LOG_ERROR;
+    struct online o = {0};
+    EQ(stk_env_create(&opt, &o.env), STK_OK);
+    EQ(stk_env_wait_name_server(o.env, 5000), STK_OK);
+    snprintf(o.name, sizeof o.name, "ctest-%d-%ld", rand(), (long)time(NULL));
+
+    /* publish and subscribe by name */
+    stk_publisher pub;
+    EQ(stk_publisher_create(o.env, o.name, NULL, 0, &pub), STK_OK);
+    struct counted c = {0};
+    stk_subscriber sub;
+    EQ(stk_subscriber_create(o.env, o.name, on_fast, &c, &sub), STK_OK);
+    CHECK(wait_for(has_sub, &pub, 5000));
+    EQ(stk_publisher_send_data(pub, 1, "fast", STK_SEQ_DATA, 5, "abc", 3), STK_OK);
+    CHECK(wait_for(fast_done, &c, 5000));
+    EQ(atomic_load(&c.bad), 0);
+
+    /* a name-subscription callback that looks up, whose lookup's final
+     * callback destroys it */
+    stk_name_subscription ns_sub;
+    EQ(stk_name_subscribe(o.env, o.name, NULL, on_push, &o, &ns_sub), STK_OK);
+    CHECK(wait_for(inner_finished, &o, 5000));
+    EQ(atomic_load(&o.inner_status), STK_OK);
+    EQ(atomic_load(&o.inner_answers), 1);
+    EQ(atomic_load(&o.inner_destroy), STK_OK);
+    EQ(stk_lookup_destroy(atomic_load(&o.inner)), STK_EHANDLE);
+    EQ(stk_name_subscription_destroy(ns_sub), STK_OK);
+
+    /* registration -> lookup, every field */
+    stk_endpoint eps[2] = {{"tcp", "127.0.0.1", 5432}, {"udp", "127.0.0.2", 6000}};
+    stk_element meta[2] = {{100, "hello", 6}, {101, NULL, 0}};
+    stk_name_info info = {0};
+    info.name = "ctest-meta";
+    info.addresses = eps;
+    info.naddresses = 2;
+    info.linger_s = 7;
+    info.ft_state = STK_FT_STANDBY;
+    info.meta = meta;
+    info.nmeta = 2;
+    EQ(stk_name_register(o.env, &info, 5000), STK_OK);
+    meta[0].user_type = 5; /* a name-service field: refused */
+    EQ(stk_name_register(o.env, &info, 5000), STK_EINVAL);
+    stk_lookup l;
+    EQ(stk_name_lookup(o.env, "ctest-meta", NULL, 2000, on_meta_answer, on_meta_done, &o, &l), STK_OK);
+    CHECK(wait_for(meta_done, &o, 5000));
+    EQ(atomic_load(&o.meta_status), STK_OK);
+    EQ(atomic_load(&o.meta_answers), 1);
+    EQ(atomic_load(&o.answers), 1);
+    EQ(atomic_load(&o.bad), 0);
+    EQ(stk_lookup_destroy(l), STK_OK);
+
+    EQ(stk_subscriber_destroy(sub), STK_OK);
+    EQ(stk_publisher_destroy(pub), STK_OK);
+    EQ(stk_env_destroy(o.env), STK_OK);
+    printf("ok %s\n", current);
+}
+
+int main(int argc, char **argv)
 {
     setvbuf(stdout, NULL, _IOLBF, 0);
+    srand((unsigned)time(NULL));
     test_version();
     test_errors();
     test_sequences();
     test_pubsub();
     test_names_offline();
     test_service_unmonitored();
+    if (argc > 1)
+        test_online(argv[1]);
     printf("PASS\n");
     return 0;
 }
