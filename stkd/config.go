@@ -13,6 +13,7 @@ import (
 
 	"github.com/stk-go/stk/namesvc"
 	"github.com/stk-go/stk/smartbeat"
+	"github.com/stk-go/stk/stepbus"
 )
 
 // Ports of STK; stkd binds them to loopback by default (the C daemons bind
@@ -43,12 +44,24 @@ type config struct {
 
 	http string // HTTP UI "ip:port", "" for none
 
+	steps                bool          // run the STEP bus
+	stepsFeed            string        // its feed flow "ip:port", "" for none
+	stepsFeedName        string        // name the feed registers
+	stepsDirectory       string        // name the publishers register under
+	stepsHistory         int           // STEPs kept in memory
+	stepsArchive         string        // archive directory, "" for none
+	stepsArchiveMaxBytes int64         // rotate a segment at this many uncompressed bytes
+	stepsArchiveMaxAge   time.Duration // rotate a segment at this age
+	stepsArchiveKeep     int           // rotated segments kept
+
 	logLevel string
 }
 
 // defaultConfig matches the C stkd with its shipped stkd.cfg
 // ("httpd: -T 127.0.0.1:20001 -U 127.0.0.1:20001", "named: -T
-// 127.0.0.1:20002 -U 127.0.0.1:20002"), with every address on loopback.
+// 127.0.0.1:20002 -U 127.0.0.1:20002"), with every address on loopback,
+// plus the STEP bus (which C lacks): its feed on a loopback port the
+// system picks (subscribers find it by name), no archive.
 func defaultConfig() config {
 	return config{
 		names:      true,
@@ -63,6 +76,15 @@ func defaultConfig() config {
 		nameServer: fmt.Sprintf("tcp:127.0.0.1:%d", namesPort),
 		http:       fmt.Sprintf("127.0.0.1:%d", httpPort),
 		logLevel:   "info",
+
+		steps:                true,
+		stepsFeed:            "127.0.0.1:0",
+		stepsFeedName:        stepbus.DefaultFeedName,
+		stepsDirectory:       stepbus.DefaultDirectory,
+		stepsHistory:         stepbus.DefaultHistory,
+		stepsArchiveMaxBytes: stepbus.DefaultArchiveMaxBytes,
+		stepsArchiveMaxAge:   stepbus.DefaultArchiveMaxAge,
+		stepsArchiveKeep:     stepbus.DefaultArchiveKeep,
 	}
 }
 

@@ -15,6 +15,7 @@ import (
 
 	"github.com/stk-go/stk/namesvc"
 	"github.com/stk-go/stk/smartbeat"
+	"github.com/stk-go/stk/stepbus"
 )
 
 // daemon is a running stkd: what start brought up, with the addresses it
@@ -22,12 +23,14 @@ import (
 type daemon struct {
 	names   *namesvc.Server
 	monitor *smartbeat.Monitor
+	steps   *stepbus.Bus
 	ui      *httpd.Server
 	uiDone  chan error
 
 	namesTCP, namesUDP, namesMcast string
 	monTCP, monUDP, monMcast       string
 	http                           string
+	stepsFeed, stepsArchive        string
 }
 
 // start brings up what c asks for; on error, nothing is left running.
@@ -36,9 +39,10 @@ func start(c config, log *slog.Logger) (d *daemon, err error) {
 		return nil, fmt.Errorf("nothing to run: the config file has neither a named: nor an httpd: line (add one, or pass -N or -H)")
 	}
 	d = &daemon{}
+	started := d // "return nil, err" clears d before the deferred call runs
 	defer func() {
 		if err != nil {
-			d.close()
+			started.close()
 		}
 	}()
 	if c.names {
@@ -77,6 +81,11 @@ func start(c config, log *slog.Logger) (d *daemon, err error) {
 			return nil, err
 		}
 	}
+	if c.steps {
+		if err := d.startSteps(c, log.With("component", "steps")); err != nil {
+			return nil, err
+		}
+	}
 	if c.http != "" {
 		if err := d.startUI(c.http, log.With("component", "http")); err != nil {
 			return nil, err
@@ -94,6 +103,7 @@ func (d *daemon) startUI(addr string, log *slog.Logger) error {
 	if d.names != nil {
 		cfg.Names = d.names
 	}
+	cfg.Steps = d.steps
 	ui, err := httpd.New(cfg)
 	if err != nil {
 		return err
@@ -126,6 +136,9 @@ func (d *daemon) flows() []httpd.FlowInfo {
 	if d.monitor != nil {
 		add("monitor", d.monitor.Flows())
 	}
+	if d.steps != nil {
+		add("steps", d.steps.Flows())
+	}
 	return out
 }
 
@@ -144,11 +157,13 @@ func serve(listen func(string) (netip.AddrPort, error), addr, flag string) (stri
 
 func (d *daemon) logAttrs() []any {
 	return []any{"names_tcp", d.namesTCP, "names_udp", d.namesUDP, "names_multicast", d.namesMcast,
-		"monitor_tcp", d.monTCP, "monitor_udp", d.monUDP, "monitor_multicast", d.monMcast, "http", d.http}
+		"monitor_tcp", d.monTCP, "monitor_udp", d.monUDP, "monitor_multicast", d.monMcast, "http", d.http,
+		"steps_feed", d.stepsFeed, "steps_archive", d.stepsArchive}
 }
 
-// close stops everything, the monitor first (it unregisters nothing, but its
-// name-service client goes before the name server).
+// close stops everything: the UI (its streams read the STEP bus), the STEP
+// bus (writing what its archive holds), then the monitor (it unregisters
+// nothing, but its name-service client goes before the name server).
 func (d *daemon) close() error {
 	var errs []error
 	if d.ui != nil {
@@ -158,6 +173,9 @@ func (d *daemon) close() error {
 		if err := <-d.uiDone; err != nil && !errors.Is(err, http.ErrServerClosed) {
 			errs = append(errs, err)
 		}
+	}
+	if d.steps != nil {
+		errs = append(errs, d.steps.Close())
 	}
 	if d.monitor != nil {
 		errs = append(errs, d.monitor.Close())

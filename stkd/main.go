@@ -1,11 +1,21 @@
 // Command stkd is the STK daemon: the name server that publishers and
-// subscribers use to find each other, and the monitor that services report
-// their state and smartbeats to.
+// subscribers use to find each other, the monitor that services report
+// their state and smartbeats to, and the STEP bus that keeps and streams
+// the events of the host monitors (stepmon).
 //
 // With no arguments it runs what the C stkd runs with its shipped
 // stkd.cfg, on loopback: names on TCP and STK-UDP 127.0.0.1:20002, the
 // monitor on TCP and STK-UDP 127.0.0.1:20001, registered as "monitor". It
 // accepts the C stkd.cfg format (-c file) and runs until SIGINT or SIGTERM.
+//
+// The STEP bus (package stepbus) follows every publisher registered under
+// the name "step", keeps the newest 100 000 events in memory for the HTTP
+// API, and republishes them on a feed flow registered as "steps" (on a
+// loopback port the system picks). It writes no archive unless
+// --steps-archive names a directory, for instance
+// ~/.local/state/stk/steps: segments of zstd-compressed JSON lines,
+// rotated hourly or at 64 MiB of JSON, the newest 168 kept, readable with
+// zstd -d; a kill -9 loses at most the last second of events.
 package main
 
 import (
@@ -41,6 +51,16 @@ var flagFields = map[string]func(dst, src *config){
 	"name-server":       func(d, s *config) { d.nameServer = s.nameServer },
 	"http":              func(d, s *config) { d.http = s.http },
 	"log-level":         func(d, s *config) { d.logLevel = s.logLevel },
+
+	"steps":                   func(d, s *config) { d.steps = s.steps },
+	"steps-feed":              func(d, s *config) { d.stepsFeed = s.stepsFeed },
+	"steps-feed-name":         func(d, s *config) { d.stepsFeedName = s.stepsFeedName },
+	"steps-directory":         func(d, s *config) { d.stepsDirectory = s.stepsDirectory },
+	"steps-history":           func(d, s *config) { d.stepsHistory = s.stepsHistory },
+	"steps-archive":           func(d, s *config) { d.stepsArchive = s.stepsArchive },
+	"steps-archive-max-bytes": func(d, s *config) { d.stepsArchiveMaxBytes = s.stepsArchiveMaxBytes },
+	"steps-archive-max-age":   func(d, s *config) { d.stepsArchiveMaxAge = s.stepsArchiveMaxAge },
+	"steps-archive-keep":      func(d, s *config) { d.stepsArchiveKeep = s.stepsArchiveKeep },
 }
 
 func run(args []string) error {
@@ -59,12 +79,21 @@ func run(args []string) error {
 	fs.StringVar(&f.monMcast, "monitor-multicast", "", "also receive monitoring on this multicast group:port, e.g. 224.10.10.20:20001")
 	fs.StringVar(&f.monName, "monitor-name", f.monName, "name the monitor registers its addresses under (clients use -m lookup:NAME)")
 	fs.DurationVar(&f.monLinger, "monitor-linger", f.monLinger, "linger of the monitor's name registration")
-	fs.StringVar(&f.nameServer, "name-server", f.nameServer, "name server the monitor registers with when stkd runs none itself, [tcp|udp:]ip[:port]")
+	fs.StringVar(&f.nameServer, "name-server", f.nameServer, "name server the monitor and the STEP bus use when stkd runs none itself, [tcp|udp:]ip[:port]")
 	fs.StringVar(&f.http, "http", f.http, "HTTP status UI address, ip:port (\"\" turns it off)")
+	fs.BoolVar(&f.steps, "steps", f.steps, "run the STEP bus: follow the host monitors registered under --steps-directory, keep their events for the HTTP API, republish them on a feed flow (--steps=false turns it off)")
+	fs.StringVar(&f.stepsFeed, "steps-feed", f.stepsFeed, "STEP feed TCP address, ip:port; port 0 lets the system pick one, subscribers find it by --steps-feed-name (\"\" turns the feed off)")
+	fs.StringVar(&f.stepsFeedName, "steps-feed-name", f.stepsFeedName, "name the STEP feed registers with the name server")
+	fs.StringVar(&f.stepsDirectory, "steps-directory", f.stepsDirectory, "name every STEP publisher (stepmon) registers its feed under; the bus follows them all")
+	fs.IntVar(&f.stepsHistory, "steps-history", f.stepsHistory, "STEP events kept in memory for queries")
+	fs.StringVar(&f.stepsArchive, "steps-archive", f.stepsArchive, "archive every STEP event in this directory (created if missing), e.g. ~/.local/state/stk/steps: zstd-compressed JSON lines, readable with zstd -d; a kill -9 loses at most the last second (\"\": no archive)")
+	fs.Int64Var(&f.stepsArchiveMaxBytes, "steps-archive-max-bytes", f.stepsArchiveMaxBytes, "start a new archive segment after this many bytes of JSON (uncompressed)")
+	fs.DurationVar(&f.stepsArchiveMaxAge, "steps-archive-max-age", f.stepsArchiveMaxAge, "start a new archive segment after this long")
+	fs.IntVar(&f.stepsArchiveKeep, "steps-archive-keep", f.stepsArchiveKeep, "archive segments kept besides the current one; older ones are deleted")
 	fs.StringVar(&f.logLevel, "log-level", f.logLevel, "log level: debug, info, warn or error")
 	help := fs.BoolP("help", "h", false, "show this help")
 	fs.Usage = func() {
-		fmt.Fprintf(os.Stderr, "Usage: stkd [flags]\n\nRuns the STK name server and monitor until SIGINT or SIGTERM.\nDefaults: names on tcp and udp 127.0.0.1:20002, the monitor on tcp and udp 127.0.0.1:20001.\n\nFlags:\n%s", fs.FlagUsages())
+		fmt.Fprintf(os.Stderr, "Usage: stkd [flags]\n\nRuns the STK name server, the monitor and the STEP bus until SIGINT or SIGTERM.\nDefaults: names on tcp and udp 127.0.0.1:20002, the monitor on tcp and udp 127.0.0.1:20001,\nthe HTTP UI on 127.0.0.1:8080, the STEP feed on a loopback port registered as \"steps\", no STEP archive.\n\nFlags:\n%s", fs.FlagUsages())
 	}
 	if err := fs.Parse(args); err != nil {
 		return fmt.Errorf("%w (see stkd -h)", err)

@@ -1,0 +1,76 @@
+package main
+
+import (
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/stk-go/stk/stepbus"
+)
+
+// startSteps starts the STEP bus: the history, the archive if c names a
+// directory, the feed flow registered with the name server, and the
+// follower of the publishers' directory name.
+func (d *daemon) startSteps(c config, log *slog.Logger) error {
+	switch {
+	case c.stepsHistory <= 0:
+		return fmt.Errorf("--steps-history %d: want a positive number of STEPs", c.stepsHistory)
+	case c.stepsArchiveMaxBytes <= 0:
+		return fmt.Errorf("--steps-archive-max-bytes %d: want a positive size", c.stepsArchiveMaxBytes)
+	case c.stepsArchiveMaxAge <= 0:
+		return fmt.Errorf("--steps-archive-max-age %v: want a positive duration", c.stepsArchiveMaxAge)
+	case c.stepsArchiveKeep <= 0:
+		return fmt.Errorf("--steps-archive-keep %d: want a positive number of segments", c.stepsArchiveKeep)
+	}
+	archive, err := expandHome(c.stepsArchive)
+	if err != nil {
+		return fmt.Errorf("--steps-archive %q: %w", c.stepsArchive, err)
+	}
+	ns := c.nameServer
+	if d.names != nil {
+		ns = "tcp:" + d.namesTCP // register and follow on our own name server
+	}
+	b, err := stepbus.New(stepbus.Config{
+		History:         c.stepsHistory,
+		ArchiveDir:      archive,
+		ArchiveMaxBytes: c.stepsArchiveMaxBytes,
+		ArchiveMaxAge:   c.stepsArchiveMaxAge,
+		ArchiveKeep:     c.stepsArchiveKeep,
+		NameServer:      ns,
+		FeedName:        c.stepsFeedName,
+		Directory:       c.stepsDirectory,
+		Logger:          log,
+	})
+	if err != nil {
+		return fmt.Errorf("%w (check --steps-archive, or turn the bus off with --steps=false)", err)
+	}
+	d.steps, d.stepsArchive = b, archive
+	if c.stepsFeed != "" {
+		ap, err := b.ServeFeed(c.stepsFeed)
+		if err != nil {
+			return fmt.Errorf("%w (use --steps-feed to pick another address, or \"\" to turn it off)", err)
+		}
+		d.stepsFeed = ap.String()
+	}
+	if ns == "" {
+		log.Warn("no name server: the STEP bus follows no publisher and its feed is not registered (see --name-server)")
+		return nil
+	}
+	return b.Follow()
+}
+
+// expandHome turns a leading "~/" into the user's home directory, since
+// "--steps-archive=~/..." reaches stkd unexpanded by the shell.
+func expandHome(p string) (string, error) {
+	rest, ok := strings.CutPrefix(p, "~/")
+	if !ok && p != "~" {
+		return p, nil
+	}
+	home, err := os.UserHomeDir()
+	if err != nil {
+		return "", err
+	}
+	return filepath.Join(home, rest), nil
+}
