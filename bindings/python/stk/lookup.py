@@ -24,10 +24,11 @@ class LookupResult(NamedTuple):
         answers: the number of answers.
         complete: True when the name server said there are no more answers
             (a Go stkd does, right after the last one); False when the
-            expiration passed (the only end a C name server gives) or the
-            environment closed first.
-        status: the library's code: 0, ``STK_ETIMEDOUT`` (-6) or
-            ``STK_ECLOSED`` (-8).
+            expiration passed (the only end a C name server gives).
+        status: the library's code: 0 or ``STK_ETIMEDOUT`` (-6).
+
+    A lookup closed (or whose environment was closed) before its end has no
+    result: :attr:`Lookup.result` stays None and ``on_done`` is not called.
     """
 
     answers: int

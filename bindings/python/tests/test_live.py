@@ -300,6 +300,38 @@ class PubSubTest(unittest.TestCase):
                 env.wait_name_server(0.2)
 
 
+@need_lib
+class LookupWithoutServerTest(unittest.TestCase):
+    """Lookups against a name server that never answers."""
+
+    def test_expiration(self):
+        with stk.Environment(name_server="tcp:127.0.0.1:1", monitor="") as env:
+            t0 = time.monotonic()
+            q = env.lookup("nobody", expiration=0.3)
+            self.assertEqual(list(q), [])
+            self.assertEqual(q.result, stk.LookupResult(0, False, -6))
+            self.assertLess(time.monotonic() - t0, 3)
+            with self.assertRaisesRegex(stk.NotFoundError, "expired"):
+                env.lookup_one("nobody", expiration=0.2)
+
+    def test_close_before_the_end(self):
+        env = stk.Environment(name_server="tcp:127.0.0.1:1", monitor="")
+        done = []
+        q = env.lookup("nobody", expiration=10, on_done=done.append)
+        q2 = env.lookup("nobody2", expiration=10, on_done=done.append)
+        threading.Timer(0.2, q.close).start()
+        t0 = time.monotonic()
+        self.assertEqual(list(q), [])  # ends when closed
+        self.assertIsNone(q.result)
+        threading.Timer(0.2, env.close).start()
+        self.assertIsNone(q2.wait(5))
+        self.assertTrue(q2.closed)
+        self.assertLess(time.monotonic() - t0, 3)
+        self.assertEqual(done, [])
+        with stk.Environment(monitor="") as other, self.assertRaises(ValueError):
+            other.lookup("x" * 96)
+
+
 @need_stkd
 class NameServiceTest(unittest.TestCase):
     def setUp(self):
