@@ -3,8 +3,13 @@ package main
 import (
 	"bufio"
 	"context"
+	"encoding/json"
+	"fmt"
+	"io"
 	"log/slog"
+	nethttp "net/http"
 	"net/netip"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -18,6 +23,7 @@ import (
 	"github.com/stk-go/stk/internal/testprog"
 	"github.com/stk-go/stk/namesvc"
 	"github.com/stk-go/stk/seq"
+	"github.com/stk-go/stk/smartbeat"
 	"github.com/stk-go/stk/step"
 )
 
@@ -31,13 +37,27 @@ func TestMain(m *testing.M) {
 var quiet = slog.New(slog.DiscardHandler)
 
 // startStkd runs a real stkd on free loopback ports and returns its name
-// server ("tcp:ip:port") and HTTP ("ip:port") addresses.
-func startStkd(t *testing.T) (ns, http string) {
+// server and monitor ("tcp:ip:port") and HTTP ("ip:port") addresses.
+func startStkd(t *testing.T) (ns, mon, http string) {
 	t.Helper()
 	p := testprog.Start(t, filepath.Join(bin, "stkd"), "--names-tcp", "127.0.0.1:0", "--names-udp", "",
 		"--monitor-tcp", "127.0.0.1:0", "--monitor-udp", "", "--http", "127.0.0.1:0")
-	m := p.WaitFor(t, `msg="stkd running" names_tcp=(\S+) .* http=(\S+)`, 10*time.Second)
-	return "tcp:" + m[1], m[2]
+	m := p.WaitFor(t, `msg="stkd running" names_tcp=(\S+) .* monitor_tcp=(\S+) .* http=(\S+)`, 10*time.Second)
+	return "tcp:" + m[1], "tcp:" + m[2], m[3]
+}
+
+// getJSON GETs url into v.
+func getJSON(url string, v any) error {
+	resp, err := nethttp.Get(url)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != nethttp.StatusOK {
+		b, _ := io.ReadAll(resp.Body)
+		return fmt.Errorf("GET %s: %s: %s", url, resp.Status, b)
+	}
+	return json.NewDecoder(resp.Body).Decode(v)
 }
 
 // received collects the STEPs a feed subscriber decodes.
@@ -82,15 +102,39 @@ func waitUntil(t *testing.T, d time.Duration, what string, cond func() bool) {
 
 // TestStepmonPublishes runs stepmon against a real stkd: its feed is
 // registered as step.<hostname> and under "step", a flow subscriber
-// receives decodable STEPs (metrics and an alert), the console prints JSON
-// STEPs, and SIGTERM stops it cleanly.
+// receives decodable STEPs (metrics, an alert, the process of a service
+// stkd monitors), stkd's bus has them, the console prints JSON STEPs, and
+// SIGTERM stops it cleanly.
 func TestStepmonPublishes(t *testing.T) {
 	leakcheck.Check(t)
 	hostname, err := os.Hostname()
 	if err != nil {
 		t.Fatal(err)
 	}
-	ns, http := startStkd(t)
+	ns, mon, http := startStkd(t)
+
+	// A service of this process that stkd monitors, listed by stkd's API
+	// before stepmon first asks for the services.
+	svcName := fmt.Sprintf("stepmon test service %d", os.Getpid())
+	svc, err := smartbeat.NewService(svcName, smartbeat.Options{Monitor: mon, Logger: quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer svc.Close()
+	svc.SetState(smartbeat.Running)
+	waitUntil(t, 10*time.Second, "the service in stkd's /api/v1/services", func() bool {
+		var doc servicesJSON
+		if err := getJSON("http://"+http+"/api/v1/services", &doc); err != nil {
+			return false
+		}
+		for _, sv := range doc.Services {
+			if sv.Name == svcName && sv.Peer != "" {
+				return true
+			}
+		}
+		return false
+	})
+
 	// memory=0.001/0.002: any host's memory use raises a critical alert,
 	// repeated every interval for the subscriber that comes later.
 	p := testprog.Start(t, filepath.Join(bin, "stepmon"), "--interval", "200ms", "--name-server", ns,
@@ -140,11 +184,19 @@ func TestStepmonPublishes(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer sub.Close()
-	waitUntil(t, 10*time.Second, "system.cpu, system.memory and a memory alert on the feed", func() bool {
+	isService := func(s *step.Step) bool {
+		name, _ := s.String("service")
+		return s.Event.Type == "service.process" && name == svcName
+	}
+	waitUntil(t, 10*time.Second, "system.cpu, system.memory, a memory alert and our service's process on the feed", func() bool {
 		return rec.find(func(s *step.Step) bool { return s.Event.Type == "system.cpu" }) != nil &&
 			rec.find(func(s *step.Step) bool { return s.Event.Type == "system.memory" }) != nil &&
-			rec.find(func(s *step.Step) bool { return s.Event.Type == "system.memory.high" }) != nil
+			rec.find(func(s *step.Step) bool { return s.Event.Type == "system.memory.high" }) != nil &&
+			rec.find(isService) != nil
 	})
+	if pid, _ := rec.find(isService).Float("pid"); int(pid) != os.Getpid() {
+		t.Errorf("service.process of %q has pid %v, want this test's %d", svcName, pid, os.Getpid())
+	}
 	cpu := rec.find(func(s *step.Step) bool { return s.Event.Type == "system.cpu" })
 	if cpu.Space.Hostname != hostname || cpu.Space.Fields["kind"] != "metric" {
 		t.Errorf("system.cpu STEP from %q with space %v", cpu.Space.Hostname, cpu.Space.Fields)
@@ -153,6 +205,24 @@ func TestStepmonPublishes(t *testing.T) {
 	if alert.Level() != step.LevelCritical || alert.Psychology.Valence != -0.8 {
 		t.Errorf("alert level %q psychology %+v", alert.Level(), alert.Psychology)
 	}
+	// stkd's bus follows the directory name "step": the STEPs are in its
+	// history too.
+	waitUntil(t, 10*time.Second, "stepmon's system.cpu STEPs in stkd's /api/v1/steps", func() bool {
+		var doc struct {
+			Steps []json.RawMessage `json:"steps"`
+		}
+		if err := getJSON("http://"+http+"/api/v1/steps?type=system.cpu&host="+url.QueryEscape(hostname), &doc); err != nil {
+			t.Log(err)
+			return false
+		}
+		for _, raw := range doc.Steps {
+			if s, err := step.Parse(raw); err != nil || s.Event.Type != "system.cpu" {
+				t.Fatalf("/api/v1/steps?type=system.cpu answered %s (%v)", raw, err)
+			}
+		}
+		return len(doc.Steps) > 0
+	})
+
 	rec.mu.Lock()
 	if len(rec.errors) > 0 {
 		t.Errorf("undecodable sequences on the feed: %v", rec.errors)
