@@ -103,16 +103,15 @@ func openArchive(cfg Config, log *slog.Logger) (*archive, error) {
 	if err != nil {
 		return nil, err
 	}
-	if len(segs) > 0 {
-		newest := segs[len(segs)-1]
-		cut, err := RepairSegment(newest)
+	for _, p := range lastWritten(segs) {
+		cut, err := RepairSegment(p)
 		if err != nil {
 			return nil, fmt.Errorf("stepbus: archive: %w", err)
 		}
 		if cut > 0 {
-			a.repaired = cut
+			a.repaired += cut
 			log.Warn("archive segment had a torn last frame (the process was killed while writing); cut it off",
-				"file", newest, "bytes_cut", cut)
+				"file", p, "bytes_cut", cut)
 		}
 	}
 	a.countSegments()
@@ -355,6 +354,26 @@ func (a *archive) stats() ArchiveStats {
 		}
 	}
 	return st
+}
+
+// lastWritten returns the segments a crash may have left torn: the newest
+// by name and, if the clock was set back since, the one modified last.
+func lastWritten(segs []string) []string {
+	if len(segs) == 0 {
+		return nil
+	}
+	out := []string{segs[len(segs)-1]}
+	var latest string
+	var at time.Time
+	for _, p := range segs {
+		if fi, err := os.Stat(p); err == nil && fi.ModTime().After(at) {
+			latest, at = p, fi.ModTime()
+		}
+	}
+	if latest != "" && latest != out[0] {
+		out = append(out, latest)
+	}
+	return out
 }
 
 // syncDir makes a new file's directory entry durable.

@@ -228,6 +228,20 @@ func TestArchiveRepairsTornFrame(t *testing.T) {
 			}
 		})
 	}
+	t.Run("clock set back", func(t *testing.T) {
+		// The segment written last sorts first: it is repaired too.
+		dir := t.TempDir()
+		older := filepath.Join(dir, "steps-20261122T040000Z.jsonl.zst")
+		newer := filepath.Join(dir, "steps-20261122T050000Z.jsonl.zst")
+		os.WriteFile(newer, f1, 0o640)
+		os.Chtimes(newer, time.Now().Add(-time.Hour), time.Now().Add(-time.Hour))
+		os.WriteFile(older, slices.Concat(f2, f3[:len(f3)/2]), 0o640)
+		b := newBus(t, Config{ArchiveDir: dir})
+		b.Close()
+		if got := readAll(t, dir); !slices.Equal(got, []string{c, a}) {
+			t.Fatalf("archive after repair %q", got)
+		}
+	})
 	t.Run("empty file", func(t *testing.T) {
 		dir := t.TempDir()
 		os.WriteFile(filepath.Join(dir, "steps-20261122T050000Z.jsonl.zst"), nil, 0o640)

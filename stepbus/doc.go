@@ -43,8 +43,11 @@
 // complete zstd frame, appends it to the current segment and syncs it.
 // Concatenated zstd frames are one valid zstd stream, so each segment is
 // readable by `zstd -d` at any moment, and a kill -9 loses at most the
-// events of the last flush interval. On start, the newest segment's frames
-// are checked and a frame torn by a crash is cut off. Segments rotate when
+// events of the last flush interval (plus what still waited in the queue).
+// A frame goes out in one write(2), so only a process killed inside that
+// system call (or a power loss before the sync) leaves a torn frame; on
+// start, the frames of the segment written last are checked and a torn
+// tail is cut off. Segments rotate when
 // they hold ArchiveMaxBytes of uncompressed JSON or are ArchiveMaxAge old;
 // beyond ArchiveKeep rotated segments the oldest are deleted. ReadArchive
 // and ReadSegment read them back.
