@@ -1,7 +1,6 @@
 package main
 
 /*
-#include <string.h>
 #include "stk_internal.h"
 */
 import "C"
@@ -37,15 +36,25 @@ func (o *outSeq) view(cs *C.stk_sequence) {
 }
 
 // setName sets the name from a C string (NULL: none), reusing the string
-// of the previous send when the bytes are the same.
+// of the previous send when the bytes are the same. It scans the C string
+// in Go, never past its NUL: a cgo call to strlen would cost more than the
+// scan of a typical name.
 func (o *outSeq) setName(name *C.char) {
 	if name == nil {
 		o.s.Name = ""
 		return
 	}
-	n := int(C.strlen(name))
-	if b := unsafe.String((*byte)(unsafe.Pointer(name)), n); b != o.name {
-		o.name = strings.Clone(b) // a copy: the C memory may change or go after the send
+	p := unsafe.Pointer(name)
+	same := true
+	n := 0
+	for ; *(*byte)(unsafe.Add(p, n)) != 0; n++ {
+		if same && (n >= len(o.name) || o.name[n] != *(*byte)(unsafe.Add(p, n))) {
+			same = false
+		}
+	}
+	if !same || n != len(o.name) {
+		// a copy: the C memory may change or go after the send
+		o.name = strings.Clone(unsafe.String((*byte)(p), n))
 	}
 	o.s.Name = o.name
 }
