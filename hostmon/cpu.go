@@ -173,7 +173,7 @@ func (c *cpuCollector) Collect(ctx context.Context, now time.Time) ([]*step.Step
 		avg = nil // a host without a load average still has CPU usage
 	}
 	mhz := c.freq.current()
-	if mhz == 0 && (c.infoAt.IsZero() || now.Sub(c.infoAt) >= HostEvery) {
+	if mhz == 0 && (c.infoAt.IsZero() || now.Sub(c.infoAt) >= HostEvery || now.Before(c.infoAt)) {
 		// No cpufreq (most VMs): /proc/cpuinfo's "cpu MHz" is the best
 		// figure, but that file is large, so it is read once a minute.
 		c.infoMHz, c.infoAt = cpuinfoMHz(ctx), now
