@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stk-go/stk/internal/leakcheck"
 	"github.com/stk-go/stk/step"
 )
 
@@ -51,6 +52,7 @@ func TestKill9(t *testing.T) {
 	if os.Getenv(killHelperEnv) != "" {
 		t.Skip("in the helper")
 	}
+	leakcheck.Check(t)
 	dir := t.TempDir()
 	cmd := exec.Command(os.Args[0], "-test.run=^TestKill9Helper$")
 	cmd.Env = append(os.Environ(), killHelperEnv+"="+dir)
