@@ -90,7 +90,7 @@ func flags(o *options, hostname string) *pflag.FlagSet {
 	fs.StringVar(&o.directory, "directory", "step", "shared directory name to also register the feed under, which stkd's STEP bus follows (\"\": none)")
 	fs.StringVar(&o.listen, "listen", "127.0.0.1:0", "address of the feed, the TCP data flow every STEP is published on ([tcp:]ip:port; port 0: any free port; 0.0.0.0 registers the host's IP)")
 	fs.StringVar(&o.nameServer, "name-server", cli.DefaultNameServer, "name server to register with, [tcp|udp:]ip[:port] (\"\": don't register)")
-	fs.StringVar(&o.stkdHTTP, "stkd-http", "http://127.0.0.1:8080", "stkd's HTTP API, where the services collector finds the monitored services (GET /api/v1/services; \"\": off)")
+	fs.StringVar(&o.stkdHTTP, "stkd-http", "http://127.0.0.1:8080", "stkd's HTTP API, http://host[:port], where the services collector finds the monitored services (GET /api/v1/services every 5 s at most; \"\": off)")
 	fs.BoolVar(&o.json, "json", false, "print one JSON STEP per line instead of lines for people")
 	fs.BoolVarP(&o.quiet, "quiet", "q", false, "print no STEPs (they are still published)")
 	fs.BoolVar(&o.eventsOnly, "events", false, "print events and alerts only, not the periodic metrics")
@@ -203,7 +203,6 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		if services, err = newStkdServices(o.stkdHTTP); err != nil {
 			return err
 		}
-		defer services.close()
 		cfg.Services = services.get
 	}
 

@@ -289,7 +289,7 @@ func TestStepmonBadFlags(t *testing.T) {
 		{[]string{"--bogus"}, "stepmon: unknown flag: --bogus (see stepmon -h)"},
 		{[]string{"--collectors", "cpu,nope"}, `stepmon: --collectors: unknown collector "nope"`},
 		{[]string{"--listen", "lookup:feed"}, `stepmon: --listen "lookup:feed": want a TCP address`},
-		{[]string{"--stkd-http", "127.0.0.1:8080"}, `want an http:// or https:// URL`},
+		{[]string{"--stkd-http", "127.0.0.1:8080"}, "want stkd's plain-HTTP address as http://host[:port]"},
 		{[]string{"--log-level", "loud"}, `stepmon: --log-level "loud": want debug, info, warn or error`},
 		{[]string{"-c", conf}, `bad.conf: line 2: "cooldown 5m" is not key = value`},
 	} {
@@ -304,4 +304,39 @@ func TestStepmonBadFlags(t *testing.T) {
 	if code := p.Cmd.ProcessState.ExitCode(); code != 0 || !strings.Contains(out, "Usage: stepmon [flags]") || !strings.Contains(out, "--threshold") {
 		t.Errorf("-h: exit %d, output %q", code, out)
 	}
+}
+
+// TestStepmonReregisters: after the name server restarts, stepmon's feed
+// is registered again, under both names.
+func TestStepmonReregisters(t *testing.T) {
+	leakcheck.Check(t)
+	stkd := func(names string) (*testprog.Proc, string) {
+		p := testprog.Start(t, filepath.Join(bin, "stkd"), "--names-tcp", names, "--names-udp", "",
+			"--monitor-tcp", "", "--monitor-udp", "", "--http", "", "--steps=false")
+		return p, "tcp:" + p.WaitFor(t, `msg="stkd running" names_tcp=(\S+)`, 10*time.Second)[1]
+	}
+	first, ns := stkd("127.0.0.1:0")
+	name := fmt.Sprintf("step.reregister-%d", os.Getpid())
+	sm := testprog.Start(t, filepath.Join(bin, "stepmon"), "--interval", "1s", "--name-server", ns, "--stkd-http", "",
+		"--quiet", "--collectors", "memory", "--name", name, "--directory", name+".dir")
+	feed := sm.WaitFor(t, `msg="stepmon running" feed=tcp:(\S+)`, 10*time.Second)[1]
+	registered := func(n string) bool {
+		c, err := namesvc.Dial(ns, namesvc.ClientOptions{Logger: quiet})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		info, err := c.LookupOnce(ctx, n, namesvc.LookupOptions{})
+		return err == nil && len(info.Addresses) == 1 && info.Addresses[0].Addr.String() == feed
+	}
+	waitUntil(t, 10*time.Second, name+" registered", func() bool { return registered(name) && registered(name+".dir") })
+
+	first.Cmd.Process.Kill()
+	first.Wait(t, 5*time.Second)
+	stkd(strings.TrimPrefix(ns, "tcp:")) // a new name server on the same port knows nothing
+	waitUntil(t, 15*time.Second, name+" registered again with the new name server", func() bool {
+		return registered(name) && registered(name+".dir")
+	})
 }
