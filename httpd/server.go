@@ -84,7 +84,8 @@ type Config struct {
 	// Default 15 s.
 	Heartbeat time.Duration
 	// ClientBuffer is how many messages wait for one event-stream client
-	// before it is dropped. Default 1024.
+	// before it is dropped, and how many STEPs for one STEP stream or
+	// WebSocket. Default 1024.
 	ClientBuffer int
 	// WriteTimeout bounds each write to an event-stream client. Default
 	// 10 s.

@@ -142,9 +142,9 @@ func (s *Server) apiPostStep(w http.ResponseWriter, r *http.Request) {
 				writeError(w, http.StatusServiceUnavailable, "the STEP bus is closed")
 				return
 			}
-			// Validated already; the bus has rules of its own.
+			// Validated already, so this is the bus's own rule.
 			if batch {
-				err = fmt.Errorf("STEP %d (published: %d before it): %w", i, i, err)
+				err = fmt.Errorf("STEP %d: %w (the %d before it were published)", i, err, i)
 			}
 			fail(http.StatusBadRequest, err.Error())
 			return
