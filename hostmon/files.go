@@ -218,7 +218,7 @@ func (r *filesRun) event(ev fsnotify.Event, now time.Time) {
 			r.missing[path] = true
 		}
 		if !o.coalesc {
-			r.send(r.step(path, i, now, 1, now, now))
+			r.send(r.step(path, i, 0, now, now))
 			continue
 		}
 		k := filesKey{path, i}
@@ -244,11 +244,11 @@ func (r *filesRun) event(ev fsnotify.Event, now time.Time) {
 		}
 		// The window is over: send this one, with any held back that
 		// flush has not sent yet.
-		first, count := now, 1
+		first, count := now, 0
 		if st.count > 0 {
 			first, count = st.first, st.count+1
 		}
-		if r.send(r.step(path, i, first, count, first, now)) {
+		if r.send(r.step(path, i, count, first, now)) {
 			st.sent, st.count = now, 0
 		}
 	}
@@ -288,7 +288,7 @@ func (r *filesRun) flush(now time.Time, final bool) {
 			continue // held until tokens are back; nothing is lost
 		}
 		r.tokens--
-		r.emit(r.step(k.path, k.op, st.first, st.count, st.first, st.last))
+		r.emit(r.step(k.path, k.op, st.count, st.first, st.last))
 		st.sent, st.count = now, 0
 	}
 	if (r.dropped > 0 || r.overflow) && (final || now.Sub(r.lastOverflow) >= r.w.coalesce) {
@@ -316,23 +316,24 @@ func (r *filesRun) sweep(now time.Time) {
 	}
 }
 
-// step makes the STEP of count notifications of operation op on path
-// between first and last.
-func (r *filesRun) step(path string, op int, at time.Time, count int, first, last time.Time) *step.Step {
+// step makes the STEP of operation op on path: one notification at first
+// (count 0), or count notifications held back between first and last,
+// which the STEP says with "count" and its time's end.
+func (r *filesRun) step(path string, op int, count int, first, last time.Time) *step.Step {
 	name := filesOps[op].name
 	desc := fmt.Sprintf("file %s: %s", name, path)
-	if count > 1 {
-		desc = fmt.Sprintf("file %s: %s (%d times)", name, path, count)
+	if count > 0 {
+		desc = fmt.Sprintf("file %s: %s (%d coalesced)", name, path, count)
 	}
-	s := r.w.env.NewStep("file."+name, desc, at)
-	if count > 1 && last.After(first) {
+	s := r.w.env.NewStep("file."+name, desc, first)
+	if count > 0 && last.After(first) {
 		s.Time.End = last.UnixMilli()
 		s.Time.Duration = s.Time.End - s.Time.Start
 	}
 	s.Set("path", path)
 	s.Set("op", name)
 	s.Set("watch", r.root(path))
-	if count > 1 {
+	if count > 0 {
 		s.Set("count", int64(count))
 	}
 	return s
