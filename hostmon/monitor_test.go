@@ -60,6 +60,20 @@ type closingCollector struct{ funcCollector }
 
 func (c *closingCollector) Close() error { return c.close() }
 
+// bothCollector is a Collector and a Watcher with a Close method.
+type bothCollector struct{ env Env }
+
+func (b *bothCollector) Name() string { return "test-mon-both" }
+func (b *bothCollector) Collect(_ context.Context, now time.Time) ([]*step.Step, error) {
+	return []*step.Step{b.env.NewMetric("system.users", "users", now)}, nil
+}
+func (b *bothCollector) Watch(ctx context.Context, emit func(*step.Step)) error {
+	emit(b.env.NewStep("user.login", "login", time.Now()))
+	<-ctx.Done()
+	return ctx.Err()
+}
+func (b *bothCollector) Close() error { testState.closed.Add(1); return nil }
+
 type funcWatcher struct {
 	name  string
 	watch func(ctx context.Context, emit func(*step.Step)) error
@@ -128,6 +142,9 @@ func init() {
 				}
 			}
 		}}, nil
+	})
+	Register("test-mon-both", false, func(cfg Config) (any, error) {
+		return &bothCollector{env: cfg.Env}, nil
 	})
 	Register("test-mon-broken", false, func(Config) (any, error) {
 		return nil, errors.New("bad path list")
@@ -361,6 +378,23 @@ func TestMonitorErrorLogRateAndRecovery(t *testing.T) {
 	}
 	if c := strings.Count(out, "collector became unavailable"); c != 1 {
 		t.Errorf("vanishing logged %d times:\n%s", c, out)
+	}
+}
+
+func TestMonitorCollectorAndWatcher(t *testing.T) {
+	leakcheck.Check(t)
+	resetTestState()
+	rec := &sinkRecorder{}
+	_, stop := startMonitor(t, MonitorConfig{Config: Config{Interval: 5 * time.Millisecond},
+		Collectors: []string{"test-mon-both"}, Sinks: []func(*step.Step){rec.sink}})
+	waitFor(t, "a metric and an event of the one collector", func() bool {
+		m, _ := rec.find(func(s *step.Step) bool { return s.Event.Type == "system.users" })
+		e, _ := rec.find(func(s *step.Step) bool { return s.Event.Type == "user.login" })
+		return m >= 0 && e >= 0
+	})
+	stop()
+	if n := testState.closed.Load(); n != 1 {
+		t.Errorf("closed %d times, want once", n)
 	}
 }
 
