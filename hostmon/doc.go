@@ -32,13 +32,21 @@
 //	system.gpu      one per device: gpu_index, gpu_name, gpu_uuid, driver_version, gpu_percent,
 //	                gpu_memory_total_bytes, gpu_memory_used_bytes, gpu_memory_free_bytes,
 //	                gpu_memory_percent, temperature_c, power_watts, power_limit_watts
+//	system.processes processes (count), processes_running, processes_blocked, threads,
+//	                forks_per_sec
 //	service.process one per monitored service process: service, pid, cpu_percent, rss_bytes,
-//	                threads, fds
+//	                threads, fds, process (its name), protocol, peer
 //
-// Events: process.start / process.exit (pid, ppid, name, cmdline), user.login /
-// user.logout (user, terminal, host), file.create / file.write / file.remove /
-// file.rename / file.chmod (path, op), and the alerts of the rules
-// (e.g. system.cpu.high with level, value and threshold in space).
+// A field a source could not give this time (a GPU without power readings,
+// a rate on the first sample) is left out rather than sent as zero.
+//
+// Events: process.start (pid, ppid, name, cmdline, cmdline_truncated,
+// start_time) / process.exit (pid, ppid, name, start_time, runtime_seconds),
+// user.login / user.logout (user, terminal, host), file.create / file.write /
+// file.remove / file.rename / file.chmod (path, op, watch; count when
+// notifications were coalesced), file.overflow (dropped, kernel_overflow),
+// and the alerts of the rules (e.g. system.cpu.high with level, value and
+// threshold in space).
 //
 // # Alerts
 //
