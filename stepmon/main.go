@@ -10,7 +10,21 @@
 // monitor. It runs until SIGINT or SIGTERM.
 //
 // Settings come from flags or from a config file (-c) of "key = value"
-// lines whose keys are the long flag names; flags win over the file.
+// lines whose keys are the long flag names; flags win over the file, and
+// threshold lines apply before the command line's, rule by rule:
+//
+//	# /etc/stepmon.conf
+//	interval = 5s
+//	collectors = cpu,memory,disk,network,processes,services
+//	paths = /etc,/var/www
+//	threshold = disk=90/98
+//	threshold = network=100M/500M
+//	threshold = gpu=off
+//	cooldown = 10m
+//	directory = ""
+//
+// Alerts, their cooldown and recovery, and the psychology scores are
+// described in package hostmon.
 package main
 
 import (
