@@ -188,3 +188,29 @@ func TestApplyThresholds(t *testing.T) {
 		}
 	}
 }
+
+// TestDocExample parses the config file of the package documentation.
+func TestDocExample(t *testing.T) {
+	path := writeFile(t, `# /etc/stepmon.conf
+interval = 5s
+collectors = cpu,memory,disk,network,processes,services
+paths = /etc,/var/www
+threshold = disk=90/98
+threshold = network=100M/500M
+threshold = gpu=off
+cooldown = 10m
+directory = ""
+`)
+	o, err := parseArgs([]string{"-c", path}, io.Discard, "h1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o.interval != 5*time.Second || len(o.collectors) != 6 || strings.Join(o.paths, " ") != "/etc /var/www" ||
+		o.cooldown != 10*time.Minute || o.directory != "" {
+		t.Errorf("options %+v", o)
+	}
+	acfg, err := o.alertConfig(nil)
+	if err != nil || len(acfg.Rules) != 5 {
+		t.Errorf("rules %v, %v", acfg.Rules, err)
+	}
+}
