@@ -75,6 +75,7 @@ type processCollector struct {
 
 	prevForks uint64
 	prevAt    time.Time
+	lastScan  time.Time // the last Collect: every process then listed was alive
 
 	dirBuf  []byte
 	statBuf []byte
@@ -96,7 +97,8 @@ type procDirent struct {
 // and process.exit events, found by comparing the pids in /proc between
 // intervals, and a system.processes metric. Its first Collect learns the
 // running processes and reports none of them. A process that starts and
-// ends within one interval is not seen (forks_per_sec counts it).
+// ends within one interval is not seen (forks_per_sec counts it); an
+// exit's runtime_seconds is right to half an interval.
 func NewProcessCollector(cfg Config) (Collector, error) {
 	if runtime.GOOS != "linux" {
 		return nil, fmt.Errorf("processes: reads Linux's /proc: %w", ErrUnavailable)
@@ -126,6 +128,19 @@ func NewProcessCollector(cfg Config) (Collector, error) {
 		return nil, fmt.Errorf("processes: %s has no btime line", filepath.Join(c.proc, "stat"))
 	}
 	c.bootMs = int64(st.btime) * 1000
+	// btime is whole seconds; now minus /proc/uptime is within 10 ms, and
+	// it is what start times count from. A tree that is not this host's
+	// live /proc (a fixture) keeps btime.
+	if b, err := procReadFile(filepath.Join(c.proc, "uptime"), c.statBuf); err == nil {
+		if f := bytes.Fields(b); len(f) > 0 {
+			if up, err := strconv.ParseFloat(string(f[0]), 64); err == nil {
+				boot := time.Now().UnixMilli() - int64(up*1000)
+				if d := boot - c.bootMs; d > -1500 && d < 1500 {
+					c.bootMs = boot
+				}
+			}
+		}
+	}
 	return c, nil
 }
 
@@ -212,6 +227,7 @@ func (c *processCollector) Collect(ctx context.Context, now time.Time) ([]*step.
 	slices.SortFunc(exits, byPid)
 	slices.SortFunc(starts, byPid)
 	steps := append(exits, starts...)
+	c.lastScan = now
 	if c.dropped > 0 && now.Sub(c.lastDropLog) >= time.Minute {
 		c.log.Warn("processes: too many process events in one interval, some not reported",
 			"limit", ProcessMaxEvents, "not_reported", c.dropped)
@@ -256,11 +272,18 @@ func (c *processCollector) startStep(pid int32, e *procEntry, now time.Time) *st
 }
 
 // exitStep describes a process that is gone, from what its start left.
+// It ended between the last interval, which saw it, and now: its run time
+// is the middle of that span, right to half an interval.
 func (c *processCollector) exitStep(pid int32, e *procEntry, now time.Time) *step.Step {
 	started := c.startMs(e)
-	run := max(float64(now.UnixMilli()-started)/1000, 0)
+	upper := max(now.UnixMilli()-started, 0)
+	lower := upper // no earlier scan: all that is known is that it is gone now
+	if !c.lastScan.IsZero() {
+		lower = min(max(c.lastScan.UnixMilli()-started, 0), upper)
+	}
+	run := float64(lower+upper) / 2000
 	s := c.env.NewStep("process.exit",
-		fmt.Sprintf("process %s exited (pid %d) after %s", e.name, pid, procDuration(run)), now)
+		fmt.Sprintf("process %s exited (pid %d) after about %s", e.name, pid, procDuration(run)), now)
 	s.Set("pid", int64(pid))
 	s.Set("ppid", int64(e.ppid))
 	s.Set("name", e.name)
