@@ -36,9 +36,9 @@ const (
 // filesOps are the operations reported, in the order of their STEPs when
 // one notification carries several.
 var filesOps = [...]struct {
-	op      fsnotify.Op
-	name    string
-	coalesc bool
+	op       fsnotify.Op
+	name     string
+	coalesce bool
 }{
 	{fsnotify.Create, "create", false},
 	{fsnotify.Write, "write", true},
@@ -217,7 +217,7 @@ func (r *filesRun) event(ev fsnotify.Event, now time.Time) {
 			r.fsw.Remove(path)
 			r.missing[path] = true
 		}
-		if !o.coalesc {
+		if !o.coalesce {
 			r.send(r.step(path, i, 0, now, now))
 			continue
 		}
