@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "stk.h"
 
@@ -33,7 +34,15 @@ static const char *current = "";
         }                                                                      \
     } while (0)
 
-#define EQ(a, b) CHECK((a) == (b))
+#define EQ(a, b)                                                               \
+    do {                                                                       \
+        long long a_ = (long long)(a), b_ = (long long)(b);                    \
+        if (a_ != b_) {                                                        \
+            fprintf(stderr, "FAIL %s: %s:%d: %s == %s: %lld != %lld (last error: %s)\n", \
+                    current, __FILE__, __LINE__, #a, #b, a_, b_, stk_last_error()); \
+            exit(1);                                                           \
+        }                                                                      \
+    } while (0)
 
 static void sleep_ms(long ms)
 {
@@ -490,7 +499,7 @@ static void test_service_unmonitored(void)
 
 struct online {
     stk_env env;
-    char name[64];
+    char name[64], meta_name[64];
     atomic_int pushes;        /* name-subscription callbacks */
     _Atomic(stk_lookup) inner; /* the lookup started from a callback */
     atomic_int inner_started, inner_done, inner_answers, inner_status, inner_destroy;
@@ -533,7 +542,7 @@ static void on_meta_answer(void *user, const stk_name_info *info)
 {
     struct online *o = user;
     atomic_fetch_add(&o->answers, 1);
-    if (strcmp(info->name, "ctest-meta") != 0 || strcmp(info->group, "") != 0 || info->naddresses != 2 ||
+    if (strcmp(info->name, o->meta_name) != 0 || strcmp(info->group, "") != 0 || info->naddresses != 2 ||
         strcmp(info->addresses[1].protocol, "udp") != 0 || strcmp(info->addresses[1].ip, "127.0.0.2") != 0 ||
         info->addresses[1].port != 6000 || info->linger_s != 7 || info->ft_state != STK_FT_STANDBY ||
         info->nmeta != 2 || info->meta[0].user_type != 100 || info->meta[0].len != 6 ||
@@ -561,7 +570,9 @@ static void test_online(const char *ns)
     struct online o = {0};
     EQ(stk_env_create(&opt, &o.env), STK_OK);
     EQ(stk_env_wait_name_server(o.env, 5000), STK_OK);
-    snprintf(o.name, sizeof o.name, "ctest-%d-%ld", rand(), (long)time(NULL));
+    /* unique per process: several test_api may share one stkd */
+    snprintf(o.name, sizeof o.name, "ctest-%ld-%d", (long)getpid(), rand());
+    snprintf(o.meta_name, sizeof o.meta_name, "ctest-meta-%ld-%d", (long)getpid(), rand());
 
     /* publish and subscribe by name */
     stk_publisher pub;
@@ -589,7 +600,7 @@ static void test_online(const char *ns)
     stk_endpoint eps[2] = {{"tcp", "127.0.0.1", 5432}, {"udp", "127.0.0.2", 6000}};
     stk_element meta[2] = {{100, "hello", 6}, {101, NULL, 0}};
     stk_name_info info = {0};
-    info.name = "ctest-meta";
+    info.name = o.meta_name;
     info.addresses = eps;
     info.naddresses = 2;
     info.linger_s = 7;
@@ -600,7 +611,7 @@ static void test_online(const char *ns)
     meta[0].user_type = 5; /* a name-service field: refused */
     EQ(stk_name_register(o.env, &info, 5000), STK_EINVAL);
     stk_lookup l;
-    EQ(stk_name_lookup(o.env, "ctest-meta", NULL, 2000, on_meta_answer, on_meta_done, &o, &l), STK_OK);
+    EQ(stk_name_lookup(o.env, o.meta_name, NULL, 2000, on_meta_answer, on_meta_done, &o, &l), STK_OK);
     CHECK(wait_for(meta_done, &o, 5000));
     EQ(atomic_load(&o.meta_status), STK_OK);
     EQ(atomic_load(&o.meta_answers), 1);
