@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -84,7 +85,11 @@ func buildAll() error {
 	}()
 	go func() {
 		defer wg.Done()
-		out, err := exec.Command("go", "build", "-buildmode=c-shared", "-o", filepath.Join(cBin, "libstk.so"), "..").CombinedOutput()
+		gocmd, err := exec.LookPath("go")
+		if err != nil {
+			gocmd = filepath.Join(runtime.GOROOT(), "bin", "go") // as internal/testprog does
+		}
+		out, err := exec.Command(gocmd, "build", "-buildmode=c-shared", "-o", filepath.Join(cBin, "libstk.so"), "..").CombinedOutput()
 		if err != nil {
 			libErr = fmt.Errorf("go build -buildmode=c-shared: %v\n%s", err, out)
 		}
