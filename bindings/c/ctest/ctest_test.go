@@ -56,6 +56,9 @@ func TestMain(m *testing.M) {
 	}
 	// Inherited by every program the tests start; Go programs ignore it.
 	os.Setenv("ASAN_OPTIONS", asanOptions)
+	if supp, err := filepath.Abs("../tests/lsan.supp"); err == nil {
+		os.Setenv("LSAN_OPTIONS", "suppressions="+supp) // see the file
+	}
 	var err error
 	if cBin, err = os.MkdirTemp("", "cbind-test-"); err == nil {
 		err = buildAll()
