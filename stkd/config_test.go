@@ -142,3 +142,25 @@ func TestStartFromCfgFile(t *testing.T) {
 		t.Fatal("a config with no line started nothing without complaint")
 	}
 }
+
+// A daemon can be closed twice (signal handler and deferred close): the
+// second call returns the first's result instead of waiting forever.
+func TestCloseTwice(t *testing.T) {
+	c := defaultConfig()
+	c.namesTCP, c.namesUDP, c.monTCP, c.monUDP, c.http = "127.0.0.1:0", "", "127.0.0.1:0", "", "127.0.0.1:0"
+	d, err := start(c, quiet())
+	if err != nil {
+		t.Fatal(err)
+	}
+	first := d.close()
+	done := make(chan error, 1)
+	go func() { done <- d.close() }()
+	select {
+	case err := <-done:
+		if (err == nil) != (first == nil) {
+			t.Fatalf("second close: %v, first: %v", err, first)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("second close hangs")
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net"
 	"net/http"
+	"sync"
 	"time"
 
 	"fmt"
@@ -26,6 +27,9 @@ type daemon struct {
 	steps   *stepbus.Bus
 	ui      *httpd.Server
 	uiDone  chan error
+
+	closeOnce sync.Once
+	closeErr  error
 
 	namesTCP, namesUDP, namesMcast string
 	monTCP, monUDP, monMcast       string
@@ -165,6 +169,13 @@ func (d *daemon) logAttrs() []any {
 // bus (writing what its archive holds), then the monitor (it unregisters
 // nothing, but its name-service client goes before the name server).
 func (d *daemon) close() error {
+	d.closeOnce.Do(func() { d.closeErr = d.closeAll() })
+	return d.closeErr
+}
+
+// closeAll is close's body; it runs once (a second wait on uiDone would
+// block forever).
+func (d *daemon) closeAll() error {
 	var errs []error
 	if d.ui != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
