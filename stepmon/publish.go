@@ -93,7 +93,7 @@ func (f *feed) publish(s *step.Step) {
 // the name server at addr. It returns at once; the client registers when
 // the server answers, and again after a reconnect or a server restart.
 func (f *feed) register(ctx context.Context, addr string, names ...string) error {
-	c, err := namesvc.Dial(addr, namesvc.ClientOptions{Logger: f.log.With("component", "names")})
+	c, err := namesvc.Dial(addr, namesvc.ClientOptions{Logger: f.log.With("client", "names")})
 	if err != nil {
 		return fmt.Errorf("--name-server: %w", err)
 	}
