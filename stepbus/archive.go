@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -452,7 +453,7 @@ func ReadSegment(path string, fn func(*step.Step) error) error {
 		return fmt.Errorf("stepbus: %w", err)
 	}
 	defer f.Close()
-	d, err := zstd.NewReader(bufio.NewReaderSize(f, 64<<10), zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxWindow(64<<20))
+	d, err := newArchiveDecoder(bufio.NewReaderSize(f, 64<<10))
 	if err != nil {
 		return fmt.Errorf("stepbus: %s: %w", path, err)
 	}
@@ -521,10 +522,19 @@ func RepairSegment(path string) (cut int64, err error) {
 	return int64(len(data) - good), nil
 }
 
+// newArchiveDecoder returns a zstd decoder for archive segments. Our
+// frames hold at most maxFrame bytes plus one batch, so a frame whose
+// header claims much more is damage: the limits refuse it instead of
+// allocating what the header claims.
+func newArchiveDecoder(r io.Reader) (*zstd.Decoder, error) {
+	return zstd.NewReader(r, zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxWindow(8*maxFrame),
+		zstd.WithDecoderMaxMemory(8*maxFrame))
+}
+
 // validFrames returns the length of the longest prefix of data made of
 // complete zstd frames that decode.
 func validFrames(data []byte) int {
-	d, err := zstd.NewReader(nil, zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxWindow(64<<20))
+	d, err := newArchiveDecoder(nil)
 	if err != nil {
 		return 0
 	}
