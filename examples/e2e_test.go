@@ -27,10 +27,8 @@ func start(t *testing.T, name string, args ...string) *testprog.Proc {
 // stkd starts a daemon on a free port and returns its name server address.
 func stkd(t *testing.T) string {
 	t.Helper()
-	p := start(t, "stkd", "--names-tcp", "127.0.0.1:0", "--names-udp", "127.0.0.1:0",
-		"--monitor-tcp", "127.0.0.1:0", "--monitor-udp", "127.0.0.1:0", "--http", "127.0.0.1:0")
-	m := p.WaitFor(t, `"stkd running" names_tcp=(\S+) names_udp=(\S+)`, 10*time.Second)
-	return "tcp:" + m[1]
+	return testprog.StartStkd(t, filepath.Join(bin, "stkd"), "--names-udp", "127.0.0.1:0",
+		"--monitor-udp", "127.0.0.1:0").Names
 }
 
 func freeUDPPort(t *testing.T) int {
@@ -131,10 +129,7 @@ func TestNameRegistrationAndLookup(t *testing.T) {
 }
 
 func TestLookupOverUDP(t *testing.T) {
-	p := start(t, "stkd", "--names-tcp", "127.0.0.1:0", "--names-udp", "127.0.0.1:0",
-		"--monitor-tcp", "127.0.0.1:0", "--monitor-udp", "127.0.0.1:0", "--http", "127.0.0.1:0")
-	m := p.WaitFor(t, `"stkd running" names_tcp=(\S+) names_udp=(\S+)`, 10*time.Second)
-	udp := "udp:" + m[2]
+	udp := testprog.StartStkd(t, filepath.Join(bin, "stkd"), "--names-udp", "127.0.0.1:0").NamesUDP
 	reg := start(t, "simple_name_registration", "-R", udp, "-i", "tcp:127.0.0.1:7000", "-w", "udpname")
 	reg.WaitFor(t, "Registered udpname", 10*time.Second)
 	look := start(t, "simple_name_lookup", "-R", udp, "udpname")

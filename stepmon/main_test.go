@@ -40,10 +40,8 @@ var quiet = slog.New(slog.DiscardHandler)
 // server and monitor ("tcp:ip:port") and HTTP ("ip:port") addresses.
 func startStkd(t *testing.T) (ns, mon, http string) {
 	t.Helper()
-	p := testprog.Start(t, filepath.Join(bin, "stkd"), "--names-tcp", "127.0.0.1:0", "--names-udp", "",
-		"--monitor-tcp", "127.0.0.1:0", "--monitor-udp", "", "--http", "127.0.0.1:0")
-	m := p.WaitFor(t, `msg="stkd running" names_tcp=(\S+) .* monitor_tcp=(\S+) .* http=(\S+)`, 10*time.Second)
-	return "tcp:" + m[1], "tcp:" + m[2], m[3]
+	d := testprog.StartStkd(t, filepath.Join(bin, "stkd"))
+	return d.Names, d.Monitor, d.HTTP
 }
 
 // getJSON GETs url into v.
@@ -311,9 +309,9 @@ func TestStepmonBadFlags(t *testing.T) {
 func TestStepmonReregisters(t *testing.T) {
 	leakcheck.Check(t)
 	stkd := func(names string) (*testprog.Proc, string) {
-		p := testprog.Start(t, filepath.Join(bin, "stkd"), "--names-tcp", names, "--names-udp", "",
-			"--monitor-tcp", "", "--monitor-udp", "", "--http", "", "--steps=false")
-		return p, "tcp:" + p.WaitFor(t, `msg="stkd running" names_tcp=(\S+)`, 10*time.Second)[1]
+		d := testprog.StartStkd(t, filepath.Join(bin, "stkd"), "--names-tcp", names, "--monitor-tcp", "", "--http", "",
+			"--steps=false")
+		return d.Proc, d.Names
 	}
 	first, ns := stkd("127.0.0.1:0")
 	name := fmt.Sprintf("step.reregister-%d", os.Getpid())

@@ -49,15 +49,13 @@ func TestStepsEndToEnd(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	stkd := testprog.Start(t, filepath.Join(progs, "stkd"), "--names-tcp", "127.0.0.1:0", "--names-udp", "",
-		"--monitor-tcp", "127.0.0.1:0", "--monitor-udp", "", "--http", "127.0.0.1:0", "--steps-feed", "127.0.0.1:0")
-	m := stkd.WaitFor(t, `msg="stkd running" names_tcp=(\S+) .* http=(\S+)`, 10*time.Second)
-	ns, api := "tcp:"+m[1], "http://"+m[2]
+	d := testprog.StartStkd(t, filepath.Join(progs, "stkd"), "--steps-feed", "127.0.0.1:0")
+	ns, api := d.Names, d.URL("")
 
 	// The WebSocket opens first, so it sees stepmon's first STEPs.
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	ws, _, err := websocket.Dial(ctx, "ws://"+m[2]+"/api/v1/steps/ws?type="+url.QueryEscape("system.mem*"), nil)
+	ws, _, err := websocket.Dial(ctx, "ws://"+d.HTTP+"/api/v1/steps/ws?type="+url.QueryEscape("system.mem*"), nil)
 	if err != nil {
 		t.Fatal(err)
 	}

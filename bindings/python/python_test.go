@@ -140,10 +140,8 @@ type daemon struct{ names, monitor, http string }
 // stkd starts a daemon on free loopback ports, TCP only.
 func stkd(t *testing.T) daemon {
 	t.Helper()
-	p := start(t, "stkd", "--names-tcp", "127.0.0.1:0", "--names-udp", "", "--monitor-tcp", "127.0.0.1:0",
-		"--monitor-udp", "", "--http", "127.0.0.1:0")
-	m := p.WaitFor(t, `"stkd running" names_tcp=(\S+) .*monitor_tcp=(\S+) .*http=(\S+)`, 10*time.Second)
-	return daemon{names: "tcp:" + m[1], monitor: "tcp:" + m[2], http: m[3]}
+	d := testprog.StartStkd(t, filepath.Join(bin, "stkd"))
+	return daemon{names: d.Names, monitor: d.Monitor, http: d.HTTP}
 }
 
 func uniqueName(prefix string) string { return fmt.Sprintf("%s-%d", prefix, rand.Uint32()) }

@@ -160,10 +160,8 @@ type daemon struct {
 // stkd starts a daemon on free ports.
 func stkd(t *testing.T) daemon {
 	t.Helper()
-	p := testprog.Start(t, filepath.Join(goBin, "stkd"), "--names-tcp", "127.0.0.1:0", "--names-udp", "",
-		"--monitor-tcp", "127.0.0.1:0", "--monitor-udp", "", "--http", "127.0.0.1:0")
-	m := p.WaitFor(t, `"stkd running" names_tcp=(\S+) .*monitor_tcp=(\S+) .*http=(\S+)`, 10*time.Second)
-	return daemon{names: "tcp:" + m[1], monitor: "tcp:" + m[2], http: "http://" + m[3]}
+	d := testprog.StartStkd(t, filepath.Join(goBin, "stkd"))
+	return daemon{names: d.Names, monitor: d.Monitor, http: d.URL("")}
 }
 
 // startC starts the ASan build of a C example.
