@@ -29,21 +29,16 @@ import (
 // come from the injected clock. `go test ./hostmon -run Golden -update`
 // rewrites them; review the diff.
 
-// -update is defined only if no other test file of the package did.
-func init() {
-	if flag.Lookup("update") == nil {
-		flag.Bool("update", false, "rewrite the golden files in testdata/golden")
-	}
-}
+// update is the package's one -update flag: every golden test of the
+// package (periodic collectors here, event collectors in process_test.go
+// and services_test.go) rewrites its files when it is given.
+var update = flag.Bool("update", false, "rewrite the golden files (testdata/golden, testdata/*/golden.json)")
 
 // fxUpdating reports whether -update was given.
-func fxUpdating() bool {
-	f := flag.Lookup("update")
-	return f != nil && f.Value.String() == "true"
-}
+func fxUpdating() bool { return *update }
 
 var (
-	fxT0 = time.Date(2025, 11, 21, 8, 0, 0, 0, time.UTC) // fixture's btime is 1763700000 = 04:40 UTC
+	fxT0 = time.Date(2025, 11, 21, 8, 0, 0, 0, time.UTC) // the fixtures' btime is 1763700000 = 04:40 UTC
 	fxT2 = fxT0.Add(2 * time.Second)
 	fxT3 = fxT2.Add(time.Second)
 )

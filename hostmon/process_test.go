@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"os"
 	"os/exec"
@@ -28,16 +27,9 @@ import (
 // (golden.json) hold the STEPs made, ids replaced by "<id>";
 // `go test ./hostmon -run Golden -update` rewrites them.
 
-// -update is defined only if no other test file of the package did.
-func init() {
-	if flag.Lookup("update") == nil {
-		flag.Bool("update", false, "rewrite the golden files")
-	}
-}
-
 // Interval times of the fixtures (the trees' btime is 1763700000, 04:40 UTC).
 var (
-	evT0 = time.Date(2025, 11, 21, 8, 0, 0, 0, time.UTC)
+	evT0 = fxT0
 	evT1 = evT0.Add(time.Second)
 	evT2 = evT0.Add(2 * time.Second)
 )
@@ -119,7 +111,7 @@ func evGolden(t testing.TB, path string, rounds map[string][]*step.Step) {
 		t.Fatal(err)
 	}
 	got := buf.Bytes()
-	if f := flag.Lookup("update"); f != nil && f.Value.String() == "true" {
+	if fxUpdating() {
 		if err := os.WriteFile(path, got, 0o644); err != nil {
 			t.Fatal(err)
 		}
