@@ -473,24 +473,35 @@ func (s *Server) apiStepHosts(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, StepHostsJSON{Now: s.cfg.Now(), Hosts: s.cfg.Steps.Hosts()})
 }
 
+// streamFilter reads a live stream's filter (type, host, kind) from r's
+// query, or answers 400 (bad filter) or 503 (shutting down) and returns
+// false.
+func (s *Server) streamFilter(w http.ResponseWriter, r *http.Request) (stepFilter, bool) {
+	v := r.URL.Query()
+	if err := checkParams(v, "type", "host", "kind"); err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return stepFilter{}, false
+	}
+	f, err := newStepFilter(v.Get("type"), v.Get("host"), v.Get("kind"))
+	if err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return stepFilter{}, false
+	}
+	if s.stopping() {
+		writeError(w, http.StatusServiceUnavailable, "the server is shutting down")
+		return stepFilter{}, false
+	}
+	return f, true
+}
+
 // serveStepStream is GET /api/v1/steps/stream: server-sent events, one
 // "step" event per matching STEP.
 func (s *Server) serveStepStream(w http.ResponseWriter, r *http.Request) {
 	if !s.needSteps(w) {
 		return
 	}
-	v := r.URL.Query()
-	if err := checkParams(v, "type", "host", "kind"); err != nil {
-		writeError(w, http.StatusBadRequest, err.Error())
-		return
-	}
-	f, err := newStepFilter(v.Get("type"), v.Get("host"), v.Get("kind"))
-	if err != nil {
-		writeError(w, http.StatusBadRequest, err.Error())
-		return
-	}
-	if s.stopping() {
-		writeError(w, http.StatusServiceUnavailable, "the server is shutting down")
+	f, ok := s.streamFilter(w, r)
+	if !ok {
 		return
 	}
 	sub := s.cfg.Steps.Subscribe(f.pattern, f.host, s.cfg.ClientBuffer)

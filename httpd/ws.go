@@ -100,18 +100,8 @@ func (s *Server) serveStepWS(w http.ResponseWriter, r *http.Request) {
 	if !s.needSteps(w) {
 		return
 	}
-	v := r.URL.Query()
-	if err := checkParams(v, "type", "host", "kind"); err != nil {
-		writeError(w, http.StatusBadRequest, err.Error())
-		return
-	}
-	f, err := newStepFilter(v.Get("type"), v.Get("host"), v.Get("kind"))
-	if err != nil {
-		writeError(w, http.StatusBadRequest, err.Error())
-		return
-	}
-	if s.stopping() {
-		writeError(w, http.StatusServiceUnavailable, "the server is shutting down")
+	f, ok := s.streamFilter(w, r)
+	if !ok {
 		return
 	}
 	// Accept's default origin check: a request without Origin (not a
