@@ -47,6 +47,7 @@ type Proc struct {
 	done chan struct{}
 }
 
+// Write collects the program's output (Proc is its stdout and stderr).
 func (p *Proc) Write(b []byte) (int, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
