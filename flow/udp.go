@@ -45,19 +45,25 @@ var ErrNoDestination = errors.New("flow: UDP flow has no destination; use SendTo
 // datagrams and calls Options.Handler, and it sends to its Destination
 // (Send) or to any peer (SendTo, or Peer.Send as a reply).
 //
-// Receiving runs on one goroutine that reads into a 64 KiB buffer and calls
-// the Handler directly. The Peer given to the Handler is the datagram's
-// source; it stays valid after the call (its Send goes to that source from
-// any goroutine). Half-received STK-UDP sequences are dropped
-// Options.ReassemblyTimeout after their first fragment, checked at least
-// every 200 ms while any is pending, so memory is released when traffic
-// stops. Malformed datagrams are counted in Stats.Malformed and logged at
-// most once a second.
+// Receiving runs on one goroutine that reads a batch of datagrams per system
+// call on Linux (recvmmsg, into a ring of 64 KiB slots that grows from one to
+// 64 while datagrams keep arriving faster than one per call, so an idle flow
+// holds 64 KiB and a busy one at most 4 MiB) and calls the Handler directly
+// for each. The Peer given to the Handler is the datagram's source; it stays
+// valid after the call (its Send goes to that source from any goroutine).
+// Half-received STK-UDP sequences are dropped Options.ReassemblyTimeout after
+// their first fragment, checked at least every 200 ms while any is pending,
+// so memory is released when traffic stops. Malformed datagrams are counted
+// in Stats.Malformed and logged at most once a second.
 //
-// Sending is synchronous: Send encodes into a per-flow buffer and writes the
-// datagrams before it returns, under a mutex, so it is safe for concurrent
-// use and the fragments of one sequence are never interleaved with another's.
-// All sequences of a flow carry one random STK-UDP unique_id.
+// Sending is asynchronous, like a TCP flow's: Send encodes the sequence's
+// datagrams into the flow's outbound queue (bounded by Options.QueueBytes)
+// and returns; one writer goroutine sends everything queued, many datagrams
+// per system call on Linux (sendmmsg). Send is safe for concurrent use, and
+// the fragments of one sequence are never interleaved with another's. All
+// sequences of a flow carry one random STK-UDP unique_id. On other systems,
+// and where the batch calls fail with ENOSYS, the same queue is written and
+// read one datagram per system call; the datagrams are the same either way.
 type UDPFlow struct {
 	conn     *net.UDPConn
 	id       uint64
@@ -71,25 +77,31 @@ type UDPFlow struct {
 
 	ctr counters
 
-	// Sending, under mu.
-	mu       sync.Mutex
+	// Sending. buf, emitTo and emitFunc are used under queue.mu (between
+	// reserve and the end of the push).
+	queue    *outQueue
 	buf      []byte         // STK-UDP scratch, grown to seq.MRU
-	emitTo   netip.AddrPort // destination of the datagrams being emitted
-	emitN    uint64         // bytes written for the sequence being sent
+	emitTo   netip.AddrPort // destination of the datagrams being queued
+	emitLast int            // offset in queue.pending of the last datagram queued
 	emitFunc func([]byte) error
+	dropLog  atomic.Int64  // unix second of the last "queue full" log line
+	wdone    chan struct{} // closed when the writer goroutine has returned
 
 	closed    atomic.Bool
 	closeOnce sync.Once
 	closeErr  error
 	done      chan struct{} // closed when the read goroutine has returned
 
+	// Owned by the writer goroutine.
+	w udpWriter
+
 	// Owned by the read goroutine.
+	r           udpReader
 	reasm       *seq.Reassembler
 	lost        uint64 // reassembly partials expired or evicted, already counted in ctr.dropped
 	lastPeer    *udpPeer
 	peers       map[netip.AddrPort]*udpPeer
-	lastLog     time.Time
-	suppressed  int
+	readLog     logLimiter
 	deadlineSet bool
 	expireTick  time.Duration
 }
@@ -104,12 +116,17 @@ const (
 	// datagram source, so that steady traffic allocates none.
 	udpPeerCache = 1024
 	// udpLogEvery rate-limits the log lines about bad datagrams and read
-	// errors.
+	// and write errors.
 	udpLogEvery = time.Second
 )
 
 // NewUDP opens a UDP flow and starts receiving on it.
 func NewUDP(cfg UDPConfig, opts Options) (*UDPFlow, error) {
+	return newUDP(cfg, opts, udpIOBatch)
+}
+
+// newUDP is NewUDP with the system-call mode chosen (tests use the others).
+func newUDP(cfg UDPConfig, opts Options, mode udpIOMode) (*UDPFlow, error) {
 	opts = opts.withDefaults()
 	bind, err := parseUDPBind(cfg.Bind)
 	if err != nil {
@@ -158,6 +175,8 @@ func NewUDP(cfg UDPConfig, opts Options) (*UDPFlow, error) {
 		dest:     dest,
 		opts:     opts,
 		uniqueID: rand.Uint32(),
+		queue:    newOutQueue(opts.QueueBytes),
+		wdone:    make(chan struct{}),
 		done:     make(chan struct{}),
 		peers:    make(map[netip.AddrPort]*udpPeer),
 	}
@@ -187,6 +206,8 @@ func NewUDP(cfg UDPConfig, opts Options) (*UDPFlow, error) {
 		})
 		f.expireTick = min(udpExpireTick, max(opts.ReassemblyTimeout/2, time.Millisecond))
 	}
+	f.w.batch, f.r.batch = newUDPBatch(rc, mode)
+	go f.writeLoop()
 	go f.readLoop()
 	return f, nil
 }
@@ -222,7 +243,7 @@ func parseIPv4AddrPort(s string) (netip.AddrPort, error) {
 	return netip.AddrPortFrom(a, ap.Port()), nil
 }
 
-// Send sends s to the flow's Destination; see SendTo.
+// Send queues s for the flow's Destination; see SendTo.
 func (f *UDPFlow) Send(s *seq.Sequence) error {
 	if !f.dest.IsValid() {
 		if f.closed.Load() {
@@ -230,11 +251,22 @@ func (f *UDPFlow) Send(s *seq.Sequence) error {
 		}
 		return ErrNoDestination
 	}
-	return f.SendTo(s, f.dest)
+	return f.send(s, f.dest, f.opts.SlowConsumerWait)
 }
 
-// SendTo sends s to one address, unicast or multicast, and returns when its
-// datagrams have been handed to the kernel (a UDP send is not a delivery).
+// SendTo queues s for one address, unicast or multicast, and returns when its
+// datagrams are in the flow's queue; the writer goroutine hands them to the
+// kernel (and a UDP send is not a delivery anyway). s may be reused as soon
+// as SendTo returns. A datagram the system refuses (no route, a firewall)
+// loses the rest of its sequence; that is counted in Stats.Dropped and
+// logged at most once a second, as SendTo has already returned.
+//
+// When the queue is full, SendTo waits up to Options.SlowConsumerWait for
+// room and then returns ErrQueueFull (counted in Stats.Dropped); a queue
+// that stayed full that long refuses at once until the writer has drained
+// half of it. A UDP flow has no connection to drop, so it always drops, as
+// under Options.SlowConsumer Drop. Peer.Send, the reply path of a Handler,
+// does not wait.
 //
 // Like the C library, SendTo bumps s.Generation before encoding (the first
 // send of a new sequence carries generation 1): the generation belongs to
@@ -244,78 +276,83 @@ func (f *UDPFlow) Send(s *seq.Sequence) error {
 //
 // On a raw flow the datagram is s's single element: a sequence without
 // elements sends nothing (and keeps its generation, as in C), one with
-// several fails with seq.ErrRawUDPElements.
+// several fails with seq.ErrRawUDPElements, and one longer than seq.MRU (the
+// largest UDP payload) is refused and counted as dropped.
 func (f *UDPFlow) SendTo(s *seq.Sequence, to netip.AddrPort) error {
+	return f.send(s, to, f.opts.SlowConsumerWait)
+}
+
+// send queues s for to, waiting at most wait for room in the queue.
+func (f *UDPFlow) send(s *seq.Sequence, to netip.AddrPort, wait time.Duration) error {
 	to = netip.AddrPortFrom(to.Addr().Unmap(), to.Port())
 	if !to.Addr().Is4() {
 		return fmt.Errorf("flow: UDP send to %v: not an IPv4 address", to)
 	}
-	f.mu.Lock()
-	defer f.mu.Unlock()
 	if f.closed.Load() {
 		return ErrClosed
 	}
+	var payload []byte
+	var size int
 	if f.raw {
-		payload, ok, err := seq.RawUDPPayload(s)
+		p, ok, err := seq.RawUDPPayload(s)
 		if err != nil || !ok {
 			return err
 		}
-		s.Generation++
-		if _, err := f.conn.WriteToUDPAddrPort(payload, to); err != nil {
-			return f.sendFailed(to, err)
+		if len(p) > seq.MRU {
+			f.ctr.dropped.Add(1)
+			return fmt.Errorf("flow: UDP send to %v: raw datagram of %d bytes is longer than the UDP maximum of %d", to, len(p), seq.MRU)
 		}
-		f.ctr.seqOut.Add(1)
-		f.ctr.bytesOut.Add(uint64(len(payload)))
-		return nil
+		payload, size = p, udpRecordHeader+len(p)
+	} else {
+		size = udpQueuedSize(s)
 	}
-	s.Generation++
-	f.emitTo, f.emitN = to, 0
-	var err error
-	f.buf, err = seq.AppendUDP(f.buf, s, f.uniqueID, f.emitFunc)
-	if f.emitN > 0 {
-		f.ctr.bytesOut.Add(f.emitN)
-	}
-	if err != nil {
-		if f.emitN == 0 && !isWriteError(err) {
-			return err // refused by the encoder: nothing was sent
-		}
-		return f.sendFailed(to, err)
-	}
-	f.ctr.seqOut.Add(1)
-	return nil
-}
-
-// writeError marks errors from the socket, as opposed to the encoder's.
-type writeError struct{ err error }
-
-func (e *writeError) Error() string { return e.err.Error() }
-func (e *writeError) Unwrap() error { return e.err }
-
-func isWriteError(err error) bool {
-	var we *writeError
-	return errors.As(err, &we)
-}
-
-// emit writes one STK-UDP datagram; it runs under f.mu.
-func (f *UDPFlow) emit(d []byte) error {
-	n, err := f.conn.WriteToUDPAddrPort(d, f.emitTo)
-	f.emitN += uint64(n)
-	if err != nil {
-		return &writeError{err}
-	}
-	return nil
-}
-
-func (f *UDPFlow) sendFailed(to netip.AddrPort, err error) error {
-	if errors.Is(err, net.ErrClosed) || f.closed.Load() {
+	q := f.queue
+	switch q.reserve(size, wait) {
+	case pushClosed:
 		return ErrClosed
+	case pushFull:
+		return f.queueFull()
 	}
+	// q.mu is held from here on.
+	start := len(q.pending)
+	s.Generation++
+	if f.raw {
+		q.pending = appendUDPRecord(q.pending, to, payload)
+		setUDPRecordLast(q.pending[start:])
+	} else {
+		f.emitTo = to
+		var err error
+		f.buf, err = seq.AppendUDP(f.buf, s, f.uniqueID, f.emitFunc)
+		if err != nil { // refused by the encoder before it emitted anything
+			q.pending = q.pending[:start]
+			q.mu.Unlock()
+			return err
+		}
+		setUDPRecordLast(q.pending[f.emitLast:])
+	}
+	q.seqs++
+	q.queued += len(q.pending) - start
+	q.mu.Unlock()
+	if start == 0 {
+		q.wake()
+	}
+	return nil
+}
+
+// emit queues one STK-UDP datagram for f.emitTo; it runs under queue.mu.
+func (f *UDPFlow) emit(d []byte) error {
+	f.emitLast = len(f.queue.pending)
+	f.queue.pending = appendUDPRecord(f.queue.pending, f.emitTo, d)
+	return nil
+}
+
+// queueFull counts and reports a sequence refused by a full queue.
+func (f *UDPFlow) queueFull() error {
 	f.ctr.dropped.Add(1)
-	var we *writeError
-	if errors.As(err, &we) {
-		err = we.err
+	if now := time.Now().Unix(); f.dropLog.Swap(now) != now {
+		f.log.Warn("flow: UDP outbound queue full, dropping sequences", "queue_bytes", f.opts.QueueBytes)
 	}
-	return fmt.Errorf("flow: UDP send to %v: %w", to, err)
+	return ErrQueueFull
 }
 
 // LocalAddr is the address the socket is bound to.
@@ -326,19 +363,35 @@ func (f *UDPFlow) LocalAddr() netip.AddrPort { return f.local }
 func (f *UDPFlow) Protocol() Protocol { return f.proto }
 
 // Stats returns the flow's counters. BytesIn and BytesOut count UDP
-// payload bytes (STK-UDP headers included); Dropped counts sequences whose
-// send failed and half-received sequences given up by reassembly.
+// payload bytes (STK-UDP headers included); SequencesOut and BytesOut count
+// what the writer has handed to the kernel. Dropped counts sequences refused
+// by a full queue or by the system, left queued when Close gave up, and
+// half-received sequences given up by reassembly.
 func (f *UDPFlow) Stats() Stats { return f.ctr.snapshot() }
 
-// Close closes the socket and waits for the read goroutine to return. Sends
-// are synchronous, so nothing is left to deliver. Close is idempotent; later
-// sends fail with ErrClosed. It must not be called from the flow's own
-// Handler, which runs on the goroutine Close waits for.
+// Close stops the flow: later sends fail with ErrClosed, what was queued is
+// sent first (waiting at most Options.CloseTimeout; what is left then is
+// counted in Stats.Dropped), then the socket is closed and Close waits for
+// the writer and read goroutines to return. Close is idempotent. It must not
+// be called from the flow's own Handler, which runs on a goroutine Close
+// waits for.
 func (f *UDPFlow) Close() error {
 	f.closeOnce.Do(func() {
 		f.closed.Store(true)
-		f.closeErr = f.conn.Close()
+		f.queue.close()
+		timer := time.NewTimer(f.opts.CloseTimeout)
+		select {
+		case <-f.wdone: // everything queued was sent
+		case <-timer.C:
+			f.log.Warn("flow: UDP close: queue not drained in time, dropping the rest", "timeout", f.opts.CloseTimeout)
+		}
+		timer.Stop()
+		f.closeErr = f.conn.Close() // also stops a writer that did not finish
+		<-f.wdone
 		<-f.done
+		if n := f.queue.discard(); n > 0 {
+			f.ctr.dropped.Add(uint64(n))
+		}
 	})
 	return f.closeErr
 }
@@ -346,7 +399,6 @@ func (f *UDPFlow) Close() error {
 // readLoop receives datagrams until the socket is closed.
 func (f *UDPFlow) readLoop() {
 	defer close(f.done)
-	buf := make([]byte, udpReadBuffer)
 	var s seq.Sequence
 	rawCfg := *f.opts.RawUDP
 	handler := f.opts.Handler
@@ -357,7 +409,7 @@ func (f *UDPFlow) readLoop() {
 			f.deadlineSet = true
 			_ = f.conn.SetReadDeadline(time.Now().Add(f.expireTick))
 		}
-		n, from, err := f.conn.ReadFromUDPAddrPort(buf)
+		n, err := f.receive()
 		if err != nil {
 			switch {
 			case f.closed.Load() || errors.Is(err, net.ErrClosed):
@@ -367,33 +419,42 @@ func (f *UDPFlow) readLoop() {
 			default:
 				// Unexpected (an unconnected UDP socket reports no ICMP
 				// errors); do not spin on one that persists.
-				f.logLimited("UDP read failed", "err", err)
+				f.readLog.warn(f.log, "UDP read failed", "err", err)
 				time.Sleep(time.Millisecond)
 			}
 			continue
 		}
-		from = netip.AddrPortFrom(from.Addr().Unmap(), from.Port())
-		d := buf[:n]
-		f.ctr.bytesIn.Add(uint64(n))
-		if f.raw {
-			if n > f.opts.MaxSequenceSize {
-				f.malformed(from, fmt.Errorf("%w: raw datagram of %d bytes", seq.ErrTooLarge, n))
-				continue
-			}
-			seq.DecodeRawUDP(&s, d, rawCfg)
-		} else {
-			ok, err := f.reasm.Add(&s, from, d, time.Now())
-			f.countLost()
-			if err != nil {
-				f.malformed(from, err)
-				continue
-			}
-			if !ok {
-				continue
-			}
+		in := f.r.in[:n]
+		var bytes uint64
+		for _, d := range in {
+			bytes += uint64(len(d.data))
 		}
-		f.ctr.seqIn.Add(1)
-		handler(f.peer(from), &s)
+		f.ctr.bytesIn.Add(bytes)
+		var now time.Time // one reading per batch: a batch takes microseconds
+		if f.reasm != nil {
+			now = time.Now()
+		}
+		for _, d := range in {
+			if f.raw {
+				if len(d.data) > f.opts.MaxSequenceSize {
+					f.malformed(d.addr, fmt.Errorf("%w: raw datagram of %d bytes", seq.ErrTooLarge, len(d.data)))
+					continue
+				}
+				seq.DecodeRawUDP(&s, d.data, rawCfg)
+			} else {
+				ok, err := f.reasm.Add(&s, d.addr, d.data, now)
+				f.countLost()
+				if err != nil {
+					f.malformed(d.addr, err)
+					continue
+				}
+				if !ok {
+					continue
+				}
+			}
+			f.ctr.seqIn.Add(1)
+			handler(f.peer(d.addr), &s)
+		}
 	}
 }
 
@@ -445,22 +506,28 @@ func (f *UDPFlow) peer(from netip.AddrPort) *udpPeer {
 
 func (f *UDPFlow) malformed(from netip.AddrPort, err error) {
 	f.ctr.malformed.Add(1)
-	f.logLimited("dropped malformed datagram", "from", from, "err", err)
+	f.readLog.warn(f.log, "dropped malformed datagram", "from", from, "err", err)
 }
 
-// logLimited logs a warning at most once per udpLogEvery; the line says how
-// many were suppressed since the previous one. Read goroutine only.
-func (f *UDPFlow) logLimited(msg string, args ...any) {
+// logLimiter rate-limits a goroutine's warnings to one per udpLogEvery; the
+// line says how many were suppressed since the previous one. Each goroutine
+// has its own (it is not safe for concurrent use).
+type logLimiter struct {
+	last       time.Time
+	suppressed int
+}
+
+func (l *logLimiter) warn(log *slog.Logger, msg string, args ...any) {
 	now := time.Now()
-	if !f.lastLog.IsZero() && now.Sub(f.lastLog) < udpLogEvery {
-		f.suppressed++
+	if !l.last.IsZero() && now.Sub(l.last) < udpLogEvery {
+		l.suppressed++
 		return
 	}
-	if f.suppressed > 0 {
-		args = append(args, "suppressed", f.suppressed)
+	if l.suppressed > 0 {
+		args = append(args, "suppressed", l.suppressed)
 	}
-	f.log.Warn("flow: "+msg, args...)
-	f.lastLog, f.suppressed = now, 0
+	log.Warn("flow: "+msg, args...)
+	l.last, l.suppressed = now, 0
 }
 
 // udpPeer is the source of datagrams on a UDP flow.
@@ -473,8 +540,12 @@ func (p *udpPeer) ID() uint64                 { return p.f.id }
 func (p *udpPeer) RemoteAddr() netip.AddrPort { return p.addr }
 func (p *udpPeer) LocalAddr() netip.AddrPort  { return p.f.local }
 func (p *udpPeer) Protocol() Protocol         { return p.f.proto }
-func (p *udpPeer) Send(s *seq.Sequence) error { return p.f.SendTo(s, p.addr) }
 func (p *udpPeer) Close() error               { return nil }
 func (p *udpPeer) String() string             { return p.f.proto.String() + ":" + p.addr.String() }
+
+// Send queues a reply to the peer. Unlike SendTo it does not wait for room
+// in a full queue: it is meant for the Handler, whose wait would stall the
+// read loop.
+func (p *udpPeer) Send(s *seq.Sequence) error { return p.f.send(s, p.addr, 0) }
 
 var _ Flow = (*UDPFlow)(nil)

@@ -12,25 +12,35 @@ import (
 )
 
 // BenchmarkUDP sends STK-UDP sequences of one element 1→1 over loopback and
-// counts what the receiving flow delivers. The sender keeps at most
+// counts what the receiving flow delivers, with the batch system calls
+// (sendmmsg/recvmmsg, "batch") and with one system call per datagram (the
+// fallback of other systems, "single"). The sender keeps at most
 // udpBenchWindow sequences in flight (a credit the receiver's Handler returns),
 // so the socket buffer does not overflow and the figure is a loss-free rate;
 // if a datagram is lost anyway, its credit is reclaimed after 100 ms and the
 // loss is reported as the "lost" metric. msgs/s and MB/s (element bytes) are
-// for received sequences. allocs/op counts both ends.
+// for received sequences; tx-dgrams/call and rx-dgrams/call are the average
+// datagrams per batch system call. allocs/op counts both ends.
 func BenchmarkUDP(b *testing.B) {
-	for _, size := range []int{16, 1 << 10, 16 << 10} {
-		b.Run(fmt.Sprintf("%dB", size), func(b *testing.B) { benchUDP(b, size) })
+	for _, mode := range []struct {
+		name string
+		io   udpIOMode
+	}{{"batch", udpIOBatch}, {"single", udpIOSingle}} {
+		b.Run(mode.name, func(b *testing.B) {
+			for _, size := range []int{16, 128, 1 << 10, 16 << 10} {
+				b.Run(fmt.Sprintf("%dB", size), func(b *testing.B) { benchUDP(b, mode.io, size) })
+			}
+		})
 	}
 }
 
 const udpBenchWindow = 128
 
-func benchUDP(b *testing.B, size int) {
+func benchUDP(b *testing.B, mode udpIOMode, size int) {
 	var got atomic.Int64
 	credits := make(chan struct{}, udpBenchWindow)
 	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
-	rx, err := NewUDP(UDPConfig{Bind: "127.0.0.1:0"}, Options{
+	rx, err := newUDP(UDPConfig{Bind: "127.0.0.1:0"}, Options{
 		ReceiveBuffer: 4 << 20,
 		Logger:        quiet,
 		Handler: func(_ Peer, s *seq.Sequence) {
@@ -40,12 +50,12 @@ func benchUDP(b *testing.B, size int) {
 			default:
 			}
 		},
-	})
+	}, mode)
 	if err != nil {
 		b.Fatal(err)
 	}
 	defer rx.Close()
-	tx, err := NewUDP(UDPConfig{Bind: "127.0.0.1:0", Destination: rx.LocalAddr().String()}, Options{SendBuffer: 4 << 20, Logger: quiet})
+	tx, err := newUDP(UDPConfig{Bind: "127.0.0.1:0", Destination: rx.LocalAddr().String()}, Options{SendBuffer: 4 << 20, Logger: quiet}, mode)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -95,4 +105,13 @@ func benchUDP(b *testing.B, size int) {
 	b.ReportMetric(float64(n)/elapsed.Seconds(), "msgs/s")
 	b.ReportMetric(float64(n)*float64(size)/elapsed.Seconds()/1e6, "MB/s")
 	b.ReportMetric(float64(int64(b.N)-n), "lost")
+	// After Close, the goroutines that own the batch state are gone.
+	tx.Close()
+	rx.Close()
+	if mode == udpIOBatch && tx.w.batch != nil && tx.w.batch.calls > 0 {
+		b.ReportMetric(float64(tx.Stats().SequencesOut)/float64(tx.w.batch.calls), "tx-dgrams/call")
+	}
+	if mode == udpIOBatch && rx.r.batch != nil && rx.r.batch.calls > 0 {
+		b.ReportMetric(float64(rx.Stats().SequencesIn)/float64(rx.r.batch.calls), "rx-dgrams/call")
+	}
 }
