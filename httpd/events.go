@@ -3,10 +3,14 @@ package httpd
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
+	"math"
 	"net/http"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/stk-go/stk/smartbeat"
 )
 
 // HelloJSON is the data of the first event of every stream.
@@ -19,16 +23,30 @@ type HelloJSON struct {
 // maxBatch is how many bytes of events are written before a flush.
 const maxBatch = 64 << 10
 
-// serveEvents is /api/v1/events, the event stream (see the package doc).
+// serveEvents is /api/v1/events, the event stream (see the package doc
+// and client for how beats are merged).
+//
+// An event's id is the sequence number of the latest monitor event it
+// stands for, and ids only grow. A client that read up to id K has every
+// monitor event up to K, or a later event of the same record that holds
+// its values and comes after K (a merged beat at its latest beat's place,
+// or the state change that absorbed it). Resuming after K therefore
+// replays, merged the same way, what the client lacks; and "prev" in each
+// event's data, the id of the event before it on this stream (or where
+// the stream started), lets the client check that it lacks nothing.
 func (s *Server) serveEvents(w http.ResponseWriter, r *http.Request) {
-	c, last, ok := s.hub.add()
+	raw, err := beatsMode(r)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	from, resume, bad := resumePoint(r)
+	c, last, ok := s.hub.add(raw)
 	if !ok {
 		writeError(w, http.StatusServiceUnavailable, "the server is shutting down")
 		return
 	}
 	defer s.hub.remove(c)
-
-	from, resume, bad := resumePoint(r)
 
 	h := w.Header()
 	h.Set("Content-Type", "text/event-stream; charset=utf-8")
@@ -36,12 +54,12 @@ func (s *Server) serveEvents(w http.ResponseWriter, r *http.Request) {
 	h.Set("X-Accel-Buffering", "no") // nginx: do not buffer the stream
 	w.WriteHeader(http.StatusOK)
 
-	var buf bytes.Buffer
-	buf.WriteString("retry: " + strconv.FormatInt(s.cfg.Retry.Milliseconds(), 10) + "\n\n")
+	sw := &streamWriter{s: s, w: w, rc: http.NewResponseController(w)}
+	sw.buf.WriteString("retry: " + strconv.FormatInt(s.cfg.Retry.Milliseconds(), 10) + "\n\n")
 	mon := s.cfg.Monitor
 	hello := HelloJSON{Instance: s.instance}
-	sent := last // the client has every event up to sent, or gets reset
-	var replay []message
+	floor := last // the client has every event up to floor, or gets reset
+	var replay []smartbeat.Event
 	reset := ""
 	switch {
 	case mon == nil:
@@ -60,72 +78,158 @@ func (s *Server) serveEvents(w http.ResponseWriter, r *http.Request) {
 			break
 		}
 		hello.Resumed = true
-		sent = from
-		for i := range evs {
-			if evs[i].Seq <= sent {
-				continue
-			}
-			data, err := json.Marshal(eventJSON(&evs[i]))
-			if err != nil {
-				continue
-			}
-			replay = append(replay, message{id: evs[i].Seq, event: evs[i].Kind.String(), data: data})
-			sent = evs[i].Seq
-		}
+		floor, replay = from, evs
 	default:
 		hello.Seq = last
 	}
+	first := c.start(floor, last, replay, s.cfg.SparkPoints)
+	sw.prev = floor
 	hb, _ := json.Marshal(hello)
-	writeEvent(&buf, message{event: "hello", data: hb})
+	writeEvent(&sw.buf, message{event: "hello", data: hb})
 	if reset != "" {
 		s.hub.resets.Add(1)
 		rb, _ := json.Marshal(struct {
 			Reason string `json:"reason"`
 		}{reset})
-		writeEvent(&buf, message{event: "reset", data: rb})
+		writeEvent(&sw.buf, message{event: "reset", data: rb})
 	}
-	for _, m := range replay {
-		writeEvent(&buf, m)
+	if sw.items(first) != nil {
+		return
 	}
-	s.hub.sent.Add(uint64(len(replay)))
 
-	rc := http.NewResponseController(w)
 	heartbeat := time.NewTicker(s.cfg.Heartbeat)
 	defer heartbeat.Stop()
-	add := func(m message) {
-		if m.id != 0 {
-			if m.id <= sent {
-				return // replayed already
-			}
-			sent = m.id
-			s.hub.sent.Add(1)
-		}
-		writeEvent(&buf, m)
+	var tick <-chan time.Time // a raw client writes when woken, at once
+	if !raw {
+		t := time.NewTicker(s.hub.flushInterval())
+		defer t.Stop()
+		tick = t.C
 	}
+	spare := first
 	for {
-		if buf.Len() > 0 {
-			rc.SetWriteDeadline(time.Now().Add(s.cfg.WriteTimeout))
-			if _, err := w.Write(buf.Bytes()); err != nil {
-				return
-			}
-			if err := rc.Flush(); err != nil {
-				return
-			}
-			buf.Reset()
-		}
 		select {
-		case m := <-c.ch:
-			add(m)
-			for buf.Len() < maxBatch && len(c.ch) > 0 {
-				add(<-c.ch)
-			}
+		case <-tick:
+		case <-c.wake:
 		case <-heartbeat.C:
-			buf.WriteString(": heartbeat\n\n")
+			sw.buf.WriteString(": heartbeat\n\n")
+			if sw.flush() != nil {
+				return
+			}
+			continue
 		case <-c.gone:
 			return
 		case <-r.Context().Done():
 			return
 		}
+		clear(spare)
+		if cap(spare) > 1<<14 {
+			spare = nil // after a burst: do not keep its room
+		}
+		q := c.take(spare)
+		if sw.items(q) != nil {
+			return
+		}
+		spare = q
+	}
+}
+
+// streamWriter writes one event stream.
+type streamWriter struct {
+	s    *Server
+	w    http.ResponseWriter
+	rc   *http.ResponseController
+	buf  bytes.Buffer
+	prev uint64 // the id of the latest monitor event written
+	num  [24]byte
+}
+
+// items writes q, in order, and flushes.
+func (sw *streamWriter) items(q []item) error {
+	n := 0
+	for i := range q {
+		it := &q[i]
+		switch {
+		case it.dead:
+			continue
+		case it.u == nil:
+			writeEvent(&sw.buf, it.msg)
+			sw.prev = max(sw.prev, it.after)
+		default:
+			sw.update(it)
+			n++
+		}
+		if sw.buf.Len() >= maxBatch {
+			if err := sw.flush(); err != nil {
+				return err
+			}
+		}
+	}
+	sw.s.hub.sent.Add(uint64(n))
+	return sw.flush()
+}
+
+// update appends the event of it: the monitor event's JSON with "prev",
+// and "merged" and "intervals_ms" when there are any, put in front.
+func (sw *streamWriter) update(it *item) {
+	data := it.u.json(sw.s.log)
+	seq := it.u.ev.Seq
+	b := &sw.buf
+	b.WriteString("id: ")
+	b.Write(strconv.AppendUint(sw.num[:0], seq, 10))
+	b.WriteString("\nevent: ")
+	b.WriteString(it.u.ev.Kind.String())
+	b.WriteString("\ndata: {\"prev\":")
+	b.Write(strconv.AppendUint(sw.num[:0], sw.prev, 10))
+	if it.merged > 1 {
+		b.WriteString(`,"merged":`)
+		b.Write(strconv.AppendInt(sw.num[:0], int64(it.merged), 10))
+	}
+	if len(it.points) > 0 {
+		b.WriteString(`,"intervals_ms":[`)
+		for i, v := range it.points {
+			if i > 0 {
+				b.WriteByte(',')
+			}
+			b.Write(strconv.AppendFloat(sw.num[:0], math.Round(v*1000)/1000, 'f', -1, 64))
+		}
+		b.WriteByte(']')
+	}
+	if rest := data[1:]; len(rest) > 0 && rest[0] != '}' {
+		b.WriteByte(',')
+		b.Write(rest)
+	} else {
+		b.WriteByte('}')
+	}
+	b.WriteString("\n\n")
+	sw.prev = seq
+}
+
+// flush writes what is buffered, within WriteTimeout.
+func (sw *streamWriter) flush() error {
+	if sw.buf.Len() == 0 {
+		return nil
+	}
+	sw.rc.SetWriteDeadline(time.Now().Add(sw.s.cfg.WriteTimeout))
+	if _, err := sw.w.Write(sw.buf.Bytes()); err != nil {
+		return err
+	}
+	if err := sw.rc.Flush(); err != nil {
+		return err
+	}
+	sw.buf.Reset()
+	return nil
+}
+
+// beatsMode reads ?beats=: "merged" (the default) or "all", every beat
+// on its own (raw).
+func beatsMode(r *http.Request) (raw bool, err error) {
+	switch v := r.URL.Query().Get("beats"); v {
+	case "", "merged":
+		return false, nil
+	case "all":
+		return true, nil
+	default:
+		return false, fmt.Errorf("beats=%q: want merged (the default) or all", v)
 	}
 }
 

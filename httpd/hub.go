@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"hash/fnv"
+	"log/slog"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -19,14 +20,242 @@ type message struct {
 	data  []byte // one line of JSON
 }
 
-// client is one open event stream.
+// eventsFlush is how often a client's queued updates are written: a
+// record that beats faster gets one update per interval on the stream,
+// carrying its latest values.
+const eventsFlush = 250 * time.Millisecond
+
+// update is one monitor event as the hub hands it to the clients. Its JSON
+// is made once, by the first client that writes it: an update merged away
+// on every client is never encoded.
+type update struct {
+	ev       smartbeat.Event
+	point    float64 // the smartbeat interval it added to the record's sparkline, ms
+	hasPoint bool
+
+	once sync.Once
+	data []byte
+}
+
+func (u *update) json(log *slog.Logger) []byte {
+	u.once.Do(func() {
+		var err error
+		if u.data, err = json.Marshal(eventJSON(&u.ev)); err != nil {
+			log.Warn("http: encoding an event", "seq", u.ev.Seq, "err", err)
+			u.data = []byte(`{}`)
+		}
+	})
+	return u.data
+}
+
+// item is one entry of a client's queue: a monitor update standing for
+// merged monitor events, or another message (msg, when u is nil).
+type item struct {
+	u      *update
+	msg    message
+	after  uint64    // for a reset: the events up to this are not all on the stream
+	merged int       // monitor events it stands for: 1 plus the beats merged into it
+	points []float64 // sparkline points of those events, oldest first
+	dead   bool      // merged into a later item
+}
+
+// client is one open event stream. The hub appends to its queue; the
+// stream's handler takes the queue every flush interval (at once for a
+// raw client, or when too many unmergeable items wait) and writes it.
+//
+// Coalescing: a beat whose record has a beat still waiting in the queue
+// replaces it, at the new event's place in the stream, and carries its
+// sparkline points; any other event of the record (state change,
+// creation, timeout, destroy...) also absorbs the waiting beat, whose
+// values it holds too (every event carries the whole record), and is
+// never merged away itself. So the queue holds at most one beat per
+// record, each record's events keep their order, and the stream stays in
+// sequence-number order.
 type client struct {
-	ch   chan message
 	gone chan struct{} // closed when the client is dropped or the hub closes
 	once sync.Once
+	wake chan struct{} // the handler should write now, not at the next flush
+	raw  bool          // ?beats=all: every event on its own, written at once
+
+	mu    sync.Mutex
+	q     []item
+	live  int            // items in q that are not dead
+	must  int            // items in q that no later event can merge away
+	beats map[uint64]int // uid -> index in q of its waiting beat (the record's latest item)
+	floor uint64         // events up to this are the client's already
+	since time.Time      // when the oldest item in q was queued
 }
 
 func (c *client) drop() { c.once.Do(func() { close(c.gone) }) }
+
+func (c *client) signal() {
+	select {
+	case c.wake <- struct{}{}:
+	default:
+	}
+}
+
+// push queues u and reports whether the client still keeps up: false
+// when more than limit items that cannot be merged wait.
+func (c *client) push(u *update, maxPoints, limit int) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if u.ev.Seq <= c.floor {
+		return true
+	}
+	it := item{u: u, merged: 1}
+	if u.hasPoint {
+		it.points = []float64{u.point}
+	}
+	c.addLocked(it, maxPoints)
+	if c.raw || c.must >= limit/2 {
+		c.signal()
+	}
+	return c.must <= limit
+}
+
+// pushMsg queues a message without an id (after: see item), like push.
+func (c *client) pushMsg(m message, after uint64, limit int) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.live == 0 {
+		c.since = time.Now()
+	}
+	c.q = append(c.q, item{msg: m, after: after})
+	c.live++
+	c.must++
+	if c.raw || c.must >= limit/2 {
+		c.signal()
+	}
+	return c.must <= limit
+}
+
+// addLocked appends it to the queue, merging the record's waiting beat
+// into it (see client).
+func (c *client) addLocked(it item, maxPoints int) {
+	if c.live == 0 {
+		c.since = time.Now()
+	}
+	uid := it.u.ev.Service.UID
+	if i, ok := c.beats[uid]; ok {
+		old := &c.q[i]
+		it.merged += old.merged
+		it.points = lastN(append(old.points, it.points...), maxPoints)
+		*old = item{dead: true}
+		c.live--
+		delete(c.beats, uid)
+	}
+	if !c.raw && it.u.ev.Kind == smartbeat.EventBeat {
+		c.beats[uid] = len(c.q)
+	} else {
+		c.must++
+	}
+	c.q = append(c.q, it)
+	c.live++
+	if len(c.q) > 2*c.live+64 {
+		c.compactLocked()
+	}
+}
+
+// compactLocked removes the dead items, so the queue stays within twice
+// the records with a waiting beat plus the unmergeable items.
+func (c *client) compactLocked() {
+	n := 0
+	for _, it := range c.q {
+		if it.dead {
+			continue
+		}
+		if it.u != nil && it.u.ev.Kind == smartbeat.EventBeat && !c.raw {
+			c.beats[it.u.ev.Service.UID] = n // a live beat is always its record's waiting one
+		}
+		c.q[n] = it
+		n++
+	}
+	clear(c.q[n:])
+	c.q = c.q[:n]
+}
+
+// take returns the queue to write and starts an empty one in spare (the
+// slice the caller wrote last time).
+func (c *client) take(spare []item) []item {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	q := c.q
+	c.q = spare[:0]
+	c.live, c.must = 0, 0
+	clear(c.beats)
+	return q
+}
+
+// start begins the stream at floor: events up to floor are the client's
+// already. It returns what to write first: the events of replay after
+// floor that the hub published before the client was added (up to
+// added), merged like live ones, then what the hub queued since.
+func (c *client) start(floor, added uint64, replay []smartbeat.Event, maxPoints int) []item {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	queued := c.q
+	c.q, c.live, c.must = nil, 0, 0
+	clear(c.beats)
+	c.floor = floor
+	// The replay's sparkline points: intervals between its own smartbeats
+	// of a record (the one before its first is not in it).
+	lastRecv := map[uint64]time.Time{}
+	for i := range replay {
+		ev := &replay[i]
+		if ev.Seq <= c.floor || ev.Seq > added {
+			continue
+		}
+		u := &update{ev: *ev}
+		v := &ev.Service
+		if ev.Kind == smartbeat.EventBeat || ev.Kind == smartbeat.EventResurrected {
+			if t, ok := lastRecv[v.UID]; ok && v.LastReceived.After(t) {
+				u.point, u.hasPoint = ms(v.LastReceived.Sub(t)), true
+			}
+			lastRecv[v.UID] = v.LastReceived
+		}
+		it := item{u: u, merged: 1}
+		if u.hasPoint {
+			it.points = []float64{u.point}
+		}
+		c.addLocked(it, maxPoints)
+	}
+	for _, it := range queued {
+		switch {
+		case it.dead:
+		case it.u == nil:
+			c.q = append(c.q, it)
+			c.live++
+			c.must++
+		case it.u.ev.Seq > c.floor:
+			c.addLocked(it, maxPoints)
+		}
+	}
+	q := c.q
+	c.q, c.live, c.must = nil, 0, 0
+	clear(c.beats)
+	return q
+}
+
+// stalled reports how long the oldest item has waited, and whether that
+// is longer than limit: the handler is stuck writing.
+func (c *client) stalled(now time.Time, limit time.Duration) (time.Duration, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.live == 0 {
+		return 0, false
+	}
+	d := now.Sub(c.since)
+	return d, d > limit
+}
+
+// lastN returns the last n values of v.
+func lastN(v []float64, n int) []float64 {
+	if len(v) > n {
+		return v[len(v)-n:]
+	}
+	return v
+}
 
 // maxEndedSparks bounds the sparklines kept for records that left the
 // current list.
@@ -56,13 +285,16 @@ func (sp *spark) values() []float64 {
 }
 
 // hub follows the monitor's events and fans them out to the event-stream
-// clients. The monitor calls onEvent on a goroutine of its own; clients
-// get messages through bounded channels and are dropped when theirs is
-// full, so nothing here ever waits for a client.
+// clients. The monitor calls onEvent on a goroutine of its own; the hub
+// only appends to the clients' queues (see client), where beats merge, and
+// drops a client that falls too far behind, so nothing here ever waits for
+// a client. The JSON is made later, once, by the clients' handlers.
 type hub struct {
 	s      *Server
 	mon    Monitor
 	cancel func() // the monitor subscription
+
+	flushEvery atomic.Int64 // eventsFlush; tests shorten it
 
 	mu      sync.Mutex
 	clients map[*client]struct{}
@@ -87,6 +319,7 @@ func newHub(s *Server) *hub {
 		sparks:  map[uint64]*spark{},
 		stop:    make(chan struct{}),
 	}
+	h.flushEvery.Store(int64(eventsFlush))
 	if h.mon != nil {
 		h.last = h.mon.Stats().LastEvent
 		h.cancel = h.mon.Subscribe(h.onEvent)
@@ -95,6 +328,8 @@ func newHub(s *Server) *hub {
 	go h.loop()
 	return h
 }
+
+func (h *hub) flushInterval() time.Duration { return time.Duration(h.flushEvery.Load()) }
 
 func (h *hub) close() {
 	h.mu.Lock()
@@ -132,8 +367,16 @@ func (h *hub) onEvent(ev smartbeat.Event) {
 	// from a snapshot.
 	missed, ok := h.mon.EventsSince(last)
 	if !ok {
+		// The events before the first one published next may be missing:
+		// the "prev" of that one says so (see serveEvents).
+		after := ev.Seq - 1
+		if len(missed) > 0 {
+			after = min(after, missed[0].Seq-1)
+		}
 		h.resets.Add(1)
-		h.broadcast(message{event: "reset", data: []byte(`{"reason":"the monitor dropped events"}`)})
+		h.mu.Lock()
+		h.broadcastLocked(message{event: "reset", data: []byte(`{"reason":"the monitor dropped events"}`)}, after)
+		h.mu.Unlock()
 	}
 	for _, m := range missed {
 		if m.Seq > ev.Seq {
@@ -144,37 +387,35 @@ func (h *hub) onEvent(ev smartbeat.Event) {
 	h.publish(ev) // publish skips it when missed held it
 }
 
-// publish records ev for the sparklines and sends it to every client.
+// publish records ev for the sparklines and queues it for every client.
 // Only the subscription goroutine calls it, so events stay in order.
 func (h *hub) publish(ev smartbeat.Event) {
 	h.mu.Lock()
+	defer h.mu.Unlock()
 	if h.closed || ev.Seq <= h.last {
-		h.mu.Unlock()
 		return
 	}
 	h.last = ev.Seq
-	h.trackLocked(&ev)
-	n := len(h.clients)
-	h.mu.Unlock()
-	if n == 0 {
-		return // nobody to encode it for
+	point, ok := h.trackLocked(&ev)
+	if len(h.clients) == 0 {
+		return
 	}
-	data, err := json.Marshal(eventJSON(&ev))
-	if err != nil {
-		h.s.log.Warn("http: encoding an event", "seq", ev.Seq, "err", err)
-		data = []byte(`{}`)
+	u := &update{ev: ev, point: point, hasPoint: ok}
+	cfg := &h.s.cfg
+	for c := range h.clients {
+		if !c.push(u, cfg.SparkPoints, cfg.ClientBuffer) {
+			h.dropLocked(c)
+		}
 	}
-	// A client that registered meanwhile has ev.Seq as its start and
-	// skips it.
-	h.broadcast(message{id: ev.Seq, event: ev.Kind.String(), data: data})
 }
 
 func eventJSON(ev *smartbeat.Event) EventJSON {
 	return EventJSON{Seq: ev.Seq, Kind: ev.Kind.String(), At: ev.At, Service: serviceJSON(&ev.Service)}
 }
 
-// trackLocked keeps the smartbeat intervals of the record of ev.
-func (h *hub) trackLocked(ev *smartbeat.Event) {
+// trackLocked keeps the smartbeat intervals of the record of ev, and
+// returns the one ev added, if any.
+func (h *hub) trackLocked(ev *smartbeat.Event) (point float64, added bool) {
 	v := &ev.Service
 	sp := h.sparks[v.UID]
 	if sp == nil {
@@ -184,7 +425,8 @@ func (h *hub) trackLocked(ev *smartbeat.Event) {
 	switch ev.Kind {
 	case smartbeat.EventBeat, smartbeat.EventResurrected:
 		if !sp.lastRecv.IsZero() && v.LastReceived.After(sp.lastRecv) {
-			sp.add(ms(v.LastReceived.Sub(sp.lastRecv)), h.s.cfg.SparkPoints)
+			point, added = ms(v.LastReceived.Sub(sp.lastRecv)), true
+			sp.add(point, h.s.cfg.SparkPoints)
 		}
 		if v.LastReceived.After(sp.lastRecv) {
 			sp.lastRecv = v.LastReceived
@@ -203,6 +445,7 @@ func (h *hub) trackLocked(ev *smartbeat.Event) {
 	} else if v.Current && sp.ended {
 		sp.ended = false // resurrected; its entry in ended is skipped on eviction
 	}
+	return point, added
 }
 
 // addSparks fills in the beat intervals of services.
@@ -219,30 +462,35 @@ func (h *hub) addSparks(services []ServiceJSON) {
 func (h *hub) broadcast(m message) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	h.broadcastLocked(m)
+	h.broadcastLocked(m, 0)
 }
 
-func (h *hub) broadcastLocked(m message) {
+func (h *hub) broadcastLocked(m message, after uint64) {
 	for c := range h.clients {
-		select {
-		case c.ch <- m:
-		default: // too slow: drop it; it reconnects with Last-Event-ID
-			h.dropped.Add(1)
-			delete(h.clients, c)
-			c.drop()
+		if !c.pushMsg(m, after, h.s.cfg.ClientBuffer) {
+			h.dropLocked(c)
 		}
 	}
 }
 
+// dropLocked cuts a client that is too slow; it reconnects with
+// Last-Event-ID.
+func (h *hub) dropLocked(c *client) {
+	h.dropped.Add(1)
+	delete(h.clients, c)
+	c.drop()
+}
+
 // add registers a new client and returns the latest sequence number
-// fanned out: the client gets every later event on its channel.
-func (h *hub) add() (*client, uint64, bool) {
-	c := &client{ch: make(chan message, h.s.cfg.ClientBuffer), gone: make(chan struct{})}
+// fanned out: the client gets every later event in its queue.
+func (h *hub) add(raw bool) (*client, uint64, bool) {
+	c := &client{gone: make(chan struct{}), wake: make(chan struct{}, 1), raw: raw, beats: map[uint64]int{}}
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if h.closed {
 		return nil, 0, false
 	}
+	c.floor = h.last
 	h.clients[c] = struct{}{}
 	return c, h.last, true
 }
@@ -264,6 +512,22 @@ func (h *hub) httpStats() HTTPStatsJSON {
 	return HTTPStatsJSON{StreamClients: h.numClients(), StreamDropped: h.dropped.Load(), StreamResets: h.resets.Load(), EventsSent: h.sent.Load()}
 }
 
+// dropStalled cuts the clients whose queue has waited longer than
+// WriteTimeout (plus a flush interval) for their handler: one write is
+// stuck (a writer without deadlines would stay stuck), or one interval's
+// updates took that long to write. Either way the client cannot keep up
+// even with merged updates.
+func (h *hub) dropStalled(now time.Time) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for c := range h.clients {
+		if d, ok := c.stalled(now, h.s.cfg.WriteTimeout+h.flushInterval()); ok {
+			h.s.log.Debug("http: event stream too slow, dropped", "waited", d.Round(time.Millisecond))
+			h.dropLocked(c)
+		}
+	}
+}
+
 // loop pushes "names" hints and "stats" while clients are connected.
 func (h *hub) loop() {
 	defer h.wg.Done()
@@ -272,10 +536,14 @@ func (h *hub) loop() {
 	defer namesT.Stop()
 	statsT := time.NewTicker(cfg.StatsInterval)
 	defer statsT.Stop()
+	sweepT := time.NewTicker(min(max(cfg.WriteTimeout/4, 10*time.Millisecond), time.Second))
+	defer sweepT.Stop()
 	for {
 		select {
 		case <-h.stop:
 			return
+		case now := <-sweepT.C:
+			h.dropStalled(now)
 		case <-namesT.C:
 			if cfg.Names != nil && h.numClients() > 0 {
 				h.checkNames()
@@ -306,7 +574,7 @@ func (h *hub) checkNames() {
 		Version uint64 `json:"version"`
 		Total   int    `json:"total"`
 	}{h.namesVersion, len(names)})
-	h.broadcastLocked(message{event: "names", data: b})
+	h.broadcastLocked(message{event: "names", data: b}, 0)
 }
 
 // hashNames digests what the Names page shows of every registration.

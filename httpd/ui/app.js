@@ -197,12 +197,11 @@
     const old = S.services.get(svc.uid) || S.history.get(svc.uid);
     svc.beat_intervals_ms = old ? (old.beat_intervals_ms || []).slice() : [];
     if (!svc.states && old) svc.states = old.states; // beat events leave them out
-    if ((ev.kind === 'beat' || ev.kind === 'resurrected') && old && old.last_received && svc.last_received) {
-      const d = tms(svc.last_received) - tms(old.last_received);
-      if (d > 0) {
-        svc.beat_intervals_ms.push(d);
-        if (svc.beat_intervals_ms.length > SPARK_POINTS) svc.beat_intervals_ms.shift();
-      }
+    // The server merges a record's beats into one event per flush; it
+    // carries the smartbeat intervals of all of them.
+    if (ev.intervals_ms && old) {
+      svc.beat_intervals_ms.push(...ev.intervals_ms);
+      svc.beat_intervals_ms.splice(0, svc.beat_intervals_ms.length - SPARK_POINTS);
     }
     if (old) {
       const f = S.flashes.get(svc.uid) || new Set();
@@ -213,10 +212,14 @@
     put(svc, old);
     S.applied = ev.seq;
   }
+  // Events come in sequence-number order, but not every number comes:
+  // merged beats stand for the ones before them. ev.prev is the event
+  // before this one on the stream; when it is past what was applied, the
+  // stream lost something and the snapshot is loaded again.
   function onEvent(ev) {
     if (S.resyncing || !S.loaded) { S.buffer.push(ev); return; }
     if (ev.seq <= S.applied) return;
-    if (ev.seq !== S.applied + 1) { S.buffer.push(ev); resync('missed events'); return; }
+    if (ev.prev > S.applied) { S.buffer.push(ev); resync('missed events'); return; }
     apply(ev);
     schedule();
   }
@@ -229,8 +232,7 @@
         loadSnapshot(snap);
         const buf = S.buffer;
         S.buffer = [];
-        buf.sort((a, b) => a.seq - b.seq);
-        for (const ev of buf) if (ev.seq === S.applied + 1) apply(ev);
+        for (const ev of buf) if (ev.seq > S.applied && ev.prev <= S.applied) apply(ev);
         break;
       } catch (e) {
         await new Promise((r) => setTimeout(r, 2000));
