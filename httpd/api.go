@@ -66,7 +66,8 @@ type ServiceJSON struct {
 
 	// BeatIntervals are the latest intervals between smartbeats seen by
 	// this server, oldest first, in ms (the sparkline). Not in events:
-	// a client appends last_received differences itself.
+	// a client appends the "intervals_ms" of each event (see the package
+	// documentation, Live updates).
 	BeatIntervals []float64 `json:"beat_intervals_ms,omitempty"`
 }
 

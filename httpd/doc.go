@@ -52,9 +52,23 @@
 // A comment line is sent every Heartbeat (15 s) to keep proxies from
 // closing an idle stream.
 //
-// Each client has a bounded queue. One that does not read fast enough is
-// dropped: its stream ends, the browser reconnects and resumes with
-// Last-Event-ID. The monitor is never blocked by a client.
+// Beats are merged per record: the stream is written every 250 ms, and a
+// record's beat still waiting in a client's queue is replaced by its next
+// one, so a slow client gets fewer, fresher updates instead of a backlog.
+// Creations, state changes, timeouts, destroys, displacements and
+// resurrections are never merged away and keep their order (each carries
+// the whole record, so it also stands for the beats before it). An event's
+// id is then the latest monitor event it stands for; its data starts with
+// "prev" (the id of the event before it on this stream, so a client can tell
+// a gap from a merge), "merged" (how many monitor events it stands for, when
+// more than one) and "intervals_ms" (the beat intervals it covers, for the
+// sparkline). ?beats=all gives one event per beat instead, as before.
+//
+// Each client's queue is bounded: one beat per record plus ClientBuffer
+// events that cannot be merged. A client that overflows it, or whose queued
+// events have waited longer than WriteTimeout, is dropped: its stream ends,
+// the browser reconnects and resumes with Last-Event-ID. The monitor is
+// never blocked by a client.
 //
 // The name server has no change feed. While at least one event stream is
 // open, the server lists the names every NamesInterval (1 s), hashes them

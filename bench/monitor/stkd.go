@@ -291,7 +291,7 @@ func (ev *event) reason() string {
 // returned channel, in order; "reset" (the stream lost events) is reported
 // on stderr. The channel closes when the stream ends.
 func (d *daemon) events(ctx context.Context) (<-chan event, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, d.URL+"/api/v1/events", nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, d.URL+"/api/v1/events?beats=all", nil)
 	if err != nil {
 		return nil, err
 	}
