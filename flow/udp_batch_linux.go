@@ -96,6 +96,8 @@ func (s *udpBatchSend) send(ds []udpDatagram) (int, error) {
 		return 0, errBatchUnsupported
 	case errno != 0:
 		return 0, os.NewSyscallError("sendmmsg", errno)
+	case sent <= 0: // not documented; the writer would retry forever
+		return 0, os.NewSyscallError("sendmmsg", unix.EIO)
 	}
 	s.calls++
 	return sent, nil

@@ -388,9 +388,20 @@ func TestUDPSendRefused(t *testing.T) {
 	leakcheck.Check(t)
 	// Port 0: the kernel refuses it (EINVAL) on every route.
 	refused := netip.MustParseAddrPort("127.0.0.1:0")
+	// Good sequences are 0, 1, 2 ...; refused ones are 1000 + their place.
+	// 1128 is fragmented and its fragments straddle the end of the first
+	// udpSendBatch datagrams the writer takes.
+	size := func(idx int) int {
+		switch {
+		case idx == 1000+udpSendBatch:
+			return 70000
+		case idx <= udpSendBatch:
+			return 100
+		}
+		return 100 + 70000*(idx%2)
+	}
 	for _, m := range udpIOModes[:2] {
 		t.Run(m.name, func(t *testing.T) {
-			size := func(i int) int { return 100 + 70000*(i%2) }
 			r := newUDPReceiver(size)
 			rx := newUDPFlowMode(t, UDPConfig{Bind: "127.0.0.1:0"}, Options{Handler: r.handle, ReceiveBuffer: 4 << 20}, m.mode)
 			var logs bytes.Buffer
@@ -399,15 +410,15 @@ func TestUDPSendRefused(t *testing.T) {
 				Logger: slog.New(slog.NewTextHandler(udpLockedWriter{&logMu, &logs}, nil)),
 			}, m.mode)
 			stalled, release := stallUDPWriter(tx)
-			// Queue everything while the writer holds the first sequence,
-			// so that the rest goes out in one batch: refused sequences
-			// between good ones, some of each fragmented. The good ones
-			// are 0, 1, 2, 3; the refused ones 100 and up.
-			const n = 12
+			// Queue everything while the writer holds sequence 0, so that
+			// the rest is taken at once: udpSendBatch-1 good ones, the
+			// straddling refused one, then refused ones (some fragmented)
+			// between good ones (some fragmented).
+			const n = udpSendBatch + 20
 			good := 0
 			for i := range n {
-				to, idx := refused, 100+i
-				if i%3 == 0 {
+				to, idx := refused, 1000+i
+				if i < udpSendBatch || i%3 == 0 {
 					to, idx = rx.LocalAddr(), good
 					good++
 				}
