@@ -67,7 +67,8 @@ type Options struct {
 	// MaxSequenceSize can be sent.
 	QueueBytes int
 	// SlowConsumer is what happens when a peer's queue stays full for
-	// SlowConsumerWait.
+	// SlowConsumerWait. UDP flows have no connection to drop: they always
+	// drop (Send returns ErrQueueFull).
 	SlowConsumer SlowConsumerPolicy
 	// SlowConsumerWait is how long Send waits for room in a full queue
 	// before the peer is declared slow. A peer that is only a little behind
