@@ -9,10 +9,8 @@ package python_test
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
 	"math/rand/v2"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -22,6 +20,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stk-go/stk/httpd"
 	"github.com/stk-go/stk/internal/testprog"
 )
 
@@ -234,32 +233,6 @@ func TestPythonRegistrationCLookup(t *testing.T) {
 		`Meta data type 100 sz 6 "hello"`, "Lookup of '"+name+"' complete: 1 answer(s)")
 }
 
-// serviceJSON is the part of stkd's /api/v1/services entries checked here.
-type serviceJSON struct {
-	ID         uint64 `json:"id"`
-	Name       string `json:"name"`
-	State      uint8  `json:"state"`
-	StateName  string `json:"state_name"`
-	Checkpoint uint64 `json:"checkpoint"`
-	EndReason  string `json:"end_reason"`
-}
-
-func services(t *testing.T, url string) []serviceJSON {
-	t.Helper()
-	resp, err := http.Get(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	var body struct {
-		Services []serviceJSON `json:"services"`
-	}
-	if err := json.NewDecoder(resp.Body).Decode(&body); err != nil {
-		t.Fatalf("GET %s: %v", url, err)
-	}
-	return body.Services
-}
-
 // TestPythonMonitoredService: the Python monitored_service is in stkd's
 // JSON API while it runs (state running, checkpoint advancing) and in its
 // history, stopped at its last checkpoint, when it has ended.
@@ -274,10 +247,10 @@ func TestPythonMonitoredService(t *testing.T) {
 	var id uint64
 	fmt.Sscanf(m[1], "%x", &id)
 	deadline := time.Now().Add(10 * time.Second)
-	var seen serviceJSON
+	var seen httpd.ServiceJSON
 	for {
 		found := false
-		for _, s := range services(t, "http://"+d.http+"/api/v1/services") {
+		for _, s := range testprog.Services(t, "http://"+d.http+"/api/v1/services") {
 			if s.Name == name {
 				seen, found = s, true
 			}
@@ -297,8 +270,8 @@ func TestPythonMonitoredService(t *testing.T) {
 		fmt.Sprintf("Service '%s' stopped at checkpoint %d", name, iterations))
 	deadline = time.Now().Add(10 * time.Second)
 	for {
-		var gone *serviceJSON
-		for _, s := range services(t, "http://"+d.http+"/api/v1/history") {
+		var gone *httpd.ServiceJSON
+		for _, s := range testprog.Services(t, "http://"+d.http+"/api/v1/history") {
 			if s.Name == name {
 				gone = &s
 			}

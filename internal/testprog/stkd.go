@@ -1,11 +1,15 @@
 package testprog
 
 import (
+	"encoding/json"
+	"net/http"
 	"regexp"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/stk-go/stk/httpd"
 )
 
 // Stkd is a running stkd and the addresses it logged as bound; an address
@@ -61,4 +65,20 @@ func logValue(line, key string) string {
 		}
 	}
 	return v
+}
+
+// Services GETs a service list of stkd's JSON API (url ends in
+// /api/v1/services or /api/v1/history) and returns its records.
+func Services(t testing.TB, url string) []httpd.ServiceJSON {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var body httpd.ServicesJSON
+	if err := json.NewDecoder(resp.Body).Decode(&body); err != nil {
+		t.Fatalf("GET %s: %v", url, err)
+	}
+	return body.Services
 }

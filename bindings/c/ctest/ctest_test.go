@@ -4,11 +4,9 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
-	"encoding/json"
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -20,6 +18,7 @@ import (
 	"time"
 
 	"github.com/stk-go/stk/flow"
+	"github.com/stk-go/stk/httpd"
 	"github.com/stk-go/stk/internal/leakcheck"
 	"github.com/stk-go/stk/internal/testprog"
 	"github.com/stk-go/stk/namesvc"
@@ -455,37 +454,12 @@ func TestNames(t *testing.T) {
 	}
 }
 
-// serviceJSON is what the test reads of GET /api/v1/services.
-type serviceJSON struct {
-	Name       string `json:"name"`
-	State      uint8  `json:"state"`
-	StateName  string `json:"state_name"`
-	Checkpoint uint64 `json:"checkpoint"`
-	EndReason  string `json:"end_reason"`
-}
-
-func services(t *testing.T, url string) []serviceJSON {
-	t.Helper()
-	resp, err := http.Get(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	var v struct {
-		Services []serviceJSON `json:"services"`
-	}
-	if err := json.NewDecoder(resp.Body).Decode(&v); err != nil {
-		t.Fatalf("GET %s: %v", url, err)
-	}
-	return v.Services
-}
-
 // waitService polls url until a service named name matches ok.
-func waitService(t *testing.T, url, name string, ok func(serviceJSON) bool) serviceJSON {
+func waitService(t *testing.T, url, name string, ok func(httpd.ServiceJSON) bool) httpd.ServiceJSON {
 	t.Helper()
-	var last []serviceJSON
+	var last []httpd.ServiceJSON
 	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
-		last = services(t, url)
+		last = testprog.Services(t, url)
 		for _, s := range last {
 			if s.Name == name && ok(s) {
 				return s
@@ -493,7 +467,7 @@ func waitService(t *testing.T, url, name string, ok func(serviceJSON) bool) serv
 		}
 	}
 	t.Fatalf("no service %q as wanted at %s; last: %+v", name, url, last)
-	return serviceJSON{}
+	return httpd.ServiceJSON{}
 }
 
 // TestMonitoredService: the C service appears in stkd's JSON API with its
@@ -504,14 +478,14 @@ func TestMonitoredService(t *testing.T) {
 	name := uniqueName("c service")
 	p := startC(t, "monitored_service", "-m", d.monitor, "-t", "12", "-i", "100", "-W", "4", "-b", "100", "-a", "1000", "-S", name)
 	p.WaitFor(t, "Service '"+name+"' id 0x[0-9a-f]+ reporting to "+d.monitor, 10*time.Second)
-	waitService(t, d.http+"/api/v1/services", name, func(s serviceJSON) bool { return s.State == 6 && s.StateName == "warming up" })
-	waitService(t, d.http+"/api/v1/services", name, func(s serviceJSON) bool {
+	waitService(t, d.http+"/api/v1/services", name, func(s httpd.ServiceJSON) bool { return s.State == 6 && s.StateName == "warming up" })
+	waitService(t, d.http+"/api/v1/services", name, func(s httpd.ServiceJSON) bool {
 		return s.State == 2 && s.StateName == "running" && s.Checkpoint >= 5
 	})
 	if out := finish(t, p, 10*time.Second); !strings.Contains(out, "Service '"+name+"' stopped at checkpoint 12") {
 		t.Fatalf("monitored_service:\n%s", out)
 	}
-	waitService(t, d.http+"/api/v1/history", name, func(s serviceJSON) bool {
+	waitService(t, d.http+"/api/v1/history", name, func(s httpd.ServiceJSON) bool {
 		return s.EndReason == "destroyed" && s.State == 4 && s.Checkpoint == 12
 	})
 }
