@@ -30,6 +30,26 @@ var (
 // one HELP and one TYPE per family, before its samples; samples of a
 // family together; counters named *_total here by convention; no
 // duplicate series; label values escaped.
+// sampleValue returns the value of the sample called name with exactly the
+// given label pairs ("key", "value", ...), or NaN and a test error.
+func sampleValue(t *testing.T, samples []promSample, name string, labels ...string) float64 {
+	t.Helper()
+next:
+	for _, s := range samples {
+		if s.name != name || len(s.labels) != len(labels)/2 {
+			continue
+		}
+		for i := 0; i+1 < len(labels); i += 2 {
+			if s.labels[labels[i]] != labels[i+1] {
+				continue next
+			}
+		}
+		return s.value
+	}
+	t.Errorf("no sample %s%v", name, labels)
+	return math.NaN()
+}
+
 func parseExposition(text string) ([]promSample, error) {
 	if !strings.HasSuffix(text, "\n") {
 		return nil, fmt.Errorf("the text does not end with a newline")
@@ -251,20 +271,7 @@ func TestMetrics(t *testing.T) {
 	}
 	val := func(name string, labels ...string) float64 {
 		t.Helper()
-	next:
-		for _, s := range samples {
-			if s.name != name || len(s.labels) != len(labels)/2 {
-				continue
-			}
-			for i := 0; i+1 < len(labels); i += 2 {
-				if s.labels[labels[i]] != labels[i+1] {
-					continue next
-				}
-			}
-			return s.value
-		}
-		t.Errorf("no sample %s%v", name, labels)
-		return math.NaN()
+		return sampleValue(t, samples, name, labels...)
 	}
 	checks := []struct {
 		got, want float64

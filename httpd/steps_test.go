@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"math"
 	"net/http"
 	"net/url"
 	"strings"
@@ -336,20 +335,7 @@ func TestStepMetrics(t *testing.T) {
 	}
 	val := func(name string, labels ...string) float64 {
 		t.Helper()
-	next:
-		for _, s := range samples {
-			if s.name != name || len(s.labels) != len(labels)/2 {
-				continue
-			}
-			for i := 0; i+1 < len(labels); i += 2 {
-				if s.labels[labels[i]] != labels[i+1] {
-					continue next
-				}
-			}
-			return s.value
-		}
-		t.Errorf("no sample %s%v", name, labels)
-		return math.NaN()
+		return sampleValue(t, samples, name, labels...)
 	}
 	for _, c := range []struct {
 		got, want float64
