@@ -1,0 +1,41 @@
+package cli
+
+import (
+	"bytes"
+	"encoding/json"
+	"log/slog"
+	"strings"
+	"testing"
+)
+
+func TestNewLogger(t *testing.T) {
+	var b bytes.Buffer
+	l, err := NewLogger(&b, "json", slog.LevelInfo)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l.Info("hello", "k", 1)
+	l.Debug("hidden")
+	var m map[string]any
+	if err := json.Unmarshal(b.Bytes(), &m); err != nil || m["msg"] != "hello" || m["k"] != float64(1) {
+		t.Fatalf("json log line %q: %v", b.String(), err)
+	}
+	b.Reset()
+	if l, err = NewLogger(&b, "text", slog.LevelInfo); err != nil {
+		t.Fatal(err)
+	}
+	l.Info("hello")
+	if !strings.Contains(b.String(), "msg=hello") {
+		t.Fatalf("text log line %q", b.String())
+	}
+	if _, err := NewLogger(&b, "xml", slog.LevelInfo); err == nil || !strings.Contains(err.Error(), "text or json") {
+		t.Fatalf("an unknown format must be refused with the accepted ones, got %v", err)
+	}
+}
+
+func TestVersion(t *testing.T) {
+	v := Version("stkd")
+	if !strings.HasPrefix(v, "stkd ") || !strings.Contains(v, "go1.") {
+		t.Fatalf("Version = %q", v)
+	}
+}
