@@ -61,6 +61,12 @@ type Monitor struct {
 	closed   bool
 	parse    notice // scratch for Handle, under mu
 
+	// stallWarned is when the stall warning was last logged, and
+	// stallsUnwarned how many stalls that mattered happened since (the
+	// warning is rate-limited, see stalled); under mu.
+	stallWarned    time.Time
+	stallsUnwarned int
+
 	ns      *namesvc.Client
 	ownNS   bool
 	kick    chan struct{} // asks the registration loop to register now

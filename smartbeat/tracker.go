@@ -381,7 +381,7 @@ func (m *Monitor) check(now time.Time, periodic bool) {
 	if periodic {
 		if !m.lastTick.IsZero() && m.cfg.CheckInterval > 0 {
 			if stall := now.Sub(m.lastTick) - m.cfg.CheckInterval; stall > m.cfg.StallThreshold {
-				m.stalled(stall)
+				m.stalled(stall, now)
 			}
 		}
 		m.lastTick = now
@@ -435,18 +435,54 @@ func (m *Monitor) verdict(r *record, detector string, now time.Time, silence tim
 	return v
 }
 
+// stallWarnInterval rate-limits the stall warning: a loaded machine can
+// stall the monitor every few seconds, and one line a minute with a count
+// says as much as a line for each.
+const stallWarnInterval = time.Minute
+
 // stalled extends every current record's deadline by the time the monitor
 // was not running its checks: whatever arrived meanwhile may still be
 // waiting in a socket buffer, so silence during a stall proves nothing.
-func (m *Monitor) stalled(stall time.Duration) {
+//
+// The stall is worth a warning only when the extension mattered: when at
+// least one service would have been timed out without it. Otherwise (no
+// services, or a stall shorter than every service's slack) it is a busy
+// machine, logged at Debug.
+func (m *Monitor) stalled(stall time.Duration, now time.Time) {
 	m.stats.Stalls++
 	m.stats.StallTime += stall
+	saved := 0
 	for _, r := range m.t.current {
+		if suspect, _ := r.det.Suspect(now); suspect || now.Sub(r.base) > r.activity {
+			saved++
+		}
 		r.base = r.base.Add(stall)
 		r.credit += stall
 		r.det.Extend(stall)
 	}
-	m.log.Warn("monitor was stalled; extending every service's deadline", "stall", stall, "services", len(m.t.current))
+	if saved == 0 {
+		m.log.Debug("monitor was stalled; extended every service's deadline", "stall", stall, "services", len(m.t.current))
+		return
+	}
+	m.stallsUnwarned++
+	if !m.stallWarned.IsZero() && now.Sub(m.stallWarned) < stallWarnInterval && now.After(m.stallWarned) {
+		m.log.Debug("monitor was stalled; extended every service's deadline", "stall", stall, "services", len(m.t.current), "saved", saved)
+		return
+	}
+	m.log.Warn("monitor was stalled long enough to time services out; extended every service's deadline",
+		"stall", stall, "services", len(m.t.current), "saved", saved,
+		"such_stalls", m.stallsUnwarned, "since", m.stallSince(now))
+	m.stallWarned, m.stallsUnwarned = now, 0
+}
+
+// stallSince is the period the such_stalls count of the stall warning
+// covers: since the previous warning, or since the monitor started.
+func (m *Monitor) stallSince(now time.Time) time.Duration {
+	from := m.stats.Started
+	if !m.stallWarned.IsZero() {
+		from = m.stallWarned
+	}
+	return now.Sub(from).Round(time.Second)
 }
 
 // ingest applies one received sequence.
