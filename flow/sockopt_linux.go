@@ -13,7 +13,9 @@ import (
 // udpControl returns the net.ListenConfig.Control function of a UDP flow: it
 // sets the options that must be in place before bind (SO_REUSEADDR for
 // multicast receivers, so that several subscribers on one host can bind the
-// group's port) and the socket buffer sizes.
+// group's port, and for sockets on a fixed port, so that a multicast
+// receiver can bind beside them; see UDPConfig.Bind) and the socket buffer
+// sizes.
 func udpControl(reuseAddr bool, sndbuf, rcvbuf int) func(network, address string, c syscall.RawConn) error {
 	return func(_, _ string, c syscall.RawConn) error {
 		var serr error

@@ -26,6 +26,17 @@ type UDPConfig struct {
 	Raw bool
 	// Bind is the local "ip:port" to bind; "" means "0.0.0.0:0" (an
 	// ephemeral port, for senders) and ":port" means "0.0.0.0:port".
+	//
+	// A socket bound to a fixed port gets SO_REUSEADDR, as every UDP socket
+	// of the C library does: Linux lets a multicast receiver bind
+	// 0.0.0.0:port beside a unicast socket on ip:port only when both set it
+	// (stkd serves a name server's STK-UDP and multicast on one port). The
+	// price is that a second process binding the same ip:port with
+	// SO_REUSEADDR succeeds silently and one of the two gets the datagrams;
+	// a program that must own its port checks first with a bind without
+	// SO_REUSEADDR, which still fails on a port another socket holds (stkd
+	// does). Ephemeral ports (0) never get it, so the system never hands
+	// out a port already in use.
 	Bind string
 	// Destination is the default "ip:port" of Send: a unicast address or a
 	// multicast group. "" means none (Send fails with ErrNoDestination).
@@ -153,7 +164,8 @@ func newUDP(cfg UDPConfig, opts Options, mode udpIOMode) (*UDPFlow, error) {
 		return nil, fmt.Errorf("flow: multicast interface %v is not an IPv4 address", opts.MulticastInterface)
 	}
 
-	lc := net.ListenConfig{Control: udpControl(group.IsValid(), opts.SendBuffer, opts.ReceiveBuffer)}
+	// SO_REUSEADDR: see UDPConfig.Bind and Group.
+	lc := net.ListenConfig{Control: udpControl(group.IsValid() || bind.Port() != 0, opts.SendBuffer, opts.ReceiveBuffer)}
 	pc, err := lc.ListenPacket(context.Background(), "udp4", bind.String())
 	if err != nil {
 		return nil, fmt.Errorf("flow: UDP bind %v: %w", bind, err)
