@@ -43,6 +43,8 @@ type Client struct {
 	opts     ClientOptions
 	log      *slog.Logger
 	addr     flow.Address
+	server   netip.AddrPort // addr, parsed
+	location ServerLocation // where the server is, for checkReachable
 	fl       flow.Flow
 	tcp      *flow.TCPClient // nil over UDP
 	datagram bool
@@ -56,7 +58,8 @@ type Client struct {
 	regs      map[regKey]*clientReg // remembered registrations
 	regSeq    uint64                // orders regs for re-sending
 	subs      []*Subscription
-	reqs      map[uint64]any // outstanding requests by id: *clientReg, *Query, *Subscription
+	reqs      map[uint64]any  // outstanding requests by id: *clientReg, *Query, *Subscription
+	warned    map[string]bool // group and name of the answers checkReachable warned about
 	closed    bool
 
 	stop chan struct{}
@@ -127,6 +130,7 @@ func DialAddress(a flow.Address, opts ClientOptions) (*Client, error) {
 	if err != nil {
 		return nil, fmt.Errorf("namesvc: name server address: %w", err)
 	}
+	c.server, c.location = ap, locate(ap.Addr())
 	// OnConnect may run before DialTCP returns; it waits for c.mu, so it
 	// sees c.fl set.
 	c.mu.Lock()
@@ -163,6 +167,16 @@ func (c *Client) ServerID() uint64 {
 	defer c.mu.Unlock()
 	return c.serverID
 }
+
+// ServerAddr returns the address the client dials the name server at.
+// Programs that register a listener bound to 0.0.0.0 pass its IP to
+// flow.AdvertiseIP: the address of the interface that faces it is the one
+// the name's other clients can reach.
+func (c *Client) ServerAddr() netip.AddrPort { return c.server }
+
+// ServerLocation says whether the name server is on this host (a loopback
+// address), at one of this host's network addresses, or on another host.
+func (c *Client) ServerLocation() ServerLocation { return c.location }
 
 // Connected reports whether the client has a connection to the server
 // (always true over UDP, which has none).
@@ -599,6 +613,7 @@ func (c *Client) dispatch(q *seq.Sequence) {
 		}
 		var info Info
 		parseAnswer(q, &info)
+		c.checkReachable(&info)
 		r.answer(info)
 	case *Subscription:
 		if a.typ != seq.TypeQuery || a.name != r.name || r.canceled.Load() {
@@ -610,9 +625,10 @@ func (c *Client) dispatch(q *seq.Sequence) {
 			}
 			return
 		}
+		var info Info
+		parseAnswer(q, &info)
+		c.checkReachable(&info)
 		if r.onAnswer != nil {
-			var info Info
-			parseAnswer(q, &info)
 			r.onAnswer(info)
 		}
 	}
