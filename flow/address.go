@@ -1,7 +1,10 @@
 package flow
 
 import (
+	"context"
+	"errors"
 	"fmt"
+	"net"
 	"net/netip"
 	"strconv"
 	"strings"
@@ -52,8 +55,60 @@ type Address struct {
 // ParseAddress parses "[tcp|udp|rawudp|multicast:]ip[:port]" or
 // "lookup:name" (PROTOCOL.md §6). The protocol defaults to TCP; ip and port
 // may be left out and are filled by the caller's defaults (WithDefaults).
+//
+// ip must be an IPv4 literal: STK's wire format carries IPv4 addresses
+// only, and ParseAddress does no I/O. ResolveAddress also takes host names.
 func ParseAddress(s string) (Address, error) {
-	parts := strings.SplitN(s, ":", 4)
+	a, err := splitAddress(s)
+	if err != nil || a.Lookup != "" || a.Host == "" {
+		return a, err
+	}
+	ip, err := netip.ParseAddr(a.Host)
+	if err != nil {
+		return Address{}, fmt.Errorf("flow: address %q: %q is not an IPv4 address (host names are resolved by ResolveAddress, not here)", s, a.Host)
+	}
+	if !ip.Is4() {
+		return Address{}, errIPv6(s)
+	}
+	return a, nil
+}
+
+// ResolveAddress is ParseAddress that also takes a host name for ip and
+// resolves it to its first IPv4 address, so that the Address holds an IP
+// (what is registered with the name server and sent on the wire). ctx
+// bounds the lookup.
+func ResolveAddress(ctx context.Context, s string) (Address, error) {
+	a, err := splitAddress(s)
+	if err != nil || a.Lookup != "" || a.Host == "" {
+		return a, err
+	}
+	if ip, err := netip.ParseAddr(a.Host); err == nil {
+		if !ip.Is4() {
+			return Address{}, errIPv6(s)
+		}
+		return a, nil
+	}
+	ips, err := net.DefaultResolver.LookupNetIP(ctx, "ip4", a.Host)
+	if err != nil {
+		var dnsErr *net.DNSError
+		if errors.As(err, &dnsErr) && dnsErr.IsNotFound {
+			return Address{}, fmt.Errorf("flow: address %q: unknown host %q (or it has no IPv4 address: STK's wire format carries IPv4 only)", s, a.Host)
+		}
+		return Address{}, fmt.Errorf("flow: address %q: cannot resolve host %q: %w", s, a.Host, err)
+	}
+	for _, ip := range ips {
+		if ip = ip.Unmap(); ip.Is4() {
+			a.Host = ip.String()
+			return a, nil
+		}
+	}
+	return Address{}, fmt.Errorf("flow: address %q: host %q has no IPv4 address (STK's wire format carries IPv4 only)", s, a.Host)
+}
+
+// splitAddress splits an address string into protocol, host (unchecked)
+// and port.
+func splitAddress(s string) (Address, error) {
+	parts := strings.Split(s, ":")
 	if strings.EqualFold(parts[0], "lookup") {
 		name := strings.TrimPrefix(s, parts[0]+":")
 		if len(parts) < 2 || name == "" {
@@ -61,21 +116,27 @@ func ParseAddress(s string) (Address, error) {
 		}
 		return Address{Lookup: name}, nil
 	}
+	if strings.ContainsAny(s, "[]") {
+		return Address{}, errIPv6(s)
+	}
 	a := Address{Protocol: TCP}
-	if p, err := ParseProtocol(parts[0]); err == nil {
+	p, err := ParseProtocol(parts[0])
+	if err == nil {
 		a.Protocol = p
 		parts = parts[1:]
 	}
-	if len(parts) > 2 {
+	rest := strings.Join(parts, ":")
+	switch {
+	case len(parts) > 2 && looksIPv6(rest):
+		return Address{}, errIPv6(s)
+	case err != nil && !isIP(parts[0]) && (len(parts) == 3 || len(parts) == 2 && !isPort(parts[1])):
+		// "foo:1.2.3.4" or "foo:host:port": foo was meant as a protocol.
+		return Address{}, fmt.Errorf("flow: address %q: unknown protocol %q (want tcp, udp, rawudp, multicast or lookup)", s, parts[0])
+	case len(parts) > 2:
 		return Address{}, fmt.Errorf("flow: address %q: too many ':' (want [protocol:]ip[:port])", s)
 	}
 	if len(parts) > 0 {
 		a.Host = parts[0]
-	}
-	if a.Host != "" {
-		if _, err := netip.ParseAddr(a.Host); err != nil {
-			return Address{}, fmt.Errorf("flow: address %q: %q is not an IPv4 address", s, a.Host)
-		}
 	}
 	if len(parts) == 2 && parts[1] != "" {
 		port, err := strconv.ParseUint(parts[1], 10, 16)
@@ -85,6 +146,45 @@ func ParseAddress(s string) (Address, error) {
 		a.Port = uint16(port)
 	}
 	return a, nil
+}
+
+// errIPv6 is the error for an IPv6 address.
+func errIPv6(s string) error {
+	return fmt.Errorf("flow: address %q: IPv6 is not supported: STK's wire format carries IPv4 addresses only "+
+		"(a name registration holds a 4-byte address, PROTOCOL.md §7); use an IPv4 address or a host name that has one", s)
+}
+
+// looksIPv6 reports whether s is an IPv6 address, with or without a
+// trailing ":port".
+func looksIPv6(s string) bool {
+	if strings.Contains(s, "::") {
+		return true
+	}
+	if ip, err := netip.ParseAddr(s); err == nil && ip.Is6() {
+		return true
+	}
+	if i := strings.LastIndexByte(s, ':'); i > 0 {
+		if ip, err := netip.ParseAddr(s[:i]); err == nil && ip.Is6() {
+			return true
+		}
+	}
+	return false
+}
+
+// isPort reports whether s is empty or all decimal digits: the text after
+// a host.
+func isPort(s string) bool {
+	for _, c := range s {
+		if c < '0' || c > '9' {
+			return false
+		}
+	}
+	return true
+}
+
+func isIP(s string) bool {
+	_, err := netip.ParseAddr(s)
+	return err == nil
 }
 
 // WithDefaults fills an empty host and a zero port. For Multicast an empty
