@@ -34,11 +34,13 @@ type ServerConfig struct {
 	// and re-subscribe when it changes, so it must stay the same for the
 	// server's life and differ between runs. 0 picks a random one.
 	ID uint64
-	// UDPTTL is how long a registration or subscription made over UDP or
-	// multicast lives without being refreshed. Any registration or
-	// keep-alive smartbeat from the same source address refreshes all of
-	// that source's registrations and subscriptions; C clients send a
-	// keep-alive every 500 ms, so a live client never expires. Default
+	// UDPTTL is how long a UDP or multicast source may stay silent before
+	// the server treats it as disconnected: its subscriptions end and its
+	// registrations linger (each its own linger, as after a TCP client's
+	// disconnect), then go. Any registration or keep-alive smartbeat from
+	// the same source address refreshes all of that source's
+	// registrations and subscriptions; C clients send a keep-alive every
+	// 500 ms, so a live client never expires. Default
 	// DefaultUDPTTL (2 min), long enough for a client that pauses its
 	// dispatcher. Negative: never expire, as the C server (bug B9), which
 	// keeps registrations of dead UDP clients forever.

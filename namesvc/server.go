@@ -319,8 +319,10 @@ func (s *Server) visibleLocked(r *Registration, now time.Time) bool {
 	if !r.expires.IsZero() && !now.Before(r.expires) {
 		return false
 	}
-	if o := r.owner; o != nil && o.datagram && s.cfg.UDPTTL > 0 {
-		return now.UnixNano()-o.lastSeen.Load() <= int64(s.cfg.UDPTTL)
+	if o := r.owner; o != nil && o.datagram && !o.closed && s.cfg.UDPTTL > 0 {
+		// A silent datagram source lingers like a closed connection
+		// until the collector drops it.
+		return now.UnixNano()-o.lastSeen.Load() <= int64(s.cfg.UDPTTL+r.Linger)
 	}
 	return true
 }
@@ -528,21 +530,27 @@ func (s *Server) Disconnect(p flow.Peer) {
 	s.dropOwnerLocked(o, now)
 }
 
-// dropOwnerLocked ends o: its subscriptions go, its registrations linger
-// (or, for a timed-out datagram source, go at once).
+// dropOwnerLocked ends o: its subscriptions go, its registrations linger.
+// A datagram source that went silent is treated as a connection that
+// closed when its UDPTTL ran out: the linger counts from then, not from
+// whenever the collector noticed.
 func (s *Server) dropOwnerLocked(o *owner, now time.Time) {
 	delete(s.owners, o.key)
 	o.closed = true
 	for _, sub := range slices.Clone(o.subs) {
 		s.dropSubLocked(sub)
 	}
+	from := now
+	if o.datagram {
+		from = time.Unix(0, o.lastSeen.Load()).Add(s.cfg.UDPTTL)
+	}
 	for _, r := range o.regs {
-		if o.datagram {
+		r.expires = from.Add(r.Linger)
+		if o.datagram && !now.Before(r.expires) { // silent for longer than TTL + linger already
 			s.store.Delete(r)
 			delete(s.expiring, r)
 			continue
 		}
-		r.expires = now.Add(r.Linger)
 		s.expiring[r] = struct{}{}
 	}
 	o.regs = nil
@@ -562,9 +570,10 @@ func (s *Server) collectLoop() {
 	}
 }
 
-// collect removes the registrations whose linger ran out and the datagram
-// sources silent for longer than UDPTTL, with their registrations and
-// subscriptions. It returns how many registrations it removed.
+// collect removes the registrations whose linger ran out, and ends the
+// datagram sources silent for longer than UDPTTL: their subscriptions go,
+// their registrations linger from the end of the TTL. It returns how many
+// registrations it removed.
 func (s *Server) collect(now time.Time) int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -579,9 +588,10 @@ func (s *Server) collect(now time.Time) int {
 	if s.cfg.UDPTTL > 0 {
 		for _, o := range s.owners {
 			if o.datagram && now.UnixNano()-o.lastSeen.Load() > int64(s.cfg.UDPTTL) {
-				n += len(o.regs)
-				s.log.Debug("datagram client timed out", "peer", o.key.addr, "registrations", len(o.regs), "subscriptions", len(o.subs))
+				s.log.Debug("datagram client timed out; its registrations linger", "peer", o.key.addr, "registrations", len(o.regs), "subscriptions", len(o.subs))
+				before := s.store.Len()
 				s.dropOwnerLocked(o, now)
+				n += before - s.store.Len()
 			}
 		}
 	}
@@ -597,12 +607,13 @@ type Entry struct {
 	Transport  flow.Protocol
 	// Registered is when it was stored (or last replaced).
 	Registered time.Time
-	// Lingering is set once the registrant's connection closed; the
+	// Lingering is set once the registrant's connection closed, or its
+	// datagrams stopped for longer than the server's UDPTTL; the
 	// registration goes at Expires.
 	Lingering bool
 	// Expires is when the registration goes unless refreshed: the end of
-	// its linger, or for a datagram registrant the end of its TTL. Zero:
-	// not scheduled (the connection is open).
+	// its linger, or for a datagram registrant the end of its TTL plus its
+	// linger. Zero: not scheduled (the connection is open).
 	Expires time.Time
 	// Subscribers counts the subscriptions to this name in this group.
 	Subscribers int
@@ -622,8 +633,9 @@ func (s *Server) Names() []Entry {
 			Registered: r.Registered, Expires: r.expires,
 			Lingering:   !r.expires.IsZero(),
 			Subscribers: len(s.subs[subKey{r.Group, r.Name}])}
-		if o := r.owner; o != nil && o.datagram && s.cfg.UDPTTL > 0 {
-			e.Expires = time.Unix(0, o.lastSeen.Load()+int64(s.cfg.UDPTTL))
+		if o := r.owner; o != nil && o.datagram && !o.closed && s.cfg.UDPTTL > 0 {
+			ttlEnd := time.Unix(0, o.lastSeen.Load()+int64(s.cfg.UDPTTL))
+			e.Expires, e.Lingering = ttlEnd.Add(r.Linger), now.After(ttlEnd)
 		}
 		e.Info.Group = r.Group
 		out = append(out, e)

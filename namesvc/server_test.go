@@ -208,9 +208,22 @@ func TestServerUDPTTL(t *testing.T) {
 	if n := s.collect(clk.Now()); n != 1 {
 		t.Errorf("collect removed %d, want 1", n)
 	}
+	// l goes silent: at the end of its TTL it lingers (5 s, as regInfo),
+	// like a TCP registrant that disconnected.
 	clk.Advance(11 * time.Second)
+	s.collect(clk.Now())
+	if n := answers(); n != 1 {
+		t.Fatal("UDP registration gone at the end of its TTL, before its linger")
+	}
+	if e := s.Names(); len(e) != 1 || !e[0].Lingering || !e[0].Expires.Equal(clk.Now().Add(4*time.Second)) {
+		t.Fatalf("Names %+v: want one lingering until 24 s + TTL 10 s + linger 5 s", e)
+	}
+	clk.Advance(4 * time.Second)
 	if n := answers(); n != 0 {
-		t.Fatal("UDP registration outlived its TTL")
+		t.Fatal("UDP registration outlived its TTL plus its linger")
+	}
+	if n := s.collect(clk.Now()); n != 1 || s.Stats().Registrations != 0 {
+		t.Errorf("collect removed %d, stats %+v; want the lingering registration removed", n, s.Stats())
 	}
 
 	// Negative TTL: never expire, as C.
