@@ -73,7 +73,7 @@ func run(args []string) error {
 	fs.StringVar(&f.namesTCP, "names-tcp", f.namesTCP, "name server TCP address, ip:port")
 	fs.StringVar(&f.namesUDP, "names-udp", f.namesUDP, "name server STK-UDP address, ip:port (\"\" turns it off)")
 	fs.StringVar(&f.namesMcast, "names-multicast", "", "also serve names on this multicast group:port, e.g. 224.10.10.20:20002")
-	fs.DurationVar(&f.udpTTL, "udp-ttl", f.udpTTL, "forget a UDP registration this long after its client's last request or keep-alive (the C stknamed never does; negative: never)")
+	fs.DurationVar(&f.udpTTL, "udp-ttl", f.udpTTL, "a UDP client silent this long (no request or keep-alive) is treated as disconnected: its registrations then linger (the C stknamed never forgets them; negative: never)")
 	fs.StringVar(&f.monTCP, "monitor-tcp", f.monTCP, "monitor STK TCP address, ip:port (\"\" turns it off)")
 	fs.StringVar(&f.monUDP, "monitor-udp", f.monUDP, "monitor STK-UDP address, ip:port (\"\" turns it off)")
 	fs.StringVar(&f.monMcast, "monitor-multicast", "", "also receive monitoring on this multicast group:port, e.g. 224.10.10.20:20001")
