@@ -10,6 +10,7 @@ type Stats struct {
 	SlowConsumers             uint64 // peers disconnected for not reading
 	Malformed                 uint64 // undecodable frames or datagrams received
 	Reconnects                uint64 // connections a client re-established
+	AcceptErrors              uint64 // failed accepts of a server (out of descriptors, say); each is retried
 	Connections               int    // open connections now
 }
 
@@ -17,6 +18,7 @@ type Stats struct {
 type counters struct {
 	seqIn, seqOut, bytesIn, bytesOut atomic.Uint64
 	dropped, slow, malformed, reconn atomic.Uint64
+	acceptErrs                       atomic.Uint64
 	conns                            atomic.Int64
 }
 
@@ -30,6 +32,7 @@ func (c *counters) snapshot() Stats {
 		SlowConsumers: c.slow.Load(),
 		Malformed:     c.malformed.Load(),
 		Reconnects:    c.reconn.Load(),
+		AcceptErrors:  c.acceptErrs.Load(),
 		Connections:   int(c.conns.Load()),
 	}
 }

@@ -1,7 +1,6 @@
 package flow
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -13,7 +12,6 @@ import (
 	"time"
 
 	"github.com/panjf2000/gnet/v2"
-	"golang.org/x/sys/unix"
 
 	"github.com/stk-go/stk/seq"
 )
@@ -23,24 +21,33 @@ import (
 // the loop and handed to Options.Handler. Send fans a sequence out to every
 // connection, encoding it once.
 //
+// Connections are accepted in Go, not by gnet's acceptor: gnet's acceptor
+// stops for good at the first accept error other than EAGAIN, so one burst
+// of connections beyond the descriptor limit (EMFILE) would kill the
+// listener while the port still looked open. The accept loop here backs off
+// and retries, as net/http's Serve does, and hands each connection to the
+// event loops.
+//
 // Writes do not go through gnet: each connection has a writer goroutine on a
 // duplicate of its socket, fed by a bounded queue. gnet's own output buffer
 // has no bound and no drained notification, so it could not enforce
 // Options.QueueBytes; the writer can, and it writes everything queued in one
 // system call.
 type TCPServer struct {
-	opts   Options
-	log    *slog.Logger
-	engine gnet.Engine
-	addr   netip.AddrPort
-	ctr    counters
+	opts  Options
+	log   *slog.Logger
+	loops *gnet.Client // the event loops connections are enrolled on
+	ln    *net.TCPListener
+	addr  netip.AddrPort
+	ctr   counters
+	acc   acceptHealth
 
-	mu       sync.Mutex
-	conns    atomic.Pointer[[]*serverConn] // copy-on-write, read by Send without locking
-	closed   atomic.Bool
-	listenFD int           // duplicate of the listening socket
-	done     chan struct{} // gnet.Run returned
-	runErr   error
+	mu         sync.Mutex
+	conns      atomic.Pointer[[]*serverConn] // copy-on-write, read by Send without locking
+	closed     atomic.Bool
+	closeOnce  sync.Once
+	closeErr   error
+	acceptDone chan struct{} // the accept loop returned
 
 	scratch sync.Pool // *[]byte encode buffers for fan-out
 }
@@ -53,13 +60,10 @@ func ListenTCP(addr string, opts Options) (*TCPServer, error) {
 		return nil, fmt.Errorf("flow: TCP server address %q: %w (want ip:port)", addr, err)
 	}
 	opts = opts.withDefaults()
-	s := &TCPServer{opts: opts, log: opts.Logger.With("flow", opts.Name, "proto", "tcp"), done: make(chan struct{})}
+	s := &TCPServer{opts: opts, log: opts.Logger.With("flow", opts.Name, "proto", "tcp"), acceptDone: make(chan struct{})}
 	s.conns.Store(new([]*serverConn))
 	s.scratch.New = func() any { b := make([]byte, 0, 4096); return &b }
-	booted := make(chan error, 1)
-	h := &serverEvents{s: s, booted: booted}
 	gopts := []gnet.Option{
-		gnet.WithReuseAddr(true),
 		gnet.WithTCPNoDelay(gnet.TCPNoDelay),
 		gnet.WithLogger(gnetLogger{s.log, &s.closed}),
 		gnet.WithReadBufferCap(256 << 10),
@@ -78,27 +82,73 @@ func ListenTCP(addr string, opts Options) (*TCPServer, error) {
 	if opts.ReceiveBuffer > 0 {
 		gopts = append(gopts, gnet.WithSocketRecvBuffer(opts.ReceiveBuffer))
 	}
-	go func() {
-		err := gnet.Run(h, "tcp://"+ap.String(), gopts...)
-		s.runErr = err
-		close(s.done)
-		select {
-		case booted <- err:
-		default:
-		}
-	}()
-	select {
-	case err := <-booted:
-		if err != nil {
-			<-s.done
-			return nil, fmt.Errorf("flow: TCP server on %s: %w", addr, err)
-		}
-	case <-s.done:
-		return nil, fmt.Errorf("flow: TCP server on %s: %w", addr, s.runErr)
+	// Go's listeners set SO_REUSEADDR, so a restarted server binds at once
+	// despite connections of its previous life in TIME_WAIT.
+	ln, err := net.ListenTCP("tcp4", net.TCPAddrFromAddrPort(ap))
+	if err != nil {
+		return nil, fmt.Errorf("flow: TCP server on %s: %w", addr, err)
 	}
+	s.ln = ln
+	s.addr = addrPortOf(ln.Addr())
+	if s.loops, err = gnet.NewClient(&serverEvents{s: s}, gopts...); err == nil {
+		err = s.loops.Start()
+	}
+	if err != nil {
+		ln.Close()
+		return nil, fmt.Errorf("flow: TCP server on %s: starting the event loops: %w", addr, err)
+	}
+	go s.acceptLoop()
 	s.log.Debug("TCP server listening", "addr", s.addr)
 	return s, nil
 }
+
+// acceptLoop accepts connections until the listener is closed and enrolls
+// each on an event loop. Errors (EMFILE, ENFILE, ENOBUFS, ...) are retried
+// after a back-off that doubles from 5 ms to 1 s; the first of a burst is
+// logged, and the end of the burst.
+func (s *TCPServer) acceptLoop() {
+	defer close(s.acceptDone)
+	var delay time.Duration
+	for {
+		nc, err := s.ln.AcceptTCP()
+		if err != nil {
+			if s.closed.Load() || errors.Is(err, net.ErrClosed) {
+				if !s.closed.Load() {
+					s.acc.died(err)
+					s.log.Error("TCP listener closed unexpectedly: no new connections will be accepted", "addr", s.addr, "err", err)
+				}
+				return
+			}
+			if delay == 0 {
+				delay = 5 * time.Millisecond
+			} else if delay *= 2; delay > time.Second {
+				delay = time.Second
+			}
+			s.ctr.acceptErrs.Add(1)
+			if s.acc.failed(err) {
+				s.log.Warn("cannot accept connections; retrying with back-off", "addr", s.addr, "err", err)
+			}
+			time.Sleep(delay)
+			continue
+		}
+		delay = 0
+		if n, since := s.acc.succeeded(); n > 0 {
+			s.log.Info("accepting connections again", "addr", s.addr, "failed_accepts", n, "for", time.Since(since).Round(time.Millisecond))
+		}
+		if _, err := s.loops.Enroll(nc); err != nil { // Enroll closes nc
+			s.ctr.acceptErrs.Add(1)
+			if s.acc.failed(err) {
+				s.log.Warn("cannot serve a new connection; retrying with back-off", "addr", s.addr, "err", err)
+			}
+		}
+	}
+}
+
+// AcceptError returns nil while the server accepts connections, and else
+// why it does not: the last accept error while accepting has failed within
+// the last two seconds with no success since (for example too many open
+// files), or the error that ended the listener.
+func (s *TCPServer) AcceptError() error { return s.acc.err() }
 
 // LocalAddr returns the address the server listens on.
 func (s *TCPServer) LocalAddr() netip.AddrPort { return s.addr }
@@ -174,10 +224,14 @@ func (s *TCPServer) Send(q *seq.Sequence) error {
 // Close stops accepting connections, delivers what every connection has
 // queued (waiting at most Options.CloseTimeout), then closes them all.
 func (s *TCPServer) Close() error {
-	if s.closed.Swap(true) {
-		<-s.done
-		return nil
-	}
+	s.closeOnce.Do(func() { s.closeErr = s.close() })
+	return s.closeErr
+}
+
+func (s *TCPServer) close() error {
+	s.closed.Store(true)
+	s.ln.Close()
+	<-s.acceptDone
 	deadline := time.Now().Add(s.opts.CloseTimeout)
 	for _, c := range *s.conns.Load() {
 		c.queue.close()
@@ -190,27 +244,14 @@ func (s *TCPServer) Close() error {
 			<-c.writerDone
 		}
 	}
-	// Stop accepting before the event loops stop: gnet's acceptor can
-	// otherwise hand a late connection to an exited loop, where nothing ever
-	// serves or closes it. A shut-down listening socket refuses connections
-	// and makes the acceptor exit, which shuts the engine down.
-	unix.Shutdown(s.listenFD, unix.SHUT_RD)
-	unix.Close(s.listenFD)
-	// Engine.Stop polls every 500 ms; end it as soon as gnet.Run returns.
-	ctx, cancel := context.WithTimeout(context.Background(), s.opts.CloseTimeout)
-	stopped := make(chan struct{})
-	go func() {
-		s.engine.Stop(ctx)
-		close(stopped)
-	}()
+	stopped := make(chan error, 1)
+	go func() { stopped <- s.loops.Stop() }()
 	var err error
 	select {
-	case <-s.done:
-	case <-ctx.Done():
-		err = fmt.Errorf("flow: TCP server on %s did not stop within %v", s.addr, s.opts.CloseTimeout)
+	case <-stopped:
+	case <-time.After(time.Until(deadline) + time.Second):
+		err = fmt.Errorf("flow: TCP server on %s: the event loops did not stop within %v", s.addr, s.opts.CloseTimeout)
 	}
-	cancel()
-	<-stopped
 	for _, c := range *s.conns.Load() { // connections gnet did not report closed
 		c.finish(nil)
 	}
@@ -248,29 +289,7 @@ func (s *TCPServer) removeConn(c *serverConn) bool {
 // serverEvents is the gnet event handler of a TCPServer.
 type serverEvents struct {
 	gnet.BuiltinEventEngine
-	s      *TCPServer
-	booted chan error
-}
-
-func (h *serverEvents) OnBoot(eng gnet.Engine) gnet.Action {
-	s := h.s
-	s.engine = eng
-	fd, err := eng.Dup()
-	if err != nil {
-		h.booted <- fmt.Errorf("reading the listening address: %w", err)
-		return gnet.Shutdown
-	}
-	s.listenFD = fd // closed by Close
-	sa, err := unix.Getsockname(fd)
-	if err != nil {
-		h.booted <- fmt.Errorf("reading the listening address: %w", err)
-		return gnet.Shutdown
-	}
-	if in4, ok := sa.(*unix.SockaddrInet4); ok {
-		s.addr = netip.AddrPortFrom(netip.AddrFrom4(in4.Addr), uint16(in4.Port))
-	}
-	h.booted <- nil
-	return gnet.None
+	s *TCPServer
 }
 
 func (h *serverEvents) OnOpen(gc gnet.Conn) ([]byte, gnet.Action) {
@@ -279,8 +298,11 @@ func (h *serverEvents) OnOpen(gc gnet.Conn) ([]byte, gnet.Action) {
 		return nil, gnet.Close
 	}
 	c, err := newServerConn(s, gc)
-	if err != nil {
-		s.log.Error("cannot serve a new connection", "peer", gc.RemoteAddr(), "err", err)
+	if err != nil { // out of descriptors, typically: a burst, logged once
+		s.ctr.acceptErrs.Add(1)
+		if s.acc.failed(err) {
+			s.log.Warn("cannot serve a new connection", "peer", gc.RemoteAddr(), "err", err)
+		}
 		return nil, gnet.Close
 	}
 	gc.SetContext(c)

@@ -216,6 +216,8 @@ type FlowJSON struct {
 	Malformed     uint64 `json:"malformed"`
 	Reconnects    uint64 `json:"reconnects"`
 	Connections   int    `json:"connections"`
+	AcceptErrors  uint64 `json:"accept_errors"`
+	Error         string `json:"error,omitempty"` // why the flow cannot serve now
 }
 
 // DaemonJSON describes the daemon process.
@@ -391,6 +393,7 @@ func flowJSON(f *FlowInfo) FlowJSON {
 		BytesIn: f.Stats.BytesIn, BytesOut: f.Stats.BytesOut, Dropped: f.Stats.Dropped,
 		SlowConsumers: f.Stats.SlowConsumers, Malformed: f.Stats.Malformed,
 		Reconnects: f.Stats.Reconnects, Connections: f.Stats.Connections,
+		AcceptErrors: f.Stats.AcceptErrors, Error: f.Error,
 	}
 	if f.Addr.IsValid() {
 		j.Addr = f.Addr.String()

@@ -196,6 +196,8 @@ func (s *Server) flowMetrics(p *prom, flows []FlowInfo) {
 		{"stk_flow_malformed_total", "counter", "Undecodable frames or datagrams received.", func(f *FlowInfo) float64 { return float64(f.Stats.Malformed) }},
 		{"stk_flow_reconnects_total", "counter", "Connections a client flow re-established.", func(f *FlowInfo) float64 { return float64(f.Stats.Reconnects) }},
 		{"stk_flow_connections", "gauge", "Open connections of the flow.", func(f *FlowInfo) float64 { return float64(f.Stats.Connections) }},
+		{"stk_flow_accept_errors_total", "counter", "Failed accepts of a listening flow (each retried with back-off).", func(f *FlowInfo) float64 { return float64(f.Stats.AcceptErrors) }},
+		{"stk_flow_up", "gauge", "1 while the flow can serve; 0 while a listener cannot accept connections.", func(f *FlowInfo) float64 { return b2f(f.Error == "") }},
 	}
 	for _, m := range ms {
 		p.family(m.name, m.typ, m.help)

@@ -98,11 +98,7 @@ func (s *Server) routes() http.Handler {
 	mux.HandleFunc("GET /api/v1/steps/ws", s.serveStepWS)
 
 	mux.HandleFunc("GET /metrics", s.serveMetrics)
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-		w.Header().Set("Cache-Control", "no-store")
-		w.Write([]byte("ok\n"))
-	})
+	mux.HandleFunc("GET /healthz", s.serveHealth)
 
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		h := w.Header()

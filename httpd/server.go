@@ -56,6 +56,10 @@ type FlowInfo struct {
 	Protocol string // "tcp", "udp", "rawudp" or "multicast"
 	Addr     netip.AddrPort
 	Stats    flow.Stats
+	// Error says why the flow cannot serve now, for example a listener
+	// that cannot accept connections (out of descriptors); "" when it
+	// can. /healthz answers 503 while any flow has one.
+	Error string
 }
 
 // Config configures a Server. Every component may be nil: its page then
