@@ -198,12 +198,27 @@ func (m *Monitor) ServeMulticast(groupPort string) (netip.AddrPort, error) {
 	return m.addFlow(f, 2, fmt.Sprintf("udp:%v:%d", ap.Addr(), f.LocalAddr().Port()))
 }
 
-// advertised formats a listener address for the registration.
+// advertised formats a listener address for the registration. Services
+// cannot connect to a listener's 0.0.0.0 (they would reach their own
+// host), so that one is registered at AdvertiseHost, or else at the
+// address of this host's interface toward the name server, where the
+// services that find the monitor come from (flow.AdvertiseIP).
 func (m *Monitor) advertised(a netip.AddrPort) string {
-	if m.cfg.AdvertiseHost != "" {
-		return fmt.Sprintf("%s:%d", m.cfg.AdvertiseHost, a.Port())
+	if !a.Addr().IsUnspecified() {
+		return a.String()
 	}
-	return a.String()
+	adv := fmt.Sprintf("%s:%d", m.cfg.AdvertiseHost, a.Port())
+	how := "AdvertiseHost"
+	if m.cfg.AdvertiseHost == "" {
+		var toward netip.Addr
+		if m.ns != nil {
+			toward = m.ns.ServerAddr().Addr()
+		}
+		adv = flow.AdvertiseAddr(a, toward).String()
+		how = "the address of the interface toward the name server, else the host's primary address"
+	}
+	m.log.Info("monitor listener on every interface: registering an address other hosts can reach", "listen", a, "registered", adv, "from", how)
+	return adv
 }
 
 func (m *Monitor) flowOptions(name string) flow.Options {

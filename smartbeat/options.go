@@ -234,9 +234,11 @@ type MonitorConfig struct {
 	// DefaultRefreshInterval (30 s). The namesvc client also sends it again
 	// after every reconnect.
 	RefreshInterval time.Duration
-	// AdvertiseHost replaces the IP of the advertised listener addresses
-	// (the 0x1000/0x1001 meta-data strings) when set, for listeners bound
-	// to 0.0.0.0. Multicast groups are advertised as they are.
+	// AdvertiseHost is the IP registered (in the 0x1000/0x1001 meta-data
+	// strings) for listeners bound to 0.0.0.0; default: the address of
+	// this host's interface toward the name server, else its primary
+	// address (flow.AdvertiseIP). Listeners bound to a specific IP are
+	// registered at that IP; multicast groups as they are.
 	AdvertiseHost string
 
 	// CheckInterval is how often records are checked for timeouts; default

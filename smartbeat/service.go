@@ -129,7 +129,7 @@ func NewService(name string, opts Options) (*Service, error) {
 
 // openFlows sets the monitoring and notification flows from opts.
 func (svc *Service) openFlows(opts *Options) error {
-	r := resolver{client: opts.NameServer, addr: opts.NameServerAddr}
+	r := resolver{client: opts.NameServer, addr: opts.NameServerAddr, log: svc.log}
 	open := func(fl flow.Flow, addr, what string) (flow.Flow, *managedFlow, error) {
 		if fl != nil {
 			return fl, nil, nil
