@@ -83,8 +83,9 @@ type Config struct {
 	// Default DefaultFeedQueue.
 	FeedQueue int
 	// AdvertiseHost is the IP the feed registers when it listens on the
-	// unspecified address (0.0.0.0); default: the address this host uses
-	// to reach the name server.
+	// unspecified address (0.0.0.0); default: the address of this host's
+	// interface toward the name server, or its primary address when the
+	// name server is on loopback (flow.AdvertiseIP).
 	AdvertiseHost string
 	// Directory is the name every publisher registers its feed under, the
 	// one Follow subscribes to. Default DefaultDirectory.

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"net/netip"
 	"sync/atomic"
 	"time"
@@ -91,30 +90,26 @@ func (b *Bus) ServeFeed(addr string) (netip.AddrPort, error) {
 	return srv.LocalAddr(), nil
 }
 
-// advertiseIP is the IP registered for a feed on the unspecified address:
-// Config.AdvertiseHost, or the local address of the route to the name
-// server (the one its other clients can reach), or loopback.
+// advertiseIP is the IP registered for a feed on the unspecified address,
+// which subscribers cannot connect to: Config.AdvertiseHost, else the
+// address of this host's interface toward the name server, where the
+// subscribers that find the feed come from (flow.AdvertiseIP).
 func (b *Bus) advertiseIP() netip.Addr {
 	if ip, err := netip.ParseAddr(b.cfg.AdvertiseHost); err == nil {
 		return ip
 	}
-	a := flow.Address{}
+	var toward netip.Addr
 	if b.cfg.NameServer != "" {
-		a, _ = flow.ParseAddress(b.cfg.NameServer)
-	}
-	ap, err := a.WithDefaults(namesvc.DefaultHost, namesvc.DefaultPort).AddrPort()
-	if err == nil {
-		// A UDP "connection" sends nothing; it only picks the route.
-		if c, err := net.Dial("udp4", ap.String()); err == nil {
-			defer c.Close()
-			if u, ok := c.LocalAddr().(*net.UDPAddr); ok {
-				if ip, ok := netip.AddrFromSlice(u.IP.To4()); ok {
-					return ip
-				}
+		if a, err := flow.ParseAddress(b.cfg.NameServer); err == nil {
+			if ap, err := a.WithDefaults(namesvc.DefaultHost, namesvc.DefaultPort).AddrPort(); err == nil {
+				toward = ap.Addr()
 			}
 		}
 	}
-	return netip.AddrFrom4([4]byte{127, 0, 0, 1})
+	ip := flow.AdvertiseIP(netip.IPv4Unspecified(), toward)
+	b.log.Info("STEP feed on every interface: registering the address of the interface toward the name server",
+		"registered", ip, "name_server", b.cfg.NameServer)
+	return ip
 }
 
 // enqueue hands s to the feed goroutine, or drops it when the queue is

@@ -328,22 +328,51 @@ func TestFeedWithoutNameServer(t *testing.T) {
 	}
 }
 
-// A feed on 0.0.0.0 registers an address other hosts can reach.
+// A feed on 0.0.0.0 registers an address other hosts can reach:
+// AdvertiseHost, else the address of the interface toward the name server
+// (the host's primary address when that is loopback); a feed on a specific
+// IP registers it.
 func TestFeedAdvertisedAddress(t *testing.T) {
 	leakcheck.Check(t)
-	names := startNames(t)
-	b := newBus(t, Config{NameServer: names})
-	addr, err := b.ServeFeed("0.0.0.0:0")
+	srv, err := namesvc.NewServer(namesvc.ServerConfig{Logger: quiet()})
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := dialNames(t, names)
-	info, err := lookupEventually(t, c, DefaultFeedName)
+	defer srv.Close()
+	nsAP, err := srv.ServeTCP("0.0.0.0:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := fmt.Sprintf("tcp:127.0.0.1:%d", addr.Port()) // the route to a loopback name server
-	if len(info.Addresses) != 1 || info.Addresses[0].String() != want {
-		t.Fatalf("registered %v, want %s", info.Addresses, want)
+	loopback := fmt.Sprintf("tcp:127.0.0.1:%d", nsAP.Port())
+	network, networkIP := loopback, netip.MustParseAddr("127.0.0.1")
+	if ip, ok := flow.PrimaryIP(); ok {
+		network, networkIP = fmt.Sprintf("tcp:%v:%d", ip, nsAP.Port()), ip
+	}
+	c := dialNames(t, loopback)
+	for i, tc := range []struct {
+		ns, bind, advertise string
+		wantIP              netip.Addr
+	}{
+		{loopback, "0.0.0.0:0", "", flow.AdvertiseIP(netip.IPv4Unspecified(), netip.MustParseAddr("127.0.0.1"))},
+		{network, "0.0.0.0:0", "", networkIP},
+		{network, "0.0.0.0:0", "10.1.2.3", netip.MustParseAddr("10.1.2.3")},
+		{network, "127.0.0.1:0", "10.1.2.3", netip.MustParseAddr("127.0.0.1")},
+	} {
+		name := fmt.Sprintf("steps-%d", i) // the previous case's registration lingers
+		b := newBus(t, Config{NameServer: tc.ns, FeedName: name, AdvertiseHost: tc.advertise})
+		addr, err := b.ServeFeed(tc.bind)
+		if err != nil {
+			t.Fatal(err)
+		}
+		info, err := lookupEventually(t, c, name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := "tcp:" + netip.AddrPortFrom(tc.wantIP, addr.Port()).String()
+		if len(info.Addresses) != 1 || info.Addresses[0].String() != want || b.Stats().Feed.Addr != want {
+			t.Errorf("feed on %s, name server %s, AdvertiseHost %q: registered %v (stats %s), want %s",
+				tc.bind, tc.ns, tc.advertise, info.Addresses, b.Stats().Feed.Addr, want)
+		}
+		b.Close()
 	}
 }
