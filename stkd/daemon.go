@@ -126,12 +126,18 @@ func (d *daemon) flows() []httpd.FlowInfo {
 	var out []httpd.FlowInfo
 	add := func(component string, fs []flow.Flow) {
 		for _, f := range fs {
-			out = append(out, httpd.FlowInfo{
+			fi := httpd.FlowInfo{
 				Name:     fmt.Sprintf("%s-%v-%v", component, f.Protocol(), f.LocalAddr()),
 				Protocol: f.Protocol().String(),
 				Addr:     f.LocalAddr(),
 				Stats:    f.Stats(),
-			})
+			}
+			if l, ok := f.(interface{ AcceptError() error }); ok { // listeners
+				if err := l.AcceptError(); err != nil {
+					fi.Error = err.Error()
+				}
+			}
+			out = append(out, fi)
 		}
 	}
 	if d.names != nil {
