@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/stk-go/stk/internal/testprog"
+	"github.com/stk-go/stk/internal/testprog/multicast"
 )
 
 // bin holds the programs built once for all tests.
@@ -74,6 +75,7 @@ func TestPubSubTCPOneToFour(t *testing.T) {
 }
 
 func TestPubSubMulticastOneToFour(t *testing.T) {
+	multicast.Need(t)
 	group := fmt.Sprintf("239.%d.%d.%d", rand.IntN(200)+1, rand.IntN(250)+1, rand.IntN(250)+1)
 	// Paced: loopback multicast drops bursts that overflow a socket buffer.
 	pubsub(t, 4, 2000, fmt.Sprintf("multicast:%s:%d", group, freeUDPPort(t)), "-a", "20", "-p", "1", "-d", "500ms")
