@@ -107,7 +107,9 @@ type Config struct {
 	// Services lists the monitored services whose processes the
 	// "services" collector describes (nil: the collector is unavailable).
 	Services func(ctx context.Context) ([]ServiceRef, error)
-	Logger   *slog.Logger
+	// Processes says which processes the "processes" collector reports.
+	Processes ProcessOptions
+	Logger    *slog.Logger
 }
 
 // Factory builds a Collector or a Watcher from cfg. It returns an error

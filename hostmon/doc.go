@@ -42,11 +42,34 @@
 //
 // Events: process.start (pid, ppid, name, cmdline, cmdline_truncated,
 // start_time) / process.exit (pid, ppid, name, start_time, runtime_seconds),
-// user.login / user.logout (user, terminal, host), file.create / file.write /
+// system.processes.short_lived (count, period_seconds, per_minute,
+// min_lifetime_seconds, top {name: count} of the ProcessSummaryTop most
+// frequent names, others, distinct_names), user.login / user.logout (user, terminal, host), file.create / file.write /
 // file.remove / file.rename / file.chmod (path, op, watch; count when
 // notifications were coalesced), file.overflow (dropped, kernel_overflow),
 // and the alerts of the rules (e.g. system.cpu.high with level, value and
 // threshold in space).
+//
+// # Processes
+//
+// The processes collector compares the pids in /proc between intervals.
+// Shell loops, cron helpers and health checks start and end processes by
+// the hundred a minute; reporting each would bury the events that matter,
+// so ProcessOptions (Config.Processes; stepmon's --process-* flags) say
+// which are news:
+//
+//   - a process is reported by process.start only once it has run
+//     MinLifetime (default 5 s): at the first scan that finds it that old,
+//     with its real start_time. Its process.exit follows when it ends. A
+//     process that ends younger yields neither, only a count;
+//   - every SummaryInterval (default 1 min) that saw such short-lived
+//     processes, one system.processes.short_lived event gives their count,
+//     their rate and the most frequent command names. A process that starts
+//     and ends between two scans is seen by neither (system.processes
+//     forks_per_sec counts it);
+//   - Include (when not empty) and Exclude are path.Match patterns on the
+//     command name (comm, at most 15 bytes: "nginx", "python*"); Exclude
+//     wins. A process left out is neither reported nor counted.
 //
 // # Alerts
 //

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"math"
 	"os"
+	"path"
 	"path/filepath"
 	"runtime"
 	"slices"
@@ -36,12 +37,91 @@ const (
 	// still shows the storm) and logged.
 	ProcessMaxEvents = 500
 
+	// DefaultProcessMinLifetime is ProcessOptions.MinLifetime's default:
+	// shell loops, cron jobs' helpers and health checks start and end
+	// processes by the hundred a minute, and none of them is news.
+	DefaultProcessMinLifetime = 5 * time.Second
+	// DefaultProcessSummaryInterval is ProcessOptions.SummaryInterval's
+	// default.
+	DefaultProcessSummaryInterval = time.Minute
+	// ProcessSummaryTop is how many command names a
+	// system.processes.short_lived STEP lists.
+	ProcessSummaryTop = 5
+
 	// procClockTicks is USER_HZ, /proc's unit of CPU and start times: 100
 	// on every architecture Go runs Linux on.
 	procClockTicks = 100
 	// procKernelThread is PF_KTHREAD in /proc/PID/stat's flags.
 	procKernelThread = 0x00200000
 )
+
+// ProcessOptions say which processes the "processes" collector reports.
+// The zero value reports every process that lives at least
+// DefaultProcessMinLifetime, with a summary of the others every
+// DefaultProcessSummaryInterval.
+type ProcessOptions struct {
+	// MinLifetime is how long a process must have run before its
+	// process.start is reported (at the first scan that finds it that
+	// old, with its real start_time); only a process whose start was
+	// reported has its process.exit reported. A process that ends younger
+	// yields no STEP of its own, only a count in the short-lived summary.
+	// 0: DefaultProcessMinLifetime (5 s); negative: report every process
+	// a scan sees.
+	MinLifetime time.Duration
+	// SummaryInterval is how often a system.processes.short_lived event
+	// sums up the processes that ended younger than MinLifetime (none is
+	// sent for a period without any). 0: DefaultProcessSummaryInterval
+	// (1 min); negative: never.
+	SummaryInterval time.Duration
+	// Include, when not empty, limits the processes reported to those
+	// whose command name (the kernel's comm, at most 15 bytes, the "name"
+	// field of process.start) matches one of these path.Match patterns
+	// ("nginx", "python*"). Exclude drops those matching any of its
+	// patterns, and wins over Include. A process left out is neither
+	// reported nor counted as short-lived.
+	Include, Exclude []string
+}
+
+func (o ProcessOptions) withDefaults() ProcessOptions {
+	if o.MinLifetime == 0 {
+		o.MinLifetime = DefaultProcessMinLifetime
+	}
+	if o.MinLifetime < 0 {
+		o.MinLifetime = 0
+	}
+	if o.SummaryInterval == 0 {
+		o.SummaryInterval = DefaultProcessSummaryInterval
+	}
+	return o
+}
+
+// Validate reports a malformed pattern.
+func (o ProcessOptions) Validate() error {
+	for _, p := range slices.Concat(o.Include, o.Exclude) {
+		if _, err := path.Match(p, ""); err != nil {
+			return fmt.Errorf("process name pattern %q: %w (patterns are path.Match globs: *, ?, [a-z])", p, err)
+		}
+	}
+	return nil
+}
+
+// wanted reports whether the filters let a process named name through.
+func (o ProcessOptions) wanted(name string) bool {
+	for _, p := range o.Exclude {
+		if ok, _ := path.Match(p, name); ok {
+			return false
+		}
+	}
+	if len(o.Include) == 0 {
+		return true
+	}
+	for _, p := range o.Include {
+		if ok, _ := path.Match(p, name); ok {
+			return true
+		}
+	}
+	return false
+}
 
 // procEntry is what the processes collector remembers of a live process:
 // enough to report its exit without reading anything when it is gone.
@@ -50,7 +130,8 @@ type procEntry struct {
 	start uint64 // start time in clock ticks since boot: the process's identity with its pid
 	ppid  int32
 	seen  uint32 // the scan generation that last saw it
-	quiet bool   // a kernel thread, or a start that was not reported: its exit is not either
+	quiet bool   // a kernel thread, filtered out, or a start that was not reported: its exit is not either
+	young bool   // its start waits until it has lived MinLifetime; gone before that, it is short-lived
 	name  string
 }
 
@@ -85,6 +166,10 @@ type processCollector struct {
 
 	dropped     int // events over ProcessMaxEvents since the last log line
 	lastDropLog time.Time
+
+	opts       ProcessOptions // with defaults
+	shortSince time.Time      // start of the short-lived summary's period
+	short      map[string]int // short-lived processes of the period, by name
 }
 
 // procDirent is one /proc/PID entry of a scan.
@@ -98,12 +183,20 @@ type procDirent struct {
 // intervals, and a system.processes metric. Its first Collect learns the
 // running processes and reports none of them. A process that starts and
 // ends within one interval is not seen (forks_per_sec counts it); an
-// exit's runtime_seconds is right to half an interval.
+// exit's runtime_seconds is right to half an interval. cfg.Processes
+// says which processes are reported: those that lived long enough and
+// pass the name filters; the short-lived ones are summed up in a
+// system.processes.short_lived event.
 func NewProcessCollector(cfg Config) (Collector, error) {
 	if runtime.GOOS != "linux" {
 		return nil, fmt.Errorf("processes: reads Linux's /proc: %w", ErrUnavailable)
 	}
+	if err := cfg.Processes.Validate(); err != nil {
+		return nil, fmt.Errorf("processes: %w", err)
+	}
 	c := &processCollector{
+		opts:    cfg.Processes.withDefaults(),
+		short:   map[string]int{},
 		env:     cfg.Env,
 		log:     cfg.Logger,
 		proc:    procRoot(cfg.Env),
@@ -188,7 +281,9 @@ func (c *processCollector) Collect(ctx context.Context, now time.Time) ([]*step.
 				continue
 			}
 			// The pid was reused: the old process exited.
-			if report && !e.quiet {
+			if e.young {
+				c.short[e.name]++
+			} else if report && !e.quiet {
 				exits = append(exits, c.exitStep(d.pid, e, now))
 			}
 			delete(c.procs, d.pid)
@@ -196,9 +291,11 @@ func (c *processCollector) Collect(ctx context.Context, now time.Time) ([]*step.
 		e = &procEntry{ino: d.ino, start: st.start, ppid: int32(st.ppid), seen: gen, name: procText(comm)}
 		c.procs[d.pid] = e
 		switch {
-		case st.flags&procKernelThread != 0:
+		case st.flags&procKernelThread != 0, !c.opts.wanted(e.name):
 			e.quiet = true
 		case !report:
+		case c.opts.MinLifetime > 0 && c.age(e, now) < c.opts.MinLifetime:
+			e.young = true // reported below, at a scan that finds it old enough
 		case len(exits)+len(starts) >= ProcessMaxEvents:
 			e.quiet = true
 			c.dropped++
@@ -208,9 +305,21 @@ func (c *processCollector) Collect(ctx context.Context, now time.Time) ([]*step.
 	}
 	for pid, e := range c.procs {
 		if e.seen == gen {
+			if e.young && c.age(e, now) >= c.opts.MinLifetime {
+				e.young = false
+				if len(exits)+len(starts) < ProcessMaxEvents {
+					starts = append(starts, c.startStep(pid, e, now))
+				} else {
+					e.quiet = true
+					c.dropped++
+				}
+			}
 			continue
 		}
-		if report && !e.quiet {
+		if e.young {
+			c.short[e.name]++
+		}
+		if report && !e.quiet && !e.young {
 			if len(exits)+len(starts) < ProcessMaxEvents {
 				exits = append(exits, c.exitStep(pid, e, now))
 			} else {
@@ -228,6 +337,9 @@ func (c *processCollector) Collect(ctx context.Context, now time.Time) ([]*step.
 	slices.SortFunc(starts, byPid)
 	steps := append(exits, starts...)
 	c.lastScan = now
+	if sum := c.summary(now); sum != nil {
+		steps = append(steps, sum)
+	}
 	if c.dropped > 0 && now.Sub(c.lastDropLog) >= time.Minute {
 		c.log.Warn("processes: too many process events in one interval, some not reported",
 			"limit", ProcessMaxEvents, "not_reported", c.dropped)
@@ -289,6 +401,74 @@ func (c *processCollector) exitStep(pid int32, e *procEntry, now time.Time) *ste
 	s.Set("name", e.name)
 	s.Set("start_time", started)
 	s.Set("runtime_seconds", math.Round(run*100)/100)
+	return s
+}
+
+// age is how long e has run at now.
+func (c *processCollector) age(e *procEntry, now time.Time) time.Duration {
+	return time.Duration(now.UnixMilli()-c.startMs(e)) * time.Millisecond
+}
+
+// summary returns the system.processes.short_lived event at the end of
+// each summary period that saw short-lived processes, else nil.
+func (c *processCollector) summary(now time.Time) *step.Step {
+	if c.opts.SummaryInterval < 0 {
+		clear(c.short)
+		return nil
+	}
+	if c.shortSince.IsZero() {
+		c.shortSince = now
+	}
+	period := now.Sub(c.shortSince)
+	if period < c.opts.SummaryInterval {
+		return nil
+	}
+	c.shortSince = now
+	if len(c.short) == 0 {
+		return nil
+	}
+	type named struct {
+		name  string
+		count int
+	}
+	var all []named
+	total := 0
+	for name, n := range c.short {
+		all = append(all, named{name, n})
+		total += n
+	}
+	clear(c.short)
+	slices.SortFunc(all, func(a, b named) int {
+		if a.count != b.count {
+			return b.count - a.count
+		}
+		return strings.Compare(a.name, b.name)
+	})
+	top := map[string]any{}
+	var desc strings.Builder
+	fmt.Fprintf(&desc, "%d short-lived processes (ended within %v) in the last %v:", total, c.opts.MinLifetime, period.Round(time.Second))
+	for i, n := range all[:min(len(all), ProcessSummaryTop)] {
+		top[n.name] = int64(n.count)
+		if i > 0 {
+			desc.WriteByte(',')
+		}
+		fmt.Fprintf(&desc, " %s %d", n.name, n.count)
+	}
+	others := total
+	for _, n := range all[:min(len(all), ProcessSummaryTop)] {
+		others -= n.count
+	}
+	if others > 0 {
+		fmt.Fprintf(&desc, ", others %d", others)
+	}
+	s := c.env.NewStep("system.processes.short_lived", desc.String(), now)
+	s.Set("count", int64(total))
+	s.Set("period_seconds", math.Round(period.Seconds()*100)/100)
+	s.Set("per_minute", math.Round(float64(total)/period.Minutes()*100)/100)
+	s.Set("min_lifetime_seconds", c.opts.MinLifetime.Seconds())
+	s.Set("top", top)
+	s.Set("others", int64(others))
+	s.Set("distinct_names", int64(len(all)))
 	return s
 }
 

@@ -180,9 +180,17 @@ func evCollect(t testing.TB, c Collector, now time.Time) []*step.Step {
 	return steps
 }
 
+// newFixtureProcesses returns a processes collector over proc that
+// reports every process it sees (no minimum lifetime, no summary): the
+// tests of the scan itself. newFilteredProcesses takes the options.
 func newFixtureProcesses(t testing.TB, proc string) Collector {
 	t.Helper()
-	v, err := Build("processes", Config{Env: evEnv(proc)})
+	return newFilteredProcesses(t, proc, ProcessOptions{MinLifetime: -1, SummaryInterval: -1})
+}
+
+func newFilteredProcesses(t testing.TB, proc string, opts ProcessOptions) Collector {
+	t.Helper()
+	v, err := Build("processes", Config{Env: evEnv(proc), Processes: opts})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -400,10 +408,12 @@ func TestParseProcStat(t *testing.T) {
 	}
 }
 
-// TestProcessRealHost starts and kills a child and sees both events.
+// TestProcessRealHost starts and kills a child and sees both events; the
+// start only once the child has run the minimum lifetime (300 ms here).
 func TestProcessRealHost(t *testing.T) {
 	leakcheck.Check(t)
-	c, err := NewProcessCollector(Config{Env: Env{Hostname: "h"}})
+	const minLife = 300 * time.Millisecond
+	c, err := NewProcessCollector(Config{Env: Env{Hostname: "h"}, Processes: ProcessOptions{MinLifetime: minLife}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -439,6 +449,10 @@ func TestProcessRealHost(t *testing.T) {
 	}
 	if start == nil {
 		t.Fatal("no process.start for the child")
+	}
+	if st, _ := start.Float("start_time"); start.Time.Start-int64(st) < minLife.Milliseconds() {
+		t.Errorf("process.start at %d, %d ms after the start: before the minimum lifetime %v",
+			start.Time.Start, start.Time.Start-int64(st), minLife)
 	}
 	if evField(t, start, "name") != "sleep" || evField(t, start, "cmdline") != "sleep 5" ||
 		evField(t, start, "ppid") != float64(os.Getpid()) {
