@@ -102,7 +102,7 @@ func flags(o *options, hostname string) *pflag.FlagSet {
 	fs.Float64Var(&o.hysteresis, "hysteresis", hostmon.DefaultHysteresis*100, "percent of a threshold a value must fall below it to leave its level (0: none)")
 	fs.StringVar(&o.name, "name", "step."+hostname, "name to register the feed under (\"\": none)")
 	fs.StringVar(&o.directory, "directory", "step", "shared directory name to also register the feed under, which stkd's STEP bus follows (\"\": none)")
-	fs.StringVar(&o.listen, "listen", "127.0.0.1:0", "address of the feed, the TCP data flow every STEP is published on ([tcp:]ip:port; port 0: any free port; 0.0.0.0 registers the host's IP)")
+	fs.StringVar(&o.listen, "listen", "127.0.0.1:0", "address of the feed, the TCP data flow every STEP is published on ([tcp:]ip:port; port 0: any free port; 0.0.0.0 registers the address of the interface toward the name server)")
 	fs.StringVar(&o.nameServer, "name-server", cli.DefaultNameServer, "name server to register with, [tcp|udp:]ip[:port] (\"\": don't register)")
 	fs.StringVar(&o.stkdHTTP, "stkd-http", "http://127.0.0.1:8080", "stkd's HTTP API, http://host[:port], where the services collector finds the monitored services (GET /api/v1/services every 5 s at most; \"\": off)")
 	fs.BoolVar(&o.json, "json", false, "print one JSON STEP per line instead of lines for people")
@@ -220,7 +220,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		cfg.Services = services.get
 	}
 
-	f, err := newFeed(o.listen, env.IP, log.With("component", "feed"))
+	f, err := newFeed(o.listen, log.With("component", "feed"))
 	if err != nil {
 		return err
 	}

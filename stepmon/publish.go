@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"log/slog"
 	"net/netip"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -40,8 +42,10 @@ type feed struct {
 }
 
 // newFeed listens on listen ("[tcp:]ip:port"). When the IP is unspecified
-// (0.0.0.0), hostIP is registered instead, or 127.0.0.1 without one.
-func newFeed(listen string, hostIP string, log *slog.Logger) (*feed, error) {
+// (0.0.0.0), which subscribers cannot connect to, the address to register
+// is the host's primary address until register knows the name server (see
+// flow.AdvertiseIP).
+func newFeed(listen string, log *slog.Logger) (*feed, error) {
 	a, err := flow.ParseAddress(listen)
 	if err != nil {
 		return nil, fmt.Errorf("--listen: %w", err)
@@ -62,15 +66,7 @@ func newFeed(listen string, hostIP string, log *slog.Logger) (*feed, error) {
 	if err != nil {
 		return nil, fmt.Errorf("--listen %s: %w (use --listen 127.0.0.1:0 for any free port)", listen, err)
 	}
-	f := &feed{server: server, addr: server.LocalAddr(), log: log}
-	if f.addr.Addr().IsUnspecified() {
-		ip, err := netip.ParseAddr(hostIP)
-		if err != nil || !ip.Is4() {
-			ip = netip.AddrFrom4([4]byte{127, 0, 0, 1})
-		}
-		f.addr = netip.AddrPortFrom(ip, f.addr.Port())
-	}
-	return f, nil
+	return &feed{server: server, addr: flow.AdvertiseAddr(server.LocalAddr(), netip.Addr{}), log: log}, nil
 }
 
 // publish is a Monitor sink. Without a subscriber there is nothing to
@@ -98,6 +94,13 @@ func (f *feed) register(ctx context.Context, addr string, names ...string) error
 		return fmt.Errorf("--name-server: %w", err)
 	}
 	f.names = c
+	if listen := f.server.LocalAddr(); listen.Addr().IsUnspecified() {
+		// The interface toward the name server faces the subscribers who
+		// find the feed there.
+		f.addr = flow.AdvertiseAddr(listen, c.ServerAddr().Addr())
+	}
+	f.log.Info("registering the feed", "names", strings.Join(slices.DeleteFunc(slices.Clone(names), func(n string) bool { return n == "" }), ","),
+		"address", "tcp:"+f.addr.String(), "listen", f.server.LocalAddr(), "name_server", addr)
 	for _, name := range names {
 		if name == "" {
 			continue
