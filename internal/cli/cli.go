@@ -5,6 +5,7 @@ package cli
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -15,6 +16,7 @@ import (
 
 	"github.com/spf13/pflag"
 
+	"github.com/stk-go/stk/flow"
 	"github.com/stk-go/stk/namesvc"
 )
 
@@ -33,47 +35,140 @@ func Logger(verbose bool) *slog.Logger {
 	return l
 }
 
-// Fail prints err prefixed with the program's name and exits with status 1.
-func Fail(prog string, err error) {
-	fmt.Fprintf(os.Stderr, "%s: %v\n", prog, err)
-	os.Exit(1)
+// Exit statuses shared by the example programs; each documents what its
+// job is, and so what status 1 means for it, in its -h text.
+const (
+	ExitOK     = 0 // the program did its job
+	ExitFailed = 1 // it did not (the reason is on standard error)
+	ExitUsage  = 2 // bad usage: unknown flag, bad flag value, wrong arguments
+)
+
+// ExitUsageText describes ExitUsage for Usage's exit-status lines.
+const ExitUsageText = "bad usage: an unknown flag, a bad flag value or address, or the wrong number of arguments"
+
+// usageError marks an error in the command line.
+type usageError struct{ error }
+
+func (e usageError) Unwrap() error { return e.error }
+
+// BadUsage marks err as an error in the command line: Fail then exits with
+// ExitUsage and points to -h.
+func BadUsage(err error) error {
+	if err == nil {
+		return nil
+	}
+	return usageError{err}
 }
 
-// Usage sets fs's usage text: a synopsis line, a description and the flags.
-func Usage(fs *pflag.FlagSet, synopsis, description string) {
+// IsBadUsage reports whether err was marked by BadUsage.
+func IsBadUsage(err error) bool {
+	var u usageError
+	return errors.As(err, &u)
+}
+
+// Fail prints err on one line of standard error, prefixed with the
+// program's name, and exits: with ExitUsage (and a pointer to -h) for an
+// error marked by BadUsage, else with ExitFailed.
+func Fail(prog string, err error) {
+	if IsBadUsage(err) {
+		fmt.Fprintf(os.Stderr, "%s: %v (see %s -h)\n", prog, err, prog)
+		os.Exit(ExitUsage)
+	}
+	fmt.Fprintf(os.Stderr, "%s: %v\n", prog, err)
+	os.Exit(ExitFailed)
+}
+
+// Usage sets fs's usage text: a synopsis line, a description, the flags
+// and the exit statuses, one "N  meaning" line each (ExitUsage's line is
+// added).
+func Usage(fs *pflag.FlagSet, synopsis, description string, exits ...string) {
 	fs.SortFlags = false
 	fs.Usage = func() {
 		fmt.Fprintf(os.Stderr, "Usage: %s\n\n%s\n\nFlags:\n%s", synopsis, description, fs.FlagUsages())
+		fmt.Fprintf(os.Stderr, "\nExit status:\n")
+		for _, e := range exits {
+			fmt.Fprintf(os.Stderr, "  %s\n", e)
+		}
+		fmt.Fprintf(os.Stderr, "  %d  %s\n", ExitUsage, ExitUsageText)
 	}
 }
 
-// Parse parses args, prints the usage for -h and exits on errors with a
-// pointer to -h. It returns the positional arguments.
+// Parse parses args, prints the usage for -h and the version for
+// --version and exits, and exits with ExitUsage and a pointer to -h on
+// errors. It returns the positional arguments.
 func Parse(fs *pflag.FlagSet, args []string, positional int) []string {
 	help := fs.BoolP("help", "h", false, "show this help")
+	version := new(bool)
+	if fs.Lookup("version") == nil {
+		fs.BoolVar(version, "version", false, "print the version and exit")
+	}
 	fs.SetOutput(io.Discard)
 	err := fs.Parse(args)
 	fs.SetOutput(os.Stderr)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "%s: %v (see %s -h)\n", fs.Name(), err, fs.Name())
-		os.Exit(2)
+		os.Exit(ExitUsage)
 	}
 	if *help {
 		fs.Usage()
-		os.Exit(0)
+		os.Exit(ExitOK)
+	}
+	if *version {
+		fmt.Println(Version(fs.Name()))
+		os.Exit(ExitOK)
 	}
 	if fs.NArg() != positional {
 		fmt.Fprintf(os.Stderr, "%s: want %d argument(s), got %d (see %s -h)\n", fs.Name(), positional, fs.NArg(), fs.Name())
-		os.Exit(2)
+		os.Exit(ExitUsage)
 	}
 	return fs.Args()
 }
 
-// DialNames connects to the name server at addr ("[tcp|udp:]ip[:port]").
+// ResolveTimeout bounds the host-name lookup of an address flag.
+const ResolveTimeout = 5 * time.Second
+
+// ResolveAddress parses the value of an address flag (named flag, as
+// "-R") with flow.ResolveAddress: a host name becomes its IPv4 address,
+// so that what the program registers or sends on the wire is an IP. Errors
+// are marked BadUsage and start with the flag.
+func ResolveAddress(flag, s string) (flow.Address, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), ResolveTimeout)
+	defer cancel()
+	a, err := flow.ResolveAddress(ctx, s)
+	if err != nil {
+		return flow.Address{}, BadUsage(fmt.Errorf("%s: %w", flag, err))
+	}
+	return a, nil
+}
+
+// ResolveAddressString is ResolveAddress returning the address as a
+// string, for the APIs that take one (namesvc.Dial, smartbeat's Monitor).
+// A "lookup:name" address is returned as it is.
+func ResolveAddressString(flag, s string) (string, error) {
+	a, err := ResolveAddress(flag, s)
+	if err != nil {
+		return "", err
+	}
+	return a.String(), nil
+}
+
+// DialNames connects to the name server at addr, the value of -R
+// ("[tcp|udp:]host[:port]"; a host name is resolved). The client keeps
+// trying in the background: Dial does not wait for the connection. A bad
+// address is a BadUsage error.
 func DialNames(addr, group string, log *slog.Logger) (*namesvc.Client, error) {
-	c, err := namesvc.Dial(addr, namesvc.ClientOptions{Group: group, Logger: log})
+	return DialNamesOptions(addr, namesvc.ClientOptions{Group: group, Logger: log})
+}
+
+// DialNamesOptions is DialNames with the client's options.
+func DialNamesOptions(addr string, opts namesvc.ClientOptions) (*namesvc.Client, error) {
+	a, err := ResolveAddress("-R", addr)
 	if err != nil {
 		return nil, err
+	}
+	c, err := namesvc.DialAddress(a, opts)
+	if err != nil {
+		return nil, BadUsage(fmt.Errorf("-R %s: %w", addr, err))
 	}
 	return c, nil
 }

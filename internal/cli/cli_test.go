@@ -3,6 +3,7 @@ package cli
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"log/slog"
 	"strings"
 	"testing"
@@ -37,5 +38,23 @@ func TestVersion(t *testing.T) {
 	v := Version("stkd")
 	if !strings.HasPrefix(v, "stkd ") || !strings.Contains(v, "go1.") {
 		t.Fatalf("Version = %q", v)
+	}
+}
+
+func TestResolveAddress(t *testing.T) {
+	a, err := ResolveAddress("-R", "localhost:20002")
+	if err != nil || a.Host != "127.0.0.1" || a.Port != 20002 {
+		t.Fatalf("ResolveAddress(localhost:20002) = %+v, %v", a, err)
+	}
+	s, err := ResolveAddressString("-m", "udp:localhost:9")
+	if err != nil || s != "udp:127.0.0.1:9" {
+		t.Fatalf("ResolveAddressString = %q, %v", s, err)
+	}
+	_, err = ResolveAddress("-i", "foo:1.2.3.4")
+	if err == nil || !IsBadUsage(err) || !strings.HasPrefix(err.Error(), "-i: ") || !strings.Contains(err.Error(), `unknown protocol "foo"`) {
+		t.Fatalf("a bad address must be a usage error naming the flag, got %v", err)
+	}
+	if IsBadUsage(errors.New("x")) || BadUsage(nil) != nil {
+		t.Fatal("only BadUsage errors are usage errors")
 	}
 }
