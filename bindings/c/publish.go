@@ -104,17 +104,18 @@ func stkgo_publisher_create(envH C.uint64_t, cname, caddress *C.char, linger C.i
 }
 
 // register registers the publisher's address under name and waits for the
-// confirmation. An unspecified listening IP (0.0.0.0) is registered as
-// 127.0.0.1: subscribers need an address they can connect to.
+// confirmation. Subscribers cannot connect to an unspecified listening IP
+// (0.0.0.0): the address of this host's interface toward the name server,
+// where the subscribers who find the name come from, is registered instead
+// (flow.AdvertiseIP).
 func (p *publisher) register(name string, linger time.Duration) C.int {
 	c, err := p.env.names()
 	if err != nil {
 		return fail(err)
 	}
-	reg := p.srv.LocalAddr()
-	if reg.Addr().IsUnspecified() {
-		reg = netip.AddrPortFrom(netip.AddrFrom4([4]byte{127, 0, 0, 1}), reg.Port())
-	}
+	reg := flow.AdvertiseAddr(p.srv.LocalAddr(), c.ServerAddr().Addr())
+	p.env.log.Info("registering the publisher", "name", name, "address", "tcp:"+reg.String(),
+		"listen", p.srv.LocalAddr(), "name_server", p.env.nsString)
 	ctx, cancel := context.WithTimeout(context.Background(), defaultRegisterWait)
 	defer cancel()
 	err = c.Register(ctx, namesvc.Info{

@@ -289,8 +289,9 @@ typedef struct stk_publisher_s *stk_publisher;
 /* stk_publisher_create listens on address ("[tcp:]ip:port"; NULL or "":
  * "127.0.0.1:0", port 0 picks a free one; only TCP is supported:
  * STK_EADDR otherwise, STK_ENET when it cannot listen) and, when name is
- * not NULL, registers name with the name server with the bound address (an
- * unspecified IP, 0.0.0.0, is registered as 127.0.0.1), protocol "tcp",
+ * not NULL, registers name with the name server with the bound address (for
+ * an unspecified IP, 0.0.0.0, the address of this host's interface toward
+ * the name server, which other hosts can reach), protocol "tcp",
  * fault-tolerance state active and the given linger (seconds the name
  * outlives this publisher; < 0: 5). It waits up to 5 s for the name
  * server's confirmation: STK_ETIMEDOUT if none came (nothing is created
