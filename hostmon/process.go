@@ -181,7 +181,8 @@ type procDirent struct {
 // NewProcessCollector returns the "processes" collector: process.start
 // and process.exit events, found by comparing the pids in /proc between
 // intervals, and a system.processes metric. Its first Collect learns the
-// running processes and reports none of them. A process that starts and
+// running processes and reports none of them (those younger than the
+// minimum lifetime are reported when they reach it, as new ones). A process that starts and
 // ends within one interval is not seen (forks_per_sec counts it); an
 // exit's runtime_seconds is right to half an interval. cfg.Processes
 // says which processes are reported: those that lived long enough and
@@ -293,9 +294,11 @@ func (c *processCollector) Collect(ctx context.Context, now time.Time) ([]*step.
 		switch {
 		case st.flags&procKernelThread != 0, !c.opts.wanted(e.name):
 			e.quiet = true
-		case !report:
 		case c.opts.MinLifetime > 0 && c.age(e, now) < c.opts.MinLifetime:
-			e.young = true // reported below, at a scan that finds it old enough
+			// Reported below, at a scan that finds it old enough (even if
+			// the first scan found it: it started just before).
+			e.young = true
+		case !report:
 		case len(exits)+len(starts) >= ProcessMaxEvents:
 			e.quiet = true
 			c.dropped++
@@ -305,7 +308,7 @@ func (c *processCollector) Collect(ctx context.Context, now time.Time) ([]*step.
 	}
 	for pid, e := range c.procs {
 		if e.seen == gen {
-			if e.young && c.age(e, now) >= c.opts.MinLifetime {
+			if e.young && report && c.age(e, now) >= c.opts.MinLifetime {
 				e.young = false
 				if len(exits)+len(starts) < ProcessMaxEvents {
 					starts = append(starts, c.startStep(pid, e, now))

@@ -24,12 +24,17 @@ var lifetimeTimes = []time.Duration{0, time.Second, 3 * time.Second, 6 * time.Se
 // lifetimeRounds runs a collector with opts over the five trees and
 // returns each round's STEPs.
 func lifetimeRounds(t *testing.T, opts ProcessOptions) [][]*step.Step {
+	return lifetimeRoundsFrom(t, 0, opts)
+}
+
+// lifetimeRoundsFrom starts with tree first (the collector's first scan).
+func lifetimeRoundsFrom(t *testing.T, first int, opts ProcessOptions) [][]*step.Step {
 	t.Helper()
 	root := newEvRoot(t, "process-lifetime/t0")
 	c := newFilteredProcesses(t, root.link, opts)
 	var rounds [][]*step.Step
-	for i, d := range lifetimeTimes {
-		root.set(filepath.Join("process-lifetime", "t"+string(rune('0'+i))))
+	for i, d := range lifetimeTimes[first:] {
+		root.set(filepath.Join("process-lifetime", "t"+string(rune('0'+first+i))))
 		rounds = append(rounds, evCollect(t, c, fxT0.Add(d)))
 	}
 	return rounds
@@ -84,6 +89,34 @@ func TestProcessMinLifetime(t *testing.T) {
 	if want := "4 short-lived processes (ended within 5s) in the last 6s: sleep 3, bash 1"; sum.Event.Description != want {
 		t.Errorf("summary description %q, want %q", sum.Event.Description, want)
 	}
+}
+
+// TestProcessMinLifetimeFirstScan: processes the first scan finds young
+// (started just before the monitor) are treated as any new process: no
+// exit for one that ends young (it is counted), a start for one that
+// lives long enough. Old ones are not reported (the first scan learns
+// them), but their exits are.
+func TestProcessMinLifetimeFirstScan(t *testing.T) {
+	rounds := lifetimeRoundsFrom(t, 1, ProcessOptions{SummaryInterval: 5 * time.Second})
+	checkRounds(t, rounds, []string{
+		"system.processes\n",
+		"system.processes\n",
+		"process.start 400 nginx\nprocess.start 450 cron\nsystem.processes.short_lived\nsystem.processes\n",
+		"process.exit 400 nginx\nsystem.processes\n",
+	})
+	if sum := rounds[2][2]; evField(t, sum, "count") != 4.0 || evField(t, sum, "period_seconds") != 5.0 {
+		t.Errorf("summary: %v", sum.Space.Fields)
+	}
+	// A minimum lifetime shorter than every process's age at the first
+	// scan: nothing is young, the exits of what the first scan saw are
+	// reported, as without one.
+	rounds = lifetimeRoundsFrom(t, 1, ProcessOptions{MinLifetime: 10 * time.Millisecond, SummaryInterval: -1})
+	checkRounds(t, rounds, []string{
+		"system.processes\n",
+		"process.exit 300 sleep\nprocess.exit 460 bash\nprocess.start 300 sleep\nprocess.start 500 sleep\nsystem.processes\n",
+		"process.exit 300 sleep\nprocess.exit 500 sleep\nsystem.processes\n",
+		"process.exit 400 nginx\nsystem.processes\n",
+	})
 }
 
 // TestProcessNameFilters: Include limits the processes reported to the
