@@ -43,6 +43,7 @@ const (
 	DefaultReconnectMax     = 5 * time.Second
 	DefaultDialTimeout      = 5 * time.Second
 	DefaultReadBufferSize   = 64 << 10
+	DefaultMaxConns         = 16384 // each costs two descriptors, a writer goroutine and its queue's bound
 )
 
 // Options configure a flow. The zero value works: every zero field takes the
@@ -81,6 +82,28 @@ type Options struct {
 	// CloseTimeout bounds how long Close waits to deliver what was accepted.
 	// Default DefaultCloseTimeout.
 	CloseTimeout time.Duration
+
+	// MaxConns bounds a TCP server's open connections; one more is
+	// accepted and closed at once, counted in Stats.Refused. Default
+	// DefaultMaxConns. Negative: no bound.
+	MaxConns int
+	// MaxConnsPerIP bounds a TCP server's open connections from one source
+	// IP address, so that one host cannot take every slot. Default 0: no
+	// bound (every local client shares 127.0.0.1); the name server and the
+	// monitor set one.
+	MaxConnsPerIP int
+	// IdleTimeout closes a TCP server's connection that has completed no
+	// frame for this long. Default 0: never, as a publisher's subscribers
+	// send nothing; servers whose clients send keep-alives (the name
+	// server, the monitor) set one.
+	IdleTimeout time.Duration
+	// FrameTimeout closes a TCP server's connection that started a frame
+	// and did not complete it within this long: a peer that sends a few
+	// bytes of a header and stops, or dribbles a byte at a time, cannot
+	// hold a connection and its buffer for ever. Default 0: never (a large
+	// sequence over a slow link may take long); the name server and the
+	// monitor set one.
+	FrameTimeout time.Duration
 
 	// EventLoops is the number of gnet event loops of a TCP server; 0 means
 	// one per CPU.
@@ -122,6 +145,9 @@ type Options struct {
 }
 
 func (o Options) withDefaults() Options {
+	if o.MaxConns == 0 {
+		o.MaxConns = DefaultMaxConns
+	}
 	if o.MaxSequenceSize <= 0 {
 		o.MaxSequenceSize = seq.DefaultMaxSize
 	}

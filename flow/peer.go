@@ -41,7 +41,12 @@ var (
 	ErrSlowConsumer = errors.New("flow: peer too slow, disconnected")
 	// ErrNotConnected: a client flow has no connection and its queue is full.
 	ErrNotConnected = errors.New("flow: not connected")
+	// ErrTimedOut is the reason given to OnDisconnect for a connection a
+	// server closed for Options.IdleTimeout or FrameTimeout.
+	ErrTimedOut = errors.New("flow: connection timed out: no complete frame in time")
 )
+
+var errTimedOut = ErrTimedOut
 
 var lastPeerID atomic.Uint64
 

@@ -11,6 +11,8 @@ type Stats struct {
 	Malformed                 uint64 // undecodable frames or datagrams received
 	Reconnects                uint64 // connections a client re-established
 	AcceptErrors              uint64 // failed accepts of a server (out of descriptors, say); each is retried
+	Refused                   uint64 // connections a server closed at once: MaxConns or MaxConnsPerIP reached
+	TimedOut                  uint64 // connections a server closed for IdleTimeout or FrameTimeout
 	Connections               int    // open connections now
 }
 
@@ -18,7 +20,7 @@ type Stats struct {
 type counters struct {
 	seqIn, seqOut, bytesIn, bytesOut atomic.Uint64
 	dropped, slow, malformed, reconn atomic.Uint64
-	acceptErrs                       atomic.Uint64
+	acceptErrs, refused, timedOut    atomic.Uint64
 	conns                            atomic.Int64
 }
 
@@ -33,6 +35,8 @@ func (c *counters) snapshot() Stats {
 		Malformed:     c.malformed.Load(),
 		Reconnects:    c.reconn.Load(),
 		AcceptErrors:  c.acceptErrs.Load(),
+		Refused:       c.refused.Load(),
+		TimedOut:      c.timedOut.Load(),
 		Connections:   int(c.conns.Load()),
 	}
 }

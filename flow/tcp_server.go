@@ -41,6 +41,10 @@ type TCPServer struct {
 	addr  netip.AddrPort
 	ctr   counters
 	acc   acceptHealth
+	slots connSlots
+
+	refuseLog, timeoutLog everySecond
+	sweepStop, sweepDone  chan struct{} // the timeout sweeper; nil without timeouts
 
 	mu         sync.Mutex
 	conns      atomic.Pointer[[]*serverConn] // copy-on-write, read by Send without locking
@@ -62,6 +66,9 @@ func ListenTCP(addr string, opts Options) (*TCPServer, error) {
 	opts = opts.withDefaults()
 	s := &TCPServer{opts: opts, log: opts.Logger.With("flow", opts.Name, "proto", "tcp"), acceptDone: make(chan struct{})}
 	s.conns.Store(new([]*serverConn))
+	if opts.IdleTimeout > 0 || opts.FrameTimeout > 0 { // before any event loop reads them
+		s.sweepStop, s.sweepDone = make(chan struct{}), make(chan struct{})
+	}
 	s.scratch.New = func() any { b := make([]byte, 0, 4096); return &b }
 	gopts := []gnet.Option{
 		gnet.WithTCPNoDelay(gnet.TCPNoDelay),
@@ -98,6 +105,9 @@ func ListenTCP(addr string, opts Options) (*TCPServer, error) {
 		return nil, fmt.Errorf("flow: TCP server on %s: starting the event loops: %w", addr, err)
 	}
 	go s.acceptLoop()
+	if s.sweepStop != nil {
+		go s.sweepTimeouts()
+	}
 	s.log.Debug("TCP server listening", "addr", s.addr)
 	return s, nil
 }
@@ -135,7 +145,18 @@ func (s *TCPServer) acceptLoop() {
 		if n, since := s.acc.succeeded(); n > 0 {
 			s.log.Info("accepting connections again", "addr", s.addr, "failed_accepts", n, "for", time.Since(since).Round(time.Millisecond))
 		}
+		ip := addrPortOf(nc.RemoteAddr()).Addr()
+		if limit := s.slots.reserve(ip, s.opts.MaxConns, s.opts.MaxConnsPerIP); limit != "" {
+			nc.Close()
+			s.ctr.refused.Add(1)
+			if s.refuseLog.allow() {
+				s.log.Warn("refusing a connection: limit reached", "peer", ip, "limit", limit,
+					"max_conns", s.opts.MaxConns, "max_conns_per_ip", s.opts.MaxConnsPerIP)
+			}
+			continue
+		}
 		if _, err := s.loops.Enroll(nc); err != nil { // Enroll closes nc
+			s.slots.release(ip)
 			s.ctr.acceptErrs.Add(1)
 			if s.acc.failed(err) {
 				s.log.Warn("cannot serve a new connection; retrying with back-off", "addr", s.addr, "err", err)
@@ -232,6 +253,10 @@ func (s *TCPServer) close() error {
 	s.closed.Store(true)
 	s.ln.Close()
 	<-s.acceptDone
+	if s.sweepStop != nil {
+		close(s.sweepStop)
+		<-s.sweepDone
+	}
 	deadline := time.Now().Add(s.opts.CloseTimeout)
 	for _, c := range *s.conns.Load() {
 		c.queue.close()
@@ -295,16 +320,19 @@ type serverEvents struct {
 func (h *serverEvents) OnOpen(gc gnet.Conn) ([]byte, gnet.Action) {
 	s := h.s
 	if s.closed.Load() {
+		s.slots.release(addrPortOf(gc.RemoteAddr()).Addr())
 		return nil, gnet.Close
 	}
 	c, err := newServerConn(s, gc)
 	if err != nil { // out of descriptors, typically: a burst, logged once
+		s.slots.release(addrPortOf(gc.RemoteAddr()).Addr())
 		s.ctr.acceptErrs.Add(1)
 		if s.acc.failed(err) {
 			s.log.Warn("cannot serve a new connection", "peer", gc.RemoteAddr(), "err", err)
 		}
 		return nil, gnet.Close
 	}
+	c.act.lastFrame.Store(time.Now().UnixNano())
 	gc.SetContext(c)
 	s.addConn(c)
 	go c.writeLoop()
@@ -320,7 +348,11 @@ func (h *serverEvents) OnTraffic(gc gnet.Conn) gnet.Action {
 		return gnet.Close
 	}
 	s := h.s
-	if !c.fr.ready(gc.InboundBuffered()) {
+	buffered := gc.InboundBuffered()
+	if !c.fr.ready(buffered) {
+		if s.sweepStop != nil {
+			c.act.traffic(time.Now().UnixNano(), 0, buffered)
+		}
 		return gnet.None
 	}
 	buf, _ := gc.Peek(-1)
@@ -328,6 +360,9 @@ func (h *serverEvents) OnTraffic(gc gnet.Conn) gnet.Action {
 	if n > 0 { // gnet's Discard(0) would discard everything
 		s.ctr.bytesIn.Add(uint64(n))
 		gc.Discard(n)
+	}
+	if s.sweepStop != nil {
+		c.act.traffic(time.Now().UnixNano(), n, len(buf)-n)
 	}
 	if err != nil {
 		s.ctr.malformed.Add(1)
@@ -369,6 +404,7 @@ type serverConn struct {
 	wconn         net.Conn // duplicate of the socket, written by writeLoop
 	writerDone    chan struct{}
 	fr            framer // event loop only
+	act           activity
 	closeErr      atomic.Pointer[error]
 	finished      atomic.Bool
 	slowLogged    atomic.Int64 // unix seconds of the last drop log line
@@ -467,7 +503,11 @@ func (c *serverConn) finish(err error) {
 	if n := c.queue.discard(); n > 0 {
 		c.s.ctr.dropped.Add(uint64(n))
 	}
-	if c.s.removeConn(c) && c.s.opts.OnDisconnect != nil {
+	removed := c.s.removeConn(c)
+	if removed {
+		c.s.slots.release(c.remote.Addr())
+	}
+	if removed && c.s.opts.OnDisconnect != nil {
 		c.s.opts.OnDisconnect(c, err)
 	}
 }

@@ -195,6 +195,8 @@ func TestDocExample(t *testing.T) {
 interval = 5s
 collectors = cpu,memory,disk,network,processes,services
 paths = /etc,/var/www
+process-min-lifetime = 10s
+process-exclude = sleep,sh
 threshold = disk=90/98
 threshold = network=100M/500M
 threshold = gpu=off
@@ -206,7 +208,8 @@ directory = ""
 		t.Fatal(err)
 	}
 	if o.interval != 5*time.Second || len(o.collectors) != 6 || strings.Join(o.paths, " ") != "/etc /var/www" ||
-		o.cooldown != 10*time.Minute || o.directory != "" {
+		o.cooldown != 10*time.Minute || o.directory != "" || o.processes.minLifetime != 10*time.Second ||
+		strings.Join(o.processes.exclude, " ") != "sleep sh" {
 		t.Errorf("options %+v", o)
 	}
 	acfg, err := o.alertConfig(nil)

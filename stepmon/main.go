@@ -17,6 +17,8 @@
 //	interval = 5s
 //	collectors = cpu,memory,disk,network,processes,services
 //	paths = /etc,/var/www
+//	process-min-lifetime = 10s
+//	process-exclude = sleep,sh
 //	threshold = disk=90/98
 //	threshold = network=100M/500M
 //	threshold = gpu=off
@@ -87,6 +89,7 @@ type options struct {
 	quiet      bool
 	eventsOnly bool
 	logLevel   string
+	processes  processOptions
 }
 
 // flags defines stepmon's flags on a new FlagSet.
@@ -97,6 +100,7 @@ func flags(o *options, hostname string) *pflag.FlagSet {
 	fs.DurationVar(&o.interval, "interval", time.Second, "collection interval")
 	fs.StringSliceVar(&o.collectors, "collectors", hostmon.Defaults(), "collectors to run, comma-separated (known: "+strings.Join(hostmon.Registered(), ", ")+"); those unavailable on this host are skipped")
 	fs.StringSliceVar(&o.paths, "paths", nil, "files and directories the files collector watches, comma-separated")
+	addProcessFlags(fs, &o.processes)
 	fs.StringArrayVar(&o.thresholds, "threshold", nil, "alert thresholds NAME=WARN/CRIT, or NAME=off to drop the rule; repeatable. Rules and defaults: "+ruleDefaults()+". Values are in the field's unit: percent, bytes per second (suffixes k, M, G: 1e3, 1e6, 1e9), °C")
 	fs.DurationVar(&o.cooldown, "cooldown", hostmon.DefaultCooldown, "an alert does not repeat a level it sent less than this ago (per rule and mount, device, interface or GPU)")
 	fs.Float64Var(&o.hysteresis, "hysteresis", hostmon.DefaultHysteresis*100, "percent of a threshold a value must fall below it to leave its level (0: none)")
@@ -167,6 +171,9 @@ func parseArgs(args []string, stderr io.Writer, hostname string) (*options, erro
 	case len(o.name) > namesvc.MaxNameLen || len(o.directory) > namesvc.MaxNameLen:
 		return nil, fmt.Errorf("--name and --directory may have at most %d bytes", namesvc.MaxNameLen)
 	}
+	if _, err := o.processes.hostmon(); err != nil {
+		return nil, err
+	}
 	return o, nil
 }
 
@@ -212,6 +219,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	env := hostmon.Env{Hostname: hostname, IP: hostIP()}
 	cfg := hostmon.Config{Env: env, Interval: o.interval, Paths: o.paths, Logger: log.With("component", "collectors")}
+	cfg.Processes, _ = o.processes.hostmon() // checked by parseArgs
 	var services *stkdServices
 	if o.stkdHTTP != "" {
 		if services, err = newStkdServices(o.stkdHTTP); err != nil {
