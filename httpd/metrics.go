@@ -165,6 +165,10 @@ func (s *Server) monitorMetrics(p *prom, m Monitor) {
 	p.one("stk_monitor_unknown_beats_total", "counter", "Smartbeats matching no service record.", float64(st.UnknownBeats))
 	p.one("stk_monitor_ignored_total", "counter", "Sequences of another type or id, ignored.", float64(st.Ignored))
 	p.one("stk_monitor_malformed_total", "counter", "Notifications the monitor could not use.", float64(st.Malformed))
+	p.family("stk_monitor_refused_total", "counter", "Notifications the monitor refused for a limit, by reason: a service, state or group name over its bound, or a CREATE beyond the records allowed per source or in total.")
+	for r := range smartbeat.NumRefuseReasons {
+		p.sample("stk_monitor_refused_total", float64(st.Refused[r]), "reason", r.String())
+	}
 	p.one("stk_service_creates_total", "counter", "Service records created.", float64(st.Created))
 	p.one("stk_service_destroys_total", "counter", "Services destroyed (DESTROY received).", float64(st.Destroyed))
 	p.one("stk_service_displacements_total", "counter", "Service records replaced by a newer CREATE with the same identity.", float64(st.Displaced))
@@ -197,6 +201,8 @@ func (s *Server) flowMetrics(p *prom, flows []FlowInfo) {
 		{"stk_flow_reconnects_total", "counter", "Connections a client flow re-established.", func(f *FlowInfo) float64 { return float64(f.Stats.Reconnects) }},
 		{"stk_flow_connections", "gauge", "Open connections of the flow.", func(f *FlowInfo) float64 { return float64(f.Stats.Connections) }},
 		{"stk_flow_accept_errors_total", "counter", "Failed accepts of a listening flow (each retried with back-off).", func(f *FlowInfo) float64 { return float64(f.Stats.AcceptErrors) }},
+		{"stk_flow_refused_total", "counter", "Connections a listening flow closed at once: its connection limit (in total or per source IP) was reached.", func(f *FlowInfo) float64 { return float64(f.Stats.Refused) }},
+		{"stk_flow_timed_out_total", "counter", "Connections a listening flow closed for its idle or frame timeout.", func(f *FlowInfo) float64 { return float64(f.Stats.TimedOut) }},
 		{"stk_flow_up", "gauge", "1 while the flow can serve; 0 while a listener cannot accept connections.", func(f *FlowInfo) float64 { return b2f(f.Error == "") }},
 	}
 	for _, m := range ms {

@@ -1,6 +1,7 @@
 package smartbeat
 
 import (
+	"fmt"
 	"net/netip"
 	"strings"
 	"time"
@@ -36,6 +37,10 @@ func (g *Group) Invoke(from flow.Peer, s *seq.Sequence) error {
 	var n notice
 	if err := parseNotice(s, &n); err != nil {
 		return err
+	}
+	if n.tooLong {
+		return fmt.Errorf("%w: %s of %d bytes, longer than %d (prefix %q)", errMalformed,
+			refusedWhat[n.refused.reason], n.refused.size, refusedLimit[n.refused.reason], n.refused.prefix)
 	}
 	proto, peer := from.Protocol(), from.RemoteAddr()
 	switch s.ID {

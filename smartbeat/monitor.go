@@ -23,8 +23,11 @@ var ErrMonitorClosed = errors.New("smartbeat: monitor closed")
 
 // DefaultMaxNotificationSize bounds a sequence received by the monitor
 // unless MonitorConfig.Flow says otherwise: a smartbeat for 254 services
-// is 12 KiB.
-const DefaultMaxNotificationSize = 1 << 20
+// (the most a C environment sends in one) is 12 KiB, and a notification
+// with strings at their bounds (MaxServiceNameLen...) under 1 KiB. A peer
+// sending more is cut before the monitor reads it (it was 1 MiB, which let
+// 1 MB service names in).
+const DefaultMaxNotificationSize = 64 << 10
 
 // Monitor tracks services as stkhttpd does (PROTOCOL.md §9.1) and detects
 // their failures; it is what stkd runs as its monitor.
@@ -60,6 +63,8 @@ type Monitor struct {
 	adv      [3]string // advertised tcp, udp and multicast addresses
 	closed   bool
 	parse    notice // scratch for Handle, under mu
+	// refuseLog rate-limits the refusal log lines (limits.go); under mu.
+	refuseLog refuseLog
 
 	// stallWarned is when the stall warning was last logged, and
 	// stallsUnwarned how many stalls that mattered happened since (the
@@ -101,6 +106,12 @@ func (c MonitorConfig) withDefaults() MonitorConfig {
 	}
 	if c.MaxStateHistory <= 0 {
 		c.MaxStateHistory = DefaultMaxStateHistory
+	}
+	if c.MaxRecordsPerSource <= 0 {
+		c.MaxRecordsPerSource = DefaultMaxRecordsPerSource
+	}
+	if c.MaxRecords <= 0 {
+		c.MaxRecords = DefaultMaxRecords
 	}
 	if c.EventBuffer <= 0 {
 		c.EventBuffer = DefaultEventBuffer
@@ -274,6 +285,10 @@ func (m *Monitor) Handle(from flow.Peer, s *seq.Sequence) {
 	if err := parseNotice(s, n); err != nil {
 		m.stats.Malformed++
 		m.warnLimited("ignoring a malformed notification", "err", err, "peer", from.RemoteAddr(), "proto", from.Protocol())
+		return
+	}
+	if n.tooLong {
+		m.refuseString(from.Protocol().String(), from.RemoteAddr(), &n.refused)
 		return
 	}
 	if n.badBeats > 0 {

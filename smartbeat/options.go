@@ -262,6 +262,14 @@ type MonitorConfig struct {
 	// MaxStateHistory bounds each record's state history. Default
 	// DefaultMaxStateHistory.
 	MaxStateHistory int
+	// MaxRecordsPerSource bounds the current records of one source: a TCP
+	// connection, or a UDP/multicast peer ip:port. A CREATE beyond it is
+	// refused (MonitorStats.Refused), so that one peer cannot fill the
+	// monitor. Default DefaultMaxRecordsPerSource.
+	MaxRecordsPerSource int
+	// MaxRecords bounds the current records of all sources together; a
+	// CREATE beyond it is refused. Default DefaultMaxRecords.
+	MaxRecords int
 	// EventBuffer is the number of events kept for EventsSince and queued
 	// per subscriber. Default DefaultEventBuffer.
 	EventBuffer int

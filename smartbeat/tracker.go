@@ -119,7 +119,10 @@ type tracker struct {
 	nameIdx map[nameKey][]*record // current records by STATE identity
 	history []*record             // oldest first
 	histIdx map[beatKey]*record   // timed-out records that a smartbeat may resurrect
-	uid     uint64
+	// perSource counts the current records of each source, for
+	// MonitorConfig.MaxRecordsPerSource.
+	perSource map[sourceKey]int
+	uid       uint64
 }
 
 // nameKey is what a STATE notification identifies: the peer and the
@@ -136,16 +139,18 @@ func (r *record) nameKey() nameKey {
 
 func newTracker() tracker {
 	return tracker{
-		current: map[recordKey]*record{},
-		beatIdx: map[beatKey]*record{},
-		nameIdx: map[nameKey][]*record{},
-		histIdx: map[beatKey]*record{},
+		current:   map[recordKey]*record{},
+		beatIdx:   map[beatKey]*record{},
+		nameIdx:   map[nameKey][]*record{},
+		histIdx:   map[beatKey]*record{},
+		perSource: map[sourceKey]int{},
 	}
 }
 
 // addCurrent makes r current and indexes it.
 func (t *tracker) addCurrent(r *record) {
 	t.current[r.key] = r
+	t.perSource[r.key.source()]++
 	t.beatIdx[r.key.beat()] = r
 	nk := r.nameKey()
 	t.nameIdx[nk] = append(t.nameIdx[nk], r)
@@ -154,6 +159,11 @@ func (t *tracker) addCurrent(r *record) {
 // removeCurrent takes r out of the current list and its indexes.
 func (t *tracker) removeCurrent(r *record) {
 	delete(t.current, r.key)
+	if src := r.key.source(); t.perSource[src] > 1 {
+		t.perSource[src]--
+	} else {
+		delete(t.perSource, src)
+	}
 	if t.beatIdx[r.key.beat()] == r {
 		delete(t.beatIdx, r.key.beat())
 	}
@@ -185,7 +195,9 @@ func (m *Monitor) addState(r *record, now time.Time) {
 }
 
 // created handles a CREATE: a current record with the same identity is
-// displaced into history, and the new record becomes current.
+// displaced into history, and the new record becomes current. A CREATE
+// that would go beyond MaxRecordsPerSource or MaxRecords is refused (a
+// displacement does not add a record).
 func (m *Monitor) created(proto string, peer netip.AddrPort, n *notice, now time.Time) {
 	t := &m.t
 	key := recordKey{proto, peer, n.inst.id, n.inst.typ}
@@ -194,6 +206,8 @@ func (m *Monitor) created(proto string, peer netip.AddrPort, n *notice, now time
 		m.toHistory(old, EndDisplaced, now)
 		m.stats.Displaced++
 		m.emit(EventDisplaced, old, now)
+	} else if !m.roomFor(key.source(), n.name) {
+		return
 	}
 	t.uid++
 	r := &record{
@@ -308,6 +322,9 @@ func (m *Monitor) beat(proto string, peer netip.AddrPort, b beat, now time.Time)
 		h := t.histIdx[bk]
 		if h == nil {
 			m.stats.UnknownBeats++
+			return
+		}
+		if !m.roomFor(h.key.source(), h.name) { // its place was taken meanwhile
 			return
 		}
 		m.resurrect(h, now)

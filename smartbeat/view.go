@@ -160,6 +160,10 @@ type MonitorStats struct {
 	UnknownBeats  uint64 // 0x50000001 elements matching no record
 	Ignored       uint64 // sequences of another type or id
 	Malformed     uint64 // notifications the monitor could not use
+	// Refused counts the notifications refused for a limit, by reason
+	// (see RefuseReason): over-long strings, and CREATEs beyond
+	// MonitorConfig.MaxRecordsPerSource or MaxRecords.
+	Refused [NumRefuseReasons]uint64
 	// What happened to records.
 	Created, Destroyed, Displaced, TimedOut, Resurrected uint64
 	TimedOutByPhi                                        uint64 // part of TimedOut

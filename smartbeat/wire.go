@@ -214,6 +214,10 @@ type notice struct {
 	group        string
 	beats        []beat
 	badBeats     int // 0x50000001 elements of the wrong size, skipped
+	// tooLong is set when a string is over its bound (see limits.go):
+	// that string is not copied, and the notification is refused.
+	tooLong bool
+	refused refusal // the first string over its bound, when tooLong
 }
 
 // isServiceSequence reports whether s is one of the sequences of this
@@ -224,6 +228,19 @@ func isServiceSequence(s *seq.Sequence) bool {
 		return true
 	}
 	return false
+}
+
+// bounded reads a C string of at most max bytes; a longer one sets
+// n.tooLong (the first found) and gives "".
+func (n *notice) bounded(b []byte, max int, why RefuseReason) string {
+	s, size, ok := boundedCString(b, max)
+	if ok {
+		return s
+	}
+	if !n.tooLong {
+		n.refused, n.tooLong = refusal{reason: why, prefix: s, size: size}, true
+	}
+	return ""
 }
 
 // parseNotice decodes s into n, reusing n.beats. Strings are copied: n stays
@@ -244,17 +261,17 @@ func parseNotice(s *seq.Sequence, n *notice) error {
 			}
 			n.inst, n.hasInst = in, true
 		case seq.UTServiceName:
-			n.name, n.hasName = e.CString(), true
+			n.name, n.hasName = n.bounded(e.Data, MaxServiceNameLen, RefusedServiceName), true
 		case seq.UTServiceState:
 			if len(e.Data) != 1 {
 				return fmt.Errorf("%w: state element of %d bytes, want 1", errMalformed, len(e.Data))
 			}
 			n.state, n.hasState = State(e.Data[0]), true
 		case seq.UTServiceStateName:
-			n.stateName, n.hasStateName = e.CString(), true
+			n.stateName, n.hasStateName = n.bounded(e.Data, MaxStateNameLen, RefusedStateName), true
 		case seq.UTServiceGroupName:
 			if s.ID != seq.IDSmartbeat {
-				n.group = e.CString()
+				n.group = n.bounded(e.Data, MaxGroupNameLen, RefusedGroupName)
 			}
 		case seq.UTSmartbeat:
 			if b, ok := parseBeat(e.Data); ok {
