@@ -217,6 +217,8 @@ type FlowJSON struct {
 	Reconnects    uint64 `json:"reconnects"`
 	Connections   int    `json:"connections"`
 	AcceptErrors  uint64 `json:"accept_errors"`
+	Refused       uint64 `json:"refused"`
+	TimedOut      uint64 `json:"timed_out"`
 	Error         string `json:"error,omitempty"` // why the flow cannot serve now
 }
 
@@ -393,7 +395,7 @@ func flowJSON(f *FlowInfo) FlowJSON {
 		BytesIn: f.Stats.BytesIn, BytesOut: f.Stats.BytesOut, Dropped: f.Stats.Dropped,
 		SlowConsumers: f.Stats.SlowConsumers, Malformed: f.Stats.Malformed,
 		Reconnects: f.Stats.Reconnects, Connections: f.Stats.Connections,
-		AcceptErrors: f.Stats.AcceptErrors, Error: f.Error,
+		AcceptErrors: f.Stats.AcceptErrors, Refused: f.Stats.Refused, TimedOut: f.Stats.TimedOut, Error: f.Error,
 	}
 	if f.Addr.IsValid() {
 		j.Addr = f.Addr.String()
