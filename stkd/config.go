@@ -41,6 +41,7 @@ type config struct {
 	monName    string        // name registered for the monitor
 	monLinger  time.Duration // its linger
 	nameServer string        // where the monitor registers when stkd runs no name server
+	advertise  string        // IP registered for listeners on 0.0.0.0, "" for flow.AdvertiseIP's choice
 
 	http string // HTTP UI "ip:port", "" for none
 

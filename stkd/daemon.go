@@ -42,6 +42,9 @@ func start(c config, log *slog.Logger) (d *daemon, err error) {
 	if !c.names && !c.monitor {
 		return nil, fmt.Errorf("nothing to run: the config file has neither a named: nor an httpd: line (add one, or pass -N or -H)")
 	}
+	if err := checkAdvertise(c.advertise); err != nil {
+		return nil, err
+	}
 	d = &daemon{}
 	started := d // "return nil, err" clears d before the deferred call runs
 	defer func() {
@@ -69,7 +72,7 @@ func start(c config, log *slog.Logger) (d *daemon, err error) {
 			ns = "tcp:" + d.namesTCP // register with our own name server
 		}
 		d.monitor, err = smartbeat.NewMonitor(smartbeat.MonitorConfig{
-			Name: c.monName, Linger: c.monLinger, NameServerAddr: ns,
+			Name: c.monName, Linger: c.monLinger, NameServerAddr: ns, AdvertiseHost: c.advertise,
 			Logger: log.With("component", "monitor"),
 		})
 		if err != nil {
@@ -95,6 +98,7 @@ func start(c config, log *slog.Logger) (d *daemon, err error) {
 			return nil, err
 		}
 	}
+	d.logAdvertised(c, log)
 	return d, nil
 }
 

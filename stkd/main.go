@@ -49,6 +49,7 @@ var flagFields = map[string]func(dst, src *config){
 	"monitor-name":      func(d, s *config) { d.monName = s.monName },
 	"monitor-linger":    func(d, s *config) { d.monLinger = s.monLinger },
 	"name-server":       func(d, s *config) { d.nameServer = s.nameServer },
+	"advertise":         func(d, s *config) { d.advertise = s.advertise },
 	"http":              func(d, s *config) { d.http = s.http },
 	"log-level":         func(d, s *config) { d.logLevel = s.logLevel },
 
@@ -80,6 +81,7 @@ func run(args []string) error {
 	fs.StringVar(&f.monName, "monitor-name", f.monName, "name the monitor registers its addresses under (clients use -m lookup:NAME)")
 	fs.DurationVar(&f.monLinger, "monitor-linger", f.monLinger, "linger of the monitor's name registration")
 	fs.StringVar(&f.nameServer, "name-server", f.nameServer, "name server the monitor and the STEP bus use when stkd runs none itself, [tcp|udp:]ip[:port]")
+	fs.StringVar(&f.advertise, "advertise", "", "IP registered for the monitor and the STEP feed when they listen on 0.0.0.0: the address other hosts reach this host at (default: the address of the interface toward the name server, else the host's primary address)")
 	fs.StringVar(&f.http, "http", f.http, "HTTP status UI address, ip:port (\"\" turns it off)")
 	fs.BoolVar(&f.steps, "steps", f.steps, "run the STEP bus: follow the host monitors registered under --steps-directory, keep their events for the HTTP API, republish them on a feed flow (--steps=false turns it off)")
 	fs.StringVar(&f.stepsFeed, "steps-feed", f.stepsFeed, "STEP feed TCP address, ip:port; port 0 lets the system pick one, subscribers find it by --steps-feed-name (\"\" turns the feed off)")

@@ -40,6 +40,7 @@ func (d *daemon) startSteps(c config, log *slog.Logger) error {
 		ArchiveKeep:     c.stepsArchiveKeep,
 		NameServer:      ns,
 		FeedName:        c.stepsFeedName,
+		AdvertiseHost:   c.advertise,
 		Directory:       c.stepsDirectory,
 		Logger:          log,
 	})
