@@ -3,14 +3,17 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"errors"
 	"fmt"
 	"io"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 
 	"github.com/spf13/pflag"
 
+	"github.com/stk-go/stk/flow"
 	"github.com/stk-go/stk/namesvc"
 	"github.com/stk-go/stk/smartbeat"
 	"github.com/stk-go/stk/stepbus"
@@ -55,7 +58,18 @@ type config struct {
 	stepsArchiveMaxAge   time.Duration // rotate a segment at this age
 	stepsArchiveKeep     int           // rotated segments kept
 
-	logLevel string
+	logLevel  string
+	logFormat string // "text" or "json"
+
+	where *origins // where a config file set each setting, for messages; nil: flags and defaults
+}
+
+// origins returns where c's config file set each setting (none without one).
+func (c config) origins() origins {
+	if c.where == nil {
+		return nil
+	}
+	return *c.where
 }
 
 // defaultConfig matches the C stkd with its shipped stkd.cfg
@@ -77,6 +91,7 @@ func defaultConfig() config {
 		nameServer: fmt.Sprintf("tcp:127.0.0.1:%d", namesPort),
 		http:       fmt.Sprintf("127.0.0.1:%d", httpPort),
 		logLevel:   "info",
+		logFormat:  "text",
 
 		steps:                true,
 		stepsFeed:            "127.0.0.1:0",
@@ -89,29 +104,58 @@ func defaultConfig() config {
 	}
 }
 
+// cfgLine is a "named:" or "httpd:" line of a C stkd.cfg.
+type cfgLine struct {
+	n    int      // line number, from 1; 0: no such line
+	args []string // the arguments after the colon
+}
+
 // parseCfgFile reads a C stkd.cfg: lines "named: <args>" and "httpd: <args>"
-// (prefix case-insensitive); other lines are ignored, as in C.
-func parseCfgFile(r io.Reader) (named, httpd []string, hasNamed, hasHttpd bool, err error) {
+// (prefix case-insensitive); other lines are ignored, as in C. A second
+// line of either kind is an error (which one C would use is not obvious).
+func parseCfgFile(r io.Reader, path string) (named, httpd cfgLine, err error) {
 	sc := bufio.NewScanner(io.LimitReader(r, 64<<10)) // C reads at most 64 KB
-	for sc.Scan() {
+	var errs []error
+	for n := 1; sc.Scan(); n++ {
 		key, rest, ok := strings.Cut(strings.TrimSpace(sc.Text()), ":")
 		if !ok {
 			continue
 		}
-		switch strings.ToLower(strings.TrimSpace(key)) {
+		var l *cfgLine
+		switch k := strings.ToLower(strings.TrimSpace(key)); k {
 		case "named":
-			named, hasNamed = strings.Fields(rest), true
+			l = &named
 		case "httpd":
-			httpd, hasHttpd = strings.Fields(rest), true
+			l = &httpd
+		default:
+			continue
 		}
+		if l.n != 0 {
+			errs = append(errs, fmt.Errorf("%s:%d: a second %s: line (the first is line %d): keep one", path, n, strings.ToLower(strings.TrimSpace(key)), l.n))
+			continue
+		}
+		*l = cfgLine{n: n, args: strings.Fields(rest)}
 	}
-	return named, httpd, hasNamed, hasHttpd, sc.Err()
+	if err := sc.Err(); err != nil {
+		errs = append(errs, fmt.Errorf("reading %s: %w", path, err))
+	}
+	return named, httpd, errors.Join(errs...)
 }
+
+// origins says where a setting of a config file came from, by the name of
+// the flag that sets it: "stkd.cfg:2 (named: -T)". Settings absent from it
+// came from flags or defaults.
+type origins map[string]string
 
 // applyNamedArgs applies the C stknamed flags of a "named:" line: -T
 // ip[:port] (TCP; C ignores it, stkd honours it), -U -|ip[:port] (STK-UDP,
 // off without it), -M -|group[:port] (multicast), -P (ignored, as in C).
+// Every bad argument is reported, not only the first.
 func applyNamedArgs(c *config, args []string) error {
+	return applyNamedLine(c, args, nil, "named:")
+}
+
+func applyNamedLine(c *config, args []string, o origins, where string) error {
 	fs := pflag.NewFlagSet("named", pflag.ContinueOnError)
 	fs.SetOutput(io.Discard)
 	tcp := fs.StringP("tcp", "T", "", "")
@@ -119,80 +163,139 @@ func applyNamedArgs(c *config, args []string) error {
 	mc := fs.StringP("multicast", "M", "", "")
 	fs.StringP("protocol", "P", "", "")
 	if err := fs.Parse(args); err != nil {
-		return fmt.Errorf("named: line: %w (accepted: -T ip[:port] -U -|ip[:port] -M -|group[:port] -P x)", err)
+		return fmt.Errorf("%s %w (accepted: -T ip[:port] -U -|ip[:port] -M -|group[:port] -P x)", where, err)
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("%s unexpected argument %q (accepted: -T ip[:port] -U -|ip[:port] -M -|group[:port] -P x)", where, fs.Arg(0))
 	}
 	c.namesUDP, c.namesMcast = "", ""
-	var err error
-	if fs.Changed("tcp") {
-		if c.namesTCP, err = hostPort(*tcp, "127.0.0.1", namesPort); err != nil {
-			return fmt.Errorf("named: -T: %w", err)
+	var errs []error
+	set := func(flag, short, arg, defHost string, defPort int, multicast bool, dst *string) {
+		if !fs.Changed(flag) {
+			return
+		}
+		v, err := hostPort(arg, defHost, defPort)
+		if err == nil {
+			err = checkIPv4(v, multicast)
+		}
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s -%s %s: %w", where, short, arg, err))
+			return
+		}
+		*dst = v
+		if o != nil {
+			o[settingOf["named-"+flag]] = where + " -" + short
 		}
 	}
-	if fs.Changed("udp") {
-		if c.namesUDP, err = hostPort(*udp, "127.0.0.1", namesPort); err != nil {
-			return fmt.Errorf("named: -U: %w", err)
-		}
-	}
-	if fs.Changed("multicast") {
-		if c.namesMcast, err = hostPort(*mc, mcastGroup, namesPort); err != nil {
-			return fmt.Errorf("named: -M: %w", err)
-		}
-	}
-	return nil
+	set("tcp", "T", *tcp, "127.0.0.1", namesPort, false, &c.namesTCP)
+	set("udp", "U", *udp, "127.0.0.1", namesPort, false, &c.namesUDP)
+	set("multicast", "M", *mc, mcastGroup, namesPort, true, &c.namesMcast)
+	return errors.Join(errs...)
+}
+
+// settingOf maps a C config line's flag to the stkd flag of the same
+// setting, for origins.
+var settingOf = map[string]string{
+	"named-tcp": "names-tcp", "named-udp": "names-udp", "named-multicast": "names-multicast",
+	"httpd-port": "http", "httpd-name-server": "name-server", "httpd-name": "monitor-name",
+	"httpd-linger": "monitor-linger", "httpd-tcp": "monitor-tcp", "httpd-udp": "monitor-udp",
+	"httpd-multicast": "monitor-multicast",
 }
 
 // applyHttpdArgs applies the C stkhttpd flags of an "httpd:" line: -p port
 // (HTTP), -R [proto:]ip[:port] (name server), -N name, -L linger seconds,
 // -T -|ip[:port] (STK TCP), -U -|ip[:port] (STK-UDP, off without it),
-// -M -|group[:port] (multicast).
+// -M -|group[:port] (multicast). Every bad argument is reported.
 func applyHttpdArgs(c *config, args []string) error {
+	return applyHttpdLine(c, args, nil, "httpd:")
+}
+
+func applyHttpdLine(c *config, args []string, o origins, where string) error {
+	const accepted = "accepted: -p port -R [proto:]ip[:port] -N name -L seconds -T -|ip[:port] -U -|ip[:port] -M -|group[:port]"
 	fs := pflag.NewFlagSet("httpd", pflag.ContinueOnError)
 	fs.SetOutput(io.Discard)
 	port := fs.StringP("port", "p", "", "")
 	ns := fs.StringP("name-server", "R", "", "")
 	name := fs.StringP("name", "N", "", "")
-	linger := fs.IntP("linger", "L", 0, "")
+	linger := fs.StringP("linger", "L", "", "")
 	tcp := fs.StringP("tcp", "T", "", "")
 	udp := fs.StringP("udp", "U", "", "")
 	mc := fs.StringP("multicast", "M", "", "")
 	if err := fs.Parse(args); err != nil {
-		return fmt.Errorf("httpd: line: %w (accepted: -p port -R [proto:]ip[:port] -N name -L seconds -T -|ip[:port] -U -|ip[:port] -M -|group[:port])", err)
+		return fmt.Errorf("%s %w (%s)", where, err, accepted)
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("%s unexpected argument %q (%s)", where, fs.Arg(0), accepted)
 	}
 	c.monUDP, c.monMcast = "", ""
-	var err error
-	if fs.Changed("port") {
-		if c.http, err = hostPort(*port, "127.0.0.1", httpPort); err != nil {
-			return fmt.Errorf("httpd: -p: %w", err)
+	var errs []error
+	origin := func(flag, short string) {
+		if o != nil {
+			o[settingOf["httpd-"+flag]] = where + " -" + short
 		}
-		if !strings.Contains(*port, ":") { // mongoose syntax: a bare port
-			c.http = "127.0.0.1:" + *port
+	}
+	bad := func(short, arg string, err error) {
+		errs = append(errs, fmt.Errorf("%s -%s %s: %w", where, short, arg, err))
+	}
+	if fs.Changed("port") {
+		arg := *port
+		if !strings.Contains(arg, ":") { // mongoose syntax: a bare port
+			arg = ":" + arg
+		}
+		v, err := hostPort(arg, "127.0.0.1", httpPort)
+		if err == nil {
+			err = checkIPv4(v, false)
+		}
+		if err != nil {
+			bad("p", *port, err)
+		} else {
+			c.http = v
+			origin("port", "p")
 		}
 	}
 	if fs.Changed("name-server") {
-		c.nameServer = *ns
+		if _, err := flow.ParseAddress(*ns); err != nil || *ns == "" {
+			bad("R", *ns, fmt.Errorf("want [tcp|udp:]ip[:port]: %v", err))
+		} else {
+			c.nameServer = *ns
+			origin("name-server", "R")
+		}
 	}
 	if fs.Changed("name") {
-		c.monName = *name
+		if *name == "" || len(*name) > namesvc.MaxNameLen {
+			bad("N", *name, fmt.Errorf("want a name of 1 to %d bytes", namesvc.MaxNameLen))
+		} else {
+			c.monName = *name
+			origin("name", "N")
+		}
 	}
 	if fs.Changed("linger") {
-		c.monLinger = time.Duration(*linger) * time.Second
-	}
-	if fs.Changed("tcp") {
-		if c.monTCP, err = hostPort(*tcp, "127.0.0.1", monitorPort); err != nil {
-			return fmt.Errorf("httpd: -T: %w", err)
+		if secs, err := strconv.Atoi(*linger); err != nil || secs < 0 {
+			bad("L", *linger, errors.New("want a whole number of seconds, 0 or more"))
+		} else {
+			c.monLinger = time.Duration(secs) * time.Second
+			origin("linger", "L")
 		}
 	}
-	if fs.Changed("udp") {
-		if c.monUDP, err = hostPort(*udp, "127.0.0.1", monitorPort); err != nil {
-			return fmt.Errorf("httpd: -U: %w", err)
+	set := func(flag, short, arg, defHost string, multicast bool, dst *string) {
+		if !fs.Changed(flag) {
+			return
 		}
-	}
-	if fs.Changed("multicast") {
-		if c.monMcast, err = hostPort(*mc, mcastGroup, monitorPort); err != nil {
-			return fmt.Errorf("httpd: -M: %w", err)
+		v, err := hostPort(arg, defHost, monitorPort)
+		if err == nil {
+			err = checkIPv4(v, multicast)
 		}
+		if err != nil {
+			bad(short, arg, err)
+			return
+		}
+		*dst = v
+		origin(flag, short)
 	}
-	return nil
+	set("tcp", "T", *tcp, "127.0.0.1", false, &c.monTCP)
+	set("udp", "U", *udp, "127.0.0.1", false, &c.monUDP)
+	set("multicast", "M", *mc, mcastGroup, true, &c.monMcast)
+	return errors.Join(errs...)
 }
 
 // hostPort turns a C daemon address argument into "ip:port": "-" means
@@ -208,35 +311,32 @@ func hostPort(arg, defHost string, defPort int) (string, error) {
 	if host == "" {
 		host = defHost
 	}
-	var p uint16
-	if _, err := fmt.Sscan(port, &p); err != nil {
-		return "", fmt.Errorf("bad port in %q", arg)
+	p, err := strconv.Atoi(port)
+	if err != nil || p < 0 || p > 65535 {
+		return "", fmt.Errorf("bad port %q: want a number from 0 to 65535", port)
 	}
 	return fmt.Sprintf("%s:%d", host, p), nil
 }
 
 // loadCfgFile applies a C stkd.cfg file to c: a part without its line does
-// not run, unless forced (-N, -H).
-func loadCfgFile(c *config, path string, forceNamed, forceHttpd bool) error {
+// not run, unless forced (-N, -H). It checks every line and reports every
+// error, each naming the file and line, and returns where each setting it
+// applied came from.
+func loadCfgFile(c *config, path string, forceNamed, forceHttpd bool) (origins, error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
-		return fmt.Errorf("reading the config file: %w (use -c to name another, or run without -c for the built-in defaults)", err)
+		return nil, fmt.Errorf("reading the config file: %w (use -c to name another, or run without -c for the built-in defaults)", err)
 	}
-	named, httpd, hasNamed, hasHttpd, err := parseCfgFile(bytes.NewReader(b))
-	if err != nil {
-		return fmt.Errorf("reading %s: %w", path, err)
+	named, httpd, err := parseCfgFile(bytes.NewReader(b), path)
+	errs := []error{err}
+	o := origins{}
+	c.names = named.n != 0 || forceNamed
+	c.monitor = httpd.n != 0 || forceHttpd
+	if named.n != 0 {
+		errs = append(errs, applyNamedLine(c, named.args, o, fmt.Sprintf("%s:%d: named:", path, named.n)))
 	}
-	c.names = hasNamed || forceNamed
-	c.monitor = hasHttpd || forceHttpd
-	if hasNamed {
-		if err := applyNamedArgs(c, named); err != nil {
-			return fmt.Errorf("%s: %w", path, err)
-		}
+	if httpd.n != 0 {
+		errs = append(errs, applyHttpdLine(c, httpd.args, o, fmt.Sprintf("%s:%d: httpd:", path, httpd.n)))
 	}
-	if hasHttpd {
-		if err := applyHttpdArgs(c, httpd); err != nil {
-			return fmt.Errorf("%s: %w", path, err)
-		}
-	}
-	return nil
+	return o, errors.Join(errs...)
 }

@@ -20,7 +20,7 @@ func TestShippedCfgFileIsTheDefault(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "stkd.cfg")
 	os.WriteFile(path, []byte("# comment\nHTTPD: -T 127.0.0.1:20001 -U 127.0.0.1:20001\nnamed: -T 127.0.0.1:20002 -U 127.0.0.1:20002\nother line\n"), 0o644)
 	c := defaultConfig()
-	if err := loadCfgFile(&c, path, false, false); err != nil {
+	if _, err := loadCfgFile(&c, path, false, false); err != nil {
 		t.Fatal(err)
 	}
 	if c != defaultConfig() {
@@ -77,7 +77,7 @@ func TestFlagsWinOverCfgFile(t *testing.T) {
 	f := defaultConfig()
 	f.namesTCP = "127.0.0.1:0"
 	c := defaultConfig()
-	if err := loadCfgFile(&c, path, false, false); err != nil {
+	if _, err := loadCfgFile(&c, path, false, false); err != nil {
 		t.Fatal(err)
 	}
 	flagFields["names-tcp"](&c, &f)
@@ -90,7 +90,7 @@ func TestStartFromCfgFile(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "stkd.cfg")
 	os.WriteFile(path, []byte("named: -T 127.0.0.1:0 -U 127.0.0.1:0\nhttpd: -T 127.0.0.1:0 -U 127.0.0.1:0\n"), 0o644)
 	c := defaultConfig()
-	if err := loadCfgFile(&c, path, false, false); err != nil {
+	if _, err := loadCfgFile(&c, path, false, false); err != nil {
 		t.Fatal(err)
 	}
 	c.http = "127.0.0.1:0"
@@ -132,7 +132,7 @@ func TestStartFromCfgFile(t *testing.T) {
 		t.Fatalf("monitor registration %v, want tcp:%s", info, d.monTCP)
 	}
 
-	if err := loadCfgFile(&config{}, filepath.Join(t.TempDir(), "missing.cfg"), false, false); err == nil {
+	if _, err := loadCfgFile(&config{}, filepath.Join(t.TempDir(), "missing.cfg"), false, false); err == nil {
 		t.Fatal("a missing config file was accepted")
 	}
 	os.WriteFile(path, []byte("# nothing\n"), 0o644)

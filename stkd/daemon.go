@@ -11,8 +11,10 @@ import (
 	"fmt"
 	"github.com/stk-go/stk/flow"
 	"github.com/stk-go/stk/httpd"
+	"github.com/stk-go/stk/internal/cli"
 	"log/slog"
 	"net/netip"
+	"strings"
 
 	"github.com/stk-go/stk/namesvc"
 	"github.com/stk-go/stk/smartbeat"
@@ -39,8 +41,13 @@ type daemon struct {
 
 // start brings up what c asks for; on error, nothing is left running.
 func start(c config, log *slog.Logger) (d *daemon, err error) {
-	if !c.names && !c.monitor {
-		return nil, fmt.Errorf("nothing to run: the config file has neither a named: nor an httpd: line (add one, or pass -N or -H)")
+	// Everything is checked before anything starts, so that one run reports
+	// every problem and a failed start leaves nothing behind.
+	if err := validate(c, c.origins()); err != nil {
+		return nil, err
+	}
+	if err := preflight(c, c.origins()); err != nil {
+		return nil, err
 	}
 	if err := checkAdvertise(c.advertise); err != nil {
 		return nil, err
@@ -104,7 +111,8 @@ func start(c config, log *slog.Logger) (d *daemon, err error) {
 
 // startUI serves the HTTP status UI on addr.
 func (d *daemon) startUI(addr string, log *slog.Logger) error {
-	cfg := httpd.Config{Flows: d.flows, Logger: log}
+	// The UI shows what stkd --version prints ("stkd " comes from the UI).
+	cfg := httpd.Config{Flows: d.flows, Logger: log, Version: strings.TrimPrefix(cli.Version("stkd"), "stkd ")}
 	if d.monitor != nil { // a nil pointer must not become a non-nil interface
 		cfg.Monitor = d.monitor
 	}

@@ -21,12 +21,17 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
 	"log/slog"
+	"net"
 	"os"
 	"os/signal"
+	"strconv"
 	"syscall"
 
 	"github.com/spf13/pflag"
+
+	"github.com/stk-go/stk/internal/cli"
 )
 
 func main() {
@@ -34,6 +39,48 @@ func main() {
 		fmt.Fprintln(os.Stderr, "stkd:", err)
 		os.Exit(1)
 	}
+}
+
+// Ports of --port-base N: each listener keeps its address and moves to N
+// plus its default port's last digits, so the defaults are --port-base
+// 20000 with the HTTP UI on 20080 instead of 8080.
+const (
+	portBaseNames   = 2  // names TCP, STK-UDP and multicast: N+2 (20002)
+	portBaseMonitor = 1  // monitor TCP, STK-UDP and multicast: N+1 (20001)
+	portBaseFeed    = 3  // STEP feed: N+3 (by default the system picks)
+	portBaseHTTP    = 80 // HTTP UI: N+80 (8080)
+)
+
+// applyPortBase moves every listener of c that is on to port base plus its
+// offset, keeping its IP address or group.
+func applyPortBase(c *config, base int) error {
+	if base < 1 || base+portBaseHTTP > 65535 {
+		return fmt.Errorf("--port-base %d: want 1 to %d (the HTTP UI goes on N+%d)", base, 65535-portBaseHTTP, portBaseHTTP)
+	}
+	move := func(addr *string, off int) {
+		if *addr == "" {
+			return
+		}
+		host, _, err := net.SplitHostPort(*addr)
+		if err != nil { // validate reports it
+			return
+		}
+		*addr = net.JoinHostPort(host, strconv.Itoa(base+off))
+	}
+	for _, p := range []*string{&c.namesTCP, &c.namesUDP, &c.namesMcast} {
+		move(p, portBaseNames)
+	}
+	for _, p := range []*string{&c.monTCP, &c.monUDP, &c.monMcast} {
+		move(p, portBaseMonitor)
+	}
+	move(&c.stepsFeed, portBaseFeed)
+	move(&c.http, portBaseHTTP)
+	if !c.names && c.nameServer == defaultConfig().nameServer {
+		// A monitor without its own name server registers with the one of
+		// the same port base.
+		c.nameServer = fmt.Sprintf("tcp:127.0.0.1:%d", base+portBaseNames)
+	}
+	return nil
 }
 
 // flagFields copies each command-line flag's value between configs, so that
@@ -52,6 +99,7 @@ var flagFields = map[string]func(dst, src *config){
 	"advertise":         func(d, s *config) { d.advertise = s.advertise },
 	"http":              func(d, s *config) { d.http = s.http },
 	"log-level":         func(d, s *config) { d.logLevel = s.logLevel },
+	"log-format":        func(d, s *config) { d.logFormat = s.logFormat },
 
 	"steps":                   func(d, s *config) { d.steps = s.steps },
 	"steps-feed":              func(d, s *config) { d.stepsFeed = s.stepsFeed },
@@ -64,7 +112,11 @@ var flagFields = map[string]func(dst, src *config){
 	"steps-archive-keep":      func(d, s *config) { d.stepsArchiveKeep = s.stepsArchiveKeep },
 }
 
-func run(args []string) error {
+// parseArgs turns the command line into the configuration to run: the
+// built-in defaults or the config file (-c), then --port-base, then the
+// flags given, which win. It returns a nil config for -h and --version,
+// after printing what they ask for to stdout.
+func parseArgs(args []string, stdout io.Writer) (*config, error) {
 	f := defaultConfig()
 	fs := pflag.NewFlagSet("stkd", pflag.ContinueOnError)
 	fs.SortFlags = false
@@ -92,39 +144,70 @@ func run(args []string) error {
 	fs.Int64Var(&f.stepsArchiveMaxBytes, "steps-archive-max-bytes", f.stepsArchiveMaxBytes, "start a new archive segment after this many bytes of JSON (uncompressed)")
 	fs.DurationVar(&f.stepsArchiveMaxAge, "steps-archive-max-age", f.stepsArchiveMaxAge, "start a new archive segment after this long")
 	fs.IntVar(&f.stepsArchiveKeep, "steps-archive-keep", f.stepsArchiveKeep, "archive segments kept besides the current one; older ones are deleted")
+	portBase := fs.Int("port-base", 0, fmt.Sprintf("move every listener to port N plus an offset, to run a second stkd beside the first: names on N+%d, monitor on N+%d, STEP feed on N+%d, HTTP on N+%d (e.g. 21000: 21002, 21001, 21003, 21080); flags naming an address still win", portBaseNames, portBaseMonitor, portBaseFeed, portBaseHTTP))
 	fs.StringVar(&f.logLevel, "log-level", f.logLevel, "log level: debug, info, warn or error")
+	fs.StringVar(&f.logFormat, "log-format", f.logFormat, "log format: text (key=value lines) or json (one JSON object per line, for journald or log collectors)")
+	version := fs.Bool("version", false, "print the version and exit")
 	help := fs.BoolP("help", "h", false, "show this help")
+	fs.SetOutput(io.Discard)
 	fs.Usage = func() {
-		fmt.Fprintf(os.Stderr, "Usage: stkd [flags]\n\nRuns the STK name server, the monitor and the STEP bus until SIGINT or SIGTERM.\nDefaults: names on tcp and udp 127.0.0.1:20002, the monitor on tcp and udp 127.0.0.1:20001,\nthe HTTP UI on 127.0.0.1:8080, the STEP feed on a loopback port registered as \"steps\", no STEP archive.\n\nFlags:\n%s", fs.FlagUsages())
+		fmt.Fprintf(stdout, "Usage: stkd [flags]\n\nRuns the STK name server, the monitor and the STEP bus until SIGINT or SIGTERM.\nDefaults: names on tcp and udp 127.0.0.1:20002, the monitor on tcp and udp 127.0.0.1:20001,\nthe HTTP UI on 127.0.0.1:8080, the STEP feed on a loopback port registered as \"steps\", no STEP archive.\nEvery address is checked before anything starts; a second stkd on this host needs --port-base N.\nA commented config file: examples/stkd.cfg in the source tree.\n\nFlags:\n%s", fs.FlagUsages())
 	}
 	if err := fs.Parse(args); err != nil {
-		return fmt.Errorf("%w (see stkd -h)", err)
+		return nil, fmt.Errorf("%w (see stkd -h)", err)
 	}
 	if *help {
 		fs.Usage()
-		return nil
+		return nil, nil
+	}
+	if *version {
+		fmt.Fprintln(stdout, cli.Version("stkd"))
+		return nil, nil
 	}
 	if fs.NArg() > 0 {
-		return fmt.Errorf("unexpected argument %q (see stkd -h)", fs.Arg(0))
+		return nil, fmt.Errorf("unexpected argument %q (see stkd -h)", fs.Arg(0))
 	}
-	c := f
+	c := f // defaults and flags
 	if *cfgFile != "" {
 		c = defaultConfig()
-		if err := loadCfgFile(&c, *cfgFile, *forceNamed, *forceHttpd); err != nil {
-			return err
+		o, err := loadCfgFile(&c, *cfgFile, *forceNamed, *forceHttpd)
+		if err != nil {
+			return nil, err
 		}
+		c.where = &o
+	}
+	if fs.Changed("port-base") {
+		if err := applyPortBase(&c, *portBase); err != nil {
+			return nil, err
+		}
+	}
+	if *cfgFile != "" || fs.Changed("port-base") {
 		fs.Visit(func(fl *pflag.Flag) {
 			if cp := flagFields[fl.Name]; cp != nil {
 				cp(&c, &f)
+				if c.where != nil {
+					delete(*c.where, fl.Name) // the flag, not the file, set it
+				}
 			}
 		})
 	}
+	return &c, nil
+}
 
+func run(args []string) error {
+	cp, err := parseArgs(args, os.Stdout)
+	if cp == nil || err != nil {
+		return err
+	}
+	c := *cp
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(c.logLevel)); err != nil {
 		return fmt.Errorf("--log-level %q: want debug, info, warn or error", c.logLevel)
 	}
-	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+	log, err := cli.NewLogger(os.Stderr, c.logFormat, level)
+	if err != nil {
+		return fmt.Errorf("--log-format: %w", err)
+	}
 	slog.SetDefault(log)
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)

@@ -13,17 +13,8 @@ import (
 // startSteps starts the STEP bus: the history, the archive if c names a
 // directory, the feed flow registered with the name server, and the
 // follower of the publishers' directory name.
+// Its numbers were checked by validate.
 func (d *daemon) startSteps(c config, log *slog.Logger) error {
-	switch {
-	case c.stepsHistory <= 0:
-		return fmt.Errorf("--steps-history %d: want a positive number of STEPs", c.stepsHistory)
-	case c.stepsArchiveMaxBytes <= 0:
-		return fmt.Errorf("--steps-archive-max-bytes %d: want a positive size", c.stepsArchiveMaxBytes)
-	case c.stepsArchiveMaxAge <= 0:
-		return fmt.Errorf("--steps-archive-max-age %v: want a positive duration", c.stepsArchiveMaxAge)
-	case c.stepsArchiveKeep <= 0:
-		return fmt.Errorf("--steps-archive-keep %d: want a positive number of segments", c.stepsArchiveKeep)
-	}
 	archive, err := expandHome(c.stepsArchive)
 	if err != nil {
 		return fmt.Errorf("--steps-archive %q: %w", c.stepsArchive, err)

@@ -43,7 +43,7 @@ func TestStepsDefaults(t *testing.T) {
 	f := defaultConfig()
 	f.steps, f.stepsArchive, f.stepsArchiveKeep = false, "/x", 3
 	c = defaultConfig()
-	if err := loadCfgFile(&c, path, false, false); err != nil {
+	if _, err := loadCfgFile(&c, path, false, false); err != nil {
 		t.Fatal(err)
 	}
 	for _, name := range []string{"steps", "steps-archive", "steps-archive-keep"} {
