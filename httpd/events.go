@@ -93,7 +93,15 @@ func (s *Server) serveEvents(w http.ResponseWriter, r *http.Request) {
 		}{reset})
 		writeEvent(&sw.buf, message{event: "reset", data: rb})
 	}
-	if sw.items(first) != nil {
+	// A write that times out cuts the client (counted with the clients the
+	// hub drops); it reconnects with Last-Event-ID.
+	failed := func(err error) bool {
+		if err != nil && writeTimedOut(err) {
+			s.hub.cut(c)
+		}
+		return err != nil
+	}
+	if failed(sw.items(first)) {
 		return
 	}
 
@@ -112,7 +120,7 @@ func (s *Server) serveEvents(w http.ResponseWriter, r *http.Request) {
 		case <-c.wake:
 		case <-heartbeat.C:
 			sw.buf.WriteString(": heartbeat\n\n")
-			if sw.flush() != nil {
+			if failed(sw.flush()) {
 				return
 			}
 			continue
@@ -126,7 +134,7 @@ func (s *Server) serveEvents(w http.ResponseWriter, r *http.Request) {
 			spare = nil // after a burst: do not keep its room
 		}
 		q := c.take(spare)
-		if sw.items(q) != nil {
+		if failed(sw.items(q)) {
 			return
 		}
 		spare = q

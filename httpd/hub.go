@@ -495,6 +495,16 @@ func (h *hub) add(raw bool) (*client, uint64, bool) {
 	return c, h.last, true
 }
 
+// cut drops c because its handler's write timed out, counted like the
+// clients the hub drops, unless the hub dropped it already.
+func (h *hub) cut(c *client) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if _, ok := h.clients[c]; ok {
+		h.dropLocked(c)
+	}
+}
+
 func (h *hub) remove(c *client) {
 	h.mu.Lock()
 	delete(h.clients, c)

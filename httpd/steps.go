@@ -2,6 +2,7 @@ package httpd
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -9,6 +10,7 @@ import (
 	"mime"
 	"net/http"
 	"net/url"
+	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -541,10 +543,12 @@ func (s *Server) serveStepStream(w http.ResponseWriter, r *http.Request) {
 	for {
 		if buf.Len() > 0 {
 			rc.SetWriteDeadline(time.Now().Add(s.cfg.WriteTimeout))
-			if _, err := w.Write(buf.Bytes()); err != nil {
-				return
+			_, err := w.Write(buf.Bytes())
+			if err == nil {
+				err = rc.Flush()
 			}
-			if err := rc.Flush(); err != nil {
+			if err != nil {
+				s.streamWriteFailed(&s.stepStats.sseCut, "STEP stream", r, err)
 				return
 			}
 			buf.Reset()
@@ -583,6 +587,24 @@ func (s *Server) serveStepStream(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
+}
+
+// writeTimedOut reports whether err ended a write that did not complete
+// within WriteTimeout (a net deadline, or a WebSocket write's context):
+// the client does not read.
+func writeTimedOut(err error) bool {
+	return errors.Is(err, os.ErrDeadlineExceeded) || errors.Is(err, context.DeadlineExceeded)
+}
+
+// streamWriteFailed ends a live stream whose write failed: when the write
+// timed out, the server cut the client for reading too slowly, and cut
+// counts it (a client that went away is not counted).
+func (s *Server) streamWriteFailed(cut *atomic.Uint64, what string, r *http.Request, err error) {
+	if !writeTimedOut(err) {
+		return
+	}
+	cut.Add(1)
+	s.log.Debug("http: "+what+" cut: the client did not read within the write timeout", "remote", r.RemoteAddr, "timeout", s.cfg.WriteTimeout, "err", err)
 }
 
 // stepMetrics adds the STEP bus's families to /metrics.

@@ -116,7 +116,7 @@ func (s *Server) serveStepWS(w http.ResponseWriter, r *http.Request) {
 	c.SetReadLimit(wsReadLimit)
 	s.stepStats.wsOpen.Add(1)
 	defer s.stepStats.wsOpen.Add(-1)
-	ws := &wsSession{s: s, c: c, filter: f, connected: s.cfg.Now()}
+	ws := &wsSession{s: s, r: r, c: c, filter: f, connected: s.cfg.Now()}
 	ws.run()
 }
 
@@ -124,6 +124,7 @@ func (s *Server) serveStepWS(w http.ResponseWriter, r *http.Request) {
 // writer; a reader goroutine parses the client's messages into ops.
 type wsSession struct {
 	s         *Server
+	r         *http.Request // the upgrade request, for the log
 	c         *websocket.Conn
 	filter    stepFilter
 	sub       *stepbus.Subscription
@@ -165,6 +166,7 @@ func (ws *wsSession) run() {
 				continue
 			}
 			if err := ws.send(WSStepJSON{Type: "step", Step: st}); err != nil {
+				ws.failed(err)
 				return
 			}
 			ws.sent++
@@ -180,6 +182,7 @@ func (ws *wsSession) run() {
 		case op := <-ops:
 			s.stepStats.wsControl.Add(1)
 			if err := ws.answer(op); err != nil {
+				ws.failed(err)
 				return
 			}
 		case <-readDone:
@@ -190,6 +193,9 @@ func (ws *wsSession) run() {
 			err := ws.c.Ping(pctx)
 			pcancel()
 			if err != nil {
+				// No pong within WriteTimeout: the client does not read
+				// (or its network is gone).
+				ws.failed(err)
 				return
 			}
 		case <-s.hub.stop:
@@ -197,6 +203,12 @@ func (ws *wsSession) run() {
 			return
 		}
 	}
+}
+
+// failed counts a write (or ping) that timed out as a cut client; other
+// errors mean the client went away.
+func (ws *wsSession) failed(err error) {
+	ws.s.streamWriteFailed(&ws.s.stepStats.wsCut, "STEP WebSocket", ws.r, err)
 }
 
 // close sends a close frame with code and waits (a few seconds at most)
