@@ -64,7 +64,7 @@ func pubsub(t *testing.T, subs, count int, iface string, pubArgs ...string) {
 	}
 	for i, p := range ps {
 		out := p.Wait(t, 30*time.Second)
-		if !strings.Contains(out, fmt.Sprintf("Received: %d\n", count)) {
+		if !strings.Contains(out, fmt.Sprintf("Received: %d sequences, ", count)) {
 			t.Fatalf("subscriber %d:\n%s", i, out)
 		}
 	}
@@ -99,7 +99,7 @@ func TestPubSubQuickStart(t *testing.T) {
 		t.Fatalf("publish:\n%s", out)
 	}
 	out := sub.Wait(t, 30*time.Second)
-	if n := strings.Count(out, `"publish sequence" type data, 1 element(s), 10 bytes`); n != 1000 || !strings.Contains(out, "Received: 1000\n") {
+	if n := strings.Count(out, `"publish sequence" type data, 1 element(s), 10 bytes`); n != 1000 || !strings.Contains(out, "Received: 1000 sequences, ") {
 		t.Fatalf("subscriber printed %d sequences:\n%.2000s", n, out)
 	}
 }

@@ -6,45 +6,81 @@
 // --beat sets its smartbeat period and --activity-timeout how long the
 // monitor waits for a smartbeat before declaring it failed (bench/monitor
 // kills it with SIGKILL to measure how long that takes).
+//
+// Its job is to be seen by the monitor: over TCP it exits with status 1
+// when it never reached the monitor, or had lost it when it stopped (the
+// goodbye was not delivered). Over udp and multicast nothing tells whether
+// a monitor listens.
 package main
 
 import (
+	"context"
 	"fmt"
 	"os"
+	"sync"
 	"time"
 
 	"github.com/spf13/pflag"
 
+	"github.com/stk-go/stk/flow"
 	"github.com/stk-go/stk/internal/cli"
 	"github.com/stk-go/stk/smartbeat"
 )
 
+const prog = "monitored_service"
+
 func main() {
-	fs := pflag.NewFlagSet("monitored_service", pflag.ContinueOnError)
-	monitor := fs.StringP("monitor", "m", "tcp:127.0.0.1:20001", "monitor: lookup:name or [tcp|udp|multicast:]ip[:port]")
+	fs := pflag.NewFlagSet(prog, pflag.ContinueOnError)
+	monitor := fs.StringP("monitor", "m", "tcp:127.0.0.1:20001", "monitor: lookup:name or [tcp|udp|multicast:]host[:port]")
 	iterations := fs.Int64P("iterations", "t", 1000000, "iterations before exiting; the checkpoint is the iteration number")
 	name := fs.StringP("service-name", "S", "basic monitored service", "service name")
 	interval := fs.DurationP("interval", "i", time.Second, "time between iterations")
 	beat := fs.DurationP("beat", "b", smartbeat.DefaultPeriod, "smartbeat period")
 	activity := fs.DurationP("activity-timeout", "a", smartbeat.DefaultActivityTimeout, "how long the monitor waits for a smartbeat before declaring the service failed; at least --beat")
-	nameServer := fs.StringP("name-server", "R", cli.DefaultNameServer, "name server for -m lookup:name, [tcp|udp:]ip[:port]")
+	nameServer := fs.StringP("name-server", "R", cli.DefaultNameServer, "name server for -m lookup:name, [tcp|udp:]host[:port]")
 	verbose := fs.BoolP("verbose", "v", false, "log what happens")
-	cli.Usage(fs, "monitored_service [flags]", "Runs a service that reports its state and checkpoint to the monitor.")
+	cli.Usage(fs, prog+" [flags]", "Runs a service that reports its state and checkpoint to the monitor.",
+		"0  ran -t iterations, or until Ctrl-C or SIGTERM, and the monitor got its reports (over udp and multicast: they were sent)",
+		"1  it did not: -m lookup:name not found, the TCP monitor was never reached, or was not connected at the end")
 	cli.Parse(fs, os.Args[1:], 0)
 	if *iterations < 0 || *interval <= 0 || *beat <= 0 || *activity < *beat {
-		cli.Fail("monitored_service", fmt.Errorf("-t must be >= 0, -i and --beat > 0, and --activity-timeout >= --beat"))
+		cli.Fail(prog, cli.BadUsage(fmt.Errorf("-t must be >= 0, -i and --beat > 0, and --activity-timeout >= --beat")))
 	}
-	cli.Logger(*verbose)
+	log := cli.Logger(*verbose)
+
+	target, err := cli.ResolveAddress("-m", *monitor)
+	if err != nil {
+		cli.Fail(prog, err)
+	}
+	opts := smartbeat.Options{Monitor: target.String(), ActivityTimeout: *activity, Logger: log}
+	if target.Lookup != "" {
+		// Look the monitor up here to learn its protocol (the service looks
+		// it up again, on the same connection, with its own checks).
+		names, err := cli.DialNames(*nameServer, "", log)
+		if err != nil {
+			cli.Fail(prog, err)
+		}
+		defer names.Close()
+		ctx, cancel := context.WithTimeout(context.Background(), smartbeat.DefaultLookupTimeout)
+		target, err = smartbeat.LookupMonitor(ctx, names, target.Lookup)
+		cancel()
+		if err != nil {
+			if !names.Connected() {
+				err = fmt.Errorf("%w; %s", err, cli.NamesHint)
+			}
+			cli.Fail(prog, fmt.Errorf("-m %s: %w", *monitor, err))
+		}
+		opts.NameServer = names
+	}
+	var link monitorLink
+	opts.Sender = smartbeat.NewSender(smartbeat.SenderOptions{Period: *beat, Logger: log,
+		Flow: flow.Options{OnDisconnect: link.disconnected}})
 
 	ctx, cancel := cli.SignalContext()
 	defer cancel()
-	sender := smartbeat.NewSender(smartbeat.SenderOptions{Period: *beat})
-	svc, err := smartbeat.NewService(*name, smartbeat.Options{
-		Monitor: *monitor, NameServerAddr: *nameServer,
-		Sender: sender, ActivityTimeout: *activity,
-	})
+	svc, err := smartbeat.NewService(*name, opts)
 	if err != nil {
-		cli.Fail("monitored_service", fmt.Errorf("%w (is stkd running? -m says where the monitor is)", err))
+		cli.Fail(prog, err)
 	}
 	fmt.Printf("Service '%s' id %#x reporting to %s\n", svc.Name(), svc.ID(), *monitor)
 	svc.SetState(smartbeat.Running)
@@ -61,8 +97,48 @@ func main() {
 		}
 	}
 	svc.SetState(smartbeat.Stopping)
-	if err := svc.Close(); err != nil {
-		cli.Fail("monitored_service", err)
+	if err := svc.Close(); err != nil { // closes the monitoring flow after delivering the DESTROY
+		cli.Fail(prog, err)
 	}
 	fmt.Printf("Service '%s' stopped at checkpoint %d\n", svc.Name(), svc.Checkpoint())
+	if target.Protocol == flow.TCP {
+		if err := link.verdict(); err != nil {
+			where := target.String()
+			if *monitor != where {
+				where = fmt.Sprintf("%s (%s)", *monitor, where)
+			}
+			cli.Fail(prog, fmt.Errorf("monitor %s: %w", where, err))
+		}
+	}
 }
+
+// monitorLink follows the TCP monitoring connection through the Sender's
+// OnDisconnect, which runs once per connection that ended: with a nil error
+// for the one the service's close ended after delivering what was queued.
+type monitorLink struct {
+	mu      sync.Mutex
+	ended   int   // connections that ended
+	lastErr error // why the last one ended
+}
+
+func (l *monitorLink) disconnected(_ flow.Peer, err error) {
+	l.mu.Lock()
+	l.ended++
+	l.lastErr = err
+	l.mu.Unlock()
+}
+
+// verdict says whether the monitor got the reports, once the flow closed.
+func (l *monitorLink) verdict() error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	switch {
+	case l.ended == 0:
+		return fmt.Errorf("never reached: it saw nothing of this service; %s", monitorHint)
+	case l.lastErr != nil:
+		return fmt.Errorf("connection lost (%v) and not back at the end: the goodbye was not delivered; %s", l.lastErr, monitorHint)
+	}
+	return nil
+}
+
+const monitorHint = "is stkd running? start it with `go run ./stkd`, or point -m at the monitor"

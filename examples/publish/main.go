@@ -4,15 +4,23 @@
 // subscribers and sends every sequence to all of them. Over udp, rawudp and
 // multicast it registers the address the subscribers must listen on and
 // sends there. It prints how many sequences it sent and how fast.
+//
+// Listening on every interface (-B 0.0.0.0, or -i tcp:0.0.0.0), it
+// registers the address other hosts reach it at: flow.AdvertiseIP toward
+// the name server, unless -i names the IP to register.
 package main
 
 import (
 	"context"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"net/netip"
 	"os"
+	"strings"
+	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/spf13/pflag"
@@ -23,12 +31,15 @@ import (
 	"github.com/stk-go/stk/seq"
 )
 
-const defaultPort = 29312
+const (
+	prog        = "publish"
+	defaultPort = 29312
+)
 
 func main() {
-	fs := pflag.NewFlagSet("publish", pflag.ContinueOnError)
-	iface := fs.StringP("interface", "i", "tcp:127.0.0.1:29312", "where to publish: [tcp|udp|rawudp|multicast:]ip[:port]; tcp listens there, the others send there (multicast defaults to 224.10.10.20)")
-	bind := fs.StringP("bind", "B", "", "TCP: IP to listen on (default: the -i IP; 0.0.0.0 serves every interface, and -i then says which IP to register)")
+	fs := pflag.NewFlagSet(prog, pflag.ContinueOnError)
+	iface := fs.StringP("interface", "i", "tcp:127.0.0.1:29312", "where to publish: [tcp|udp|rawudp|multicast:]host[:port]; tcp listens there (port 0: a free one), the others send there (multicast defaults to 224.10.10.20)")
+	bind := fs.StringP("bind", "B", "", "TCP: IP to listen on (default: the -i IP; 0.0.0.0 serves every interface and registers the IP facing the name server, unless -i names the IP to register)")
 	count := fs.IntP("sequences", "s", 100, "number of sequences to send")
 	batch := fs.IntP("batch", "a", 10, "sequences per batch; -p pauses between batches")
 	length := fs.IntP("length", "l", 10, "element length in bytes (0 sends empty sequences)")
@@ -36,66 +47,92 @@ func main() {
 	subs := fs.IntP("wait", "w", 1, "TCP: subscribers to wait for before sending")
 	delay := fs.DurationP("delay", "d", 200*time.Millisecond, "udp, rawudp, multicast: pause between registering and sending, so that subscribers already watching the name can start listening (datagrams sent before that are lost)")
 	linger := fs.IntP("linger", "L", 5, "seconds the name outlives this program")
-	nameServer := fs.StringP("name-server", "R", cli.DefaultNameServer, "name server: [tcp|udp:]ip[:port]")
+	nameServer := fs.StringP("name-server", "R", cli.DefaultNameServer, "name server: [tcp|udp:]host[:port]")
 	verbose := fs.BoolP("verbose", "v", false, "log what happens")
-	cli.Usage(fs, "publish [flags] <name>", "Registers <name> and publishes sequences to its subscribers.")
+	cli.Usage(fs, "publish [flags] <name>", "Registers <name> and publishes sequences to its subscribers.",
+		"0  registered <name> and sent every sequence: over TCP to the subscribers connected (one that leaves early loses the rest), over udp, rawudp and multicast to the network",
+		"1  it did not: cannot listen or send, the name server did not confirm the registration, interrupted, no TCP subscriber was there, a subscriber was cut off for reading too slowly, or datagrams were not sent")
 	name := cli.Parse(fs, os.Args[1:], 1)[0]
-	if *count < 0 || *batch < 1 || *length < 0 || *pause < 0 {
-		cli.Fail("publish", fmt.Errorf("-s, -l and -p must be >= 0 and -a >= 1"))
+	if *count < 0 || *batch < 1 || *length < 0 || *pause < 0 || *subs < 0 {
+		cli.Fail(prog, cli.BadUsage(fmt.Errorf("-s, -l, -p and -w must be >= 0 and -a >= 1")))
 	}
 	log := cli.Logger(*verbose)
 
-	addr, err := flow.ParseAddress(*iface)
+	addr, err := cli.ResolveAddress("-i", *iface)
 	if err == nil && addr.Lookup != "" {
-		err = fmt.Errorf("-i %s: publish needs an address, not a lookup", *iface)
+		err = cli.BadUsage(fmt.Errorf("-i %s: publish needs an address, not a lookup", *iface))
 	}
 	if err != nil {
-		cli.Fail("publish", err)
+		cli.Fail(prog, err)
 	}
+	// -i names the IP to register unless it was left out (or to default).
+	ipGiven := fs.Changed("interface") && addr.Host != ""
+	freePort := addr.Protocol == flow.TCP && portZero(*iface) // a free one, not the default
 	addr = addr.WithDefaults("127.0.0.1", defaultPort)
 	ap, err := addr.AddrPort()
 	if err != nil {
-		cli.Fail("publish", err)
+		cli.Fail(prog, cli.BadUsage(fmt.Errorf("-i: %w", err)))
+	}
+	if freePort {
+		ap = netip.AddrPortFrom(ap.Addr(), 0)
+	}
+	listen := ap
+	if *bind != "" {
+		b, err := cli.ResolveAddress("-B", *bind)
+		if err == nil && (b.Lookup != "" || b.Host == "") {
+			err = cli.BadUsage(fmt.Errorf("-B %q: want an IP address", *bind))
+		}
+		if err != nil {
+			cli.Fail(prog, err)
+		}
+		b.Port = ap.Port() // the port always comes from -i
+		listen, _ = b.AddrPort()
+		if !ipGiven {
+			ap = listen
+		}
 	}
 
 	ctx, cancel := cli.SignalContext()
 	defer cancel()
 	names, err := cli.DialNames(*nameServer, "", log)
 	if err != nil {
-		cli.Fail("publish", err)
+		cli.Fail(prog, err)
 	}
 	defer names.Close()
 
 	var out flow.Flow
 	var server *flow.TCPServer
+	var subscribed, left atomic.Int64 // TCP subscribers that connected, and that left
 	switch addr.Protocol {
 	case flow.TCP:
-		listen := ap
-		if *bind != "" {
-			ip, err := flow.ParseAddress(*bind)
-			if err != nil {
-				cli.Fail("publish", fmt.Errorf("-B: %w", err))
+		opts := flow.Options{Logger: log, Name: prog,
+			OnConnect:    func(flow.Peer) { subscribed.Add(1) },
+			OnDisconnect: func(flow.Peer, error) { left.Add(1) }}
+		if server, err = flow.ListenTCP(listen.String(), opts); err != nil {
+			if errors.Is(err, syscall.EADDRINUSE) {
+				err = fmt.Errorf("%w (another publisher there? -i tcp:127.0.0.1:0 picks a free port)", err)
 			}
-			ip.Port = ap.Port() // the port always comes from -i
-			if listen, err = ip.AddrPort(); err != nil {
-				cli.Fail("publish", fmt.Errorf("-B: %w", err))
-			}
+			cli.Fail(prog, err)
 		}
-		if server, err = flow.ListenTCP(listen.String(), flow.Options{Logger: log, Name: "publish"}); err != nil {
-			cli.Fail("publish", err)
-		}
-		if ap.Port() == 0 {
-			ap = netip.AddrPortFrom(ap.Addr(), server.LocalAddr().Port())
+		ap = netip.AddrPortFrom(ap.Addr(), server.LocalAddr().Port())
+		if ap.Addr().IsUnspecified() {
+			// 0.0.0.0 cannot be connected to: register the IP that faces
+			// the name server, where the subscribers look the name up.
+			ap = flow.AdvertiseAddr(ap, names.ServerAddr().Addr())
 		}
 		out = server
 	default:
 		cfg := flow.UDPConfig{Destination: ap.String(), Raw: addr.Protocol == flow.RawUDP}
-		if out, err = flow.NewUDP(cfg, flow.Options{Logger: log, Name: "publish"}); err != nil {
-			cli.Fail("publish", err)
+		if out, err = flow.NewUDP(cfg, flow.Options{Logger: log, Name: prog}); err != nil {
+			cli.Fail(prog, err)
 		}
 	}
 
-	fmt.Printf("Publishing to '%s' on %s\n", name, addr.Protocol.String()+":"+ap.String())
+	where := addr.Protocol.String() + ":" + ap.String()
+	if server != nil && server.LocalAddr() != ap {
+		where += fmt.Sprintf(" (listening on %s)", server.LocalAddr())
+	}
+	fmt.Printf("Publishing to '%s' on %s\n", name, where)
 	rctx, rcancel := context.WithTimeout(ctx, 5*time.Second)
 	err = names.Register(rctx, namesvc.Info{
 		Name:      name,
@@ -106,7 +143,10 @@ func main() {
 	rcancel()
 	if err != nil {
 		out.Close()
-		cli.Fail("publish", fmt.Errorf("%w; %s", err, cli.NamesHint))
+		if !names.Connected() {
+			err = fmt.Errorf("%w; %s", err, cli.NamesHint)
+		}
+		cli.Fail(prog, fmt.Errorf("register %s with the name server at %s: %w", name, *nameServer, err))
 	}
 
 	if server != nil && *subs > 0 {
@@ -115,8 +155,7 @@ func main() {
 			select {
 			case <-ctx.Done():
 				out.Close()
-				fmt.Println("publish: interrupted before any subscriber came")
-				os.Exit(1)
+				cli.Fail(prog, fmt.Errorf("interrupted while waiting for subscribers (%d of %d came)", server.Conns(), *subs))
 			case <-time.After(5 * time.Millisecond):
 			}
 		}
@@ -139,7 +178,8 @@ func main() {
 	for sent < *count && ctx.Err() == nil {
 		for range min(*batch, *count-sent) {
 			if err := out.Send(s); err != nil {
-				cli.Fail("publish", fmt.Errorf("send: %w", err))
+				out.Close()
+				cli.Fail(prog, fmt.Errorf("send: %w", err))
 			}
 			sent++
 		}
@@ -148,12 +188,39 @@ func main() {
 		}
 	}
 	queued := time.Now()
-	out.Close() // delivers what is queued
+	leftEarly := left.Load() // Close ends every connection: count those that left before
+	out.Close()              // delivers what is queued
 	end := time.Now()
 	st := out.Stats()
 	fmt.Printf("Sent %s\n", cli.Rate(int64(sent), int64(sent)*int64(*length), start, end))
-	fmt.Printf("(queueing took %.6f s, delivering the rest %.6f s; %d subscriber(s) at the end, %d dropped)\n",
-		queued.Sub(start).Seconds(), end.Sub(queued).Seconds(), st.Connections, st.Dropped)
+	if server != nil {
+		fmt.Printf("(queueing took %.6f s, delivering the rest %.6f s; %d subscriber(s), %d left before the end, %d dropped)\n",
+			queued.Sub(start).Seconds(), end.Sub(queued).Seconds(), subscribed.Load(), leftEarly, st.Dropped)
+	} else {
+		fmt.Printf("(queueing took %.6f s, sending the rest %.6f s; %d sent, %d dropped)\n",
+			queued.Sub(start).Seconds(), end.Sub(queued).Seconds(), st.SequencesOut, st.Dropped)
+	}
+
+	switch {
+	case sent < *count:
+		cli.Fail(prog, fmt.Errorf("interrupted after %d of %d sequences", sent, *count))
+	case server != nil && subscribed.Load() == 0 && *count > 0:
+		cli.Fail(prog, fmt.Errorf("no subscriber connected: the %d sequences went nowhere (-w waits for subscribers)", sent))
+	case server != nil && st.SlowConsumers > 0:
+		cli.Fail(prog, fmt.Errorf("%d subscriber(s) cut off for not reading fast enough (-p slows the publisher down)", st.SlowConsumers))
+	case server == nil && st.Dropped > 0:
+		cli.Fail(prog, fmt.Errorf("%d of %d sequences not sent to %s (see the warning above: no route to it?)", st.Dropped, sent, where))
+	}
+}
+
+// portZero reports whether the address string s ends in an explicit port
+// 0 ("tcp:127.0.0.1:0"), which WithDefaults cannot tell from no port.
+func portZero(s string) bool {
+	parts := strings.Split(s, ":")
+	if _, err := flow.ParseProtocol(parts[0]); err == nil {
+		parts = parts[1:]
+	}
+	return len(parts) == 2 && parts[1] != "" && strings.Trim(parts[1], "0") == ""
 }
 
 // payload is the C publish example's element: repeated 0x0123456789abcdef,

@@ -44,26 +44,33 @@ func main() {
 	userType := fs.Uint64P("user-type", "u", 0, "user type of the element holding the datagram (decimal, or hex as 0x...)")
 	quiet := fs.BoolP("quiet", "q", false, "print only the first line and the summary: no connection notices, no counts every second")
 	verbose := fs.BoolP("verbose", "v", false, "log what happens, every datagram included")
-	cli.Usage(fs, prog+" [flags] <mcast-ip[:port]> <tcp-ip[:port]>",
-		fmt.Sprintf("Forwards every raw UDP datagram sent to the multicast group mcast-ip:port as an STK sequence\nto the TCP server at tcp-ip:port (both ports default to %d).", defaultPort))
+	cli.Usage(fs, prog+" [flags] <mcast-ip[:port]> <tcp-host[:port]>",
+		fmt.Sprintf("Forwards every raw UDP datagram sent to the multicast group mcast-ip:port as an STK sequence\nto the TCP server at tcp-host:port (both ports default to %d).", defaultPort),
+		"0  stopped by Ctrl-C or SIGTERM with every datagram received forwarded",
+		"1  it could not start (cannot join the group or bind), or datagrams were dropped or not delivered")
 	args := cli.Parse(fs, os.Args[1:], 2)
 	log := cli.Logger(*verbose)
 
 	group, err := parseAddr(args[0], true)
 	if err != nil {
-		cli.Fail(prog, fmt.Errorf("multicast address %w", err))
+		cli.Fail(prog, cli.BadUsage(fmt.Errorf("multicast address %w", err)))
 	}
 	dest, err := parseAddr(args[1], false)
 	if err != nil {
-		cli.Fail(prog, fmt.Errorf("TCP address %w", err))
+		cli.Fail(prog, cli.BadUsage(fmt.Errorf("TCP address %w", err)))
 	}
 	if len(*name) > seq.MaxNameLen {
-		cli.Fail(prog, fmt.Errorf("--sequence-name: longer than %d bytes", seq.MaxNameLen))
+		cli.Fail(prog, cli.BadUsage(fmt.Errorf("--sequence-name: longer than %d bytes", seq.MaxNameLen)))
 	}
-	bindIP, err := netip.ParseAddr(*bind)
-	if err != nil || !bindIP.Is4() {
-		cli.Fail(prog, fmt.Errorf("-B %q: not an IPv4 address", *bind))
+	b, err := cli.ResolveAddress("-B", *bind)
+	if err == nil && (b.Lookup != "" || b.Host == "" || b.Port != 0) {
+		err = cli.BadUsage(fmt.Errorf("-B %q: want an IPv4 address", *bind))
 	}
+	if err != nil {
+		cli.Fail(prog, err)
+	}
+	bindAP, _ := b.AddrPort()
+	bindIP := bindAP.Addr()
 
 	ctx, cancel := cli.SignalContext()
 	defer cancel()
@@ -136,13 +143,21 @@ func main() {
 	out.Close() // delivers what is queued
 	ost := out.Stats()
 	fmt.Printf("Forwarded %d of %d datagrams (%d bytes), %d dropped\n", ost.SequencesOut, ist.SequencesIn, ist.BytesIn, ost.Dropped)
+	if ist.SequencesIn > ost.SequencesOut || ist.Dropped > 0 {
+		lost := ist.SequencesIn - min(ost.SequencesOut, ist.SequencesIn)
+		cli.Fail(prog, fmt.Errorf("%d of %d datagrams not forwarded to tcp:%s (%d dropped while it was unreachable or slow, %d lost on receive)",
+			lost, ist.SequencesIn, dest, ost.Dropped, ist.Dropped))
+	}
 }
 
-// parseAddr parses "ip[:port]" (port defaultPort), a multicast group when
-// mcast. An STK protocol prefix is accepted if it fits: multicast or rawudp
-// for the group, tcp for the destination.
+// parseAddr parses "host[:port]" (port defaultPort; a host name is
+// resolved), a multicast group when mcast. An STK protocol prefix is
+// accepted if it fits: multicast or rawudp for the group, tcp for the
+// destination.
 func parseAddr(s string, mcast bool) (netip.AddrPort, error) {
-	a, err := flow.ParseAddress(s)
+	ctx, cancel := context.WithTimeout(context.Background(), cli.ResolveTimeout)
+	defer cancel()
+	a, err := flow.ResolveAddress(ctx, s)
 	switch {
 	case err != nil:
 		return netip.AddrPort{}, err

@@ -52,11 +52,11 @@ const exitBadServer = 5
 
 func main() {
 	fs := pflag.NewFlagSet(prog, pflag.ContinueOnError)
-	iface := fs.StringP("interface", "i", "lookup:Simple Server Service Group", "server: lookup:name (the service group name simple_server registers), or [tcp|udp|multicast:]ip[:port] (port 29312 if left out)")
+	iface := fs.StringP("interface", "i", "lookup:Simple Server Service Group", "server: lookup:name (the service group name simple_server registers), or [tcp|udp|multicast:]host[:port] (port 29312 if left out)")
 	count := fs.IntP("sequences", "s", 100, "number of sequences to send")
 	name := fs.StringP("service-name", "S", "simple_client service", "service name")
-	monitor := fs.StringP("monitor", "m", "tcp:127.0.0.1:20001", "monitor: lookup:name or [tcp|udp|multicast:]ip[:port]; \"\" for none (the server still gets the notifications)")
-	nameServer := fs.StringP("name-server", "R", cli.DefaultNameServer, "name server for lookup: addresses: [tcp|udp:]ip[:port]")
+	monitor := fs.StringP("monitor", "m", "tcp:127.0.0.1:20001", "monitor: lookup:name or [tcp|udp|multicast:]host[:port]; \"\" for none (the server still gets the notifications)")
+	nameServer := fs.StringP("name-server", "R", cli.DefaultNameServer, "name server for lookup: addresses: [tcp|udp:]host[:port]")
 	activity := fs.Duration("activity-timeout", smartbeat.DefaultActivityTimeout, "the service's activity timeout: receivers declare it failed after this long without a smartbeat (at least the 500ms smartbeat period)")
 	wait := fs.DurationP("wait", "w", 0, "stay running this long after the last reply before stopping (Ctrl-C ends the wait)")
 	timeout := fs.DurationP("timeout", "t", 10*time.Second, "give up looking up, connecting, or waiting for replies after this long without progress")
@@ -64,13 +64,22 @@ func main() {
 	verbose := fs.BoolP("verbose", "v", false, "log what happens")
 	cli.Usage(fs, prog+" [flags]",
 		"Sends sequences to simple_server and counts its replies, as a service whose notifications\n"+
-			"travel on the data connection: the server's service group mirrors it.")
+			"travel on the data connection: the server's service group mirrors it.",
+		"0  sent -s sequences and got a reply to each",
+		"1  it did not: the lookup, the connection or a send failed, replies are missing, or interrupted",
+		fmt.Sprintf("%d  -i is not a server address it can use (as the C program)", exitBadServer))
 	cli.Parse(fs, os.Args[1:], 0)
 	if *count < 0 || *timeout <= 0 || *wait < 0 {
-		cli.Fail(prog, errors.New("-s and -w must be >= 0 and -t > 0"))
+		cli.Fail(prog, cli.BadUsage(errors.New("-s and -w must be >= 0 and -t > 0")))
 	}
 	if *activity < smartbeat.DefaultPeriod {
-		cli.Fail(prog, fmt.Errorf("--activity-timeout %v is shorter than the smartbeat period %v", *activity, smartbeat.DefaultPeriod))
+		cli.Fail(prog, cli.BadUsage(fmt.Errorf("--activity-timeout %v is shorter than the smartbeat period %v", *activity, smartbeat.DefaultPeriod)))
+	}
+	if *monitor != "" {
+		var err error
+		if *monitor, err = cli.ResolveAddressString("-m", *monitor); err != nil {
+			cli.Fail(prog, err)
+		}
 	}
 	log := cli.Logger(*verbose)
 
@@ -110,9 +119,9 @@ type client struct {
 // server for a lookup:name. An address this program cannot use exits with
 // status 5, as C.
 func (c *client) resolve(ctx context.Context, iface string) (flow.Protocol, netip.AddrPort, error) {
-	a, err := flow.ParseAddress(iface)
+	a, err := cli.ResolveAddress("-i", iface)
 	if err != nil {
-		badServer(fmt.Errorf("-i: %w", err))
+		badServer(err)
 	}
 	if a.Lookup == "" {
 		if a.Protocol == flow.RawUDP {
@@ -126,7 +135,7 @@ func (c *client) resolve(ctx context.Context, iface string) (flow.Protocol, neti
 	}
 	// Nothing queued for the name server matters once the lookup is over:
 	// do not wait for an absent one to take it.
-	names, err := namesvc.Dial(c.nameServer, namesvc.ClientOptions{Logger: c.log, Flow: flow.Options{CloseTimeout: 100 * time.Millisecond}})
+	names, err := cli.DialNamesOptions(c.nameServer, namesvc.ClientOptions{Logger: c.log, Flow: flow.Options{CloseTimeout: 100 * time.Millisecond}})
 	if err != nil {
 		return 0, netip.AddrPort{}, err
 	}

@@ -200,11 +200,13 @@ func TestBadFlags(t *testing.T) {
 	}{
 		{[]string{"-x"}, 2, "unknown shorthand flag: 'x' in -x (see simple_client -h)"},
 		{[]string{"name"}, 2, "want 0 argument(s), got 1"},
-		{[]string{"-s", "-1"}, 1, "-s and -w must be >= 0"},
-		{[]string{"--activity-timeout", "100ms"}, 1, "shorter than the smartbeat period"},
+		{[]string{"-s", "-1"}, 2, "-s and -w must be >= 0"},
+		{[]string{"--activity-timeout", "100ms"}, 2, "shorter than the smartbeat period"},
 		// C exits with 5 for a server address it cannot use.
 		{[]string{"-i", "rawudp:127.0.0.1:1"}, 5, "rawudp cannot carry the service's notifications"},
-		{[]string{"-i", "tcp:nohost:1"}, 5, `"nohost" is not an IPv4 address`},
+		{[]string{"-i", "tcp:nohost.invalid:1"}, 5, `unknown host "nohost.invalid"`},
+		{[]string{"-i", "[::1]:1"}, 5, "IPv6 is not supported"},
+		{[]string{"-m", "bogus:1.2.3.4"}, 2, `-m: flow: address "bogus:1.2.3.4": unknown protocol "bogus"`},
 		{[]string{"-i", "lookup:"}, 5, "lookup needs a name"},
 	} {
 		out, code := run(t, tc.args...)

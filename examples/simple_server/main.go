@@ -3,9 +3,10 @@
 //
 // It listens on -B (TCP, or STK-UDP / multicast with -P and -M) and
 // registers the service group name (-G) with the name server, so that
-// clients such as simple_client find it with lookup:<group name>. As the C
-// library, it registers only when it listens on a specific IP, not on
-// 0.0.0.0; a multicast server registers its group address.
+// clients such as simple_client find it with lookup:<group name>. On
+// 0.0.0.0 (every interface) it registers the address other hosts reach it
+// at, flow.AdvertiseIP toward the name server (the C library registers
+// nothing then); a multicast server registers its group address.
 //
 // Every non-data sequence a client sends (its service's CREATE, STATE,
 // DESTROY and smartbeats, travelling in-band on the data connection) is
@@ -56,24 +57,31 @@ const registerTimeout = 5 * time.Second
 
 func main() {
 	fs := pflag.NewFlagSet(prog, pflag.ContinueOnError)
-	bind := fs.StringP("bind", "B", "127.0.0.1:29312", "listening address ip[:port] (port 29312 if left out; 0 picks a free one). The group name is registered only when the ip is not 0.0.0.0")
+	bind := fs.StringP("bind", "B", "127.0.0.1:29312", "listening address host[:port] (port 29312 if left out; 0 picks a free one). On 0.0.0.0 the group name is registered with the IP facing the name server")
 	groupName := fs.StringP("group", "G", "Simple Server Service Group", "service group name, registered with the name server")
 	protoName := fs.StringP("protocol", "P", "tcp", "receive protocol: tcp, udp or multicast")
 	mcast := fs.StringP("multicast", "M", "", "multicast group[:port] to receive on (forces -P multicast; group 224.10.10.20 by default, port from -B)")
-	monitor := fs.StringP("monitor", "m", "tcp:127.0.0.1:20001", "monitor the mirrored services report to: lookup:name or [tcp|udp|multicast:]ip[:port]; \"\" for none")
-	nameServer := fs.StringP("name-server", "R", cli.DefaultNameServer, "name server: [tcp|udp:]ip[:port]")
+	monitor := fs.StringP("monitor", "m", "tcp:127.0.0.1:20001", "monitor the mirrored services report to: lookup:name or [tcp|udp|multicast:]host[:port]; \"\" for none")
+	nameServer := fs.StringP("name-server", "R", cli.DefaultNameServer, "name server: [tcp|udp:]host[:port]")
 	passive := fs.BoolP("passive", "0", false, "passive: do not answer data sequences")
 	quiet := fs.BoolP("quiet", "q", false, "quiet: do not print the service group's events")
 	verbose := fs.BoolP("verbose", "v", false, "also print every smartbeat of the members, and log what happens")
 	cli.Usage(fs, prog+" [flags]",
 		"Answers the data sequences of its clients (such as simple_client) and keeps a service group\n"+
-			"of their services, reported to the monitor with the group name.")
+			"of their services, reported to the monitor with the group name.",
+		"0  served until Ctrl-C or SIGTERM (a registration the name server has not confirmed yet is retried meanwhile, with a warning)",
+		"1  could not serve: cannot listen, bad -m, or the name server refused the registration")
 	cli.Parse(fs, os.Args[1:], 0)
 	log := cli.Logger(*verbose)
 
 	proto, listen, group, err := parseListen(*bind, *protoName, *mcast, fs.Changed("protocol"))
 	if err != nil {
-		cli.Fail(prog, err)
+		cli.Fail(prog, cli.BadUsage(err))
+	}
+	if *monitor != "" {
+		if *monitor, err = cli.ResolveAddressString("-m", *monitor); err != nil {
+			cli.Fail(prog, err)
+		}
 	}
 	if err := run(runConfig{
 		group: *groupName, proto: proto, listen: listen, mcastGroup: group,
@@ -117,14 +125,23 @@ func parseListen(bind, protoName, mcast string, protoGiven bool) (flow.Protocol,
 	return proto, g, g.Addr(), nil
 }
 
-// parseIPPort parses "ip[:port]" ("" or ":port" take the default ip).
+// parseIPPort parses "host[:port]" ("" or ":port" take the default ip); a
+// host name is resolved to its IPv4 address.
 func parseIPPort(s string, defIP netip.Addr, defPort uint16) (netip.AddrPort, error) {
 	host, port, hasPort := strings.Cut(s, ":")
 	ip := defIP
+	if strings.ContainsAny(s, "[]") || strings.Count(s, ":") > 1 {
+		host = s // flow says what is wrong: IPv6, or too many ':'
+	}
 	if host != "" {
-		var err error
-		if ip, err = netip.ParseAddr(host); err != nil || !ip.Is4() {
-			return netip.AddrPort{}, fmt.Errorf("%q is not an IPv4 address (want ip[:port])", host)
+		ctx, cancel := context.WithTimeout(context.Background(), cli.ResolveTimeout)
+		a, err := flow.ResolveAddress(ctx, host)
+		cancel()
+		if err != nil {
+			return netip.AddrPort{}, err
+		}
+		if ip, err = netip.ParseAddr(a.Host); err != nil || a.Port != 0 || a.Lookup != "" {
+			return netip.AddrPort{}, fmt.Errorf("%q is not an IPv4 address or host name (want host[:port])", host)
 		}
 	}
 	p := defPort
@@ -203,27 +220,33 @@ func run(cfg runConfig) error {
 
 	// The client keeps the registration across reconnects. At exit there
 	// is nothing left worth waiting for an absent name server to take.
-	names, err := namesvc.Dial(cfg.nameServer, namesvc.ClientOptions{Logger: cfg.log, Flow: flow.Options{CloseTimeout: 100 * time.Millisecond}})
+	names, err := cli.DialNamesOptions(cfg.nameServer, namesvc.ClientOptions{Logger: cfg.log, Flow: flow.Options{CloseTimeout: 100 * time.Millisecond}})
 	if err != nil {
 		in.Close()
 		g.Close()
 		return err
 	}
+	reg, listening := addr, ""
 	if addr.Addr().IsUnspecified() {
-		fmt.Printf("Warning: not registering '%s' with the name server: listening on %v (every interface); use -B ip[:port] to register\n", cfg.group, addr.Addr())
-	} else {
-		rctx, rcancel := context.WithTimeout(ctx, registerTimeout)
-		err := g.Register(rctx, names, addr, cfg.proto)
-		rcancel()
-		switch {
-		case errors.Is(err, context.DeadlineExceeded):
-			fmt.Printf("Warning: the name server at %s has not confirmed the registration of '%s' within %v; still trying (%s)\n",
-				cfg.nameServer, cfg.group, registerTimeout, cli.NamesHint)
-		case err != nil:
-			fmt.Printf("Warning: '%s' not registered: %v\n", cfg.group, err)
-		default:
-			fmt.Printf("Registered '%s' as %s:%s with the name server at %s\n", cfg.group, cfg.proto, addr, cfg.nameServer)
-		}
+		// 0.0.0.0 cannot be connected to: register the IP that faces the
+		// name server, where the clients look the group up.
+		reg = flow.AdvertiseAddr(addr, names.ServerAddr().Addr())
+		listening = fmt.Sprintf(" (listening on %s)", addr)
+	}
+	rctx, rcancel := context.WithTimeout(ctx, registerTimeout)
+	err = g.Register(rctx, names, reg, cfg.proto)
+	rcancel()
+	switch {
+	case errors.Is(err, context.DeadlineExceeded):
+		fmt.Fprintf(os.Stderr, "%s: warning: the name server at %s has not confirmed the registration of '%s' within %v; still trying (%s)\n",
+			prog, cfg.nameServer, cfg.group, registerTimeout, cli.NamesHint)
+	case err != nil && ctx.Err() == nil:
+		in.Close()
+		g.Close()
+		names.Close()
+		return fmt.Errorf("register '%s' as %s:%s with the name server at %s: %w", cfg.group, cfg.proto, reg, cfg.nameServer, err)
+	case err == nil:
+		fmt.Printf("Registered '%s' as %s:%s with the name server at %s%s\n", cfg.group, cfg.proto, reg, cfg.nameServer, listening)
 	}
 
 	<-ctx.Done()

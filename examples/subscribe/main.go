@@ -4,7 +4,8 @@
 // It asks the name server for every registration of the name, now and
 // later, and connects to each address (TCP) or listens on it (udp, rawudp,
 // multicast). It prints each sequence unless -q, and when it stops (Ctrl-C,
-// or after -c sequences) it prints "Received: N" and the rate from the first
+// or after exactly -c sequences) it prints one summary line: "Received: N
+// sequences, B bytes in T s: R sequences/s, M MB/s", from the first
 // sequence to the last.
 package main
 
@@ -25,50 +26,76 @@ import (
 	"github.com/stk-go/stk/seq"
 )
 
+const prog = "subscribe"
+
 func main() {
-	fs := pflag.NewFlagSet("subscribe", pflag.ContinueOnError)
+	fs := pflag.NewFlagSet(prog, pflag.ContinueOnError)
 	quiet := fs.BoolP("quiet", "q", false, "do not print each sequence")
-	limit := fs.Int64P("count", "c", 0, "stop after this many sequences (0: run until Ctrl-C)")
+	limit := fs.Int64P("count", "c", 0, "stop after exactly this many sequences (0: run until Ctrl-C)")
 	bind := fs.StringP("bind", "B", "0.0.0.0", "multicast: IP to bind the group's port on")
 	group := fs.StringP("group", "G", "", "name group to look in")
-	nameServer := fs.StringP("name-server", "R", cli.DefaultNameServer, "name server: [tcp|udp:]ip[:port]")
+	nameServer := fs.StringP("name-server", "R", cli.DefaultNameServer, "name server: [tcp|udp:]host[:port]")
 	verbose := fs.BoolP("verbose", "v", false, "log what happens")
-	cli.Usage(fs, "subscribe [flags] <name>", "Receives the sequences published under <name>.")
+	cli.Usage(fs, "subscribe [flags] <name>", "Receives the sequences published under <name>.",
+		"0  received -c sequences; without -c, stopped by Ctrl-C or SIGTERM after reaching the name server",
+		"1  interrupted before -c sequences came, or the name server was never reached")
 	name := cli.Parse(fs, os.Args[1:], 1)[0]
-	log := cli.Logger(*verbose)
-	bindIP, err := netip.ParseAddr(*bind)
-	if err != nil {
-		cli.Fail("subscribe", fmt.Errorf("-B %q: not an IP address", *bind))
+	if *limit < 0 {
+		cli.Fail(prog, cli.BadUsage(fmt.Errorf("-c %d: want >= 0", *limit)))
 	}
+	log := cli.Logger(*verbose)
+	b, err := cli.ResolveAddress("-B", *bind)
+	if err == nil && (b.Lookup != "" || b.Port != 0 || b.Host == "") {
+		err = cli.BadUsage(fmt.Errorf("-B %q: want an IP address", *bind))
+	}
+	if err != nil {
+		cli.Fail(prog, err)
+	}
+	bindIP, _ := b.AddrPort()
 
 	ctx, cancel := cli.SignalContext()
 	defer cancel()
 	names, err := cli.DialNames(*nameServer, *group, log)
 	if err != nil {
-		cli.Fail("subscribe", err)
+		cli.Fail(prog, err)
 	}
 	defer names.Close()
-
-	s := &subscriber{quiet: *quiet, limit: *limit, bind: bindIP, flows: map[string]flow.Flow{}, done: make(chan struct{})}
-	s.opts = flow.Options{Logger: log, Name: "subscribe", Handler: s.handle}
-	fmt.Printf("Subscribing to '%s'\n", name)
-	if _, err := names.Subscribe(name, namesvc.SubscribeOptions{}, s.connect); err != nil {
-		cli.Fail("subscribe", err)
-	}
+	var reached atomic.Bool // the name server was connected at some point
 	go func() {
 		wctx, wcancel := context.WithTimeout(ctx, 3*time.Second)
 		defer wcancel()
-		if names.WaitConnected(wctx) != nil && ctx.Err() == nil {
-			fmt.Fprintf(os.Stderr, "subscribe: no name server yet at %s (%s); still trying\n", *nameServer, cli.NamesHint)
+		if names.WaitConnected(wctx) == nil {
+			reached.Store(true)
+			return
+		}
+		if ctx.Err() != nil {
+			return
+		}
+		fmt.Fprintf(os.Stderr, "%s: no name server yet at %s (%s); still trying\n", prog, *nameServer, cli.NamesHint)
+		if names.WaitConnected(ctx) == nil {
+			reached.Store(true)
 		}
 	}()
+
+	s := &subscriber{quiet: *quiet, limit: *limit, bind: bindIP.Addr(), flows: map[string]flow.Flow{}, done: make(chan struct{})}
+	s.opts = flow.Options{Logger: log, Name: prog, Handler: s.handle}
+	fmt.Printf("Subscribing to '%s'\n", name)
+	if _, err := names.Subscribe(name, namesvc.SubscribeOptions{}, s.connect); err != nil {
+		cli.Fail(prog, err)
+	}
 	select {
 	case <-ctx.Done():
 	case <-s.done:
 	}
-	s.close()
-	fmt.Printf("Received: %d\n", s.count.Load())
-	fmt.Printf("Received %s\n", cli.Rate(s.lastN.Load(), s.lastBytes.Load(), time.Unix(0, s.first.Load()), time.Unix(0, s.last.Load())))
+	s.close() // returns once no handler runs: nothing is printed after the summary
+	n := s.count.Load()
+	fmt.Printf("Received: %s\n", cli.Rate(n, s.bytes.Load(), time.Unix(0, s.first.Load()), time.Unix(0, s.last.Load())))
+	switch {
+	case *limit > 0 && n < *limit:
+		cli.Fail(prog, fmt.Errorf("interrupted after %d of %d sequences", n, *limit))
+	case !reached.Load() && !names.Connected():
+		cli.Fail(prog, fmt.Errorf("never reached the name server at %s; %s", *nameServer, cli.NamesHint))
+	}
 }
 
 // subscriber receives on one flow per registered address.
@@ -82,12 +109,11 @@ type subscriber struct {
 	flows  map[string]flow.Flow
 	closed bool
 
-	count, bytes     atomic.Int64
-	first, last      atomic.Int64 // unix nanoseconds of the first and of a recent sequence
-	lastN, lastBytes atomic.Int64 // count and bytes at last
-	done             chan struct{}
-	doneOnce         sync.Once
-	printMu          sync.Mutex
+	count, bytes atomic.Int64 // sequences accepted (at most limit) and their bytes
+	first, last  atomic.Int64 // unix nanoseconds of the first and the last sequence
+	done         chan struct{}
+	doneOnce     sync.Once
+	printMu      sync.Mutex
 }
 
 // connect opens a flow to every address of a registration (name-service
@@ -129,19 +155,29 @@ func (s *subscriber) connect(info namesvc.Info) {
 	}
 }
 
-// handle counts a received sequence (flow callback).
+// handle counts and prints a received sequence (flow callback; the flows
+// call it concurrently). Past -c it drops the sequence: exactly -c are
+// counted and printed.
 func (s *subscriber) handle(_ flow.Peer, q *seq.Sequence) {
-	n := s.count.Add(1)
-	b := s.bytes.Add(int64(q.Size()))
-	if n == 1 || n%256 == 0 || n == s.limit {
-		now := time.Now().UnixNano() // not every sequence: time.Now would cost a tenth of the budget
-		if n == 1 {
-			s.first.Store(now)
+	var n int64
+	for {
+		c := s.count.Load()
+		if s.limit > 0 && c >= s.limit {
+			return
 		}
-		s.last.Store(now)
-		s.lastN.Store(n)
-		s.lastBytes.Store(b)
+		if s.count.CompareAndSwap(c, c+1) {
+			n = c + 1
+			break
+		}
 	}
+	// Every sequence is timed, so that the summary is exact; time.Now costs
+	// about 55 ns, a few per cent of the per-sequence budget at 1 M/s.
+	now := time.Now().UnixNano()
+	if n == 1 {
+		s.first.Store(now)
+	}
+	storeMax(&s.last, now)
+	s.bytes.Add(int64(q.Size()))
 	if !s.quiet {
 		s.printMu.Lock()
 		fmt.Printf("Received sequence %#x %q type %v, %d element(s), %d bytes\n", q.ID, q.Name, q.Type, len(q.Elements), q.Size())
@@ -149,6 +185,16 @@ func (s *subscriber) handle(_ flow.Peer, q *seq.Sequence) {
 	}
 	if n == s.limit {
 		s.doneOnce.Do(func() { close(s.done) })
+	}
+}
+
+// storeMax stores v in a unless a holds a later value (concurrent flows).
+func storeMax(a *atomic.Int64, v int64) {
+	for {
+		old := a.Load()
+		if old >= v || a.CompareAndSwap(old, v) {
+			return
+		}
 	}
 }
 

@@ -45,19 +45,21 @@ const (
 
 func main() {
 	fs := pflag.NewFlagSet(prog, pflag.ContinueOnError)
-	iface := fs.StringP("interface", "i", "tcp:127.0.0.1:29312", "server: lookup:name, or [tcp|udp|rawudp|multicast:]ip[:port] (port 29312 if left out; multicast defaults to 224.10.10.20)")
+	iface := fs.StringP("interface", "i", "tcp:127.0.0.1:29312", "server: lookup:name, or [tcp|udp|rawudp|multicast:]host[:port] (port 29312 if left out; multicast defaults to 224.10.10.20)")
 	length := fs.IntP("length", "l", 0, "element length in bytes; 0 sends sequences without elements (rawudp sends at least 1 byte: an empty sequence sends no datagram)")
 	count := fs.IntP("sequences", "s", 100, "number of sequences to send")
 	batch := fs.IntP("batch", "a", 10, "sequences per batch; -p pauses between batches")
 	pause := fs.IntP("pause", "p", 0, "milliseconds to pause between batches")
 	passive := fs.BoolP("passive", "0", false, "TCP: do not wait for replies (udp, rawudp and multicast never wait)")
 	timeout := fs.DurationP("timeout", "t", 10*time.Second, "give up connecting, looking up, or waiting for replies after this long without progress")
-	nameServer := fs.StringP("name-server", "R", cli.DefaultNameServer, "name server for -i lookup:name: [tcp|udp:]ip[:port]")
+	nameServer := fs.StringP("name-server", "R", cli.DefaultNameServer, "name server for -i lookup:name: [tcp|udp:]host[:port]")
 	verbose := fs.BoolP("verbose", "v", false, "log what happens")
-	cli.Usage(fs, prog+" [flags]", "Sends sequences to a server (such as simple_server) and measures the send rate and, over TCP, the rate of its replies.")
+	cli.Usage(fs, prog+" [flags]", "Sends sequences to a server (such as simple_server) and measures the send rate and, over TCP, the rate of its replies.",
+		"0  sent -s sequences: over TCP it got a reply to each (-0: delivered them all); over udp, rawudp and multicast the system sent them all",
+		"1  it did not: the lookup, the connection or a send failed, replies are missing, sequences were dropped, or interrupted")
 	cli.Parse(fs, os.Args[1:], 0)
 	if *count < 0 || *batch < 1 || *length < 0 || *pause < 0 || *timeout <= 0 {
-		cli.Fail(prog, fmt.Errorf("-s, -l and -p must be >= 0, -a >= 1 and -t > 0"))
+		cli.Fail(prog, cli.BadUsage(fmt.Errorf("-s, -l and -p must be >= 0, -a >= 1 and -t > 0")))
 	}
 	log := cli.Logger(*verbose)
 
@@ -92,7 +94,14 @@ func main() {
 		if err != nil {
 			cli.Fail(prog, err)
 		}
+		st := out.Stats()
 		fmt.Printf("Sent %s\n", cli.Rate(sent, sent*int64(*length), start, end))
+		switch {
+		case st.Dropped > 0:
+			cli.Fail(prog, fmt.Errorf("%d of %d sequences not sent to %s (see the warning above: no route to it?)", st.Dropped, sent, target))
+		case sent < total:
+			cli.Fail(prog, fmt.Errorf("interrupted after %d of %d sequences", sent, total))
+		}
 		return
 	}
 
@@ -127,8 +136,11 @@ func main() {
 		end := time.Now()
 		st := c.Stats()
 		fmt.Printf("Sent %s\n", cli.Rate(int64(st.SequencesOut), int64(st.SequencesOut)*int64(*length), start, end))
-		if st.Dropped > 0 {
-			fmt.Printf("(%d of %d not delivered)\n", st.Dropped, sent)
+		switch {
+		case st.Dropped > 0:
+			cli.Fail(prog, fmt.Errorf("%d of %d sequences not delivered to %s (connection lost?)", st.Dropped, sent, target))
+		case sent < total:
+			cli.Fail(prog, fmt.Errorf("interrupted after %d of %d sequences", sent, total))
 		}
 		return
 	}
@@ -143,17 +155,20 @@ func main() {
 	}
 	fmt.Printf("Replies: %d of %d\n", m.n.Load(), sent)
 	fmt.Printf("Received %s\n", cli.Rate(m.lastN.Load(), m.lastBytes.Load(), start, time.Unix(0, m.last.Load())))
-	if !complete && ctx.Err() == nil {
+	switch {
+	case !complete && ctx.Err() == nil:
 		cli.Fail(prog, fmt.Errorf("%d of %d replies missing: none came for %v", sent-m.n.Load(), sent, *timeout))
+	case !complete || sent < total:
+		cli.Fail(prog, fmt.Errorf("interrupted after %d of %d sequences and %d replies", sent, total, m.n.Load()))
 	}
 }
 
 // resolve turns -i into a protocol and address, asking the name server
 // for a lookup:name address.
 func resolve(ctx context.Context, iface, nameServer string, timeout time.Duration, log *slog.Logger) (flow.Protocol, netip.AddrPort, error) {
-	addr, err := flow.ParseAddress(iface)
+	addr, err := cli.ResolveAddress("-i", iface)
 	if err != nil {
-		return 0, netip.AddrPort{}, fmt.Errorf("-i: %w", err)
+		return 0, netip.AddrPort{}, err
 	}
 	if addr.Lookup == "" {
 		ap, err := addr.WithDefaults("127.0.0.1", defaultPort).AddrPort()

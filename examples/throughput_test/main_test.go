@@ -277,8 +277,8 @@ func TestUsage(t *testing.T) {
 	if _, _, code := run(t, "-S", "service"); code != 2 {
 		t.Errorf("-S: exit code %d, want 2", code)
 	}
-	if _, _, code := run(t, "-i", "ftp:1.2.3.4"); code != 1 {
-		t.Errorf("bad -i: exit code %d, want 1", code)
+	if _, errOut, code := run(t, "-i", "ftp:1.2.3.4"); code != 2 || !strings.Contains(errOut, `unknown protocol "ftp"`) {
+		t.Errorf("bad -i: exit code %d, want 2: %s", code, errOut)
 	}
 }
 
