@@ -285,7 +285,7 @@ func TestUsage(t *testing.T) {
 	if code != 0 {
 		t.Errorf("-h: exit code %d", code)
 	}
-	for _, want := range []string{"Usage: raw_multicast_bridge [flags] <mcast-ip[:port]> <tcp-ip[:port]>", "--verbose", "--quiet", "--bind", "--sequence-id", "--sequence-name", "--user-type"} {
+	for _, want := range []string{"Usage: raw_multicast_bridge [flags] <mcast-ip[:port]> <tcp-host[:port]>", "--verbose", "--quiet", "--bind", "--sequence-id", "--sequence-name", "--user-type"} {
 		if !strings.Contains(errOut, want) {
 			t.Errorf("usage lacks %q:\n%s", want, errOut)
 		}
@@ -297,10 +297,11 @@ func TestUsage(t *testing.T) {
 	}{
 		{[]string{"239.1.2.3"}, 2, "want 2 argument(s), got 1"},
 		{[]string{"-S", "x", "239.1.2.3", "127.0.0.1"}, 2, "unknown shorthand flag: 'S'"},
-		{[]string{"10.1.2.3", "127.0.0.1"}, 1, "10.1.2.3 is not a multicast group"},
-		{[]string{"239.1.2.3", "udp:127.0.0.1"}, 1, "wrong protocol udp"},
-		{[]string{"239.1.2.3", "lookup:x"}, 1, "not a lookup"},
-		{[]string{"-B", "nowhere", "239.1.2.3", "127.0.0.1"}, 1, `-B "nowhere": not an IPv4 address`},
+		{[]string{"10.1.2.3", "127.0.0.1"}, 2, "10.1.2.3 is not a multicast group"},
+		{[]string{"239.1.2.3", "udp:127.0.0.1"}, 2, "wrong protocol udp"},
+		{[]string{"239.1.2.3", "lookup:x"}, 2, "not a lookup"},
+		{[]string{"-B", "nowhere.invalid", "239.1.2.3", "127.0.0.1"}, 2, `-B: flow: address "nowhere.invalid": unknown host`},
+		{[]string{"239.1.2.3", "[::1]:1"}, 2, "IPv6 is not supported"},
 	} {
 		errOut, code := run(t, tc.args...)
 		if code != tc.code || !strings.Contains(errOut, tc.err) {

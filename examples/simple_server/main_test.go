@@ -6,12 +6,15 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"net"
+	"net/netip"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/stk-go/stk/flow"
 	"github.com/stk-go/stk/internal/testprog"
 	"github.com/stk-go/stk/internal/testprog/multicast"
 	"github.com/stk-go/stk/namesvc"
@@ -255,22 +258,22 @@ func TestUDP(t *testing.T) {
 	srv.WaitFor(t, `^Service 'udp client' changed from state stopping to stopped$`, 10*time.Second)
 }
 
-// TestUnspecifiedBindIsNotRegistered: as C, a server on 0.0.0.0 warns and
-// registers nothing; clients can still use its address.
-func TestUnspecifiedBindIsNotRegistered(t *testing.T) {
+// TestUnspecifiedBindRegistersAdvertisedIP: a server on 0.0.0.0 registers
+// the IP facing the name server (flow.AdvertiseIP), where a client that
+// looks the group up connects.
+func TestUnspecifiedBindRegistersAdvertisedIP(t *testing.T) {
 	e := newEnv(t)
-	p := start(t, "simple_server", "-B", "0.0.0.0:0", "-G", "unregistered", "-R", e.ns, "-m", "")
-	m := p.WaitFor(t, `^Listening on tcp:0\.0\.0\.0:(\d+)$`, 10*time.Second)
-	p.WaitFor(t, `^Warning: not registering 'unregistered' with the name server: listening on 0\.0\.0\.0`, 10*time.Second)
+	group := fmt.Sprintf("any interface %d", rand.Uint32())
+	p := start(t, "simple_server", "-B", "0.0.0.0:0", "-G", group, "-R", e.ns, "-m", "")
+	port := p.WaitFor(t, `^Listening on tcp:0\.0\.0\.0:(\d+)$`, 10*time.Second)[1]
+	want := flow.AdvertiseIP(netip.IPv4Unspecified(), netip.MustParseAddr("127.0.0.1")).String() + ":" + port
+	p.WaitFor(t, `^Registered '`+regexp.QuoteMeta(group)+`' as tcp:`+regexp.QuoteMeta(want)+
+		` with the name server at .* \(listening on 0\.0\.0\.0:`+port+`\)$`, 10*time.Second)
 
-	miss := start(t, "simple_client", "-R", e.ns, "-m", "", "-i", "lookup:unregistered", "-q")
-	out, code := exitCode(t, miss)
-	if code != 1 || !strings.Contains(out, `namesvc: name not found: "unregistered"`) {
-		t.Errorf("lookup of an unregistered group: exit %d:\n%s", code, out)
-	}
-	direct := start(t, "simple_client", "-m", "", "-i", "127.0.0.1:"+m[1], "-s", "5", "-q")
-	if out, code := exitCode(t, direct); code != 0 || !strings.Contains(out, "Sent and Received 5 sequences") {
-		t.Errorf("client by address: exit %d:\n%s", code, out)
+	cl := start(t, "simple_client", "-R", e.ns, "-m", "", "-i", "lookup:"+group, "-s", "5")
+	if out, code := exitCode(t, cl); code != 0 || !strings.Contains(out, "Sent and Received 5 sequences") ||
+		!strings.Contains(out, "Sending 5 sequences to tcp:"+want) {
+		t.Errorf("client by lookup: exit %d:\n%s", code, out)
 	}
 }
 
@@ -294,16 +297,17 @@ func TestBadFlags(t *testing.T) {
 	}{
 		{[]string{"-x"}, "unknown shorthand flag: 'x' in -x (see simple_server -h)"},
 		{[]string{"extra"}, "want 0 argument(s), got 1"},
-		{[]string{"-B", "localhost:1"}, `-B "localhost:1": "localhost" is not an IPv4 address`},
+		{[]string{"-B", "nowhere.invalid:1"}, `-B "nowhere.invalid:1": flow: address "nowhere.invalid": unknown host`},
+		{[]string{"-B", "[::1]:1"}, "IPv6 is not supported"},
 		{[]string{"-B", "127.0.0.1:99999"}, `-B "127.0.0.1:99999": bad port "99999"`},
 		{[]string{"-P", "rawudp"}, `-P "rawudp": want tcp, udp or multicast`},
 		{[]string{"-M", "10.0.0.1"}, "is not a multicast group"},
 		{[]string{"-P", "udp", "-M", "224.1.2.3"}, "-M receives multicast, but -P says udp"},
-		{[]string{"-m", "bogus:1:2:3", "-B", "127.0.0.1:0"}, `monitor "bogus:1:2:3"`},
+		{[]string{"-m", "bogus:1:2:3", "-B", "127.0.0.1:0"}, `-m: flow: address "bogus:1:2:3": too many ':'`},
 	} {
 		out, code := exitCode(t, start(t, "simple_server", tc.args...))
-		if code == 0 || !strings.Contains(out, tc.want) {
-			t.Errorf("simple_server %v: exit %d, want an error with %q:\n%s", tc.args, code, tc.want, out)
+		if code != 2 || !strings.Contains(out, tc.want) {
+			t.Errorf("simple_server %v: exit %d, want 2 and an error with %q:\n%s", tc.args, code, tc.want, out)
 		}
 	}
 }
