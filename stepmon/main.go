@@ -72,6 +72,9 @@ func tuneRuntime() {
 	}
 }
 
+// errVersion is parseArgs's answer to --version.
+var errVersion = errors.New("--version")
+
 // options are stepmon's settings, one field per flag.
 type options struct {
 	interval   time.Duration
@@ -89,6 +92,7 @@ type options struct {
 	quiet      bool
 	eventsOnly bool
 	logLevel   string
+	logFormat  string
 	processes  processOptions
 }
 
@@ -113,6 +117,8 @@ func flags(o *options, hostname string) *pflag.FlagSet {
 	fs.BoolVarP(&o.quiet, "quiet", "q", false, "print no STEPs (they are still published)")
 	fs.BoolVar(&o.eventsOnly, "events", false, "print events and alerts only, not the periodic metrics")
 	fs.StringVar(&o.logLevel, "log-level", "info", "log level: debug, info, warn or error (logs go to standard error)")
+	fs.StringVar(&o.logFormat, "log-format", "text", "log format: text (key=value lines) or json (one JSON object per line, for journald or log collectors)")
+	fs.Bool("version", false, "print the version and exit")
 	fs.BoolP("help", "h", false, "show this help")
 	fs.Usage = func() {}
 	return fs
@@ -147,6 +153,9 @@ func parseArgs(args []string, stderr io.Writer, hostname string) (*options, erro
 	if h, _ := fs.GetBool("help"); h {
 		fmt.Fprint(stderr, usageHead, fs.FlagUsages())
 		return nil, pflag.ErrHelp
+	}
+	if v, _ := fs.GetBool("version"); v {
+		return nil, errVersion
 	}
 	if fs.NArg() > 0 {
 		return nil, fmt.Errorf("unexpected argument %q (see stepmon -h)", fs.Arg(0))
@@ -199,6 +208,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		hostname = "localhost"
 	}
 	o, err := parseArgs(args, stderr, hostname)
+	if errors.Is(err, errVersion) {
+		fmt.Fprintln(stdout, cli.Version("stepmon"))
+		return pflag.ErrHelp // done, as after -h
+	}
 	if err != nil {
 		return err
 	}
@@ -206,7 +219,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err := level.UnmarshalText([]byte(o.logLevel)); err != nil {
 		return fmt.Errorf("--log-level %q: want debug, info, warn or error", o.logLevel)
 	}
-	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+	log, err := cli.NewLogger(stderr, o.logFormat, level)
+	if err != nil {
+		return fmt.Errorf("--log-format: %w", err)
+	}
 	slog.SetDefault(log)
 
 	acfg, err := o.alertConfig(log.With("component", "alerts"))

@@ -380,7 +380,7 @@ func TestCPublisherGoSubscribeExample(t *testing.T) {
 	if out := finish(t, pub, 30*time.Second); !strings.Contains(out, "Sent 20000 sequences, 2000000 bytes") {
 		t.Fatalf("publish:\n%s", out)
 	}
-	if out := sub.Wait(t, 30*time.Second); !strings.Contains(out, "Received: 20000\n") {
+	if out := sub.Wait(t, 30*time.Second); !strings.Contains(out, "Received: 20000 sequences, ") {
 		t.Fatalf("subscribe:\n%s", out)
 	}
 }
