@@ -64,8 +64,8 @@ for run in 1 2 3; do
       > "$bin/pub.out" 2>&1 || { echo "$label publisher failed:"; cat "$bin/pub.out"; }
     if ! timeout 120 tail --pid=$sub -f /dev/null; then kill $sub; fi
     got=$(awk '/^Received:/ {print $2}' "$bin/sub.out")
-    rate=$(awk '/^Received [0-9]/ {for (i=1;i<=NF;i++) if ($i=="sequences/s,") print $(i-1)}' "$bin/sub.out")
-    mb=$(awk '/^Received [0-9]/ {for (i=1;i<=NF;i++) if ($i=="MB/s") print $(i-1)}' "$bin/sub.out")
+    rate=$(awk '/^Received:/ {for (i=1;i<=NF;i++) if ($i=="sequences/s,") print $(i-1)}' "$bin/sub.out")
+    mb=$(awk '/^Received:/ {for (i=1;i<=NF;i++) if ($i=="MB/s") print $(i-1)}' "$bin/sub.out")
     rates[$label]+="${rate:-0} " mbs[$label]+="${mb:-0} " counts[$label]+="${got:-0}/$n "
     r=$(cat "$bin/pub.rss")
     rss[$label]=$(( r > ${rss[$label]:-0} ? r : ${rss[$label]:-0} ))

@@ -56,8 +56,8 @@ for size in "${sizes[@]}"; do
     /usr/bin/time -f %M -o "$bin/pub.rss" "$bin/publish" -R $ns -s "$n" -a "$n" -l "$size" "$name" > "$bin/pub.out" 2>&1
     if ! timeout 120 tail --pid=$sub -f /dev/null; then kill $sub; fi
     got=$(awk '/^Received:/ {print $2}' "$bin/sub.out")
-    rate=$(awk '/^Received [0-9]/ {for (i=1;i<=NF;i++) if ($i=="sequences/s,") print $(i-1)}' "$bin/sub.out")
-    mb=$(awk '/^Received [0-9]/ {for (i=1;i<=NF;i++) if ($i=="MB/s") print $(i-1)}' "$bin/sub.out")
+    rate=$(awk '/^Received:/ {for (i=1;i<=NF;i++) if ($i=="sequences/s,") print $(i-1)}' "$bin/sub.out")
+    mb=$(awk '/^Received:/ {for (i=1;i<=NF;i++) if ($i=="MB/s") print $(i-1)}' "$bin/sub.out")
     rates+=("$rate") mbs+=("$mb") counts+=("${got:-0}/$n")
     prss=$(( $(cat "$bin/pub.rss") > prss ? $(cat "$bin/pub.rss") : prss ))
     srss=$(( $(cat "$bin/sub.rss") > srss ? $(cat "$bin/sub.rss") : srss ))

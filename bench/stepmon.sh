@@ -90,7 +90,7 @@ kill -INT "$subpid"
 wait "$subpid" 2>/dev/null || true
 kill -TERM "$spid"
 wait "$spid" 2>/dev/null || true
-received=$(sed -n 's/^Received: //p' "$bin/subscribe.out")
+received=$(sed -n 's/^Received: \([0-9]*\) .*/\1/p' "$bin/subscribe.out")
 lines=$(wc -l <"$bin/stepmon.out")
 
 collectors=$(sed -n 's/.* collectors=\([^ ]*\) .*/\1/p' "$bin/stepmon.log")
