@@ -16,9 +16,10 @@
 //
 // # Out
 //
-//   - History: the newest Config.History events, queried by type pattern,
-//     host and time (Query); Hosts summarises each host and its latest
-//     metrics.
+//   - History: the newest Config.History events, shared between hosts so
+//     that one flooding host cannot push the others' events out (see ring
+//     in history.go), queried by type pattern, host and time (Query);
+//     Hosts summarises each host and its latest metrics.
 //   - Subscriptions: Subscribe delivers matching events on a bounded
 //     channel. A subscriber that does not keep up loses events (counted),
 //     it never slows Publish down.

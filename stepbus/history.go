@@ -19,44 +19,189 @@ type entry struct {
 	s     *step.Step
 }
 
-// ring is the bounded history, in arrival order.
-type ring struct {
-	buf  []entry
-	head int // index of the oldest entry
-	size int
-	next uint64
+// The history is bounded (Config.History STEPs in all), and within that
+// bound shared fairly between sources, so that one host flooding the bus
+// cannot push every other host's events out of it:
+//
+//   - The source of a STEP is its host: space.hostname, compared without
+//     case, or space.ip when it has no hostname.
+//   - While the history has room, any source may use it.
+//   - Once it is full, each new STEP evicts one: the oldest STEP of the
+//     source holding the most when that one is over its quota; else the
+//     oldest of the new STEP's own source when it holds its quota or
+//     more; else again the oldest of the source holding the most. A
+//     source's quota is max(bound / sources holding STEPs, sourceFloor).
+//
+// So a flood only ever evicts the flooder's own STEPs once it holds its
+// share, a quiet host keeps its newest events up to its share however much
+// the others send, and sources sending more than their share split what
+// the quiet ones leave. (A client inventing hostnames gets one share per
+// name: the sources holding the most lose first.)
+
+// sourceFloor is the smallest quota of a source, so that with very many
+// sources each still keeps a few events before it evicts its own.
+const sourceFloor = 16
+
+// sourceOf is the source a STEP counts against in the history.
+func sourceOf(s *step.Step) string {
+	if s.Space.Hostname != "" {
+		return strings.ToLower(s.Space.Hostname)
+	}
+	return "ip:" + s.Space.IP
 }
 
-func newRing(n int) ring { return ring{buf: make([]entry, n)} }
+// srcQueue holds one source's STEPs in the history, oldest first.
+type srcQueue struct {
+	key  string
+	q    []entry // q[head:] are live
+	head int
+	hi   int // index in ring.heap
+}
+
+func (sq *srcQueue) len() int { return len(sq.q) - sq.head }
+
+// popOldest removes and returns the source's oldest entry.
+func (sq *srcQueue) popOldest() entry {
+	e := sq.q[sq.head]
+	sq.q[sq.head] = entry{}
+	sq.head++
+	// Reclaim the dead front now and then; a queue that shrank a lot
+	// gets a smaller array.
+	if sq.head >= 64 && sq.head*2 >= len(sq.q) {
+		n := sq.len()
+		if cap(sq.q) > 4*n+64 {
+			sq.q = append(make([]entry, 0, 2*n+16), sq.q[sq.head:]...)
+		} else {
+			copy(sq.q, sq.q[sq.head:])
+			clear(sq.q[n:])
+			sq.q = sq.q[:n]
+		}
+		sq.head = 0
+	}
+	return e
+}
+
+// ring is the bounded history (see above): one queue per source, and a
+// max-heap of the sources by the number of STEPs they hold.
+type ring struct {
+	bound  int
+	size   int
+	next   uint64
+	srcs   map[string]*srcQueue
+	heap   []*srcQueue
+	newest entry
+}
+
+func newRing(n int) ring { return ring{bound: n, srcs: map[string]*srcQueue{}} }
 
 func (r *ring) len() int { return r.size }
-func (r *ring) cap() int { return len(r.buf) }
+func (r *ring) cap() int { return r.bound }
 
-// at returns the i-th entry, 0 the oldest.
+// quota is what one source may hold before it evicts its own STEPs.
+func (r *ring) quota() int {
+	return max(r.bound/max(len(r.srcs), 1), min(sourceFloor, r.bound))
+}
+
+// at returns the i-th entry in arrival order, 0 the oldest. The oldest
+// and the newest are quick (Stats); any other scans the whole history
+// (tests).
 func (r *ring) at(i int) entry {
-	j := r.head + i
-	if j >= len(r.buf) {
-		j -= len(r.buf)
+	switch i {
+	case r.size - 1:
+		return r.newest
+	case 0:
+		var oldest entry
+		for _, sq := range r.heap {
+			if e := sq.q[sq.head]; oldest.s == nil || e.n < oldest.n {
+				oldest = e
+			}
+		}
+		return oldest
 	}
-	return r.buf[j]
+	all := make([]entry, 0, r.size)
+	for _, sq := range r.heap {
+		all = append(all, sq.q[sq.head:]...)
+	}
+	slices.SortFunc(all, func(a, b entry) int { return cmp.Compare(a.n, b.n) })
+	return all[i]
 }
 
 func (r *ring) add(s *step.Step) {
 	r.next++
 	e := entry{start: s.Time.Start, n: r.next, s: s}
-	if r.size < len(r.buf) {
-		j := r.head + r.size
-		if j >= len(r.buf) {
-			j -= len(r.buf)
+	key := sourceOf(s)
+	sq := r.srcs[key]
+	if r.size >= r.bound {
+		victim := r.heap[0] // the source holding the most
+		if q := r.quota(); victim.len() <= q && sq != nil && sq.len() >= q {
+			victim = sq
 		}
-		r.buf[j] = e
-		r.size++
+		r.evict(victim)
+		sq = r.srcs[key] // the eviction may have taken its last STEP
+	}
+	if sq == nil {
+		sq = &srcQueue{key: key, hi: len(r.heap)}
+		r.srcs[key] = sq
+		r.heap = append(r.heap, sq)
+	}
+	sq.q = append(sq.q, e)
+	r.size++
+	r.newest = e
+	r.up(sq.hi)
+}
+
+// evict drops the oldest STEP of sq.
+func (r *ring) evict(sq *srcQueue) {
+	sq.popOldest()
+	r.size--
+	if sq.len() > 0 {
+		r.down(sq.hi)
 		return
 	}
-	r.buf[r.head] = e // overwrite the oldest
-	r.head++
-	if r.head == len(r.buf) {
-		r.head = 0
+	// Its last STEP: forget the source.
+	delete(r.srcs, sq.key)
+	last := len(r.heap) - 1
+	i := sq.hi
+	r.swap(i, last)
+	r.heap[last] = nil
+	r.heap = r.heap[:last]
+	if i < last {
+		r.down(i)
+		r.up(i)
+	}
+}
+
+func (r *ring) swap(i, j int) {
+	r.heap[i], r.heap[j] = r.heap[j], r.heap[i]
+	r.heap[i].hi, r.heap[j].hi = i, j
+}
+
+func (r *ring) up(i int) {
+	for i > 0 {
+		p := (i - 1) / 2
+		if r.heap[p].len() >= r.heap[i].len() {
+			return
+		}
+		r.swap(i, p)
+		i = p
+	}
+}
+
+func (r *ring) down(i int) {
+	for {
+		l := 2*i + 1
+		if l >= len(r.heap) {
+			return
+		}
+		m := l
+		if k := l + 1; k < len(r.heap) && r.heap[k].len() > r.heap[l].len() {
+			m = k
+		}
+		if r.heap[i].len() >= r.heap[m].len() {
+			return
+		}
+		r.swap(i, m)
+		i = m
 	}
 }
 
@@ -97,30 +242,33 @@ func (b *Bus) Query(q Query) []*step.Step {
 		found = make([]entry, 0, min(q.Limit, 1024))
 	}
 	b.mu.RLock()
-	r := &b.hist
-	// Newest first, so that with a limit the heap fills with the likely
-	// winners and later candidates are rejected by one comparison.
-	for i := r.size - 1; i >= 0; i-- {
-		e := r.at(i)
-		if e.start < since || e.start >= until {
-			continue
-		}
-		full := q.Limit > 0 && len(found) == q.Limit
-		if full && !newer(e, found[0]) {
-			continue
-		}
-		if !all && !q.Pattern.Match(e.s.Event.Type) || !matchHost(e.s, q.Host) {
-			continue
-		}
-		switch {
-		case q.Limit <= 0:
-			found = append(found, e)
-		case full:
-			found[0] = e
-			siftDown(found)
-		default:
-			found = append(found, e)
-			siftUp(found)
+	// Each source's STEPs newest first, the sources that hold the newest
+	// STEPs (and the source named by Host) first, so that with a limit
+	// the heap fills with the likely winners and later candidates are
+	// rejected by one comparison.
+	for _, sq := range b.hist.scanOrder(q.Host) {
+		for i := len(sq.q) - 1; i >= sq.head; i-- {
+			e := sq.q[i]
+			if e.start < since || e.start >= until {
+				continue
+			}
+			full := q.Limit > 0 && len(found) == q.Limit
+			if full && !newer(e, found[0]) {
+				continue
+			}
+			if !all && !q.Pattern.Match(e.s.Event.Type) || !matchHost(e.s, q.Host) {
+				continue
+			}
+			switch {
+			case q.Limit <= 0:
+				found = append(found, e)
+			case full:
+				found[0] = e
+				siftDown(found)
+			default:
+				found = append(found, e)
+				siftUp(found)
+			}
 		}
 	}
 	b.mu.RUnlock()
@@ -134,6 +282,23 @@ func (b *Bus) Query(q Query) []*step.Step {
 	for i, e := range found {
 		out[i] = e.s
 	}
+	return out
+}
+
+// scanOrder returns the sources: those host names first, then by their
+// newest STEP, newest first.
+func (r *ring) scanOrder(host string) []*srcQueue {
+	out := slices.Clone(r.heap)
+	named := map[string]bool{strings.ToLower(host): host != "", "ip:" + host: host != ""}
+	slices.SortFunc(out, func(a, b *srcQueue) int {
+		if na, nb := named[a.key], named[b.key]; na != nb {
+			if na {
+				return -1
+			}
+			return 1
+		}
+		return cmp.Compare(b.q[len(b.q)-1].n, a.q[len(a.q)-1].n)
+	})
 	return out
 }
 

@@ -165,3 +165,75 @@ func TestStatKeysAreBounded(t *testing.T) {
 		t.Fatal("host eviction did not drop the oldest")
 	}
 }
+
+// TestHistoryFloodKeepsOtherSources: one host flooding the bus cannot push
+// the other hosts' events out of the history: once full, the flooder
+// evicts its own oldest STEPs, and each other host keeps its events up to
+// its share (bound / sources).
+func TestHistoryFloodKeepsOtherSources(t *testing.T) {
+	leakcheck.Check(t)
+	b := newBus(t, Config{History: 100})
+	var quiet []*step.Step
+	for i := int64(1); i <= 10; i++ {
+		s := mk("system.cpu", "quiet-1", i)
+		quiet = append(quiet, s)
+		publish(t, b, s)
+	}
+	db := mk("system.memory", "", 5) // a source known by its IP only
+	db.Space.IP = "10.0.0.9"
+	publish(t, b, db)
+	for i := int64(100); i < 100+100_000; i++ {
+		publish(t, b, mk("load.flood", "FLOODER", i))
+	}
+	if got := b.Query(Query{Host: "quiet-1"}); !slices.Equal(got, quiet) {
+		t.Fatalf("the quiet host kept %s, want all of its 10 STEPs", describe(got))
+	}
+	if got := b.Query(Query{Host: "10.0.0.9"}); len(got) != 1 || got[0] != db {
+		t.Fatalf("the host known by IP kept %s", describe(got))
+	}
+	flood := b.Query(Query{Host: "flooder"})
+	if len(flood) != 89 || flood[0].Time.Start != 100+100_000-89 {
+		t.Fatalf("the flooder holds %d STEPs from %d; want its newest 89", len(flood), flood[0].Time.Start)
+	}
+	if st := b.Stats(); st.History != 100 || st.Oldest != 1 || st.Newest != 100+100_000-1 {
+		t.Fatalf("stats: history %d, oldest %d, newest %d", st.History, st.Oldest, st.Newest)
+	}
+
+	// Another host at a high rate: the two loud ones share what the quiet
+	// ones leave, down to half each, and the quiet ones still keep theirs.
+	for i := int64(1); i <= 1000; i++ {
+		publish(t, b, mk("load.second", "loud-2", 200_000+i))
+	}
+	if n := len(b.Query(Query{Host: "quiet-1"})); n != 10 {
+		t.Fatalf("quiet-1 kept %d of 10 after a second flood", n)
+	}
+	loud, flooder := len(b.Query(Query{Host: "loud-2"})), len(b.Query(Query{Host: "flooder"}))
+	if loud+flooder != 89 || loud < 33 || flooder < 33 {
+		t.Fatalf("loud-2 holds %d, flooder %d: want them to share 89, each at least its share 100/4 + what is left", loud, flooder)
+	}
+
+	// A quiet host beyond its share loses its own oldest, not the others'.
+	for i := int64(11); i <= 60; i++ {
+		publish(t, b, mk("system.cpu", "quiet-1", i))
+	}
+	got := starts(b.Query(Query{Host: "quiet-1"}))
+	if len(got) < 25 || got[len(got)-1] != 60 {
+		t.Fatalf("quiet-1 holds %v after 50 more, want at least its share of 25, ending with 60", got)
+	}
+	if st := b.Stats(); st.History != 100 {
+		t.Fatalf("history %d, want the bound 100", st.History)
+	}
+}
+
+// TestHistoryBoundOne: a bound of one still works when a source evicts
+// its own only STEP.
+func TestHistoryBoundOne(t *testing.T) {
+	leakcheck.Check(t)
+	b := newBus(t, Config{History: 1})
+	for i := int64(1); i <= 5; i++ {
+		publish(t, b, mk("a", "h1", i), mk("b", "h2", 10+i))
+	}
+	if got := starts(b.Query(Query{})); ms(got...) != ms(15) {
+		t.Fatalf("history %v, want only the newest", got)
+	}
+}
