@@ -4,6 +4,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -137,16 +138,68 @@ func TestRateText(t *testing.T) {
 	}
 }
 
+// usedDisks returns the whole disks of this host with I/O so far, found
+// without the collector: the entries of /sys/block other than loop and
+// ram devices whose /proc/diskstats counters are not all 0 (gopsutil
+// skips never used devices; they have no rate to report). It skips the
+// test where the host has no such files.
+func usedDisks(t *testing.T) []string {
+	t.Helper()
+	stats, err := os.ReadFile("/proc/diskstats")
+	if err != nil {
+		t.Skipf("no /proc/diskstats on this host (%v): no disk counters to report", err)
+	}
+	used := map[string]bool{}
+	for line := range strings.Lines(string(stats)) {
+		if f := strings.Fields(line); len(f) >= 14 && strings.Trim(strings.Join(f[3:14], ""), "0") != "" {
+			used[f[2]] = true
+		}
+	}
+	ents, err := os.ReadDir("/sys/block")
+	if err != nil {
+		t.Skipf("no /sys/block on this host (%v): no disks to tell apart from partitions", err)
+	}
+	var disks []string
+	for _, e := range ents {
+		if n := e.Name(); used[n] && !strings.HasPrefix(n, "loop") && !strings.HasPrefix(n, "ram") {
+			disks = append(disks, n)
+		}
+	}
+	return disks
+}
+
 func TestDiskIORealHost(t *testing.T) {
+	before := usedDisks(t)
+	if len(before) == 0 {
+		t.Skip("no used disk on this host: /sys/block holds only loop and ram devices, or disks without I/O in /proc/diskstats")
+	}
 	c := fxCollector(t, "diskio", Env{Hostname: "real"})
-	fxCollect(t, c, time.Now())
-	time.Sleep(50 * time.Millisecond)
-	steps := fxCollect(t, c, time.Now())
+	// The rates are over the time between the two timestamps given, so
+	// the test need not wait for one.
+	t0 := time.Now()
+	if steps := fxCollect(t, c, t0); len(steps) != 0 {
+		t.Fatalf("first sample gave %d STEPs, want none (no rate without a previous sample)", len(steps))
+	}
+	steps := fxCollect(t, c, t0.Add(time.Second))
+	after := usedDisks(t)
 	for _, s := range steps {
 		t.Log(s.Event.Description)
 		r, w, io := fxFloat(t, s, "read_bytes_per_sec"), fxFloat(t, s, "write_bytes_per_sec"), fxFloat(t, s, "io_bytes_per_sec")
 		if r < 0 || w < 0 || io < r || io < w || io > 100e9 {
 			t.Errorf("%s: read %v write %v io %v", s.Event.Description, r, w, io)
+		}
+	}
+	// Every disk used before the samples has a STEP, and only disks
+	// (a disk first used meanwhile may or may not have one).
+	got := devices(steps, "device")
+	for _, d := range before {
+		if !slices.Contains(got, d) {
+			t.Errorf("no STEP for disk %s; STEPs for %q", d, got)
+		}
+	}
+	for _, d := range got {
+		if !slices.Contains(after, d) {
+			t.Errorf("STEP for %s, which is not a used disk (%q)", d, after)
 		}
 	}
 }

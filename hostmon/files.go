@@ -59,6 +59,10 @@ type filesWatcher struct {
 	maxTracked int
 	retryEvery time.Duration
 	now        func() time.Time
+	// watching, when set, is called with each configured path once its
+	// watch is in place (again, after a removal): the ready signal tests
+	// wait on before they touch the path.
+	watching func(path string)
 }
 
 // NewFilesWatcher returns the "files" watcher: file.create, file.write,
@@ -190,6 +194,9 @@ func (r *filesRun) retry(now time.Time) {
 		err := r.fsw.Add(p)
 		if err == nil {
 			delete(r.missing, p)
+			if r.w.watching != nil {
+				r.w.watching(p)
+			}
 			if r.logged[p] {
 				delete(r.logged, p)
 				r.w.log.Info("files: watching again", "path", p)

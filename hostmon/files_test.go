@@ -18,15 +18,17 @@ import (
 
 // filesRecorder runs a files watcher and keeps what it emits.
 type filesRecorder struct {
-	t      *testing.T
-	mu     sync.Mutex
-	steps  []*step.Step
-	cancel context.CancelFunc
-	done   chan error
+	t       *testing.T
+	mu      sync.Mutex
+	steps   []*step.Step
+	watched map[string]int // how often each path's watch was put in place
+	cancel  context.CancelFunc
+	done    chan error
 }
 
 // startFiles starts a watcher on paths with a short coalescing window
-// and retry period; tune adjusts it further.
+// and retry period; tune adjusts it further. Wait with waitWatched before
+// touching a path.
 func startFiles(t *testing.T, paths []string, tune func(*filesWatcher)) *filesRecorder {
 	t.Helper()
 	v, err := Build("files", Config{Env: evEnv(""), Paths: paths})
@@ -40,7 +42,12 @@ func startFiles(t *testing.T, paths []string, tune func(*filesWatcher)) *filesRe
 		tune(w)
 	}
 	ctx, cancel := context.WithCancel(t.Context())
-	r := &filesRecorder{t: t, cancel: cancel, done: make(chan error, 1)}
+	r := &filesRecorder{t: t, cancel: cancel, done: make(chan error, 1), watched: map[string]int{}}
+	w.watching = func(p string) {
+		r.mu.Lock()
+		r.watched[p]++
+		r.mu.Unlock()
+	}
 	go func() {
 		r.done <- w.Watch(ctx, func(s *step.Step) {
 			r.mu.Lock()
@@ -65,6 +72,25 @@ func (r *filesRecorder) snapshot() []*step.Step {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return append([]*step.Step(nil), r.steps...)
+}
+
+// waitWatched waits until the watch on path has been put in place n
+// times (the first time, and again after each removal).
+func (r *filesRecorder) waitWatched(path string, n int) {
+	r.t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		r.mu.Lock()
+		got := r.watched[path]
+		r.mu.Unlock()
+		if got >= n {
+			return
+		}
+		if time.Now().After(deadline) {
+			r.t.Fatalf("%s watched %d times within 5 s, want %d", path, got, n)
+		}
+		time.Sleep(time.Millisecond)
+	}
 }
 
 // waitFor waits until some STEP satisfies ok and returns it.
@@ -106,7 +132,7 @@ func TestFilesEvents(t *testing.T) {
 	leakcheck.Check(t)
 	dir := t.TempDir()
 	r := startFiles(t, []string{dir}, func(w *filesWatcher) { w.coalesce = 500 * time.Millisecond })
-	time.Sleep(50 * time.Millisecond) // let the watch be added
+	r.waitWatched(dir, 1)
 
 	a := filepath.Join(dir, "a.log")
 	f, err := os.Create(a)
@@ -178,7 +204,7 @@ func TestFilesBusyFile(t *testing.T) {
 	leakcheck.Check(t)
 	dir := t.TempDir()
 	r := startFiles(t, []string{dir}, func(w *filesWatcher) { w.coalesce = 100 * time.Millisecond })
-	time.Sleep(50 * time.Millisecond)
+	r.waitWatched(dir, 1)
 	p := filepath.Join(dir, "busy.log")
 	f, err := os.Create(p)
 	if err != nil {
@@ -192,7 +218,7 @@ func TestFilesBusyFile(t *testing.T) {
 			time.Sleep(time.Millisecond) // let the events be read, not merged by the kernel
 		}
 	}
-	time.Sleep(250 * time.Millisecond) // the last window ends
+	r.stop() // sends what the last window held back
 	var writes, counted int
 	for _, s := range r.snapshot() {
 		if is("file.write", p)(s) {
@@ -221,7 +247,7 @@ func TestFilesRateLimit(t *testing.T) {
 	leakcheck.Check(t)
 	dir := t.TempDir()
 	r := startFiles(t, []string{dir}, func(w *filesWatcher) { w.maxRate = 5 })
-	time.Sleep(50 * time.Millisecond)
+	r.waitWatched(dir, 1)
 	for i := range 20 {
 		os.WriteFile(filepath.Join(dir, fmt.Sprintf("f%02d", i)), nil, 0o644)
 	}
@@ -248,14 +274,14 @@ func TestFilesMissingPath(t *testing.T) {
 	file := filepath.Join(base, "watched.txt")
 	os.WriteFile(file, []byte("x"), 0o644)
 	r := startFiles(t, []string{later, file}, nil)
-	time.Sleep(50 * time.Millisecond)
+	r.waitWatched(file, 1)
 
 	os.WriteFile(file, []byte("xy"), 0o644)
 	r.waitFor("write to the watched file", is("file.write", file))
 	if err := os.Mkdir(later, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(300 * time.Millisecond) // a retry or more
+	r.waitWatched(later, 1)
 	inside := filepath.Join(later, "new.txt")
 	os.WriteFile(inside, nil, 0o644)
 	c := r.waitFor("create in the directory made later", is("file.create", inside))
@@ -266,7 +292,7 @@ func TestFilesMissingPath(t *testing.T) {
 	os.Remove(file)
 	r.waitFor("remove of the watched file", is("file.remove", file))
 	os.WriteFile(file, []byte("again"), 0o644)
-	time.Sleep(300 * time.Millisecond)
+	r.waitWatched(file, 2)
 	os.WriteFile(file, []byte("and again"), 0o644)
 	r.waitFor("chmod or write to the file made again", func(s *step.Step) bool {
 		p, _ := s.String("path")
@@ -299,6 +325,8 @@ func BenchmarkFilesBusyFile(b *testing.B) {
 		b.Fatal(err)
 	}
 	w := v.(*filesWatcher)
+	ready := make(chan struct{})
+	w.watching = func(string) { close(ready) } // one path, watched once
 	ctx, cancel := context.WithCancel(b.Context())
 	done := make(chan struct{})
 	var steps int
@@ -306,7 +334,7 @@ func BenchmarkFilesBusyFile(b *testing.B) {
 		w.Watch(ctx, func(*step.Step) { steps++ })
 		close(done)
 	}()
-	time.Sleep(50 * time.Millisecond)
+	<-ready
 	f, err := os.Create(filepath.Join(dir, "busy"))
 	if err != nil {
 		b.Fatal(err)
