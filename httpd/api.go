@@ -548,12 +548,93 @@ func (s *Server) apiServices(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, ServicesJSON{Seq: snap.Seq, Now: s.cfg.Now(), Services: s.servicesJSON(snap.Services, true)})
 }
 
+// HistoryJSON is /api/v1/history: a page of the history, newest first.
+type HistoryJSON struct {
+	Seq uint64    `json:"seq"`
+	Now time.Time `json:"now"`
+	// Total is the number of records in the history, matching or not.
+	Total int `json:"total"`
+	// Limit is the page size applied.
+	Limit int `json:"limit"`
+	// Next is the cursor of the next (older) page: pass it as ?cursor=.
+	// "" when this is the last page.
+	Next     string        `json:"next"`
+	Services []ServiceJSON `json:"services"`
+}
+
+// historyPager is the paged history read of smartbeat.Monitor: a page
+// costs its own records, not the whole history.
+type historyPager interface {
+	HistoryPage(q smartbeat.HistoryQuery) smartbeat.HistoryPage
+}
+
+// apiHistory is GET /api/v1/history?limit=&cursor=&name=&group=&state=: a
+// page of at most limit records (default smartbeat.DefaultHistoryPage, at
+// most smartbeat.MaxHistoryPage), newest first, older than cursor, whose
+// name contains name (any case), of group, in state (number or name).
 func (s *Server) apiHistory(w http.ResponseWriter, r *http.Request) {
 	if !s.needMonitor(w) {
 		return
 	}
-	snap := s.cfg.Monitor.Snapshot()
-	writeJSON(w, http.StatusOK, ServicesJSON{Seq: snap.Seq, Now: s.cfg.Now(), Services: s.servicesJSON(snap.History, true)})
+	v := r.URL.Query()
+	if err := checkParams(v, "limit", "cursor", "name", "group", "state"); err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	q := smartbeat.HistoryQuery{Limit: smartbeat.DefaultHistoryPage, Name: v.Get("name"), Group: v.Get("group"), State: v.Get("state")}
+	if l := v.Get("limit"); l != "" {
+		n, err := strconv.Atoi(l)
+		if err != nil || n < 1 {
+			writeError(w, http.StatusBadRequest, fmt.Sprintf("limit=%q: want a number from 1 to %d", l, smartbeat.MaxHistoryPage))
+			return
+		}
+		q.Limit = min(n, smartbeat.MaxHistoryPage)
+	}
+	if c := v.Get("cursor"); c != "" {
+		n, err := strconv.ParseUint(c, 10, 64)
+		if err != nil || n == 0 {
+			writeError(w, http.StatusBadRequest, fmt.Sprintf("cursor=%q: pass the \"next\" of the previous page", c))
+			return
+		}
+		q.Before = n
+	}
+	var page smartbeat.HistoryPage
+	if hp, ok := s.cfg.Monitor.(historyPager); ok {
+		page = hp.HistoryPage(q)
+	} else {
+		page = pageViews(s.cfg.Monitor.Snapshot(), q)
+	}
+	out := HistoryJSON{Seq: page.Seq, Now: s.cfg.Now(), Total: page.Total, Limit: q.Limit, Services: s.servicesJSON(page.Records, true)}
+	if page.Next != 0 {
+		out.Next = strconv.FormatUint(page.Next, 10)
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+// pageViews pages a snapshot's history for a Monitor without HistoryPage
+// (it copies the whole history: only for other implementations of
+// Monitor). Its cursor is a position in the history plus one.
+func pageViews(snap smartbeat.Snapshot, q smartbeat.HistoryQuery) smartbeat.HistoryPage {
+	h := snap.History
+	page := smartbeat.HistoryPage{Seq: snap.Seq, Total: len(h)}
+	end := len(h)
+	if q.Before > 0 && q.Before-1 < uint64(end) {
+		end = int(q.Before - 1)
+	}
+	name := strings.ToLower(q.Name)
+	for i := end - 1; i >= 0; i-- {
+		v := &h[i]
+		if q.Group != "" && v.GroupName != q.Group || name != "" && !strings.Contains(strings.ToLower(v.Name), name) ||
+			q.State != "" && strconv.Itoa(int(v.State)) != q.State && !strings.EqualFold(v.StateName, q.State) {
+			continue
+		}
+		if len(page.Records) == q.Limit {
+			page.Next = uint64(i + 2) // the record after i is the last one returned
+			break
+		}
+		page.Records = append(page.Records, *v)
+	}
+	return page
 }
 
 // findService looks uid up among the current records, then in history.

@@ -11,11 +11,11 @@
 //
 // # Endpoints
 //
-//	GET /                      the app (also /services, /services/{uid}, /groups, /names, /hosts, /daemon)
+//	GET /                      the app (also /services, /services/{uid}, /history, /groups, /names, /hosts, /daemon)
 //	GET /api/v1/snapshot       current services, history and monitor counters at one event sequence number
 //	GET /api/v1/services       current services
 //	GET /api/v1/services/{uid} one record, current or history
-//	GET /api/v1/history        history records
+//	GET /api/v1/history?limit=&cursor=&name=&group=&state=  a page of the history (default 100, at most 1000 records), newest first, filtered; "next" is the cursor of the following page
 //	GET /api/v1/groups         service groups
 //	GET /api/v1/names?q=&group=&limit=  registered names, filtered
 //	GET /api/v1/flows          the daemon's data flows and their counters

@@ -67,7 +67,7 @@ func (s *Server) routes() http.Handler {
 	mux := http.NewServeMux()
 
 	// The app: one page, which routes on the path itself.
-	for _, p := range []string{"/{$}", "/services", "/groups", "/names", "/hosts", "/daemon"} {
+	for _, p := range []string{"/{$}", "/services", "/history", "/groups", "/names", "/hosts", "/daemon"} {
 		mux.HandleFunc("GET "+p, s.serveApp)
 	}
 	mux.HandleFunc("GET /services/{uid}", s.serveServicePage)

@@ -67,6 +67,10 @@ type record struct {
 	resurrections int
 
 	states []StateChange
+
+	// hseq orders the history: it grows with every record that enters it
+	// (see HistoryPage).
+	hseq uint64
 }
 
 // view copies r for the outside. withStates false leaves the state
@@ -123,6 +127,7 @@ type tracker struct {
 	// MonitorConfig.MaxRecordsPerSource.
 	perSource map[sourceKey]int
 	uid       uint64
+	hseq      uint64 // the latest record.hseq given
 }
 
 // nameKey is what a STATE notification identifies: the peer and the
@@ -387,6 +392,8 @@ func (m *Monitor) pushHistory(r *record) {
 		}
 		m.stats.Evicted++
 	}
+	t.hseq++
+	r.hseq = t.hseq
 	t.history = append(t.history, r)
 }
 

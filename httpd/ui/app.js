@@ -665,6 +665,69 @@
     };
   }
 
+  // History page: the monitor's history a page at a time from
+  // /api/v1/history, filtered on the server (the history can be large;
+  // the Services page shows only its newest records).
+  const HISTORY_PAGE = 50;
+  function historyPage(main) {
+    if (S.components && !S.components.monitor) {
+      main.append(h('h1', null, 'History'), notRunning('The service monitor'));
+      return { name: 'history', update() {} };
+    }
+    const f = S.historyFilter || (S.historyFilter = { name: '', group: '', state: '' });
+    const input = (k, ph) => {
+      const e = h('input', { type: 'search', placeholder: ph, 'aria-label': ph, value: f[k] });
+      e.addEventListener('input', () => { f[k] = e.value; clearTimeout(timer); timer = setTimeout(() => load([]), 200); });
+      return e;
+    };
+    let timer = 0;
+    let cursors = [];  // the cursors of the pages before this one
+    let res = null;    // the page shown, or {error}
+    let seq = 0;       // ignores answers to superseded requests
+    const hist = table(HIST_LABELS, HIST_CLASSES, 'history-page');
+    const count = h('span', { class: 'muted small' });
+    const empty = h('div', { class: 'empty' });
+    const newer = h('button', { type: 'button' }, 'Newer');
+    const older = h('button', { type: 'button' }, 'Older');
+    newer.addEventListener('click', () => load(cursors.slice(0, -1)));
+    older.addEventListener('click', () => { if (res && res.next) load([...cursors, res.next]); });
+    async function load(cs) {
+      const my = ++seq;
+      const q = new URLSearchParams({ limit: String(HISTORY_PAGE) });
+      if (cs.length) q.set('cursor', cs[cs.length - 1]);
+      for (const k of ['name', 'group', 'state']) if (f[k].trim()) q.set(k, f[k].trim());
+      let r;
+      try { r = await getJSON('/api/v1/history?' + q); } catch (e) { r = { error: e.message }; }
+      if (my !== seq) return;
+      cursors = cs;
+      res = r;
+      schedule();
+    }
+    main.append(
+      h('h1', null, 'History'),
+      h('div', { class: 'toolbar' }, input('name', 'Service name contains'), input('group', 'Group'), input('state', 'State (name or number)'), count),
+      hist.el, empty, h('div', { class: 'toolbar' }, newer, older),
+    );
+    load([]);
+    return {
+      name: 'history',
+      update() {
+        if (!res) return;
+        if (res.error) { hist.el.hidden = true; empty.hidden = false; setText(empty, 'Cannot read the history: ' + res.error); return; }
+        const first = cursors.length * HISTORY_PAGE;
+        const shown = res.services.length;
+        setText(count, shown ? `records ${int(first + 1)}–${int(first + shown)}${res.next ? '' : ' (the oldest)'} · ${int(res.total)} in the history` : `${int(res.total)} in the history`);
+        syncRows(hist.tbody, res.services, (v) => v.uid, makeHistoryRow, fillHistoryRow);
+        hist.el.hidden = shown === 0;
+        empty.hidden = shown > 0;
+        setText(empty, res.total ? 'No record matches the filter.' : 'Nothing yet: services that stop, time out or are replaced show here.');
+        newer.disabled = cursors.length === 0;
+        older.disabled = !res.next;
+      },
+      leave() { clearTimeout(timer); seq++; },
+    };
+  }
+
   // Daemon page: flows and statistics, from /api/v1/stats and its events.
   function daemonPage(main) {
     const cards = h('div', { class: 'cards' });
@@ -1194,6 +1257,7 @@
     let m;
     if (p === '/' || p === '/services') S.view = servicesPage(main);
     else if ((m = /^\/services\/(\d+)$/.exec(p))) S.view = servicePage(main, Number(m[1]));
+    else if (p === '/history') { nav = 'history'; S.view = historyPage(main); }
     else if (p === '/groups') { nav = 'groups'; S.view = groupsPage(main); }
     else if (p === '/names') { nav = 'names'; S.view = namesPage(main); }
     else if (p === '/hosts') { nav = 'hosts'; S.view = hostsPage(main); }
@@ -1204,7 +1268,7 @@
       S.view = { name: 'notfound', update() {} };
     }
     for (const a of document.querySelectorAll('#nav a')) a.classList.toggle('active', a.dataset.nav === nav);
-    const titles = { services: 'Services', service: 'Service', groups: 'Service groups', names: 'Names', hosts: 'Hosts', daemon: 'Daemon', notfound: 'Not found' };
+    const titles = { services: 'Services', service: 'Service', history: 'History', groups: 'Service groups', names: 'Names', hosts: 'Hosts', daemon: 'Daemon', notfound: 'Not found' };
     document.title = (titles[S.view.name] || 'STK') + ' · STK status';
     S.view.update();
   }
