@@ -48,6 +48,18 @@
 //     no repeated single-valued element. stknamed aborts or overflows on
 //     these (B21); this server drops the request with a log line and closes
 //     the connection that sent it, and every other client keeps its service.
+//     A registration whose name, group or address count exceeds the C
+//     limits is well formed but refused (not stored, no reply), like one
+//     over the limits below.
+//   - Stored state and per-client work are bounded (ServerConfig.Limits,
+//     on by default): registrations and subscriptions per client, per IP
+//     and in total, stored bytes, groups, meta-data bytes and addresses
+//     per registration, and a linger cap (1 h). A refused request gets no
+//     reply, as STK has no refusal message, is counted by kind
+//     (ServerStats.Refused) and logged at most once a second per kind; a
+//     TCP client refused Limits.DisconnectAfter times is disconnected.
+//     Every operation is constant time per registration or subscription
+//     (maps and indexed sets, no scans of a client's list).
 //   - Registrations made over UDP or multicast have no connection to end
 //     them; stknamed keeps them forever (B9). Here they, and UDP
 //     subscriptions, expire ServerConfig.UDPTTL after the last request or
@@ -64,7 +76,10 @@
 //
 // The registrations live in a Store (MemStore by default), a small
 // interface so that another backend can be plugged in without touching the
-// protocol. Names and Stats give a read-only view for status pages.
+// protocol; it keeps its names in an ordered index. NamesPage lists them a
+// page at a time (cursor, prefix, substring search) without copying or
+// sorting the store, NamesVersion tells a status page cheaply whether
+// anything changed, and Stats gives the counters.
 //
 // # Client
 //

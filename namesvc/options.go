@@ -57,6 +57,10 @@ type ServerConfig struct {
 	// Now is the clock for linger and TTL; nil means time.Now. Tests inject
 	// a fake one.
 	Now func() time.Time
+	// Limits bound what clients can make the server store and do, so that
+	// one client (buggy or hostile) cannot take the memory or the lock
+	// from every other; the zero value applies the defaults below.
+	Limits Limits
 	// Flow is the base of the options of the flows the Serve methods open.
 	// Handler, OnConnect and OnDisconnect are the server's own; the rest
 	// (queue sizes, event loops, logger...) is used as given, except that
@@ -64,6 +68,132 @@ type ServerConfig struct {
 	// small, and a peer sending garbage claims a larger frame and is
 	// disconnected at once instead of being waited for.
 	Flow flow.Options
+}
+
+// Limits bound the name server's stored state and the work one client can
+// cause. Each refusal is counted by kind (ServerStats.Refused, and
+// stk_names_refused_total{reason} in stkd's /metrics) and logged at Warn,
+// at most once a second per kind. A refused registration or subscription
+// gets no reply, as STK has none for a failure (PROTOCOL.md §7.3): the
+// client's request times out. Nothing else of the client changes; only
+// DisconnectAfter refusals on one TCP connection close it.
+//
+// For every count field, 0 means its default and a negative value means
+// no limit. A client is a TCP connection or a datagram source address;
+// registrations count against their IP while they linger too, so a client
+// cannot escape its IP's limit by reconnecting.
+type Limits struct {
+	// RegistrationsPerClient bounds the names one client has registered
+	// (re-registering one of them replaces it and is always allowed).
+	// Default 1000: an STK program registers one name per published flow
+	// or service, a handful; 1000 is plenty and costs at most a few MB.
+	RegistrationsPerClient int
+	// RegistrationsPerIP bounds the registrations from one IP address,
+	// lingering ones included. Default 10,000: every program of a host
+	// registers from 127.0.0.1 or the host's address, so this is the
+	// budget of a whole host.
+	RegistrationsPerIP int
+	// Registrations bounds the registrations stored. Default 100,000
+	// (about 60 MB at the largest meta-data that MaxStoredBytes leaves room
+	// for; see MaxStoredBytes).
+	Registrations int
+	// MaxStoredBytes bounds the element bytes (names, addresses, meta-data)
+	// of all stored registrations together. Default 32 MiB: with
+	// Registrations at its default, the store then stays under ~100 MB
+	// whatever the clients send.
+	MaxStoredBytes int64
+
+	// SubscriptionsPerClient, SubscriptionsPerIP and Subscriptions bound
+	// the active subscriptions of one client, one IP and in total (a
+	// repeat with the same name, group and request id replaces its
+	// subscription and is always allowed). Defaults 1000, 10,000 and
+	// 100,000, for the same reasons as the registrations: a subscriber
+	// follows the few names it connects to, and each subscription costs a
+	// few hundred bytes and one answer per matching registration.
+	SubscriptionsPerClient int
+	SubscriptionsPerIP     int
+	Subscriptions          int
+
+	// Groups bounds the groups (name spaces). A group lives for the
+	// server's life once a registration or subscription names it (§7.8),
+	// so without a bound a client could create them forever. Default
+	// 10,000.
+	Groups int
+
+	// MetaBytes bounds the meta-data of one registration: the bytes of
+	// its elements that are not name-service fields (user types 1..7).
+	// Default 4096: STK's own meta-data are address strings of tens of
+	// bytes (the monitor's 0x1000.., service groups' 0x8003); 4 KiB leaves
+	// applications room for a description, not for a database.
+	MetaBytes int
+	// Addresses bounds the NS_CONNECT_IPV4 elements of one registration.
+	// Default, and maximum, MaxAddresses (5): C clients keep 5 addresses
+	// when parsing answers and overflow their array on a sixth (§7.3), so
+	// a registration with more would corrupt every C subscriber.
+	Addresses int
+	// MaxLinger caps a registration's linger: a longer one is stored and
+	// answered as MaxLinger (logged at Debug, counted in
+	// ServerStats.LingerClamped), not refused. Default 1 h: a service
+	// restarting within the hour finds its name kept, and nothing a dead
+	// client registered outlives it by years (the wire allows 2^31-1 s).
+	MaxLinger time.Duration
+	// DisconnectAfter closes a TCP connection once it has had this many
+	// requests refused: a client that keeps exceeding its limits costs a
+	// reconnect, not a stream of refusals forever. Default 1000.
+	DisconnectAfter int
+}
+
+// Defaults of Limits.
+const (
+	DefaultRegistrationsPerClient = 1000
+	DefaultRegistrationsPerIP     = 10_000
+	DefaultRegistrations          = 100_000
+	DefaultMaxStoredBytes         = 32 << 20
+	DefaultSubscriptionsPerClient = 1000
+	DefaultSubscriptionsPerIP     = 10_000
+	DefaultSubscriptions          = 100_000
+	DefaultGroups                 = 10_000
+	DefaultMetaBytes              = 4096
+	DefaultMaxLinger              = time.Hour
+	DefaultDisconnectAfter        = 1000
+)
+
+// NoLimits returns Limits with every bound off except Addresses (the C
+// clients' array) and the name and group lengths (their buffers), which
+// always hold: the C name server's behaviour, for tests and benchmarks.
+func NoLimits() Limits {
+	return Limits{
+		RegistrationsPerClient: -1, RegistrationsPerIP: -1, Registrations: -1, MaxStoredBytes: -1,
+		SubscriptionsPerClient: -1, SubscriptionsPerIP: -1, Subscriptions: -1, Groups: -1,
+		MetaBytes: -1, MaxLinger: -1, DisconnectAfter: -1,
+	}
+}
+
+func (l Limits) withDefaults() Limits {
+	def := func(v *int, d int) {
+		if *v == 0 {
+			*v = d
+		}
+	}
+	def(&l.RegistrationsPerClient, DefaultRegistrationsPerClient)
+	def(&l.RegistrationsPerIP, DefaultRegistrationsPerIP)
+	def(&l.Registrations, DefaultRegistrations)
+	def(&l.SubscriptionsPerClient, DefaultSubscriptionsPerClient)
+	def(&l.SubscriptionsPerIP, DefaultSubscriptionsPerIP)
+	def(&l.Subscriptions, DefaultSubscriptions)
+	def(&l.Groups, DefaultGroups)
+	def(&l.MetaBytes, DefaultMetaBytes)
+	def(&l.DisconnectAfter, DefaultDisconnectAfter)
+	if l.MaxStoredBytes == 0 {
+		l.MaxStoredBytes = DefaultMaxStoredBytes
+	}
+	if l.Addresses <= 0 || l.Addresses > MaxAddresses {
+		l.Addresses = MaxAddresses
+	}
+	if l.MaxLinger == 0 {
+		l.MaxLinger = DefaultMaxLinger
+	}
+	return l
 }
 
 // DefaultMaxRequestSize bounds a sequence received by the server (64 KiB:
@@ -86,6 +216,7 @@ func (c ServerConfig) withDefaults() ServerConfig {
 	if c.Now == nil {
 		c.Now = time.Now
 	}
+	c.Limits = c.Limits.withDefaults()
 	if c.Flow.MaxSequenceSize <= 0 {
 		c.Flow.MaxSequenceSize = DefaultMaxRequestSize
 	}

@@ -2,6 +2,7 @@ package namesvc
 
 import (
 	"bytes"
+	"encoding/binary"
 	"net/netip"
 	"sync"
 	"time"
@@ -34,6 +35,11 @@ type Registration struct {
 	// Server bookkeeping, guarded by the server's lock.
 	owner   *owner
 	expires time.Time // zero: no expiry scheduled
+	// serial orders a name's registrations for page cursors: assigned
+	// from a server-wide counter when a registration is added, inherited
+	// by its replacements, so it grows in registration order.
+	serial uint64
+	size   int // element data bytes, counted against Limits.MaxStoredBytes
 }
 
 // Info parses the registration's elements.
@@ -46,7 +52,9 @@ func (r *Registration) Info() Info {
 }
 
 // newRegistration makes the record for a validated registration request:
-// its elements minus NS_REQUEST_ID, copied into one buffer.
+// its elements minus NS_REQUEST_ID, copied into one buffer. An NS_LINGER
+// element clamped by the server says the clamped linger, so that
+// answers tell what the server does.
 func newRegistration(req *request, s *seq.Sequence, from flow.Peer, now time.Time) *Registration {
 	n, size := 0, 0
 	for _, e := range s.Elements {
@@ -60,7 +68,11 @@ func newRegistration(req *request, s *seq.Sequence, from flow.Peer, now time.Tim
 	for _, e := range s.Elements {
 		if e.UserType != seq.UTNSRequestID {
 			start := len(buf)
-			buf = append(buf, e.Data...)
+			if e.UserType == seq.UTNSLinger && req.lingerClamped {
+				buf = binary.LittleEndian.AppendUint32(buf, uint32(int32(req.linger/time.Second)))
+			} else {
+				buf = append(buf, e.Data...)
+			}
 			elems = append(elems, seq.Element{UserType: e.UserType, Data: buf[start:len(buf):len(buf)]})
 		}
 	}
@@ -72,6 +84,7 @@ func newRegistration(req *request, s *seq.Sequence, from flow.Peer, now time.Tim
 		Registrant: from.RemoteAddr(),
 		Transport:  from.Protocol(),
 		Registered: now,
+		size:       size,
 	}
 }
 

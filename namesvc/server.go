@@ -1,7 +1,6 @@
 package namesvc
 
 import (
-	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -33,16 +32,30 @@ type Server struct {
 	mu       sync.RWMutex
 	store    Store
 	owners   map[ownerKey]*owner
-	subs     map[subKey][]*subscription
+	subs     map[subKey]*subList
 	expiring map[*Registration]struct{} // lingering registrations
 	flows    []flow.Flow
 	closed   bool
+
+	// What Limits bound, kept up to date on every change so that no
+	// check scans anything.
+	ipRegs  map[netip.Addr]int // stored registrations by registrant IP
+	ipSubs  map[netip.Addr]int // active subscriptions by subscriber IP
+	nSubs   int                // active subscriptions
+	nGroups int                // groups created
+	stored  int64              // element bytes of the stored registrations
+	serial  uint64             // the last Registration.serial given
+
+	version atomic.Uint64 // NamesVersion
 
 	stop chan struct{}
 	wg   sync.WaitGroup
 
 	ctr      serverCounters
 	lastWarn atomic.Int64 // unix second of the last malformed-request warning
+
+	refusals          refusalCounters
+	lastDisconnectLog atomic.Int64 // unix second
 
 	// afterDisconnect, when set (tests), runs at the end of Disconnect.
 	afterDisconnect func(flow.Peer)
@@ -62,17 +75,31 @@ type owner struct {
 	datagram bool
 	lastSeen atomic.Int64 // datagram owners: unix nanoseconds of the last request or keep-alive
 	closed   bool         // the connection closed; its registrations linger
-	regs     []*Registration
-	subs     []*subscription
+	ip       netip.Addr
+	regs     map[subKey]*Registration // its registrations by group and name
+	subs     map[subID]*subscription
+	refusals int // requests refused (Limits.DisconnectAfter)
 }
 
 type subKey struct{ group, name string }
+
+// subID identifies a subscription of an owner: a repeat replaces it.
+type subID struct {
+	key subKey
+	id  string // the request-id element data; "" if none
+}
+
+// subList holds the subscriptions to one name, each at its idx, so that
+// removing one is a swap with the last.
+type subList struct{ subs []*subscription }
 
 // subscription is one SUBSCRIBE: answers for every later registration of
 // key go to owner with requestID last.
 type subscription struct {
 	owner *owner
 	key   subKey
+	sid   subID
+	idx   int    // position in its subList
 	id    []byte // request-id element data; nil if the request had none
 	// pending is set while the subscribe handler sends the current
 	// answers; pushes for registrations made meanwhile wait in queued so
@@ -83,6 +110,7 @@ type subscription struct {
 
 type serverCounters struct {
 	registrations, lookups, subscribes, answers, keepalives, rejected atomic.Uint64
+	refusalDisconnects, lingerClamped                                 atomic.Uint64
 }
 
 // NewServer returns a server with no listeners yet; add them with
@@ -96,8 +124,11 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 		now:      cfg.Now,
 		store:    cfg.Store,
 		owners:   map[ownerKey]*owner{},
-		subs:     map[subKey][]*subscription{},
+		subs:     map[subKey]*subList{},
 		expiring: map[*Registration]struct{}{},
+		ipRegs:   map[netip.Addr]int{},
+		ipSubs:   map[netip.Addr]int{},
+		nGroups:  1, // the default group
 		stop:     make(chan struct{}),
 	}
 	for s.id == 0 {
@@ -295,7 +326,8 @@ func (s *Server) ownerLocked(p flow.Peer, now time.Time) *owner {
 	k := keyOf(p)
 	o := s.owners[k]
 	if o == nil {
-		o = &owner{key: k, peer: p, datagram: isDatagram(p)}
+		o = &owner{key: k, peer: p, datagram: isDatagram(p), ip: p.RemoteAddr().Addr(),
+			regs: map[subKey]*Registration{}, subs: map[subID]*subscription{}}
 		s.owners[k] = o
 	}
 	if o.datagram {
@@ -334,29 +366,69 @@ type delivery struct {
 
 func (s *Server) register(from flow.Peer, req *request, q *seq.Sequence) {
 	s.ctr.registrations.Add(1)
+	lim := &s.cfg.Limits
+	switch {
+	case req.tooLong && req.tooLongAs == RefusedNameLength:
+		s.refuse(from, RefusedNameLength, req.name, req.group, int64(len(req.nameData)-1), MaxNameLen)
+		return
+	case req.tooLong:
+		s.refuse(from, RefusedGroupLength, req.name, req.group, int64(req.groupLen), MaxGroupLen)
+		return
+	case req.addrs > lim.Addresses:
+		s.refuse(from, RefusedAddresses, req.name, req.group, int64(req.addrs), int64(lim.Addresses))
+		return
+	case lim.MetaBytes >= 0 && req.metaBytes > lim.MetaBytes:
+		s.refuse(from, RefusedMetaBytes, req.name, req.group, int64(req.metaBytes), int64(lim.MetaBytes))
+		return
+	}
+	if lim.MaxLinger > 0 && req.linger > lim.MaxLinger {
+		s.debugLinger(from, req.name, req.linger)
+		req.linger, req.lingerClamped = lim.MaxLinger.Truncate(time.Second), true
+	}
 	now := s.now()
 	r := newRegistration(req, q, from, now)
+	key := subKey{r.Group, r.Name}
 	var pushes []delivery
 
 	s.mu.Lock()
 	own := s.ownerLocked(from, now)
-	r.owner = own
-	old := s.store.Put(r, func(o *Registration) bool {
-		// Same connection: a replacement (§7.3). A lingering identical
-		// registration: the same service back after a reconnect.
-		return o.owner == own || (o.owner != nil && o.owner.closed && sameElements(o.Elements, r.Elements))
-	})
-	if old != nil {
-		s.detachLocked(old)
+	// Same connection: a replacement (§7.3). A lingering identical
+	// registration: the same service back after a reconnect.
+	old := own.regs[key]
+	if old == nil {
+		old = s.lingeringTwinLocked(r)
 	}
-	own.regs = append(own.regs, r)
-	for _, sub := range s.subs[subKey{r.Group, r.Name}] {
-		a := answerSequence(r, sub.id)
-		if sub.pending {
-			sub.queued = append(sub.queued, a)
-			continue
+	if kind, v, max, over := s.registrationOverLocked(own, r, old); over {
+		s.mu.Unlock()
+		s.refuse(from, kind, r.Name, r.Group, v, max)
+		return
+	}
+	r.owner = own
+	if old != nil {
+		r.serial = old.serial // keeps its rank, and its place in listings
+		s.store.Put(r, func(o *Registration) bool { return o == old })
+		s.unaccountLocked(old)
+		s.detachLocked(old)
+	} else {
+		if !s.store.HasGroup(r.Group) {
+			s.nGroups++
 		}
-		pushes = append(pushes, delivery{sub.owner.peer, a})
+		s.serial++
+		r.serial = s.serial
+		s.store.Put(r, nil)
+	}
+	s.accountLocked(r)
+	own.regs[key] = r
+	s.version.Add(1)
+	if l := s.subs[key]; l != nil {
+		for _, sub := range l.subs {
+			a := answerSequence(r, sub.id)
+			if sub.pending {
+				sub.queued = append(sub.queued, a)
+				continue
+			}
+			pushes = append(pushes, delivery{sub.owner.peer, a})
+		}
 	}
 	s.mu.Unlock()
 
@@ -373,15 +445,85 @@ func (s *Server) register(from flow.Peer, req *request, q *seq.Sequence) {
 	}
 }
 
+// lingeringTwinLocked returns a lingering registration with the same
+// elements as r (the same service back after a reconnect), or nil.
+func (s *Server) lingeringTwinLocked(r *Registration) *Registration {
+	bp := regBufPool.Get().(*[]*Registration)
+	regs := s.store.Get((*bp)[:0], r.Group, r.Name)
+	var twin *Registration
+	for _, o := range regs {
+		if o.owner != nil && o.owner.closed && sameElements(o.Elements, r.Elements) {
+			twin = o
+			break
+		}
+	}
+	clear(regs)
+	*bp = regs[:0]
+	regBufPool.Put(bp)
+	return twin
+}
+
+// registrationOverLocked reports which limit storing r would exceed,
+// with the value it would reach and the limit; old is the registration r
+// replaces, if any.
+func (s *Server) registrationOverLocked(own *owner, r, old *Registration) (Refusal, int64, int64, bool) {
+	lim := &s.cfg.Limits
+	ip := r.Registrant.Addr()
+	if own.regs[subKey{r.Group, r.Name}] == nil && !limitOK(len(own.regs), lim.RegistrationsPerClient) {
+		return RefusedClientRegistrations, int64(len(own.regs) + 1), int64(lim.RegistrationsPerClient), true
+	}
+	if (old == nil || old.Registrant.Addr() != ip) && !limitOK(s.ipRegs[ip], lim.RegistrationsPerIP) {
+		return RefusedIPRegistrations, int64(s.ipRegs[ip] + 1), int64(lim.RegistrationsPerIP), true
+	}
+	if old == nil && !limitOK(s.store.Len(), lim.Registrations) {
+		return RefusedRegistrations, int64(s.store.Len() + 1), int64(lim.Registrations), true
+	}
+	if old == nil && !s.store.HasGroup(r.Group) && !limitOK(s.nGroups, lim.Groups) {
+		return RefusedGroups, int64(s.nGroups + 1), int64(lim.Groups), true
+	}
+	stored := s.stored + int64(r.size)
+	if old != nil {
+		stored -= int64(old.size)
+	}
+	if lim.MaxStoredBytes >= 0 && stored > lim.MaxStoredBytes {
+		return RefusedStoredBytes, stored, lim.MaxStoredBytes, true
+	}
+	return 0, 0, 0, false
+}
+
+// accountLocked counts a registration just stored; unaccountLocked one
+// just replaced or removed.
+func (s *Server) accountLocked(r *Registration) {
+	s.ipRegs[r.Registrant.Addr()]++
+	s.stored += int64(r.size)
+}
+
+func (s *Server) unaccountLocked(r *Registration) {
+	ip := r.Registrant.Addr()
+	if s.ipRegs[ip]--; s.ipRegs[ip] <= 0 {
+		delete(s.ipRegs, ip)
+	}
+	s.stored -= int64(r.size)
+}
+
 // detachLocked forgets r's bookkeeping after the store dropped or
 // replaced it.
 func (s *Server) detachLocked(r *Registration) {
 	delete(s.expiring, r)
 	if o := r.owner; o != nil {
-		if i := slices.Index(o.regs, r); i >= 0 {
-			o.regs = slices.Delete(o.regs, i, i+1)
+		if k := (subKey{r.Group, r.Name}); o.regs[k] == r {
+			delete(o.regs, k)
 		}
 	}
+}
+
+// removeLocked deletes r from the store and forgets it.
+func (s *Server) removeLocked(r *Registration) {
+	if s.store.Delete(r) {
+		s.unaccountLocked(r)
+	}
+	s.detachLocked(r)
+	s.version.Add(1)
 }
 
 // regBufPool holds the registration slices lookups collect matches in.
@@ -429,22 +571,30 @@ func (s *Server) subscribe(from flow.Peer, req *request) {
 
 	s.mu.Lock()
 	own := s.ownerLocked(from, now)
+	key := subKey{req.group, req.name}
+	sid := subID{key, string(id)}
+	// A repeat (same connection, name, group and request id) replaces the
+	// subscription, as after a client's re-subscription.
+	old := own.subs[sid]
+	if old == nil {
+		if kind, v, max, over := s.subscriptionOverLocked(own, req.group); over {
+			s.mu.Unlock()
+			s.refuse(from, kind, req.name, req.group, v, max)
+			return
+		}
+	}
 	// Unlike a lookup, a subscription naming a group that does not exist
 	// creates it: stknamed pushes a later registration in that group to
 	// such a subscriber (capture 04), so it watches that group's store.
-	s.store.AddGroup(req.group)
-	key := subKey{req.group, req.name}
-	// A repeat (same connection, name, group and request id) replaces the
-	// subscription, as after a client's re-subscription.
-	for _, old := range own.subs {
-		if old.key == key && string(old.id) == string(id) {
-			s.dropSubLocked(old)
-			break
-		}
+	if !s.store.HasGroup(req.group) {
+		s.nGroups++
+		s.store.AddGroup(req.group)
 	}
-	sub := &subscription{owner: own, key: key, id: id, pending: true}
-	own.subs = append(own.subs, sub)
-	s.subs[key] = append(s.subs[key], sub)
+	if old != nil {
+		s.dropSubLocked(old)
+	}
+	sub := &subscription{owner: own, key: key, sid: sid, id: id, pending: true}
+	s.addSubLocked(sub)
 	var current []*Registration
 	for _, r := range s.store.Get(nil, key.group, key.name) {
 		if s.visibleLocked(r, now) {
@@ -486,21 +636,62 @@ func (s *Server) subscribe(from flow.Peer, req *request) {
 	}
 }
 
-// dropSubLocked removes sub from the subscription index and its owner.
-func (s *Server) dropSubLocked(sub *subscription) {
-	list := s.subs[sub.key]
-	if i := slices.Index(list, sub); i >= 0 {
-		list = slices.Delete(list, i, i+1)
+// subscriptionOverLocked reports which limit one more subscription of
+// own in group would exceed, with the value it would reach and the limit.
+func (s *Server) subscriptionOverLocked(own *owner, group string) (Refusal, int64, int64, bool) {
+	lim := &s.cfg.Limits
+	switch {
+	case !limitOK(len(own.subs), lim.SubscriptionsPerClient):
+		return RefusedClientSubscriptions, int64(len(own.subs) + 1), int64(lim.SubscriptionsPerClient), true
+	case !limitOK(s.ipSubs[own.ip], lim.SubscriptionsPerIP):
+		return RefusedIPSubscriptions, int64(s.ipSubs[own.ip] + 1), int64(lim.SubscriptionsPerIP), true
+	case !limitOK(s.nSubs, lim.Subscriptions):
+		return RefusedSubscriptions, int64(s.nSubs + 1), int64(lim.Subscriptions), true
+	case !s.store.HasGroup(group) && !limitOK(s.nGroups, lim.Groups):
+		return RefusedGroups, int64(s.nGroups + 1), int64(lim.Groups), true
 	}
-	if len(list) == 0 {
+	return 0, 0, 0, false
+}
+
+// addSubLocked adds sub to the subscription index and its owner.
+func (s *Server) addSubLocked(sub *subscription) {
+	l := s.subs[sub.key]
+	if l == nil {
+		l = &subList{}
+		s.subs[sub.key] = l
+	}
+	sub.idx = len(l.subs)
+	l.subs = append(l.subs, sub)
+	sub.owner.subs[sub.sid] = sub
+	s.ipSubs[sub.owner.ip]++
+	s.nSubs++
+	s.version.Add(1) // the Names page shows subscriber counts
+}
+
+// dropSubLocked removes sub from the subscription index and its owner,
+// in constant time.
+func (s *Server) dropSubLocked(sub *subscription) {
+	l := s.subs[sub.key]
+	if l == nil || sub.idx >= len(l.subs) || l.subs[sub.idx] != sub {
+		return // already gone
+	}
+	last := len(l.subs) - 1
+	moved := l.subs[last]
+	l.subs[sub.idx], moved.idx = moved, sub.idx
+	l.subs[last] = nil
+	l.subs = l.subs[:last]
+	if last == 0 {
 		delete(s.subs, sub.key)
-	} else {
-		s.subs[sub.key] = list
 	}
 	o := sub.owner
-	if i := slices.Index(o.subs, sub); i >= 0 {
-		o.subs = slices.Delete(o.subs, i, i+1)
+	if o.subs[sub.sid] == sub {
+		delete(o.subs, sub.sid)
 	}
+	if s.ipSubs[o.ip]--; s.ipSubs[o.ip] <= 0 {
+		delete(s.ipSubs, o.ip)
+	}
+	s.nSubs--
+	s.version.Add(1)
 }
 
 func (s *Server) send(to flow.Peer, q *seq.Sequence) {
@@ -537,7 +728,7 @@ func (s *Server) Disconnect(p flow.Peer) {
 func (s *Server) dropOwnerLocked(o *owner, now time.Time) {
 	delete(s.owners, o.key)
 	o.closed = true
-	for _, sub := range slices.Clone(o.subs) {
+	for _, sub := range o.subs {
 		s.dropSubLocked(sub)
 	}
 	from := now
@@ -547,13 +738,13 @@ func (s *Server) dropOwnerLocked(o *owner, now time.Time) {
 	for _, r := range o.regs {
 		r.expires = from.Add(r.Linger)
 		if o.datagram && !now.Before(r.expires) { // silent for longer than TTL + linger already
-			s.store.Delete(r)
-			delete(s.expiring, r)
+			s.removeLocked(r)
 			continue
 		}
 		s.expiring[r] = struct{}{}
 	}
 	o.regs = nil
+	s.version.Add(1) // lingering now
 }
 
 func (s *Server) collectLoop() {
@@ -580,8 +771,7 @@ func (s *Server) collect(now time.Time) int {
 	n := 0
 	for r := range s.expiring {
 		if !now.Before(r.expires) {
-			s.store.Delete(r)
-			delete(s.expiring, r)
+			s.removeLocked(r)
 			n++
 		}
 	}
@@ -621,32 +811,46 @@ type Entry struct {
 
 // Names returns every registration still answered, sorted by group and
 // name, in registration order within a name. It is a copy: safe to keep.
+// It copies the whole store under the server's read lock: for status
+// pages use NamesPage, which lists a page at a time.
 func (s *Server) Names() []Entry {
 	now := s.now()
 	s.mu.RLock()
+	defer s.mu.RUnlock()
 	var out []Entry
-	s.store.Range(func(r *Registration) bool {
-		if !s.visibleLocked(r, now) {
-			return true
+	s.store.Ascend("", "", func(_, _ string, regs []*Registration) bool {
+		for _, r := range regs {
+			if s.visibleLocked(r, now) {
+				out = append(out, s.entryLocked(r, now))
+			}
 		}
-		e := Entry{Info: r.Info(), Registrant: r.Registrant, Transport: r.Transport,
-			Registered: r.Registered, Expires: r.expires,
-			Lingering:   !r.expires.IsZero(),
-			Subscribers: len(s.subs[subKey{r.Group, r.Name}])}
-		if o := r.owner; o != nil && o.datagram && !o.closed && s.cfg.UDPTTL > 0 {
-			ttlEnd := time.Unix(0, o.lastSeen.Load()+int64(s.cfg.UDPTTL))
-			e.Expires, e.Lingering = ttlEnd.Add(r.Linger), now.After(ttlEnd)
-		}
-		e.Info.Group = r.Group
-		out = append(out, e)
 		return true
-	})
-	s.mu.RUnlock()
-	slices.SortStableFunc(out, func(a, b Entry) int {
-		return cmp.Or(cmp.Compare(a.Group, b.Group), cmp.Compare(a.Name, b.Name))
 	})
 	return out
 }
+
+// entryLocked describes r for status pages.
+func (s *Server) entryLocked(r *Registration, now time.Time) Entry {
+	e := Entry{Info: r.Info(), Registrant: r.Registrant, Transport: r.Transport,
+		Registered: r.Registered, Expires: r.expires,
+		Lingering: !r.expires.IsZero()}
+	if l := s.subs[subKey{r.Group, r.Name}]; l != nil {
+		e.Subscribers = len(l.subs)
+	}
+	if o := r.owner; o != nil && o.datagram && !o.closed && s.cfg.UDPTTL > 0 {
+		ttlEnd := time.Unix(0, o.lastSeen.Load()+int64(s.cfg.UDPTTL))
+		e.Expires, e.Lingering = ttlEnd.Add(r.Linger), now.After(ttlEnd)
+	}
+	e.Info.Group = r.Group
+	return e
+}
+
+// NamesVersion changes whenever what Names lists changes (a registration
+// stored, replaced, lingering or gone, a subscription made or ended), so a
+// status page can tell cheaply whether to list the names again. Time
+// alone (a linger running out before the collector removes it, a
+// datagram registrant's TTL moving) does not change it.
+func (s *Server) NamesVersion() uint64 { return s.version.Load() }
 
 // ServerStats are a server's counters and sizes.
 type ServerStats struct {
@@ -660,16 +864,31 @@ type ServerStats struct {
 	Answers                        uint64 // QUERY answers sent (pushes not included)
 	Keepalives                     uint64 // smartbeats echoed
 	Rejected                       uint64 // malformed requests and foreign sequences dropped
+
+	Groups      int   // groups created, the default one included
+	StoredBytes int64 // element bytes of the stored registrations (Limits.MaxStoredBytes)
+	// Refused counts the requests refused by Limits, by kind (index a
+	// Refusal).
+	Refused [NumRefusals]uint64
+	// RefusalDisconnects counts the connections closed for reaching
+	// Limits.DisconnectAfter refusals.
+	RefusalDisconnects uint64
+	// LingerClamped counts the registrations whose linger was cut to
+	// Limits.MaxLinger.
+	LingerClamped uint64
 }
 
 // Stats returns the server's counters.
 func (s *Server) Stats() ServerStats {
 	s.mu.RLock()
-	st := ServerStats{ID: s.id, Registrations: s.store.Len(), Lingering: len(s.expiring), Clients: len(s.owners)}
-	for _, l := range s.subs {
-		st.Subscriptions += len(l)
-	}
+	st := ServerStats{ID: s.id, Registrations: s.store.Len(), Lingering: len(s.expiring), Clients: len(s.owners),
+		Subscriptions: s.nSubs, Groups: s.nGroups, StoredBytes: s.stored}
 	s.mu.RUnlock()
+	for i := range st.Refused {
+		st.Refused[i] = s.refusals.n[i].Load()
+	}
+	st.RefusalDisconnects = s.ctr.refusalDisconnects.Load()
+	st.LingerClamped = s.ctr.lingerClamped.Load()
 	st.Registers = s.ctr.registrations.Load()
 	st.Lookups = s.ctr.lookups.Load()
 	st.Subscribes = s.ctr.subscribes.Load()

@@ -12,7 +12,10 @@ import "slices"
 //
 // MemStore is the in-memory implementation. Another backend (etcd, for
 // servers sharing names) implements the same seven methods and is passed in
-// ServerConfig.Store; no protocol code changes.
+// ServerConfig.Store; no protocol code changes. Ascend must find its
+// starting key without visiting the names before it (an ordered index):
+// the status pages list the names a page at a time from it, and a store
+// of a million names must not be scanned for each page.
 type Store interface {
 	// Put stores r in the store of r.Group, creating that group if needed.
 	// If a registration of the same group and name satisfies replaces, the
@@ -31,76 +34,84 @@ type Store interface {
 	// HasGroup reports whether group has been created (by a registration
 	// or AddGroup). The default group "" always exists.
 	HasGroup(group string) bool
-	// Range calls fn for every registration, grouped by group and name, in
-	// registration order within a name, until fn returns false.
-	Range(fn func(r *Registration) bool)
+	// Ascend calls fn for every name with registrations whose (group,
+	// name) is at or after (group, name), in order of group then name
+	// (byte-wise), until fn returns false. regs are the name's
+	// registrations in registration order; fn must not keep or change
+	// them, nor call the store.
+	Ascend(group, name string, fn func(group, name string, regs []*Registration) bool)
 	// Len returns the number of stored registrations.
 	Len() int
 }
 
-// MemStore is the in-memory Store: a map of groups, each a map of names to
-// their registrations in registration order. The zero value is not ready;
-// use NewMemStore.
+// MemStore is the in-memory Store: a map from group and name to the
+// name's registrations in registration order, and an ordered index of
+// the same lists for Ascend. The zero value is not ready; use NewMemStore.
 type MemStore struct {
-	groups map[string]map[string][]*Registration
+	names  map[nameKey]*nameList
+	groups map[string]struct{}
+	index  nameIndex
 	n      int
 }
 
 // NewMemStore returns an empty in-memory store holding the default group.
 func NewMemStore() *MemStore {
-	return &MemStore{groups: map[string]map[string][]*Registration{"": {}}}
+	return &MemStore{names: map[nameKey]*nameList{}, groups: map[string]struct{}{"": {}}}
 }
 
 // Put implements Store.
 func (m *MemStore) Put(r *Registration, replaces func(old *Registration) bool) *Registration {
-	g := m.groups[r.Group]
-	if g == nil {
-		g = map[string][]*Registration{}
-		m.groups[r.Group] = g
+	k := nameKey{r.Group, r.Name}
+	l := m.names[k]
+	if l == nil {
+		m.groups[r.Group] = struct{}{}
+		l = &nameList{key: k}
+		m.names[k] = l
+		m.index.insert(l)
 	}
-	regs := g[r.Name]
 	if replaces != nil {
-		for i, old := range regs {
+		for i, old := range l.regs {
 			if replaces(old) {
-				regs[i] = r
+				l.regs[i] = r
 				return old
 			}
 		}
 	}
-	g[r.Name] = append(regs, r)
+	l.regs = append(l.regs, r)
 	m.n++
 	return nil
 }
 
 // Get implements Store.
 func (m *MemStore) Get(dst []*Registration, group, name string) []*Registration {
-	return append(dst, m.groups[group][name]...)
+	if l := m.names[nameKey{group, name}]; l != nil {
+		return append(dst, l.regs...)
+	}
+	return dst
 }
 
 // Delete implements Store.
 func (m *MemStore) Delete(r *Registration) bool {
-	g := m.groups[r.Group]
-	regs := g[r.Name]
-	i := slices.Index(regs, r)
+	l := m.names[nameKey{r.Group, r.Name}]
+	if l == nil {
+		return false
+	}
+	i := slices.Index(l.regs, r)
 	if i < 0 {
 		return false
 	}
-	if len(regs) == 1 {
-		delete(g, r.Name)
-	} else {
-		regs = slices.Delete(regs, i, i+1)
-		g[r.Name] = regs
-	}
 	m.n--
+	if len(l.regs) == 1 {
+		delete(m.names, l.key)
+		m.index.remove(l)
+		return true
+	}
+	l.regs = slices.Delete(l.regs, i, i+1)
 	return true
 }
 
 // AddGroup implements Store.
-func (m *MemStore) AddGroup(group string) {
-	if _, ok := m.groups[group]; !ok {
-		m.groups[group] = map[string][]*Registration{}
-	}
-}
+func (m *MemStore) AddGroup(group string) { m.groups[group] = struct{}{} }
 
 // HasGroup implements Store.
 func (m *MemStore) HasGroup(group string) bool {
@@ -108,17 +119,9 @@ func (m *MemStore) HasGroup(group string) bool {
 	return ok
 }
 
-// Range implements Store.
-func (m *MemStore) Range(fn func(r *Registration) bool) {
-	for _, g := range m.groups {
-		for _, regs := range g {
-			for _, r := range regs {
-				if !fn(r) {
-					return
-				}
-			}
-		}
-	}
+// Ascend implements Store.
+func (m *MemStore) Ascend(group, name string, fn func(group, name string, regs []*Registration) bool) {
+	m.index.ascend(nameKey{group, name}, func(l *nameList) bool { return fn(l.key.group, l.key.name, l.regs) })
 }
 
 // Len implements Store.

@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"math"
 	"net/netip"
 	"time"
 
@@ -56,6 +57,15 @@ type request struct {
 	idData       []byte // the NS_REQUEST_ID element data; nil if absent
 	linger       time.Duration
 	endOfAnswers bool // the client asked for the end-of-answers marker
+
+	// Registrations only: what the server's limits look at.
+	addrs     int     // NS_CONNECT_IPV4 elements
+	metaBytes int     // data bytes of the elements that are not NS fields (types 1..7)
+	tooLong   bool    // the name or group is longer than its C buffer: refused, not malformed
+	tooLongAs Refusal // RefusedNameLength or RefusedGroupLength
+	groupLen  int     // NS_GROUP_NAME characters
+	// lingerClamped: the server cut linger to Limits.MaxLinger.
+	lingerClamped bool
 }
 
 // requestID returns the request id, 0 if there is none.
@@ -93,18 +103,29 @@ func parseRequest(s *seq.Sequence) (request, error) {
 		}
 		switch e.UserType {
 		case seq.UTNSName:
-			name, err := cString(e.Data, MaxNameLen, "NS_NAME")
+			name, err := cString(e.Data, limitFor(s.Type, MaxNameLen), "NS_NAME")
 			if err != nil {
 				return r, err
 			}
 			if len(name) == 0 {
 				return r, invalid("empty NS_NAME")
 			}
+			if len(name) > MaxNameLen { // a registration: refused, not malformed
+				r.tooLong, r.tooLongAs = true, RefusedNameLength
+				name = name[:MaxNameLen]
+			}
 			r.name, r.nameData = string(name), e.Data
 		case seq.UTNSGroupName:
-			g, err := cString(e.Data, MaxGroupLen, "NS_GROUP_NAME")
+			g, err := cString(e.Data, limitFor(s.Type, MaxGroupLen), "NS_GROUP_NAME")
 			if err != nil {
 				return r, err
+			}
+			r.groupLen = len(g)
+			if len(g) > MaxGroupLen {
+				if !r.tooLong {
+					r.tooLong, r.tooLongAs = true, RefusedGroupLength
+				}
+				g = g[:MaxGroupLen]
 			}
 			r.group = string(g)
 		case seq.UTNSRequestID:
@@ -116,7 +137,7 @@ func parseRequest(s *seq.Sequence) (request, error) {
 			if len(e.Data) != sizeConnectIPv4 {
 				return r, invalid("NS_CONNECT_IPV4 of %d bytes; want %d", len(e.Data), sizeConnectIPv4)
 			}
-			if addrs++; addrs > MaxAddresses {
+			if addrs++; addrs > MaxAddresses && s.Type != seq.TypeRequest {
 				return r, invalid("more than %d NS_CONNECT_IPV4 addresses", MaxAddresses)
 			}
 		case seq.UTNSProtocol:
@@ -141,11 +162,26 @@ func parseRequest(s *seq.Sequence) (request, error) {
 			// In a registration it is meta-data like any other element.
 			r.endOfAnswers = s.Type != seq.TypeRequest
 		}
+		if e.UserType < seq.UTNSName || e.UserType > seq.UTNSFTState {
+			r.metaBytes += len(e.Data)
+		}
 	}
+	r.addrs = addrs
 	if !seen[seq.UTNSName] {
 		return r, invalid("no NS_NAME element")
 	}
 	return r, nil
+}
+
+// limitFor returns the length a C string of a request of type t may
+// have: its C buffer's, except in a registration, where a longer one is
+// parsed and then refused as over a limit (Limits; the request is well
+// formed, only not storable).
+func limitFor(t seq.Type, max int) int {
+	if t == seq.TypeRequest {
+		return math.MaxInt
+	}
+	return max
 }
 
 // cString checks that b is a C string of at most maxLen characters (one

@@ -1,0 +1,104 @@
+package namesvc
+
+import (
+	"context"
+	"log/slog"
+	"sync/atomic"
+	"time"
+
+	"github.com/stk-go/stk/flow"
+)
+
+// Refusal is a kind of refused request: which limit (ServerConfig.Limits,
+// or a C buffer) it exceeded.
+type Refusal uint8
+
+// The kinds of refusal; String gives the label of each in /metrics.
+const (
+	RefusedClientRegistrations Refusal = iota // Limits.RegistrationsPerClient
+	RefusedIPRegistrations                    // Limits.RegistrationsPerIP
+	RefusedRegistrations                      // Limits.Registrations
+	RefusedStoredBytes                        // Limits.MaxStoredBytes
+	RefusedClientSubscriptions                // Limits.SubscriptionsPerClient
+	RefusedIPSubscriptions                    // Limits.SubscriptionsPerIP
+	RefusedSubscriptions                      // Limits.Subscriptions
+	RefusedGroups                             // Limits.Groups
+	RefusedMetaBytes                          // Limits.MetaBytes
+	RefusedAddresses                          // Limits.Addresses
+	RefusedNameLength                         // a registered name longer than MaxNameLen
+	RefusedGroupLength                        // a registered group longer than MaxGroupLen
+
+	// NumRefusals is the number of kinds: the length of
+	// ServerStats.Refused.
+	NumRefusals
+)
+
+var refusalNames = [NumRefusals]string{
+	"client_registrations", "ip_registrations", "registrations", "stored_bytes",
+	"client_subscriptions", "ip_subscriptions", "subscriptions", "groups",
+	"meta_bytes", "addresses", "name_length", "group_length",
+}
+
+// String returns the kind's label, e.g. "client_registrations".
+func (r Refusal) String() string {
+	if r < NumRefusals {
+		return refusalNames[r]
+	}
+	return "unknown"
+}
+
+// refusalCounters count refusals by kind and rate-limit their log lines.
+type refusalCounters struct {
+	n       [NumRefusals]atomic.Uint64
+	lastLog [NumRefusals]atomic.Int64 // unix second of the last line of each kind
+	quiet   [NumRefusals]atomic.Uint64
+}
+
+// limitOK reports whether count more items stay within limit (negative:
+// no limit).
+func limitOK(have, limit int) bool { return limit < 0 || have < limit }
+
+// refuse drops a request that exceeded a limit: nothing is sent (STK has
+// no refusal message; the client's request times out), the kind is
+// counted and logged at most once a second, and a TCP connection whose
+// refusals reach Limits.DisconnectAfter is closed. what and limit
+// describe the request and the bound for the log line. s.mu is not held.
+func (s *Server) refuse(from flow.Peer, kind Refusal, name, group string, value, limit int64) {
+	c := &s.refusals
+	total := c.n[kind].Add(1)
+	if now := time.Now().Unix(); c.lastLog[kind].Swap(now) != now {
+		quiet := c.quiet[kind].Swap(0)
+		s.log.Warn("name request refused: over a limit; nothing is sent, the client's request times out",
+			"reason", kind.String(), "peer", from.RemoteAddr(), "protocol", from.Protocol(),
+			"name", name, "group", group, "value", value, "limit", limit,
+			"refused_total", total, "not_logged_since_last_line", quiet)
+	} else {
+		c.quiet[kind].Add(1)
+	}
+	if isDatagram(from) || s.cfg.Limits.DisconnectAfter < 0 {
+		return
+	}
+	s.mu.Lock()
+	o := s.ownerLocked(from, s.now()) // a TCP owner goes with its connection
+	o.refusals++
+	n := o.refusals
+	s.mu.Unlock()
+	if n != s.cfg.Limits.DisconnectAfter {
+		return
+	}
+	s.ctr.refusalDisconnects.Add(1)
+	if now := time.Now().Unix(); s.lastDisconnectLog.Swap(now) != now {
+		s.log.Warn("closing a name-service connection that keeps exceeding the limits",
+			"peer", from.RemoteAddr(), "refusals", n, "disconnects_total", s.ctr.refusalDisconnects.Load())
+	}
+	from.Close()
+}
+
+// debugLinger says at Debug that a linger was clamped.
+func (s *Server) debugLinger(from flow.Peer, name string, asked time.Duration) {
+	s.ctr.lingerClamped.Add(1)
+	if s.log.Enabled(context.Background(), slog.LevelDebug) {
+		s.log.Debug("registration linger clamped", "name", name, "peer", from.RemoteAddr(),
+			"asked", asked, "stored", s.cfg.Limits.MaxLinger)
+	}
+}
