@@ -132,7 +132,7 @@ var (
 func (m *Monitor) refuseString(proto string, peer netip.AddrPort, r *refusal) {
 	m.refuse(r.reason, proto, peer,
 		fmt.Sprintf("monitor: refusing a notification whose %s is longer than %d bytes; the sender must use a shorter one", refusedWhat[r.reason], refusedLimit[r.reason]),
-		"bytes", r.size, "prefix", fmt.Sprintf("%q", r.prefix))
+		"bytes", r.size, "prefix", r.prefix)
 }
 
 // roomFor reports whether one more current record from src fits the
