@@ -1,0 +1,77 @@
+package httpd
+
+import (
+	"fmt"
+	"net"
+	"os"
+	"testing"
+	"time"
+
+	"github.com/stk-go/stk/smartbeat"
+)
+
+// TestBrowserHistoryPage: the History page shows the newest page of the
+// history from /api/v1/history, pages back with Older and filters on the
+// server, in headless Chromium, against a real monitor fed by real
+// services.
+func TestBrowserHistoryPage(t *testing.T) {
+	if _, err := os.Stat(chromiumPath); err != nil {
+		t.Skipf("headless browser test skipped: %s is absent (Debian package chromium; .ci/run installs it)", chromiumPath)
+	}
+	if testing.Short() {
+		t.Skip("headless browser test skipped with -short")
+	}
+	t.Parallel() // after the other tests, which count goroutines
+	mon, err := smartbeat.NewMonitor(smartbeat.MonitorConfig{Logger: quietLog})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { mon.Close() })
+	ap, err := mon.ServeTCP("127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sender := smartbeat.NewSender(smartbeat.SenderOptions{Period: -1, Logger: quietLog})
+	t.Cleanup(func() { sender.Close() })
+	const n = 60
+	for i := range n {
+		name := fmt.Sprintf("worker %02d", i)
+		if i%6 == 0 {
+			name = fmt.Sprintf("Billing %02d", i)
+		}
+		svc, err := smartbeat.NewService(name, smartbeat.Options{Monitor: "tcp:" + ap.String(), Sender: sender, Logger: quietLog})
+		if err != nil {
+			t.Fatal(err)
+		}
+		svc.Close()
+	}
+	waitFor(t, "the history", func() bool { return mon.Stats().History == n })
+	srv, err := New(Config{Monitor: mon, Logger: quietLog})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go srv.Serve(ln)
+	t.Cleanup(func() { srv.Close() })
+
+	b := startBrowser(t, chromiumPath, func(cdpMessage) {})
+	page := b.page()
+	b.must(page, "Page.navigate", map[string]any{"url": "http://" + ln.Addr().String() + "/history"})
+	rows := `document.querySelectorAll('#history-page tr.svc')`
+	first := `document.querySelector('#history-page tr.svc .name').textContent`
+	b.waitUntil(page, "the newest page", rows+`.length === 50 && `+first+` === 'worker 59'`, 15*time.Second)
+	b.eval(page, `[...document.querySelectorAll('.toolbar button')].find(e => e.textContent === 'Older').click()`, nil)
+	b.waitUntil(page, "the older page", rows+`.length === 10 && `+first+` === 'worker 09'`, 5*time.Second)
+	b.eval(page, `[...document.querySelectorAll('.toolbar button')].find(e => e.textContent === 'Newer').click()`, nil)
+	b.waitUntil(page, "the newest page again", rows+`.length === 50 && `+first+` === 'worker 59'`, 5*time.Second)
+	b.eval(page, `(() => { const e = document.querySelector('input[aria-label="Service name contains"]'); e.value = 'BILLING'; e.dispatchEvent(new Event('input')); })()`, nil)
+	b.waitUntil(page, "the filtered page", rows+`.length === 10 && `+first+` === 'Billing 54'`, 5*time.Second)
+	var nav string
+	b.eval(page, `document.querySelector('#nav a.active').dataset.nav + ' ' + document.title`, &nav)
+	if nav != "history History · STK status" {
+		t.Errorf("nav and title: %q", nav)
+	}
+}
