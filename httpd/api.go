@@ -177,14 +177,25 @@ type MetaJSON struct {
 	Text string `json:"text,omitempty"` // the data as a C string, when printable
 }
 
-// NamesJSON is /api/v1/names.
+// NamesJSON is /api/v1/names: one page of the registrations, sorted by
+// group, name and registration order.
 type NamesJSON struct {
-	Now       time.Time  `json:"now"`
-	Query     string     `json:"q"`
-	Total     int        `json:"total"`   // registrations stored
-	Matches   int        `json:"matches"` // registrations matching q and group
-	Truncated bool       `json:"truncated"`
-	Names     []NameJSON `json:"names"`
+	Now    time.Time `json:"now"`
+	Query  string    `json:"q"`
+	Prefix string    `json:"prefix"`
+	Limit  int       `json:"limit"` // the page size used
+	Total  int       `json:"total"` // registrations stored
+	// Matches counts the registrations matching q, prefix and group; -1
+	// when not counted (a later page, or a search of a store larger than
+	// one page's scan can cover).
+	Matches int `json:"matches"`
+	// Truncated is set when more pages follow: NextCursor fetches the
+	// next one (?cursor=). A search that examined its bound of names
+	// without filling the page also gives a cursor to go on.
+	Truncated  bool       `json:"truncated"`
+	NextCursor string     `json:"next_cursor"`
+	Scanned    int        `json:"scanned"` // registrations examined for this page
+	Names      []NameJSON `json:"names"`
 }
 
 // NamesStatsJSON are the name server's counters (namesvc.ServerStats).
@@ -704,35 +715,91 @@ func matchName(e *namesvc.Entry, q string) bool {
 	return e.Registrant.IsValid() && strings.Contains(e.Registrant.String(), q)
 }
 
+// namesPager lists names a page at a time; *namesvc.Server does it from
+// its ordered index. Other Names implementations are paged from a copy
+// of Names().
+type namesPager interface {
+	NamesPage(namesvc.NamesQuery) (namesvc.NamesPage, error)
+}
+
+// apiNames serves one page of names: ?limit= (default 100, at most 1000
+// and NamesLimit), ?cursor= (the next_cursor of the previous page),
+// ?prefix= (names starting with it), ?q= (a substring of the name, group,
+// an address or the registrant, any case), ?group= (one group; empty: the
+// default group).
 func (s *Server) apiNames(w http.ResponseWriter, r *http.Request) {
 	if s.cfg.Names == nil {
 		writeError(w, http.StatusServiceUnavailable, "the name server is not running in this daemon")
 		return
 	}
 	qv := r.URL.Query()
-	q := strings.TrimSpace(qv.Get("q"))
-	lq := strings.ToLower(q)
-	limit := s.cfg.NamesLimit
-	if l, err := strconv.Atoi(qv.Get("limit")); err == nil && l > 0 && l < limit {
-		limit = l
+	maxLimit := min(s.cfg.NamesLimit, namesvc.MaxPageLimit)
+	limit := min(namesvc.DefaultPageLimit, maxLimit)
+	if v := qv.Get("limit"); v != "" {
+		l, err := strconv.Atoi(v)
+		if err != nil || l <= 0 {
+			writeError(w, http.StatusBadRequest, fmt.Sprintf("limit %q: want a page size from 1 to %d", v, maxLimit))
+			return
+		}
+		limit = min(l, maxLimit)
 	}
 	_, groupGiven := qv["group"]
-	group := qv.Get("group")
-	all := s.cfg.Names.Names()
-	out := NamesJSON{Now: s.cfg.Now(), Query: q, Total: len(all), Names: []NameJSON{}}
-	for i := range all {
-		e := &all[i]
-		if groupGiven && e.Group != group || !matchName(e, lq) {
-			continue
-		}
-		out.Matches++
-		if len(out.Names) < limit {
-			out.Names = append(out.Names, nameJSON(e))
-		} else {
-			out.Truncated = true
-		}
+	query := namesvc.NamesQuery{
+		Group: qv.Get("group"), HasGroup: groupGiven,
+		Prefix:   qv.Get("prefix"),
+		Contains: strings.TrimSpace(qv.Get("q")),
+		Cursor:   qv.Get("cursor"),
+		Limit:    limit,
+	}
+	var page namesvc.NamesPage
+	var err error
+	if p, ok := s.cfg.Names.(namesPager); ok {
+		page, err = p.NamesPage(query)
+	} else {
+		page, err = pageNames(s.cfg.Names.Names(), query)
+	}
+	if err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	out := NamesJSON{Now: s.cfg.Now(), Query: query.Contains, Prefix: query.Prefix, Limit: limit,
+		Total: page.Total, Matches: page.Matches, Truncated: page.Next != "", NextCursor: page.Next,
+		Scanned: page.Scanned, Names: make([]NameJSON, 0, len(page.Entries))}
+	for i := range page.Entries {
+		out.Names = append(out.Names, nameJSON(&page.Entries[i]))
 	}
 	writeJSON(w, http.StatusOK, out)
+}
+
+// pageNames pages a copy of the names, for a Names without NamesPage:
+// the same filters, a cursor that is the offset of the next match.
+func pageNames(all []namesvc.Entry, q namesvc.NamesQuery) (namesvc.NamesPage, error) {
+	start := 0
+	if q.Cursor != "" {
+		n, err := strconv.Atoi(strings.TrimPrefix(q.Cursor, "o"))
+		if err != nil || n < 0 || !strings.HasPrefix(q.Cursor, "o") {
+			return namesvc.NamesPage{}, namesvc.ErrBadCursor
+		}
+		start = n
+	}
+	lq := strings.ToLower(q.Contains)
+	page := namesvc.NamesPage{Total: len(all), Entries: []namesvc.Entry{}}
+	for i := range all {
+		e := &all[i]
+		page.Scanned++
+		if q.HasGroup && e.Group != q.Group || !strings.HasPrefix(e.Name, q.Prefix) || !matchName(e, lq) {
+			continue
+		}
+		if page.Matches++; page.Matches <= start {
+			continue
+		}
+		if len(page.Entries) < q.Limit {
+			page.Entries = append(page.Entries, *e)
+		} else if page.Next == "" {
+			page.Next = "o" + strconv.Itoa(start+len(page.Entries))
+		}
+	}
+	return page, nil
 }
 
 // FlowsJSON is /api/v1/flows.

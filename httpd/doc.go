@@ -17,7 +17,7 @@
 //	GET /api/v1/services/{uid} one record, current or history
 //	GET /api/v1/history?limit=&cursor=&name=&group=&state=  a page of the history (default 100, at most 1000 records), newest first, filtered; "next" is the cursor of the following page
 //	GET /api/v1/groups         service groups
-//	GET /api/v1/names?q=&group=&limit=  registered names, filtered
+//	GET /api/v1/names?limit=&cursor=&prefix=&q=&group=  a page of the registered names (default 100, at most 1000), by group and name, filtered; "next_cursor" is the cursor of the following page
 //	GET /api/v1/flows          the daemon's data flows and their counters
 //	GET /api/v1/stats          daemon, monitor, name server, flows and HTTP counters
 //	GET /api/v1/events         server-sent events (see below)
@@ -71,10 +71,12 @@
 // never blocked by a client.
 //
 // The name server has no change feed. While at least one event stream is
-// open, the server lists the names every NamesInterval (1 s), hashes them
-// and sends a "names" hint when the hash changed; the page then fetches
-// /api/v1/names again with its search. Hints keep the stream small
-// however many names there are, and the search stays on the server.
+// open, the server checks every NamesInterval (1 s) whether the names
+// changed (namesvc.Server.NamesVersion, a counter; a Names without it is
+// listed and hashed) and sends a "names" hint when they did; the Names
+// page then fetches the page it shows again, at most every few seconds.
+// Hints keep the stream small however many names there are, and paging
+// and search stay on the server.
 //
 // # STEPs
 //

@@ -569,10 +569,17 @@ func (h *hub) loop() {
 }
 
 // checkNames sends a "names" hint when the registrations changed since
-// the last check.
+// the last check. A name server with NamesVersion (*namesvc.Server) says
+// so in constant time; other Names are listed and hashed.
 func (h *hub) checkNames() {
-	names := h.s.cfg.Names.Names()
-	sum := hashNames(names)
+	var sum uint64
+	var total int
+	if v, ok := h.s.cfg.Names.(interface{ NamesVersion() uint64 }); ok {
+		sum, total = v.NamesVersion(), h.s.cfg.Names.Stats().Registrations
+	} else {
+		names := h.s.cfg.Names.Names()
+		sum, total = hashNames(names), len(names)
+	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if sum == h.namesHash && h.namesVersion > 0 {
@@ -583,7 +590,7 @@ func (h *hub) checkNames() {
 	b, _ := json.Marshal(struct {
 		Version uint64 `json:"version"`
 		Total   int    `json:"total"`
-	}{h.namesVersion, len(names)})
+	}{h.namesVersion, total})
 	h.broadcastLocked(message{event: "names", data: b}, 0)
 }
 

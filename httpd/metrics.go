@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/stk-go/stk/namesvc"
 	"github.com/stk-go/stk/smartbeat"
 )
 
@@ -119,6 +120,14 @@ func (s *Server) serveMetrics(w http.ResponseWriter, r *http.Request) {
 		p.one("stk_names_answers_total", "counter", "Query answers sent (subscription pushes not included).", float64(st.Answers))
 		p.one("stk_names_keepalives_total", "counter", "Name-service keep-alive smartbeats echoed.", float64(st.Keepalives))
 		p.one("stk_names_rejected_total", "counter", "Malformed name-service requests and foreign sequences dropped.", float64(st.Rejected))
+		p.family("stk_names_refused_total", "counter", "Name-service requests refused for exceeding a limit of the name server, by limit.")
+		for k, n := range st.Refused {
+			p.sample("stk_names_refused_total", float64(n), "reason", namesvc.Refusal(k).String())
+		}
+		p.one("stk_names_refusal_disconnects_total", "counter", "Name-service connections closed for exceeding the limits again and again.", float64(st.RefusalDisconnects))
+		p.one("stk_names_linger_clamped_total", "counter", "Registrations whose linger was cut to the name server's maximum.", float64(st.LingerClamped))
+		p.one("stk_names_stored_bytes", "gauge", "Element bytes of the stored registrations.", float64(st.StoredBytes))
+		p.one("stk_names_groups", "gauge", "Name groups created, the default one included.", float64(st.Groups))
 	}
 	if s.cfg.Flows != nil {
 		s.flowMetrics(&p, s.cfg.Flows())

@@ -23,6 +23,8 @@
     names: null,
     namesStale: true,
     namesSeq: 0,
+    namesCursors: [],     // the cursors of the Names pages before the one shown
+    namesLoaded: 0,       // Date.now() of the last names fetch
     filter: '',
     showAllHistory: false,
     view: null,           // the current page: {name, update()}
@@ -271,8 +273,7 @@
         S.instance = hello.instance;
         resync('the daemon restarted');
       }
-      S.namesStale = true;
-      if (S.view && S.view.name === 'names') loadNames();
+      namesHint();
     });
     es.addEventListener('reset', () => resync('reset'));
     for (const k of KINDS) es.addEventListener(k, (e) => onEvent(JSON.parse(e.data)));
@@ -283,10 +284,7 @@
       if (st.monitor) S.monitorStats = st.monitor;
       schedule();
     });
-    es.addEventListener('names', () => {
-      S.namesStale = true;
-      if (S.view && S.view.name === 'names') loadNames();
-    });
+    es.addEventListener('names', namesHint);
     es.onerror = () => {
       if (es.readyState === EventSource.CLOSED) {
         live('off', 'Offline');
@@ -589,21 +587,42 @@
     };
   }
 
-  // Names page
+  // Names page: one page of names from the server (it pages, filters and
+  // searches), fetched again on a "names" hint at most every
+  // NAMES_REFRESH ms, however fast the names change.
+  const NAMES_PAGE = 100;
+  const NAMES_REFRESH = 3000;
   let namesTimer = 0;
-  async function loadNames() {
+  let namesHintTimer = 0;
+  async function loadNames(cursors) {
+    if (cursors) S.namesCursors = cursors;
+    const cs = S.namesCursors;
     const seq = ++S.namesSeq;
-    const q = S.namesQuery || '';
+    clearTimeout(namesHintTimer);
+    namesHintTimer = 0;
+    S.namesLoaded = Date.now();
+    const q = new URLSearchParams({ limit: String(NAMES_PAGE) });
+    if ((S.namesQuery || '').trim()) q.set('q', S.namesQuery.trim());
+    if (cs.length) q.set('cursor', cs[cs.length - 1]);
     try {
-      const r = await getJSON('/api/v1/names?q=' + encodeURIComponent(q));
+      const r = await getJSON('/api/v1/names?' + q);
       if (seq !== S.namesSeq) return; // a later search is on its way
       S.names = r;
       S.namesStale = false;
     } catch (e) {
       if (seq !== S.namesSeq) return;
+      if (e.status === 400 && cs.length) { loadNames([]); return; } // a stale cursor: start again
       S.names = { error: e.message, status: e.status };
     }
     schedule();
+  }
+  // namesHint refreshes the page shown after a "names" hint, throttled.
+  function namesHint() {
+    S.namesStale = true;
+    if (!S.view || S.view.name !== 'names' || namesHintTimer) return;
+    const wait = S.namesLoaded + NAMES_REFRESH - Date.now();
+    if (wait <= 0) loadNames();
+    else namesHintTimer = setTimeout(() => { namesHintTimer = 0; if (S.view && S.view.name === 'names') loadNames(); }, wait);
   }
   function namesPage(main) {
     if (S.components && !S.components.names) {
@@ -614,25 +633,38 @@
     search.addEventListener('input', () => {
       S.namesQuery = search.value;
       clearTimeout(namesTimer);
-      namesTimer = setTimeout(loadNames, 120);
+      namesTimer = setTimeout(() => loadNames([]), 150);
     });
+    const prev = h('button', { type: 'button' }, 'Previous');
+    const next = h('button', { type: 'button' }, 'Next');
+    prev.addEventListener('click', () => loadNames(S.namesCursors.slice(0, -1)));
+    next.addEventListener('click', () => { const r = S.names; if (r && r.next_cursor) loadNames([...S.namesCursors, r.next_cursor]); });
     const count = h('span', { class: 'muted small' });
     const NL = ['Name', 'Addresses', 'FT', 'Linger', 'Status', 'Registrant', 'Subscribers'];
     const NC = ['lead', 'addrs', 'ft', 'num', 'status', 'mono small', 'r num'];
     const t = table(NL, NC, 'names');
     const empty = h('div', { class: 'empty' });
-    main.append(h('h1', null, 'Names'), h('div', { class: 'toolbar' }, search, count), t.el, empty);
+    main.append(h('h1', null, 'Names'), h('div', { class: 'toolbar' }, search, count), t.el, empty, h('div', { class: 'toolbar' }, prev, next));
     if (S.namesStale || !S.names) loadNames();
     return {
       name: 'names',
+      leave() { clearTimeout(namesHintTimer); namesHintTimer = 0; },
       update() {
         const r = S.names;
         if (!r) return;
         if (r.error) { t.el.hidden = true; empty.hidden = false; setText(empty, 'Cannot list the names: ' + r.error); return; }
-        setText(count, r.q ? `${int(r.matches)} of ${int(r.total)} names match` : `${int(r.total)} names` + (r.truncated ? `, first ${int(r.names.length)} shown` : ''));
-        t.el.hidden = r.names.length === 0;
-        empty.hidden = r.names.length > 0;
-        setText(empty, r.total ? 'No name matches “' + r.q + '”.' : 'No name is registered.');
+        const first = S.namesCursors.length * NAMES_PAGE;
+        const shown = r.names.length;
+        const range = shown && (first > 0 || r.truncated) ? ` · ${int(first + 1)}–${int(first + shown)} shown` : '';
+        setText(count, (r.q ? (r.matches >= 0 ? `${int(r.matches)} of ${int(r.total)} names match` : `names matching, of ${int(r.total)}`) : `${int(r.total)} names`) + range);
+        t.el.hidden = shown === 0;
+        empty.hidden = shown > 0;
+        setText(empty, !r.total ? 'No name is registered.'
+          : r.truncated ? `No match among the ${int(r.scanned)} names searched so far: Next searches on.`
+          : 'No name matches “' + r.q + '”' + (first ? ' on this page.' : '.'));
+        prev.disabled = S.namesCursors.length === 0;
+        next.disabled = !r.truncated;
+        prev.hidden = next.hidden = S.namesCursors.length === 0 && !r.truncated;
         syncRows(t.tbody, r.names, (n) => [n.group, n.name, n.registrant, n.registered].join('\u0000'), () => {
           const tr = h('tr', { class: 'name-row' });
           cells(tr, NL, NC);
