@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"runtime"
 	"strings"
 	"sync"
@@ -257,6 +258,9 @@ func valgrind(prog string, args ...string) (string, error) {
 	return string(out), err
 }
 
+// probeFailure finds why the probe died in its output.
+var probeFailure = regexp.MustCompile(`SIGILL: illegal instruction|Illegal opcode at address 0x[0-9A-Fa-f]+|fatal error: [^=\n]*`)
+
 // valgrindCannotRunGo runs the trivial Go program testdata/vgprobe under
 // valgrind and returns why valgrind cannot run Go code here, or "" when it
 // can. Without this probe a valgrind that dies on the Go runtime itself
@@ -272,17 +276,14 @@ func valgrindCannotRunGo() string {
 	if err == nil && strings.Contains(string(out), "ok 6\n") {
 		return ""
 	}
-	// The line that says what happened: Go's report of the signal, or
-	// valgrind's when it kills the program itself.
+	// What happened: Go's report of the signal, or valgrind's when it
+	// kills the program itself (the two programs' output interleaves).
 	why := fmt.Sprint(err)
-	for _, l := range strings.Split(string(out), "\n") {
-		if strings.Contains(l, "SIGILL") || strings.Contains(l, "Illegal opcode") || strings.HasPrefix(l, "fatal error") {
-			why = strings.TrimSpace(l)
-			break
-		}
+	if m := probeFailure.FindString(string(out)); m != "" {
+		why = m
 	}
 	hint := ""
-	if strings.Contains(string(out), "SIGILL") || strings.Contains(string(out), "Illegal opcode") {
+	if strings.Contains(why, "SIGILL") || strings.Contains(why, "Illegal opcode") {
 		hint = "; a newer valgrind, or GODEBUG=cpu.rdtscp=off for the Go code, avoids it"
 	}
 	return fmt.Sprintf("valgrind cannot run Go code on this CPU: a trivial Go program (testdata/vgprobe) fails under it (%s%s); "+
