@@ -258,3 +258,11 @@ kill $!`, filepath.Join(bin, "stkd"), filepath.Join(bin, "publish"))
 		t.Errorf("multicast publish without a route:\n%s", out)
 	}
 }
+
+// TestMonitoredServiceSaysEarlyThatTheMonitorIsUnreachable: the warning
+// comes while the service runs, not only in the exit status.
+func TestMonitoredServiceSaysEarlyThatTheMonitorIsUnreachable(t *testing.T) {
+	nowhere := closedAddr(t)
+	p := testprog.Start(t, program(t, "monitored_service"), "-m", nowhere, "-t", "60", "-i", "1s")
+	p.WaitFor(t, "^monitored_service: monitor "+regexp.QuoteMeta(nowhere)+" not reachable after 2s; still trying", 10*time.Second)
+}

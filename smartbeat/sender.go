@@ -268,9 +268,13 @@ func (s *Sender) acquire(a flow.Address) (mf *managedFlow, fresh bool, err error
 	}
 	switch a.Protocol {
 	case flow.TCP:
-		opts.OnConnect = func(flow.Peer) {
+		user := opts.OnConnect // the application's, from SenderOptions.Flow
+		opts.OnConnect = func(p flow.Peer) {
 			if mf.connects.Add(1) > 1 {
 				s.reconnected(mf)
+			}
+			if user != nil {
+				user(p)
 			}
 		}
 		t, err := flow.DialTCP(ap.String(), opts)

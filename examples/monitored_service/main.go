@@ -74,7 +74,7 @@ func main() {
 	}
 	var link monitorLink
 	opts.Sender = smartbeat.NewSender(smartbeat.SenderOptions{Period: *beat, Logger: log,
-		Flow: flow.Options{OnDisconnect: link.disconnected}})
+		Flow: flow.Options{OnConnect: link.connected, OnDisconnect: link.disconnected}})
 
 	ctx, cancel := cli.SignalContext()
 	defer cancel()
@@ -84,6 +84,16 @@ func main() {
 	}
 	fmt.Printf("Service '%s' id %#x reporting to %s\n", svc.Name(), svc.ID(), *monitor)
 	svc.SetState(smartbeat.Running)
+	if target.Protocol == flow.TCP {
+		// Say early that the reports go nowhere yet; the exit status says
+		// whether they ever arrived.
+		warn := time.AfterFunc(unreachableWarning, func() {
+			if !link.everConnected() {
+				fmt.Fprintf(os.Stderr, "%s: monitor %s not reachable after %v; still trying (%s)\n", prog, target, unreachableWarning, monitorHint)
+			}
+		})
+		defer warn.Stop()
+	}
 	tick := time.NewTicker(*interval)
 	defer tick.Stop()
 	for i := int64(1); i <= *iterations && ctx.Err() == nil; i++ {
@@ -117,8 +127,25 @@ func main() {
 // for the one the service's close ended after delivering what was queued.
 type monitorLink struct {
 	mu      sync.Mutex
+	opened  int   // connections that opened
 	ended   int   // connections that ended
 	lastErr error // why the last one ended
+}
+
+// unreachableWarning is how long the monitor may stay unreachable before
+// the program says so on stderr.
+const unreachableWarning = 2 * time.Second
+
+func (l *monitorLink) connected(flow.Peer) {
+	l.mu.Lock()
+	l.opened++
+	l.mu.Unlock()
+}
+
+func (l *monitorLink) everConnected() bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.opened > 0
 }
 
 func (l *monitorLink) disconnected(_ flow.Peer, err error) {
