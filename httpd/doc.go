@@ -28,7 +28,7 @@
 //	GET /api/v1/steps/stream?type=&host=&kind=  STEPs live, server-sent events
 //	GET /api/v1/steps/ws?type=&host=&kind=      STEPs live, WebSocket
 //	GET /metrics               Prometheus text exposition format 0.0.4
-//	GET /healthz               200 "ok"; 503 and a line per flow that cannot serve (a listener that cannot accept)
+//	GET /healthz               200 "ok"; 503 and a line per flow that cannot serve (a listener that cannot accept) or a STEP archive that cannot write
 //
 // Anything else is 404 (a small HTML page, or JSON under /api/). A
 // component that is not running (nil in Config) answers 503 on its API

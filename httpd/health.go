@@ -6,8 +6,9 @@ import (
 	"strings"
 )
 
-// serveHealth answers GET /healthz: 200 "ok" while every flow can serve,
-// else 503 with a line per flow that cannot and why, so that a load
+// serveHealth answers GET /healthz: 200 "ok" while every flow can serve and
+// the STEP bus does its job, else 503 with a line per flow or component
+// that cannot and why, so that a load
 // balancer or systemd watchdog takes a daemon whose listener is stuck out of
 // service instead of trusting an open port.
 func (s *Server) serveHealth(w http.ResponseWriter, r *http.Request) {
@@ -19,6 +20,11 @@ func (s *Server) serveHealth(w http.ResponseWriter, r *http.Request) {
 			if f.Error != "" {
 				fmt.Fprintf(&bad, "flow %s (%s %v): %s\n", f.Name, f.Protocol, f.Addr, f.Error)
 			}
+		}
+	}
+	if s.cfg.Steps != nil {
+		if err := s.cfg.Steps.Health(); err != nil {
+			fmt.Fprintf(&bad, "steps: %v\n", err)
 		}
 	}
 	if bad.Len() > 0 {

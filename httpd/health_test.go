@@ -3,10 +3,14 @@ package httpd
 import (
 	"net/http/httptest"
 	"net/netip"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stk-go/stk/flow"
+	"github.com/stk-go/stk/stepbus"
 )
 
 func TestHealthReflectsListeners(t *testing.T) {
@@ -40,5 +44,39 @@ func TestHealthReflectsListeners(t *testing.T) {
 		if !strings.Contains(m, want) {
 			t.Errorf("/metrics lacks %s", want)
 		}
+	}
+}
+
+// TestHealthReflectsTheSTEPArchive: an archive that cannot write makes
+// /healthz answer 503 and say so.
+func TestHealthReflectsTheSTEPArchive(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "archive")
+	_, url, bus := newStepTest(t, Config{}, stepbus.Config{ArchiveDir: dir, FlushInterval: 10 * time.Millisecond})
+	if r := get(t, url+"/healthz"); r.status != 200 {
+		t.Fatalf("/healthz with a working archive: %d %q", r.status, r.body)
+	}
+	// The directory is taken away before the first segment is opened.
+	if err := os.RemoveAll(dir); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(dir, []byte("a file where the directory was"), 0o640); err != nil {
+		t.Fatal(err)
+	}
+	if err := bus.Publish(mkStep("system.cpu", "h", time.Now().UnixMilli(), nil), "test"); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		r := get(t, url+"/healthz")
+		if r.status == 503 {
+			if !strings.Contains(r.body, "steps: ") || !strings.Contains(r.body, "cannot write") {
+				t.Fatalf("/healthz 503 body %q does not name the STEP archive", r.body)
+			}
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("/healthz still %d %q 10 s after the archive failed", r.status, r.body)
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }

@@ -74,6 +74,7 @@ type archive struct {
 	bytes    int64 // of the closed segments
 	errors   uint64
 	lastErr  string
+	failedAt time.Time // of the last failure
 	lastAt   time.Time
 	repaired int64
 	current  string
@@ -225,6 +226,7 @@ func (a *archive) write() {
 	}
 	a.mu.Lock()
 	a.lastAt = now
+	a.failedAt = time.Time{} // written: healthy again
 	a.mu.Unlock()
 	if syncErr != nil {
 		a.failed(0, fmt.Errorf("sync: %w", syncErr))
@@ -241,6 +243,7 @@ func (a *archive) failed(n int, err error) {
 	a.errors++
 	first := a.lastErr != err.Error()
 	a.lastErr = err.Error()
+	a.failedAt = time.Now()
 	a.mu.Unlock()
 	if first {
 		a.log.Error("archive write failed", "err", err, "steps_lost", n)
@@ -347,7 +350,7 @@ func (a *archive) stats() ArchiveStats {
 		Enabled: true, Dir: a.dir, Segment: a.current, Segments: a.segments,
 		Bytes: a.bytes, Written: a.written.Load(), Pending: len(a.q) + int(a.pending.Load()),
 		Dropped: a.dropped.Load(), Errors: a.errors, LastError: a.lastErr, LastFlush: a.lastAt,
-		Repaired: a.repaired,
+		Repaired: a.repaired, Failing: !a.failedAt.IsZero(),
 	}
 	if a.current != "" {
 		if fi, err := os.Stat(filepath.Join(a.dir, a.current)); err == nil {

@@ -339,6 +339,20 @@ func TestArchiveWriteErrors(t *testing.T) {
 	if got := b.Query(Query{}); len(got) != 2 {
 		t.Fatal("history lost STEPs with the archive")
 	}
+	if err := b.Health(); err == nil || !strings.Contains(err.Error(), "cannot write") {
+		t.Fatalf("Health with a failing archive: %v", err)
+	}
+	// The directory comes back: the next write succeeds and the bus is
+	// healthy again.
+	os.Remove(dir)
+	if err := os.MkdirAll(dir, 0o750); err != nil {
+		t.Fatal(err)
+	}
+	publish(t, b, mk("system.cpu", "h", 3))
+	b.archive.sync()
+	if err := b.Health(); err != nil {
+		t.Fatalf("Health after a successful write: %v", err)
+	}
 	if err := b.Close(); err == nil || !strings.Contains(err.Error(), "write error") {
 		t.Fatalf("Close: %v", err)
 	}

@@ -332,10 +332,31 @@ type ArchiveStats struct {
 	// Errors counts failed writes; LastError is the latest.
 	Errors    uint64 `json:"errors"`
 	LastError string `json:"last_error,omitempty"`
+	// Failing is true while the archive cannot write: a write failed and
+	// none has succeeded since.
+	Failing bool `json:"failing"`
 	// LastFlush is when a frame was last written.
 	LastFlush time.Time `json:"last_flush,omitzero"`
 	// Repaired counts bytes of torn frames cut off at start.
 	Repaired int64 `json:"repaired"`
+}
+
+// Health returns nil while the bus does all it was asked to, else what it
+// cannot do: the archive failing to write (STEPs are then lost from it),
+// or the bus closed. A health check (stkd's /healthz) reports it.
+func (b *Bus) Health() error {
+	b.mu.Lock()
+	closed := b.closed
+	b.mu.Unlock()
+	if closed {
+		return ErrClosed
+	}
+	if b.archive != nil {
+		if st := b.archive.stats(); st.Failing {
+			return fmt.Errorf("stepbus: the archive in %s cannot write (%d STEPs lost so far): %s", st.Dir, st.Dropped, st.LastError)
+		}
+	}
+	return nil
 }
 
 // Stats returns the bus's counters. The maps are copies.
