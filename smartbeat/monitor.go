@@ -29,6 +29,17 @@ var ErrMonitorClosed = errors.New("smartbeat: monitor closed")
 // 1 MB service names in).
 const DefaultMaxNotificationSize = 64 << 10
 
+// Defaults of the monitor's TCP listeners unless MonitorConfig.Flow says
+// otherwise. A service sends a smartbeat every period (500 ms by default),
+// so two minutes of silence is no service; a frame started and not finished
+// within 10 s (a few bytes of a header, a slowloris) only holds a slot; one
+// host may hold at most 1024 connections, as many as its records.
+const (
+	DefaultMonitorIdleTimeout   = 2 * time.Minute
+	DefaultMonitorFrameTimeout  = 10 * time.Second
+	DefaultMonitorMaxConnsPerIP = 1024
+)
+
 // Monitor tracks services as stkhttpd does (PROTOCOL.md §9.1) and detects
 // their failures; it is what stkd runs as its monitor.
 //
@@ -124,6 +135,15 @@ func (c MonitorConfig) withDefaults() MonitorConfig {
 	}
 	if c.Flow.MaxSequenceSize <= 0 {
 		c.Flow.MaxSequenceSize = DefaultMaxNotificationSize
+	}
+	if c.Flow.IdleTimeout == 0 {
+		c.Flow.IdleTimeout = DefaultMonitorIdleTimeout
+	}
+	if c.Flow.FrameTimeout == 0 {
+		c.Flow.FrameTimeout = DefaultMonitorFrameTimeout
+	}
+	if c.Flow.MaxConnsPerIP == 0 {
+		c.Flow.MaxConnsPerIP = DefaultMonitorMaxConnsPerIP
 	}
 	return c
 }

@@ -277,7 +277,12 @@ type MonitorConfig struct {
 	// Now is the monitor's clock; default time.Now. Tests inject a fake.
 	Now func() time.Time
 	// Flow is the base of the options of the flows the Serve methods open
-	// (Handler and connection callbacks are the monitor's own).
+	// (Handler and connection callbacks are the monitor's own). Unset, its
+	// MaxSequenceSize is DefaultMaxNotificationSize, and its TCP
+	// listeners close connections silent for DefaultMonitorIdleTimeout or
+	// holding an incomplete frame for DefaultMonitorFrameTimeout, and take
+	// at most DefaultMonitorMaxConnsPerIP from one address (a negative
+	// value turns each off).
 	Flow flow.Options
 	// Logger receives the monitor's log lines; default slog.Default().
 	Logger *slog.Logger
