@@ -341,33 +341,37 @@ func TestLimitDisconnectAfterRefusalsAndRateLimitedLog(t *testing.T) {
 	var logs logBuffer
 	ts := limitServer(t, Limits{RegistrationsPerClient: 1, DisconnectAfter: 50}, &logs)
 	c := rawTCP(t, ts.tcpAddr)
+	var frames []byte
 	for i := range 60 {
 		info := regInfo(fmt.Sprint("n", i))
-		c.write(buildRegister(uint64(i), &info))
+		frames, _ = seq.AppendTCP(frames, buildRegister(uint64(i), &info))
 	}
-	expectClosedAfterReplies(t, c, 1)
+	c.tcp.Write(frames) // at once: the server may close before reading more
+	// The reply to the first may be lost with the close (the flow drops
+	// what it had not written yet); the registration itself is stored.
+	if n := repliesUntilClosed(c); n > 1 {
+		t.Errorf("%d replies before the close, want at most 1", n)
+	}
 	recv(t, ts.gone, "the disconnect")
 	st := ts.Stats()
-	if st.RefusalDisconnects != 1 || st.Refused[RefusedClientRegistrations] != 59 {
+	// The frames after the 50th refusal may or may not be read before the close.
+	if r := st.Refused[RefusedClientRegistrations]; st.RefusalDisconnects != 1 || r < 50 || r > 59 || st.Registrations != 1 {
 		t.Errorf("stats %+v", st)
 	}
 	if n := strings.Count(logs.String(), "reason=client_registrations"); n < 1 || n > 2 {
-		t.Errorf("%d log lines for 59 refusals within a second or so, want 1 (2 across a second boundary)", n)
+		t.Errorf("%d log lines for 50+ refusals within a second or so, want 1 (2 across a second boundary)", n)
 	}
 	stillServed(t, ts, "other")
 }
 
-// expectClosedAfterReplies reads n replies and then expects the server
-// to close the connection.
-func expectClosedAfterReplies(t *testing.T, c *replayClient, n int) {
-	t.Helper()
-	got := 0
+// repliesUntilClosed reads until the server closes the connection (or
+// waitLimit passes) and returns how many sequences came.
+func repliesUntilClosed(c *replayClient) int {
+	n := 0
 	for c.read(time.Now().Add(waitLimit)) != nil {
-		got++
+		n++
 	}
-	if got != n {
-		t.Errorf("%d replies before the close, want %d", got, n)
-	}
+	return n
 }
 
 func TestLimitsUDPDatagramClient(t *testing.T) {
@@ -405,4 +409,70 @@ func rawUDP(t *testing.T, to netip.AddrPort) *replayClient {
 	}
 	t.Cleanup(func() { conn.Close() })
 	return &replayClient{t: t, label: "raw udp", udp: conn, udpTo: to}
+}
+
+// TestSubscriptions80kOneConnection: with the limits off, one raw
+// connection pipelines 80,000 subscriptions while another client keeps
+// looking a name up; every subscription is confirmed and no lookup fails.
+// It logs the time taken (and asserts none: the machine decides).
+func TestSubscriptions80kOneConnection(t *testing.T) {
+	if testing.Short() {
+		t.Skip("80,000 subscriptions")
+	}
+	ts := startServer(t, ServerConfig{Limits: NoLimits(), Logger: discardLogger(), Now: time.Now}, "", "")
+	other := dial(t, ts.tcp(), ClientOptions{Logger: discardLogger()})
+	register(t, other, regInfo("probe"))
+	const n = 80_000
+	var frames []byte
+	for i := range n {
+		var err error
+		if frames, err = seq.AppendTCP(frames, buildQuery(seq.TypeSubscribe, uint64(i), fmt.Sprintf("sub-%06d", i), "", false)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	stop := make(chan struct{})
+	lookups, failed := 0, 0
+	probeDone := make(chan struct{})
+	go func() {
+		defer close(probeDone)
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			got, err := other.LookupAll(context.Background(), "probe", LookupOptions{Expiration: time.Second})
+			lookups++
+			if err != nil || len(got) != 1 {
+				failed++
+			}
+		}
+	}()
+	c := rawTCP(t, ts.tcpAddr)
+	start := time.Now()
+	go c.tcp.Write(frames)
+	for got := 0; got < n; {
+		q := c.read(time.Now().Add(waitLimit))
+		if q == nil {
+			t.Fatalf("%d of %d subscriptions confirmed", got, n)
+		}
+		if q.Type == seq.TypeRequest {
+			got++
+		}
+	}
+	el := time.Since(start)
+	close(stop)
+	<-probeDone
+	if st := ts.Stats(); st.Subscriptions != n {
+		t.Errorf("%d subscriptions", st.Subscriptions)
+	}
+	c.tcp.Close()
+	recv(t, ts.gone, "the disconnect")
+	if st := ts.Stats(); st.Subscriptions != 0 {
+		t.Errorf("%d subscriptions after the disconnect", st.Subscriptions)
+	}
+	t.Logf("80,000 subscriptions on one connection confirmed in %v; %d lookups by another client meanwhile, %d failed", el.Round(time.Millisecond), lookups, failed)
+	if failed > 0 {
+		t.Errorf("%d of %d lookups by another client failed", failed, lookups)
+	}
 }

@@ -93,14 +93,15 @@ type Limits struct {
 	// registers from 127.0.0.1 or the host's address, so this is the
 	// budget of a whole host.
 	RegistrationsPerIP int
-	// Registrations bounds the registrations stored. Default 100,000
-	// (about 60 MB at the largest meta-data that MaxStoredBytes leaves room
-	// for; see MaxStoredBytes).
+	// Registrations bounds the registrations stored. Default 100,000:
+	// ten hosts' worth, and about 70 MB of heap (a typical registration
+	// costs ~700 bytes with its index entries; BenchmarkMemoryPerName).
 	Registrations int
 	// MaxStoredBytes bounds the element bytes (names, addresses, meta-data)
 	// of all stored registrations together. Default 32 MiB: with
-	// Registrations at its default, the store then stays under ~100 MB
-	// whatever the clients send.
+	// Registrations at its default, the registrations then hold at most
+	// ~100 MB of heap whatever the clients send (one host, bound by
+	// RegistrationsPerIP, ~40 MB).
 	MaxStoredBytes int64
 
 	// SubscriptionsPerClient, SubscriptionsPerIP and Subscriptions bound

@@ -78,6 +78,17 @@ func runSubscribe(ctx context.Context, e *env) ([]figure, error) {
 // connections per source address (127.1.x.y), then times the listing as
 // the UI and an API user fetch it.
 func runAPINames(ctx context.Context, e *env) ([]figure, error) {
+	// The UI window's churn client registers its name first, so that its
+	// later changes (replacements) are not refused when the attack has
+	// filled the store to its limit.
+	churn, err := namesvc.Dial("tcp:"+e.d.names, namesvc.ClientOptions{Logger: quietLog()})
+	if err != nil {
+		return nil, err
+	}
+	defer churn.Close()
+	if err := churnOnce(ctx, churn, 0); err != nil {
+		return nil, fmt.Errorf("churn client: register: %w", err)
+	}
 	r, err := flood(e.d.names, floodOpts{n: nf.names, batch: 256, perConn: 1000, reconnects: 1 << 30,
 		quiet: time.Second, deadline: deadlineOf(ctx),
 		source: func(c int) net.IP { ip := 2 + c/10; return net.IPv4(127, 1, byte(ip>>8), byte(ip)) }},
@@ -132,7 +143,7 @@ func runAPINames(ctx context.Context, e *env) ([]figure, error) {
 
 	// The UI: an event stream open while one name changes every 200 ms;
 	// on every "names" hint it fetches its page, as the Names page does.
-	cpu, fetches, err := uiWindow(ctx, e)
+	cpu, fetches, err := uiWindow(ctx, e, churn)
 	figs = append(figs, figure{"ui_cpu", fmt.Sprintf("%.0f%%", cpu)}, figure{"ui_page_fetches", fmt.Sprint(fetches)})
 	return figs, err
 }
@@ -145,7 +156,7 @@ func (discard) Write(b []byte) (int, error) { return len(b), nil }
 // name every 200 ms, fetches the Names page's page on every "names"
 // hint, and returns stkd's CPU use meanwhile (percent of one core) and
 // the fetches.
-func uiWindow(ctx context.Context, e *env) (float64, int, error) {
+func uiWindow(ctx context.Context, e *env, c *namesvc.Client) (float64, int, error) {
 	wctx, cancel := context.WithTimeout(ctx, nf.uiWindow)
 	defer cancel()
 	req, _ := http.NewRequestWithContext(wctx, "GET", e.d.url+"/api/v1/events", nil)
@@ -154,11 +165,6 @@ func uiWindow(ctx context.Context, e *env) (float64, int, error) {
 		return 0, 0, err
 	}
 	defer resp.Body.Close()
-	c, err := namesvc.Dial("tcp:"+e.d.names, namesvc.ClientOptions{Logger: quietLog()})
-	if err != nil {
-		return 0, 0, err
-	}
-	defer c.Close()
 	go func() { // the churn
 		t := time.NewTicker(200 * time.Millisecond)
 		defer t.Stop()
@@ -168,10 +174,7 @@ func uiWindow(ctx context.Context, e *env) (float64, int, error) {
 				return
 			case <-t.C:
 			}
-			rctx, rc := context.WithTimeout(wctx, time.Second)
-			c.Register(rctx, namesvc.Info{Name: "churn", Linger: time.Second,
-				Addresses: []namesvc.Endpoint{{Addr: netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), uint16(1000+i%1000))}}})
-			rc()
+			churnOnce(wctx, c, i+1)
 		}
 	}()
 	hints := make(chan struct{}, 1)
@@ -201,4 +204,12 @@ func uiWindow(ctx context.Context, e *env) (float64, int, error) {
 			}
 		}
 	}
+}
+
+// churnOnce registers (or changes) the name "churn", with port 1000+i.
+func churnOnce(ctx context.Context, c *namesvc.Client, i int) error {
+	rctx, cancel := context.WithTimeout(ctx, time.Second)
+	defer cancel()
+	return c.Register(rctx, namesvc.Info{Name: "churn", Linger: time.Second,
+		Addresses: []namesvc.Endpoint{{Addr: netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), uint16(1000+i%1000))}}})
 }
