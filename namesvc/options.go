@@ -19,6 +19,16 @@ const (
 const (
 	DefaultUDPTTL     = 2 * time.Minute
 	DefaultGCInterval = time.Second
+
+	// Defaults of the TCP listeners unless ServerConfig.Flow says
+	// otherwise. Every client sends a keep-alive each 500 ms (C and Go
+	// alike), so a minute without a frame is a client gone or never there;
+	// a frame started and not finished within 10 s (a few bytes of a
+	// header, a slowloris) only holds a slot; one host holds at most 4096
+	// connections, far more than STK programs on one host open.
+	DefaultIdleTimeout   = time.Minute
+	DefaultFrameTimeout  = 10 * time.Second
+	DefaultMaxConnsPerIP = 4096
 )
 
 // Client defaults; see the ClientOptions fields.
@@ -66,7 +76,9 @@ type ServerConfig struct {
 	// (queue sizes, event loops, logger...) is used as given, except that
 	// MaxSequenceSize defaults to DefaultMaxRequestSize: name requests are
 	// small, and a peer sending garbage claims a larger frame and is
-	// disconnected at once instead of being waited for.
+	// disconnected at once instead of being waited for. IdleTimeout,
+	// FrameTimeout and MaxConnsPerIP default to DefaultIdleTimeout,
+	// DefaultFrameTimeout and DefaultMaxConnsPerIP (negative: off).
 	Flow flow.Options
 }
 
@@ -220,6 +232,15 @@ func (c ServerConfig) withDefaults() ServerConfig {
 	c.Limits = c.Limits.withDefaults()
 	if c.Flow.MaxSequenceSize <= 0 {
 		c.Flow.MaxSequenceSize = DefaultMaxRequestSize
+	}
+	if c.Flow.IdleTimeout == 0 {
+		c.Flow.IdleTimeout = DefaultIdleTimeout
+	}
+	if c.Flow.FrameTimeout == 0 {
+		c.Flow.FrameTimeout = DefaultFrameTimeout
+	}
+	if c.Flow.MaxConnsPerIP == 0 {
+		c.Flow.MaxConnsPerIP = DefaultMaxConnsPerIP
 	}
 	return c
 }
