@@ -61,6 +61,8 @@ type config struct {
 	logLevel  string
 	logFormat string // "text" or "json"
 
+	limits limits // what clients may do; see limits.go
+
 	where *origins // where a config file set each setting, for messages; nil: flags and defaults
 }
 
@@ -113,7 +115,9 @@ type cfgLine struct {
 // parseCfgFile reads a C stkd.cfg: lines "named: <args>" and "httpd: <args>"
 // (prefix case-insensitive); other lines are ignored, as in C. A second
 // line of either kind is an error (which one C would use is not obvious).
-func parseCfgFile(r io.Reader, path string) (named, httpd cfgLine, err error) {
+// Lines "limit: KEY=VALUE ..." (stkd's own; C ignores them) are returned in
+// order in lims.
+func parseCfgFile(r io.Reader, path string) (named, httpd cfgLine, lims []cfgLine, err error) {
 	sc := bufio.NewScanner(io.LimitReader(r, 64<<10)) // C reads at most 64 KB
 	var errs []error
 	for n := 1; sc.Scan(); n++ {
@@ -127,6 +131,9 @@ func parseCfgFile(r io.Reader, path string) (named, httpd cfgLine, err error) {
 			l = &named
 		case "httpd":
 			l = &httpd
+		case "limit":
+			lims = append(lims, cfgLine{n: n, args: strings.Fields(rest)})
+			continue
 		default:
 			continue
 		}
@@ -139,7 +146,7 @@ func parseCfgFile(r io.Reader, path string) (named, httpd cfgLine, err error) {
 	if err := sc.Err(); err != nil {
 		errs = append(errs, fmt.Errorf("reading %s: %w", path, err))
 	}
-	return named, httpd, errors.Join(errs...)
+	return named, httpd, lims, errors.Join(errs...)
 }
 
 // origins says where a setting of a config file came from, by the name of
@@ -327,7 +334,7 @@ func loadCfgFile(c *config, path string, forceNamed, forceHttpd bool) (origins, 
 	if err != nil {
 		return nil, fmt.Errorf("reading the config file: %w (use -c to name another, or run without -c for the built-in defaults)", err)
 	}
-	named, httpd, err := parseCfgFile(bytes.NewReader(b), path)
+	named, httpd, lims, err := parseCfgFile(bytes.NewReader(b), path)
 	errs := []error{err}
 	o := origins{}
 	c.names = named.n != 0 || forceNamed
@@ -337,6 +344,13 @@ func loadCfgFile(c *config, path string, forceNamed, forceHttpd bool) (origins, 
 	}
 	if httpd.n != 0 {
 		errs = append(errs, applyHttpdLine(c, httpd.args, o, fmt.Sprintf("%s:%d: httpd:", path, httpd.n)))
+	}
+	for _, l := range lims {
+		for _, kv := range l.args {
+			if err := c.limits.apply(kv); err != nil {
+				errs = append(errs, fmt.Errorf("%s:%d: limit: %w", path, l.n, err))
+			}
+		}
 	}
 	return o, errors.Join(errs...)
 }

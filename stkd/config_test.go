@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -23,7 +24,7 @@ func TestShippedCfgFileIsTheDefault(t *testing.T) {
 	if _, err := loadCfgFile(&c, path, false, false); err != nil {
 		t.Fatal(err)
 	}
-	if c != defaultConfig() {
+	if !reflect.DeepEqual(c, defaultConfig()) {
 		t.Fatalf("shipped cfg gives %+v, built-in defaults are %+v", c, defaultConfig())
 	}
 }

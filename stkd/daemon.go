@@ -60,7 +60,8 @@ func start(c config, log *slog.Logger) (d *daemon, err error) {
 		}
 	}()
 	if c.names {
-		if d.names, err = namesvc.NewServer(namesvc.ServerConfig{UDPTTL: c.udpTTL, Logger: log.With("component", "names")}); err != nil {
+		if d.names, err = namesvc.NewServer(namesvc.ServerConfig{UDPTTL: c.udpTTL, Logger: log.With("component", "names"),
+			Limits: c.limits.names, Flow: c.limits.namesFlow}); err != nil {
 			return nil, err
 		}
 		if d.namesTCP, err = serve(d.names.ServeTCP, c.namesTCP, "--names-tcp"); err != nil {
@@ -80,7 +81,8 @@ func start(c config, log *slog.Logger) (d *daemon, err error) {
 		}
 		d.monitor, err = smartbeat.NewMonitor(smartbeat.MonitorConfig{
 			Name: c.monName, Linger: c.monLinger, NameServerAddr: ns, AdvertiseHost: c.advertise,
-			Logger: log.With("component", "monitor"),
+			Logger: log.With("component", "monitor"), Flow: c.limits.monFlow,
+			MaxRecords: c.limits.monRecords, MaxRecordsPerSource: c.limits.monPerSource, MaxHistory: c.limits.monMaxHistory,
 		})
 		if err != nil {
 			return nil, err

@@ -20,6 +20,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -147,6 +148,8 @@ func parseArgs(args []string, stdout io.Writer) (*config, error) {
 	portBase := fs.Int("port-base", 0, fmt.Sprintf("move every listener to port N plus an offset, to run a second stkd beside the first: names on N+%d, monitor on N+%d, STEP feed on N+%d, HTTP on N+%d (e.g. 21000: 21002, 21001, 21003, 21080); flags naming an address still win", portBaseNames, portBaseMonitor, portBaseFeed, portBaseHTTP))
 	fs.StringVar(&f.logLevel, "log-level", f.logLevel, "log level: debug, info, warn or error")
 	fs.StringVar(&f.logFormat, "log-format", f.logFormat, "log format: text (key=value lines) or json (one JSON object per line, for journald or log collectors)")
+	limitArgs := fs.StringArray("limit", nil, "change a limit on what clients may do, KEY=VALUE (repeatable; VALUE off removes a bound); --limits lists the keys and defaults")
+	listLimits := fs.Bool("limits", false, "print the limits stkd applies to clients, with their defaults, and exit")
 	version := fs.Bool("version", false, "print the version and exit")
 	help := fs.BoolP("help", "h", false, "show this help")
 	fs.SetOutput(io.Discard)
@@ -164,16 +167,19 @@ func parseArgs(args []string, stdout io.Writer) (*config, error) {
 		fmt.Fprintln(stdout, cli.Version("stkd"))
 		return nil, nil
 	}
+	if *listLimits {
+		printLimits(stdout)
+		return nil, nil
+	}
 	if fs.NArg() > 0 {
 		return nil, fmt.Errorf("unexpected argument %q (see stkd -h)", fs.Arg(0))
 	}
 	c := f // defaults and flags
+	var errs []error // every problem at once, the file's and the flags'
 	if *cfgFile != "" {
 		c = defaultConfig()
 		o, err := loadCfgFile(&c, *cfgFile, *forceNamed, *forceHttpd)
-		if err != nil {
-			return nil, err
-		}
+		errs = append(errs, err)
 		c.where = &o
 	}
 	if fs.Changed("port-base") {
@@ -190,6 +196,14 @@ func parseArgs(args []string, stdout io.Writer) (*config, error) {
 				}
 			}
 		})
+	}
+	for _, kv := range *limitArgs { // after the file's limit: lines, so they win
+		if err := c.limits.apply(kv); err != nil {
+			errs = append(errs, fmt.Errorf("--limit %w", err))
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
 	}
 	return &c, nil
 }
