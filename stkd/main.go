@@ -174,7 +174,7 @@ func parseArgs(args []string, stdout io.Writer) (*config, error) {
 	if fs.NArg() > 0 {
 		return nil, fmt.Errorf("unexpected argument %q (see stkd -h)", fs.Arg(0))
 	}
-	c := f // defaults and flags
+	c := f           // defaults and flags
 	var errs []error // every problem at once, the file's and the flags'
 	if *cfgFile != "" {
 		c = defaultConfig()
