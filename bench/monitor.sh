@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Measures stkd's service monitor with real processes (see bench/monitor):
+# Measures stkd's service monitor with real processes (see bench/stkbench-monitor):
 #
 #   detect   kill -9 a monitored_service; time until stkd has it timed out,
 #            p50/p99/max over 20 kills at 100 ms, 500 ms (default) and 1 s beats
@@ -15,15 +15,15 @@ cd "$(dirname "$0")/.."
 [ $# -gt 0 ] || { sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//'; exit 2; }
 bin=$(mktemp -d)
 trap 'rm -rf "$bin"' EXIT
-go build -o "$bin/" ./stkd ./examples/monitored_service ./bench/monitor
+go build -o "$bin/" ./stkd ./examples/monitored_service ./bench/stkbench-monitor
 
 if [ "$1" = all ]; then
   shift
-  "$bin/monitor" detect --bin "$bin"
-  "$bin/monitor" sigstop --bin "$bin"
-  "$bin/monitor" scale --bin "$bin"
-  "$bin/monitor" load --bin "$bin" "$@"
+  "$bin/stkbench-monitor" detect --bin "$bin"
+  "$bin/stkbench-monitor" sigstop --bin "$bin"
+  "$bin/stkbench-monitor" scale --bin "$bin"
+  "$bin/stkbench-monitor" load --bin "$bin" "$@"
 else
   mode=$1; shift
-  "$bin/monitor" "$mode" --bin "$bin" "$@"
+  "$bin/stkbench-monitor" "$mode" --bin "$bin" "$@"
 fi

@@ -4,7 +4,7 @@
 // says goodbye. Watch it in stkd's status UI, http://127.0.0.1:8080/.
 //
 // --beat sets its smartbeat period and --activity-timeout how long the
-// monitor waits for a smartbeat before declaring it failed (bench/monitor
+// monitor waits for a smartbeat before declaring it failed (bench/stkbench-monitor
 // kills it with SIGKILL to measure how long that takes).
 //
 // Its job is to be seen by the monitor: over TCP it exits with status 1

@@ -321,7 +321,7 @@ func (d *daemon) events(ctx context.Context) (<-chan event, error) {
 				switch kind {
 				case "hello", "stats", "names", "":
 				case "reset":
-					fmt.Fprintf(os.Stderr, "monitor: the event stream lost events: %s\n", data)
+					fmt.Fprintf(os.Stderr, "%s: the event stream lost events: %s\n", prog, data)
 				default:
 					var ev event
 					if err := json.Unmarshal([]byte(data), &ev); err == nil {

@@ -1,14 +1,16 @@
-// Command monitor measures stkd's service monitor with real processes: how
-// long it takes to declare a service killed with SIGKILL timed out, whether
-// it times out services that are alive while every core is busy or while
-// stkd itself is paused, and what holding 10,000 services costs it.
+// Command stkbench-monitor measures stkd's service monitor with real
+// processes: how long it takes to declare a service killed with SIGKILL
+// timed out, whether it times out services that are alive while every core
+// is busy or while stkd itself is paused, and what holding 10,000 services
+// costs it. (A benchmark, named so that `go install ./...` puts no program
+// called monitor next to the real ones.)
 //
 // Usage:
 //
-//	monitor detect  [flags]  kill -9 a monitored_service, time until it is timed out (p50/p99/max per beat period)
-//	monitor load    [flags]  50 services beating for --duration while busy loops load every core; count timeouts
-//	monitor sigstop [flags]  pause stkd with SIGSTOP for 2 s, 5 times, with 50 services beating; count timeouts
-//	monitor scale   [flags]  10,000 services beating at 2 Hz; stkd's CPU, RSS and timeouts over 60 s
+//	stkbench-monitor detect  [flags]  kill -9 a monitored_service, time until it is timed out (p50/p99/max per beat period)
+//	stkbench-monitor load    [flags]  50 services beating for --duration while busy loops load every core; count timeouts
+//	stkbench-monitor sigstop [flags]  pause stkd with SIGSTOP for 2 s, 5 times, with 50 services beating; count timeouts
+//	stkbench-monitor scale   [flags]  10,000 services beating at 2 Hz; stkd's CPU, RSS and timeouts over 60 s
 //
 // Every mode starts its own stkd on free loopback ports (--names-tcp,
 // --monitor-tcp and --http 127.0.0.1:0, UDP off) and reads it through its
@@ -20,7 +22,7 @@
 // program's "burn" mode, one process per core.
 //
 // bench/monitor.sh builds stkd, monitored_service and this program and runs
-// a mode; "go run ./bench/monitor MODE" works too and builds the other two
+// a mode; "go run ./bench/stkbench-monitor MODE" works too and builds the other two
 // itself (or give --bin, a directory holding them).
 //
 // These are measurements, not tests: they take minutes, and their figures
@@ -41,7 +43,10 @@ import (
 	"github.com/spf13/pflag"
 )
 
-const usage = `Usage: monitor MODE [flags]   (monitor MODE -h for the flags of a mode)
+// prog is the program's name in its messages.
+const prog = "stkbench-monitor"
+
+const usage = `Usage: stkbench-monitor MODE [flags]   (stkbench-monitor MODE -h for the flags of a mode)
 
 Measures stkd's service monitor with real processes:
 
@@ -78,21 +83,21 @@ func main() {
 	}
 	run := modes[mode]
 	if run == nil {
-		fmt.Fprintf(os.Stderr, "monitor: unknown mode %q\n\n%s", mode, usage)
+		fmt.Fprintf(os.Stderr, "%s: unknown mode %q\n\n%s", prog, mode, usage)
 		os.Exit(2)
 	}
 	if err := run(os.Args[2:]); err != nil {
-		fmt.Fprintf(os.Stderr, "monitor %s: %v\n", mode, err)
+		fmt.Fprintf(os.Stderr, "%s %s: %v\n", prog, mode, err)
 		os.Exit(1)
 	}
 }
 
 // newFlags returns the flag set of a mode; parse handles -h.
 func newFlags(mode, synopsis string) *pflag.FlagSet {
-	fs := pflag.NewFlagSet("monitor "+mode, pflag.ContinueOnError)
+	fs := pflag.NewFlagSet(prog+" "+mode, pflag.ContinueOnError)
 	fs.SortFlags = false
 	fs.Usage = func() {
-		fmt.Fprintf(os.Stderr, "Usage: monitor %s [flags]\n\n%s\n\nFlags:\n%s", mode, synopsis, fs.FlagUsages())
+		fmt.Fprintf(os.Stderr, "Usage: %s %s [flags]\n\n%s\n\nFlags:\n%s", prog, mode, synopsis, fs.FlagUsages())
 	}
 	return fs
 }
