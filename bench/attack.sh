@@ -2,7 +2,9 @@
 # Replays the name-service attacks of issue 11 against stkd (see
 # bench/attack): 1,000,000 registrations from one client, 5000 x 60 KB of
 # meta-data, 80,000 subscriptions on one connection, GET /api/v1/names
-# with up to 1,000,000 names and an open UI. Prints one row per case:
+# with up to 1,000,000 names and an open UI; 800 idle connections to a stkd
+# limited to 256 open files (fd-exhaustion) and 500 slowloris connections.
+# Prints one row per case:
 # stkd's RSS, other clients' lookup latency, refusal counters.
 #
 # usage: bench/attack.sh [OLD-COMMIT] [attack flags]

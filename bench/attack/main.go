@@ -15,7 +15,7 @@
 // and only ever talk to 127.0.0.0/8.
 //
 // The cases live in files by family, each registering its own with
-// addCase (names.go: the name service). Run it against an old and a new
+// addCase (names.go: the name service; conns.go: connections). Run it against an old and a new
 // stkd to compare (bench/attack.sh before/after does both).
 package main
 
@@ -38,6 +38,8 @@ type attackCase struct {
 	// run attacks d; env has the flags and the probe. It returns the
 	// figures to print (name → value), in order.
 	run func(ctx context.Context, env *env) ([]figure, error)
+	// nofile, when set, is stkd's open-file limit for this case.
+	nofile int
 }
 
 // figure is one measured value of a case.
@@ -115,7 +117,7 @@ func main() {
 func runCase(c attackCase, bin string, timeout, probeEvery time.Duration, fs *pflag.FlagSet) ([]figure, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
-	d, err := startDaemon(bin)
+	d, err := startDaemon(bin, c.nofile)
 	if err != nil {
 		return nil, err
 	}

@@ -20,6 +20,7 @@ import (
 type daemon struct {
 	cmd    *exec.Cmd
 	names  string // "127.0.0.1:port" (TCP)
+	mon    string // the monitor, "127.0.0.1:port" (TCP)
 	url    string // "http://127.0.0.1:port"
 	exited chan struct{}
 
@@ -30,10 +31,15 @@ type daemon struct {
 var logAttr = regexp.MustCompile(`(\w+)=("(?:[^"\\]|\\.)*"|\S*)`)
 
 // startDaemon runs bin with names and HTTP on free loopback ports, the
-// monitor on TCP only, and waits for its "stkd running" line.
-func startDaemon(bin string) (*daemon, error) {
-	cmd := exec.Command(bin, "--names-tcp", "127.0.0.1:0", "--names-udp", "",
-		"--monitor-tcp", "127.0.0.1:0", "--monitor-udp", "", "--http", "127.0.0.1:0", "--log-level", "info")
+// monitor on TCP only, and waits for its "stkd running" line. nofile > 0
+// runs it with that open-file limit (through util-linux's prlimit).
+func startDaemon(bin string, nofile int) (*daemon, error) {
+	args := []string{bin, "--names-tcp", "127.0.0.1:0", "--names-udp", "",
+		"--monitor-tcp", "127.0.0.1:0", "--monitor-udp", "", "--http", "127.0.0.1:0", "--log-level", "info"}
+	if nofile > 0 {
+		args = append([]string{"prlimit", fmt.Sprintf("--nofile=%d:%d", nofile, nofile), "--"}, args...)
+	}
+	cmd := exec.Command(args[0], args[1:]...)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
@@ -67,7 +73,7 @@ func startDaemon(bin string) (*daemon, error) {
 	}()
 	select {
 	case a := <-running:
-		d.names, d.url = a["names_tcp"], "http://"+a["http"]
+		d.names, d.mon, d.url = a["names_tcp"], a["monitor_tcp"], "http://"+a["http"]
 		return d, nil
 	case <-d.exited:
 		return nil, fmt.Errorf("stkd exited at start: %s", d.logTail())
