@@ -36,6 +36,11 @@ const (
 	defaultPort = 29312
 )
 
+// subscriberInputMax bounds a sequence a subscriber sends the publisher
+// (ignored anyway): a peer claiming more is disconnected before it costs
+// memory.
+const subscriberInputMax = 64 << 10
+
 func main() {
 	fs := pflag.NewFlagSet(prog, pflag.ContinueOnError)
 	iface := fs.StringP("interface", "i", "tcp:127.0.0.1:29312", "where to publish: [tcp|udp|rawudp|multicast:]host[:port]; tcp listens there (port 0: a free one), the others send there (multicast defaults to 224.10.10.20)")
@@ -107,7 +112,11 @@ func main() {
 	case flow.TCP:
 		opts := flow.Options{Logger: log, Name: prog,
 			OnConnect:    func(flow.Peer) { subscribed.Add(1) },
-			OnDisconnect: func(flow.Peer, error) { left.Add(1) }}
+			OnDisconnect: func(flow.Peer, error) { left.Add(1) },
+			// Subscribers send nothing: whatever one does send is read and
+			// dropped, so it needs no more room than a small sequence, and a
+			// frame left half-sent only holds a slot until it is cut.
+			MaxSequenceSize: subscriberInputMax, FrameTimeout: 10 * time.Second}
 		if server, err = flow.ListenTCP(listen.String(), opts); err != nil {
 			if errors.Is(err, syscall.EADDRINUSE) {
 				err = fmt.Errorf("%w (another publisher there? -i tcp:127.0.0.1:0 picks a free port)", err)

@@ -35,6 +35,8 @@ func main() {
 	bind := fs.StringP("bind", "B", "0.0.0.0", "multicast: IP to bind the group's port on")
 	group := fs.StringP("group", "G", "", "name group to look in")
 	nameServer := fs.StringP("name-server", "R", cli.DefaultNameServer, "name server: [tcp|udp:]host[:port]")
+	maxSize := fs.Int("max-size", seq.DefaultMaxSize, "largest sequence accepted, in bytes: a publisher sending a larger one is disconnected (TCP) or its datagrams dropped, so one cannot make this program hold more than this per connection")
+	maxEndpoints := fs.Int("max-endpoints", defaultMaxEndpoints, "receive from at most this many addresses of the name; more registrations are ignored with a warning")
 	verbose := fs.BoolP("verbose", "v", false, "log what happens")
 	cli.Usage(fs, "subscribe [flags] <name>", "Receives the sequences published under <name>.",
 		"0  received -c sequences; without -c, stopped by Ctrl-C or SIGTERM after reaching the name server",
@@ -42,6 +44,9 @@ func main() {
 	name := cli.Parse(fs, os.Args[1:], 1)[0]
 	if *limit < 0 {
 		cli.Fail(prog, cli.BadUsage(fmt.Errorf("-c %d: want >= 0", *limit)))
+	}
+	if *maxSize <= 0 || *maxEndpoints <= 0 {
+		cli.Fail(prog, cli.BadUsage(fmt.Errorf("--max-size %d, --max-endpoints %d: want > 0", *maxSize, *maxEndpoints)))
 	}
 	log := cli.Logger(*verbose)
 	b, err := cli.ResolveAddress("-B", *bind)
@@ -77,8 +82,8 @@ func main() {
 		}
 	}()
 
-	s := &subscriber{quiet: *quiet, limit: *limit, bind: bindIP.Addr(), flows: map[string]flow.Flow{}, done: make(chan struct{})}
-	s.opts = flow.Options{Logger: log, Name: prog, Handler: s.handle}
+	s := &subscriber{quiet: *quiet, limit: *limit, bind: bindIP.Addr(), maxFlows: *maxEndpoints, flows: map[string]flow.Flow{}, done: make(chan struct{})}
+	s.opts = flow.Options{Logger: log, Name: prog, Handler: s.handle, MaxSequenceSize: *maxSize}
 	fmt.Printf("Subscribing to '%s'\n", name)
 	if _, err := names.Subscribe(name, namesvc.SubscribeOptions{}, s.connect); err != nil {
 		cli.Fail(prog, err)
@@ -98,12 +103,19 @@ func main() {
 	}
 }
 
+// defaultMaxEndpoints bounds the addresses a subscription receives from: a
+// registrant listing a thousand addresses would otherwise make every
+// subscriber dial them all, for ever.
+const defaultMaxEndpoints = 64
+
 // subscriber receives on one flow per registered address.
 type subscriber struct {
-	quiet bool
-	limit int64
-	bind  netip.Addr
-	opts  flow.Options
+	quiet    bool
+	limit    int64
+	bind     netip.Addr
+	opts     flow.Options
+	maxFlows int  // addresses received from at most
+	warned   bool // about addresses beyond maxFlows
 
 	mu     sync.Mutex
 	flows  map[string]flow.Flow
@@ -126,6 +138,13 @@ func (s *subscriber) connect(info namesvc.Info) {
 		key := e.String()
 		if s.closed || s.flows[key] != nil {
 			continue // already receiving there; a TCP flow reconnects by itself
+		}
+		if len(s.flows) >= s.maxFlows {
+			if !s.warned {
+				s.warned = true
+				fmt.Fprintf(os.Stderr, "subscribe: %q has more than %d addresses; ignoring %s and any more (--max-endpoints raises the bound)\n", info.Name, s.maxFlows, key)
+			}
+			continue
 		}
 		proto := flow.TCP
 		if e.Protocol != "" {
