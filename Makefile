@@ -16,9 +16,10 @@
 #                                  installed (not the config file)
 #   make clean
 #
-# `go install ./...` is not the way: it also installs the C library's
-# package as a 7.8 MB program named `c` and the monitor benchmark as
-# `monitor`, and the examples under generic names such as `publish`.
+# `go install ./...` is not the way: it installs the examples under generic
+# names such as `publish`, and the harnesses of bench/ too. (The C library's
+# package, bindings/c, builds only with -tags stk_cshared, as `make lib`
+# does, so it is not installed as a program.)
 #
 # PREFIX (/usr/local), DESTDIR (for packaging), BINDIR, LIBDIR, INCLUDEDIR,
 # SYSCONFDIR (/etc), UNITDIR (/etc/systemd/system) and GO can be set on the

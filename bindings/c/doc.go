@@ -1,6 +1,8 @@
+//go:build stk_cshared
+
 // Command c is the C binding of the Go STK: built with
 //
-//	go build -buildmode=c-shared -o libstk.so ./bindings/c
+//	go build -tags stk_cshared -buildmode=c-shared -o libstk.so ./bindings/c
 //
 // it is libstk.so, the library behind the hand-written header stk.h, which
 // documents the API (the header cgo generates is used internally only).
@@ -17,7 +19,10 @@
 // a lock held, so they may call back into the library.
 //
 // Build the library, the header and the C examples with bindings/c/Makefile;
-// bindings/c/ctest tests them against a real stkd.
+// bindings/c/ctest tests them against a real stkd. Every file has the build
+// tag stk_cshared: without it `go install ./...` would install the library
+// as a program named c. Vet it with `go vet -tags stk_cshared ./bindings/c`
+// (.ci/run does).
 package main
 
 // main is required by -buildmode=c-shared and never runs.

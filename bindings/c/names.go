@@ -1,3 +1,5 @@
+//go:build stk_cshared
+
 package main
 
 /*

@@ -1,9 +1,9 @@
 // Package python_test runs the Python binding (bindings/python) end to end:
-// it builds libstk.so (go build -buildmode=c-shared ./bindings/c), stkd and
-// the Go examples once, starts real daemons and runs the Python examples
-// and unit tests against them, next to Go and C programs. It skips when
-// python3 (>= 3.9) or a C compiler is missing. The directory holds no other
-// Go code: the binding itself is pure Python.
+// it builds libstk.so (go build -tags stk_cshared -buildmode=c-shared
+// ./bindings/c), stkd and the Go examples once, starts real daemons and runs
+// the Python examples and unit tests against them, next to Go and C
+// programs. It skips when python3 (>= 3.9) or a C compiler is missing. The
+// directory holds no other Go code: the binding itself is pure Python.
 package python_test
 
 import (
@@ -15,7 +15,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
-	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -45,9 +44,8 @@ func TestMain(m *testing.M) {
 	code := func() int {
 		defer os.RemoveAll(dir)
 		lib := filepath.Join(dir, "libstk.so")
-		out, err := exec.Command(goCommand(), "build", "-buildmode=c-shared", "-o", lib, "../c").CombinedOutput()
-		if err != nil {
-			fmt.Fprintf(os.Stderr, "go build -buildmode=c-shared ../c: %v\n%s", err, out)
+		if err := testprog.BuildCShared(lib, "../c"); err != nil {
+			fmt.Fprintln(os.Stderr, err)
 			return 1
 		}
 		if src := "../c/examples/simple_name_lookup.c"; fileExists(src) {
@@ -82,7 +80,7 @@ func prerequisites() string {
 	if cCompiler() == "" {
 		return "no C compiler (gcc or cc): libstk.so cannot be built"
 	}
-	if out, err := exec.Command(goCommand(), "env", "CGO_ENABLED").Output(); err != nil || strings.TrimSpace(string(out)) != "1" {
+	if out, err := exec.Command(testprog.GoCommand(), "env", "CGO_ENABLED").Output(); err != nil || strings.TrimSpace(string(out)) != "1" {
 		return "cgo is disabled: libstk.so cannot be built"
 	}
 	return ""
@@ -102,23 +100,20 @@ func cCompiler() string {
 	return ""
 }
 
-func goCommand() string {
-	if p, err := exec.LookPath("go"); err == nil {
-		return p
-	}
-	return filepath.Join(runtime.GOROOT(), "bin", "go")
-}
-
 func fileExists(p string) bool {
 	st, err := os.Stat(p)
 	return err == nil && !st.IsDir()
 }
 
+// need skips the test when the prerequisites are missing, makes its cached
+// result depend on the sources of the programs and Python scripts it runs,
+// and runs it in parallel with the others.
 func need(t *testing.T) {
 	t.Helper()
 	if skip != "" {
 		t.Skip(skip)
 	}
+	testprog.Track(t)
 	t.Parallel()
 }
 

@@ -21,21 +21,44 @@ import (
 // Build compiles the packages (paths as the go command takes them, relative
 // to the calling test's directory) into a new temporary directory and
 // returns it. Call it from TestMain and remove the directory afterwards.
+// Start (or Track) makes the go command re-run the test when the
+// programs' sources change.
 func Build(pkgs ...string) (dir string, err error) {
 	dir, err = os.MkdirTemp("", "stk-programs-")
 	if err != nil {
 		return "", err
 	}
-	gocmd, err := exec.LookPath("go")
-	if err != nil {
-		gocmd = filepath.Join(runtime.GOROOT(), "bin", "go")
-	}
 	args := append([]string{"build", "-o", dir + string(filepath.Separator)}, pkgs...)
-	if out, err := exec.Command(gocmd, args...).CombinedOutput(); err != nil {
+	if out, err := exec.Command(GoCommand(), args...).CombinedOutput(); err != nil {
 		os.RemoveAll(dir)
 		return "", fmt.Errorf("go build %s: %v\n%s", strings.Join(pkgs, " "), err, out)
 	}
 	return dir, nil
+}
+
+// CSharedTag is the build tag of the C binding's package (bindings/c): a
+// package main that is only a library, kept out of `go install ./...`.
+const CSharedTag = "stk_cshared"
+
+// BuildCShared builds the C binding's package at pkg (a path as the go
+// command takes it, relative to the calling test's directory) as the C
+// shared library out, as bindings/c/Makefile does. A test that uses the
+// library calls Track.
+func BuildCShared(out, pkg string) error {
+	args := []string{"build", "-tags", CSharedTag, "-buildmode=c-shared", "-o", out, pkg}
+	if b, err := exec.Command(GoCommand(), args...).CombinedOutput(); err != nil {
+		return fmt.Errorf("go %s: %v\n%s", strings.Join(args, " "), err, b)
+	}
+	return nil
+}
+
+// GoCommand is the go command: the one on PATH, else the one of the Go
+// installation the test was built with.
+func GoCommand() string {
+	if p, err := exec.LookPath("go"); err == nil {
+		return p
+	}
+	return filepath.Join(runtime.GOROOT(), "bin", "go")
 }
 
 // Proc is a running program whose standard output and error are collected
@@ -62,9 +85,11 @@ func (p *Proc) Output() string {
 }
 
 // Start runs the program at path. It is killed when the test ends, and its
-// output is logged if the test failed.
+// output is logged if the test failed. It calls Track: the test's cached
+// result depends on the sources of the programs it runs.
 func Start(t testing.TB, path string, args ...string) *Proc {
 	t.Helper()
+	Track(t)
 	p := &Proc{Cmd: exec.Command(path, args...), done: make(chan struct{})}
 	p.Cmd.Stdout, p.Cmd.Stderr = p, p
 	if err := p.Cmd.Start(); err != nil {

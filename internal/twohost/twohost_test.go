@@ -10,7 +10,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
-	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -239,12 +238,8 @@ func buildCPublish(dir string) (path, skip string) {
 	if err := os.Mkdir(dir, 0o755); err != nil {
 		return "", err.Error()
 	}
-	gocmd, err := exec.LookPath("go")
-	if err != nil {
-		gocmd = filepath.Join(runtime.GOROOT(), "bin", "go") // as internal/testprog does
-	}
-	if out, err := exec.Command(gocmd, "build", "-buildmode=c-shared", "-o", filepath.Join(dir, "libstk.so"), "../../bindings/c").CombinedOutput(); err != nil {
-		return "", fmt.Sprintf("go build -buildmode=c-shared ../../bindings/c: %v\n%s", err, out)
+	if err := testprog.BuildCShared(filepath.Join(dir, "libstk.so"), "../../bindings/c"); err != nil {
+		return "", err.Error()
 	}
 	path = filepath.Join(dir, "publish")
 	args := []string{"-O2", "-Wall", "-std=gnu11", "-I../../bindings/c", "-o", path, "../../bindings/c/examples/publish.c",

@@ -11,7 +11,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
-	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -88,14 +87,7 @@ func buildAll() error {
 	}()
 	go func() {
 		defer wg.Done()
-		gocmd, err := exec.LookPath("go")
-		if err != nil {
-			gocmd = filepath.Join(runtime.GOROOT(), "bin", "go") // as internal/testprog does
-		}
-		out, err := exec.Command(gocmd, "build", "-buildmode=c-shared", "-o", filepath.Join(cBin, "libstk.so"), "..").CombinedOutput()
-		if err != nil {
-			libErr = fmt.Errorf("go build -buildmode=c-shared: %v\n%s", err, out)
-		}
+		libErr = testprog.BuildCShared(filepath.Join(cBin, "libstk.so"), "..")
 	}()
 	wg.Wait()
 	if goErr != nil || libErr != nil {
@@ -143,11 +135,15 @@ func buildAll() error {
 	return nil
 }
 
+// need skips the test when the C programs could not be built, and makes
+// its cached result depend on their sources (some tests run them without
+// testprog.Start).
 func need(t *testing.T) {
 	t.Helper()
 	if skipAll != "" {
 		t.Skip(skipAll)
 	}
+	testprog.Track(t)
 }
 
 // daemon is a running stkd.

@@ -48,9 +48,9 @@ _LIBNAME = {"darwin": "libstk.dylib", "win32": "stk.dll"}.get(sys.platform, "lib
 _PKG = Path(__file__).resolve().parent
 
 BUILD_HINT = (
-    "build it with `make -C bindings/c` (or `go build -buildmode=c-shared -o bindings/c/build/{name} "
-    "./bindings/c` at the repository root; it needs Go and a C compiler), or set {var} to the path "
-    "of an existing {name}"
+    "build it with `make -C bindings/c` (or `go build -tags stk_cshared -buildmode=c-shared "
+    "-o bindings/c/build/{name} ./bindings/c` at the repository root; it needs Go and a C compiler), "
+    "or set {var} to the path of an existing {name}"
 ).format(name=_LIBNAME, var=ENV_VAR)
 
 # ---------------------------------------------------------------------------
