@@ -243,58 +243,92 @@ func TestMemoryCheckCatchesErrors(t *testing.T) {
 }
 
 // valgrind runs a plain C program under valgrind with the suppressions for
-// the Go runtime (../tests/valgrind.supp); exit status 9 means valgrind
-// found errors.
-func valgrind(prog string, args ...string) (string, error) {
+// the Go runtime (../tests/valgrind.supp) and the environment env (nil: this
+// process's); exit status 9 means valgrind found errors.
+func valgrind(env []string, prog string, args ...string) (string, error) {
 	a := append([]string{"--error-exitcode=9", "--leak-check=full", "--suppressions=../tests/valgrind.supp", "-q",
 		filepath.Join(cBin, prog)}, args...)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	out, err := exec.CommandContext(ctx, "valgrind", a...).CombinedOutput()
+	cmd := exec.CommandContext(ctx, "valgrind", a...)
+	cmd.Env = env
+	out, err := cmd.CombinedOutput()
 	return string(out), err
 }
 
 // probeFailure finds why the probe died in its output.
 var probeFailure = regexp.MustCompile(`SIGILL: illegal instruction|Illegal opcode at address 0x[0-9A-Fa-f]+|fatal error: [^=\n]*`)
 
-// valgrindCannotRunGo runs the trivial Go program testdata/vgprobe under
-// valgrind and returns why valgrind cannot run Go code here, or "" when it
-// can. Without this probe a valgrind that dies on the Go runtime itself
-// (valgrind 3.19 on some AMD CPUs offers RDTSCP through CPUID but cannot
-// execute it: SIGILL in runtime.cputicks) would look like a bug in our
-// programs. Memcheck's reports on Go memory do not count here (the
-// suppressions handle them in the real runs): only whether the program
-// runs to its end.
-func valgrindCannotRunGo() string {
+// noRDTSCP is the GODEBUG setting that keeps the Go runtime off RDTSCP.
+const noRDTSCP = "cpu.rdtscp=off"
+
+// valgrindEnv finds how valgrind can run Go code here: env is the
+// environment to run every valgrind case with (nil: this process's as it
+// is), note says why when env is not nil; skip says why valgrind cannot run
+// Go code at all ("" when it can).
+//
+// It runs the trivial Go program testdata/vgprobe under valgrind: without
+// this a valgrind that dies on the Go runtime itself would look like a bug
+// in our programs. valgrind 3.19 on some AMD CPUs offers RDTSCP through
+// CPUID but cannot execute it (SIGILL in runtime.cputicks); GODEBUG
+// cpu.rdtscp=off (added to any GODEBUG already set) makes the runtime read
+// the clock without it, so the probe is tried again with it.
+func valgrindEnv() (env []string, note, skip string) {
+	plain := probeValgrind(nil)
+	if plain == "" {
+		return nil, "", ""
+	}
+	godebug := noRDTSCP
+	if g := os.Getenv("GODEBUG"); g != "" {
+		godebug = g + "," + noRDTSCP // the last setting of a key wins
+	}
+	env = append(os.Environ(), "GODEBUG="+godebug) // the last GODEBUG= of an environment wins too
+	withOff := probeValgrind(env)
+	if withOff == "" {
+		return env, fmt.Sprintf("valgrind cannot run Go code here as it is (a trivial Go program, testdata/vgprobe, fails under it: %s); "+
+			"with GODEBUG=%s it can: every valgrind case runs with it", plain, godebug), ""
+	}
+	return nil, "", fmt.Sprintf("valgrind cannot run Go code on this CPU: a trivial Go program (testdata/vgprobe) fails under it "+
+		"(%s), and with GODEBUG=%s too (%s); the valgrind check is skipped, the AddressSanitizer checks still run",
+		plain, godebug, withOff)
+}
+
+// probeValgrind runs testdata/vgprobe under valgrind with env and returns
+// why it failed, or "" when it ran to its end. Memcheck's reports on Go
+// memory do not count here (the suppressions handle them in the real
+// runs): only whether the program runs.
+func probeValgrind(env []string) string {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	out, err := exec.CommandContext(ctx, "valgrind", "-q", filepath.Join(goBin, "vgprobe")).CombinedOutput()
+	cmd := exec.CommandContext(ctx, "valgrind", "-q", filepath.Join(goBin, "vgprobe"))
+	cmd.Env = env
+	out, err := cmd.CombinedOutput()
 	if err == nil && strings.Contains(string(out), "ok 6\n") {
 		return ""
 	}
 	// What happened: Go's report of the signal, or valgrind's when it
 	// kills the program itself (the two programs' output interleaves).
-	why := fmt.Sprint(err)
 	if m := probeFailure.FindString(string(out)); m != "" {
-		why = m
+		return m
 	}
-	hint := ""
-	if strings.Contains(why, "SIGILL") || strings.Contains(why, "Illegal opcode") {
-		hint = "; a newer valgrind, or GODEBUG=cpu.rdtscp=off for the Go code, avoids it"
-	}
-	return fmt.Sprintf("valgrind cannot run Go code on this CPU: a trivial Go program (testdata/vgprobe) fails under it (%s%s); "+
-		"the valgrind check is skipped, the AddressSanitizer checks still run", why, hint)
+	return fmt.Sprint(err)
 }
 
 // TestValgrind runs the C unit test and the deliberately bad programs under
-// valgrind: the correct ones must pass, the bad ones must be caught.
+// valgrind: the correct ones must pass, the bad ones must be caught. Where
+// valgrind runs Go code only with GODEBUG=cpu.rdtscp=off, every case runs
+// with it.
 func TestValgrind(t *testing.T) {
 	need(t)
 	if _, err := exec.LookPath("valgrind"); err != nil {
 		t.Skip("valgrind not installed: the valgrind check is skipped (the ASan checks still run)")
 	}
-	if why := valgrindCannotRunGo(); why != "" {
-		t.Skip(why)
+	env, note, skip := valgrindEnv()
+	if skip != "" {
+		t.Skip(skip)
+	}
+	if note != "" {
+		t.Log(note)
 	}
 	type run struct {
 		args []string
@@ -316,7 +350,7 @@ func TestValgrind(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			r.out, r.err = valgrind(r.args[0], r.args[1:]...)
+			r.out, r.err = valgrind(env, r.args[0], r.args[1:]...)
 		}()
 	}
 	wg.Wait()
