@@ -194,7 +194,11 @@ func TestPythonPublisherToGoSubscriber(t *testing.T) {
 	if n := strings.Count(pyOut, `"publish sequence" type data, 1 element(s), 1024 bytes`); n != 3 {
 		t.Fatalf("the Python subscribe printed %d sequences, want 3:\n%s", n, pyOut)
 	}
-	wantLines(t, "Python subscribe", pyOut, "Received: 3\n", "Receiving '"+name+"' from tcp:127.0.0.1:")
+	// The Go subscribe's one summary line (bytes exact, the rate after).
+	wantLines(t, "Python subscribe", pyOut, "Received: 3 sequences, 3072 bytes in ", "Receiving '"+name+"' from tcp:127.0.0.1:")
+	if n := strings.Count(pyOut, "Received: "); n != 1 {
+		t.Fatalf("the Python subscribe printed %d summary lines, want 1:\n%s", n, pyOut)
+	}
 }
 
 // TestPythonRegistrationCLookup: a name registered by the Python example

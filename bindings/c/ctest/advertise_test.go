@@ -35,7 +35,7 @@ func TestCPublisherOnEveryInterface(t *testing.T) {
 	}
 	sub.WaitFor(t, fmt.Sprintf(`Receiving '%s' from tcp:%v:%s`, name, ip, m[2]), 10*time.Second)
 	finish(t, pub, 30*time.Second)
-	if out := sub.Wait(t, 30*time.Second); !strings.Contains(out, fmt.Sprintf("Received: %d\n", count)) {
+	if out := sub.Wait(t, 30*time.Second); !strings.Contains(out, fmt.Sprintf("Received: %d sequences, ", count)) {
 		t.Fatalf("subscribe:\n%s", out)
 	}
 }

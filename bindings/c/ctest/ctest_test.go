@@ -468,8 +468,10 @@ func TestGoPublisherCSubscriber(t *testing.T) {
 	}
 	out := finish(t, sub, 30*time.Second)
 	line := `"publish sequence" type data, 1 element(s), 100 bytes`
-	if n := strings.Count(out, line); n != count || !strings.Contains(out, fmt.Sprintf("Received: %d\n", count)) {
-		t.Fatalf("subscriber printed %d sequences:\n%.2000s", n, out)
+	// The Go subscribe's one summary line.
+	summary := fmt.Sprintf("Received: %d sequences, %d bytes in ", count, count*100)
+	if n := strings.Count(out, line); n != count || !strings.Contains(out, summary) || strings.Count(out, "Received: ") != 1 {
+		t.Fatalf("subscriber printed %d sequences, want %d and one line %q...:\n%.2000s", n, count, summary, out)
 	}
 }
 

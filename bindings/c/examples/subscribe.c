@@ -1,8 +1,9 @@
 /*
  * subscribe - subscribes to a name and receives what its publishers send,
  * like the Go examples/subscribe over TCP: it prints each sequence unless
- * -q, and when it stops (Ctrl-C, or after -c sequences) it prints
- * "Received: N" and the rate from the first sequence to the last.
+ * -q, and when it stops (Ctrl-C, or after -c sequences) it prints its one
+ * summary line: "Received: N sequences, B bytes in T s: R sequences/s,
+ * M MB/s", from the first sequence to the last.
  *
  * The callback runs on threads of the library, possibly several at once
  * (one per publisher), so the counters are atomic.
@@ -128,7 +129,13 @@ int main(int argc, char **argv)
         sleep_ms(5);
     stk_subscriber_destroy(sub); /* no callback runs after this */
     stk_env_destroy(env);
-    printf("Received: %lld\n", (long long)count);
-    print_rate("Received ", last_n, last_bytes, first_t, last_t);
+    /* As the Go one: exact counts, and the rate over the sequences timed
+     * (all but the last few of an interrupted run). */
+    if (last_n == count) {
+        print_rate("Received: ", count, bytes, first_t, last_t);
+    } else {
+        printf("Received: %lld sequences, %lld bytes; the first ", (long long)count, (long long)bytes);
+        print_rate("", last_n, last_bytes, first_t, last_t);
+    }
     return 0;
 }

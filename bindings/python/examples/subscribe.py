@@ -4,7 +4,8 @@
 The Python twin of examples/subscribe: it subscribes to the name with the
 name server, connects to every publisher registered under it (now and
 later), prints each sequence unless -q, and when it stops (Ctrl-C, or after
--c sequences) prints "Received: N" and the rate from the first sequence to
+-c sequences) prints one summary line, as the Go one does: "Received: N
+sequences, B bytes in T s: R sequences/s, M MB/s", from the first sequence to
 the last.
 """
 
@@ -44,7 +45,6 @@ def main() -> int:
 
     count = nbytes = 0
     first = last = 0.0
-    last_n = last_bytes = 0
     with env:
         print(f"Subscribing to '{a.name}'", flush=True)
         try:
@@ -94,15 +94,15 @@ def main() -> int:
             now = time.perf_counter()
             if count == 1:
                 first = now
-            last, last_n, last_bytes = now, count, nbytes
+            last = now
             if not a.quiet:
                 out.write(f"Received sequence {seq.id:#x} {_cli.go_quote(seq.name)} type "
                           f"{_cli.sequence_type(seq.type)}, {len(seq)} element(s), {seq.size} bytes\n")
             if count == a.count:
                 break
         sub.close()
-    print(f"Received: {count}")
-    print("Received " + _cli.rate(last_n, last_bytes, first, last))
+    # Every sequence is timed: the rate covers all of them.
+    print("Received: " + _cli.rate(count, nbytes, first, last))
     return 0
 
 
