@@ -32,9 +32,19 @@ var buildEnv = []string{"CC", "CGO_ENABLED", "CGO_CFLAGS", "CGO_CPPFLAGS", "CGO_
 // outputs counts: embedded files, such as httpd's UI, have any name.
 var sourceExt = map[string]bool{".go": true, ".c": true, ".h": true, ".s": true, ".S": true, ".py": true}
 
-// ignored are files that are outputs, not inputs (.gitignore's patterns)
-// or documentation.
-var ignoredExt = map[string]bool{".md": true, ".test": true, ".prof": true, ".tmp": true, ".pyc": true}
+// ignoredExt are files that are outputs, not inputs (the .gitignore
+// files' patterns), or documentation.
+var ignoredExt = map[string]bool{".md": true, ".test": true, ".prof": true, ".tmp": true, ".pyc": true,
+	".so": true, ".o": true, ".a": true}
+
+// ignoredDir are directories of build outputs (the .gitignore files':
+// bindings/c/build, bindings/python's build and dist; bin at the root) or
+// that the go command ignores too (names starting with . or _, such as .git
+// and __pycache__).
+func ignoredDir(root, dir, name string) bool {
+	return strings.HasPrefix(name, ".") || strings.HasPrefix(name, "_") || name == "node_modules" ||
+		name == "build" || name == "dist" || strings.HasSuffix(name, ".egg-info") || (dir == root && name == "bin")
+}
 
 var (
 	trackOnce sync.Once
@@ -46,9 +56,9 @@ var (
 // directory up) that a build of its programs can read (Go, C, assembly and
 // Python sources, go.mod and go.sum, embedded files, the suppression
 // files), and the directories holding them, so that a new file counts too;
-// not .git, /bin, documentation, or testdata fixtures other than source
-// files (tests open those themselves, which the go command sees). It also
-// reads the environment variables that change a build.
+// not .git, build outputs, documentation, or testdata fixtures other than
+// source files (tests open those themselves, which the go command sees).
+// It also reads the environment variables that change a build.
 //
 // Call it from a test, not from TestMain (see above). Start calls it, so a
 // test that starts the programs it built with it need not; a test binary
@@ -106,9 +116,8 @@ func sourcePaths(root string) ([]string, error) {
 			name := e.Name()
 			path := filepath.Join(dir, name)
 			if e.IsDir() {
-				if strings.HasPrefix(name, ".") || strings.HasPrefix(name, "_") || name == "node_modules" ||
-					(dir == root && name == "bin") {
-					continue // VCS data, build outputs, what the go command ignores too
+				if ignoredDir(root, dir, name) {
+					continue
 				}
 				if err := walk(path, inTestdata || name == "testdata"); err != nil {
 					return err

@@ -39,7 +39,8 @@ func TestSourcePaths(t *testing.T) {
 	for _, p := range paths {
 		rel, _ := filepath.Rel(root, p)
 		switch {
-		case rel == ".git" || filepath.Dir(rel) == ".git" || rel == "bin" || filepath.Ext(p) == ".md":
+		case rel == ".git" || filepath.Dir(rel) == ".git" || rel == "bin" || filepath.Ext(p) == ".md" ||
+			filepath.Base(p) == "build" || filepath.Base(filepath.Dir(p)) == "build" || filepath.Ext(p) == ".so":
 			t.Errorf("%s is tracked", p)
 		case filepath.Base(filepath.Dir(p)) == "testdata" && filepath.Ext(p) == ".json":
 			t.Errorf("a testdata fixture is tracked: %s", p)
