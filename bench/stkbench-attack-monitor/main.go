@@ -1,4 +1,4 @@
-// Command monitor is the monitor and STEP part of the attack harness: it
+// Command stkbench-attack-monitor is the monitor and STEP part of the attack harness: it
 // starts an stkd binary on loopback ports, attacks its monitor, its
 // history endpoint, its STEP streams and its STEP history as a hostile or
 // careless client would, and prints what it cost stkd (memory, log, time)
@@ -6,7 +6,7 @@
 // compare:
 //
 //	go build -o /tmp/stkd ./stkd
-//	go run ./bench/attack/monitor --stkd /tmp/stkd
+//	go run ./bench/stkbench-attack-monitor --stkd /tmp/stkd
 //
 // Cases (--cases, all by default):
 //

@@ -1,4 +1,4 @@
-// Command attack replays hostile and heavy loads against a real stkd on
+// Command stkbench-attack replays hostile and heavy loads against a real stkd on
 // loopback and measures what they cost it and every other client: stkd's
 // RSS (from /proc/PID/status), other clients' lookup latency (p50/p99/max,
 // and lookups that failed or found nothing) and the name server's refusal
@@ -6,7 +6,7 @@
 //
 // Usage:
 //
-//	attack --stkd PATH [--cases a,b] [flags]
+//	stkbench-attack --stkd PATH [--cases a,b] [flags]
 //
 // Each case starts its own stkd (names on a free loopback TCP port, the
 // HTTP UI on another, UDP off), a probe client that registers one name and
@@ -58,7 +58,7 @@ type env struct {
 }
 
 func main() {
-	fs := pflag.NewFlagSet("attack", pflag.ContinueOnError)
+	fs := pflag.NewFlagSet("stkbench-attack", pflag.ContinueOnError)
 	fs.Usage = func() {
 		fmt.Fprintf(os.Stderr, "Usage: attack --stkd PATH [flags]\n\nCases:\n")
 		for _, c := range cases {
@@ -81,7 +81,7 @@ func main() {
 		os.Exit(2)
 	}
 	if *bin == "" {
-		fmt.Fprintln(os.Stderr, "attack: --stkd is required: the stkd binary to attack (go build -o /tmp/stkd ./stkd)")
+		fmt.Fprintln(os.Stderr, "stkbench-attack: --stkd is required: the stkd binary to attack (go build -o /tmp/stkd ./stkd)")
 		os.Exit(2)
 	}
 	var run []attackCase
@@ -91,7 +91,7 @@ func main() {
 		}
 	}
 	if len(run) == 0 {
-		fmt.Fprintf(os.Stderr, "attack: no case matches %v\n", *only)
+		fmt.Fprintf(os.Stderr, "stkbench-attack: no case matches %v\n", *only)
 		os.Exit(2)
 	}
 	failed := false
