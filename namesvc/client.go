@@ -103,6 +103,11 @@ func DialAddress(a flow.Address, opts ClientOptions) (*Client, error) {
 	if err := checkString(opts.Group, MaxGroupLen, "group"); err != nil {
 		return nil, err
 	}
+	if opts.Token != "" {
+		if err := checkToken(opts.Token); err != nil {
+			return nil, err
+		}
+	}
 	c := &Client{
 		opts:   opts,
 		log:    opts.Logger.With("name_server", a.String()),
@@ -152,6 +157,9 @@ func DialAddress(a flow.Address, opts ClientOptions) (*Client, error) {
 		}
 		c.fl, c.datagram = u, true
 		c.connected = true
+		// The first keep-alive (with the token) before any request, as
+		// on a TCP connect: a request sent before it could be refused.
+		c.send(c.smartbeat(time.Now(), netip.AddrPort{}))
 	default:
 		return nil, fmt.Errorf("namesvc: name server address %v: protocol %v not supported; use tcp or udp", a, a.Protocol)
 	}
@@ -695,9 +703,6 @@ func (c *Client) resend(why string) {
 
 func (c *Client) keepaliveLoop() {
 	defer c.wg.Done()
-	if c.datagram {
-		c.sendKeepalive()
-	}
 	t := time.NewTicker(c.opts.Keepalive)
 	defer t.Stop()
 	for {
@@ -723,7 +728,16 @@ func (c *Client) sendKeepalive() {
 	c.mu.Lock()
 	local := c.local
 	c.mu.Unlock()
-	c.send(smartbeatSequence(time.Now(), local))
+	c.send(c.smartbeat(time.Now(), local))
+}
+
+// smartbeat is the keep-alive sequence, with the client's token if any.
+func (c *Client) smartbeat(now time.Time, local netip.AddrPort) *seq.Sequence {
+	q := smartbeatSequence(now, local)
+	if c.opts.Token != "" {
+		q.Add(UTToken, []byte(c.opts.Token))
+	}
+	return q
 }
 
 func smartbeatSequence(now time.Time, local netip.AddrPort) *seq.Sequence {

@@ -74,6 +74,78 @@
 //   - A registration identical to a lingering one (the same service back
 //     after a reconnect) replaces it instead of adding a duplicate answer.
 //
+// # Access policy
+//
+// Without a policy (ServerConfig.Policy nil), anyone who reaches the
+// server may register any name beside the real one, replace a UDP
+// registration by spoofing its source, or register "step" so that the
+// STEP bus connects where they like: the C name server's behaviour, kept
+// because C programs show no credentials. A Policy lets the operator
+// restrict that. Its mode is the default:
+//
+//   - open: everything no rule denies (the default).
+//   - first-owner: as open, but a name registered by one identity may not
+//     be registered by another while a registration of it is stored, its
+//     linger included, unless an allow rule matches the newcomer. The
+//     identity is the name of the token the client showed, else its
+//     source IP.
+//   - default-deny: nothing that no allow rule allows.
+//
+// Rules allow or deny operations (register, lookup, subscribe) on names
+// and groups (glob patterns: '*' any bytes, '?' one byte) to requests
+// from source networks (CIDR: all a C client can show), from clients with
+// a token, and over transports (UDP and multicast can be spoofed, so a
+// rule can refuse them). A deny rule that matches wins over any allow
+// rule; with none matching, the mode decides. Rules are indexed by name
+// (exact names in a map, patterns by their literal prefix or suffix), so
+// a request looks at the few rules its name can match, not at all of
+// them (BenchmarkLookupWithPolicy).
+//
+// A refused registration gets no reply, as for a limit (the client's
+// request times out); a refused lookup is answered as a miss, a refused
+// subscription as one to an unknown name (confirmed, no answers, and
+// nothing stored, so no pushes). Each is counted by kind (the policy_*
+// Refusal kinds) and logged at most once a second per kind. A new policy
+// (Server.SetPolicy) applies to the requests that follow; registrations
+// already stored stay.
+//
+// The policy file (LoadPolicy, ParsePolicy; stkd --policy) has one
+// directive a line, '#' starting a comment; lists are comma-separated:
+//
+//	mode open|first-owner|default-deny
+//	token NAME SECRET                 # a secret of 16 bytes or more
+//	token NAME sha256:HEX             # or the SHA-256 of the secret (HashToken)
+//	allow|deny OPS NAMES [group GROUPS] [from CIDRS] [token NAMES] [via tcp,udp,multicast]
+//
+// OPS is register, lookup, subscribe, a list of them, or all; NAMES is
+// a list of globs ("*": every name); GROUPS a list of globs, "" or - for
+// the default group. Every condition given must hold. For example:
+//
+//	mode default-deny
+//	token billing sha256:5f1c...      # the billing service's token
+//	allow lookup,subscribe *          # anyone may find anything
+//	allow register billing.* token billing via tcp
+//	allow register step,steps,monitor from 127.0.0.1
+//	allow register c.* from 10.1.0.0/16 via tcp   # C programs of one subnet
+//	deny register * via udp,multicast
+//
+// # Tokens
+//
+// A Go client with ClientOptions.Token ("NAME:SECRET") sends it in an
+// element of type UTToken of its keep-alive smartbeat, the first of which
+// leaves on every (re)connect before any request. A C server echoes it
+// to the same connection and stores nothing (§7.9). This server strips
+// it from the echo, checks it (in constant time, against the SHA-256 of
+// the secret), and takes the connection as that token's identity until
+// it closes; an unknown token is refused (policy_token) and drops the
+// identity. The token is never part of a registration, so it is neither
+// stored nor answered to a lookup. Over UDP the identity is that of the
+// datagram source address, set by the first keep-alive (sent before any
+// request) and kept while the source sends keep-alives (UDPTTL): anyone
+// who can spoof that address inherits it, so policies that matter should
+// refuse UDP for the names tokens protect. Tokens travel in the clear:
+// they keep out whoever cannot read the traffic, nothing more.
+//
 // The registrations live in a Store (MemStore by default), a small
 // interface so that another backend can be plugged in without touching the
 // protocol; it keeps its names in an ordered index. NamesPage lists them a

@@ -28,6 +28,13 @@ const (
 	RefusedNameLength                         // a registered name longer than MaxNameLen
 	RefusedGroupLength                        // a registered group longer than MaxGroupLen
 
+	// Refusals of the access policy (ServerConfig.Policy).
+	RefusedPolicyRegister  // a registration the policy refuses
+	RefusedPolicyOwner     // a registration of a name another identity owns (ModeFirstOwner)
+	RefusedPolicyLookup    // a lookup the policy refuses (answered as a miss)
+	RefusedPolicySubscribe // a subscription the policy refuses (answered as for an unknown name)
+	RefusedPolicyToken     // a keep-alive with a token the policy does not know
+
 	// NumRefusals is the number of kinds: the length of
 	// ServerStats.Refused.
 	NumRefusals
@@ -37,6 +44,7 @@ var refusalNames = [NumRefusals]string{
 	"client_registrations", "ip_registrations", "registrations", "stored_bytes",
 	"client_subscriptions", "ip_subscriptions", "subscriptions", "groups",
 	"meta_bytes", "addresses", "name_length", "group_length",
+	"policy_register", "policy_owner", "policy_lookup", "policy_subscribe", "policy_token",
 }
 
 // String returns the kind's label, e.g. "client_registrations".
@@ -75,6 +83,13 @@ func (s *Server) refuse(from flow.Peer, kind Refusal, name, group string, value,
 	} else {
 		c.quiet[kind].Add(1)
 	}
+	s.countRefusal(from)
+}
+
+// countRefusal counts a refused request against its TCP connection and
+// closes the connection at Limits.DisconnectAfter refusals. s.mu is not
+// held.
+func (s *Server) countRefusal(from flow.Peer) {
 	if isDatagram(from) || s.cfg.Limits.DisconnectAfter < 0 {
 		return
 	}

@@ -1,7 +1,10 @@
 package namesvc
 
 import (
+	"errors"
 	"log/slog"
+	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/stk-go/stk/flow"
@@ -71,6 +74,11 @@ type ServerConfig struct {
 	// one client (buggy or hostile) cannot take the memory or the lock
 	// from every other; the zero value applies the defaults below.
 	Limits Limits
+	// Policy is the access policy: who may register, look up and
+	// subscribe to which names (see the package documentation, "Access
+	// policy"). nil: everyone may do everything, as the C server.
+	// Server.SetPolicy replaces it while the server runs.
+	Policy *Policy
 	// Flow is the base of the options of the flows the Serve methods open.
 	// Handler, OnConnect and OnDisconnect are the server's own; the rest
 	// (queue sizes, event loops, logger...) is used as given, except that
@@ -264,6 +272,14 @@ type ClientOptions struct {
 	// RetryInterval is how often Register re-sends an unanswered request
 	// over UDP, where datagrams can be lost. Default DefaultRetryInterval.
 	RetryInterval time.Duration
+	// Token, "NAME:SECRET", identifies the client to a server whose access
+	// policy defines that token. It goes in every keep-alive smartbeat
+	// (element UTToken), the first of which leaves on every (re)connect
+	// before any request; it is never part of a registration, so it is
+	// not stored nor answered to lookups. Over UDP it identifies the
+	// source address, which can be spoofed: policies may refuse UDP.
+	// Default: the token given to SetDefaultToken, if any.
+	Token string
 	// NoEndOfAnswers leaves the end-of-answers element out of lookups and
 	// subscriptions, so requests are byte for byte those of the C client.
 	NoEndOfAnswers bool
@@ -291,5 +307,32 @@ func (o ClientOptions) withDefaults() ClientOptions {
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
+	if o.Token == "" {
+		if t := defaultToken.Load(); t != nil {
+			o.Token = *t
+		}
+	}
 	return o
+}
+
+var defaultToken atomic.Pointer[string]
+
+// SetDefaultToken sets the token of the clients made afterwards whose
+// ClientOptions give none: for programs whose libraries dial the name
+// server themselves (stkd's monitor and STEP bus). "" removes it.
+func SetDefaultToken(token string) {
+	if token == "" {
+		defaultToken.Store(nil)
+		return
+	}
+	defaultToken.Store(&token)
+}
+
+// checkToken reports what is wrong with a token.
+func checkToken(t string) error {
+	name, secret, ok := strings.Cut(t, ":")
+	if !ok || name == "" || secret == "" || strings.ContainsAny(name, " \t") {
+		return errors.New("namesvc: token: want NAME:SECRET, as the server's policy file defines it (token NAME ...)")
+	}
+	return nil
 }

@@ -39,7 +39,8 @@ type Registration struct {
 	// from a server-wide counter when a registration is added, inherited
 	// by its replacements, so it grows in registration order.
 	serial uint64
-	size   int // element data bytes, counted against Limits.MaxStoredBytes
+	size   int      // element data bytes, counted against Limits.MaxStoredBytes
+	ident  identity // who owns it (ModeFirstOwner): a token's name, else the source IP
 }
 
 // Info parses the registration's elements.

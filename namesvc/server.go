@@ -57,6 +57,11 @@ type Server struct {
 	refusals          refusalCounters
 	lastDisconnectLog atomic.Int64 // unix second
 
+	// policy is the access policy (nil: open); auth holds the identities
+	// connections and datagram sources showed with a token (guarded by mu).
+	policy atomic.Pointer[Policy]
+	auth   map[ownerKey]*authEntry
+
 	// afterDisconnect, when set (tests), runs at the end of Disconnect.
 	afterDisconnect func(flow.Peer)
 }
@@ -128,6 +133,7 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 		expiring: map[*Registration]struct{}{},
 		ipRegs:   map[netip.Addr]int{},
 		ipSubs:   map[netip.Addr]int{},
+		auth:     map[ownerKey]*authEntry{},
 		nGroups:  1, // the default group
 		stop:     make(chan struct{}),
 	}
@@ -135,6 +141,10 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 		s.id = rand.Uint64()
 	}
 	s.idBuf = u64Bytes(s.id)
+	if cfg.Policy != nil {
+		s.policy.Store(cfg.Policy)
+		s.log.Info("name server access policy set", "policy", cfg.Policy.String(), "source", cfg.Policy.Source)
+	}
 	s.wg.Add(1)
 	go s.collectLoop()
 	s.log.Info("name server started", "id", fmt.Sprintf("%#x", s.id))
@@ -307,7 +317,18 @@ func (s *Server) keepalive(from flow.Peer, q *seq.Sequence) {
 	}
 	echo := pooledSequence(q.Type)
 	echo.ID, echo.Name, echo.Generation = q.ID, q.Name, q.Generation
-	echo.Elements = append(append(echo.Elements, q.Elements...), seq.Element{UserType: seq.UTNSID, Data: s.idBuf})
+	tok, hasToken := tokenElement(q)
+	if hasToken { // the token goes nowhere, not even back
+		for _, e := range q.Elements {
+			if e.UserType != UTToken {
+				echo.Elements = append(echo.Elements, e)
+			}
+		}
+		s.authenticate(from, tok)
+	} else {
+		echo.Elements = append(echo.Elements, q.Elements...)
+	}
+	echo.Elements = append(echo.Elements, seq.Element{UserType: seq.UTNSID, Data: s.idBuf})
 	s.send(from, echo)
 	release(echo)
 }
@@ -391,6 +412,15 @@ func (s *Server) register(from flow.Peer, req *request, q *seq.Sequence) {
 	var pushes []delivery
 
 	s.mu.Lock()
+	who := s.identityLocked(from)
+	r.ident = who.owner()
+	if pol := s.policy.Load(); pol != nil {
+		if kind, d, refused := s.checkRegisterLocked(pol, r, who, from.Protocol(), now); refused {
+			s.mu.Unlock()
+			s.refusePolicy(from, kind, r.Name, r.Group, who, d)
+			return
+		}
+	}
 	own := s.ownerLocked(from, now)
 	// Same connection: a replacement (§7.3). A lingering identical
 	// registration: the same service back after a reconnect.
@@ -534,7 +564,21 @@ func (s *Server) lookup(from flow.Peer, req *request) {
 	now := s.now()
 	bp := regBufPool.Get().(*[]*Registration)
 	s.mu.RLock()
-	regs := s.store.Get((*bp)[:0], s.groupLocked(req.group), req.name)
+	group := s.groupLocked(req.group)
+	var (
+		who     identity
+		refused bool
+		d       decision
+	)
+	if pol := s.policy.Load(); pol != nil && pol.restricts&OpLookup != 0 {
+		who = s.identityLocked(from)
+		d = pol.decide(OpLookup, req.name, group, who, from.Protocol())
+		refused = !d.allow
+	}
+	regs := (*bp)[:0]
+	if !refused { // refused: answered as a miss
+		regs = s.store.Get(regs, group, req.name)
+	}
 	n := 0
 	for _, r := range regs {
 		if s.visibleLocked(r, now) {
@@ -543,6 +587,9 @@ func (s *Server) lookup(from flow.Peer, req *request) {
 		}
 	}
 	s.mu.RUnlock()
+	if refused {
+		s.refusePolicy(from, RefusedPolicyLookup, req.name, group, who, d)
+	}
 	// Registrations are immutable, so answers can be built and sent
 	// outside the lock.
 	a := pooledSequence(seq.TypeQuery)
@@ -570,6 +617,24 @@ func (s *Server) subscribe(from flow.Peer, req *request) {
 	now := s.now()
 
 	s.mu.Lock()
+	if pol := s.policy.Load(); pol != nil && pol.restricts&OpSubscribe != 0 {
+		who := s.identityLocked(from)
+		if d := pol.decide(OpSubscribe, req.name, req.group, who, from.Protocol()); !d.allow {
+			s.mu.Unlock()
+			s.refusePolicy(from, RefusedPolicySubscribe, req.name, req.group, who, d)
+			// Answered as for an unknown name: confirmed, no answers,
+			// and no pushes ever, since nothing is stored.
+			a := pooledSequence(seq.TypeRequest)
+			fillReply(a, id, req.nameData)
+			s.send(from, a)
+			if req.endOfAnswers {
+				fillEnd(a, id, req.nameData, 0)
+				s.send(from, a)
+			}
+			release(a)
+			return
+		}
+	}
 	own := s.ownerLocked(from, now)
 	key := subKey{req.group, req.name}
 	sid := subID{key, string(id)}
@@ -713,6 +778,7 @@ func (s *Server) Disconnect(p flow.Peer) {
 	now := s.now()
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.forgetAuthLocked(keyOf(p))
 	o := s.owners[keyOf(p)]
 	if o == nil {
 		return
@@ -775,6 +841,7 @@ func (s *Server) collect(now time.Time) int {
 			n++
 		}
 	}
+	s.collectAuthLocked(now)
 	if s.cfg.UDPTTL > 0 {
 		for _, o := range s.owners {
 			if o.datagram && now.UnixNano()-o.lastSeen.Load() > int64(s.cfg.UDPTTL) {
@@ -865,6 +932,12 @@ type ServerStats struct {
 	Keepalives                     uint64 // smartbeats echoed
 	Rejected                       uint64 // malformed requests and foreign sequences dropped
 
+	// Authenticated counts the connections and datagram sources that
+	// showed a token of the access policy.
+	Authenticated int
+	// PolicyRules is the number of rules of the access policy (0: none).
+	PolicyRules int
+
 	Groups      int   // groups created, the default one included
 	StoredBytes int64 // element bytes of the stored registrations (Limits.MaxStoredBytes)
 	// Refused counts the requests refused by Limits, by kind (index a
@@ -882,8 +955,11 @@ type ServerStats struct {
 func (s *Server) Stats() ServerStats {
 	s.mu.RLock()
 	st := ServerStats{ID: s.id, Registrations: s.store.Len(), Lingering: len(s.expiring), Clients: len(s.owners),
-		Subscriptions: s.nSubs, Groups: s.nGroups, StoredBytes: s.stored}
+		Subscriptions: s.nSubs, Groups: s.nGroups, StoredBytes: s.stored, Authenticated: len(s.auth)}
 	s.mu.RUnlock()
+	if p := s.policy.Load(); p != nil {
+		st.PolicyRules = len(p.rules)
+	}
 	for i := range st.Refused {
 		st.Refused[i] = s.refusals.n[i].Load()
 	}
