@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
@@ -97,6 +98,10 @@ func Usage(fs *pflag.FlagSet, synopsis, description string, exits ...string) {
 // --version and exits, and exits with ExitUsage and a pointer to -h on
 // errors. It returns the positional arguments.
 func Parse(fs *pflag.FlagSet, args []string, positional int) []string {
+	var tokenFile *string
+	if fs.Lookup("name-server") != nil && fs.Lookup("token-file") == nil {
+		tokenFile = fs.String("token-file", "", "read the name-service token (NAME:SECRET) from this file, for a name server whose policy asks for one (default: $"+TokenEnv+"; a token is never taken on the command line, where ps shows it)")
+	}
 	help := fs.BoolP("help", "h", false, "show this help")
 	version := new(bool)
 	if fs.Lookup("version") == nil {
@@ -121,7 +126,58 @@ func Parse(fs *pflag.FlagSet, args []string, positional int) []string {
 		fmt.Fprintf(os.Stderr, "%s: want %d argument(s), got %d (see %s -h)\n", fs.Name(), positional, fs.NArg(), fs.Name())
 		os.Exit(ExitUsage)
 	}
+	path := ""
+	if tokenFile != nil {
+		path = *tokenFile
+	}
+	if err := UseToken(path); err != nil {
+		fmt.Fprintf(os.Stderr, "%s: %v (see %s -h)\n", fs.Name(), err, fs.Name())
+		os.Exit(ExitUsage)
+	}
 	return fs.Args()
+}
+
+// TokenEnv is the environment variable a program takes its name-service
+// token from when no --token-file names one.
+const TokenEnv = "STK_TOKEN"
+
+// LoadToken returns the name-service token ("NAME:SECRET", as the name
+// server's policy file defines it) of the file at path, or with path ""
+// of the environment variable STK_TOKEN; "" if neither gives one.
+// Surrounding white space is dropped.
+func LoadToken(path string) (string, error) {
+	tok, from := os.Getenv(TokenEnv), "$"+TokenEnv
+	if path != "" {
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return "", fmt.Errorf("--token-file: %w", err)
+		}
+		tok, from = string(b), "--token-file "+path
+	}
+	tok = strings.TrimSpace(tok)
+	if tok == "" {
+		if path != "" {
+			return "", fmt.Errorf("%s is empty: want one line NAME:SECRET", from)
+		}
+		return "", nil
+	}
+	name, secret, ok := strings.Cut(tok, ":")
+	if !ok || name == "" || secret == "" || strings.ContainsAny(tok, " \t\r\n") {
+		return "", fmt.Errorf("%s: want one line NAME:SECRET, as the name server's policy file defines the token", from)
+	}
+	return tok, nil
+}
+
+// UseToken loads the token of path or STK_TOKEN (LoadToken) and makes it
+// the default of every name-service client the program makes afterwards
+// (namesvc.SetDefaultToken), those of libraries included. Parse calls it.
+func UseToken(path string) error {
+	tok, err := LoadToken(path)
+	if err != nil {
+		return BadUsage(err)
+	}
+	namesvc.SetDefaultToken(tok)
+	return nil
 }
 
 // ResolveTimeout bounds the host-name lookup of an address flag.
@@ -155,7 +211,8 @@ func ResolveAddressString(flag, s string) (string, error) {
 // DialNames connects to the name server at addr, the value of -R
 // ("[tcp|udp:]host[:port]"; a host name is resolved). The client keeps
 // trying in the background: Dial does not wait for the connection. A bad
-// address is a BadUsage error.
+// address is a BadUsage error. The client shows the token of --token-file
+// or STK_TOKEN, which Parse loaded (UseToken).
 func DialNames(addr, group string, log *slog.Logger) (*namesvc.Client, error) {
 	return DialNamesOptions(addr, namesvc.ClientOptions{Group: group, Logger: log})
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"log/slog"
+	"os"
 	"strings"
 	"testing"
 )
@@ -56,5 +57,35 @@ func TestResolveAddress(t *testing.T) {
 	}
 	if IsBadUsage(errors.New("x")) || BadUsage(nil) != nil {
 		t.Fatal("only BadUsage errors are usage errors")
+	}
+}
+
+func TestLoadToken(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, text string) string {
+		p := dir + "/" + name
+		if err := os.WriteFile(p, []byte(text), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	t.Setenv(TokenEnv, "")
+	if tok, err := LoadToken(""); tok != "" || err != nil {
+		t.Errorf("no file, no env: %q, %v", tok, err)
+	}
+	if tok, err := LoadToken(write("good", "billing:s3cret-0123456789abcdef\n")); tok != "billing:s3cret-0123456789abcdef" || err != nil {
+		t.Errorf("file: %q, %v", tok, err)
+	}
+	t.Setenv(TokenEnv, " ops:from-env-0123456789 ")
+	if tok, err := LoadToken(""); tok != "ops:from-env-0123456789" || err != nil {
+		t.Errorf("env: %q, %v", tok, err)
+	}
+	for name, text := range map[string]string{"empty": "\n", "nocolon": "secret\n", "twolines": "a:b\nc:d\n", "noname": ":x\n"} {
+		if _, err := LoadToken(write(name, text)); err == nil {
+			t.Errorf("token file %s accepted", name)
+		}
+	}
+	if _, err := LoadToken(dir + "/missing"); err == nil || !strings.Contains(err.Error(), "--token-file") {
+		t.Errorf("missing file: %v", err)
 	}
 }
