@@ -63,6 +63,9 @@ type config struct {
 
 	limits limits // what clients may do; see limits.go
 
+	policy    string // the name server's access policy file, "" for none (open); see policy.go
+	tokenFile string // the token stkd's own name-service clients show, "" for $STK_TOKEN
+
 	where *origins // where a config file set each setting, for messages; nil: flags and defaults
 }
 
@@ -336,6 +339,9 @@ func loadCfgFile(c *config, path string, forceNamed, forceHttpd bool) (origins, 
 	}
 	named, httpd, lims, err := parseCfgFile(bytes.NewReader(b), path)
 	errs := []error{err}
+	if pol, err := cfgPolicyLine(b, path); err != nil || pol != "" {
+		errs, c.policy = append(errs, err), pol
+	}
 	o := origins{}
 	c.names = named.n != 0 || forceNamed
 	c.monitor = httpd.n != 0 || forceHttpd

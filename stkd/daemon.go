@@ -52,6 +52,13 @@ func start(c config, log *slog.Logger) (d *daemon, err error) {
 	if err := checkAdvertise(c.advertise); err != nil {
 		return nil, err
 	}
+	policy, err := loadPolicy(c.policy)
+	if err != nil {
+		return nil, err
+	}
+	if err := cli.UseToken(c.tokenFile); err != nil { // for the monitor's and the STEP bus's clients
+		return nil, err
+	}
 	d = &daemon{}
 	started := d // "return nil, err" clears d before the deferred call runs
 	defer func() {
@@ -61,7 +68,7 @@ func start(c config, log *slog.Logger) (d *daemon, err error) {
 	}()
 	if c.names {
 		if d.names, err = namesvc.NewServer(namesvc.ServerConfig{UDPTTL: c.udpTTL, Logger: log.With("component", "names"),
-			Limits: c.limits.names, Flow: c.limits.namesFlow}); err != nil {
+			Limits: c.limits.names, Flow: c.limits.namesFlow, Policy: policy}); err != nil {
 			return nil, err
 		}
 		if d.namesTCP, err = serve(d.names.ServeTCP, c.namesTCP, "--names-tcp"); err != nil {

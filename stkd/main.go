@@ -101,6 +101,8 @@ var flagFields = map[string]func(dst, src *config){
 	"http":              func(d, s *config) { d.http = s.http },
 	"log-level":         func(d, s *config) { d.logLevel = s.logLevel },
 	"log-format":        func(d, s *config) { d.logFormat = s.logFormat },
+	"policy":            func(d, s *config) { d.policy = s.policy },
+	"token-file":        func(d, s *config) { d.tokenFile = s.tokenFile },
 
 	"steps":                   func(d, s *config) { d.steps = s.steps },
 	"steps-feed":              func(d, s *config) { d.stepsFeed = s.stepsFeed },
@@ -148,6 +150,9 @@ func parseArgs(args []string, stdout io.Writer) (*config, error) {
 	portBase := fs.Int("port-base", 0, fmt.Sprintf("move every listener to port N plus an offset, to run a second stkd beside the first: names on N+%d, monitor on N+%d, STEP feed on N+%d, HTTP on N+%d (e.g. 21000: 21002, 21001, 21003, 21080); flags naming an address still win", portBaseNames, portBaseMonitor, portBaseFeed, portBaseHTTP))
 	fs.StringVar(&f.logLevel, "log-level", f.logLevel, "log level: debug, info, warn or error")
 	fs.StringVar(&f.logFormat, "log-format", f.logFormat, "log format: text (key=value lines) or json (one JSON object per line, for journald or log collectors)")
+	fs.StringVar(&f.policy, "policy", "", "the name server's access policy file: who may register, look up and subscribe to which names (modes open, first-owner, default-deny; rules by name, source network, token, transport); SIGHUP reloads it; see examples/stkd-policy.conf (\"\": open, as the C stkd)")
+	fs.StringVar(&f.tokenFile, "token-file", "", "file holding the token (NAME:SECRET) stkd's own monitor and STEP bus show the name server, when its policy asks for one (default: $STK_TOKEN)")
+	newToken := fs.String("new-token", "", "print a new random token for NAME (the client's token file line and the policy file's line) and exit")
 	limitArgs := fs.StringArray("limit", nil, "change a limit on what clients may do, KEY=VALUE (repeatable; VALUE off removes a bound); --limits lists the keys and defaults")
 	listLimits := fs.Bool("limits", false, "print the limits stkd applies to clients, with their defaults, and exit")
 	version := fs.Bool("version", false, "print the version and exit")
@@ -170,6 +175,9 @@ func parseArgs(args []string, stdout io.Writer) (*config, error) {
 	if *listLimits {
 		printLimits(stdout)
 		return nil, nil
+	}
+	if fs.Changed("new-token") {
+		return nil, printNewToken(stdout, *newToken)
 	}
 	if fs.NArg() > 0 {
 		return nil, fmt.Errorf("unexpected argument %q (see stkd -h)", fs.Arg(0))
@@ -230,6 +238,7 @@ func run(args []string) error {
 	if err != nil {
 		return err
 	}
+	d.reloadOnHangup(ctx, c.policy, log.With("component", "names"))
 	log.Info("stkd running", d.logAttrs()...)
 	<-ctx.Done()
 	stop()
