@@ -120,7 +120,7 @@ func (s *Server) serveMetrics(w http.ResponseWriter, r *http.Request) {
 		p.one("stk_names_answers_total", "counter", "Query answers sent (subscription pushes not included).", float64(st.Answers))
 		p.one("stk_names_keepalives_total", "counter", "Name-service keep-alive smartbeats echoed.", float64(st.Keepalives))
 		p.one("stk_names_rejected_total", "counter", "Malformed name-service requests and foreign sequences dropped.", float64(st.Rejected))
-		p.family("stk_names_refused_total", "counter", "Name-service requests refused for exceeding a limit of the name server, by limit.")
+		p.family("stk_names_refused_total", "counter", "Name-service requests refused, by reason: a limit of the name server, or its access policy (policy_*).")
 		for k, n := range st.Refused {
 			p.sample("stk_names_refused_total", float64(n), "reason", namesvc.Refusal(k).String())
 		}
@@ -128,6 +128,8 @@ func (s *Server) serveMetrics(w http.ResponseWriter, r *http.Request) {
 		p.one("stk_names_linger_clamped_total", "counter", "Registrations whose linger was cut to the name server's maximum.", float64(st.LingerClamped))
 		p.one("stk_names_stored_bytes", "gauge", "Element bytes of the stored registrations.", float64(st.StoredBytes))
 		p.one("stk_names_groups", "gauge", "Name groups created, the default one included.", float64(st.Groups))
+		p.one("stk_names_policy_rules", "gauge", "Rules of the name server's access policy (0: none, or no policy).", float64(st.PolicyRules))
+		p.one("stk_names_authenticated_clients", "gauge", "Name-service connections and datagram sources that showed a token of the access policy.", float64(st.Authenticated))
 	}
 	if s.cfg.Flows != nil {
 		s.flowMetrics(&p, s.cfg.Flows())
