@@ -95,11 +95,11 @@
 // and groups (glob patterns: '*' any bytes, '?' one byte) to requests
 // from source networks (CIDR: all a C client can show), from clients with
 // a token, and over transports (UDP and multicast can be spoofed, so a
-// rule can refuse them). A deny rule that matches wins over any allow
-// rule; with none matching, the mode decides. Rules are indexed by name
-// (exact names in a map, patterns by their literal prefix or suffix), so
-// a request looks at the few rules its name can match, not at all of
-// them (BenchmarkLookupWithPolicy).
+// rule can refuse them). The first rule, in file order, that matches a
+// request decides, as in a firewall; with none matching, the mode does.
+// Rules are indexed by name (exact names in a map, patterns by their
+// literal prefix or suffix), so a request looks at the few rules its name
+// can match, not at all of them (BenchmarkLookupWithPolicy).
 //
 // A refused registration gets no reply, as for a limit (the client's
 // request times out); a refused lookup is answered as a miss, a refused
@@ -125,9 +125,9 @@
 //	token billing sha256:5f1c...      # the billing service's token
 //	allow lookup,subscribe *          # anyone may find anything
 //	allow register billing.* token billing via tcp
-//	allow register step,steps,monitor from 127.0.0.1
-//	allow register c.* from 10.1.0.0/16 via tcp   # C programs of one subnet
-//	deny register * via udp,multicast
+//	deny register billing.*           # and nobody else
+//	allow register step,steps,monitor from 127.0.0.1 via tcp
+//	allow register * from 10.1.0.0/16 via tcp   # C programs of one subnet
 //
 // # Tokens
 //

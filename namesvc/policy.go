@@ -22,7 +22,7 @@ type PolicyMode uint8
 
 // The policy modes.
 const (
-	// ModeOpen allows what no rule denies: the name server without a
+	// ModeOpen allows what no rule refuses: the name server without a
 	// policy, as C.
 	ModeOpen PolicyMode = iota
 	// ModeFirstOwner is ModeOpen, except that a name registered by one
@@ -57,7 +57,8 @@ const (
 
 // Rule allows or denies operations on names. Every condition given must
 // hold for the rule to match (a condition left empty holds for anyone);
-// within one condition, any listed value will do.
+// within one condition, any listed value will do. The first rule that
+// matches a request decides.
 type Rule struct {
 	Allow  bool
 	Ops    Op
@@ -285,80 +286,70 @@ type decision struct {
 	line     int  // the rule's line, if explicit
 }
 
-// decide says whether who may do op on name in group over proto. Deny
-// rules win over allow rules; with no rule matching, the mode decides.
-// It looks only at the rules indexed under the name: a map lookup for
-// exact names, one per prefix length for "prefix*" patterns, and the
-// other globs in a list.
+// decide says whether who may do op on name in group over proto: the
+// first rule (in file order) that matches decides; with none matching,
+// the mode does. It looks only at the rules indexed under the name: a map
+// lookup for exact names, one per prefix length for "prefix*" patterns
+// and for globs with a literal prefix or suffix, and the globs wild at
+// both ends in a list. Each index list is in rule order, so it is left at
+// the first rule past the best match so far.
 func (p *Policy) decide(op Op, name, group string, who identity, proto flow.Protocol) decision {
 	if p == nil || p.restricts&op == 0 {
 		// Nothing can refuse op (an explicit allow matters only where
 		// the mode or a deny rule could refuse).
 		return decision{allow: true}
 	}
-	var d decision
-	one := func(i int32) bool { // false: a deny matched
-		r := &p.rules[i]
-		if r.Ops&op == 0 || !r.matchWho(group, who, proto) {
-			return true
-		}
-		if !r.Allow {
-			d = decision{allow: false, explicit: true, line: r.Line}
+	best := int32(len(p.rules))
+	try := func(i int32) bool { // false: past the best match, stop this list
+		if i >= best {
 			return false
 		}
-		if !d.explicit {
-			d = decision{allow: true, explicit: true, line: r.Line}
+		if r := &p.rules[i]; r.Ops&op != 0 && r.matchWho(group, who, proto) {
+			best = i
 		}
 		return true
 	}
-	check := func(rules []int32) bool {
+	check := func(rules []int32) {
 		for _, i := range rules {
-			if !one(i) {
-				return false
+			if !try(i) {
+				return
 			}
 		}
-		return true
 	}
-	if !check(p.exact[name]) || !check(p.anyName) {
-		return d
+	globs := func(gs []globRef) {
+		for _, g := range gs {
+			if g.rule >= best {
+				return
+			}
+			if g.p.match(name) {
+				try(g.rule)
+			}
+		}
 	}
+	check(p.exact[name])
+	check(p.anyName)
 	for _, n := range p.prefixLens {
 		if n > len(name) {
 			break
 		}
-		if rs, ok := p.prefix[name[:n]]; ok && !check(rs) {
-			return d
-		}
-	}
-	globs := func(gs []globRef) bool {
-		for _, g := range gs {
-			if g.p.match(name) && !one(g.rule) {
-				return false
-			}
-		}
-		return true
+		check(p.prefix[name[:n]])
 	}
 	for _, n := range p.preLens {
 		if n > len(name) {
 			break
 		}
-		if gs, ok := p.preGlobs[name[:n]]; ok && !globs(gs) {
-			return d
-		}
+		globs(p.preGlobs[name[:n]])
 	}
 	for _, n := range p.sufLens {
 		if n > len(name) {
 			break
 		}
-		if gs, ok := p.sufGlobs[name[len(name)-n:]]; ok && !globs(gs) {
-			return d
-		}
+		globs(p.sufGlobs[name[len(name)-n:]])
 	}
-	if !globs(p.globs) {
-		return d
-	}
-	if d.explicit {
-		return d
+	globs(p.globs)
+	if best < int32(len(p.rules)) {
+		r := &p.rules[best]
+		return decision{allow: r.Allow, explicit: true, line: r.Line}
 	}
 	return decision{allow: p.Mode != ModeDefaultDeny}
 }

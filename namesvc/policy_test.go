@@ -91,14 +91,17 @@ func TestPolicyDecide(t *testing.T) {
 	p := mustPolicy(t, `mode default-deny
 token billing `+alphaSecret+`
 allow register billing.* token billing
-allow lookup *
 deny lookup secret*
+allow lookup *
 allow subscribe feed group g1
 allow register c.* from 127.0.0.0/24 via tcp
 allow register *-svc-? from 10.0.0.0/8
 allow register *.prod from 127.0.0.1
 allow register web-?.t*t from 127.0.0.1
 deny register web* from 127.0.0.2
+allow register monitor token billing
+deny register monitor
+allow register * from 127.0.0.9
 `)
 	lo, other := netip.MustParseAddr("127.0.0.1"), netip.MustParseAddr("127.0.0.2")
 	for i, tc := range []struct {
@@ -112,7 +115,7 @@ deny register web* from 127.0.0.2
 		{OpRegister, "billing.a", "", identity{ip: lo}, flow.TCP, false},
 		{OpRegister, "other", "", identity{token: "billing", ip: lo}, flow.TCP, false},
 		{OpLookup, "anything", "", identity{ip: other}, flow.UDP, true},
-		{OpLookup, "secret.x", "", identity{ip: lo}, flow.TCP, false}, // deny wins
+		{OpLookup, "secret.x", "", identity{ip: lo}, flow.TCP, false}, // the first match decides
 		{OpSubscribe, "feed", "g1", identity{ip: lo}, flow.TCP, true},
 		{OpSubscribe, "feed", "", identity{ip: lo}, flow.TCP, false},
 		{OpRegister, "c.x", "", identity{ip: lo}, flow.TCP, true},
@@ -123,7 +126,10 @@ deny register web* from 127.0.0.2
 		{OpRegister, "db.eu.prod", "", identity{ip: lo}, flow.TCP, true},
 		{OpRegister, "db.eu.prod", "", identity{ip: other}, flow.TCP, false},
 		{OpRegister, "web-1.test", "", identity{ip: lo}, flow.TCP, true},
-		{OpRegister, "web-1.dev", "", identity{ip: lo}, flow.TCP, false},
+		{OpRegister, "web-1.dev", "", identity{ip: netip.MustParseAddr("127.0.0.9")}, flow.TCP, true}, // the last rule
+		{OpRegister, "web-1.dev", "", identity{ip: other}, flow.TCP, false},
+		{OpRegister, "monitor", "", identity{token: "billing", ip: other}, flow.TCP, true},
+		{OpRegister, "monitor", "", identity{ip: netip.MustParseAddr("127.0.0.9")}, flow.TCP, false}, // denied before the last rule
 	} {
 		if got := p.decide(tc.op, tc.name, tc.group, tc.who, tc.proto); got.allow != tc.want {
 			t.Errorf("case %d (%v %q group %q by %v over %v): allow %v, want %v", i, tc.op, tc.name, tc.group, tc.who, tc.proto, got.allow, tc.want)

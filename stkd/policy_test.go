@@ -34,6 +34,11 @@ func TestPolicyCfgLineAndNewToken(t *testing.T) {
 		t.Fatalf("two policy: lines: %v", err)
 	}
 
+	// The example file loads.
+	if p, err := loadPolicy("../examples/stkd-policy.conf"); err != nil || p.Mode != namesvc.ModeDefaultDeny || len(p.Rules()) != 8 {
+		t.Fatalf("examples/stkd-policy.conf: %v, %v", p, err)
+	}
+
 	// --new-token prints a token file line and a policy line that go
 	// together.
 	var b strings.Builder
