@@ -29,6 +29,8 @@
 //	GET /api/v1/steps/ws?type=&host=&kind=      STEPs live, WebSocket
 //	GET /metrics               Prometheus text exposition format 0.0.4
 //	GET /healthz               200 "ok"; 503 and a line per flow that cannot serve (a listener that cannot accept) or a STEP archive that cannot write
+//	GET /login, POST /login    with Config.Token: the sign-in form, and the cookie that carries the token (see Security)
+//	POST /logout               clears that cookie
 //
 // Anything else is 404 (a small HTML page, or JSON under /api/). A
 // component that is not running (nil in Config) answers 503 on its API
@@ -120,7 +122,45 @@
 // Anything else is answered {"type":"error","error":"..."} and the
 // connection stays. A client whose queue overflows is closed with status
 // 1008 (policy violation); one that stops reading is cut after
-// WriteTimeout. Browsers may connect from this server's own pages only:
-// a request whose Origin is another host is refused (403); programs that
-// send no Origin are accepted.
+// WriteTimeout. Browsers may connect from this server's own pages only
+// (and Config.AllowedOrigins): see Security.
+//
+// # Security
+//
+// The server is meant for loopback, and guards every request before its
+// handler runs (guard.go), so that a web page the user happens to visit
+// cannot drive it:
+//
+// Host. The Host header must name this server: localhost, a loopback
+// address, the address the connection reached or another address of this
+// host, or a name in Config.AllowedHosts ("*": any). The port is not
+// compared (an ssh tunnel may change it). Anything else is 421 Misdirected
+// Request with a line naming stkd's --http-host: this defeats DNS
+// rebinding, where another site's name is pointed at 127.0.0.1. A request
+// without Host (HTTP/1.0) is accepted from loopback peers only.
+//
+// Origin. Every request that is not GET, HEAD or OPTIONS, the event
+// streams and the WebSocket carry, when a browser sends them, an Origin
+// that must be this server's own (its host and port those of the Host
+// header; the scheme is not compared, as a TLS proxy may front the server)
+// or one of Config.AllowedOrigins; otherwise 403. "null" passes only with
+// Sec-Fetch-Site: same-origin (this server's own pages under its
+// no-referrer policy). A request without Origin is not a browser's
+// cross-site request (browsers send Origin on those) and is accepted:
+// curl, scripts, stepmon. coder/websocket's own origin check is off: this
+// is the one place deciding.
+//
+// Token. With Config.Token set, writes, the streams and the WebSocket need
+// it, as "Authorization: Bearer TOKEN" (compared in constant time) or as
+// the cookie TokenCookie; so do the app's pages, which send a browser
+// without it to /login, and API reads and /metrics from peers other than
+// loopback (from loopback too with Config.TokenForReads). /healthz, the
+// assets and /login stay open. Missing or wrong: 401 with
+// WWW-Authenticate. /login shows a form; posting the token (or GET
+// /login?token=..., for a bookmark; the token then stays in the browser's
+// history) sets TokenCookie, HttpOnly and SameSite=Strict, holding a
+// digest of the token, not the token, and redirects to the page asked
+// for. The page's JavaScript never sees the token; its fetches, event
+// streams and WebSocket carry the cookie; other sites' requests do not.
+// Changing the token ends every session.
 package httpd

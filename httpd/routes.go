@@ -97,6 +97,10 @@ func (s *Server) routes() http.Handler {
 	mux.HandleFunc("GET /api/v1/steps/stream", s.serveStepStream)
 	mux.HandleFunc("GET /api/v1/steps/ws", s.serveStepWS)
 
+	mux.HandleFunc("GET /login", s.serveLogin)
+	mux.HandleFunc("POST /login", s.serveLogin)
+	mux.HandleFunc("POST /logout", s.serveLogout)
+
 	mux.HandleFunc("GET /metrics", s.serveMetrics)
 	mux.HandleFunc("GET /healthz", s.serveHealth)
 
@@ -108,6 +112,9 @@ func (s *Server) routes() http.Handler {
 		h.Set("Referrer-Policy", "no-referrer")
 		h.Set("Cross-Origin-Opener-Policy", "same-origin")
 		h.Set("Cross-Origin-Resource-Policy", "same-origin")
+		if !s.check(w, r) { // Host, Origin and token: see guard.go
+			return
+		}
 		if _, pattern := mux.Handler(r); pattern == "" && !methodNotAllowed(mux, r) {
 			s.notFound(w, r)
 			return

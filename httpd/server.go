@@ -110,6 +110,26 @@ type Config struct {
 	// of matches is still given). Default 2000.
 	NamesLimit int
 
+	// AllowedHosts are further names the Host header may carry, besides
+	// localhost, loopback addresses and this host's own addresses (the
+	// port is not compared): the names users reach the server by, such as
+	// a DNS name or a reverse proxy's. "*" allows any Host, which gives up
+	// the protection against DNS rebinding. Any other Host is answered 421.
+	AllowedHosts []string
+	// AllowedOrigins are further web origins ("https://ui.example",
+	// scheme://host[:port]) whose pages may POST and open streams here;
+	// this server's own origin always may. See ParseOrigin.
+	AllowedOrigins []string
+	// Token, when set, is required (Authorization: Bearer, or the cookie
+	// /login sets) by every request that changes state, by the event
+	// streams and the WebSocket, by the app's pages (which redirect to
+	// /login), and by reads from peers other than loopback.
+	Token string
+	// TokenForReads makes the API reads and /metrics need the Token from
+	// loopback peers too (behind a reverse proxy on this host every
+	// request comes from loopback).
+	TokenForReads bool
+
 	// Logger receives the server's log lines; default slog.Default().
 	Logger *slog.Logger
 	// Now is the clock of the "now" fields; default time.Now.
@@ -194,6 +214,7 @@ type Server struct {
 	log      *slog.Logger
 	instance string
 	hub      *hub
+	guard    *guard
 	handler  http.Handler
 
 	stepStats stepStats // counters of the STEP endpoints
@@ -212,6 +233,10 @@ var ErrServerClosed = http.ErrServerClosed
 // Shutdown or Close when done with it.
 func New(cfg Config) (*Server, error) {
 	cfg = cfg.withDefaults()
+	g, err := newGuard(cfg)
+	if err != nil {
+		return nil, err
+	}
 	var id [8]byte
 	if _, err := rand.Read(id[:]); err != nil {
 		return nil, err
@@ -220,6 +245,7 @@ func New(cfg Config) (*Server, error) {
 		cfg:      cfg,
 		log:      cfg.Logger,
 		instance: hex.EncodeToString(id[:]),
+		guard:    g,
 		servers:  map[*http.Server]struct{}{},
 	}
 	s.hub = newHub(s)
