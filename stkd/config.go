@@ -46,7 +46,8 @@ type config struct {
 	nameServer string        // where the monitor registers when stkd runs no name server
 	advertise  string        // IP registered for listeners on 0.0.0.0, "" for flow.AdvertiseIP's choice
 
-	http string // HTTP UI "ip:port", "" for none
+	http    string       // HTTP UI "ip:port", "" for none
+	httpSec httpSecurity // its Host, Origin and token settings; see httpsec.go
 
 	steps                bool          // run the STEP bus
 	stepsFeed            string        // its feed flow "ip:port", "" for none

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net"
 	"net/http"
+	"os"
 	"sync"
 	"time"
 
@@ -50,6 +51,10 @@ func start(c config, log *slog.Logger) (d *daemon, err error) {
 		return nil, err
 	}
 	if err := checkAdvertise(c.advertise); err != nil {
+		return nil, err
+	}
+	uiSec, err := c.httpSec.resolve(c.http, os.Getenv, log.With("component", "http"))
+	if err != nil {
 		return nil, err
 	}
 	policy, err := loadPolicy(c.policy)
@@ -110,7 +115,7 @@ func start(c config, log *slog.Logger) (d *daemon, err error) {
 		}
 	}
 	if c.http != "" {
-		if err := d.startUI(c.http, log.With("component", "http")); err != nil {
+		if err := d.startUI(c.http, uiSec, log.With("component", "http")); err != nil {
 			return nil, err
 		}
 	}
@@ -118,10 +123,12 @@ func start(c config, log *slog.Logger) (d *daemon, err error) {
 	return d, nil
 }
 
-// startUI serves the HTTP status UI on addr.
-func (d *daemon) startUI(addr string, log *slog.Logger) error {
+// startUI serves the HTTP status UI on addr, guarded as sec says (its
+// AllowedHosts, AllowedOrigins, Token and TokenForReads).
+func (d *daemon) startUI(addr string, sec httpd.Config, log *slog.Logger) error {
 	// The UI shows what stkd --version prints ("stkd " comes from the UI).
-	cfg := httpd.Config{Flows: d.flows, Logger: log, Version: strings.TrimPrefix(cli.Version("stkd"), "stkd ")}
+	cfg := sec
+	cfg.Flows, cfg.Logger, cfg.Version = d.flows, log, strings.TrimPrefix(cli.Version("stkd"), "stkd ")
 	if d.monitor != nil { // a nil pointer must not become a non-nil interface
 		cfg.Monitor = d.monitor
 	}
