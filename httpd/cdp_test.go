@@ -62,9 +62,16 @@ func (l *lockedBuffer) String() string {
 	return l.b.String()
 }
 
+// browserSlots bounds the Chromiums running at once: the browser tests run
+// in parallel, and six browsers starting together beside the rest of the
+// suite on two cores made one of them die at start ("browser went away").
+var browserSlots = make(chan struct{}, 2)
+
 // startBrowser runs headless Chromium with the DevTools pipe.
 func startBrowser(t *testing.T, path string, onEvent func(cdpMessage)) *browser {
 	t.Helper()
+	browserSlots <- struct{}{}
+	t.Cleanup(func() { <-browserSlots }) // runs after b.close, registered below
 	toBr, toBw, err := os.Pipe() // we write commands on toBw; fd 3 of the browser
 	if err != nil {
 		t.Fatal(err)
