@@ -72,7 +72,7 @@ func startBrowser(t *testing.T, path string, onEvent func(cdpMessage)) *browser 
 	t.Helper()
 	browserSlots <- struct{}{}
 	t.Cleanup(func() { <-browserSlots }) // runs after b.close, registered below
-	toBr, toBw, err := os.Pipe() // we write commands on toBw; fd 3 of the browser
+	toBr, toBw, err := os.Pipe()         // we write commands on toBw; fd 3 of the browser
 	if err != nil {
 		t.Fatal(err)
 	}
