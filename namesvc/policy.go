@@ -170,7 +170,7 @@ func (p *Policy) addToken(name, secret string) error {
 	if hx, ok := strings.CutPrefix(secret, "sha256:"); ok {
 		b, err := hex.DecodeString(hx)
 		if err != nil || len(b) != sha256.Size {
-			return fmt.Errorf("token %q: sha256: wants 64 hex digits (stkd --hash-token prints them)", name)
+			return fmt.Errorf("token %q: sha256: wants 64 hex digits (stkd --new-token NAME prints a token and its line)", name)
 		}
 		copy(h[:], b)
 	} else {
