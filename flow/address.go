@@ -50,10 +50,14 @@ type Address struct {
 	Host     string   // IP address as written; empty when absent
 	Port     uint16   // 0 when absent
 	Lookup   string   // the name of a "lookup:name" address; then the rest is empty
+	// TLS is set by a "tls:ip:port" address: STK TCP frames inside TLS.
+	// Protocol is then TCP, so code that asks for TCP handles it as such.
+	TLS bool
 }
 
-// ParseAddress parses "[tcp|udp|rawudp|multicast:]ip[:port]" or
-// "lookup:name" (PROTOCOL.md §6). The protocol defaults to TCP; ip and port
+// ParseAddress parses "[tcp|udp|rawudp|multicast|tls:]ip[:port]" or
+// "lookup:name" (PROTOCOL.md §6; "tls:" is this implementation's: a TCP
+// address with TLS, see Address.TLS). The protocol defaults to TCP; ip and port
 // may be left out and are filled by the caller's defaults (WithDefaults).
 //
 // ip must be an IPv4 literal: STK's wire format carries IPv4 addresses
@@ -124,6 +128,9 @@ func splitAddress(s string) (Address, error) {
 	if err == nil {
 		a.Protocol = p
 		parts = parts[1:]
+	} else if strings.EqualFold(parts[0], "tls") { // TCP with TLS; not a Protocol, so ParseProtocol does not take it
+		a.TLS, err = true, nil
+		parts = parts[1:]
 	}
 	rest := strings.Join(parts, ":")
 	switch {
@@ -131,7 +138,7 @@ func splitAddress(s string) (Address, error) {
 		return Address{}, errIPv6(s)
 	case err != nil && !isIP(parts[0]) && (len(parts) == 3 || len(parts) == 2 && !isPort(parts[1])):
 		// "foo:1.2.3.4" or "foo:host:port": foo was meant as a protocol.
-		return Address{}, fmt.Errorf("flow: address %q: unknown protocol %q (want tcp, udp, rawudp, multicast or lookup)", s, parts[0])
+		return Address{}, fmt.Errorf("flow: address %q: unknown protocol %q (want tcp, udp, rawudp, multicast, tls or lookup)", s, parts[0])
 	case len(parts) > 2:
 		return Address{}, fmt.Errorf("flow: address %q: too many ':' (want [protocol:]ip[:port])", s)
 	}
@@ -224,6 +231,9 @@ func (a Address) String() string {
 		return "lookup:" + a.Lookup
 	}
 	s := a.Protocol.String() + ":" + a.Host
+	if a.TLS {
+		s = "tls:" + a.Host
+	}
 	if a.Port != 0 {
 		s += ":" + strconv.Itoa(int(a.Port))
 	}

@@ -21,11 +21,16 @@ func TestParseAddress(t *testing.T) {
 		{"multicast::5000", Address{Protocol: Multicast, Port: 5000}},
 		{"tcp", Address{Protocol: TCP}},
 		{"lookup:my name:x", Address{Lookup: "my name:x"}},
+		{"tls:127.0.0.1:20012", Address{Protocol: TCP, Host: "127.0.0.1", Port: 20012, TLS: true}},
+		{"TLS:10.0.0.1", Address{Protocol: TCP, Host: "10.0.0.1", TLS: true}},
 	} {
 		got, err := ParseAddress(tc.in)
 		if err != nil || got != tc.want {
 			t.Errorf("ParseAddress(%q) = %+v, %v; want %+v", tc.in, got, err, tc.want)
 		}
+	}
+	if a, _ := ParseAddress("tls:127.0.0.1:20012"); a.String() != "tls:127.0.0.1:20012" {
+		t.Errorf("tls address formats as %q", a.String())
 	}
 }
 
@@ -36,7 +41,7 @@ func TestParseAddressErrors(t *testing.T) {
 		{"::1", "IPv6 is not supported"},
 		{"tcp:::1", "IPv6 is not supported"},
 		{"udp:fe80::1:5000", "IPv6 is not supported"},
-		{"foo:1.2.3.4", `unknown protocol "foo" (want tcp, udp, rawudp, multicast or lookup)`},
+		{"foo:1.2.3.4", `unknown protocol "foo" (want tcp, udp, rawudp, multicast, tls or lookup)`},
 		{"foo:1.2.3.4:80", `unknown protocol "foo"`},
 		{"1.2.3.4:5:6", `too many ':' (want [protocol:]ip[:port])`},
 		{"localhost:20002", `"localhost" is not an IPv4 address (host names are resolved by ResolveAddress, not here)`},

@@ -1,6 +1,7 @@
 package flow
 
 import (
+	"crypto/tls"
 	"log/slog"
 	"net/netip"
 	"time"
@@ -119,8 +120,16 @@ type Options struct {
 	// back-off between connection attempts (with jitter). Defaults
 	// DefaultReconnectMin and DefaultReconnectMax.
 	ReconnectMin, ReconnectMax time.Duration
-	// DialTimeout bounds one connection attempt. Default DefaultDialTimeout.
+	// DialTimeout bounds one connection attempt, TLS handshake included.
+	// Default DefaultDialTimeout.
 	DialTimeout time.Duration
+
+	// TLS, when set, makes DialTCP's connections TLS ones with this
+	// configuration (an empty ServerName is taken from the address), and is
+	// the configuration ListenTLS serves with (required there). ListenTCP
+	// refuses it: its gnet event loops cannot run TLS. See NewServerTLS and
+	// NewClientTLS for configurations built from certificate files.
+	TLS *tls.Config
 
 	// ReassemblyTimeout drops a half-received STK-UDP sequence this long
 	// after its first fragment. Default seq.DefaultReassemblyTimeout (1 s).

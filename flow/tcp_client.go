@@ -2,6 +2,8 @@ package flow
 
 import (
 	"context"
+	"crypto/tls"
+	"errors"
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
@@ -45,14 +47,27 @@ type TCPClient struct {
 	done     chan struct{}
 	everConn bool
 	dropLog  atomic.Int64
+	dialErr  atomic.Pointer[error] // the last failed attempt's, until a connection succeeds
+	tlsCfg   *tls.Config           // opts.TLS with ServerName filled; nil for plain TCP
 }
 
 // DialTCP starts a client flow to addr ("ip:port"). It returns at once; the
 // connection is made in the background (see WaitConnected, and
 // Options.OnConnect which runs on every connection and reconnection).
+// With Options.TLS set, each connection is a TLS one (to a ListenTLS
+// server); a failed handshake (an untrusted certificate, say) is retried
+// like a refused connection, logged as a warning and given by DialError.
 func DialTCP(addr string, opts Options) (*TCPClient, error) {
-	if _, err := netip.ParseAddrPort(addr); err != nil {
+	ap, err := netip.ParseAddrPort(addr)
+	if err != nil {
 		return nil, fmt.Errorf("flow: TCP client address %q: %w (want ip:port)", addr, err)
+	}
+	var tlsCfg *tls.Config
+	if opts.TLS != nil {
+		tlsCfg = opts.TLS.Clone()
+		if tlsCfg.ServerName == "" { // verify the server's certificate against the IP dialed
+			tlsCfg.ServerName = ap.Addr().String()
+		}
 	}
 	opts = opts.withDefaults()
 	ctx, cancel := context.WithCancel(context.Background())
@@ -66,9 +81,22 @@ func DialTCP(addr string, opts Options) (*TCPClient, error) {
 		cancel:  cancel,
 		done:    make(chan struct{}),
 		closing: make(chan struct{}),
+		tlsCfg:  tlsCfg,
+	}
+	if tlsCfg != nil {
+		c.log = c.log.With("tls", true)
 	}
 	go c.run()
 	return c, nil
+}
+
+// DialError returns why the last connection attempt failed (refused,
+// timed out, TLS handshake failed), or nil once a connection succeeded.
+func (c *TCPClient) DialError() error {
+	if p := c.dialErr.Load(); p != nil {
+		return *p
+	}
+	return nil
 }
 
 // Connected reports whether the client has a connection now.
@@ -186,27 +214,47 @@ func (c *TCPClient) run() {
 			return // closed with nothing left to deliver
 		}
 		conn, err := c.dial()
-		if err != nil {
-			if c.ctx.Err() != nil {
+		if err == nil {
+			c.dialErr.Store(nil)
+			clean, serr := c.serve(conn)
+			if clean || c.closed.Load() {
 				return
 			}
-			wait := jitter(backoff)
-			c.log.Debug("connect failed, retrying", "err", err, "in", wait)
-			select {
-			case <-time.After(wait):
-			case <-closing:
-				closing = nil // look at the queue once more, then keep trying until CloseTimeout
-			case <-c.ctx.Done():
-				return
+			if !isRemoteAlert(serr) {
+				backoff = c.opts.ReconnectMin
+				continue
 			}
-			backoff = min(2*backoff, c.opts.ReconnectMax)
-			continue
+			// Under TLS 1.3 the server checks a client's certificate after
+			// the client's handshake is done: its refusal arrives as an
+			// alert on the first read. That is a failed handshake, to back
+			// off from like one, not a connection that worked.
+			err = &handshakeError{serr}
 		}
-		backoff = c.opts.ReconnectMin
-		if clean := c.serve(conn); clean || c.closed.Load() {
+		if c.ctx.Err() != nil {
 			return
 		}
+		wait := jitter(backoff)
+		if prev := c.dialErr.Swap(&err); isHandshakeErr(err) && (prev == nil || (*prev).Error() != err.Error()) {
+			// A configuration problem, not a server that is down: say so once per error.
+			c.log.Warn("TLS handshake with the server failed, retrying", "err", err, "in", wait)
+		} else {
+			c.log.Debug("connect failed, retrying", "err", err, "in", wait)
+		}
+		select {
+		case <-time.After(wait):
+		case <-closing:
+			closing = nil // look at the queue once more, then keep trying until CloseTimeout
+		case <-c.ctx.Done():
+			return
+		}
+		backoff = min(2*backoff, c.opts.ReconnectMax)
 	}
+}
+
+// isRemoteAlert reports whether err is a TLS alert the server sent.
+func isRemoteAlert(err error) bool {
+	var op *net.OpError
+	return errors.As(err, &op) && op.Op == "remote error"
 }
 
 func jitter(d time.Duration) time.Duration {
@@ -230,12 +278,34 @@ func (c *TCPClient) dial() (net.Conn, error) {
 	if c.opts.ReceiveBuffer > 0 {
 		tc.SetReadBuffer(c.opts.ReceiveBuffer)
 	}
-	return conn, nil
+	if c.tlsCfg == nil {
+		return conn, nil
+	}
+	tc2 := tls.Client(conn, c.tlsCfg)
+	hctx, cancel := context.WithTimeout(ctx, c.opts.DialTimeout)
+	defer cancel()
+	if err := tc2.HandshakeContext(hctx); err != nil {
+		conn.Close()
+		return nil, &handshakeError{err}
+	}
+	return tc2, nil
+}
+
+// handshakeError marks a failed TLS handshake, as opposed to a failed
+// TCP connect.
+type handshakeError struct{ err error }
+
+func (e *handshakeError) Error() string { return "TLS handshake: " + e.err.Error() }
+func (e *handshakeError) Unwrap() error { return e.err }
+
+func isHandshakeErr(err error) bool {
+	var h *handshakeError
+	return errors.As(err, &h)
 }
 
 // serve runs one connection until it fails or the client is closed and its
 // queue drained (clean).
-func (c *TCPClient) serve(conn net.Conn) (clean bool) {
+func (c *TCPClient) serve(conn net.Conn) (clean bool, err error) {
 	local := addrPortOf(conn.LocalAddr())
 	p := &clientPeer{c: c, id: nextPeerID(), local: local, remote: addrPortOf(conn.RemoteAddr())}
 	down := make(chan struct{})
@@ -264,7 +334,7 @@ func (c *TCPClient) serve(conn net.Conn) (clean bool) {
 	lost, werr := c.queue.drain(conn, &c.ctr, down)
 	if werr == nil && c.queue.finished() && c.ctx.Err() == nil {
 		// Closed and drained: say goodbye and let the reader see EOF.
-		conn.(*net.TCPConn).CloseWrite()
+		conn.(interface{ CloseWrite() error }).CloseWrite() // TLS: close_notify, then EOF
 		select {
 		case <-down:
 		case <-time.After(c.opts.CloseTimeout):
@@ -273,7 +343,7 @@ func (c *TCPClient) serve(conn net.Conn) (clean bool) {
 	}
 	c.ctr.dropped.Add(uint64(lost))
 	conn.Close()
-	err := <-readErr
+	err = <-readErr
 	if werr != nil {
 		err = werr
 	}
@@ -287,13 +357,13 @@ func (c *TCPClient) serve(conn net.Conn) (clean bool) {
 	c.ctr.conns.Add(-1)
 	if clean || c.closed.Load() {
 		err = nil
-	} else {
+	} else if !isRemoteAlert(err) { // a refused handshake: run warns
 		c.log.Info("connection lost, reconnecting", "err", err)
 	}
 	if c.opts.OnDisconnect != nil {
 		c.opts.OnDisconnect(p, err)
 	}
-	return clean
+	return clean, err
 }
 
 // readLoop decodes frames from conn until it fails.

@@ -63,6 +63,9 @@ func ListenTCP(addr string, opts Options) (*TCPServer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("flow: TCP server address %q: %w (want ip:port)", addr, err)
 	}
+	if opts.TLS != nil {
+		return nil, fmt.Errorf("flow: TCP server on %s: Options.TLS is set: use ListenTLS for a TLS server", addr)
+	}
 	opts = opts.withDefaults()
 	s := &TCPServer{opts: opts, log: opts.Logger.With("flow", opts.Name, "proto", "tcp"), acceptDone: make(chan struct{})}
 	s.conns.Store(new([]*serverConn))

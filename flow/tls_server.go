@@ -1,0 +1,522 @@
+package flow
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/netip"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/stk-go/stk/seq"
+)
+
+// DefaultHandshakeTimeout bounds a TLS server's handshake with a new
+// connection, so that a client that connects and sends nothing cannot hold
+// a slot.
+const DefaultHandshakeTimeout = 10 * time.Second
+
+// TLSServer is a listening TCP data flow whose connections are TLS: STK TCP
+// frames inside TLS. It does what a TCPServer does (fan-out encoded once,
+// bounded per-connection queues, Options.SlowConsumer, MaxConns and
+// MaxConnsPerIP, IdleTimeout and FrameTimeout, the same Stats) and its
+// peers' Protocol is TCP, so code handling a Flow or a Peer need not know
+// which it has.
+//
+// gnet's event loops cannot run TLS, so each connection here has a reader
+// goroutine of its own reading through crypto/tls, plus the writer
+// goroutine every connection has. That costs a goroutine stack per
+// connection more than TCPServer: fine for name-service clients and
+// subscribers across a network, not meant for tens of thousands of
+// connections.
+//
+// A connection joins the server (Conns, Send, OnConnect) only once its
+// handshake has succeeded; a failed handshake is logged (at most once a
+// second) and counted in Stats.HandshakeErrors. A peer of a TLSServer is
+// a TLSPeer: its ConnectionState gives the client certificate verified
+// under mutual TLS.
+type TLSServer struct {
+	opts Options
+	log  *slog.Logger
+	ln   *net.TCPListener
+	addr netip.AddrPort
+	ctr  counters
+	acc  acceptHealth
+
+	slots                            connSlots
+	refuseLog, timeoutLog, hsFailLog everySecond
+
+	mu        sync.Mutex
+	conns     atomic.Pointer[[]*tlsConn] // copy-on-write, read by Send without locking
+	raw       map[net.Conn]struct{}      // every accepted socket not yet closed, handshaking ones included
+	closed    atomic.Bool
+	closeOnce sync.Once
+	closeErr  error
+	wg        sync.WaitGroup // the accept loop and every connection's goroutines
+
+	scratch sync.Pool // *[]byte encode buffers for fan-out
+}
+
+// TLSPeer is a Peer over TLS. Peers of a TLSServer are TLSPeers.
+type TLSPeer interface {
+	Peer
+	// ConnectionState is the connection's TLS state after the handshake:
+	// PeerCertificates holds the client's verified certificate under
+	// mutual TLS.
+	ConnectionState() tls.ConnectionState
+}
+
+// ListenTLS starts a TLS server flow on addr ("ip:port"; port 0 picks a
+// free one) with the configuration opts.TLS, which must hold a certificate
+// (Certificates or GetCertificate; NewServerTLS builds one from files).
+func ListenTLS(addr string, opts Options) (*TLSServer, error) {
+	ap, err := netip.ParseAddrPort(addr)
+	if err != nil {
+		return nil, fmt.Errorf("flow: TLS server address %q: %w (want ip:port)", addr, err)
+	}
+	if opts.TLS == nil || len(opts.TLS.Certificates) == 0 && opts.TLS.GetCertificate == nil && opts.TLS.GetConfigForClient == nil {
+		return nil, fmt.Errorf("flow: TLS server on %s: Options.TLS holds no certificate (see NewServerTLS)", addr)
+	}
+	opts = opts.withDefaults()
+	ln, err := net.ListenTCP("tcp4", net.TCPAddrFromAddrPort(ap))
+	if err != nil {
+		return nil, fmt.Errorf("flow: TLS server on %s: %w", addr, err)
+	}
+	s := &TLSServer{opts: opts, log: opts.Logger.With("flow", opts.Name, "proto", "tls"), ln: ln,
+		addr: addrPortOf(ln.Addr()), raw: map[net.Conn]struct{}{}}
+	s.conns.Store(new([]*tlsConn))
+	s.scratch.New = func() any { b := make([]byte, 0, 4096); return &b }
+	s.wg.Add(1)
+	go s.acceptLoop()
+	s.log.Debug("TLS server listening", "addr", s.addr)
+	return s, nil
+}
+
+// acceptLoop accepts connections until the listener is closed, as
+// TCPServer's does (back-off on errors, slot limits), and starts a
+// goroutine for each.
+func (s *TLSServer) acceptLoop() {
+	defer s.wg.Done()
+	var delay time.Duration
+	for {
+		nc, err := s.ln.AcceptTCP()
+		if err != nil {
+			if s.closed.Load() || errors.Is(err, net.ErrClosed) {
+				if !s.closed.Load() {
+					s.acc.died(err)
+					s.log.Error("TLS listener closed unexpectedly: no new connections will be accepted", "addr", s.addr, "err", err)
+				}
+				return
+			}
+			if delay == 0 {
+				delay = 5 * time.Millisecond
+			} else if delay *= 2; delay > time.Second {
+				delay = time.Second
+			}
+			s.ctr.acceptErrs.Add(1)
+			if s.acc.failed(err) {
+				s.log.Warn("cannot accept connections; retrying with back-off", "addr", s.addr, "err", err)
+			}
+			time.Sleep(delay)
+			continue
+		}
+		delay = 0
+		if n, since := s.acc.succeeded(); n > 0 {
+			s.log.Info("accepting connections again", "addr", s.addr, "failed_accepts", n, "for", time.Since(since).Round(time.Millisecond))
+		}
+		ip := addrPortOf(nc.RemoteAddr()).Addr()
+		if limit := s.slots.reserve(ip, s.opts.MaxConns, s.opts.MaxConnsPerIP); limit != "" {
+			nc.Close()
+			s.ctr.refused.Add(1)
+			if s.refuseLog.allow() {
+				s.log.Warn("refusing a connection: limit reached", "peer", ip, "limit", limit,
+					"max_conns", s.opts.MaxConns, "max_conns_per_ip", s.opts.MaxConnsPerIP)
+			}
+			continue
+		}
+		s.mu.Lock()
+		if s.closed.Load() {
+			s.mu.Unlock()
+			nc.Close()
+			s.slots.release(ip)
+			return
+		}
+		s.raw[nc] = struct{}{}
+		s.wg.Add(1)
+		s.mu.Unlock()
+		go s.serveConn(nc)
+	}
+}
+
+// serveConn runs one connection: handshake, then reads until it ends.
+func (s *TLSServer) serveConn(nc *net.TCPConn) {
+	defer s.wg.Done()
+	remote := addrPortOf(nc.RemoteAddr())
+	defer func() {
+		nc.Close()
+		s.mu.Lock()
+		delete(s.raw, nc)
+		s.mu.Unlock()
+		s.slots.release(remote.Addr())
+	}()
+	if s.opts.Nagle {
+		nc.SetNoDelay(false)
+	}
+	if s.opts.SendBuffer > 0 {
+		nc.SetWriteBuffer(s.opts.SendBuffer)
+	}
+	if s.opts.ReceiveBuffer > 0 {
+		nc.SetReadBuffer(s.opts.ReceiveBuffer)
+	}
+	tc := tls.Server(nc, s.opts.TLS)
+	ctx, cancel := context.WithTimeout(context.Background(), DefaultHandshakeTimeout)
+	err := tc.HandshakeContext(ctx)
+	cancel()
+	if err != nil {
+		s.ctr.handshakeErrs.Add(1)
+		if s.hsFailLog.allow() && !s.closed.Load() {
+			s.log.Warn("TLS handshake failed, closing the connection", "peer", remote, "err", err)
+		}
+		return
+	}
+	c := &tlsConn{
+		s:          s,
+		tc:         tc,
+		raw:        nc,
+		id:         nextPeerID(),
+		local:      addrPortOf(nc.LocalAddr()),
+		remote:     remote,
+		queue:      newOutQueue(s.opts.QueueBytes),
+		writerDone: make(chan struct{}),
+		state:      tc.ConnectionState(),
+	}
+	if !s.addConn(c) { // the server is closing
+		return
+	}
+	go c.writeLoop()
+	if s.opts.OnConnect != nil {
+		s.opts.OnConnect(c)
+	}
+	err = c.readLoop()
+	if p := c.closeErr.Load(); p != nil {
+		err = *p
+	} else if errors.Is(err, io.EOF) || s.closed.Load() {
+		err = nil
+	}
+	c.finish(err)
+}
+
+// AcceptError returns nil while the server accepts connections, and else
+// why it does not (see TCPServer.AcceptError).
+func (s *TLSServer) AcceptError() error { return s.acc.err() }
+
+// LocalAddr returns the address the server listens on.
+func (s *TLSServer) LocalAddr() netip.AddrPort { return s.addr }
+
+// Protocol returns TCP: STK TCP frames, inside TLS.
+func (s *TLSServer) Protocol() Protocol { return TCP }
+
+// Conns returns the number of open connections (handshake done).
+func (s *TLSServer) Conns() int { return len(*s.conns.Load()) }
+
+// Peers returns the open connections; each is a TLSPeer.
+func (s *TLSServer) Peers() []Peer {
+	cs := *s.conns.Load()
+	out := make([]Peer, len(cs))
+	for i, c := range cs {
+		out[i] = c
+	}
+	return out
+}
+
+// Stats returns the server's counters.
+func (s *TLSServer) Stats() Stats { return s.ctr.snapshot() }
+
+// Send queues q to every open connection, encoding it once, as
+// TCPServer.Send does.
+func (s *TLSServer) Send(q *seq.Sequence) error {
+	if s.closed.Load() {
+		return ErrClosed
+	}
+	cs := *s.conns.Load()
+	switch len(cs) {
+	case 0:
+		if q.Type == seq.TypeInvalid {
+			return seq.ErrInvalidType
+		}
+		return nil
+	case 1:
+		err := cs[0].send(q, s.opts.SlowConsumerWait)
+		if errors.Is(err, ErrQueueFull) || errors.Is(err, ErrSlowConsumer) || errors.Is(err, ErrClosed) {
+			return nil
+		}
+		return err
+	}
+	bp := s.scratch.Get().(*[]byte)
+	frame, err := seq.AppendTCP((*bp)[:0], q)
+	if err != nil {
+		s.scratch.Put(bp)
+		return err
+	}
+	var full []*tlsConn
+	for _, c := range cs {
+		if r := c.queue.push(frame, 0); r == pushFull {
+			full = append(full, c)
+		} else {
+			c.result(r)
+		}
+	}
+	if len(full) > 0 {
+		deadline := time.Now().Add(s.opts.SlowConsumerWait)
+		for _, c := range full {
+			c.result(c.queue.push(frame, time.Until(deadline)))
+		}
+	}
+	*bp = frame
+	s.scratch.Put(bp)
+	return nil
+}
+
+// Close stops accepting connections, delivers what every connection has
+// queued (waiting at most Options.CloseTimeout), then closes them all.
+func (s *TLSServer) Close() error {
+	s.closeOnce.Do(func() { s.closeErr = s.close() })
+	return s.closeErr
+}
+
+func (s *TLSServer) close() error {
+	s.mu.Lock()
+	s.closed.Store(true) // under mu: no connection is added after this
+	s.mu.Unlock()
+	s.ln.Close()
+	deadline := time.Now().Add(s.opts.CloseTimeout)
+	cs := *s.conns.Load()
+	for _, c := range cs {
+		c.queue.close()
+	}
+	for _, c := range cs {
+		select {
+		case <-c.writerDone:
+		case <-time.After(time.Until(deadline)):
+			c.raw.Close() // unblock a writer stuck on a peer that does not read
+			<-c.writerDone
+		}
+	}
+	s.mu.Lock()
+	for nc := range s.raw { // ends every reader and handshake
+		nc.Close()
+	}
+	s.mu.Unlock()
+	s.wg.Wait()
+	return nil
+}
+
+// addConn adds c unless the server is closing.
+func (s *TLSServer) addConn(c *tlsConn) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed.Load() {
+		return false
+	}
+	old := *s.conns.Load()
+	cs := make([]*tlsConn, len(old), len(old)+1)
+	copy(cs, old)
+	cs = append(cs, c)
+	s.conns.Store(&cs)
+	s.ctr.conns.Add(1)
+	return true
+}
+
+func (s *TLSServer) removeConn(c *tlsConn) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	old := *s.conns.Load()
+	for i, x := range old {
+		if x == c {
+			cs := make([]*tlsConn, 0, len(old)-1)
+			cs = append(cs, old[:i]...)
+			cs = append(cs, old[i+1:]...)
+			s.conns.Store(&cs)
+			s.ctr.conns.Add(-1)
+			return true
+		}
+	}
+	return false
+}
+
+// tlsConn is one connection of a TLSServer: a TLSPeer.
+type tlsConn struct {
+	s             *TLSServer
+	tc            *tls.Conn
+	raw           *net.TCPConn // closed to break a read or a write at once
+	id            uint64
+	local, remote netip.AddrPort
+	state         tls.ConnectionState
+	queue         *outQueue
+	writerDone    chan struct{}
+	closeErr      atomic.Pointer[error]
+	finished      atomic.Bool
+	slowLogged    atomic.Int64
+}
+
+func (c *tlsConn) ID() uint64                           { return c.id }
+func (c *tlsConn) RemoteAddr() netip.AddrPort           { return c.remote }
+func (c *tlsConn) LocalAddr() netip.AddrPort            { return c.local }
+func (c *tlsConn) Protocol() Protocol                   { return TCP }
+func (c *tlsConn) ConnectionState() tls.ConnectionState { return c.state }
+
+// Close disconnects the peer.
+func (c *tlsConn) Close() error { return c.raw.Close() }
+
+// Send queues q to this connection only, without waiting for room (see
+// TCPServer's peers).
+func (c *tlsConn) Send(q *seq.Sequence) error { return c.send(q, 0) }
+
+func (c *tlsConn) send(q *seq.Sequence, wait time.Duration) error {
+	r, err := c.queue.pushEncode(q, seq.TCPSize(q), wait)
+	if err != nil {
+		return err
+	}
+	return c.result(r)
+}
+
+// result applies the slow-consumer policy to a refused push.
+func (c *tlsConn) result(r pushResult) error {
+	switch r {
+	case pushClosed:
+		c.s.ctr.dropped.Add(1)
+		return ErrClosed
+	case pushFull:
+		c.s.ctr.dropped.Add(1)
+		if c.s.opts.SlowConsumer == Drop {
+			if now := time.Now().Unix(); c.slowLogged.Swap(now) != now {
+				c.s.log.Warn("peer too slow, dropping sequences", "peer", c.remote, "queue_bytes", c.s.opts.QueueBytes)
+			}
+			return ErrQueueFull
+		}
+		if c.closeErr.CompareAndSwap(nil, &errSlowConsumer) {
+			c.s.ctr.slow.Add(1)
+			c.s.log.Warn("peer too slow, disconnecting it", "peer", c.remote, "queue_bytes", c.s.opts.QueueBytes)
+			c.raw.Close()
+		}
+		return ErrSlowConsumer
+	}
+	return nil
+}
+
+func (c *tlsConn) writeLoop() {
+	defer close(c.writerDone)
+	lost, err := c.queue.drain(c.tc, &c.s.ctr, nil)
+	if err != nil && !c.finished.Load() {
+		c.s.ctr.dropped.Add(uint64(lost))
+		c.s.log.Debug("write failed, closing the connection", "peer", c.remote, "err", err)
+		c.raw.Close()
+		return
+	}
+	if err == nil && c.s.closed.Load() {
+		c.tc.CloseWrite() // the server is closing and this one is drained: close_notify
+	}
+}
+
+// readLoop decodes frames until the connection fails, enforcing
+// Options.IdleTimeout and FrameTimeout with read deadlines (each
+// connection has its goroutine, so no sweeper is needed).
+func (c *tlsConn) readLoop() error {
+	s := c.s
+	fr := framer{maxSize: s.opts.MaxSequenceSize}
+	deliver := func(q *seq.Sequence) {
+		s.ctr.seqIn.Add(1)
+		s.opts.Handler(c, q)
+	}
+	idle, frameT := s.opts.IdleTimeout, s.opts.FrameTimeout
+	timed := idle > 0 || frameT > 0
+	lastFrame, partialSince := time.Now(), time.Time{}
+	buf := make([]byte, DefaultReadBufferSize)
+	r, w := 0, 0
+	for {
+		if r > 0 {
+			w = copy(buf, buf[r:w])
+			r = 0
+		}
+		if fr.need > len(buf) {
+			nb := make([]byte, max(fr.need, 2*len(buf)))
+			copy(nb, buf[:w])
+			buf = nb
+		}
+		if timed {
+			var dl time.Time
+			if idle > 0 {
+				dl = lastFrame.Add(idle)
+			}
+			if frameT > 0 && !partialSince.IsZero() && (dl.IsZero() || partialSince.Add(frameT).Before(dl)) {
+				dl = partialSince.Add(frameT)
+			}
+			c.raw.SetReadDeadline(dl)
+		}
+		n, err := c.tc.Read(buf[w:])
+		if n == 0 && err != nil {
+			if timed && errors.Is(err, os.ErrDeadlineExceeded) && c.closeErr.CompareAndSwap(nil, &errTimedOut) {
+				s.ctr.timedOut.Add(1)
+				if s.timeoutLog.allow() {
+					s.log.Info("closing a connection", "peer", c.remote, "reason", "no complete frame in time",
+						"idle_timeout", idle, "frame_timeout", frameT)
+				}
+			} else if w > r {
+				s.log.Debug("peer disconnected in the middle of a frame", "peer", c.remote, "bytes", w-r)
+			}
+			return err
+		}
+		w += n
+		s.ctr.bytesIn.Add(uint64(n))
+		if !fr.ready(w - r) {
+			if timed && partialSince.IsZero() {
+				partialSince = time.Now()
+			}
+			continue
+		}
+		n, err = fr.consume(buf[r:w], deliver)
+		r += n
+		if err != nil {
+			s.ctr.malformed.Add(1)
+			s.log.Warn("closing a connection that sent an undecodable frame", "peer", c.remote, "err", err)
+			c.closeErr.CompareAndSwap(nil, &err)
+			return err
+		}
+		if timed {
+			now := time.Now()
+			if n > 0 {
+				lastFrame = now
+				partialSince = time.Time{}
+			}
+			if r < w && partialSince.IsZero() {
+				partialSince = now // progress: the next frame's clock starts now
+			}
+		}
+		if r == w {
+			r, w = 0, 0
+		}
+	}
+}
+
+// finish releases the connection once its reader has ended: the writer
+// stops, what it still held is counted as dropped.
+func (c *tlsConn) finish(err error) {
+	if c.finished.Swap(true) {
+		return
+	}
+	c.queue.close()
+	c.raw.Close()
+	<-c.writerDone
+	if n := c.queue.discard(); n > 0 {
+		c.s.ctr.dropped.Add(uint64(n))
+	}
+	if c.s.removeConn(c) && c.s.opts.OnDisconnect != nil {
+		c.s.opts.OnDisconnect(c, err)
+	}
+}
