@@ -24,6 +24,11 @@
 //	threshold = gpu=off
 //	cooldown = 10m
 //	directory = ""
+//	token-file = /etc/stk/stepmon.token
+//
+// A name server whose access policy asks for a token gets the one of
+// --token-file (token-file in the config file) or of $STK_TOKEN, as the
+// example programs show it (NAME:SECRET, see package namesvc, "Tokens").
 //
 // Alerts, their cooldown and recovery, and the psychology scores are
 // described in package hostmon.
@@ -87,6 +92,8 @@ type options struct {
 	directory  string
 	listen     string
 	nameServer string
+	tokenFile  string
+	token      string // of tokenFile or $STK_TOKEN, "" for none
 	stkdHTTP   string
 	json       bool
 	quiet      bool
@@ -112,6 +119,7 @@ func flags(o *options, hostname string) *pflag.FlagSet {
 	fs.StringVar(&o.directory, "directory", "step", "shared directory name to also register the feed under, which stkd's STEP bus follows (\"\": none)")
 	fs.StringVar(&o.listen, "listen", "127.0.0.1:0", "address of the feed, the TCP data flow every STEP is published on ([tcp:]ip:port; port 0: any free port; 0.0.0.0 registers the address of the interface toward the name server)")
 	fs.StringVar(&o.nameServer, "name-server", cli.DefaultNameServer, "name server to register with, [tcp|udp:]ip[:port] (\"\": don't register)")
+	fs.StringVar(&o.tokenFile, "token-file", "", "read the name-service token (NAME:SECRET) from this file, for a name server whose policy asks for one (default: $"+cli.TokenEnv+"; a token is never taken on the command line, where ps shows it)")
 	fs.StringVar(&o.stkdHTTP, "stkd-http", "http://127.0.0.1:8080", "stkd's HTTP API, http://host[:port], where the services collector finds the monitored services (GET /api/v1/services every 5 s at most; \"\": off)")
 	fs.BoolVar(&o.json, "json", false, "print one JSON STEP per line instead of lines for people")
 	fs.BoolVarP(&o.quiet, "quiet", "q", false, "print no STEPs (they are still published)")
@@ -183,6 +191,13 @@ func parseArgs(args []string, stderr io.Writer, hostname string) (*options, erro
 	if _, err := o.processes.hostmon(); err != nil {
 		return nil, err
 	}
+	// Read now, so that a bad file stops stepmon before it starts; the
+	// name-service client of feed.register shows it.
+	tok, err := cli.LoadToken(o.tokenFile)
+	if err != nil {
+		return nil, err
+	}
+	o.token = tok
 	return o, nil
 }
 
@@ -267,7 +282,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return fmt.Errorf("--collectors: %w", err)
 	}
 	if o.nameServer != "" {
-		if err := f.register(ctx, o.nameServer, o.name, o.directory); err != nil {
+		if err := f.register(ctx, o.nameServer, o.token, o.name, o.directory); err != nil {
 			mon.Close()
 			return err
 		}

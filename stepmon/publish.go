@@ -86,10 +86,11 @@ func (f *feed) publish(s *step.Step) {
 }
 
 // register registers the feed under each name (skipping empty ones) with
-// the name server at addr. It returns at once; the client registers when
+// the name server at addr, showing token ("NAME:SECRET", "" for none) to
+// a server whose policy asks for one. It returns at once; the client registers when
 // the server answers, and again after a reconnect or a server restart.
-func (f *feed) register(ctx context.Context, addr string, names ...string) error {
-	c, err := namesvc.Dial(addr, namesvc.ClientOptions{Logger: f.log.With("client", "names")})
+func (f *feed) register(ctx context.Context, addr, token string, names ...string) error {
+	c, err := namesvc.Dial(addr, namesvc.ClientOptions{Logger: f.log.With("client", "names"), Token: token})
 	if err != nil {
 		return fmt.Errorf("--name-server: %w", err)
 	}
