@@ -3,6 +3,7 @@ package namesvc
 import (
 	"cmp"
 	"context"
+	"crypto/tls"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -78,7 +79,8 @@ type clientReg struct {
 }
 
 // Dial starts a client of the name server at addr, an STK address string:
-// "tcp:127.0.0.1:20002", "udp:127.0.0.1:20002", or "127.0.0.1" (TCP and
+// "tcp:127.0.0.1:20002", "udp:127.0.0.1:20002", "tls:127.0.0.1:20012"
+// (TCP inside TLS, configured by ClientOptions.TLS), or "127.0.0.1" (TCP and
 // port DefaultPort by default; an empty string means tcp:127.0.0.1:20002).
 // It returns at once: a TCP client connects, and reconnects, in the
 // background; requests made meanwhile go out on connect.
@@ -144,6 +146,12 @@ func DialAddress(a flow.Address, opts ClientOptions) (*Client, error) {
 	case flow.TCP:
 		fo.OnConnect = c.onConnect
 		fo.OnDisconnect = c.onDisconnect
+		if a.TLS {
+			fo.TLS = opts.TLS
+			if fo.TLS == nil {
+				fo.TLS = &tls.Config{MinVersion: tls.VersionTLS12} // the system's roots
+			}
+		}
 		t, err := flow.DialTCP(ap.String(), fo)
 		if err != nil {
 			return nil, fmt.Errorf("namesvc: connect to the name server: %w", err)

@@ -10,7 +10,7 @@
 // # Server
 //
 // NewServer makes a Server; ServeTCP, ServeUDP and ServeMulticast add
-// listeners. Its protocol core, Handle and Disconnect, needs no sockets.
+// listeners, and ServeTLS a TCP one inside TLS (see TLS below). Its protocol core, Handle and Disconnect, needs no sockets.
 // It behaves as stknamed, including what C clients rely on:
 //
 //   - A registration (REQUEST) is stored as it came, minus its
@@ -162,6 +162,25 @@
 // keep-alive smartbeat every 500 ms and, after a reconnect or when the
 // server id in the echo changes, sends its registrations and subscriptions
 // again. Callbacks run on the flow's read loop and must not block.
+//
+// # TLS
+//
+// C programs cannot speak TLS, so TLS is an extra listener beside the plain
+// ones: ServeTLS(addr, cfg) serves the same protocol inside TLS
+// (flow.ListenTLS; flow.NewServerTLS builds cfg from certificate files,
+// reloaded when they change, with mutual TLS when given a client CA file).
+// A client dials "tls:ip:port" with ClientOptions.TLS (flow.NewClientTLS:
+// the CA to trust, and a client certificate for mutual TLS). Requests over
+// TLS are handled exactly as over TCP (the peer's Protocol is TCP):
+// registrations linger when the connection closes, Names shows transport
+// TCP.
+//
+// The access policy does not yet know client certificates: its identity is
+// a token's name, else the source IP. A verified certificate's subject is
+// at hand (the Peer passed to Handle is a flow.TLSPeer, whose
+// ConnectionState().PeerCertificates[0].Subject.CommonName it is) and
+// could become an identity beside tokens, matched by "cert NAME" rules;
+// that change belongs to policy.go and is left for later.
 //
 // # The end-of-answers extension
 //

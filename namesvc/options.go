@@ -1,6 +1,7 @@
 package namesvc
 
 import (
+	"crypto/tls"
 	"errors"
 	"log/slog"
 	"strings"
@@ -288,6 +289,12 @@ type ClientOptions struct {
 	OnServerChange func(old, new uint64)
 	// Logger receives the client's log lines; nil means slog.Default().
 	Logger *slog.Logger
+	// TLS configures the connection to a "tls:ip:port" server address:
+	// the CAs to trust (RootCAs) and, for a server asking for mutual TLS,
+	// the client certificate (flow.NewClientTLS builds one from files).
+	// nil trusts the system's roots and shows no certificate. It is not
+	// used for tcp: and udp: addresses.
+	TLS *tls.Config
 	// Flow are the options of the client's flow to the server. Handler,
 	// OnConnect and OnDisconnect are the client's own; reconnect back-off,
 	// queue sizes and the rest are used as given.

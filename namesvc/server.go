@@ -2,6 +2,7 @@ package namesvc
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -162,6 +163,23 @@ func (s *Server) ServeTCP(addr string) (netip.AddrPort, error) {
 	f, err := flow.ListenTCP(addr, opts)
 	if err != nil {
 		return netip.AddrPort{}, fmt.Errorf("namesvc: serve TCP: %w", err)
+	}
+	return s.addFlow(f)
+}
+
+// ServeTLS listens for name-service connections inside TLS on addr
+// ("ip:port"; port 0 picks one) with cfg (flow.NewServerTLS builds one
+// from certificate files, mutual TLS when given a client CA) and returns
+// the bound address. Clients dial it as "tls:ip:port". Requests over TLS
+// are handled as over TCP; the access policy sees the same identity (a
+// token, else the source IP), not the client certificate.
+func (s *Server) ServeTLS(addr string, cfg *tls.Config) (netip.AddrPort, error) {
+	opts := s.flowOptions("namesvc tls " + addr)
+	opts.OnDisconnect = func(p flow.Peer, _ error) { s.Disconnect(p) }
+	opts.TLS = cfg
+	f, err := flow.ListenTLS(addr, opts)
+	if err != nil {
+		return netip.AddrPort{}, fmt.Errorf("namesvc: serve TLS: %w", err)
 	}
 	return s.addFlow(f)
 }
