@@ -51,7 +51,9 @@
 // client as an alert after its handshake: it is handled as a failed
 // handshake too.
 //
-// Over loopback a TLS connection costs little for small sequences and
-// about a third of the throughput for large ones (AES-GCM and the copy
-// through crypto/tls; BenchmarkTLS measures both in one run).
+// Cost, from BenchmarkTLS (1->1 over loopback, both in one run, medians of
+// 3 on 2 shared cores): at 16 B a TLS flow delivers as many sequences as a
+// plain one (~7.5 M/s: batches of many sequences share a record); at 1 KiB
+// and 16 KiB about a quarter of the bytes (~0.4 and ~1 GB/s against ~1.6
+// and ~3.5 GB/s): encryption, and one goroutine hand-off per record.
 package flow

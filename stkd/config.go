@@ -49,6 +49,8 @@ type config struct {
 	http    string       // HTTP UI "ip:port", "" for none
 	httpSec httpSecurity // its Host, Origin and token settings; see httpsec.go
 
+	tls tlsSettings // --names-tls, --http-tls and their certificate; see tls.go
+
 	steps                bool          // run the STEP bus
 	stepsFeed            string        // its feed flow "ip:port", "" for none
 	stepsFeedName        string        // name the feed registers

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"net"
 	"net/http"
@@ -35,6 +36,7 @@ type daemon struct {
 	closeErr  error
 
 	namesTCP, namesUDP, namesMcast string
+	namesTLS                       string
 	monTCP, monUDP, monMcast       string
 	http                           string
 	stepsFeed, stepsArchive        string
@@ -64,6 +66,10 @@ func start(c config, log *slog.Logger) (d *daemon, err error) {
 	if err := cli.UseToken(c.tokenFile); err != nil { // for the monitor's and the STEP bus's clients
 		return nil, err
 	}
+	tlsCfg, err := c.tls.serverConfig(c.http, log.With("component", "tls"))
+	if err != nil {
+		return nil, err
+	}
 	d = &daemon{}
 	started := d // "return nil, err" clears d before the deferred call runs
 	defer func() {
@@ -83,6 +89,10 @@ func start(c config, log *slog.Logger) (d *daemon, err error) {
 			return nil, err
 		}
 		if d.namesMcast, err = serve(d.names.ServeMulticast, c.namesMcast, "--names-multicast"); err != nil {
+			return nil, err
+		}
+		serveTLS := func(addr string) (netip.AddrPort, error) { return d.names.ServeTLS(addr, tlsCfg) }
+		if d.namesTLS, err = serve(serveTLS, c.tls.names, "--names-tls"); err != nil {
 			return nil, err
 		}
 	}
@@ -115,7 +125,11 @@ func start(c config, log *slog.Logger) (d *daemon, err error) {
 		}
 	}
 	if c.http != "" {
-		if err := d.startUI(c.http, uiSec, log.With("component", "http")); err != nil {
+		uiTLS := tlsCfg
+		if !c.tls.http {
+			uiTLS = nil
+		}
+		if err := d.startUI(c.http, uiSec, uiTLS, log.With("component", "http")); err != nil {
 			return nil, err
 		}
 	}
@@ -124,8 +138,9 @@ func start(c config, log *slog.Logger) (d *daemon, err error) {
 }
 
 // startUI serves the HTTP status UI on addr, guarded as sec says (its
-// AllowedHosts, AllowedOrigins, Token and TokenForReads).
-func (d *daemon) startUI(addr string, sec httpd.Config, log *slog.Logger) error {
+// AllowedHosts, AllowedOrigins, Token and TokenForReads), over HTTPS when
+// tlsCfg is set.
+func (d *daemon) startUI(addr string, sec httpd.Config, tlsCfg *tls.Config, log *slog.Logger) error {
 	// The UI shows what stkd --version prints ("stkd " comes from the UI).
 	cfg := sec
 	cfg.Flows, cfg.Logger, cfg.Version = d.flows, log, strings.TrimPrefix(cli.Version("stkd"), "stkd ")
@@ -145,6 +160,10 @@ func (d *daemon) startUI(addr string, sec httpd.Config, log *slog.Logger) error 
 		return fmt.Errorf("HTTP UI: %w (use --http to pick another address, or \"\" to turn it off)", err)
 	}
 	d.ui, d.http, d.uiDone = ui, ln.Addr().String(), make(chan error, 1)
+	if tlsCfg != nil {
+		ln = tls.NewListener(ln, tlsCfg)
+		log.Info("HTTP UI served over HTTPS", "addr", "https://"+d.http+"/", "mutual_tls", tlsCfg.ClientCAs != nil)
+	}
 	go func() { d.uiDone <- ui.Serve(ln) }()
 	return nil
 }
@@ -154,9 +173,13 @@ func (d *daemon) flows() []httpd.FlowInfo {
 	var out []httpd.FlowInfo
 	add := func(component string, fs []flow.Flow) {
 		for _, f := range fs {
+			proto := f.Protocol().String()
+			if _, ok := f.(*flow.TLSServer); ok {
+				proto = "tls"
+			}
 			fi := httpd.FlowInfo{
-				Name:     fmt.Sprintf("%s-%v-%v", component, f.Protocol(), f.LocalAddr()),
-				Protocol: f.Protocol().String(),
+				Name:     fmt.Sprintf("%s-%v-%v", component, proto, f.LocalAddr()),
+				Protocol: proto,
 				Addr:     f.LocalAddr(),
 				Stats:    f.Stats(),
 			}
@@ -194,7 +217,7 @@ func serve(listen func(string) (netip.AddrPort, error), addr, flag string) (stri
 }
 
 func (d *daemon) logAttrs() []any {
-	return []any{"names_tcp", d.namesTCP, "names_udp", d.namesUDP, "names_multicast", d.namesMcast,
+	return []any{"names_tcp", d.namesTCP, "names_udp", d.namesUDP, "names_multicast", d.namesMcast, "names_tls", d.namesTLS,
 		"monitor_tcp", d.monTCP, "monitor_udp", d.monUDP, "monitor_multicast", d.monMcast, "http", d.http,
 		"steps_feed", d.stepsFeed, "steps_archive", d.stepsArchive}
 }

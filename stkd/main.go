@@ -139,6 +139,7 @@ func parseArgs(args []string, stdout io.Writer) (*config, error) {
 	fs.StringVar(&f.advertise, "advertise", "", "IP registered for the monitor and the STEP feed when they listen on 0.0.0.0: the address other hosts reach this host at (default: the address of the interface toward the name server, else the host's primary address)")
 	fs.StringVar(&f.http, "http", f.http, "HTTP status UI address, ip:port (\"\" turns it off)")
 	addHTTPFlags(fs, &f)
+	addTLSFlags(fs, &f)
 	fs.BoolVar(&f.steps, "steps", f.steps, "run the STEP bus: follow the host monitors registered under --steps-directory, keep their events for the HTTP API, republish them on a feed flow (--steps=false turns it off)")
 	fs.StringVar(&f.stepsFeed, "steps-feed", f.stepsFeed, "STEP feed TCP address, ip:port; port 0 lets the system pick one, subscribers find it by --steps-feed-name (\"\" turns the feed off)")
 	fs.StringVar(&f.stepsFeedName, "steps-feed-name", f.stepsFeedName, "name the STEP feed registers with the name server")
