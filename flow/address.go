@@ -211,7 +211,20 @@ func (a Address) WithDefaults(host string, port uint16) Address {
 
 // AddrPort returns the host and port as a netip.AddrPort; an empty host is
 // 0.0.0.0.
+//
+// A "tls:" address is refused: connecting to it in plain TCP would send in
+// clear what its user meant to protect. Code that does speak TLS (the name
+// service's client, so far) calls HostAddrPort and sets up TLS itself.
 func (a Address) AddrPort() (netip.AddrPort, error) {
+	if a.TLS {
+		return netip.AddrPort{}, fmt.Errorf("flow: address %v: TLS is supported by the name service only (-R / --name-server, stkd --names-tls); give this one as tcp:", a)
+	}
+	return a.HostAddrPort()
+}
+
+// HostAddrPort is AddrPort whatever the transport, tls: included: for code
+// that sets up TLS itself, or only wants the host (to find a route).
+func (a Address) HostAddrPort() (netip.AddrPort, error) {
 	if a.Lookup != "" {
 		return netip.AddrPort{}, fmt.Errorf("flow: address lookup:%s must be resolved through the name service first", a.Lookup)
 	}

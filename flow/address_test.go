@@ -86,3 +86,18 @@ func TestResolveAddress(t *testing.T) {
 		}
 	}
 }
+
+// A tls: address must never turn into a plain TCP connection: only code
+// that sets up TLS itself reads it, through HostAddrPort.
+func TestTLSAddressIsNotPlainTCP(t *testing.T) {
+	a, err := ParseAddress("tls:127.0.0.1:20012")
+	if err != nil || !a.TLS {
+		t.Fatalf("ParseAddress: %+v, %v", a, err)
+	}
+	if _, err := a.AddrPort(); err == nil || !strings.Contains(err.Error(), "TLS is supported by the name service only") {
+		t.Fatalf("AddrPort of a tls: address: %v, want a refusal", err)
+	}
+	if ap, err := a.HostAddrPort(); err != nil || ap.String() != "127.0.0.1:20012" {
+		t.Fatalf("HostAddrPort: %v, %v", ap, err)
+	}
+}

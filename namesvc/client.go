@@ -133,7 +133,7 @@ func DialAddress(a flow.Address, opts ClientOptions) (*Client, error) {
 		// server is there.
 		fo.CloseTimeout = 500 * time.Millisecond
 	}
-	ap, err := a.AddrPort()
+	ap, err := a.HostAddrPort() // TLS, when a says so, is set up below
 	if err != nil {
 		return nil, fmt.Errorf("namesvc: name server address: %w", err)
 	}

@@ -101,7 +101,7 @@ func (b *Bus) advertiseIP() netip.Addr {
 	var toward netip.Addr
 	if b.cfg.NameServer != "" {
 		if a, err := flow.ParseAddress(b.cfg.NameServer); err == nil {
-			if ap, err := a.WithDefaults(namesvc.DefaultHost, namesvc.DefaultPort).AddrPort(); err == nil {
+			if ap, err := a.WithDefaults(namesvc.DefaultHost, namesvc.DefaultPort).HostAddrPort(); err == nil {
 				toward = ap.Addr()
 			}
 		}

@@ -39,7 +39,7 @@ func advertisedIP(c config, d *daemon) netip.Addr {
 	}
 	var toward netip.Addr
 	if a, err := flow.ParseAddress(ns); err == nil {
-		if ap, err := a.WithDefaults(namesvc.DefaultHost, namesvc.DefaultPort).AddrPort(); err == nil {
+		if ap, err := a.WithDefaults(namesvc.DefaultHost, namesvc.DefaultPort).HostAddrPort(); err == nil {
 			toward = ap.Addr()
 		}
 	}
