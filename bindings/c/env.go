@@ -10,12 +10,14 @@ import "C"
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"os"
 	"sync"
 	"time"
 
 	"github.com/stk-go/stk/flow"
+	"github.com/stk-go/stk/internal/cli"
 	"github.com/stk-go/stk/namesvc"
 	"github.com/stk-go/stk/smartbeat"
 )
@@ -57,6 +59,7 @@ type env struct {
 	nsString   string
 	monitor    string
 	group      string
+	token      string // shown to the name server, "" for none
 	lookupExp  time.Duration
 	log        *slog.Logger
 	sender     *smartbeat.Sender
@@ -80,8 +83,29 @@ func goString(s *C.char, def string) string {
 	return C.GoString(s)
 }
 
+// loadToken returns the token of the token_file option (path), or, when
+// it is "", of envToken, the value of $STK_TOKEN that stk_api.c read (nil
+// when unset).
+func loadToken(path string, envToken *C.char) (string, error) {
+	if path == "" {
+		return cli.ParseToken(goString(envToken, ""), "$"+cli.TokenEnv)
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return "", fmt.Errorf("token_file: %w", err)
+	}
+	tok, err := cli.ParseToken(string(b), "token_file "+path)
+	if err == nil && tok == "" {
+		err = fmt.Errorf("token_file %s is empty: want one line NAME:SECRET", path)
+	}
+	return tok, err
+}
+
+// stkgo_env_create makes the env of o, a whole stk_options of this
+// header (stk_api.c copies the caller's into one); envToken is $STK_TOKEN.
+//
 //export stkgo_env_create
-func stkgo_env_create(o *C.stk_options, out *C.uint64_t) C.int {
+func stkgo_env_create(o *C.stk_options, envToken *C.char, out *C.uint64_t) C.int {
 	var opts C.stk_options
 	if o != nil {
 		opts = *o
@@ -101,6 +125,11 @@ func stkgo_env_create(o *C.stk_options, out *C.uint64_t) C.int {
 		children:  map[uint64]object{},
 	}
 	e.idle.L = &e.mu
+	tok, err := loadToken(goString(opts.token_file, ""), envToken)
+	if err != nil {
+		return failf(eInval, "stk_env_create: %v", err)
+	}
+	e.token = tok
 	if e.nsString == "" {
 		e.nsString = defaultNameServer
 	}
@@ -139,7 +168,7 @@ func (e *env) names() (*namesvc.Client, error) {
 	}
 	if e.client == nil {
 		c, err := namesvc.DialAddress(e.nameServer, namesvc.ClientOptions{
-			Group: e.group, LookupExpiration: e.lookupExp, Logger: e.log,
+			Group: e.group, LookupExpiration: e.lookupExp, Logger: e.log, Token: e.token,
 		})
 		if err != nil {
 			return nil, errorf(eNet, "name server %s: %v", e.nsString, err)

@@ -62,6 +62,14 @@
  *
  * Logging
  *   The library logs to stderr at the level set in stk_options.log_level.
+ *
+ * Tokens
+ *   A name server whose access policy asks for a token (stkd --policy)
+ *   gets the one of stk_options.token_file, a file of one line
+ *   NAME:SECRET, or, when token_file is NULL or "", of the environment
+ *   variable STK_TOKEN (read by stk_env_create, as the Go programs'
+ *   --token-file and STK_TOKEN). The env's name-server connection shows it
+ *   in its keep-alives; it is never part of a registration.
  * ---------------------------------------------------------------------------
  */
 #ifndef STK_H
@@ -82,9 +90,9 @@ extern "C" {
  * changes incompatibly; stk_api_version() tells what the loaded library
  * implements. */
 #define STK_API_VERSION_MAJOR 1
-#define STK_API_VERSION_MINOR 1
+#define STK_API_VERSION_MINOR 2
 
-/* stk_version returns the library version, e.g. "stk-go C binding 1.1";
+/* stk_version returns the library version, e.g. "stk-go C binding 1.2";
  * a static string. */
 const char *stk_version(void);
 
@@ -166,11 +174,25 @@ typedef struct stk_options {
      * ms; 0: 1000. (stkd says when all answers are sent, so lookups usually
      * end much sooner.) */
     int lookup_expiration_ms;
+    /* API 1.2. File holding the name-service token, one line NAME:SECRET
+     * (see "Tokens" above). NULL or "": $STK_TOKEN, if set; else none. */
+    const char *token_file;
 } stk_options;
 
 /* stk_env_create makes an environment. It does not connect yet and fails
- * only on bad options (STK_EADDR, STK_EINVAL). */
+ * only on bad options (STK_EADDR, STK_EINVAL; STK_EINVAL too for a
+ * token_file that cannot be read or a token that is not NAME:SECRET).
+ *
+ * stk_options grows at its end (token_file came with API 1.2), so that
+ * programs built against an older stk.h keep working: the macro below makes
+ * every call pass the size of the stk_options this program was compiled
+ * with (as zlib's deflateInit does), and the function stk_env_create, which
+ * binaries of API 1.0 and 1.1 call, reads the fields of API 1.1 only. A size
+ * larger than this library's stk_options is accepted when the bytes beyond
+ * are zero (their defaults) and refused (STK_EINVAL) otherwise. */
 int stk_env_create(const stk_options *opts, stk_env *out);
+int stk_env_create_sized(const stk_options *opts, size_t opts_size, stk_env *out);
+#define stk_env_create(opts, out) stk_env_create_sized((opts), sizeof(stk_options), (out))
 
 /* stk_env_destroy closes the name-server connection (the server then keeps
  * this env's registrations for their linger), destroys every object still

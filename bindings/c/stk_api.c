@@ -4,6 +4,8 @@
  * opaque handles into uint64_t and pointers into uintptr_t, plus the
  * per-thread error message and the callback trampolines.
  */
+#include <stdarg.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "_cgo_export.h"
@@ -61,6 +63,18 @@ void stk__set_error(const char *msg, size_t n)
 const char *stk_last_error(void)
 {
     return last_error;
+}
+
+/* fail sets the thread's error message, for the few errors found in C,
+ * and returns code. */
+static int fail(int code, const char *format, ...) __attribute__((format(printf, 2, 3)));
+static int fail(int code, const char *format, ...)
+{
+    va_list ap;
+    va_start(ap, format);
+    vsnprintf(last_error, sizeof last_error, format, ap);
+    va_end(ap);
+    return code;
 }
 
 /* ---- callbacks ---- */
@@ -133,16 +147,45 @@ int stk__callback_depth(void)
 
 /* ---- environment ---- */
 
-int stk_env_create(const stk_options *opts, stk_env *out)
+/* The stk_options of API 1.1, before token_file: what binaries built
+ * against an older stk.h pass to the function stk_env_create. */
+#define OPTIONS_SIZE_1_1 offsetof(stk_options, token_file)
+
+int stk_env_create_sized(const stk_options *opts, size_t opts_size, stk_env *out)
 {
     if (out == NULL)
         return STK_EINVAL;
     *out = NULL;
+    /* Copy what the caller's stk_options has; the fields it lacks stay
+     * zero, their default. */
+    stk_options o;
+    memset(&o, 0, sizeof o);
+    if (opts != NULL) {
+        if (opts_size < OPTIONS_SIZE_1_1)
+            return fail(STK_EINVAL, "stk_env_create: opts_size %zu is below the %zu bytes of the first stk_options",
+                             opts_size, (size_t)OPTIONS_SIZE_1_1);
+        for (size_t i = sizeof o; i < opts_size; i++)
+            if (((const unsigned char *)opts)[i] != 0)
+                return fail(STK_EINVAL, "stk_env_create: stk_options of a newer stk.h (%zu bytes) sets a field this library (API %d.%d, %zu bytes) does not know",
+                                 opts_size, STK_API_VERSION_MAJOR, STK_API_VERSION_MINOR, sizeof o);
+        memcpy(&o, opts, opts_size < sizeof o ? opts_size : sizeof o);
+    }
+    /* Read here, not in Go: the Go runtime keeps the environment of the
+     * moment the library was loaded, and a program (Python's os.environ)
+     * may set STK_TOKEN after that. */
+    const char *env_token = getenv("STK_TOKEN");
     uint64_t h = 0;
-    int rc = stkgo_env_create((stk_options *)opts, &h);
+    int rc = stkgo_env_create(&o, (char *)env_token, &h);
     if (rc == STK_OK)
         OUT(out, stk_env, h);
     return rc;
+}
+
+/* The function of API 1.0 and 1.1 (stk.h's macro of that name calls
+ * stk_env_create_sized); the parentheses keep the macro out. */
+int (stk_env_create)(const stk_options *opts, stk_env *out)
+{
+    return stk_env_create_sized(opts, OPTIONS_SIZE_1_1, out);
 }
 
 int stk_env_destroy(stk_env env)

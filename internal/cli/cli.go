@@ -154,11 +154,20 @@ func LoadToken(path string) (string, error) {
 		}
 		tok, from = string(b), "--token-file "+path
 	}
-	tok = strings.TrimSpace(tok)
+	tok, err := ParseToken(tok, from)
+	if err == nil && tok == "" && path != "" {
+		err = fmt.Errorf("%s is empty: want one line NAME:SECRET", from)
+	}
+	return tok, err
+}
+
+// ParseToken checks the text of a token file or of $STK_TOKEN and returns
+// the token "NAME:SECRET" without the surrounding white space, or "" for
+// blank text. from names where the text came from, for the error. The C
+// binding uses it too.
+func ParseToken(text, from string) (string, error) {
+	tok := strings.TrimSpace(text)
 	if tok == "" {
-		if path != "" {
-			return "", fmt.Errorf("%s is empty: want one line NAME:SECRET", from)
-		}
 		return "", nil
 	}
 	name, secret, ok := strings.Cut(tok, ":")

@@ -21,6 +21,8 @@ static void usage(FILE *f)
         "  -L s      seconds the name outlives this program's connection (default 300)\n"
         "  -w        stay registered until Ctrl-C (the name then lingers -L seconds)\n"
         "  -R addr   name server: [tcp|udp:]ip[:port] (default tcp:127.0.0.1:20002)\n"
+        "  -T file   name-service token file, one line NAME:SECRET, for a name server whose policy asks for one\n"
+        "            (default: $STK_TOKEN)\n"
         "  -q        print nothing but errors\n"
         "  -h        this help\n");
 }
@@ -56,13 +58,13 @@ static int parse_endpoint(const char *s, char *buf, size_t n, stk_endpoint *e)
 
 int main(int argc, char **argv)
 {
-    const char *ns = NULL, *group = NULL, *ft = "active";
+    const char *ns = NULL, *group = NULL, *ft = "active", *token_file = NULL;
     const char *ifaces[5];
     size_t nif = 0, nmeta = 0;
     stk_element meta[MAX_META];
     long linger = 300;
     int wait = 0, quiet = 0, c;
-    while ((c = getopt(argc, argv, "i:M:F:G:L:wR:qh")) != -1) {
+    while ((c = getopt(argc, argv, "i:M:F:G:L:wR:T:qh")) != -1) {
         switch (c) {
         case 'i':
             if (nif == 5) {
@@ -89,6 +91,7 @@ int main(int argc, char **argv)
         case 'L': linger = atol(optarg); break;
         case 'w': wait = 1; break;
         case 'R': ns = optarg; break;
+        case 'T': token_file = optarg; break;
         case 'q': quiet = 1; break;
         case 'h': usage(stdout); return 0;
         default: usage(stderr); return 2;
@@ -133,6 +136,7 @@ int main(int argc, char **argv)
 
     stk_options opts = {0};
     opts.name_server = ns;
+    opts.token_file = token_file;
     stk_env env;
     int rc = stk_env_create(&opts, &env);
     if (rc != STK_OK)

@@ -15,6 +15,7 @@
  */
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -106,6 +107,89 @@ static void test_errors(void)
     EQ(stk_publisher_destroy((stk_publisher)env), STK_EHANDLE);
     EQ(stk_env_destroy(env), STK_OK);
     EQ(stk_env_destroy(env), STK_EHANDLE);
+    printf("ok %s\n", current);
+}
+
+/* write_temp writes text to a new temporary file and returns its path
+ * (static storage, one at a time). */
+static const char *write_temp(const char *text)
+{
+    static char path[64];
+    snprintf(path, sizeof path, "/tmp/stk-test-token-XXXXXX");
+    int fd = mkstemp(path);
+    CHECK(fd >= 0);
+    CHECK(write(fd, text, strlen(text)) == (ssize_t)strlen(text));
+    close(fd);
+    return path;
+}
+
+/* The stk_options of API 1.1, as a program built against that stk.h has
+ * it: no token_file. */
+struct options_1_1 {
+    const char *name_server, *monitor, *group;
+    int log_level, smartbeat_period_ms, lookup_expiration_ms;
+};
+
+static void test_options(void)
+{
+    current = "options";
+    stk_env env;
+    /* A binary of API 1.1 calls the function stk_env_create with the
+     * shorter struct: what follows it in memory is not read (here it is
+     * garbage where token_file would be, which would fail). */
+    CHECK(sizeof(struct options_1_1) == offsetof(stk_options, token_file));
+    unsigned char buf[sizeof(stk_options) + 16];
+    memset(buf, 0xab, sizeof buf);
+    struct options_1_1 old = {0};
+    old.log_level = STK_LOG_OFF;
+    memcpy(buf, &old, sizeof old);
+    EQ((stk_env_create)((const stk_options *)buf, &env), STK_OK);
+    EQ(stk_env_destroy(env), STK_OK);
+    /* A newer header's larger struct: fine while the bytes beyond are 0. */
+    memset(buf, 0, sizeof buf);
+    EQ(stk_env_create_sized((const stk_options *)buf, sizeof buf, &env), STK_OK);
+    EQ(stk_env_destroy(env), STK_OK);
+    buf[sizeof(stk_options) + 3] = 1;
+    EQ(stk_env_create_sized((const stk_options *)buf, sizeof buf, &env), STK_EINVAL);
+    CHECK(strstr(stk_last_error(), "newer stk.h") != NULL);
+    EQ(stk_env_create_sized((const stk_options *)buf, 8, &env), STK_EINVAL);
+
+    /* token_file, then $STK_TOKEN when there is none. */
+    char *saved = getenv("STK_TOKEN") ? strdup(getenv("STK_TOKEN")) : NULL;
+    unsetenv("STK_TOKEN");
+    stk_options o = {0};
+    o.token_file = "/nonexistent/stk.token";
+    EQ(stk_env_create(&o, &env), STK_EINVAL);
+    CHECK(strstr(stk_last_error(), "token_file") != NULL && strstr(stk_last_error(), "/nonexistent/stk.token") != NULL);
+    o.token_file = write_temp("no colon here\n");
+    EQ(stk_env_create(&o, &env), STK_EINVAL);
+    CHECK(strstr(stk_last_error(), "NAME:SECRET") != NULL);
+    unlink(o.token_file);
+    o.token_file = write_temp("\n");
+    EQ(stk_env_create(&o, &env), STK_EINVAL);
+    CHECK(strstr(stk_last_error(), "empty") != NULL);
+    unlink(o.token_file);
+    o.token_file = write_temp("app:app-secret-0123456789abcdef\n");
+    EQ(stk_env_create(&o, &env), STK_OK);
+    EQ(stk_env_destroy(env), STK_OK);
+    /* a token file wins over a bad $STK_TOKEN, which is read only without one */
+    setenv("STK_TOKEN", "bad token", 1);
+    EQ(stk_env_create(&o, &env), STK_OK);
+    EQ(stk_env_destroy(env), STK_OK);
+    unlink(o.token_file);
+    o.token_file = "";
+    EQ(stk_env_create(&o, &env), STK_EINVAL);
+    CHECK(strstr(stk_last_error(), "$STK_TOKEN") != NULL);
+    EQ((stk_env_create)(NULL, &env), STK_EINVAL); /* also for binaries of API 1.1 */
+    setenv("STK_TOKEN", "app:app-secret-0123456789abcdef", 1);
+    EQ(stk_env_create(&o, &env), STK_OK);
+    EQ(stk_env_destroy(env), STK_OK);
+    if (saved != NULL) {
+        setenv("STK_TOKEN", saved, 1);
+        free(saved);
+    } else {
+        unsetenv("STK_TOKEN");
+    }
     printf("ok %s\n", current);
 }
 
@@ -631,6 +715,7 @@ int main(int argc, char **argv)
     srand((unsigned)time(NULL));
     test_version();
     test_errors();
+    test_options();
     test_sequences();
     test_pubsub();
     test_names_offline();

@@ -112,6 +112,7 @@ class Options(Structure):
         ("log_level", c_int),
         ("smartbeat_period_ms", c_int),
         ("lookup_expiration_ms", c_int),
+        ("token_file", c_char_p),  # API 1.2
     ]
 
 
@@ -187,6 +188,7 @@ _SIGNATURES = {
     "stk_last_error": (c_char_p, [], True),
 
     "stk_env_create": (c_int, [POINTER(Options), POINTER(_H)], False),
+    "stk_env_create_sized": (c_int, [POINTER(Options), c_size_t, POINTER(_H)], False),
     "stk_env_destroy": (c_int, [_H], False),
     "stk_env_wait_name_server": (c_int, [_H, c_int], False),
 
@@ -238,7 +240,10 @@ _SIGNATURES = {
 
 # Functions added after API 1.0: a library without them still loads, and
 # the binding falls back (see Lib.has).
-_OPTIONAL = {"stk_publisher_send_data_batch"}  # API 1.1
+_OPTIONAL = {
+    "stk_publisher_send_data_batch",  # API 1.1
+    "stk_env_create_sized",  # API 1.2: stk_options.token_file, $STK_TOKEN
+}
 
 
 class Lib:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ctypes
+import os
 import threading
 from typing import TYPE_CHECKING, Callable, Dict, Iterable, List, Optional, Tuple, Union
 
@@ -54,9 +55,14 @@ class Environment(Handle):
         lookup_expiration: seconds a lookup waits for answers when it gives
             no expiration; None: 1.0 (stkd says when all answers are sent,
             so lookups usually end much sooner).
+        token_file: a file of one line ``NAME:SECRET``, the token shown to
+            a name server whose access policy asks for one (stkd
+            --policy); None: the environment variable ``STK_TOKEN``, read
+            when the environment is made, if set. Needs libstk of API 1.2.
 
     Raises:
-        AddressError, InvalidArgumentError: bad options. Creating an
+        AddressError, InvalidArgumentError: bad options (a token file
+        that cannot be read or does not hold NAME:SECRET too). Creating an
         environment does not connect, so a name server that is down is not
         an error here.
 
@@ -71,7 +77,8 @@ class Environment(Handle):
 
     def __init__(self, name_server: Optional[str] = None, monitor: Optional[str] = None,
                  group: Optional[str] = None, *, log_level: Union[str, int, None] = None,
-                 smartbeat_period: Optional[float] = None, lookup_expiration: Optional[float] = None) -> None:
+                 smartbeat_period: Optional[float] = None, lookup_expiration: Optional[float] = None,
+                 token_file: Union[str, "os.PathLike[str]", None] = None) -> None:
         super().__init__()
         if isinstance(log_level, str):
             try:
@@ -94,9 +101,19 @@ class Environment(Handle):
         opts = _lib.Options(
             name_server=_runtime.encode(name_server), monitor=_runtime.encode(monitor),
             group=_runtime.encode(group), log_level=level, smartbeat_period_ms=period,
-            lookup_expiration_ms=expiration)
+            lookup_expiration_ms=expiration,
+            token_file=None if token_file is None else os.fsencode(token_file))
         h = ctypes.c_void_p()
-        self._lib.check(self._lib.env_create(ctypes.byref(opts), ctypes.byref(h)))
+        if self._lib.has("stk_env_create_sized"):
+            # With the size of this binding's stk_options: what stk.h's
+            # stk_env_create macro passes (see there).
+            rc = self._lib.env_create_sized(ctypes.byref(opts), ctypes.sizeof(opts), ctypes.byref(h))
+        elif token_file is not None:
+            raise _lib.LibraryNotFoundError(
+                f"token_file needs libstk of API 1.2 or later; {self._lib.path} is older; " + _lib.BUILD_HINT)
+        else:
+            rc = self._lib.env_create(ctypes.byref(opts), ctypes.byref(h))  # reads the fields of API 1.1
+        self._lib.check(rc)
         self._adopt(h.value)
         self._children: Dict[int, Handle] = {}
         self._children_lock = threading.Lock()
