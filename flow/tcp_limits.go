@@ -105,7 +105,7 @@ func (s *TCPServer) sweepTimeouts() {
 
 func (s *TCPServer) sweep(now time.Time) {
 	n := now.UnixNano()
-	for _, c := range *s.conns.Load() {
+	for _, c := range s.conns.load() {
 		reason := ""
 		if d := s.opts.FrameTimeout; d > 0 {
 			if since := c.act.partialSince.Load(); since != 0 && n-since > int64(d) {

@@ -1,9 +1,7 @@
 package flow
 
 import (
-	"errors"
 	"fmt"
-	"log/slog"
 	"net"
 	"net/netip"
 	"os"
@@ -34,26 +32,17 @@ import (
 // Options.QueueBytes; the writer can, and it writes everything queued in one
 // system call.
 type TCPServer struct {
-	opts  Options
-	log   *slog.Logger
+	listener
 	loops *gnet.Client // the event loops connections are enrolled on
-	ln    *net.TCPListener
-	addr  netip.AddrPort
-	ctr   counters
-	acc   acceptHealth
-	slots connSlots
 
-	refuseLog, timeoutLog everySecond
-	sweepStop, sweepDone  chan struct{} // the timeout sweeper; nil without timeouts
+	sweepStop, sweepDone chan struct{} // the timeout sweeper; nil without timeouts
 
-	mu         sync.Mutex
-	conns      atomic.Pointer[[]*serverConn] // copy-on-write, read by Send without locking
-	closed     atomic.Bool
+	conns      connList[*serverConn]
 	closeOnce  sync.Once
 	closeErr   error
 	acceptDone chan struct{} // the accept loop returned
 
-	scratch sync.Pool // *[]byte encode buffers for fan-out
+	scratch *sync.Pool // encode buffers for fan-out
 }
 
 // ListenTCP starts a TCP server flow on addr ("ip:port"; port 0 picks a free
@@ -67,12 +56,11 @@ func ListenTCP(addr string, opts Options) (*TCPServer, error) {
 		return nil, fmt.Errorf("flow: TCP server on %s: Options.TLS is set: use ListenTLS for a TLS server", addr)
 	}
 	opts = opts.withDefaults()
-	s := &TCPServer{opts: opts, log: opts.Logger.With("flow", opts.Name, "proto", "tcp"), acceptDone: make(chan struct{})}
-	s.conns.Store(new([]*serverConn))
+	s := &TCPServer{acceptDone: make(chan struct{}), scratch: newScratch()}
+	s.opts, s.log = opts, opts.Logger.With("flow", opts.Name, "proto", "tcp")
 	if opts.IdleTimeout > 0 || opts.FrameTimeout > 0 { // before any event loop reads them
 		s.sweepStop, s.sweepDone = make(chan struct{}), make(chan struct{})
 	}
-	s.scratch.New = func() any { b := make([]byte, 0, 4096); return &b }
 	gopts := []gnet.Option{
 		gnet.WithTCPNoDelay(gnet.TCPNoDelay),
 		gnet.WithLogger(gnetLogger{s.log, &s.closed}),
@@ -107,7 +95,13 @@ func ListenTCP(addr string, opts Options) (*TCPServer, error) {
 		ln.Close()
 		return nil, fmt.Errorf("flow: TCP server on %s: starting the event loops: %w", addr, err)
 	}
-	go s.acceptLoop()
+	go func() {
+		defer close(s.acceptDone)
+		s.acceptLoop("TCP", func(nc *net.TCPConn, _ netip.Addr) error {
+			_, err := s.loops.Enroll(nc) // closes nc; OnOpen takes the slot's ownership
+			return err
+		})
+	}()
 	if s.sweepStop != nil {
 		go s.sweepTimeouts()
 	}
@@ -115,86 +109,21 @@ func ListenTCP(addr string, opts Options) (*TCPServer, error) {
 	return s, nil
 }
 
-// acceptLoop accepts connections until the listener is closed and enrolls
-// each on an event loop. Errors (EMFILE, ENFILE, ENOBUFS, ...) are retried
-// after a back-off that doubles from 5 ms to 1 s; the first of a burst is
-// logged, and the end of the burst.
-func (s *TCPServer) acceptLoop() {
-	defer close(s.acceptDone)
-	var delay time.Duration
-	for {
-		nc, err := s.ln.AcceptTCP()
-		if err != nil {
-			if s.closed.Load() || errors.Is(err, net.ErrClosed) {
-				if !s.closed.Load() {
-					s.acc.died(err)
-					s.log.Error("TCP listener closed unexpectedly: no new connections will be accepted", "addr", s.addr, "err", err)
-				}
-				return
-			}
-			if delay == 0 {
-				delay = 5 * time.Millisecond
-			} else if delay *= 2; delay > time.Second {
-				delay = time.Second
-			}
-			s.ctr.acceptErrs.Add(1)
-			if s.acc.failed(err) {
-				s.log.Warn("cannot accept connections; retrying with back-off", "addr", s.addr, "err", err)
-			}
-			time.Sleep(delay)
-			continue
-		}
-		delay = 0
-		if n, since := s.acc.succeeded(); n > 0 {
-			s.log.Info("accepting connections again", "addr", s.addr, "failed_accepts", n, "for", time.Since(since).Round(time.Millisecond))
-		}
-		ip := addrPortOf(nc.RemoteAddr()).Addr()
-		if limit := s.slots.reserve(ip, s.opts.MaxConns, s.opts.MaxConnsPerIP); limit != "" {
-			nc.Close()
-			s.ctr.refused.Add(1)
-			if s.refuseLog.allow() {
-				s.log.Warn("refusing a connection: limit reached", "peer", ip, "limit", limit,
-					"max_conns", s.opts.MaxConns, "max_conns_per_ip", s.opts.MaxConnsPerIP)
-			}
-			continue
-		}
-		if _, err := s.loops.Enroll(nc); err != nil { // Enroll closes nc
-			s.slots.release(ip)
-			s.ctr.acceptErrs.Add(1)
-			if s.acc.failed(err) {
-				s.log.Warn("cannot serve a new connection; retrying with back-off", "addr", s.addr, "err", err)
-			}
-		}
-	}
-}
-
-// AcceptError returns nil while the server accepts connections, and else
-// why it does not: the last accept error while accepting has failed within
-// the last two seconds with no success since (for example too many open
-// files), or the error that ended the listener.
-func (s *TCPServer) AcceptError() error { return s.acc.err() }
-
-// LocalAddr returns the address the server listens on.
-func (s *TCPServer) LocalAddr() netip.AddrPort { return s.addr }
-
 // Protocol returns TCP.
 func (s *TCPServer) Protocol() Protocol { return TCP }
 
 // Conns returns the number of open connections.
-func (s *TCPServer) Conns() int { return len(*s.conns.Load()) }
+func (s *TCPServer) Conns() int { return len(s.conns.load()) }
 
 // Peers returns the open connections.
 func (s *TCPServer) Peers() []Peer {
-	cs := *s.conns.Load()
+	cs := s.conns.load()
 	out := make([]Peer, len(cs))
 	for i, c := range cs {
 		out[i] = c
 	}
 	return out
 }
-
-// Stats returns the server's counters.
-func (s *TCPServer) Stats() Stats { return s.ctr.snapshot() }
 
 // Send queues q to every open connection, encoding it once. A connection
 // whose queue is full is handled by Options.SlowConsumer and does not hold
@@ -204,45 +133,7 @@ func (s *TCPServer) Send(q *seq.Sequence) error {
 	if s.closed.Load() {
 		return ErrClosed
 	}
-	cs := *s.conns.Load()
-	switch len(cs) {
-	case 0:
-		if q.Type == seq.TypeInvalid {
-			return seq.ErrInvalidType
-		}
-		return nil
-	case 1:
-		err := cs[0].send(q, s.opts.SlowConsumerWait)
-		if errors.Is(err, ErrQueueFull) || errors.Is(err, ErrSlowConsumer) || errors.Is(err, ErrClosed) {
-			return nil // handled per connection; the flow as a whole is fine
-		}
-		return err
-	}
-	bp := s.scratch.Get().(*[]byte)
-	frame, err := seq.AppendTCP((*bp)[:0], q)
-	if err != nil {
-		s.scratch.Put(bp)
-		return err
-	}
-	// Push without waiting first, so that one full queue cannot delay the
-	// others; then wait, with one deadline, for the queues that were full.
-	var full []*serverConn
-	for _, c := range cs {
-		if r := c.queue.push(frame, 0); r == pushFull {
-			full = append(full, c)
-		} else {
-			c.result(r)
-		}
-	}
-	if len(full) > 0 {
-		deadline := time.Now().Add(s.opts.SlowConsumerWait)
-		for _, c := range full {
-			c.result(c.queue.push(frame, time.Until(deadline)))
-		}
-	}
-	*bp = frame
-	s.scratch.Put(bp)
-	return nil
+	return fanOut(s.conns.load(), q, s.opts.SlowConsumerWait, s.scratch)
 }
 
 // Close stops accepting connections, delivers what every connection has
@@ -261,10 +152,10 @@ func (s *TCPServer) close() error {
 		<-s.sweepDone
 	}
 	deadline := time.Now().Add(s.opts.CloseTimeout)
-	for _, c := range *s.conns.Load() {
+	for _, c := range s.conns.load() {
 		c.queue.close()
 	}
-	for _, c := range *s.conns.Load() {
+	for _, c := range s.conns.load() {
 		select {
 		case <-c.writerDone:
 		case <-time.After(time.Until(deadline)):
@@ -280,38 +171,23 @@ func (s *TCPServer) close() error {
 	case <-time.After(time.Until(deadline) + time.Second):
 		err = fmt.Errorf("flow: TCP server on %s: the event loops did not stop within %v", s.addr, s.opts.CloseTimeout)
 	}
-	for _, c := range *s.conns.Load() { // connections gnet did not report closed
+	for _, c := range s.conns.load() { // connections gnet did not report closed
 		c.finish(nil)
 	}
 	return err
 }
 
 func (s *TCPServer) addConn(c *serverConn) {
-	s.mu.Lock()
-	old := *s.conns.Load()
-	cs := make([]*serverConn, len(old), len(old)+1)
-	copy(cs, old)
-	cs = append(cs, c)
-	s.conns.Store(&cs)
-	s.mu.Unlock()
+	s.conns.add(c)
 	s.ctr.conns.Add(1)
 }
 
 func (s *TCPServer) removeConn(c *serverConn) bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	old := *s.conns.Load()
-	for i, x := range old {
-		if x == c {
-			cs := make([]*serverConn, 0, len(old)-1)
-			cs = append(cs, old[:i]...)
-			cs = append(cs, old[i+1:]...)
-			s.conns.Store(&cs)
-			s.ctr.conns.Add(-1)
-			return true
-		}
+	if !s.conns.remove(c) {
+		return false
 	}
-	return false
+	s.ctr.conns.Add(-1)
+	return true
 }
 
 // serverEvents is the gnet event handler of a TCPServer.
@@ -329,10 +205,7 @@ func (h *serverEvents) OnOpen(gc gnet.Conn) ([]byte, gnet.Action) {
 	c, err := newServerConn(s, gc)
 	if err != nil { // out of descriptors, typically: a burst, logged once
 		s.slots.release(addrPortOf(gc.RemoteAddr()).Addr())
-		s.ctr.acceptErrs.Add(1)
-		if s.acc.failed(err) {
-			s.log.Warn("cannot serve a new connection", "peer", gc.RemoteAddr(), "err", err)
-		}
+		s.failedConn(err)
 		return nil, gnet.Close
 	}
 	c.act.lastFrame.Store(time.Now().UnixNano())
@@ -449,6 +322,8 @@ func (c *serverConn) Close() error { return c.gc.Close() }
 // meant for replies from a Handler): a full queue is handled at once by
 // Options.SlowConsumer.
 func (c *serverConn) Send(q *seq.Sequence) error { return c.send(q, 0) }
+
+func (c *serverConn) outQueue() *outQueue { return c.queue }
 
 func (c *serverConn) send(q *seq.Sequence, wait time.Duration) error {
 	r, err := c.queue.pushEncode(q, seq.TCPSize(q), wait)

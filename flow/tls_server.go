@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"net"
 	"net/netip"
 	"os"
@@ -42,25 +41,17 @@ const DefaultHandshakeTimeout = 10 * time.Second
 // a TLSPeer: its ConnectionState gives the client certificate verified
 // under mutual TLS.
 type TLSServer struct {
-	opts Options
-	log  *slog.Logger
-	ln   *net.TCPListener
-	addr netip.AddrPort
-	ctr  counters
-	acc  acceptHealth
-
-	slots                            connSlots
-	refuseLog, timeoutLog, hsFailLog everySecond
+	listener
+	hsFailLog everySecond
 
 	mu        sync.Mutex
-	conns     atomic.Pointer[[]*tlsConn] // copy-on-write, read by Send without locking
-	raw       map[net.Conn]struct{}      // every accepted socket not yet closed, handshaking ones included
-	closed    atomic.Bool
+	conns     connList[*tlsConn]
+	raw       map[net.Conn]struct{} // every accepted socket not yet closed, handshaking ones included
 	closeOnce sync.Once
 	closeErr  error
 	wg        sync.WaitGroup // the accept loop and every connection's goroutines
 
-	scratch sync.Pool // *[]byte encode buffers for fan-out
+	scratch *sync.Pool // encode buffers for fan-out
 }
 
 // TLSPeer is a Peer over TLS. Peers of a TLSServer are TLSPeers.
@@ -88,70 +79,30 @@ func ListenTLS(addr string, opts Options) (*TLSServer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("flow: TLS server on %s: %w", addr, err)
 	}
-	s := &TLSServer{opts: opts, log: opts.Logger.With("flow", opts.Name, "proto", "tls"), ln: ln,
-		addr: addrPortOf(ln.Addr()), raw: map[net.Conn]struct{}{}}
-	s.conns.Store(new([]*tlsConn))
-	s.scratch.New = func() any { b := make([]byte, 0, 4096); return &b }
+	s := &TLSServer{raw: map[net.Conn]struct{}{}, scratch: newScratch()}
+	s.opts, s.log, s.ln, s.addr = opts, opts.Logger.With("flow", opts.Name, "proto", "tls"), ln, addrPortOf(ln.Addr())
 	s.wg.Add(1)
-	go s.acceptLoop()
+	go func() {
+		defer s.wg.Done()
+		s.acceptLoop("TLS", s.serve)
+	}()
 	s.log.Debug("TLS server listening", "addr", s.addr)
 	return s, nil
 }
 
-// acceptLoop accepts connections until the listener is closed, as
-// TCPServer's does (back-off on errors, slot limits), and starts a
-// goroutine for each.
-func (s *TLSServer) acceptLoop() {
-	defer s.wg.Done()
-	var delay time.Duration
-	for {
-		nc, err := s.ln.AcceptTCP()
-		if err != nil {
-			if s.closed.Load() || errors.Is(err, net.ErrClosed) {
-				if !s.closed.Load() {
-					s.acc.died(err)
-					s.log.Error("TLS listener closed unexpectedly: no new connections will be accepted", "addr", s.addr, "err", err)
-				}
-				return
-			}
-			if delay == 0 {
-				delay = 5 * time.Millisecond
-			} else if delay *= 2; delay > time.Second {
-				delay = time.Second
-			}
-			s.ctr.acceptErrs.Add(1)
-			if s.acc.failed(err) {
-				s.log.Warn("cannot accept connections; retrying with back-off", "addr", s.addr, "err", err)
-			}
-			time.Sleep(delay)
-			continue
-		}
-		delay = 0
-		if n, since := s.acc.succeeded(); n > 0 {
-			s.log.Info("accepting connections again", "addr", s.addr, "failed_accepts", n, "for", time.Since(since).Round(time.Millisecond))
-		}
-		ip := addrPortOf(nc.RemoteAddr()).Addr()
-		if limit := s.slots.reserve(ip, s.opts.MaxConns, s.opts.MaxConnsPerIP); limit != "" {
-			nc.Close()
-			s.ctr.refused.Add(1)
-			if s.refuseLog.allow() {
-				s.log.Warn("refusing a connection: limit reached", "peer", ip, "limit", limit,
-					"max_conns", s.opts.MaxConns, "max_conns_per_ip", s.opts.MaxConnsPerIP)
-			}
-			continue
-		}
-		s.mu.Lock()
-		if s.closed.Load() {
-			s.mu.Unlock()
-			nc.Close()
-			s.slots.release(ip)
-			return
-		}
-		s.raw[nc] = struct{}{}
-		s.wg.Add(1)
-		s.mu.Unlock()
-		go s.serveConn(nc)
+// serve starts a goroutine for an accepted connection (the accept loop's
+// serve): it owns nc and its slot from here.
+func (s *TLSServer) serve(nc *net.TCPConn, _ netip.Addr) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed.Load() {
+		nc.Close()
+		return ErrClosed
 	}
+	s.raw[nc] = struct{}{}
+	s.wg.Add(1)
+	go s.serveConn(nc)
+	return nil
 }
 
 // serveConn runs one connection: handshake, then reads until it ends.
@@ -212,22 +163,15 @@ func (s *TLSServer) serveConn(nc *net.TCPConn) {
 	c.finish(err)
 }
 
-// AcceptError returns nil while the server accepts connections, and else
-// why it does not (see TCPServer.AcceptError).
-func (s *TLSServer) AcceptError() error { return s.acc.err() }
-
-// LocalAddr returns the address the server listens on.
-func (s *TLSServer) LocalAddr() netip.AddrPort { return s.addr }
-
 // Protocol returns TCP: STK TCP frames, inside TLS.
 func (s *TLSServer) Protocol() Protocol { return TCP }
 
 // Conns returns the number of open connections (handshake done).
-func (s *TLSServer) Conns() int { return len(*s.conns.Load()) }
+func (s *TLSServer) Conns() int { return len(s.conns.load()) }
 
 // Peers returns the open connections; each is a TLSPeer.
 func (s *TLSServer) Peers() []Peer {
-	cs := *s.conns.Load()
+	cs := s.conns.load()
 	out := make([]Peer, len(cs))
 	for i, c := range cs {
 		out[i] = c
@@ -235,52 +179,13 @@ func (s *TLSServer) Peers() []Peer {
 	return out
 }
 
-// Stats returns the server's counters.
-func (s *TLSServer) Stats() Stats { return s.ctr.snapshot() }
-
 // Send queues q to every open connection, encoding it once, as
 // TCPServer.Send does.
 func (s *TLSServer) Send(q *seq.Sequence) error {
 	if s.closed.Load() {
 		return ErrClosed
 	}
-	cs := *s.conns.Load()
-	switch len(cs) {
-	case 0:
-		if q.Type == seq.TypeInvalid {
-			return seq.ErrInvalidType
-		}
-		return nil
-	case 1:
-		err := cs[0].send(q, s.opts.SlowConsumerWait)
-		if errors.Is(err, ErrQueueFull) || errors.Is(err, ErrSlowConsumer) || errors.Is(err, ErrClosed) {
-			return nil
-		}
-		return err
-	}
-	bp := s.scratch.Get().(*[]byte)
-	frame, err := seq.AppendTCP((*bp)[:0], q)
-	if err != nil {
-		s.scratch.Put(bp)
-		return err
-	}
-	var full []*tlsConn
-	for _, c := range cs {
-		if r := c.queue.push(frame, 0); r == pushFull {
-			full = append(full, c)
-		} else {
-			c.result(r)
-		}
-	}
-	if len(full) > 0 {
-		deadline := time.Now().Add(s.opts.SlowConsumerWait)
-		for _, c := range full {
-			c.result(c.queue.push(frame, time.Until(deadline)))
-		}
-	}
-	*bp = frame
-	s.scratch.Put(bp)
-	return nil
+	return fanOut(s.conns.load(), q, s.opts.SlowConsumerWait, s.scratch)
 }
 
 // Close stops accepting connections, delivers what every connection has
@@ -296,7 +201,7 @@ func (s *TLSServer) close() error {
 	s.mu.Unlock()
 	s.ln.Close()
 	deadline := time.Now().Add(s.opts.CloseTimeout)
-	cs := *s.conns.Load()
+	cs := s.conns.load()
 	for _, c := range cs {
 		c.queue.close()
 	}
@@ -324,30 +229,17 @@ func (s *TLSServer) addConn(c *tlsConn) bool {
 	if s.closed.Load() {
 		return false
 	}
-	old := *s.conns.Load()
-	cs := make([]*tlsConn, len(old), len(old)+1)
-	copy(cs, old)
-	cs = append(cs, c)
-	s.conns.Store(&cs)
+	s.conns.add(c)
 	s.ctr.conns.Add(1)
 	return true
 }
 
 func (s *TLSServer) removeConn(c *tlsConn) bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	old := *s.conns.Load()
-	for i, x := range old {
-		if x == c {
-			cs := make([]*tlsConn, 0, len(old)-1)
-			cs = append(cs, old[:i]...)
-			cs = append(cs, old[i+1:]...)
-			s.conns.Store(&cs)
-			s.ctr.conns.Add(-1)
-			return true
-		}
+	if !s.conns.remove(c) {
+		return false
 	}
-	return false
+	s.ctr.conns.Add(-1)
+	return true
 }
 
 // tlsConn is one connection of a TLSServer: a TLSPeer.
@@ -377,6 +269,8 @@ func (c *tlsConn) Close() error { return c.raw.Close() }
 // Send queues q to this connection only, without waiting for room (see
 // TCPServer's peers).
 func (c *tlsConn) Send(q *seq.Sequence) error { return c.send(q, 0) }
+
+func (c *tlsConn) outQueue() *outQueue { return c.queue }
 
 func (c *tlsConn) send(q *seq.Sequence, wait time.Duration) error {
 	r, err := c.queue.pushEncode(q, seq.TCPSize(q), wait)
