@@ -95,9 +95,10 @@
 // for an array. The bus keeps, archives and streams it, and republishes
 // it on its feed flow (the name "steps").
 //
-// GET /api/v1/steps answers {"steps": [...], "count": n, "truncated":
-// bool}: the newest limit (default 100, at most 10000) matching STEPs,
-// oldest first. type is a pattern ("system.cpu.*,*.high", see
+// GET /api/v1/steps answers {"steps": [...], "sources": [...], "count":
+// n, "truncated": bool}: the newest limit (default 100, at most 10000)
+// matching STEPs, oldest first; sources[i] is where steps[i] came from
+// ("tcp:IP:PORT" of the followed publisher, or "http"). type is a pattern ("system.cpu.*,*.high", see
 // step.ParsePattern); host matches space.hostname (any case) or space.ip;
 // kind=metric or kind=event keeps the periodic metrics ("kind": "metric"
 // in space) or everything else; since and until bound time.start (since

@@ -411,7 +411,11 @@ func stepQuery(v url.Values) (q stepbus.Query, f stepFilter, err error) {
 // StepsJSON is /api/v1/steps: the newest matching STEPs, oldest first.
 type StepsJSON struct {
 	Steps []*step.Step `json:"steps"`
-	Count int          `json:"count"`
+	// Sources[i] is where Steps[i] came from (stepbus.QueryWithSources):
+	// "tcp:IP:PORT", the registered address of the followed publisher, or
+	// "http". Beside the STEPs, so that their JSON stays package step's.
+	Sources []string `json:"sources"`
+	Count   int      `json:"count"`
 	// Truncated: more STEPs match than limit allowed (the oldest were
 	// left out).
 	Truncated bool `json:"truncated"`
@@ -429,24 +433,26 @@ func (s *Server) apiSteps(w http.ResponseWriter, r *http.Request) {
 	}
 	limit := q.Limit
 	var steps []*step.Step
+	var sources []string
 	if f.kind == "" {
 		q.Limit = limit + 1 // one more tells whether some were left out
-		steps = s.cfg.Steps.Query(q)
+		steps, sources = s.cfg.Steps.QueryWithSources(q)
 	} else {
 		// The bus does not know kinds: filter the whole matching history.
 		q.Limit = 0
-		for _, st := range s.cfg.Steps.Query(q) {
+		all, srcs := s.cfg.Steps.QueryWithSources(q)
+		for i, st := range all {
 			if f.match(st) {
-				steps = append(steps, st)
+				steps, sources = append(steps, st), append(sources, srcs[i])
 			}
 		}
 	}
-	out := StepsJSON{Steps: steps}
+	out := StepsJSON{Steps: steps, Sources: sources}
 	if len(steps) > limit {
-		out.Steps, out.Truncated = steps[len(steps)-limit:], true
+		out.Steps, out.Sources, out.Truncated = steps[len(steps)-limit:], sources[len(sources)-limit:], true
 	}
 	if out.Steps == nil {
-		out.Steps = []*step.Step{}
+		out.Steps, out.Sources = []*step.Step{}, []string{}
 	}
 	out.Count = len(out.Steps)
 	writeJSON(w, http.StatusOK, out)

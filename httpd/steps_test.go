@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -203,6 +204,10 @@ func TestStepQuery(t *testing.T) {
 		}
 		if out.Count != len(out.Steps) {
 			t.Errorf("?%s: count %d for %d STEPs", params, out.Count, len(out.Steps))
+		}
+		// Each STEP's source beside it: mustPublish's.
+		if len(out.Sources) != len(out.Steps) || slices.ContainsFunc(out.Sources, func(s string) bool { return s != "test" }) {
+			t.Errorf("?%s: sources %q for %d STEPs, want \"test\" for each", params, out.Sources, len(out.Steps))
 		}
 		for i := 1; i < len(out.Steps); i++ {
 			if out.Steps[i].Time.Start < out.Steps[i-1].Time.Start {

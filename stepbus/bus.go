@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/netip"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -90,6 +91,13 @@ type Config struct {
 	// Directory is the name every publisher registers its feed under, the
 	// one Follow subscribes to. Default DefaultDirectory.
 	Directory string
+	// AcceptNetworks, if not empty, are the networks Follow follows
+	// publishers in: a registration under Directory whose address is in
+	// none of them is not connected to, and is logged (once per address)
+	// and counted in Stats.PublishersIgnored. Empty: any address; then
+	// whoever the name server lets register Directory is followed (its
+	// access policy, stkd --policy, is the other guard).
+	AcceptNetworks []netip.Prefix
 	// PublisherGrace is how long a followed publisher's connection may
 	// stay down before the bus checks its registration and, if it is gone,
 	// drops it. Default DefaultPublisherGrace.
@@ -203,8 +211,9 @@ func New(cfg Config) (*Bus, error) {
 // Publish validates s and, if it is valid, adds it to the history, hands
 // it to the archive and the feed and delivers it to every matching
 // subscriber. The bus keeps s: the caller must not change it afterwards.
-// source says where s came from ("http", "tcp:10.1.4.22:40123", ...) for
-// the statistics. The error is s's validation error (its text fits an HTTP
+// source says where s came from ("http", "tcp:10.1.4.22:40123", ...): it
+// is counted in Stats.BySource and kept with s in the history
+// (QueryWithSources). The error is s's validation error (its text fits an HTTP
 // 400 reply) or ErrClosed. Publish never waits for a consumer.
 func (b *Bus) Publish(s *step.Step, source string) error {
 	b.received.Add(1)
@@ -221,7 +230,7 @@ func (b *Bus) Publish(s *step.Step, source string) error {
 	if b.closed {
 		return ErrClosed
 	}
-	b.hist.add(s)
+	b.hist.add(s, source)
 	bump(b.byType, s.Event.Type)
 	bump(b.bySource, source)
 	b.hostSeen(s)
@@ -288,6 +297,10 @@ type Stats struct {
 	// how many of them have a connection now.
 	Publishers          int `json:"publishers"`
 	PublishersConnected int `json:"publishers_connected"`
+	// PublishersIgnored is the number of publisher addresses registered
+	// under the directory outside Config.AcceptNetworks (at most
+	// MaxStatKeys are remembered).
+	PublishersIgnored int `json:"publishers_ignored"`
 	// Feed describes the feed flow.
 	Feed FeedStats `json:"feed"`
 	// Archive describes the archive.
@@ -387,7 +400,7 @@ func (b *Bus) Stats() Stats {
 		st.Feed = fd.stats()
 	}
 	if fl != nil {
-		st.Publishers, st.PublishersConnected = fl.counts()
+		st.Publishers, st.PublishersConnected, st.PublishersIgnored = fl.counts()
 	}
 	if b.archive != nil {
 		st.Archive = b.archive.stats()

@@ -12,7 +12,12 @@
 // registered TCP address with a reconnecting client flow and publishes
 // every STEP sequence it receives (step.Decode). A publisher whose
 // connection stays down for Config.PublisherGrace and which is no longer
-// registered is dropped.
+// registered is dropped. With Config.AcceptNetworks the bus follows only
+// publishers whose registered address is inside those networks. Every
+// accepted STEP keeps the source it came from ("tcp:IP:PORT" of its
+// publisher's registered address, or "http"): Stats.BySource counts them
+// and QueryWithSources returns it beside each STEP (the STEP itself, and
+// its JSON, are unchanged).
 //
 // # Out
 //

@@ -54,7 +54,13 @@ type fakePublisher struct {
 
 func newFakePublisher(t testing.TB, names string, regs ...string) *fakePublisher {
 	t.Helper()
-	srv, err := flow.ListenTCP("127.0.0.1:0", flow.Options{Logger: quiet(), Name: "fake stepmon"})
+	return newFakePublisherAt(t, names, "127.0.0.1", regs...)
+}
+
+// newFakePublisherAt is newFakePublisher listening (and registered) on ip.
+func newFakePublisherAt(t testing.TB, names, ip string, regs ...string) *fakePublisher {
+	t.Helper()
+	srv, err := flow.ListenTCP(ip+":0", flow.Options{Logger: quiet(), Name: "fake stepmon"})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -24,9 +24,10 @@ type follower struct {
 	ns  *namesvc.Client
 	sub *namesvc.Subscription
 
-	mu     sync.Mutex
-	pubs   map[string]*publisher // by "ip:port"
-	closed bool
+	mu      sync.Mutex
+	pubs    map[string]*publisher // by "ip:port"
+	ignored map[string]bool       // addresses outside Config.AcceptNetworks, logged once
+	closed  bool
 
 	stop chan struct{}
 	done chan struct{}
@@ -74,7 +75,7 @@ func (b *Bus) Follow() error {
 	if err != nil {
 		return err
 	}
-	f := &follower{b: b, ns: ns, pubs: map[string]*publisher{}, stop: make(chan struct{}), done: make(chan struct{})}
+	f := &follower{b: b, ns: ns, pubs: map[string]*publisher{}, ignored: map[string]bool{}, stop: make(chan struct{}), done: make(chan struct{})}
 	b.mu.Lock()
 	switch {
 	case b.closed:
@@ -122,6 +123,14 @@ func (f *follower) onAnswer(info namesvc.Info) {
 		if f.b.isOwnFeed(e.Addr) {
 			continue
 		}
+		if !f.b.accepts(e.Addr.Addr()) {
+			if !f.ignored[addr] && len(f.ignored) < MaxStatKeys {
+				f.ignored[addr] = true
+				f.b.log.Warn("ignoring a STEP publisher outside the accepted networks", "addr", addr,
+					"name", info.Name, "accept", f.b.cfg.AcceptNetworks)
+			}
+			continue
+		}
 		if p := f.pubs[addr]; p != nil {
 			p.mu.Lock()
 			p.lastReg = now
@@ -165,6 +174,21 @@ func (f *follower) receive(p *publisher, q *seq.Sequence) {
 	if err := f.b.Publish(s, p.source); err != nil && !errors.Is(err, ErrClosed) {
 		p.invalid.Add(1) // Publish counted it
 	}
+}
+
+// accepts reports whether a publisher at ip may be followed
+// (Config.AcceptNetworks).
+func (b *Bus) accepts(ip netip.Addr) bool {
+	if len(b.cfg.AcceptNetworks) == 0 {
+		return true
+	}
+	ip = ip.Unmap()
+	for _, n := range b.cfg.AcceptNetworks {
+		if n.Contains(ip) {
+			return true
+		}
+	}
+	return false
 }
 
 // isOwnFeed reports whether ap is the bus's own feed.
@@ -239,7 +263,7 @@ func (f *follower) janitor() {
 	}
 }
 
-func (f *follower) counts() (n, connected int) {
+func (f *follower) counts() (n, connected, ignored int) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	for _, p := range f.pubs {
@@ -248,7 +272,7 @@ func (f *follower) counts() (n, connected int) {
 			connected++
 		}
 	}
-	return n, connected
+	return n, connected, len(f.ignored)
 }
 
 func (f *follower) flows() []flow.Flow {

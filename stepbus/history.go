@@ -17,6 +17,7 @@ type entry struct {
 	start int64
 	n     uint64
 	s     *step.Step
+	src   string // Publish's source (shared: one string per publisher)
 }
 
 // The history is bounded (Config.History STEPs in all), and within that
@@ -126,9 +127,9 @@ func (r *ring) at(i int) entry {
 	return all[i]
 }
 
-func (r *ring) add(s *step.Step) {
+func (r *ring) add(s *step.Step, src string) {
 	r.next++
-	e := entry{start: s.Time.Start, n: r.next, s: s}
+	e := entry{start: s.Time.Start, n: r.next, s: s, src: src}
 	key := sourceOf(s)
 	sq := r.srcs[key]
 	if r.size >= r.bound {
@@ -229,6 +230,30 @@ func matchHost(s *step.Step, host string) bool {
 // time.start, then arrival). The STEPs are shared: treat them as
 // read-only.
 func (b *Bus) Query(q Query) []*step.Step {
+	found := b.query(q)
+	out := make([]*step.Step, len(found))
+	for i, e := range found {
+		out[i] = e.s
+	}
+	return out
+}
+
+// QueryWithSources is Query that also returns where each STEP came from:
+// sources[i] is the source steps[i] was published with (Publish's source:
+// "tcp:IP:PORT", the registered address of the followed publisher it came
+// from, or "http" for the HTTP API). The source is kept beside the STEP,
+// not in it: a STEP's JSON stays what package step defines.
+func (b *Bus) QueryWithSources(q Query) (steps []*step.Step, sources []string) {
+	found := b.query(q)
+	steps, sources = make([]*step.Step, len(found)), make([]string, len(found))
+	for i, e := range found {
+		steps[i], sources[i] = e.s, e.src
+	}
+	return steps, sources
+}
+
+// query returns the entries Query returns the STEPs of.
+func (b *Bus) query(q Query) []entry {
 	var since, until int64 = 0, 1<<63 - 1
 	if !q.Since.IsZero() {
 		since = q.Since.UnixMilli()
@@ -278,11 +303,7 @@ func (b *Bus) Query(q Query) []*step.Step {
 		}
 		return cmp.Compare(a.n, b.n)
 	})
-	out := make([]*step.Step, len(found))
-	for i, e := range found {
-		out[i] = e.s
-	}
-	return out
+	return found
 }
 
 // scanOrder returns the sources: those host names first, then by their

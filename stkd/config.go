@@ -55,6 +55,7 @@ type config struct {
 	stepsFeed            string        // its feed flow "ip:port", "" for none
 	stepsFeedName        string        // name the feed registers
 	stepsDirectory       string        // name the publishers register under
+	stepsAccept          string        // networks the bus follows publishers in, CIDRs; "" for any
 	stepsHistory         int           // STEPs kept in memory
 	stepsArchive         string        // archive directory, "" for none
 	stepsArchiveMaxBytes int64         // rotate a segment at this many uncompressed bytes

@@ -108,6 +108,7 @@ var flagFields = map[string]func(dst, src *config){
 	"steps-feed":              func(d, s *config) { d.stepsFeed = s.stepsFeed },
 	"steps-feed-name":         func(d, s *config) { d.stepsFeedName = s.stepsFeedName },
 	"steps-directory":         func(d, s *config) { d.stepsDirectory = s.stepsDirectory },
+	"steps-accept":            func(d, s *config) { d.stepsAccept = s.stepsAccept },
 	"steps-history":           func(d, s *config) { d.stepsHistory = s.stepsHistory },
 	"steps-archive":           func(d, s *config) { d.stepsArchive = s.stepsArchive },
 	"steps-archive-max-bytes": func(d, s *config) { d.stepsArchiveMaxBytes = s.stepsArchiveMaxBytes },
@@ -144,6 +145,7 @@ func parseArgs(args []string, stdout io.Writer) (*config, error) {
 	fs.StringVar(&f.stepsFeed, "steps-feed", f.stepsFeed, "STEP feed TCP address, ip:port; port 0 lets the system pick one, subscribers find it by --steps-feed-name (\"\" turns the feed off)")
 	fs.StringVar(&f.stepsFeedName, "steps-feed-name", f.stepsFeedName, "name the STEP feed registers with the name server")
 	fs.StringVar(&f.stepsDirectory, "steps-directory", f.stepsDirectory, "name every STEP publisher (stepmon) registers its feed under; the bus follows them all")
+	fs.StringVar(&f.stepsAccept, "steps-accept", f.stepsAccept, "follow only the STEP publishers whose registered address is in these networks, comma-separated CIDRs (10.1.0.0/16,127.0.0.1); others are ignored and logged (\"\": any)")
 	fs.IntVar(&f.stepsHistory, "steps-history", f.stepsHistory, "STEP events kept in memory for queries")
 	fs.StringVar(&f.stepsArchive, "steps-archive", f.stepsArchive, "archive every STEP event in this directory (created if missing), e.g. ~/.local/state/stk/steps: zstd-compressed JSON lines, readable with zstd -d; a kill -9 loses at most the last second (\"\": no archive)")
 	fs.Int64Var(&f.stepsArchiveMaxBytes, "steps-archive-max-bytes", f.stepsArchiveMaxBytes, "start a new archive segment after this many bytes of JSON (uncompressed)")

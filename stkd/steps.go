@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/stk-go/stk/internal/cli"
 	"github.com/stk-go/stk/stepbus"
 )
 
@@ -23,6 +24,10 @@ func (d *daemon) startSteps(c config, log *slog.Logger) error {
 	if d.names != nil {
 		ns = "tcp:" + d.namesTCP // register and follow on our own name server
 	}
+	accept, err := cli.ParseNetworks("--steps-accept", c.stepsAccept)
+	if err != nil {
+		return err
+	}
 	b, err := stepbus.New(stepbus.Config{
 		History:         c.stepsHistory,
 		ArchiveDir:      archive,
@@ -33,6 +38,7 @@ func (d *daemon) startSteps(c config, log *slog.Logger) error {
 		FeedName:        c.stepsFeedName,
 		AdvertiseHost:   c.advertise,
 		Directory:       c.stepsDirectory,
+		AcceptNetworks:  accept,
 		Logger:          log,
 	})
 	if err != nil {

@@ -102,6 +102,9 @@ func validate(c config, o origins) error {
 	}
 	if c.steps {
 		addr("steps-feed", c.stepsFeed, false)
+		if _, err := cli.ParseNetworks("network", c.stepsAccept); err != nil {
+			bad("steps-accept", c.stepsAccept, err)
+		}
 		if c.stepsHistory <= 0 {
 			bad("steps-history", strconv.Itoa(c.stepsHistory), errors.New("want a positive number of STEPs"))
 		}

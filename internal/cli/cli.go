@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/netip"
 	"os"
 	"os/signal"
 	"strings"
@@ -187,6 +188,32 @@ func UseToken(path string) error {
 	}
 	namesvc.SetDefaultToken(tok)
 	return nil
+}
+
+// ParseNetworks reads a comma-separated list of networks in CIDR
+// form ("10.1.0.0/16,127.0.0.1"; a bare IP is that one address), the
+// value of an --accept flag; "" gives none. Errors start with flag.
+func ParseNetworks(flag, list string) ([]netip.Prefix, error) {
+	var out []netip.Prefix
+	for _, f := range strings.Split(list, ",") {
+		f = strings.TrimSpace(f)
+		if f == "" {
+			continue
+		}
+		p, err := netip.ParsePrefix(f)
+		if err != nil {
+			a, aerr := netip.ParseAddr(f)
+			if aerr != nil {
+				return nil, fmt.Errorf("%s %q: want networks in CIDR form, comma-separated, as in 10.1.0.0/16,127.0.0.1", flag, f)
+			}
+			p = netip.PrefixFrom(a, a.BitLen())
+		}
+		if p.Masked() != p {
+			return nil, fmt.Errorf("%s %q: the address has bits beyond the /%d mask; did you mean %v?", flag, f, p.Bits(), p.Masked())
+		}
+		out = append(out, p)
+	}
+	return out, nil
 }
 
 // ResolveTimeout bounds the host-name lookup of an address flag.

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"log/slog"
 	"os"
 	"strings"
@@ -87,5 +88,20 @@ func TestLoadToken(t *testing.T) {
 	}
 	if _, err := LoadToken(dir + "/missing"); err == nil || !strings.Contains(err.Error(), "--token-file") {
 		t.Errorf("missing file: %v", err)
+	}
+}
+
+func TestParseNetworks(t *testing.T) {
+	got, err := ParseNetworks("--accept", " 10.1.0.0/16, 127.0.0.1 ,,")
+	if err != nil || fmt.Sprint(got) != "[10.1.0.0/16 127.0.0.1/32]" {
+		t.Errorf("ParseNetworks: %v, %v", got, err)
+	}
+	if got, err := ParseNetworks("--accept", ""); got != nil || err != nil {
+		t.Errorf(`ParseNetworks(""): %v, %v; want none`, got, err)
+	}
+	for in, want := range map[string]string{"10.1.0.0/33": "CIDR", "host.example": "CIDR", "10.1.2.3/16": "did you mean 10.1.0.0/16"} {
+		if _, err := ParseNetworks("--accept", in); err == nil || !strings.Contains(err.Error(), want) || !strings.HasPrefix(err.Error(), "--accept") {
+			t.Errorf("ParseNetworks(%q): %v, want an error with %q", in, err, want)
+		}
 	}
 }
