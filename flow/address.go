@@ -56,7 +56,7 @@ type Address struct {
 }
 
 // ParseAddress parses "[tcp|udp|rawudp|multicast|tls:]ip[:port]" or
-// "lookup:name" (PROTOCOL.md §6; "tls:" is this implementation's: a TCP
+// "lookup:name" (docs/protocol.md §6; "tls:" is this implementation's: a TCP
 // address with TLS, see Address.TLS). The protocol defaults to TCP; ip and port
 // may be left out and are filled by the caller's defaults (WithDefaults).
 //

@@ -20,7 +20,7 @@ import (
 
 // UDPConfig says what a UDP flow binds, joins and sends to.
 type UDPConfig struct {
-	// Raw selects raw UDP (PROTOCOL.md §5): the datagram is the sequence's
+	// Raw selects raw UDP (docs/protocol.md §5): the datagram is the sequence's
 	// single element, and received datagrams are labelled by Options.RawUDP.
 	// Otherwise the flow speaks STK-UDP (§4).
 	Raw bool

@@ -515,7 +515,7 @@ func TestConformance19Restart(t *testing.T) {
 
 func TestConformance20UDPSubscriberFixed(t *testing.T) {
 	// stknamed sends a UDP subscriber's push to the registrant's address
-	// (B8). Ours goes to the subscriber: expect the captured push there.
+	// (docs/differences.md B8). Ours goes to the subscriber: expect the captured push there.
 	replayCapture(t, "20_name_udp_subscribe_bug", nil, func(cs map[netip.AddrPort]*replayClient) {
 		var sub *replayClient
 		for _, c := range cs {

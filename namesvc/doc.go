@@ -5,7 +5,7 @@
 // (publish registers where subscribers connect), look them up, and subscribe
 // to them to hear about every later registration. Package flow carries the
 // name-request sequences (package seq) over TCP, STK-UDP or multicast; this
-// package holds the protocol (PROTOCOL.md §7) on both sides.
+// package holds the protocol (docs/protocol.md §7) on both sides.
 //
 // # Server
 //
@@ -22,7 +22,7 @@
 //     its registration (in place, keeping its rank).
 //   - A lookup (QUERY) gets one QUERY answer per registration, in
 //     registration order: the stored elements, then the querier's
-//     NS_REQUEST_ID last (C clients misparse any other order, bug B11).
+//     NS_REQUEST_ID last (C clients misparse any other order, docs/differences.md B11).
 //     Nothing is sent on a miss.
 //   - A subscription (SUBSCRIBE) is confirmed with REQUEST [NS_REQUEST_ID,
 //     NS_NAME], answered like a lookup, and then receives an answer for every
@@ -31,7 +31,7 @@
 //   - Groups are separate name spaces, created by the first registration
 //     or subscription that names them and kept for the server's life. A
 //     lookup naming a group that does not exist searches the default group
-//     instead, as stknamed does (§7.4, §7.8, bug B10). A subscription never
+//     instead, as stknamed does (§7.4, §7.8, docs/differences.md B10). A subscription never
 //     falls back: it creates its group and watches it, since stknamed pushes
 //     a later registration in that group to it (capture 04).
 //   - When a registrant's TCP connection closes, its registrations linger
@@ -41,12 +41,12 @@
 //
 // Where stknamed has bugs, the server does better and stays compatible:
 //
-//   - Requests are validated (§13 item 12): element sizes (NS_CONNECT_IPV4
+//   - Requests are validated (§7.14): element sizes (NS_CONNECT_IPV4
 //     16, NS_REQUEST_ID 8, NS_LINGER 4, NS_FT_STATE 4, NS_ID 8), a present
 //     NS_NAME, C strings within their C buffers (name MaxNameLen, group
 //     MaxGroupLen, protocol MaxProtocolLen), at most MaxAddresses addresses,
 //     no repeated single-valued element. stknamed aborts or overflows on
-//     these (B21); this server drops the request with a log line and closes
+//     these (docs/differences.md B21); this server drops the request with a log line and closes
 //     the connection that sent it, and every other client keeps its service.
 //     A registration whose name, group or address count exceeds the C
 //     limits is well formed but refused (not stored, no reply), like one
@@ -61,7 +61,7 @@
 //     Every operation is constant time per registration or subscription
 //     (maps and indexed sets, no scans of a client's list).
 //   - Registrations made over UDP or multicast have no connection to end
-//     them; stknamed keeps them forever (B9). Here they, and UDP
+//     them; stknamed keeps them forever (docs/differences.md B9). Here they, and UDP
 //     subscriptions, expire ServerConfig.UDPTTL after the last request or
 //     keep-alive smartbeat from the same source address (C clients send one
 //     every 500 ms, so only dead clients expire). A negative UDPTTL keeps
@@ -70,7 +70,7 @@
 //     listener, so two UDP clients registering one name do not replace each
 //     other.
 //   - Subscription pushes go to the subscriber; stknamed sends them to the
-//     registrant's address when the subscriber uses UDP (B8).
+//     registrant's address when the subscriber uses UDP (docs/differences.md B8).
 //   - A registration identical to a lingering one (the same service back
 //     after a reconnect) replaces it instead of adding a duplicate answer.
 //
@@ -192,8 +192,8 @@
 //   - The client appends to every QUERY and SUBSCRIBE request one element
 //     of user type UTEndOfAnswers (0x9a3e0001) holding a u32 version, 1.
 //     A C server takes only NS_NAME, NS_GROUP_NAME and NS_REQUEST_ID from
-//     lookups and subscriptions (PROTOCOL.md §7.4, §7.5: those are all it
-//     stores or uses; §7.2 lists no check that unknown types would fail), so
+//     lookups and subscriptions (docs/protocol.md §7.13: those are all it
+//     stores or uses, and it checks no unknown element type), so
 //     the element is ignored there. No capture shows a C server receiving
 //     it: that part rests on the specification.
 //   - The server, seeing that element, sends after the last answer one more

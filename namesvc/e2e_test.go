@@ -321,7 +321,7 @@ func TestUDPTransport(t *testing.T) {
 		t.Fatalf("UDP lookup: %v", got)
 	}
 	// A UDP subscriber hears of a TCP registration (C sends it to the
-	// registrant instead, B8).
+	// registrant instead, docs/differences.md B8).
 	answers := make(chan Info, 10)
 	subSynced := make(chan int, 1)
 	if _, err := v.Subscribe("later", SubscribeOptions{OnSynced: func(n int) { subSynced <- n }}, func(i Info) { answers <- i }); err != nil {

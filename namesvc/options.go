@@ -56,7 +56,7 @@ type ServerConfig struct {
 	// registrations and subscriptions; C clients send a keep-alive every
 	// 500 ms, so a live client never expires. Default
 	// DefaultUDPTTL (2 min), long enough for a client that pauses its
-	// dispatcher. Negative: never expire, as the C server (bug B9), which
+	// dispatcher. Negative: never expire, as the C server (docs/differences.md B9), which
 	// keeps registrations of dead UDP clients forever.
 	UDPTTL time.Duration
 	// GCInterval is how often lingering and timed-out registrations are
@@ -95,7 +95,7 @@ type ServerConfig struct {
 // cause. Each refusal is counted by kind (ServerStats.Refused, and
 // stk_names_refused_total{reason} in stkd's /metrics) and logged at Warn,
 // at most once a second per kind. A refused registration or subscription
-// gets no reply, as STK has none for a failure (PROTOCOL.md §7.3): the
+// gets no reply, as STK has none for a failure (docs/protocol.md §7.3): the
 // client's request times out. Nothing else of the client changes; only
 // DisconnectAfter refusals on one TCP connection close it.
 //

@@ -12,7 +12,7 @@ import (
 // UTToken is the element user type that carries a client's token
 // ("NAME:SECRET", ClientOptions.Token) in its keep-alive smartbeats. STK
 // does not use it. A C name server echoes the smartbeat, token included,
-// to the same connection and stores nothing of it (PROTOCOL.md §7.9);
+// to the same connection and stores nothing of it (docs/protocol.md §7.9);
 // this server strips it from the echo and takes the connection (or, over
 // UDP, the datagram source address) as authenticated with that token's
 // name while it lasts.

@@ -103,7 +103,7 @@ func sameElements(a, b []seq.Element) bool {
 }
 
 // answerSequence builds the QUERY answer for r: its elements, then the
-// querier's request id last (§7.4; C clients misparse any other order, B11).
+// querier's request id last (§7.4; C clients misparse any other order, docs/differences.md B11).
 // id is the 8-byte request-id element data, nil when the request had none.
 // The result owns nothing but its element slice: it can wait in a queue.
 func answerSequence(r *Registration, id []byte) *seq.Sequence {

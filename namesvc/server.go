@@ -377,7 +377,7 @@ func (s *Server) ownerLocked(p flow.Peer, now time.Time) *owner {
 
 // groupLocked returns the store a request for group uses: the group's own
 // if it exists, else the default one (§7.4, §7.8: an unknown group falls
-// back to the default store, bug B10 kept for compatibility).
+// back to the default store, docs/differences.md B10 kept for compatibility).
 func (s *Server) groupLocked(group string) string {
 	if group != "" && !s.store.HasGroup(group) {
 		return ""

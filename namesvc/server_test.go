@@ -76,7 +76,7 @@ func TestServerGroups(t *testing.T) {
 		{"a", "", 0},            // not in the default store
 		{"a", "nosuchgroup", 0}, // unknown group: default store
 		{"b", "", 1},
-		{"b", "nosuchgroup", 1}, // unknown group falls back to the default store (B10)
+		{"b", "nosuchgroup", 1}, // unknown group falls back to the default store (docs/differences.md B10)
 		{"b", "g", 0},           // known group: its own store only
 	} {
 		if got := count(c.name, c.group); got != c.want {
@@ -333,7 +333,7 @@ func TestServerKeepaliveEcho(t *testing.T) {
 	}
 }
 
-// malformedCases are requests C peers abort on (§13 item 12, B21): the
+// malformedCases are requests C peers abort on (§7.14, docs/differences.md B21): the
 // server drops them as malformed and closes a TCP connection. A registration over a C buffer or the address limit is
 // well formed, only refused: see refusedCases in limits_test.go.
 func malformedCases() map[string]*seq.Sequence {

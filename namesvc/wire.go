@@ -11,7 +11,7 @@ import (
 	"github.com/stk-go/stk/seq"
 )
 
-// Wire limits of the name-request elements (PROTOCOL.md §7.2, §13 item 12).
+// Wire limits of the name-request elements (docs/protocol.md §7.2, §7.14).
 // C peers keep names, groups and protocols in fixed buffers and abort on
 // wrong sizes, so requests outside these limits are refused, and Info values
 // outside them cannot be registered.
@@ -77,7 +77,7 @@ func (r *request) requestID() uint64 {
 }
 
 // parseRequest validates a name-request sequence (id IDNameRequest) and
-// returns its fields. It checks what C peers would abort on (§13 item 12):
+// returns its fields. It checks what C peers would abort on (§7.14):
 // element sizes, a present NS_NAME, name/group/protocol lengths, at most
 // MaxAddresses addresses, no repeated single-valued element.
 func parseRequest(s *seq.Sequence) (request, error) {

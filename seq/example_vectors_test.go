@@ -16,7 +16,7 @@ func unhex(t testing.TB, s string) []byte {
 	return b
 }
 
-// The worked examples of PROTOCOL.md §3.2 and §4.3 (captures 06 and 09).
+// The worked examples of docs/protocol.md §3.2 and §4.3 (captures 06 and 09).
 const (
 	vectorTCP06 = `01 00 01 00 03 00 00 00  57 95 54 6a 00 00 00 00  01 00 00 00 00 00 00 00
 		11 00 70 75 62 6c 69 73 68 20 73 65 71 75 65 6e 63 65 00

@@ -232,8 +232,8 @@ func checkReassembles(t *testing.T, s *Sequence, dgrams [][]byte) {
 	}
 }
 
-// cAppendUDP is the C sender of PROTOCOL.md §4.4 written out literally, as
-// a reference for AppendUDP. overrun reports the case where C overruns its
+// cAppendUDP is the C library's STK-UDP sender written out literally (see
+// docs/protocol.md §4.4 for where AppendUDP differs), as a reference for AppendUDP. overrun reports the case where C overruns its
 // buffer (a segment header crossing the MRU; no datagrams are returned), and
 // emptyPiece the case where a segment header ends exactly at the MRU and C
 // sends it with no data, starting the element again in the next fragment.

@@ -1,9 +1,10 @@
 package seq
 
-// Golden tests against the C captures in testdata/captures (PROTOCOL.md
-// §14): every TCP frame and STK-UDP datagram the C programs sent must decode
-// to the fields the annotated dumps (captures/NN_*.md) document and re-encode
-// to the very same bytes.
+// Golden tests against the C captures in testdata/captures (docs/protocol.md
+// §11): every TCP frame and STK-UDP datagram the C programs sent must decode
+// to the fields the annotated dumps of the C reference documented (their
+// values are written out in the tests below) and re-encode to the very same
+// bytes.
 
 import (
 	"bufio"
@@ -122,7 +123,7 @@ func streamDecode(t testing.TB, data []byte, chunk int) [][]byte {
 }
 
 // udpInfo is what the dumps show of one STK-UDP datagram, read straight from
-// the bytes with the layout of PROTOCOL.md §4 (independently of the codec).
+// the bytes with the layout of docs/protocol.md §4 (independently of the codec).
 type udpInfo struct {
 	id           uint64
 	nfrag, idx   uint64

@@ -232,7 +232,7 @@ func assemble(dst *Sequence, p *partial) error {
 			case s.offset == 0 && cur != nil && len(cur) == 0 && int(s.total) == cap(cur) && s.userType == curType:
 				// A C sender whose segment header ends exactly at the MRU
 				// sends it with no data and starts the element again at
-				// offset 0 in the next fragment (PROTOCOL.md §4.4).
+				// offset 0 in the next fragment (docs/protocol.md §4.4).
 				cur = append(cur, s.data...)
 			case s.offset == 0 && cur != nil:
 				return fmt.Errorf("%w: STK-UDP element cut short at %d of %d bytes", ErrMalformed, len(cur), cap(cur))

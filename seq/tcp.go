@@ -6,7 +6,7 @@ import (
 	"slices"
 )
 
-// TCP frame layout (PROTOCOL.md §3.2).
+// TCP frame layout (docs/protocol.md §3.2).
 const (
 	TCPHeaderLen  = 24 // basic header
 	TCPSegmentLen = 16 // per-element segment header
@@ -97,7 +97,7 @@ func AppendTCP(dst []byte, s *Sequence) ([]byte, error) {
 // Element data alias b. Decoding into a reused dst does not allocate once
 // dst.Elements has grown to the stream's element count and the name repeats.
 //
-// How the end of the frame is found (PROTOCOL.md §3.4): TCP frames carry no
+// How the end of the frame is found (docs/protocol.md §3.4): TCP frames carry no
 // length, and each segment header repeats nblks, the element count modulo
 // 256. Segments follow while nblks is larger than the count read so far.
 // Otherwise the next four bytes decide: they continue the frame only if they

@@ -5,7 +5,7 @@ import (
 	"fmt"
 )
 
-// STK-UDP layout (PROTOCOL.md §4).
+// STK-UDP layout (docs/protocol.md §4).
 const (
 	// MRU is the largest STK-UDP datagram payload.
 	MRU = 65507
@@ -141,7 +141,7 @@ func AppendUDP(buf []byte, s *Sequence, uniqueID uint32, emit func(datagram []by
 // newFragment reports whether a piece of an element with left bytes to go
 // must start a new datagram because the segment header (and at least one data
 // byte, if any remain) would not fit at cur. This is where the C sender
-// overruns its buffer instead (PROTOCOL.md §4.4, FEATURES-AND-BUGS B16).
+// overruns its buffer instead (docs/protocol.md §4.4, docs/differences.md B16).
 func newFragment(cur, left int) bool {
 	room := MRU - cur - UDPSegmentLen
 	return room < 0 || (room == 0 && left > 0)

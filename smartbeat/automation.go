@@ -25,7 +25,7 @@ import (
 //     state Stopped.
 //   - SMARTBEAT updates every member it names (by peer and id) with the
 //     checkpoint and this process's receive time (OnSmartbeat). C only
-//     looks at the last service of a smartbeat (B26).
+//     looks at the last service of a smartbeat (docs/differences.md B26).
 //
 // A member is identified by the peer's address and protocol plus the
 // service id: the same id from two connections makes two members.

@@ -2,7 +2,7 @@
 // their state and smartbeats (heartbeats), service groups that mirror the
 // services of their peers, and the monitor that tracks them all and decides
 // when one has failed. It is wire-compatible with the C Sequence Toolkit
-// (PROTOCOL.md §8, §9.1): C services can report to a Go monitor, Go
+// (docs/protocol.md §8, §9.1): C services can report to a Go monitor, Go
 // services to the C stkhttpd, and either to a service group of the other.
 //
 // # Services (the sending side)
@@ -24,7 +24,7 @@
 // the name service (package namesvc) and the address taken from the
 // monitor's registration meta-data (0x1000 tcp, 0x1001 udp, 0x1002
 // multicast). This package prefers TCP; the C library takes whichever string
-// comes last, which is UDP with the shipped stkd.cfg (bug B27).
+// comes last, which is UDP with the shipped stkd.cfg (docs/differences.md B27).
 //
 // # Service groups
 //
@@ -35,7 +35,7 @@
 // mirrors report to the group's own monitor with the group name attached.
 // Members whose smartbeats stop for their activity timeout are timed out,
 // measured on this process's receive clock (the C library compares the
-// sender's timestamp with the local clock, bug B26).
+// sender's timestamp with the local clock, docs/differences.md B26).
 //
 // # The monitor
 //

@@ -17,7 +17,7 @@ import (
 	"github.com/stk-go/stk/seq"
 )
 
-// Group is a service group (PROTOCOL.md §8.5, §8.6): an application-side
+// Group is a service group (docs/protocol.md §8.5, §8.6): an application-side
 // registry of remote services, kept up to date by service-group automation
 // (Invoke) from the notifications and smartbeats those services send on the
 // group's data flows.

@@ -13,10 +13,10 @@ import (
 // at most once a second per reason, with a short prefix of the string).
 const (
 	// MaxServiceNameLen is the longest service name (0x8101) the monitor
-	// stores, in bytes without the NUL. PROTOCOL.md gives no buffer for it
-	// in §8 (the C receivers strdup it), but a service's name is a name of
-	// the name service (NS_NAME, 96-byte C buffers, §7: at most 95
-	// characters; FEATURES-AND-BUGS B21), and a service group registers
+	// stores, in bytes without the NUL. The C receivers have no buffer for
+	// it (they strdup it), but a service's name is a name of the name
+	// service (NS_NAME, 96-byte C buffers, docs/protocol.md §7.2: at most 95
+	// characters; docs/differences.md B21), and a service group registers
 	// its name there: a longer name cannot be used across STK.
 	MaxServiceNameLen = 95
 	// MaxGroupNameLen is the longest service-group name (0x8110): a group

@@ -40,7 +40,7 @@ const (
 	DefaultMonitorMaxConnsPerIP = 1024
 )
 
-// Monitor tracks services as stkhttpd does (PROTOCOL.md §9.1) and detects
+// Monitor tracks services as stkhttpd does (docs/protocol.md §9.1) and detects
 // their failures; it is what stkd runs as its monitor.
 //
 // Records are keyed by the peer address of the connection or datagram plus

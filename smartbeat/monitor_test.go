@@ -106,7 +106,7 @@ func TestMonitorStallCompensation(t *testing.T) {
 
 // TestMonitorHistoryBound: history keeps the newest MaxHistory records
 // whatever put them there (C drops the newest destroyed record and never
-// counts timeouts and displacements, B7).
+// counts timeouts and displacements, docs/differences.md B7).
 func TestMonitorHistoryBound(t *testing.T) {
 	m, clock := testMonitor(t, MonitorConfig{MaxHistory: 3})
 	p := peerOf(flow.TCP, "127.0.0.1:40000")

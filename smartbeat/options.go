@@ -34,7 +34,7 @@ const (
 	// DefaultStallThreshold: a check that comes this much later than its
 	// period means the monitor was stalled (descheduled, paused, swapping).
 	DefaultStallThreshold = 250 * time.Millisecond
-	// DefaultMaxHistory bounds the history list (C: 100, badly, bug B7).
+	// DefaultMaxHistory bounds the history list (C: 100, badly, docs/differences.md B7).
 	DefaultMaxHistory = 1000
 	// DefaultMaxStateHistory bounds each record's state history.
 	DefaultMaxStateHistory = 32

@@ -133,7 +133,7 @@ func readCPage(t *testing.T, file string) cPage {
 	return p
 }
 
-// swap16 is how stkhttpd prints ports (bug B5).
+// swap16 is how stkhttpd prints ports (docs/differences.md B5).
 func swap16(v uint16) uint16 { return v<<8 | v>>8 }
 
 // checkAgainstC compares our views with the C page's records, in order.

@@ -26,7 +26,7 @@ var ErrNoMonitorAddress = errors.New("smartbeat: the registration carries no mon
 // This prefers TCP, which delivers notifications reliably. The C library
 // feeds every string to its address parser in turn, so the last one wins:
 // with the shipped stkd.cfg a C service doing lookup:monitor reports over
-// UDP (bug B27).
+// UDP (docs/differences.md B27).
 //
 // When the name server is reached at a network address and the monitor
 // is registered at a loopback or unspecified address, it logs a warning

@@ -13,7 +13,7 @@ import (
 func meta(ut uint64, s string) seq.Element { return seq.Element{UserType: ut, Data: cString(s)} }
 
 // TestAddressFromInfo: TCP is preferred over UDP and multicast whatever
-// their order (C takes the last, B27); a plain registration gives its
+// their order (C takes the last, docs/differences.md B27); a plain registration gives its
 // first address.
 func TestAddressFromInfo(t *testing.T) {
 	for _, c := range []struct {

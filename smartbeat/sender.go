@@ -17,7 +17,7 @@ import (
 // Sender is a smartbeat controller: it sends one Smartbeat sequence per
 // period for all its services, to the union of their monitoring and
 // notification flows (each flow once), and one at once whenever a service
-// is added (PROTOCOL.md §8.4). It runs on its own goroutine and timer, so a
+// is added (docs/protocol.md §8.4). It runs on its own goroutine and timer, so a
 // busy application cannot delay its smartbeats; the goroutine exists only
 // while the Sender has services.
 //

@@ -18,7 +18,7 @@ import (
 var ErrServiceClosed = errors.New("smartbeat: service closed")
 
 // Service is a service of this process that reports its state and
-// liveness (PROTOCOL.md §8.1). NewService sends its CREATE and adds it to
+// liveness (docs/protocol.md §8.1). NewService sends its CREATE and adds it to
 // a Sender, which sends its smartbeats; SetState sends STATE; Close sends
 // DESTROY.
 //

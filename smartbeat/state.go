@@ -2,7 +2,7 @@ package smartbeat
 
 import "strconv"
 
-// State is a service's state, a u8 on the wire (PROTOCOL.md §8.2). Values 1
+// State is a service's state, a u8 on the wire (docs/protocol.md §8.2). Values 1
 // to 5 have default names; 6 to 255 belong to the application, which may
 // name them (Service.SetStateName).
 type State uint8

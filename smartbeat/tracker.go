@@ -11,7 +11,7 @@ import (
 	"github.com/stk-go/stk/seq"
 )
 
-// This file holds the monitor's bookkeeping (PROTOCOL.md §9.1): records,
+// This file holds the monitor's bookkeeping (docs/protocol.md §9.1): records,
 // the current list and the history, and what each notification does to
 // them. Everything here runs under Monitor.mu.
 
@@ -379,7 +379,7 @@ func (m *Monitor) toHistory(r *record, why EndReason, now time.Time) {
 }
 
 // pushHistory appends r to history, evicting the oldest record at the
-// bound whatever its reason (fixing B7, where the newest was dropped and
+// bound whatever its reason (fixing docs/differences.md B7, where the newest was dropped and
 // timeouts were not counted).
 func (m *Monitor) pushHistory(r *record) {
 	t := &m.t

@@ -10,7 +10,7 @@ import (
 // and the monitor never changes one after handing it out.
 
 // ServiceView is what the monitor knows about one service record. A record
-// is identified the way stkhttpd does it (PROTOCOL.md §9.1): by the address
+// is identified the way stkhttpd does it (docs/protocol.md §9.1): by the address
 // of the connection or datagram source it reported from, plus its id and
 // type. A service that reconnects from a new port is a new record.
 type ServiceView struct {
@@ -32,7 +32,7 @@ type ServiceView struct {
 	ActivityTimeout time.Duration
 
 	// Peer is where the service reported from, with the real port (the C
-	// web monitor prints it byte-swapped, bug B5). Protocol is "tcp",
+	// web monitor prints it byte-swapped, docs/differences.md B5). Protocol is "tcp",
 	// "udp" or "multicast" (the C web monitor says "udp" for multicast).
 	Peer     netip.AddrPort
 	Protocol string

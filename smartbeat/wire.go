@@ -10,7 +10,7 @@ import (
 	"github.com/stk-go/stk/seq"
 )
 
-// Wire layouts of PROTOCOL.md §8.3 and §8.4. Every integer is little-endian
+// Wire layouts of docs/protocol.md §8.3 and §8.4. Every integer is little-endian
 // except the port and address of the reporting sockaddr_in.
 
 const (
@@ -200,7 +200,7 @@ func smartbeatSequence(beats []beat) *seq.Sequence {
 }
 
 // notice is a decoded CREATE, STATE, DESTROY or SMARTBEAT: the elements
-// receivers use (§9.1). 0x8103 is ignored, as receivers must (B15).
+// receivers use (§9.1). 0x8103 is ignored, as receivers must (docs/differences.md B15).
 type notice struct {
 	id           uint64 // sequence id
 	inst         inst

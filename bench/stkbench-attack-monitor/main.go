@@ -221,7 +221,7 @@ func (d *daemon) metric(name string, match ...string) float64 {
 	return sum
 }
 
-// createSeq is a monitor CREATE (PROTOCOL.md §8.3) for service id with
+// createSeq is a monitor CREATE (docs/protocol.md §8.3) for service id with
 // name, activity timeout activity.
 func createSeq(id uint64, name string, activity time.Duration) *seq.Sequence {
 	s := seq.New(seq.IDCreateNotification, seq.NameCreateNotification, seq.TypeMgmt)

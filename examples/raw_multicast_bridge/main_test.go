@@ -110,7 +110,7 @@ var summary = regexp.MustCompile(`(?m)^Forwarded (\d+) of (\d+) datagrams \((\d+
 
 func TestBridge(t *testing.T) {
 	dest := multicastGroup(t)
-	srv := newCollector(t) // on a random port: the C bridge would connect to 127.0.0.1:29312 instead (B28)
+	srv := newCollector(t) // on a random port: the C bridge would connect to 127.0.0.1:29312 instead (docs/differences.md B28)
 
 	var stdout, stderr syncBuffer
 	cmd := exec.Command(program, "-v", "--sequence-id", "0x1234", "-n", "bridge test", "--user-type", "0x135",

@@ -6,7 +6,7 @@
 // whose notification flow is that data connection and whose monitoring
 // flow is the monitor (-m): its CREATE, STATE, DESTROY and smartbeats go
 // both to the monitor and, in-band, to the server, whose service group
-// mirrors the service (PROTOCOL.md §8.6). It sets the service running,
+// mirrors the service (docs/protocol.md §8.6). It sets the service running,
 // sends -s "simple_client sequence" sequences (id 0xfedcba98, one element
 // "sequence N\0" of user type 0x135), waits for the server's replies (the
 // checkpoint counts them), optionally stays up for -w, sets the service

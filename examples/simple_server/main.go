@@ -10,7 +10,7 @@
 //
 // Every non-data sequence a client sends (its service's CREATE, STATE,
 // DESTROY and smartbeats, travelling in-band on the data connection) is
-// handed to the service group (service-group automation, PROTOCOL.md §8.6),
+// handed to the service group (service-group automation, docs/protocol.md §8.6),
 // which keeps a mirror of each client service and reports the mirrors to
 // the monitor (-m) with the group name attached: stkd's UI lists them under
 // the group. A client that stops sending smartbeats for its activity
