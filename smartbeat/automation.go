@@ -10,7 +10,7 @@ import (
 	"github.com/stk-go/stk/seq"
 )
 
-// Invoke is service-group automation, the C stk_sga_invoke (PROTOCOL.md
+// Invoke is service-group automation, the C stk_sga_invoke (docs/protocol.md
 // §8.6): hand it every non-data sequence received on the group's data
 // flows, with the peer it came from. Other sequences are ignored (nil).
 //
