@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Measures the latency of STK flows across processes over loopback with
+# bench/stkbench-latency (see its package doc):
+#   - rtt: round trips, one outstanding, over a TCP flow, STK-UDP flows and a
+#     raw net.Conn ping-pong of the same bytes (the floor); 100 000 per run,
+#     3 runs interleaved, the median of each figure per case;
+#   - oneway: a publisher process at 10k, 100k and 1M sequences/s paced by
+#     intended send times, latency = receiving Handler - intended time
+#     (coordinated omission accounted for), and whether the rate was held.
+# One summary line per case, a log-scale text histogram under it; --svg FILE
+# writes the percentile curves. With --load, two busy loops keep both cores
+# loaded during the runs. Every other flag goes to stkbench-latency
+# (--help lists them: --count, --runs, --rates, --for, --size, --cases...).
+#
+# usage: bench/latency.sh [--load] [--svg FILE] [stkbench-latency flags...]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+load=0 args=()
+for a in "$@"; do
+  case "$a" in
+    --load) load=1 ;;
+    *) args+=("$a") ;;
+  esac
+done
+
+bin=$(mktemp -d)
+trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$bin"' EXIT
+go build -o "$bin/" ./bench/stkbench-latency
+
+if [ $load = 1 ]; then
+  for _ in 1 2; do (while :; do :; done) & done
+  echo "# (both cores loaded by two busy loops)"
+fi
+
+"$bin/stkbench-latency" "${args[@]}"

@@ -1,0 +1,279 @@
+// Command stkbench-latency measures the latency of STK flows over loopback:
+//
+//   - rtt: round trips of one sequence to a child process that echoes it,
+//     one outstanding at a time, over a TCP flow (flow.DialTCP to a
+//     flow.ListenTCP echoing with Peer.Send), over STK-UDP flows
+//     (flow.NewUDP at both ends), and over a raw net.Conn ping-pong of the
+//     same frame bytes (the floor: what Go and the kernel cost without the
+//     flow); --runs runs of each, interleaved, with the median of each
+//     figure as the case's line;
+//   - oneway: a publisher child sends at a fixed rate, each sequence at its
+//     intended time start + i/rate (a sleep then spin wait, never bursts),
+//     carrying that time; this process subscribes and records now -
+//     intended for each, so that a publisher or a flow that falls behind
+//     shows as latency (coordinated omission accounted for), and reports
+//     whether the rate was held.
+//
+// Publisher, echo and subscriber are separate processes (this program
+// re-executed with --role), so the figures include real scheduling
+// between processes. Each case prints one summary line, e.g.
+//
+//	rtt tcp 16B p50=31.2us p99=52.1us p999=120us max=2.1ms n=100000
+//	oneway tcp 16B rate=100k held=yes p50=... n=500000 lost=0 ...
+//
+// then a log-scale text histogram; --svg writes the percentile curves.
+// Time is unix ns from one host's clock, read by both processes.
+// Only 127.0.0.1 is used. bench/latency.sh builds and runs it.
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/exec"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/spf13/pflag"
+)
+
+func main() {
+	fs := pflag.NewFlagSet("stkbench-latency", pflag.ContinueOnError)
+	cases := fs.String("cases", "rtt,oneway", "cases to run, comma-separated: rtt, oneway")
+	rttTransports := fs.String("rtt", "tcp,udp,raw", "round-trip transports: tcp and udp flows, raw net.Conn TCP (the floor)")
+	owTransports := fs.String("oneway", "tcp,udp,raw", "one-way transports: tcp and udp flows, raw net.Conn TCP (the floor)")
+	size := fs.Int("size", 16, "payload bytes per sequence (at least 16: the time and a counter)")
+	count := fs.Int("count", 100_000, "measured round trips per rtt run")
+	warmup := fs.Int("warmup", 5_000, "round trips before each rtt run, not measured")
+	runs := fs.Int("runs", 3, "runs of each rtt case; the summary gives the median of each figure")
+	rates := fs.String("rates", "10k,100k,1M", "one-way publishing rates, sequences per second (k and M suffixes)")
+	owFor := fs.Duration("for", 5*time.Second, "measured duration of each one-way case (plus 0.5 s warm-up)")
+	maxTime := fs.Duration("max-time", 2*time.Minute, "bound on each case; an rtt run stops there with fewer samples")
+	udpTimeout := fs.Duration("udp-timeout", 200*time.Millisecond, "a UDP round trip without echo after this is counted lost")
+	svg := fs.String("svg", "", "write the percentile curves of every case to this SVG file")
+	hist := fs.Bool("hist", true, "print a text histogram under each case")
+	// Child roles (the program re-executes itself).
+	role := fs.String("role", "", "internal: echo or pub")
+	transport := fs.String("transport", "", "internal: the child's transport")
+	rate := fs.Float64("rate", 0, "internal: the publisher's rate")
+	pubCount := fs.Int("count-pub", 0, "internal")
+	pubWarm := fs.Int("warmup-count", 0, "internal: sequences the publisher sends before the measured ones")
+	giveUp := fs.Duration("give-up", 0, "internal: the publisher stops sending this long after it started")
+	to := fs.String("to", "", "internal: the UDP publisher's destination")
+	for _, n := range []string{"role", "transport", "rate", "count-pub", "warmup-count", "give-up", "to"} {
+		fs.MarkHidden(n)
+	}
+	if err := fs.Parse(os.Args[1:]); err != nil {
+		fmt.Fprintln(os.Stderr, "stkbench-latency:", err)
+		os.Exit(2)
+	}
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	slog.SetDefault(log)
+	if *size < 16 {
+		fmt.Fprintln(os.Stderr, "stkbench-latency: --size must be at least 16 (the payload holds a time and a counter)")
+		os.Exit(2)
+	}
+
+	switch *role {
+	case "":
+	case "echo":
+		exitOn(runEcho(*transport, *size))
+		return
+	case "pub":
+		exitOn(runPub(*transport, *to, *size, *rate, *pubWarm, *pubCount, *giveUp))
+		return
+	default:
+		exitOn(fmt.Errorf("unknown --role %q", *role))
+	}
+
+	ctx := context.Background()
+	var all []curve
+	failed := 0
+	fmt.Printf("# stkbench-latency: %d CPUs, GOMAXPROCS %d, load average %s, loopback only; times from Send to the receiving Handler\n",
+		runtime.NumCPU(), runtime.GOMAXPROCS(0), loadavg())
+	for _, c := range split(*cases) {
+		switch c {
+		case "rtt":
+			cfg := rttConfig{size: *size, warmup: *warmup, count: *count, maxTime: *maxTime, udpTimeout: *udpTimeout}
+			curves, err := rttCases(ctx, split(*rttTransports), cfg, *runs, *hist)
+			if err != nil {
+				fmt.Printf("rtt failed: %v\n", err)
+				failed++
+			}
+			all = append(all, curves...)
+			natsNote()
+		case "oneway":
+			rs, err := parseRates(*rates)
+			exitOn(err)
+			for _, r := range rs {
+				for _, t := range split(*owTransports) {
+					h := NewHist()
+					res, err := runOneway(ctx, t, onewayConfig{size: *size, rate: r, dur: *owFor,
+						warmup: 500 * time.Millisecond, maxTime: *maxTime}, h)
+					if err != nil {
+						fmt.Printf("oneway %s %dB rate=%s failed: %v\n", t, *size, fmtRate(r), err)
+						failed++
+						continue
+					}
+					fmt.Println(summary(res.kind, res.transport, res.size, res.note, []result{res}))
+					if *hist {
+						h.WriteText(os.Stdout, "    ")
+					}
+					all = append(all, curve{label: fmt.Sprintf("oneway %s %s/s", t, fmtRate(r)), panel: 1, h: h})
+				}
+			}
+		default:
+			exitOn(fmt.Errorf("unknown case %q: rtt or oneway", c))
+		}
+	}
+	if *svg != "" {
+		exitOn(writeSVG(*svg, all))
+		fmt.Println("# percentile curves written to", *svg)
+	}
+	if failed > 0 {
+		fmt.Fprintf(os.Stderr, "stkbench-latency: %d case(s) failed, see above\n", failed)
+		os.Exit(1)
+	}
+}
+
+// rttCases runs every transport runs times, interleaved so that a slow
+// moment of the machine does not fall on one transport only, and prints
+// each run and the medians.
+func rttCases(ctx context.Context, transports []string, cfg rttConfig, runs int, hist bool) ([]curve, error) {
+	res := map[string][]result{}
+	for run := 1; run <= runs; run++ {
+		for _, t := range transports {
+			r, err := runRTT(ctx, t, cfg, NewHist())
+			if err != nil {
+				return nil, fmt.Errorf("rtt %s run %d: %w", t, run, err)
+			}
+			fmt.Printf("#   run %d: %s\n", run, summary("rtt", t, cfg.size, r.note, []result{r}))
+			res[t] = append(res[t], r)
+		}
+	}
+	var curves []curve
+	for _, t := range transports {
+		rs := res[t]
+		fmt.Println(summary("rtt", t, cfg.size, fmt.Sprintf("(median of %d runs)", len(rs)), rs))
+		all := NewHist()
+		for _, r := range rs {
+			all.Merge(r.h)
+		}
+		if hist {
+			fmt.Printf("    all %d runs, %d round trips:\n", len(rs), all.Count())
+			all.WriteText(os.Stdout, "    ")
+		}
+		name := t
+		if t == "raw" {
+			name = "raw net.Conn"
+		}
+		curves = append(curves, curve{label: "rtt " + name, panel: 0, h: all})
+	}
+	return curves, nil
+}
+
+// summary formats a case's line; with several runs each figure is the
+// median of the runs'.
+func summary(kind, transport string, size int, note string, rs []result) string {
+	med := func(f func(r result) float64) float64 {
+		v := make([]float64, len(rs))
+		for i, r := range rs {
+			v[i] = f(r)
+		}
+		slices.Sort(v)
+		return v[len(v)/2]
+	}
+	q := func(p float64) func(r result) float64 {
+		return func(r result) float64 { return float64(r.h.Quantile(p)) }
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s %s %dB ", kind, transport, size)
+	if rs[0].prefix != "" {
+		b.WriteString(rs[0].prefix + " ") // one-way: rate= and held= first
+	}
+	fmt.Fprintf(&b, "p50=%s p99=%s p999=%s max=%s n=%.0f", us(med(q(0.5))), us(med(q(0.99))), us(med(q(0.999))),
+		us(med(func(r result) float64 { return float64(r.h.Max()) })),
+		med(func(r result) float64 { return float64(r.h.Count()) }))
+	fmt.Fprintf(&b, " lost=%.0f gc=%.0f", med(func(r result) float64 { return float64(r.lost) }),
+		med(func(r result) float64 { return float64(r.gcs) }))
+	if kind == "rtt" {
+		fmt.Fprintf(&b, " mean=%s", us(med(func(r result) float64 { return r.h.Mean() })))
+	}
+	if note != "" {
+		b.WriteString(" " + note)
+	}
+	if len(rs) == 1 && rs[0].load != "" {
+		b.WriteString(" load=" + rs[0].load)
+	}
+	return b.String()
+}
+
+// us formats nanoseconds as microseconds, 3 significant digits and no
+// exponent.
+func us(ns float64) string {
+	return strconv.FormatFloat(roundSig(ns/1e3), 'f', -1, 64) + "us"
+}
+
+func split(s string) []string {
+	var out []string
+	for _, f := range strings.Split(s, ",") {
+		if f = strings.TrimSpace(f); f != "" {
+			out = append(out, f)
+		}
+	}
+	return out
+}
+
+func parseRates(s string) ([]float64, error) {
+	var out []float64
+	for _, f := range split(s) {
+		mult := 1.0
+		switch {
+		case strings.HasSuffix(f, "k"):
+			mult, f = 1e3, strings.TrimSuffix(f, "k")
+		case strings.HasSuffix(f, "M"):
+			mult, f = 1e6, strings.TrimSuffix(f, "M")
+		}
+		v, err := strconv.ParseFloat(f, 64)
+		if err != nil || v <= 0 {
+			return nil, fmt.Errorf("--rates: %q is not a rate (like 10k, 100k, 1M)", f)
+		}
+		out = append(out, v*mult)
+	}
+	return out, nil
+}
+
+// natsNote says why there is no NATS column: this harness measures NATS
+// only with a nats-server already installed, and does not download one.
+func natsNote() {
+	if p, err := exec.LookPath("nats-server"); err == nil {
+		fmt.Printf("# nats: %s is on PATH, but the NATS request/reply case is not written yet\n", p)
+		return
+	}
+	fmt.Println("# rtt nats skipped: no nats-server on PATH (the harness downloads nothing)")
+}
+
+// loadavg returns the 1-minute load average, to show next to figures taken
+// on a machine other work shares.
+func loadavg() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return ""
+	}
+	f := strings.Fields(string(b))
+	if len(f) == 0 {
+		return ""
+	}
+	return f[0]
+}
+
+func exitOn(err error) {
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "stkbench-latency:", err)
+		os.Exit(1)
+	}
+}
