@@ -1,0 +1,93 @@
+package stk
+
+import (
+	"time"
+
+	"github.com/stk-go/stk/flow"
+	"github.com/stk-go/stk/seq"
+)
+
+// Defaults of PublishOptions and SubscribeOptions.
+const (
+	// DefaultListen is where a publisher listens: loopback, a free port.
+	// Subscribers on other hosts need "0.0.0.0:port" (or an interface's IP).
+	DefaultListen = "tcp:127.0.0.1:0"
+	// DefaultLinger is how long the name server keeps a publisher's
+	// registration after its connection breaks (a crash): long enough for
+	// a restart to find the name still there.
+	DefaultLinger = 5 * time.Second
+	// DefaultRegisterWait bounds the wait for the name server to confirm
+	// a registration.
+	DefaultRegisterWait = 5 * time.Second
+	// DefaultMaxEndpoints bounds the publisher addresses one subscription
+	// receives from: a name registered a thousand times would otherwise make
+	// every subscriber open a thousand connections.
+	DefaultMaxEndpoints = 64
+	// DefaultPruneInterval is how often a subscription with a connection down
+	// (or a UDP address) looks the name up to close what is no longer
+	// registered.
+	DefaultPruneInterval = 2 * time.Second
+)
+
+// PublishOptions configure Env.Publish. The zero value works: TCP on
+// 127.0.0.1, a free port, registered in the Env's group.
+type PublishOptions struct {
+	// Listen is where the publisher listens (TCP) or sends (UDP,
+	// multicast): "[tcp:]ip:port" (port 0: a free one), "udp:ip:port",
+	// "multicast:group:port" (group default 224.10.10.20). Default
+	// DefaultListen. A TCP listener on 0.0.0.0 is registered at this host's
+	// address toward the name server (flow.AdvertiseIP), so that
+	// subscribers on other hosts can connect.
+	Listen string
+	// Group is the name group to register in; "" means Options.Group.
+	Group string
+	// Linger is how long the name server keeps the registration after this
+	// program's connection to it breaks without Close (a crash). Default
+	// DefaultLinger; negative: 0. Close removes the registration at once.
+	Linger time.Duration
+	// Standby registers the fault-tolerance state "standby" instead of
+	// "active" (NS_FT_STATE, stored and answered by the name server, for
+	// applications that elect an active publisher).
+	Standby bool
+	// Meta are meta-data elements registered with the address, returned
+	// unchanged to lookups and subscribers (user types above 8; at most
+	// 4 KiB on stkd).
+	Meta []seq.Element
+	// RegisterWait bounds the wait for the name server to confirm the
+	// registration. Default DefaultRegisterWait; negative: do not wait (the
+	// registration goes out once the name server is reached, so a publisher
+	// may start before stkd).
+	RegisterWait time.Duration
+
+	// SlowConsumer is what happens to a subscriber whose queue stays full:
+	// flow.Disconnect (the default: it reconnects and resumes at current
+	// data) or flow.Drop (it stays connected and misses what did not fit).
+	// Default Options.Flow.SlowConsumer.
+	SlowConsumer flow.SlowConsumerPolicy
+	// SlowConsumerWait is how long Send waits for room in a full queue
+	// before the subscriber is declared slow; 0 means Options.Flow's, else
+	// flow.DefaultSlowConsumerWait.
+	SlowConsumerWait time.Duration
+	// QueueBytes bounds the bytes queued for one subscriber; 0 means
+	// Options.Flow's, else flow.DefaultQueueBytes.
+	QueueBytes int
+}
+
+// SubscribeOptions configure Env.Subscribe and Env.SubscribeChan. The zero
+// value works.
+type SubscribeOptions struct {
+	// Group is the name group to watch; "" means Options.Group.
+	Group string
+	// MaxEndpoints bounds the publisher addresses received from at once;
+	// more are ignored, with a warning, until some go away. Default
+	// DefaultMaxEndpoints.
+	MaxEndpoints int
+	// MaxSequenceSize bounds one received sequence: a publisher sending a
+	// larger one is disconnected (TCP) or its datagrams dropped (UDP).
+	// Default Options.Flow's, else seq.DefaultMaxSize (64 MiB).
+	MaxSequenceSize int
+	// PruneInterval is how often, while a connection is down, the name is
+	// looked up to close connections to addresses no longer registered (a
+	// publisher gone, or restarted elsewhere). Default DefaultPruneInterval.
+	PruneInterval time.Duration
+}
