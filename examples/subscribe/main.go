@@ -7,6 +7,10 @@
 // or after exactly -c sequences) it prints one summary line: "Received: N
 // sequences, B bytes in T s: R sequences/s, M MB/s", from the first
 // sequence to the last.
+//
+// --accept limits whom it trusts: registrations whose address is outside
+// those networks are ignored (said on standard error), and so are the
+// datagrams of a UDP or multicast flow from a source outside them.
 package main
 
 import (
@@ -37,6 +41,7 @@ func main() {
 	nameServer := fs.StringP("name-server", "R", cli.DefaultNameServer, "name server: [tcp|udp:]host[:port]")
 	maxSize := fs.Int("max-size", seq.DefaultMaxSize, "largest sequence accepted, in bytes: a publisher sending a larger one is disconnected (TCP) or its datagrams dropped, so one cannot make this program hold more than this per connection")
 	maxEndpoints := fs.Int("max-endpoints", defaultMaxEndpoints, "receive from at most this many addresses of the name; more registrations are ignored with a warning")
+	accept := fs.String("accept", "", "receive only from endpoints inside these networks, comma-separated CIDRs (10.1.0.0/16,127.0.0.1): registered addresses elsewhere, and datagrams from sources elsewhere, are ignored and said on stderr (default: any)")
 	verbose := fs.BoolP("verbose", "v", false, "log what happens")
 	cli.Usage(fs, "subscribe [flags] <name>", "Receives the sequences published under <name>.",
 		"0  received -c sequences; without -c, stopped by Ctrl-C or SIGTERM after reaching the name server",
@@ -47,6 +52,10 @@ func main() {
 	}
 	if *maxSize <= 0 || *maxEndpoints <= 0 {
 		cli.Fail(prog, cli.BadUsage(fmt.Errorf("--max-size %d, --max-endpoints %d: want > 0", *maxSize, *maxEndpoints)))
+	}
+	acceptNets, err := cli.ParseNetworks("--accept", *accept)
+	if err != nil {
+		cli.Fail(prog, cli.BadUsage(err))
 	}
 	log := cli.Logger(*verbose)
 	b, err := cli.ResolveAddress("-B", *bind)
@@ -82,7 +91,8 @@ func main() {
 		}
 	}()
 
-	s := &subscriber{quiet: *quiet, limit: *limit, bind: bindIP.Addr(), maxFlows: *maxEndpoints, flows: map[string]flow.Flow{}, done: make(chan struct{})}
+	s := &subscriber{quiet: *quiet, limit: *limit, bind: bindIP.Addr(), maxFlows: *maxEndpoints, flows: map[string]flow.Flow{}, done: make(chan struct{}),
+		accept: acceptNets, acceptText: *accept, ignored: map[string]bool{}}
 	s.opts = flow.Options{Logger: log, Name: prog, Handler: s.handle, MaxSequenceSize: *maxSize}
 	fmt.Printf("Subscribing to '%s'\n", name)
 	if _, err := names.Subscribe(name, namesvc.SubscribeOptions{}, s.connect); err != nil {
@@ -117,6 +127,11 @@ type subscriber struct {
 	maxFlows int  // addresses received from at most
 	warned   bool // about addresses beyond maxFlows
 
+	accept     []netip.Prefix // --accept; nil: any
+	acceptText string         // as given, for messages
+	ignoredMu  sync.Mutex
+	ignored    map[string]bool // addresses and datagram sources said on stderr, at most maxIgnored
+
 	mu     sync.Mutex
 	flows  map[string]flow.Flow
 	closed bool
@@ -138,6 +153,10 @@ func (s *subscriber) connect(info namesvc.Info) {
 		key := e.String()
 		if s.closed || s.flows[key] != nil {
 			continue // already receiving there; a TCP flow reconnects by itself
+		}
+		if !s.accepts(e.Addr.Addr()) {
+			s.ignore(key, fmt.Sprintf("subscribe: ignoring %s of %q: not in --accept %s\n", key, info.Name, s.acceptText))
+			continue
 		}
 		if len(s.flows) >= s.maxFlows {
 			if !s.warned {
@@ -178,7 +197,15 @@ func (s *subscriber) connect(info namesvc.Info) {
 // handle counts and prints a received sequence (flow callback; the flows
 // call it concurrently). Past -c it drops the sequence: exactly -c are
 // counted and printed.
-func (s *subscriber) handle(_ flow.Peer, q *seq.Sequence) {
+func (s *subscriber) handle(p flow.Peer, q *seq.Sequence) {
+	// A TCP peer is an address connect accepted; a datagram's source can
+	// be anyone who reaches the port.
+	if s.accept != nil && p.Protocol() != flow.TCP {
+		if src := p.RemoteAddr(); !s.accepts(src.Addr()) {
+			s.ignore("from "+src.Addr().String(), fmt.Sprintf("subscribe: ignoring datagrams from %v: not in --accept %s\n", src.Addr(), s.acceptText))
+			return
+		}
+	}
 	var n int64
 	for {
 		c := s.count.Load()
@@ -209,6 +236,37 @@ func (s *subscriber) handle(_ flow.Peer, q *seq.Sequence) {
 	}
 	if n == s.limit {
 		s.doneOnce.Do(func() { close(s.done) })
+	}
+}
+
+// maxIgnored bounds the addresses the ignored messages remember: past it,
+// further ones are ignored silently.
+const maxIgnored = 1024
+
+// accepts reports whether ip is inside --accept (any ip without it).
+func (s *subscriber) accepts(ip netip.Addr) bool {
+	if s.accept == nil {
+		return true
+	}
+	ip = ip.Unmap()
+	for _, n := range s.accept {
+		if n.Contains(ip) {
+			return true
+		}
+	}
+	return false
+}
+
+// ignore prints msg on stderr the first time key is ignored.
+func (s *subscriber) ignore(key, msg string) {
+	s.ignoredMu.Lock()
+	first := !s.ignored[key] && len(s.ignored) < maxIgnored
+	if first {
+		s.ignored[key] = true
+	}
+	s.ignoredMu.Unlock()
+	if first {
+		fmt.Fprint(os.Stderr, msg)
 	}
 }
 
