@@ -81,8 +81,8 @@ func (l *listener) acceptLoop(kind string, serve func(nc *net.TCPConn, ip netip.
 		}
 		ip := addrPortOf(nc.RemoteAddr()).Addr()
 		if limit := l.slots.reserve(ip, l.opts.MaxConns, l.opts.MaxConnsPerIP); limit != "" {
+			l.ctr.refused.Add(1) // before the close, which the peer may see at once
 			nc.Close()
-			l.ctr.refused.Add(1)
 			if l.refuseLog.allow() {
 				l.log.Warn("refusing a connection: limit reached", "peer", ip, "limit", limit,
 					"max_conns", l.opts.MaxConns, "max_conns_per_ip", l.opts.MaxConnsPerIP)
@@ -205,4 +205,74 @@ func fanOut[C fanConn](cs []C, q *seq.Sequence, wait time.Duration, scratch *syn
 // newScratch returns a pool of encode buffers for fanOut.
 func newScratch() *sync.Pool {
 	return &sync.Pool{New: func() any { b := make([]byte, 0, 4096); return &b }}
+}
+
+// servedConn is what a server's connection is whatever carries it (gnet or
+// TLS): a Peer with a bounded outbound queue and the slow-consumer policy.
+type servedConn struct {
+	l             *listener
+	disconnect    func() error // closes the connection at once
+	id            uint64
+	local, remote netip.AddrPort
+	queue         *outQueue
+	writerDone    chan struct{}
+	closeErr      atomic.Pointer[error] // why the server closed it, if it did
+	finished      atomic.Bool
+	slowLogged    atomic.Int64 // unix seconds of the last drop log line
+}
+
+func newServedConn(l *listener, disconnect func() error, local, remote netip.AddrPort) servedConn {
+	return servedConn{l: l, disconnect: disconnect, id: nextPeerID(), local: local, remote: remote,
+		queue: newOutQueue(l.opts.QueueBytes), writerDone: make(chan struct{})}
+}
+
+func (c *servedConn) ID() uint64                 { return c.id }
+func (c *servedConn) RemoteAddr() netip.AddrPort { return c.remote }
+func (c *servedConn) LocalAddr() netip.AddrPort  { return c.local }
+func (c *servedConn) Protocol() Protocol         { return TCP }
+
+// Close disconnects the peer.
+func (c *servedConn) Close() error { return c.disconnect() }
+
+// Send queues q to this connection only. It does not wait for room (it is
+// meant for replies from a Handler): a full queue is handled at once by
+// Options.SlowConsumer.
+func (c *servedConn) Send(q *seq.Sequence) error { return c.send(q, 0) }
+
+func (c *servedConn) outQueue() *outQueue { return c.queue }
+
+func (c *servedConn) send(q *seq.Sequence, wait time.Duration) error {
+	r, err := c.queue.pushEncode(q, seq.TCPSize(q), wait)
+	if err != nil {
+		return err
+	}
+	return c.result(r)
+}
+
+// errSlowConsumer is stored as a connection's close reason (a pointer to a
+// variable, for atomic.Pointer).
+var errSlowConsumer = ErrSlowConsumer
+
+// result applies the slow-consumer policy to a refused push.
+func (c *servedConn) result(r pushResult) error {
+	switch r {
+	case pushClosed:
+		c.l.ctr.dropped.Add(1)
+		return ErrClosed
+	case pushFull:
+		c.l.ctr.dropped.Add(1)
+		if c.l.opts.SlowConsumer == Drop {
+			if now := time.Now().Unix(); c.slowLogged.Swap(now) != now {
+				c.l.log.Warn("peer too slow, dropping sequences", "peer", c.remote, "queue_bytes", c.l.opts.QueueBytes)
+			}
+			return ErrQueueFull
+		}
+		if c.closeErr.CompareAndSwap(nil, &errSlowConsumer) {
+			c.l.ctr.slow.Add(1)
+			c.l.log.Warn("peer too slow, disconnecting it", "peer", c.remote, "queue_bytes", c.l.opts.QueueBytes)
+			c.disconnect()
+		}
+		return ErrSlowConsumer
+	}
+	return nil
 }

@@ -6,7 +6,6 @@ import (
 	"net/netip"
 	"os"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/panjf2000/gnet/v2"
@@ -272,18 +271,12 @@ func (h *serverEvents) OnClose(gc gnet.Conn, err error) gnet.Action {
 
 // serverConn is one accepted connection: a Peer.
 type serverConn struct {
-	s             *TCPServer
-	gc            gnet.Conn
-	id            uint64
-	local, remote netip.AddrPort
-	queue         *outQueue
-	wconn         net.Conn // duplicate of the socket, written by writeLoop
-	writerDone    chan struct{}
-	fr            framer // event loop only
-	act           activity
-	closeErr      atomic.Pointer[error]
-	finished      atomic.Bool
-	slowLogged    atomic.Int64 // unix seconds of the last drop log line
+	servedConn
+	s     *TCPServer
+	gc    gnet.Conn
+	wconn net.Conn // duplicate of the socket, written by writeLoop
+	fr    framer   // event loop only
+	act   activity
 }
 
 func newServerConn(s *TCPServer, gc gnet.Conn) (*serverConn, error) {
@@ -298,66 +291,13 @@ func newServerConn(s *TCPServer, gc gnet.Conn) (*serverConn, error) {
 		return nil, fmt.Errorf("wrapping the socket: %w", err)
 	}
 	return &serverConn{
+		servedConn: newServedConn(&s.listener, gc.Close, addrPortOf(gc.LocalAddr()), addrPortOf(gc.RemoteAddr())),
 		s:          s,
 		gc:         gc,
-		id:         nextPeerID(),
-		local:      addrPortOf(gc.LocalAddr()),
-		remote:     addrPortOf(gc.RemoteAddr()),
-		queue:      newOutQueue(s.opts.QueueBytes),
 		wconn:      wconn,
-		writerDone: make(chan struct{}),
 		fr:         framer{maxSize: s.opts.MaxSequenceSize},
 	}, nil
 }
-
-func (c *serverConn) ID() uint64                 { return c.id }
-func (c *serverConn) RemoteAddr() netip.AddrPort { return c.remote }
-func (c *serverConn) LocalAddr() netip.AddrPort  { return c.local }
-func (c *serverConn) Protocol() Protocol         { return TCP }
-
-// Close disconnects the peer.
-func (c *serverConn) Close() error { return c.gc.Close() }
-
-// Send queues q to this connection only. It does not wait for room (it is
-// meant for replies from a Handler): a full queue is handled at once by
-// Options.SlowConsumer.
-func (c *serverConn) Send(q *seq.Sequence) error { return c.send(q, 0) }
-
-func (c *serverConn) outQueue() *outQueue { return c.queue }
-
-func (c *serverConn) send(q *seq.Sequence, wait time.Duration) error {
-	r, err := c.queue.pushEncode(q, seq.TCPSize(q), wait)
-	if err != nil {
-		return err
-	}
-	return c.result(r)
-}
-
-// result applies the slow-consumer policy to a refused push.
-func (c *serverConn) result(r pushResult) error {
-	switch r {
-	case pushClosed:
-		c.s.ctr.dropped.Add(1)
-		return ErrClosed
-	case pushFull:
-		c.s.ctr.dropped.Add(1)
-		if c.s.opts.SlowConsumer == Drop {
-			if now := time.Now().Unix(); c.slowLogged.Swap(now) != now {
-				c.s.log.Warn("peer too slow, dropping sequences", "peer", c.remote, "queue_bytes", c.s.opts.QueueBytes)
-			}
-			return ErrQueueFull
-		}
-		if c.closeErr.CompareAndSwap(nil, &errSlowConsumer) {
-			c.s.ctr.slow.Add(1)
-			c.s.log.Warn("peer too slow, disconnecting it", "peer", c.remote, "queue_bytes", c.s.opts.QueueBytes)
-			c.gc.Close()
-		}
-		return ErrSlowConsumer
-	}
-	return nil
-}
-
-var errSlowConsumer = ErrSlowConsumer
 
 func (c *serverConn) writeLoop() {
 	defer close(c.writerDone)

@@ -10,7 +10,6 @@ import (
 	"net/netip"
 	"os"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/stk-go/stk/seq"
@@ -137,14 +136,10 @@ func (s *TLSServer) serveConn(nc *net.TCPConn) {
 		return
 	}
 	c := &tlsConn{
+		servedConn: newServedConn(&s.listener, nc.Close, addrPortOf(nc.LocalAddr()), remote),
 		s:          s,
 		tc:         tc,
 		raw:        nc,
-		id:         nextPeerID(),
-		local:      addrPortOf(nc.LocalAddr()),
-		remote:     remote,
-		queue:      newOutQueue(s.opts.QueueBytes),
-		writerDone: make(chan struct{}),
 		state:      tc.ConnectionState(),
 	}
 	if !s.addConn(c) { // the server is closing
@@ -244,65 +239,15 @@ func (s *TLSServer) removeConn(c *tlsConn) bool {
 
 // tlsConn is one connection of a TLSServer: a TLSPeer.
 type tlsConn struct {
-	s             *TLSServer
-	tc            *tls.Conn
-	raw           *net.TCPConn // closed to break a read or a write at once
-	id            uint64
-	local, remote netip.AddrPort
-	state         tls.ConnectionState
-	queue         *outQueue
-	writerDone    chan struct{}
-	closeErr      atomic.Pointer[error]
-	finished      atomic.Bool
-	slowLogged    atomic.Int64
+	servedConn
+	s     *TLSServer
+	tc    *tls.Conn
+	raw   *net.TCPConn // closed to break a read or a write at once
+	state tls.ConnectionState
 }
 
-func (c *tlsConn) ID() uint64                           { return c.id }
-func (c *tlsConn) RemoteAddr() netip.AddrPort           { return c.remote }
-func (c *tlsConn) LocalAddr() netip.AddrPort            { return c.local }
-func (c *tlsConn) Protocol() Protocol                   { return TCP }
+// ConnectionState is the connection's TLS state after the handshake.
 func (c *tlsConn) ConnectionState() tls.ConnectionState { return c.state }
-
-// Close disconnects the peer.
-func (c *tlsConn) Close() error { return c.raw.Close() }
-
-// Send queues q to this connection only, without waiting for room (see
-// TCPServer's peers).
-func (c *tlsConn) Send(q *seq.Sequence) error { return c.send(q, 0) }
-
-func (c *tlsConn) outQueue() *outQueue { return c.queue }
-
-func (c *tlsConn) send(q *seq.Sequence, wait time.Duration) error {
-	r, err := c.queue.pushEncode(q, seq.TCPSize(q), wait)
-	if err != nil {
-		return err
-	}
-	return c.result(r)
-}
-
-// result applies the slow-consumer policy to a refused push.
-func (c *tlsConn) result(r pushResult) error {
-	switch r {
-	case pushClosed:
-		c.s.ctr.dropped.Add(1)
-		return ErrClosed
-	case pushFull:
-		c.s.ctr.dropped.Add(1)
-		if c.s.opts.SlowConsumer == Drop {
-			if now := time.Now().Unix(); c.slowLogged.Swap(now) != now {
-				c.s.log.Warn("peer too slow, dropping sequences", "peer", c.remote, "queue_bytes", c.s.opts.QueueBytes)
-			}
-			return ErrQueueFull
-		}
-		if c.closeErr.CompareAndSwap(nil, &errSlowConsumer) {
-			c.s.ctr.slow.Add(1)
-			c.s.log.Warn("peer too slow, disconnecting it", "peer", c.remote, "queue_bytes", c.s.opts.QueueBytes)
-			c.raw.Close()
-		}
-		return ErrSlowConsumer
-	}
-	return nil
-}
 
 func (c *tlsConn) writeLoop() {
 	defer close(c.writerDone)
