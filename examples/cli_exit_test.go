@@ -194,7 +194,7 @@ func TestAddressMessages(t *testing.T) {
 	}{
 		{"publish", []string{"-R", "[::1]:20002", "demo"}, `publish: -R: flow: address "[::1]:20002": IPv6 is not supported: STK's wire format carries IPv4 addresses only`},
 		{"subscribe", []string{"-R", "tcp:::1", "demo"}, "IPv6 is not supported"},
-		{"publish", []string{"-i", "foo:1.2.3.4", "demo"}, `publish: -i: flow: address "foo:1.2.3.4": unknown protocol "foo" (want tcp, udp, rawudp, multicast or lookup)`},
+		{"publish", []string{"-i", "foo:1.2.3.4", "demo"}, `publish: -i: flow: address "foo:1.2.3.4": unknown protocol "foo" (want tcp, udp, rawudp, multicast, tls or lookup)`},
 		{"monitored_service", []string{"-m", "nowhere.invalid"}, `monitored_service: -m: flow: address "nowhere.invalid": `},
 		{"throughput_test", []string{"-i", "ftp:1.2.3.4"}, `unknown protocol "ftp"`},
 		{"simple_name_lookup", []string{"-R", "udp:1.2.3.4:5:6", "x"}, `too many ':'`},

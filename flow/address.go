@@ -158,7 +158,7 @@ func splitAddress(s string) (Address, error) {
 // errIPv6 is the error for an IPv6 address.
 func errIPv6(s string) error {
 	return fmt.Errorf("flow: address %q: IPv6 is not supported: STK's wire format carries IPv4 addresses only "+
-		"(a name registration holds a 4-byte address, PROTOCOL.md §7); use an IPv4 address or a host name that has one", s)
+		"(a name registration holds a 4-byte address, docs/protocol.md §7.2); use an IPv4 address or a host name that has one", s)
 }
 
 // looksIPv6 reports whether s is an IPv6 address, with or without a

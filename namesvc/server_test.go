@@ -305,7 +305,7 @@ func TestServerSubscribeUDPPushesToSubscriber(t *testing.T) {
 		t.Fatal("registrant: want the reply only")
 	}
 	if got := l.take(); len(got) != 1 || got[0].Type != seq.TypeQuery {
-		t.Fatalf("UDP subscriber: %v (B8: C sends it to the registrant)", got)
+		t.Fatalf("UDP subscriber: %v (docs/differences.md B8: C sends it to the registrant)", got)
 	}
 }
 
