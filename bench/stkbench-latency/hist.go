@@ -5,6 +5,7 @@ import (
 	"io"
 	"math"
 	"math/bits"
+	"strconv"
 	"strings"
 )
 
@@ -214,11 +215,9 @@ func fmtDur(ns int64) string {
 	}
 }
 
-// roundSig rounds to 3 significant digits.
+// roundSig rounds to 3 significant digits (through the decimal text, so
+// that no binary residue like 13199999.999999998 is printed).
 func roundSig(x float64) float64 {
-	if x == 0 {
-		return 0
-	}
-	p := math.Pow(10, 2-math.Floor(math.Log10(math.Abs(x))))
-	return math.Round(x*p) / p
+	v, _ := strconv.ParseFloat(strconv.FormatFloat(x, 'g', 3, 64), 64)
+	return v
 }

@@ -5,8 +5,9 @@
 //     flow.ListenTCP echoing with Peer.Send), over STK-UDP flows
 //     (flow.NewUDP at both ends), and over a raw net.Conn ping-pong of the
 //     same frame bytes (the floor: what Go and the kernel cost without the
-//     flow); --runs runs of each, interleaved, with the median of each
-//     figure as the case's line;
+//     flow), and a raw client against the TCP flow's echo (tcp-srv: the
+//     server side's share); --runs runs of each, interleaved, with the
+//     median of each figure as the case's line;
 //   - oneway: a publisher child sends at a fixed rate, each sequence at its
 //     intended time start + i/rate (a sleep then spin wait, never bursts),
 //     carrying that time; this process subscribes and records now -
@@ -44,7 +45,7 @@ import (
 func main() {
 	fs := pflag.NewFlagSet("stkbench-latency", pflag.ContinueOnError)
 	cases := fs.String("cases", "rtt,oneway", "cases to run, comma-separated: rtt, oneway")
-	rttTransports := fs.String("rtt", "tcp,udp,raw", "round-trip transports: tcp and udp flows, raw net.Conn TCP (the floor)")
+	rttTransports := fs.String("rtt", "tcp,udp,raw,tcp-srv", "round-trip transports: tcp and udp flows, raw net.Conn TCP (the floor), tcp-srv (raw client, TCP flow echo: the server side's share)")
 	owTransports := fs.String("oneway", "tcp,udp,raw", "one-way transports: tcp and udp flows, raw net.Conn TCP (the floor)")
 	size := fs.Int("size", 16, "payload bytes per sequence (at least 16: the time and a counter)")
 	count := fs.Int("count", 100_000, "measured round trips per rtt run")
@@ -62,6 +63,7 @@ func main() {
 	rate := fs.Float64("rate", 0, "internal: the publisher's rate")
 	pubCount := fs.Int("count-pub", 0, "internal")
 	pubWarm := fs.Int("warmup-count", 0, "internal: sequences the publisher sends before the measured ones")
+	spin := fs.Duration("spin", 50*time.Microsecond, "the one-way publisher sleeps until this long before a send is due, then spins")
 	giveUp := fs.Duration("give-up", 0, "internal: the publisher stops sending this long after it started")
 	to := fs.String("to", "", "internal: the UDP publisher's destination")
 	for _, n := range []string{"role", "transport", "rate", "count-pub", "warmup-count", "give-up", "to"} {
@@ -84,7 +86,7 @@ func main() {
 		exitOn(runEcho(*transport, *size))
 		return
 	case "pub":
-		exitOn(runPub(*transport, *to, *size, *rate, *pubWarm, *pubCount, *giveUp))
+		exitOn(runPub(*transport, *to, *size, *rate, *pubWarm, *pubCount, *giveUp, *spin))
 		return
 	default:
 		exitOn(fmt.Errorf("unknown --role %q", *role))
@@ -113,7 +115,7 @@ func main() {
 				for _, t := range split(*owTransports) {
 					h := NewHist()
 					res, err := runOneway(ctx, t, onewayConfig{size: *size, rate: r, dur: *owFor,
-						warmup: 500 * time.Millisecond, maxTime: *maxTime}, h)
+						warmup: 500 * time.Millisecond, maxTime: *maxTime, spin: *spin}, h)
 					if err != nil {
 						fmt.Printf("oneway %s %dB rate=%s failed: %v\n", t, *size, fmtRate(r), err)
 						failed++
@@ -167,9 +169,9 @@ func rttCases(ctx context.Context, transports []string, cfg rttConfig, runs int,
 			fmt.Printf("    all %d runs, %d round trips:\n", len(rs), all.Count())
 			all.WriteText(os.Stdout, "    ")
 		}
-		name := t
-		if t == "raw" {
-			name = "raw net.Conn"
+		name := map[string]string{"raw": "raw net.Conn", "tcp-srv": "raw client, tcp flow echo"}[t]
+		if name == "" {
+			name = t
 		}
 		curves = append(curves, curve{label: "rtt " + name, panel: 0, h: all})
 	}

@@ -22,6 +22,7 @@ type onewayConfig struct {
 	dur     time.Duration // measured part
 	warmup  time.Duration // sent at the same rate first, not recorded
 	maxTime time.Duration
+	spin    time.Duration // the publisher's spin before each send (--spin)
 }
 
 // runOneway runs a publisher child at cfg.rate and subscribes to it in this
@@ -52,7 +53,7 @@ func runOneway(ctx context.Context, transport string, cfg onewayConfig, h *Hist)
 		"--rate", fmt.Sprint(cfg.rate), "--count-pub", fmt.Sprint(count), "--warmup-count", fmt.Sprint(warmup),
 		// A publisher that cannot hold the rate stops at 3 times the time it
 		// should take (the figures say by how much it fell behind).
-		"--give-up", (3*(cfg.warmup+cfg.dur) + 2*time.Second).String()}
+		"--give-up", (3*(cfg.warmup+cfg.dur) + 2*time.Second).String(), "--spin", cfg.spin.String()}
 	var sub interface{ Close() error }
 	var c *child
 	var err error

@@ -37,11 +37,17 @@ type rttConfig struct {
 // runRTT measures count round trips with one outstanding at a time against
 // an echo child: from the Send call to the reply reaching the Handler
 // (the time the application would see it), or, raw, from Write to the end
-// of ReadFull.
+// of ReadFull. tcp-srv is a raw client against the TCP flow's echo: the
+// server side's share of the flow's round trip, the rest being the
+// client's.
 func runRTT(ctx context.Context, transport string, cfg rttConfig, h *Hist) (result, error) {
 	r := result{kind: "rtt", transport: transport, size: cfg.size, h: h}
 	h.Reset()
-	c, err := startChild(ctx, "--role", "echo", "--transport", transport, "--size", fmt.Sprint(cfg.size))
+	echo := transport
+	if transport == "tcp-srv" {
+		echo = "tcp" // the flow's echo, pinged by a raw client
+	}
+	c, err := startChild(ctx, "--role", "echo", "--transport", echo, "--size", fmt.Sprint(cfg.size))
 	if err != nil {
 		return r, err
 	}
@@ -52,7 +58,7 @@ func runRTT(ctx context.Context, transport string, cfg rttConfig, h *Hist) (resu
 	}
 	var ping func(i uint64) (int64, bool, error) // one round trip: its time, false if lost
 	switch transport {
-	case "raw":
+	case "raw", "tcp-srv":
 		conn, err := net.Dial("tcp", addr)
 		if err != nil {
 			return r, fmt.Errorf("dialling the raw echo at %s: %w", addr, err)
@@ -145,7 +151,7 @@ func runRTT(ctx context.Context, transport string, cfg rttConfig, h *Hist) (resu
 			}
 		}
 	default:
-		return r, fmt.Errorf("unknown transport %q: tcp, udp or raw", transport)
+		return r, fmt.Errorf("unknown transport %q: tcp, udp, raw or tcp-srv", transport)
 	}
 
 	deadline := time.Now().Add(cfg.maxTime)
