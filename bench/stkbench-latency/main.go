@@ -169,7 +169,7 @@ func rttCases(ctx context.Context, transports []string, cfg rttConfig, runs int,
 			fmt.Printf("    all %d runs, %d round trips:\n", len(rs), all.Count())
 			all.WriteText(os.Stdout, "    ")
 		}
-		name := map[string]string{"raw": "raw net.Conn", "tcp-srv": "raw client, tcp flow echo"}[t]
+		name := map[string]string{"raw": "raw net.Conn", "tcp-srv": "tcp-srv (raw cli, flow echo)"}[t]
 		if name == "" {
 			name = t
 		}

@@ -28,7 +28,7 @@ func writeSVG(path string, cs []curve) error {
 		return fmt.Errorf("writing the SVG: %w", err)
 	}
 	w := bufio.NewWriter(f)
-	const width, panelH = 960, 420
+	const width, panelH = 1000, 420
 	var panels [2][]curve
 	for _, c := range cs {
 		if c.h.Count() > 0 {
@@ -63,7 +63,7 @@ func writeSVG(path string, cs []curve) error {
 }
 
 func drawPanel(w *bufio.Writer, title string, cs []curve, ox, oy, width, height int) {
-	const left, right, top, bottom = 70, 190, 30, 45
+	const left, right, top, bottom = 70, 230, 30, 45
 	pw, ph := float64(width-left-right), float64(height-top-bottom)
 	// Ranges: x to the rarest percentile any curve resolves, y over the
 	// decades the values span.
