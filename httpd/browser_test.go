@@ -196,13 +196,7 @@ func (l *pageLog) event(m cdpMessage) {
 // times out once killed. Screenshots go to the test's temp dir, and to
 // $STK_UI_SCREENSHOTS when set.
 func TestBrowser(t *testing.T) {
-	if _, err := os.Stat(chromiumPath); err != nil {
-		t.Skipf("headless browser test skipped: %s is absent (Debian package chromium; .ci/run installs it)", chromiumPath)
-	}
-	if testing.Short() {
-		t.Skip("headless browser test skipped with -short")
-	}
-	t.Parallel() // after the other tests, which count goroutines
+	needBrowser(t)
 	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
 
 	// A daemon: name server, monitor registered with it, the UI.
@@ -237,13 +231,7 @@ func TestBrowser(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go srv.Serve(ln)
-	t.Cleanup(func() { srv.Close() })
-	base := "http://" + ln.Addr().String()
+	base := serveLoopback(t, srv)
 
 	shots := t.TempDir()
 	var plog pageLog
@@ -374,13 +362,7 @@ func (h *hub) dropStreams() {
 // (groups, one service, names search and live names) and the client's
 // resume and reset after its stream is cut, against the fake monitor.
 func TestBrowserFake(t *testing.T) {
-	if _, err := os.Stat(chromiumPath); err != nil {
-		t.Skipf("headless browser test skipped: %s is absent (Debian package chromium; .ci/run installs it)", chromiumPath)
-	}
-	if testing.Short() {
-		t.Skip("headless browser test skipped with -short")
-	}
-	t.Parallel() // after the other tests, which count goroutines
+	needBrowser(t)
 	mon, names, cfg := world(t)
 	mon.ringSize = 20
 	cfg.NamesInterval = 50 * time.Millisecond
@@ -394,13 +376,7 @@ func TestBrowserFake(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go s.Serve(ln)
-	t.Cleanup(func() { s.Close() })
-	base := "http://" + ln.Addr().String()
+	base := serveLoopback(t, s)
 	for i := range 8 { // beats for the sparklines
 		mon.beat(1, uint64(i), time.Now().Add(time.Duration(i)*500*time.Millisecond+time.Duration(i%3)*40*time.Millisecond))
 		mon.beat(r1, uint64(100+i), time.Now().Add(time.Duration(i)*250*time.Millisecond))

@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"sync"
@@ -60,6 +61,33 @@ func (l *lockedBuffer) String() string {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.b.String()
+}
+
+// needBrowser skips t without Chromium or with -short; else it runs t in
+// parallel with the other browser tests, after the rest of the package's
+// tests (which count goroutines).
+func needBrowser(t *testing.T) {
+	t.Helper()
+	if _, err := os.Stat(chromiumPath); err != nil {
+		t.Skipf("headless browser test skipped: %s is absent (Debian package chromium; .ci/run installs it)", chromiumPath)
+	}
+	if testing.Short() {
+		t.Skip("headless browser test skipped with -short")
+	}
+	t.Parallel()
+}
+
+// serveLoopback serves s on a free loopback port until the test ends and
+// returns its base URL, "http://127.0.0.1:port".
+func serveLoopback(t *testing.T, s *Server) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go s.Serve(ln)
+	t.Cleanup(func() { s.Close() })
+	return "http://" + ln.Addr().String()
 }
 
 // browserSlots bounds the Chromiums running at once: the browser tests run

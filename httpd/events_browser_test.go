@@ -5,8 +5,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
-	"os"
 	"strings"
 	"testing"
 	"time"
@@ -19,13 +17,7 @@ import (
 // and ends with every record's latest values and all its smartbeat
 // intervals in the sparkline.
 func TestBrowserMergedEvents(t *testing.T) {
-	if _, err := os.Stat(chromiumPath); err != nil {
-		t.Skipf("headless browser test skipped: %s is absent (Debian package chromium; .ci/run installs it)", chromiumPath)
-	}
-	if testing.Short() {
-		t.Skip("headless browser test skipped with -short")
-	}
-	t.Parallel() // after the other tests, which count goroutines
+	needBrowser(t)
 	mon, _, cfg := world(t)
 	cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	const records, rounds, beats = 20, 4, 5
@@ -38,13 +30,7 @@ func TestBrowserMergedEvents(t *testing.T) {
 		t.Fatal(err)
 	}
 	manualFlush(s)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go s.Serve(ln)
-	t.Cleanup(func() { s.Close() })
-	base := "http://" + ln.Addr().String()
+	base := serveLoopback(t, s)
 
 	var plog pageLog
 	b := startBrowser(t, chromiumPath, plog.event)

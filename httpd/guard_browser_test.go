@@ -2,9 +2,7 @@ package httpd
 
 import (
 	"encoding/json"
-	"net"
 	"net/http"
-	"os"
 	"strings"
 	"testing"
 	"time"
@@ -19,13 +17,7 @@ import (
 // stream showing a STEP posted (with the token) after the page loaded.
 // The page's script never sees the token (the cookie is HttpOnly).
 func TestBrowserToken(t *testing.T) {
-	if _, err := os.Stat(chromiumPath); err != nil {
-		t.Skipf("headless browser test skipped: %s is absent (Debian package chromium; .ci/run installs it)", chromiumPath)
-	}
-	if testing.Short() {
-		t.Skip("headless browser test skipped with -short")
-	}
-	t.Parallel() // after the other tests, which count goroutines
+	needBrowser(t)
 	_, _, cfg := world(t)
 	bus, err := stepbus.New(stepbus.Config{History: 1000, Logger: quietLog})
 	if err != nil {
@@ -37,13 +29,7 @@ func TestBrowserToken(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go srv.Serve(ln)
-	t.Cleanup(func() { srv.Close() })
-	base := "http://" + ln.Addr().String()
+	base := serveLoopback(t, srv)
 	mustPublish(t, bus, hostMetrics("web-1", time.Now().Add(-2*time.Second), 10, 0)...)
 
 	var plog pageLog

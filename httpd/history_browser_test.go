@@ -2,8 +2,6 @@ package httpd
 
 import (
 	"fmt"
-	"net"
-	"os"
 	"testing"
 	"time"
 
@@ -15,13 +13,7 @@ import (
 // server, in headless Chromium, against a real monitor fed by real
 // services.
 func TestBrowserHistoryPage(t *testing.T) {
-	if _, err := os.Stat(chromiumPath); err != nil {
-		t.Skipf("headless browser test skipped: %s is absent (Debian package chromium; .ci/run installs it)", chromiumPath)
-	}
-	if testing.Short() {
-		t.Skip("headless browser test skipped with -short")
-	}
-	t.Parallel() // after the other tests, which count goroutines
+	needBrowser(t)
 	mon, err := smartbeat.NewMonitor(smartbeat.MonitorConfig{Logger: quietLog})
 	if err != nil {
 		t.Fatal(err)
@@ -50,16 +42,11 @@ func TestBrowserHistoryPage(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go srv.Serve(ln)
-	t.Cleanup(func() { srv.Close() })
+	base := serveLoopback(t, srv)
 
 	b := startBrowser(t, chromiumPath, func(cdpMessage) {})
 	page := b.page()
-	b.must(page, "Page.navigate", map[string]any{"url": "http://" + ln.Addr().String() + "/history"})
+	b.must(page, "Page.navigate", map[string]any{"url": base + "/history"})
 	rows := `document.querySelectorAll('#history-page tr.svc')`
 	first := `document.querySelector('#history-page tr.svc .name').textContent`
 	b.waitUntil(page, "the newest page", rows+`.length === 50 && `+first+` === 'worker 59'`, 15*time.Second)

@@ -3,9 +3,7 @@ package httpd
 import (
 	"encoding/json"
 	"fmt"
-	"net"
 	"net/http"
-	"os"
 	"strings"
 	"testing"
 	"time"
@@ -51,13 +49,7 @@ func hostMetrics(host string, t time.Time, v float64, gpus int) []*step.Step {
 // stream, alerts in the feed coloured by level as they are POSTed, no
 // reload, no script error or CSP violation, a phone's width in dark mode.
 func TestBrowserHosts(t *testing.T) {
-	if _, err := os.Stat(chromiumPath); err != nil {
-		t.Skipf("headless browser test skipped: %s is absent (Debian package chromium; .ci/run installs it)", chromiumPath)
-	}
-	if testing.Short() {
-		t.Skip("headless browser test skipped with -short")
-	}
-	t.Parallel() // after the other tests, which count goroutines
+	needBrowser(t)
 	bus, err := stepbus.New(stepbus.Config{History: 10000, Logger: quietLog})
 	if err != nil {
 		t.Fatal(err)
@@ -67,13 +59,7 @@ func TestBrowserHosts(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go srv.Serve(ln)
-	t.Cleanup(func() { srv.Close() })
-	base := "http://" + ln.Addr().String()
+	base := serveLoopback(t, srv)
 
 	// A minute of history for two hosts, and an older event.
 	now := time.Now()
