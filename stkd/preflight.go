@@ -37,6 +37,7 @@ func listeners(c config) []listener {
 	add(c.names, "names-tcp", "tcp", c.namesTCP)
 	add(c.names, "names-udp", "udp", c.namesUDP)
 	add(c.names, "names-multicast", "multicast", c.namesMcast)
+	add(c.names, "names-tls", "tcp", c.tls.names)
 	add(c.monitor, "monitor-tcp", "tcp", c.monTCP)
 	add(c.monitor, "monitor-udp", "udp", c.monUDP)
 	add(c.monitor, "monitor-multicast", "multicast", c.monMcast)

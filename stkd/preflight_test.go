@@ -186,3 +186,34 @@ func TestPortBase(t *testing.T) {
 		t.Fatalf("--port-base 30000 over a config file gives %+v", c)
 	}
 }
+
+// TestNamesTLSInPreflightAndPortBase: --names-tls is checked with the other
+// listeners before anything starts, and --port-base moves it too.
+func TestNamesTLSInPreflightAndPortBase(t *testing.T) {
+	c, err := parseArgs([]string{"--port-base", "21000", "--names-tls", "127.0.0.1:20012"}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.tls.names != "127.0.0.1:20012" {
+		t.Fatalf("--names-tls given on the line must win over --port-base: %q", c.tls.names)
+	}
+	c = &config{}
+	*c = defaultConfig()
+	c.tls.names = "127.0.0.1:20012"
+	if err := applyPortBase(c, 21000); err != nil || c.tls.names != "127.0.0.1:21012" {
+		t.Fatalf("--port-base 21000 moves --names-tls to %q (%v), want 127.0.0.1:21012", c.tls.names, err)
+	}
+	c.namesTCP = c.tls.names // the same address twice
+	found := false
+	for _, l := range listeners(*c) {
+		if l.flag == "names-tls" {
+			found = true
+		}
+	}
+	if !found {
+		t.Fatalf("--names-tls is not among the listeners checked before start: %+v", listeners(*c))
+	}
+	if err := preflight(*c, nil); err == nil || !strings.Contains(err.Error(), "names-tls") {
+		t.Errorf("--names-tls on --names-tcp's address: %v, want a clash naming --names-tls", err)
+	}
+}
