@@ -29,7 +29,7 @@ func Build(pkgs ...string) (dir string, err error) {
 		return "", err
 	}
 	args := append([]string{"build", "-o", dir + string(filepath.Separator)}, pkgs...)
-	if out, err := goBuild(args...); err != nil {
+	if out, err := exec.Command(GoCommand(), args...).CombinedOutput(); err != nil {
 		os.RemoveAll(dir)
 		return "", fmt.Errorf("go build %s: %v\n%s", strings.Join(pkgs, " "), err, out)
 	}
@@ -46,14 +46,11 @@ const CSharedTag = "stk_cshared"
 // library calls Track.
 func BuildCShared(out, pkg string) error {
 	args := []string{"build", "-tags", CSharedTag, "-buildmode=c-shared", "-o", out, pkg}
-	if b, err := goBuild(args...); err != nil {
+	if b, err := exec.Command(GoCommand(), args...).CombinedOutput(); err != nil {
 		return fmt.Errorf("go %s: %v\n%s", strings.Join(args, " "), err, b)
 	}
 	return nil
 }
-
-// command is the go command with args.
-func command(args ...string) *exec.Cmd { return exec.Command(GoCommand(), args...) }
 
 // GoCommand is the go command: the one on PATH, else the one of the Go
 // installation the test was built with.
