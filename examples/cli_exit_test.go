@@ -80,21 +80,30 @@ func lastLine(out string) string {
 
 func TestEveryProgramHasVersionAndExitStatuses(t *testing.T) {
 	for _, name := range allPrograms {
-		out, code := runProg(t, name, "--version")
-		if code != 0 || !strings.HasPrefix(out, name+" ") || !strings.Contains(out, "go1.") {
-			t.Errorf("%s --version: exit %d:\n%s", name, code, out)
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			checkVersionAndExitStatuses(t, name)
+		})
+	}
+}
+
+// checkVersionAndExitStatuses runs name with --version, -h and a flag it
+// does not have.
+func checkVersionAndExitStatuses(t *testing.T, name string) {
+	out, code := runProg(t, name, "--version")
+	if code != 0 || !strings.HasPrefix(out, name+" ") || !strings.Contains(out, "go1.") {
+		t.Errorf("%s --version: exit %d:\n%s", name, code, out)
+	}
+	out, code = runProg(t, name, "-h")
+	for _, want := range []string{"--version", "print the version and exit", "Exit status:\n  0  ", "\n  1  ",
+		"\n  2  bad usage"} {
+		if code != 0 || !strings.Contains(out, want) {
+			t.Errorf("%s -h: exit %d, lacks %q:\n%s", name, code, want, out)
 		}
-		out, code = runProg(t, name, "-h")
-		for _, want := range []string{"--version", "print the version and exit", "Exit status:\n  0  ", "\n  1  ",
-			"\n  2  bad usage"} {
-			if code != 0 || !strings.Contains(out, want) {
-				t.Errorf("%s -h: exit %d, lacks %q:\n%s", name, code, want, out)
-			}
-		}
-		out, code = runProg(t, name, "--no-such-flag")
-		if code != 2 || !strings.Contains(out, "(see "+name+" -h)") {
-			t.Errorf("%s --no-such-flag: exit %d, want 2:\n%s", name, code, out)
-		}
+	}
+	out, code = runProg(t, name, "--no-such-flag")
+	if code != 2 || !strings.Contains(out, "(see "+name+" -h)") {
+		t.Errorf("%s --no-such-flag: exit %d, want 2:\n%s", name, code, out)
 	}
 }
 
@@ -118,10 +127,13 @@ func TestFailuresExitOne(t *testing.T) {
 		{"simple_server", []string{"-B", "192.0.2.77:0", "-m", "", "-R", nowhere}, "simple_server: flow: TCP server on 192.0.2.77:0: .*cannot assign requested address"},
 		{"raw_multicast_bridge", []string{"-B", "192.0.2.77", "239.1.2.3:5000", "127.0.0.1:1"}, "raw_multicast_bridge: .*192.0.2.77"},
 	} {
-		out, code := runProg(t, tc.name, tc.args...)
-		if code != 1 || !regexp.MustCompile("^"+tc.want).MatchString(lastLine(out)) {
-			t.Errorf("%s %v: exit %d, want 1 and a last line matching %q:\n%s", tc.name, tc.args, code, tc.want, out)
-		}
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel() // most of each case is waiting for a timeout
+			out, code := runProg(t, tc.name, tc.args...)
+			if code != 1 || !regexp.MustCompile("^"+tc.want).MatchString(lastLine(out)) {
+				t.Errorf("%s %v: exit %d, want 1 and a last line matching %q:\n%s", tc.name, tc.args, code, tc.want, out)
+			}
+		})
 	}
 }
 
