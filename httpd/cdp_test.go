@@ -95,12 +95,29 @@ func serveLoopback(t *testing.T, s *Server) string {
 // suite on two cores made one of them die at start ("browser went away").
 var browserSlots = make(chan struct{}, 2)
 
-// startBrowser runs headless Chromium with the DevTools pipe.
+// startBrowser runs headless Chromium with the DevTools pipe. A browser
+// that dies before answering its first command is started again, at most
+// twice: on a loaded machine Chromium now and then exits at start (seen
+// once in the full suite), which says nothing about our pages.
 func startBrowser(t *testing.T, path string, onEvent func(cdpMessage)) *browser {
 	t.Helper()
 	browserSlots <- struct{}{}
-	t.Cleanup(func() { <-browserSlots }) // runs after b.close, registered below
-	toBr, toBw, err := os.Pipe()         // we write commands on toBw; fd 3 of the browser
+	t.Cleanup(func() { <-browserSlots }) // runs after every b.close, registered below
+	for attempt := 1; ; attempt++ {
+		b := launchBrowser(t, path, onEvent)
+		_, err := b.call("", "Browser.getVersion", nil)
+		if err == nil || attempt == 3 {
+			return b
+		}
+		t.Logf("Chromium went away at start (attempt %d of 3): %v", attempt, err)
+		b.close()
+	}
+}
+
+// launchBrowser starts one Chromium; it is closed when the test ends.
+func launchBrowser(t *testing.T, path string, onEvent func(cdpMessage)) *browser {
+	t.Helper()
+	toBr, toBw, err := os.Pipe() // we write commands on toBw; fd 3 of the browser
 	if err != nil {
 		t.Fatal(err)
 	}
