@@ -14,6 +14,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -85,6 +86,9 @@ type guard struct {
 	ifMu      sync.Mutex
 	ifAddrs   map[netip.Addr]bool // this host's interface addresses
 	ifChecked time.Time
+
+	// Requests refused, by reason, for /metrics.
+	refusedHost, refusedOrigin, refusedToken atomic.Uint64
 }
 
 func newGuard(c Config) (*guard, error) {
@@ -289,6 +293,7 @@ func (g *guard) authorized(r *http.Request) bool {
 func (s *Server) check(w http.ResponseWriter, r *http.Request) bool {
 	g := s.guard
 	if !g.hostOK(r) {
+		g.refusedHost.Add(1)
 		s.log.Debug("http: refused Host", "remote", r.RemoteAddr, "host", r.Host, "path", r.URL.Path)
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		w.Header().Set("Cache-Control", "no-store")
@@ -305,6 +310,7 @@ func (s *Server) check(w http.ResponseWriter, r *http.Request) bool {
 	safe := r.Method == http.MethodGet || r.Method == http.MethodHead || r.Method == http.MethodOptions
 	if !safe || a == accessStream || strings.EqualFold(r.Header.Get("Upgrade"), "websocket") {
 		if o := r.Header.Get("Origin"); o != "" && !g.originOK(o, r.Host) && !sameOriginNull(o, r) {
+			g.refusedOrigin.Add(1)
 			s.log.Debug("http: refused Origin", "remote", r.RemoteAddr, "origin", o, "host", r.Host, "path", r.URL.Path)
 			s.refuse(w, r, http.StatusForbidden, fmt.Sprintf("Origin %s may not use this endpoint: pages of another site may not change state or open streams here (allow it with stkd --http-origin %s)", o, o))
 			return false
@@ -330,6 +336,7 @@ func (s *Server) check(w http.ResponseWriter, r *http.Request) bool {
 	if g.authorized(r) {
 		return true
 	}
+	g.refusedToken.Add(1)
 	w.Header().Set("WWW-Authenticate", `Bearer realm="stkd"`)
 	msg := "this endpoint needs the token: send Authorization: Bearer TOKEN (the token stkd reads from --http-token-file or $STKD_HTTP_TOKEN), or sign in at /login"
 	if r.Header.Get("Authorization") != "" {

@@ -405,3 +405,25 @@ func TestGuardConfig(t *testing.T) {
 		}
 	}
 }
+
+// TestGuardRefusalsCounted: each kind of refusal moves its sample of
+// stk_http_refused_total.
+func TestGuardRefusalsCounted(t *testing.T) {
+	_, base, _ := newStepTest(t, Config{Token: testToken}, stepbus.Config{History: 10})
+	port := strings.TrimPrefix(base, "http://127.0.0.1:")
+	if r := do(t, nil, "GET", base+"/api/v1/stats", "", "Host", "evil.example:"+port); r.status != http.StatusMisdirectedRequest {
+		t.Fatalf("foreign Host: %d", r.status)
+	}
+	if r := do(t, nil, "POST", base+"/api/v1/step", oneStep, "Origin", "http://evil.example", "Authorization", "Bearer "+testToken); r.status != http.StatusForbidden {
+		t.Fatalf("foreign Origin: %d", r.status)
+	}
+	if r := do(t, nil, "POST", base+"/api/v1/step", oneStep); r.status != http.StatusUnauthorized {
+		t.Fatalf("no token: %d", r.status)
+	}
+	m := do(t, nil, "GET", base+"/metrics", "").body
+	for _, reason := range []string{"host", "origin", "token"} {
+		if want := `stk_http_refused_total{reason="` + reason + `"} 1`; !strings.Contains(m, want) {
+			t.Errorf("/metrics lacks %s", want)
+		}
+	}
+}

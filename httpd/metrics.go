@@ -138,6 +138,10 @@ func (s *Server) serveMetrics(w http.ResponseWriter, r *http.Request) {
 		s.stepMetrics(&p)
 	}
 	hs := s.hub.httpStats()
+	p.family("stk_http_refused_total", "counter", "Requests the HTTP guard refused: a Host that does not name this server (421), a foreign Origin (403), a missing or wrong token (401).")
+	p.sample("stk_http_refused_total", float64(s.guard.refusedHost.Load()), "reason", "host")
+	p.sample("stk_http_refused_total", float64(s.guard.refusedOrigin.Load()), "reason", "origin")
+	p.sample("stk_http_refused_total", float64(s.guard.refusedToken.Load()), "reason", "token")
 	p.one("stk_http_event_streams", "gauge", "Open event streams of the status UI.", float64(hs.StreamClients))
 	p.one("stk_http_event_streams_dropped_total", "counter", "Event-stream clients dropped for reading too slowly.", float64(hs.StreamDropped))
 	p.one("stk_http_event_stream_resets_total", "counter", "Resets sent to event-stream clients that could not resume.", float64(hs.StreamResets))
