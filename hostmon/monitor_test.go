@@ -1,7 +1,6 @@
 package hostmon
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -15,6 +14,8 @@ import (
 
 	"github.com/stk-go/stk/internal/leakcheck"
 	"github.com/stk-go/stk/step"
+
+	"github.com/stk-go/stk/internal/syncbuf"
 )
 
 // Test collectors. The registry is global, so their names start with
@@ -152,24 +153,6 @@ func init() {
 	Register("test-mon-neither", false, func(Config) (any, error) { return "a string", nil })
 }
 
-// syncBuffer is a log destination tests read while the monitor writes.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
-}
-
 // sinkRecorder records what the monitor hands to its sink.
 type sinkRecorder struct {
 	mu    sync.Mutex
@@ -250,7 +233,7 @@ func TestMonitorRun(t *testing.T) {
 	testState.memory = 50
 	testState.mu.Unlock()
 	testState.fail.Store(true)
-	var logs syncBuffer
+	var logs syncbuf.Buffer
 	alerter, err := NewAlerter(AlertConfig{})
 	if err != nil {
 		t.Fatal(err)
@@ -354,7 +337,7 @@ func TestMonitorErrorLogRateAndRecovery(t *testing.T) {
 	leakcheck.Check(t)
 	resetTestState()
 	testState.fail.Store(true)
-	var logs syncBuffer
+	var logs syncbuf.Buffer
 	_, stop := startMonitor(t, MonitorConfig{
 		Config: Config{Interval: 2 * time.Millisecond,
 			Logger: slog.New(slog.NewTextHandler(&logs, nil))},

@@ -2,7 +2,6 @@ package httpd
 
 import (
 	"bufio"
-	"bytes"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
@@ -12,6 +11,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/stk-go/stk/internal/syncbuf"
 )
 
 // A minimal Chrome DevTools Protocol client over --remote-debugging-pipe:
@@ -42,25 +43,7 @@ type browser struct {
 	pending map[int]chan cdpMessage
 	onEvent func(cdpMessage) // called on the reader goroutine
 	done    chan struct{}
-	stderr  lockedBuffer
-}
-
-// lockedBuffer collects the browser's stderr.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
+	stderr  syncbuf.Buffer
 }
 
 // needBrowser skips t without Chromium or with -short; else it runs t in

@@ -1,38 +1,20 @@
 package smartbeat
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"log/slog"
 	"net/netip"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/stk-go/stk/flow"
 	"github.com/stk-go/stk/namesvc"
 	"github.com/stk-go/stk/seq"
+
+	"github.com/stk-go/stk/internal/syncbuf"
 )
-
-// syncBuffer is a log destination safe for concurrent writers.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // startNames starts a name server on bind ("ip:0") and returns its port.
 func startNames(t *testing.T, bind string) uint16 {
@@ -67,7 +49,7 @@ func TestMonitorAdvertisedAddress(t *testing.T) {
 		{"0.0.0.0:0", "10.1.2.3", "10.1.2.3"},
 		{"127.0.0.1:0", "10.1.2.3", "127.0.0.1"},
 	} {
-		var logs syncBuffer
+		var logs syncbuf.Buffer
 		// A name per case: the previous monitor's registration lingers.
 		name := fmt.Sprintf("monitor-%s-%s", c.bind, c.advertise)
 		m, err := NewMonitor(MonitorConfig{Name: name, NameServerAddr: nsAddr, AdvertiseHost: c.advertise, CheckInterval: -1,
@@ -145,7 +127,7 @@ func TestLookupMonitorWarnsLoopback(t *testing.T) {
 		{network, "mon-ok", ""},
 		{loopback, "mon-any", ""},
 	} {
-		var logs syncBuffer
+		var logs syncbuf.Buffer
 		svc, err := NewService("svc", Options{Sender: snd, Monitor: "lookup:" + c.name + suffix, NameServerAddr: c.ns,
 			ConnectWait: -1, Logger: slog.New(slog.NewTextHandler(&logs, nil))})
 		if err != nil {

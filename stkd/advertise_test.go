@@ -1,13 +1,11 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"log/slog"
 	"net/netip"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -15,25 +13,9 @@ import (
 	"github.com/stk-go/stk/internal/leakcheck"
 	"github.com/stk-go/stk/namesvc"
 	"github.com/stk-go/stk/seq"
+
+	"github.com/stk-go/stk/internal/syncbuf"
 )
-
-// lockedBuffer is a log destination for concurrent writers.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
 
 // TestAdvertise: with listeners on 0.0.0.0, the monitor and the STEP feed
 // register --advertise, or by default flow.AdvertiseIP toward the name
@@ -53,7 +35,7 @@ func TestAdvertise(t *testing.T) {
 		c := testConfig("")
 		c.namesTCP, c.monTCP, c.stepsFeed, c.http = tc.bind, tc.bind, tc.bind, ""
 		c.advertise = tc.advertise
-		var logs lockedBuffer
+		var logs syncbuf.Buffer
 		d, err := start(c, slog.New(slog.NewTextHandler(&logs, nil)))
 		if err != nil {
 			t.Fatal(err)

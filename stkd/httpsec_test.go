@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/stk-go/stk/internal/testprog"
+
+	"github.com/stk-go/stk/internal/syncbuf"
 )
 
 const httpTestToken = "a-token-for-the-stkd-http-tests"
@@ -71,7 +73,7 @@ func TestHTTPRefusesNetworkWithoutToken(t *testing.T) {
 	d.close()
 
 	// --http-insecure: it starts, warning loudly.
-	var logs lockedBuffer // the daemon's goroutines log too
+	var logs syncbuf.Buffer // the daemon's goroutines log too
 	d, err = start(httpConfig(t, "0.0.0.0:0", "--http-insecure"), slog.New(slog.NewTextHandler(&logs, nil)))
 	if err != nil {
 		t.Fatal(err)

@@ -22,6 +22,8 @@ import (
 	"github.com/stk-go/stk/internal/testprog"
 	"github.com/stk-go/stk/internal/testprog/multicast"
 	"github.com/stk-go/stk/seq"
+
+	"github.com/stk-go/stk/internal/syncbuf"
 )
 
 // program is the raw_multicast_bridge binary, built once by TestMain.
@@ -88,31 +90,13 @@ func multicastGroup(t *testing.T) netip.AddrPort {
 	return netip.AddrPortFrom(group, uint16(c.LocalAddr().(*net.UDPAddr).Port))
 }
 
-// syncBuffer is an io.Writer safe to read while a process writes to it.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
-}
-
 var summary = regexp.MustCompile(`(?m)^Forwarded (\d+) of (\d+) datagrams \((\d+) bytes\), (\d+) dropped$`)
 
 func TestBridge(t *testing.T) {
 	dest := multicastGroup(t)
 	srv := newCollector(t) // on a random port: the C bridge would connect to 127.0.0.1:29312 instead (docs/differences.md B28)
 
-	var stdout, stderr syncBuffer
+	var stdout, stderr syncbuf.Buffer
 	cmd := exec.Command(program, "-v", "--sequence-id", "0x1234", "-n", "bridge test", "--user-type", "0x135",
 		"multicast:"+dest.String(), srv.LocalAddr().String())
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
