@@ -14,24 +14,14 @@ import (
 // services.
 func TestBrowserHistoryPage(t *testing.T) {
 	needBrowser(t)
-	mon, err := smartbeat.NewMonitor(smartbeat.MonitorConfig{Logger: quietLog})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { mon.Close() })
-	ap, err := mon.ServeTCP("127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	sender := smartbeat.NewSender(smartbeat.SenderOptions{Period: -1, Logger: quietLog})
-	t.Cleanup(func() { sender.Close() })
+	mon, svcOpts := realMonitor(t)
 	const n = 60
 	for i := range n {
 		name := fmt.Sprintf("worker %02d", i)
 		if i%6 == 0 {
 			name = fmt.Sprintf("Billing %02d", i)
 		}
-		svc, err := smartbeat.NewService(name, smartbeat.Options{Monitor: "tcp:" + ap.String(), Sender: sender, Logger: quietLog})
+		svc, err := smartbeat.NewService(name, svcOpts)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -14,24 +14,14 @@ import (
 // next, filters by name, group and state, and 400 for bad parameters.
 func TestHistoryPages(t *testing.T) {
 	leakcheck.Check(t)
-	mon, err := smartbeat.NewMonitor(smartbeat.MonitorConfig{Logger: quietLog})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { mon.Close() })
-	ap, err := mon.ServeTCP("127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	sender := smartbeat.NewSender(smartbeat.SenderOptions{Period: -1, Logger: quietLog})
-	t.Cleanup(func() { sender.Close() })
+	mon, svcOpts := realMonitor(t)
 	const n = 30
 	for i := range n {
 		name := fmt.Sprintf("worker %02d", i)
 		if i%3 == 0 {
 			name = fmt.Sprintf("Billing %02d", i)
 		}
-		svc, err := smartbeat.NewService(name, smartbeat.Options{Monitor: "tcp:" + ap.String(), Sender: sender, Logger: quietLog})
+		svc, err := smartbeat.NewService(name, svcOpts)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -100,4 +90,22 @@ func TestHistoryPages(t *testing.T) {
 	if h := page("limit=100000"); h.Limit != smartbeat.MaxHistoryPage {
 		t.Errorf("limit above the maximum: applied %d", h.Limit)
 	}
+}
+
+// realMonitor starts a monitor on a loopback TCP port for the test and
+// returns it with the options of services that report to it.
+func realMonitor(t *testing.T) (*smartbeat.Monitor, smartbeat.Options) {
+	t.Helper()
+	mon, err := smartbeat.NewMonitor(smartbeat.MonitorConfig{Logger: quietLog})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { mon.Close() })
+	ap, err := mon.ServeTCP("127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sender := smartbeat.NewSender(smartbeat.SenderOptions{Period: -1, Logger: quietLog})
+	t.Cleanup(func() { sender.Close() })
+	return mon, smartbeat.Options{Monitor: "tcp:" + ap.String(), Sender: sender, Logger: quietLog}
 }
