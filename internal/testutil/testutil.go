@@ -1,0 +1,91 @@
+// Package testutil holds the helpers that the tests of every package
+// share: WaitFor, which polls a condition with a deadline; Clock, a clock
+// that tests move by hand; and Discard and Logger, the loggers of the code
+// under test. It imports nothing of ours, so any package's tests, flow's
+// and seq's included, can use it. Fake flow peers are in the subpackage
+// testpeer, which imports flow.
+package testutil
+
+import (
+	"io"
+	"log/slog"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// WaitFor polls cond until it holds and fails the test if it does not
+// within d, saying what it waited for ("the subscriber to connect"). The
+// poll starts at 1 ms and backs off to 10 ms: a condition that holds soon
+// is seen soon, a long wait does not spin on the shared cores.
+func WaitFor(t testing.TB, d time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	pause := time.Millisecond
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %v waiting for %s", d, what)
+		}
+		time.Sleep(pause)
+		pause = min(2*pause, 10*time.Millisecond)
+	}
+}
+
+// Clock is a clock that only moves when a test moves it; inject its Now
+// where the code under test takes a clock. It is safe for concurrent use.
+type Clock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+// NewClock returns a Clock showing start.
+func NewClock(start time.Time) *Clock { return &Clock{now: start} }
+
+// Now returns the clock's time.
+func (c *Clock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+// Advance moves the clock d forward.
+func (c *Clock) Advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.now = c.now.Add(d)
+}
+
+// Set moves the clock to t if t is later than its time; like a real
+// monotonic clock it never goes back.
+func (c *Clock) Set(t time.Time) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if t.After(c.now) {
+		c.now = t
+	}
+}
+
+// Discard returns a logger that drops everything: for code under test
+// whose log lines the test does not look at.
+func Discard() *slog.Logger { return slog.New(slog.DiscardHandler) }
+
+// Logger returns a logger for code under test: with -v its lines, from
+// Debug up, go to t.Log (so they appear with the test that caused them);
+// otherwise they are dropped.
+func Logger(t testing.TB) *slog.Logger {
+	if !testing.Verbose() {
+		return Discard()
+	}
+	return slog.New(slog.NewTextHandler(tWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
+}
+
+// tWriter writes each log line to t.Log.
+type tWriter struct{ t testing.TB }
+
+func (w tWriter) Write(p []byte) (int, error) {
+	w.t.Log(strings.TrimSuffix(string(p), "\n"))
+	return len(p), nil
+}
+
+var _ io.Writer = tWriter{}
