@@ -17,6 +17,7 @@ import (
 
 	"github.com/stk-go/stk/flow"
 	"github.com/stk-go/stk/internal/leakcheck"
+	"github.com/stk-go/stk/internal/testutil"
 	"github.com/stk-go/stk/namesvc"
 	"github.com/stk-go/stk/seq"
 	"github.com/stk-go/stk/smartbeat"
@@ -61,18 +62,6 @@ func connect(t testing.TB, ns string) *Env {
 	}
 	t.Cleanup(func() { env.Close() })
 	return env
-}
-
-// waitFor polls cond until it holds, failing the test after d.
-func waitFor(t testing.TB, d time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", d, what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
 }
 
 func ctxT(t testing.TB, d time.Duration) context.Context {
@@ -185,7 +174,7 @@ func TestPublishSubscribe(t *testing.T) {
 			batch = batch[:0]
 		}
 	}
-	waitFor(t, 30*time.Second, "10,000 sequences", func() bool { return c.n.Load() >= n })
+	testutil.WaitFor(t, 30*time.Second, "10,000 sequences", func() bool { return c.n.Load() >= n })
 	c.check(t)
 	ids := c.idsOf("prices")
 	for i, id := range ids {
@@ -231,7 +220,7 @@ func TestCloseDelivers(t *testing.T) {
 		}
 	}
 	pub.Close()
-	waitFor(t, 10*time.Second, "every accepted sequence", func() bool { return c.n.Load() >= n })
+	testutil.WaitFor(t, 10*time.Second, "every accepted sequence", func() bool { return c.n.Load() >= n })
 	c.check(t)
 }
 
@@ -271,7 +260,7 @@ func TestSecondPublisher(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	waitFor(t, 10*time.Second, "200 sequences", func() bool { return c.n.Load() >= 200 })
+	testutil.WaitFor(t, 10*time.Second, "200 sequences", func() bool { return c.n.Load() >= 200 })
 	c.check(t)
 	if a, b := len(c.idsOf("one")), len(c.idsOf("two")); a != 100 || b != 100 {
 		t.Fatalf("received %d from the first publisher and %d from the second, want 100 each", a, b)
@@ -314,13 +303,14 @@ func TestPublisherRestart(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		waitFor(t, 10*time.Second, "500 sequences of "+name, func() bool { return len(c.idsOf(name)) == 500 })
+		testutil.WaitFor(t, 10*time.Second, "500 sequences of "+name, func() bool { return len(c.idsOf(name)) == 500 })
 		// The previous publisher's address goes once the subscription has
 		// looked the name up and not found it.
-		waitFor(t, 10*time.Second, name+": only the new address", func() bool {
+		testutil.WaitFor(t, 10*time.Second, name+": only the new address", func() bool {
 			got := sub.Endpoints()
 			return len(got) == 1 && got[0] == pub.Addr().String()
 		})
+
 		if crash {
 			// No Close of the registration: the name server's connection
 			// breaks, as when the process dies.
@@ -330,7 +320,7 @@ func TestPublisherRestart(t *testing.T) {
 		pubEnv.Close()
 	}
 	c.check(t)
-	waitFor(t, 10*time.Second, "the dead publishers' addresses dropped", func() bool { return len(sub.Endpoints()) == 0 })
+	testutil.WaitFor(t, 10*time.Second, "the dead publishers' addresses dropped", func() bool { return len(sub.Endpoints()) == 0 })
 }
 
 // TestSubscribeChan: the channel carries clones, counts what a full buffer
@@ -356,7 +346,7 @@ func TestSubscribeChan(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	waitFor(t, 10*time.Second, "100 received and 50 dropped", func() bool { return sub.Received() == 100 && sub.Dropped() == 50 })
+	testutil.WaitFor(t, 10*time.Second, "100 received and 50 dropped", func() bool { return sub.Received() == 100 && sub.Dropped() == 50 })
 	for i := uint64(0); i < 100; i++ {
 		q := <-sub.C()
 		if q.ID != i {
@@ -408,18 +398,20 @@ func TestNames(t *testing.T) {
 	if s, _ := infos[0].MetaString(0x2000); s != "primary" {
 		t.Fatalf("meta-data %q", s)
 	}
-	waitFor(t, 10*time.Second, "the watch to see the registration", func() bool {
+	testutil.WaitFor(t, 10*time.Second, "the watch to see the registration", func() bool {
 		mu.Lock()
 		defer mu.Unlock()
 		return len(seen) == 1 && seen[0].Addresses[0] == info.Addresses[0]
 	})
+
 	if err := reg.Close(); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 10*time.Second, "the name to go", func() bool {
+	testutil.WaitFor(t, 10*time.Second, "the name to go", func() bool {
 		infos, err := env.Lookup(ctxT(t, 10*time.Second), "db")
 		return err == nil && len(infos) == 0
 	})
+
 	if err := w.Close(); err != nil {
 		t.Fatal(err)
 	}
@@ -443,7 +435,7 @@ func TestNameServerRestart(t *testing.T) {
 	// The port is free again at once for a listener (SO_REUSEADDR); retry
 	// briefly in case the old listener is still going.
 	var srv2 *namesvc.Server
-	waitFor(t, 10*time.Second, "the name server to restart on its port", func() bool {
+	testutil.WaitFor(t, 10*time.Second, "the name server to restart on its port", func() bool {
 		s, err := namesvc.NewServer(namesvc.ServerConfig{Logger: testLog()})
 		if err != nil {
 			t.Fatal(err)
@@ -455,11 +447,13 @@ func TestNameServerRestart(t *testing.T) {
 		srv2 = s
 		return true
 	})
+
 	t.Cleanup(func() { srv2.Close() })
-	waitFor(t, 20*time.Second, "the registration on the new server", func() bool {
+	testutil.WaitFor(t, 20*time.Second, "the registration on the new server", func() bool {
 		infos, err := env.Lookup(ctxT(t, 5*time.Second), "survivor")
 		return err == nil && len(infos) == 1 && infos[0].Addresses[0] == pub.Addr()
 	})
+
 	c := newCollector()
 	if _, err := connect(t, ns).Subscribe("survivor", c.handle, SubscribeOptions{}); err != nil {
 		t.Fatal(err)
@@ -483,10 +477,11 @@ func TestService(t *testing.T) {
 		t.Fatal(err)
 	}
 	env := connect(t, ns)
-	waitFor(t, 10*time.Second, "the monitor's registration", func() bool {
+	testutil.WaitFor(t, 10*time.Second, "the monitor's registration", func() bool {
 		infos, err := env.Lookup(ctxT(t, 5*time.Second), "monitor")
 		return err == nil && len(infos) == 1
 	})
+
 	svc, err := env.Service("billing", smartbeat.Options{})
 	if err != nil {
 		t.Fatal(err)
@@ -494,7 +489,7 @@ func TestService(t *testing.T) {
 	if err := svc.SetState(smartbeat.Running); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 10*time.Second, "billing running in the monitor", func() bool {
+	testutil.WaitFor(t, 10*time.Second, "billing running in the monitor", func() bool {
 		for _, v := range m.Services() {
 			if v.Name == "billing" && v.StateName == "running" {
 				return true
@@ -502,8 +497,9 @@ func TestService(t *testing.T) {
 		}
 		return false
 	})
+
 	env.Close() // closes the service: DESTROY
-	waitFor(t, 10*time.Second, "billing destroyed", func() bool {
+	testutil.WaitFor(t, 10*time.Second, "billing destroyed", func() bool {
 		for _, v := range m.History() {
 			if v.Name == "billing" {
 				return true
@@ -511,6 +507,7 @@ func TestService(t *testing.T) {
 		}
 		return false
 	})
+
 }
 
 // TestPublishUDP: a UDP publisher registers the address it sends to, and
@@ -538,13 +535,14 @@ func TestPublishUDP(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 10*time.Second, "the subscriber's UDP flow", func() bool { return len(sub.Endpoints()) == 1 })
+	testutil.WaitFor(t, 10*time.Second, "the subscriber's UDP flow", func() bool { return len(sub.Endpoints()) == 1 })
 	// Datagrams sent before the socket was bound are lost: send until some
 	// arrive, then check what did.
-	waitFor(t, 10*time.Second, "a datagram", func() bool {
+	testutil.WaitFor(t, 10*time.Second, "a datagram", func() bool {
 		pub.Send(makeSeq(1, "udpfeed"))
 		return c.n.Load() > 0
 	})
+
 	c.check(t)
 }
 
@@ -557,7 +555,7 @@ func TestConnectErrors(t *testing.T) {
 	}
 	// A name server nobody runs: Publish fails within RegisterWait and says
 	// to start stkd.
-	env, err := Connect("tcp:127.0.0.1:1", Options{Logger: slog.New(slog.DiscardHandler)})
+	env, err := Connect("tcp:127.0.0.1:1", Options{Logger: testutil.Discard()})
 	if err != nil {
 		t.Fatal(err)
 	}
