@@ -282,12 +282,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return fmt.Errorf("--collectors: %w", err)
 	}
 	if o.nameServer != "" {
-		if err := f.register(ctx, o.nameServer, o.token, o.name, o.directory); err != nil {
+		if err := f.register(o.nameServer, o.token, o.name, o.directory); err != nil {
 			mon.Close()
 			return err
 		}
 	}
-	log.Info("stepmon running", "feed", "tcp:"+f.server.LocalAddr().String(), "registered_as", "tcp:"+f.addr.String(),
+	log.Info("stepmon running", "feed", "tcp:"+f.pub.Addr().Addr.String(), "registered_as", "tcp:"+f.addr.String(),
 		"name", o.name, "directory", o.directory, "name_server", o.nameServer,
 		"collectors", strings.Join(mon.Names(), ","), "skipped", strings.Join(mon.Skipped(), ","),
 		"interval", o.interval, "host", hostname, "ip", env.IP)

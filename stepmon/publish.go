@@ -1,17 +1,15 @@
 package main
 
 import (
-	"context"
 	"fmt"
 	"log/slog"
 	"net/netip"
 	"slices"
 	"strings"
-	"sync"
 	"time"
 
+	"github.com/stk-go/stk"
 	"github.com/stk-go/stk/flow"
-	"github.com/stk-go/stk/namesvc"
 	"github.com/stk-go/stk/seq"
 	"github.com/stk-go/stk/step"
 )
@@ -27,16 +25,14 @@ const (
 	feedLinger = 5 * time.Second
 )
 
-// feed publishes every STEP as a sequence on a TCP data flow, registered in
-// the name service.
+// feed publishes every STEP as a sequence on a TCP data flow (an
+// stk.Publisher), announced under stepmon's names.
 type feed struct {
-	server *flow.TCPServer
-	addr   netip.AddrPort // the registered address
-	log    *slog.Logger
-	q      seq.Sequence // reused: the sink runs one STEP at a time
-
-	names *namesvc.Client
-	wg    sync.WaitGroup
+	pub  *stk.Publisher
+	addr netip.AddrPort // the registered address
+	log  *slog.Logger
+	q    seq.Sequence // reused: the sink runs one STEP at a time
+	env  *stk.Env     // nil until register
 
 	lastErr time.Time
 }
@@ -53,31 +49,29 @@ func newFeed(listen string, log *slog.Logger) (*feed, error) {
 	if a.Lookup != "" || a.Protocol != flow.TCP {
 		return nil, fmt.Errorf("--listen %q: want a TCP address, [tcp:]ip:port", listen)
 	}
-	a = a.WithDefaults("127.0.0.1", 0)
-	ap, err := a.AddrPort()
+	ap, err := a.WithDefaults("127.0.0.1", 0).AddrPort()
 	if err != nil {
 		return nil, fmt.Errorf("--listen: %w", err)
 	}
-	server, err := flow.ListenTCP(ap.String(), flow.Options{
-		Logger: log, Name: "stepmon-feed",
+	pub, err := stk.Listen(ap.String(), stk.ListenOptions{Name: "stepmon-feed", Logger: log, Flow: flow.Options{
 		EventLoops: 1, // a feed of a few STEPs a second
 		QueueBytes: feedQueueBytes, SlowConsumerWait: feedSlowWait,
-	})
+	}})
 	if err != nil {
 		return nil, fmt.Errorf("--listen %s: %w (use --listen 127.0.0.1:0 for any free port)", listen, err)
 	}
-	return &feed{server: server, addr: flow.AdvertiseAddr(server.LocalAddr(), netip.Addr{}), log: log}, nil
+	return &feed{pub: pub, addr: flow.AdvertiseAddr(pub.Addr().Addr, netip.Addr{}), log: log}, nil
 }
 
 // publish is a Monitor sink. Without a subscriber there is nothing to
 // encode.
 func (f *feed) publish(s *step.Step) {
-	if f.server.Conns() == 0 {
+	if f.pub.Subscribers() == 0 {
 		return
 	}
 	err := step.Encode(&f.q, s)
 	if err == nil {
-		err = f.server.Send(&f.q)
+		err = f.pub.Send(&f.q)
 	}
 	if err != nil && time.Since(f.lastErr) >= time.Minute {
 		f.lastErr = time.Now()
@@ -85,44 +79,41 @@ func (f *feed) publish(s *step.Step) {
 	}
 }
 
-// register registers the feed under each name (skipping empty ones) with
-// the name server at addr, showing token ("NAME:SECRET", "" for none) to
-// a server whose policy asks for one. It returns at once; the client registers when
-// the server answers, and again after a reconnect or a server restart.
-func (f *feed) register(ctx context.Context, addr, token string, names ...string) error {
-	c, err := namesvc.Dial(addr, namesvc.ClientOptions{Logger: f.log.With("client", "names"), Token: token})
+// register announces the feed under each name (skipping empty ones) to
+// the name server at addr, showing token ("NAME:SECRET", "" for none) to a
+// server whose policy asks for one. It returns at once; each name is
+// registered when the server answers, and again after a reconnect or a
+// server restart.
+func (f *feed) register(addr, token string, names ...string) error {
+	env, err := stk.Connect(addr, stk.Options{Logger: f.log.With("client", "names"), Token: token})
 	if err != nil {
 		return fmt.Errorf("--name-server: %w", err)
 	}
-	f.names = c
-	if listen := f.server.LocalAddr(); listen.Addr().IsUnspecified() {
+	f.env = env
+	listen := f.pub.Addr().Addr
+	if listen.Addr().IsUnspecified() {
 		// The interface toward the name server faces the subscribers who
 		// find the feed there.
-		f.addr = flow.AdvertiseAddr(listen, c.ServerAddr().Addr())
+		f.addr = flow.AdvertiseAddr(listen, env.Names().ServerAddr().Addr())
 	}
-	f.log.Info("registering the feed", "names", strings.Join(slices.DeleteFunc(slices.Clone(names), func(n string) bool { return n == "" }), ","),
-		"address", "tcp:"+f.addr.String(), "listen", f.server.LocalAddr(), "name_server", addr)
+	names = slices.DeleteFunc(slices.Clone(names), func(n string) bool { return n == "" })
+	f.log.Info("registering the feed", "names", strings.Join(names, ","),
+		"address", "tcp:"+f.addr.String(), "listen", listen, "name_server", addr)
 	for _, name := range names {
-		if name == "" {
-			continue
-		}
-		info := namesvc.Info{
-			Name:      name,
-			Addresses: []namesvc.Endpoint{{Protocol: "tcp", Addr: f.addr}},
-			Linger:    feedLinger,
-			FT:        namesvc.FTActive,
-		}
-		f.wg.Go(func() {
-			rctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-			defer cancel()
-			if err := c.Register(rctx, info); err != nil {
-				if ctx.Err() == nil {
+		warned := false
+		_, err := env.Announce(f.pub, name, stk.AnnounceOptions{Linger: feedLinger, KeepOnClose: true, AdvertiseIP: f.addr.Addr(),
+			OnResult: func(err error) {
+				switch {
+				case err == nil:
+					f.log.Debug("registered", "name", name, "address", "tcp:"+f.addr.String(), "name_server", addr)
+				case !warned:
+					warned = true
 					f.log.Warn("name not registered yet; the client keeps trying", "name", name, "name_server", addr, "err", err)
 				}
-				return
-			}
-			f.log.Debug("registered", "name", name, "address", "tcp:"+f.addr.String(), "name_server", addr)
-		})
+			}})
+		if err != nil {
+			return fmt.Errorf("--name %q: %w", name, err)
+		}
 	}
 	return nil
 }
@@ -130,9 +121,8 @@ func (f *feed) register(ctx context.Context, addr, token string, names ...string
 // close ends the registrations (they linger for feedLinger) and delivers
 // what the subscribers have queued.
 func (f *feed) close() error {
-	if f.names != nil {
-		f.names.Close()
+	if f.env != nil {
+		f.env.Close()
 	}
-	f.wg.Wait()
-	return f.server.Close()
+	return f.pub.Close()
 }
