@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stk-go/stk/internal/testutil"
 	"github.com/stk-go/stk/seq"
 )
 
@@ -31,7 +32,7 @@ func benchTCP(b *testing.B, subs, size int) {
 		}})
 		waitConnected(b, c)
 	}
-	waitFor(b, "subscribers", 5*time.Second, func() bool { return srv.Conns() == subs })
+	testutil.WaitFor(b, 5*time.Second, "subscribers", func() bool { return srv.Conns() == subs })
 	s := seq.New(1, "", seq.TypeData)
 	s.Add(seq.UTExampleData, make([]byte, size))
 	b.SetBytes(int64(size * subs))

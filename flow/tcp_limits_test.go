@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/stk-go/stk/internal/leakcheck"
+	"github.com/stk-go/stk/internal/testutil"
 	"github.com/stk-go/stk/seq"
 )
 
@@ -34,7 +35,7 @@ func TestTCPServerConnectionLimits(t *testing.T) {
 		}
 		held = append(held, c)
 	}
-	waitFor(t, "2 connections", 5*time.Second, func() bool { return srv.Conns() == 2 })
+	testutil.WaitFor(t, 5*time.Second, "2 connections", func() bool { return srv.Conns() == 2 })
 	c, err := net.Dial("tcp", addr.String())
 	if err != nil {
 		t.Fatal(err)
@@ -50,7 +51,7 @@ func TestTCPServerConnectionLimits(t *testing.T) {
 		t.Fatal(err)
 	}
 	held = append(held, c2)
-	waitFor(t, "3 connections", 5*time.Second, func() bool { return srv.Conns() == 3 })
+	testutil.WaitFor(t, 5*time.Second, "3 connections", func() bool { return srv.Conns() == 3 })
 	d3 := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.IPv4(127, 0, 0, 3)}}
 	c3, err := d3.Dial("tcp", addr.String())
 	if err != nil {
@@ -67,7 +68,7 @@ func TestTCPServerConnectionLimits(t *testing.T) {
 	for _, c := range held {
 		c.Close()
 	}
-	waitFor(t, "no connection", 5*time.Second, func() bool { return srv.Conns() == 0 })
+	testutil.WaitFor(t, 5*time.Second, "no connection", func() bool { return srv.Conns() == 0 })
 	cl := dial(t, addr.String(), Options{})
 	if err := cl.Send(seq.New(1, "x", seq.TypeData)); err != nil {
 		t.Fatal(err)

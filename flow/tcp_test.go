@@ -2,14 +2,13 @@ package flow
 
 import (
 	"github.com/stk-go/stk/internal/leakcheck"
+	"github.com/stk-go/stk/internal/testutil"
 
 	"bytes"
 	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"io"
-	"log/slog"
 	"net"
 	"sync"
 	"sync/atomic"
@@ -18,8 +17,6 @@ import (
 
 	"github.com/stk-go/stk/seq"
 )
-
-var quietLog = slog.New(slog.NewTextHandler(io.Discard, nil))
 
 // testSeq returns data sequence number i with a payload of size bytes whose
 // first 8 bytes carry i.
@@ -48,22 +45,10 @@ func checkSeq(t testing.TB, s *seq.Sequence, size int) uint64 {
 	return i
 }
 
-// waitFor polls cond until it holds or the deadline passes.
-func waitFor(t testing.TB, what string, d time.Duration, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", d, what)
-		}
-		time.Sleep(time.Millisecond)
-	}
-}
-
 func listen(t testing.TB, opts Options) *TCPServer {
 	t.Helper()
 	if opts.Logger == nil {
-		opts.Logger = quietLog
+		opts.Logger = testutil.Discard()
 	}
 	if opts.EventLoops == 0 {
 		opts.EventLoops = 2
@@ -79,7 +64,7 @@ func listen(t testing.TB, opts Options) *TCPServer {
 func dial(t testing.TB, addr string, opts Options) *TCPClient {
 	t.Helper()
 	if opts.Logger == nil {
-		opts.Logger = quietLog
+		opts.Logger = testutil.Discard()
 	}
 	c, err := DialTCP(addr, opts)
 	if err != nil {
@@ -211,7 +196,7 @@ func TestTCPSplitWritesOverSockets(t *testing.T) {
 	close(cuts)
 	wg.Wait()
 	want := int64(3 * (len(stream) - 1))
-	waitFor(t, "all sequences", 5*time.Second, func() bool { return cnt.n.Load() == want })
+	testutil.WaitFor(t, 5*time.Second, "all sequences", func() bool { return cnt.n.Load() == want })
 }
 
 func TestTCPOneServerEightClients(t *testing.T) {
@@ -227,14 +212,14 @@ func TestTCPOneServerEightClients(t *testing.T) {
 		waitConnected(t, c)
 		clients = append(clients, c)
 	}
-	waitFor(t, "8 connections", 5*time.Second, func() bool { return srv.Conns() == 8 })
+	testutil.WaitFor(t, 5*time.Second, "8 connections", func() bool { return srv.Conns() == 8 })
 	for i := range n {
 		if err := srv.Send(testSeq(uint64(i), size)); err != nil {
 			t.Fatal(err)
 		}
 	}
 	for _, cnt := range counters {
-		waitFor(t, "every sequence at every client", 10*time.Second, func() bool { return cnt.n.Load() == n })
+		testutil.WaitFor(t, 10*time.Second, "every sequence at every client", func() bool { return cnt.n.Load() == n })
 	}
 	if st := srv.Stats(); st.SequencesOut != 8*n || st.Dropped != 0 {
 		t.Fatalf("server stats %+v, want %d out and no drops", st, 8*n)
@@ -279,7 +264,7 @@ func TestTCPLargeSequence(t *testing.T) {
 			bytes.Equal(s.Elements[0].Data, testSeq(5, size).Elements[0].Data)
 	}})
 	waitConnected(t, c)
-	waitFor(t, "connection", 5*time.Second, func() bool { return srv.Conns() == 1 })
+	testutil.WaitFor(t, 5*time.Second, "connection", func() bool { return srv.Conns() == 1 })
 	if err := srv.Send(testSeq(5, size)); err != nil {
 		t.Fatal(err)
 	}
@@ -315,7 +300,7 @@ func TestTCPOversizedFrameClosesOnlyThatConnection(t *testing.T) {
 	for i := range 10 {
 		good.Send(testSeq(uint64(i), 10))
 	}
-	waitFor(t, "the good client's sequences", 5*time.Second, func() bool { return cnt.n.Load() == 10 })
+	testutil.WaitFor(t, 5*time.Second, "the good client's sequences", func() bool { return cnt.n.Load() == 10 })
 	if srv.Stats().Malformed != 1 {
 		t.Fatalf("malformed = %d, want 1", srv.Stats().Malformed)
 	}
@@ -333,7 +318,7 @@ func TestTCPPeerDisconnectsMidFrame(t *testing.T) {
 	}
 	conn.Write(frame)
 	conn.Write(frame[:500]) // the second frame stops half way
-	waitFor(t, "the whole frame", 5*time.Second, func() bool { return cnt.n.Load() == 1 })
+	testutil.WaitFor(t, 5*time.Second, "the whole frame", func() bool { return cnt.n.Load() == 1 })
 	conn.Close()
 	select {
 	case <-closed:
@@ -343,7 +328,7 @@ func TestTCPPeerDisconnectsMidFrame(t *testing.T) {
 	// The server keeps serving.
 	c := dial(t, srv.LocalAddr().String(), Options{})
 	c.Send(testSeq(0, 1000)) // a new peer starts its own count at 0
-	waitFor(t, "a later client's sequence", 5*time.Second, func() bool { return cnt.n.Load() == 2 })
+	testutil.WaitFor(t, 5*time.Second, "a later client's sequence", func() bool { return cnt.n.Load() == 2 })
 }
 
 func TestTCPSlowSubscriber(t *testing.T) {
@@ -366,7 +351,7 @@ func TestTCPSlowSubscriber(t *testing.T) {
 			}
 			defer stuck.Close()
 			stuck.(*net.TCPConn).SetReadBuffer(16 << 10)
-			waitFor(t, "3 connections", 5*time.Second, func() bool { return srv.Conns() == 3 })
+			testutil.WaitFor(t, 5*time.Second, "3 connections", func() bool { return srv.Conns() == 3 })
 
 			const n = 20000 // 20 MB: far beyond the stuck peer's queue and socket buffers
 			for i := range n {
@@ -375,7 +360,7 @@ func TestTCPSlowSubscriber(t *testing.T) {
 				}
 			}
 			for _, cnt := range fast {
-				waitFor(t, "every sequence at the fast subscribers", 20*time.Second, func() bool { return cnt.n.Load() == n })
+				testutil.WaitFor(t, 20*time.Second, "every sequence at the fast subscribers", func() bool { return cnt.n.Load() == n })
 			}
 			st := srv.Stats()
 			if st.Dropped == 0 {
@@ -386,7 +371,7 @@ func TestTCPSlowSubscriber(t *testing.T) {
 				if st.SlowConsumers != 1 {
 					t.Fatalf("stats %+v: want one slow consumer disconnected", st)
 				}
-				waitFor(t, "the stuck peer's disconnection", 5*time.Second, func() bool { return srv.Conns() == 2 })
+				testutil.WaitFor(t, 5*time.Second, "the stuck peer's disconnection", func() bool { return srv.Conns() == 2 })
 			case Drop:
 				if st.SlowConsumers != 0 || srv.Conns() != 3 {
 					t.Fatalf("stats %+v, %d conns: policy drop must keep the peer", st, srv.Conns())
@@ -406,21 +391,22 @@ func TestTCPClientReconnectsAfterServerRestart(t *testing.T) {
 		OnConnect: func(Peer) { connects.Add(1) }})
 	waitConnected(t, c)
 	c.Send(testSeq(0, 10))
-	waitFor(t, "first sequence", 5*time.Second, func() bool { return cnt.n.Load() == 1 })
+	testutil.WaitFor(t, 5*time.Second, "first sequence", func() bool { return cnt.n.Load() == 1 })
 	srv.Close()
-	waitFor(t, "the client to notice", 5*time.Second, func() bool { return !c.Connected() })
+	testutil.WaitFor(t, 5*time.Second, "the client to notice", func() bool { return !c.Connected() })
 
 	cnt2 := newCounter(t, 10)
 	var srv2 *TCPServer
-	waitFor(t, "the port to be free again", 5*time.Second, func() bool {
+	testutil.WaitFor(t, 5*time.Second, "the port to be free again", func() bool {
 		var err error
-		srv2, err = ListenTCP(addr, Options{Handler: cnt2.handle, Logger: quietLog})
+		srv2, err = ListenTCP(addr, Options{Handler: cnt2.handle, Logger: testutil.Discard()})
 		return err == nil
 	})
+
 	defer srv2.Close()
 	waitConnected(t, c)
 	c.Send(testSeq(0, 10))
-	waitFor(t, "a sequence after the restart", 5*time.Second, func() bool { return cnt2.n.Load() == 1 })
+	testutil.WaitFor(t, 5*time.Second, "a sequence after the restart", func() bool { return cnt2.n.Load() == 1 })
 	// The client may also have caught the old listener in its last moments.
 	if n, r := connects.Load(), c.Stats().Reconnects; n < 2 || uint64(n) != r+1 {
 		t.Fatalf("connects %d, reconnects %d; want at least 2 and one fewer", n, r)
@@ -432,7 +418,7 @@ func TestTCPCloseDeliversQueued(t *testing.T) {
 	const n, size = 5000, 1000
 	cnt := newCounter(t, size)
 	srv := listen(t, Options{Handler: cnt.handle})
-	c, err := DialTCP(srv.LocalAddr().String(), Options{Logger: quietLog, QueueBytes: 64 << 20})
+	c, err := DialTCP(srv.LocalAddr().String(), Options{Logger: testutil.Discard(), QueueBytes: 64 << 20})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -445,7 +431,7 @@ func TestTCPCloseDeliversQueued(t *testing.T) {
 	if err := c.Send(testSeq(0, size)); !errors.Is(err, ErrClosed) {
 		t.Fatalf("Send after Close = %v, want ErrClosed", err)
 	}
-	waitFor(t, fmt.Sprintf("%d sequences", n), 10*time.Second, func() bool { return cnt.n.Load() == n })
+	testutil.WaitFor(t, 10*time.Second, fmt.Sprintf("%d sequences", n), func() bool { return cnt.n.Load() == n })
 }
 
 func TestTCPSendRefusesWhatCCannotTake(t *testing.T) {

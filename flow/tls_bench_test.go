@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stk-go/stk/internal/testutil"
 	"github.com/stk-go/stk/seq"
 )
 
@@ -37,7 +38,7 @@ func benchOneToOne(b *testing.B, srv Flow, conns func() int, copts Options, size
 	}
 	c := dial(b, srv.LocalAddr().String(), copts)
 	waitConnected(b, c)
-	waitFor(b, "the subscriber", 5*time.Second, func() bool { return conns() == 1 })
+	testutil.WaitFor(b, 5*time.Second, "the subscriber", func() bool { return conns() == 1 })
 	s := seq.New(1, "", seq.TypeData)
 	s.Add(seq.UTExampleData, make([]byte, size))
 	b.SetBytes(int64(size))

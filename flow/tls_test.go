@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/stk-go/stk/internal/leakcheck"
+	"github.com/stk-go/stk/internal/testutil"
 	"github.com/stk-go/stk/internal/tlstest"
 	"github.com/stk-go/stk/seq"
 )
@@ -38,7 +39,7 @@ func (ts *tlsSetup) serverTLS(t testing.TB, mutual bool) *tls.Config {
 	if mutual {
 		clientCA = ts.ca.CertFile
 	}
-	cfg, err := NewServerTLS(ts.server.CertFile, ts.server.KeyFile, clientCA, quietLog)
+	cfg, err := NewServerTLS(ts.server.CertFile, ts.server.KeyFile, clientCA, testutil.Discard())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -52,7 +53,7 @@ func clientTLS(t testing.TB, ca *tlstest.CA, cert *tlstest.Issued) *tls.Config {
 	if cert != nil {
 		certFile, keyFile = cert.CertFile, cert.KeyFile
 	}
-	cfg, err := NewClientTLS(ca.CertFile, certFile, keyFile, quietLog)
+	cfg, err := NewClientTLS(ca.CertFile, certFile, keyFile, testutil.Discard())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -62,7 +63,7 @@ func clientTLS(t testing.TB, ca *tlstest.CA, cert *tlstest.Issued) *tls.Config {
 func listenTLS(t testing.TB, opts Options) *TLSServer {
 	t.Helper()
 	if opts.Logger == nil {
-		opts.Logger = quietLog
+		opts.Logger = testutil.Discard()
 	}
 	s, err := ListenTLS("127.0.0.1:0", opts)
 	if err != nil {
@@ -87,7 +88,7 @@ func TestTLSExchangeBothWays(t *testing.T) {
 	}})
 	c := dial(t, srv.LocalAddr().String(), Options{TLS: clientTLS(t, ts.ca, ts.client), Handler: atClient.handle})
 	waitConnected(t, c)
-	waitFor(t, "the server's OnConnect", 5*time.Second, func() bool { return cn.Load() != nil })
+	testutil.WaitFor(t, 5*time.Second, "the server's OnConnect", func() bool { return cn.Load() != nil })
 	if cn := cn.Load(); cn != "alice" {
 		t.Errorf("server saw client certificate %q, want alice", cn)
 	}
@@ -99,9 +100,10 @@ func TestTLSExchangeBothWays(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	waitFor(t, "1000 sequences each way", 20*time.Second, func() bool {
+	testutil.WaitFor(t, 20*time.Second, "1000 sequences each way", func() bool {
 		return atServer.n.Load() == n && atClient.n.Load() == n
 	})
+
 	if st := srv.Stats(); st.SequencesIn != n || st.SequencesOut != n || st.Dropped != 0 || st.Connections != 1 {
 		t.Errorf("server stats %+v", st)
 	}
@@ -125,7 +127,7 @@ func TestTLSLargeSequence(t *testing.T) {
 	srv := listenTLS(t, Options{TLS: ts.serverTLS(t, false), Handler: check(atServer)})
 	c := dial(t, srv.LocalAddr().String(), Options{TLS: clientTLS(t, ts.ca, nil), Handler: check(atClient)})
 	waitConnected(t, c)
-	waitFor(t, "the server to see the connection", 5*time.Second, func() bool { return srv.Conns() == 1 })
+	testutil.WaitFor(t, 5*time.Second, "the server to see the connection", func() bool { return srv.Conns() == 1 })
 	if err := c.Send(testSeq(9, size)); err != nil {
 		t.Fatal(err)
 	}
@@ -151,7 +153,7 @@ func TestTLSClientWithWrongCARefused(t *testing.T) {
 	ts := newTLSSetup(t)
 	srv := listenTLS(t, Options{TLS: ts.serverTLS(t, false)})
 	c := dial(t, srv.LocalAddr().String(), Options{TLS: clientTLS(t, ts.otherCA, nil), ReconnectMin: 10 * time.Millisecond})
-	waitFor(t, "a failed handshake", 5*time.Second, func() bool { return c.DialError() != nil && srv.Stats().HandshakeErrors > 0 })
+	testutil.WaitFor(t, 5*time.Second, "a failed handshake", func() bool { return c.DialError() != nil && srv.Stats().HandshakeErrors > 0 })
 	var uerr x509.UnknownAuthorityError
 	if err := c.DialError(); !isHandshakeErr(err) || !errors.As(err, &uerr) {
 		t.Errorf("DialError() = %v; want a TLS handshake error for an unknown authority", err)
@@ -181,9 +183,10 @@ func TestTLSMutualRefusesClients(t *testing.T) {
 		// Under TLS 1.3 the client finishes its handshake before the
 		// server checks its certificate, so it may see itself connected
 		// for a moment; the server must refuse every attempt.
-		waitFor(t, tc.name+": two refused handshakes, seen by the client", 5*time.Second, func() bool {
+		testutil.WaitFor(t, 5*time.Second, tc.name+": two refused handshakes, seen by the client", func() bool {
 			return srv.Stats().HandshakeErrors >= before+2 && isHandshakeErr(c.DialError())
 		})
+
 		c.Close()
 		if srv.Conns() != 0 || srv.Stats().SequencesIn != 0 {
 			t.Errorf("%s: server has %d connections, received %d sequences; want none", tc.name, srv.Conns(), srv.Stats().SequencesIn)
@@ -214,7 +217,7 @@ func TestTLSCertificateReload(t *testing.T) {
 	dir := t.TempDir()
 	certFile, keyFile := filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
 	ts.server.CopyTo(t, certFile, keyFile)
-	cfg, err := NewServerTLS(certFile, keyFile, "", quietLog)
+	cfg, err := NewServerTLS(certFile, keyFile, "", testutil.Discard())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -237,7 +240,7 @@ func TestTLSCertificateReload(t *testing.T) {
 		t.Fatalf("with a mismatched key, served %q, want the previous stk-server", cn)
 	}
 	renewed.CopyTo(t, certFile, keyFile)
-	waitFor(t, "the renewed certificate", 5*time.Second, func() bool { return served() == "stk-server-renewed" })
+	testutil.WaitFor(t, 5*time.Second, "the renewed certificate", func() bool { return served() == "stk-server-renewed" })
 }
 
 // TestTLSLimitsAndTimeouts: MaxConns refuses the connection beyond it and
@@ -254,13 +257,13 @@ func TestTLSLimitsAndTimeouts(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer first.Close()
-	waitFor(t, "the first connection", 5*time.Second, func() bool { return srv.Conns() == 1 })
+	testutil.WaitFor(t, 5*time.Second, "the first connection", func() bool { return srv.Conns() == 1 })
 	second, err := net.Dial("tcp", srv.LocalAddr().String())
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer second.Close()
-	waitFor(t, "the second connection refused", 5*time.Second, func() bool { return srv.Stats().Refused == 1 })
+	testutil.WaitFor(t, 5*time.Second, "the second connection refused", func() bool { return srv.Stats().Refused == 1 })
 	select {
 	case err := <-closed:
 		if !errors.Is(err, ErrTimedOut) {

@@ -2,12 +2,11 @@ package flow
 
 import (
 	"fmt"
-	"io"
-	"log/slog"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/stk-go/stk/internal/testutil"
 	"github.com/stk-go/stk/seq"
 )
 
@@ -39,7 +38,7 @@ const udpBenchWindow = 128
 func benchUDP(b *testing.B, mode udpIOMode, size int) {
 	var got atomic.Int64
 	credits := make(chan struct{}, udpBenchWindow)
-	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
+	quiet := testutil.Discard()
 	rx, err := newUDP(UDPConfig{Bind: "127.0.0.1:0"}, Options{
 		ReceiveBuffer: 4 << 20,
 		Logger:        quiet,
