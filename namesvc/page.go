@@ -146,9 +146,9 @@ func (s *Server) NamesPage(q NamesQuery) (NamesPage, error) {
 		now := s.now()
 		names := 0
 		s.mu.RLock()
-		page.Total = s.store.Len()
+		page.Total = s.store.Len() + s.remoteLenLocked()
 		done = true // unless the walk stops early
-		s.store.Ascend(pos.key.group, pos.key.name, func(g, n string, regs []*Registration) bool {
+		s.ascendLocked(pos.key.group, pos.key.name, func(g, n string, regs []*Registration) bool {
 			k := nameKey{g, n}
 			if q.HasGroup && g != q.Group {
 				return false // past the group: the end

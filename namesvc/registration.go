@@ -41,6 +41,7 @@ type Registration struct {
 	serial uint64
 	size   int      // element data bytes, counted against Limits.MaxStoredBytes
 	ident  identity // who owns it (ModeFirstOwner): a token's name, else the source IP
+	node   string   // the cluster node it came from (ApplyRemote); "" for this server's own
 }
 
 // Info parses the registration's elements.

@@ -49,6 +49,8 @@ type Server struct {
 
 	version atomic.Uint64 // NamesVersion
 
+	rep replicaState // replica.go: the export hand-off and other nodes' registrations
+
 	stop chan struct{}
 	wg   sync.WaitGroup
 
@@ -468,16 +470,8 @@ func (s *Server) register(from flow.Peer, req *request, q *seq.Sequence) {
 	s.accountLocked(r)
 	own.regs[key] = r
 	s.version.Add(1)
-	if l := s.subs[key]; l != nil {
-		for _, sub := range l.subs {
-			a := answerSequence(r, sub.id)
-			if sub.pending {
-				sub.queued = append(sub.queued, a)
-				continue
-			}
-			pushes = append(pushes, delivery{sub.owner.peer, a})
-		}
-	}
+	s.exportLocked(r, false)
+	pushes = s.pushesLocked(key, r, pushes)
 	s.mu.Unlock()
 
 	reply := pooledSequence(seq.TypeRequest)
@@ -569,6 +563,7 @@ func (s *Server) detachLocked(r *Registration) {
 func (s *Server) removeLocked(r *Registration) {
 	if s.store.Delete(r) {
 		s.unaccountLocked(r)
+		s.exportLocked(r, true)
 	}
 	s.detachLocked(r)
 	s.version.Add(1)
@@ -596,6 +591,7 @@ func (s *Server) lookup(from flow.Peer, req *request) {
 	regs := (*bp)[:0]
 	if !refused { // refused: answered as a miss
 		regs = s.store.Get(regs, group, req.name)
+		regs = s.remoteGetLocked(regs, group, req.name) // other nodes' after ours
 	}
 	n := 0
 	for _, r := range regs {
@@ -679,7 +675,7 @@ func (s *Server) subscribe(from flow.Peer, req *request) {
 	sub := &subscription{owner: own, key: key, sid: sid, id: id, pending: true}
 	s.addSubLocked(sub)
 	var current []*Registration
-	for _, r := range s.store.Get(nil, key.group, key.name) {
+	for _, r := range s.remoteGetLocked(s.store.Get(nil, key.group, key.name), key.group, key.name) {
 		if s.visibleLocked(r, now) {
 			current = append(current, r)
 		}
@@ -892,6 +888,9 @@ type Entry struct {
 	Expires time.Time
 	// Subscribers counts the subscriptions to this name in this group.
 	Subscribers int
+	// Node is the cluster node the registration came from; "" for this
+	// server's own (see ApplyRemote).
+	Node string
 }
 
 // Names returns every registration still answered, sorted by group and
@@ -903,7 +902,7 @@ func (s *Server) Names() []Entry {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	var out []Entry
-	s.store.Ascend("", "", func(_, _ string, regs []*Registration) bool {
+	s.ascendLocked("", "", func(_, _ string, regs []*Registration) bool {
 		for _, r := range regs {
 			if s.visibleLocked(r, now) {
 				out = append(out, s.entryLocked(r, now))
@@ -918,7 +917,7 @@ func (s *Server) Names() []Entry {
 func (s *Server) entryLocked(r *Registration, now time.Time) Entry {
 	e := Entry{Info: r.Info(), Registrant: r.Registrant, Transport: r.Transport,
 		Registered: r.Registered, Expires: r.expires,
-		Lingering: !r.expires.IsZero()}
+		Lingering: !r.expires.IsZero(), Node: r.node}
 	if l := s.subs[subKey{r.Group, r.Name}]; l != nil {
 		e.Subscribers = len(l.subs)
 	}
@@ -941,6 +940,7 @@ func (s *Server) NamesVersion() uint64 { return s.version.Load() }
 type ServerStats struct {
 	ID            uint64 // the server id
 	Registrations int    // stored registrations, lingering ones included
+	Remote        int    // other cluster nodes' registrations held (ApplyRemote), not in Registrations
 	Lingering     int    // registrations whose registrant's connection closed
 	Subscriptions int    // active subscriptions
 	Clients       int    // connections and datagram sources with registrations or subscriptions
@@ -973,7 +973,8 @@ type ServerStats struct {
 func (s *Server) Stats() ServerStats {
 	s.mu.RLock()
 	st := ServerStats{ID: s.id, Registrations: s.store.Len(), Lingering: len(s.expiring), Clients: len(s.owners),
-		Subscriptions: s.nSubs, Groups: s.nGroups, StoredBytes: s.stored, Authenticated: len(s.auth)}
+		Subscriptions: s.nSubs, Groups: s.nGroups, StoredBytes: s.stored, Authenticated: len(s.auth),
+		Remote: s.remoteLenLocked()}
 	s.mu.RUnlock()
 	if p := s.policy.Load(); p != nil {
 		st.PolicyRules = len(p.rules)
