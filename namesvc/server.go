@@ -14,8 +14,12 @@ import (
 	"time"
 
 	"github.com/stk-go/stk/flow"
+	"github.com/stk-go/stk/internal/listeners"
 	"github.com/stk-go/stk/seq"
 )
+
+// ErrServerClosed is returned by the Serve methods of a closed Server.
+var ErrServerClosed = errors.New("namesvc: server closed")
 
 // Server is a name server, wire-compatible with the C stknamed.
 //
@@ -35,8 +39,9 @@ type Server struct {
 	owners   map[ownerKey]*owner
 	subs     map[subKey]*subList
 	expiring map[*Registration]struct{} // lingering registrations
-	flows    []flow.Flow
 	closed   bool
+
+	ls *listeners.Set // what the Serve methods opened
 
 	// What Limits bound, kept up to date on every change so that no
 	// check scans anything.
@@ -144,6 +149,8 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 		s.id = rand.Uint64()
 	}
 	s.idBuf = u64Bytes(s.id)
+	s.ls = listeners.New(listeners.Config{What: "namesvc", Flow: cfg.Flow, Handler: s.Handle,
+		OnDisconnect: s.Disconnect, Logger: s.log, Closed: ErrServerClosed})
 	if cfg.Policy != nil {
 		s.policy.Store(cfg.Policy)
 		s.log.Info("name server access policy set", "policy", cfg.Policy.String(), "source", cfg.Policy.Source)
@@ -160,40 +167,23 @@ func (s *Server) ID() uint64 { return s.id }
 // ServeTCP listens for name-service connections on addr ("ip:port"; port 0
 // picks one) and returns the bound address.
 func (s *Server) ServeTCP(addr string) (netip.AddrPort, error) {
-	opts := s.flowOptions("namesvc tcp " + addr)
-	opts.OnDisconnect = func(p flow.Peer, _ error) { s.Disconnect(p) }
-	f, err := flow.ListenTCP(addr, opts)
-	if err != nil {
-		return netip.AddrPort{}, fmt.Errorf("namesvc: serve TCP: %w", err)
-	}
-	return s.addFlow(f)
+	return s.listening(s.ls.TCP(addr))
 }
 
 // ServeTLS listens for name-service connections inside TLS on addr
 // ("ip:port"; port 0 picks one) with cfg (flow.NewServerTLS builds one
 // from certificate files, mutual TLS when given a client CA) and returns
 // the bound address. Clients dial it as "tls:ip:port". Requests over TLS
-// are handled as over TCP; the access policy sees the same identity (a
-// token, else the source IP), not the client certificate.
+// are handled as over TCP; under mutual TLS the access policy also sees
+// the client certificate (rules with "cert").
 func (s *Server) ServeTLS(addr string, cfg *tls.Config) (netip.AddrPort, error) {
-	opts := s.flowOptions("namesvc tls " + addr)
-	opts.OnDisconnect = func(p flow.Peer, _ error) { s.Disconnect(p) }
-	opts.TLS = cfg
-	f, err := flow.ListenTLS(addr, opts)
-	if err != nil {
-		return netip.AddrPort{}, fmt.Errorf("namesvc: serve TLS: %w", err)
-	}
-	return s.addFlow(f)
+	return s.listening(s.ls.TLS(addr, cfg))
 }
 
 // ServeUDP receives STK-UDP name requests on addr ("ip:port") and returns
 // the bound address. Replies go to each datagram's source.
 func (s *Server) ServeUDP(addr string) (netip.AddrPort, error) {
-	f, err := flow.NewUDP(flow.UDPConfig{Bind: addr}, s.flowOptions("namesvc udp "+addr))
-	if err != nil {
-		return netip.AddrPort{}, fmt.Errorf("namesvc: serve UDP: %w", err)
-	}
-	return s.addFlow(f)
+	return s.listening(s.ls.UDP(addr))
 }
 
 // ServeMulticast joins the multicast group of groupPort ("group:port",
@@ -201,54 +191,21 @@ func (s *Server) ServeUDP(addr string) (netip.AddrPort, error) {
 // the STK-UDP requests sent to it. Replies go unicast to each datagram's
 // source. The interface and loopback come from ServerConfig.Flow.
 func (s *Server) ServeMulticast(groupPort string) (netip.AddrPort, error) {
-	ap, err := netip.ParseAddrPort(groupPort)
-	if err != nil {
-		a, err2 := netip.ParseAddr(groupPort)
-		if err2 != nil {
-			return netip.AddrPort{}, fmt.Errorf("namesvc: serve multicast: %q is not group[:port] (as in 224.10.10.20:20002)", groupPort)
-		}
-		ap = netip.AddrPortFrom(a, DefaultPort)
-	}
-	cfg := flow.UDPConfig{Bind: fmt.Sprintf("0.0.0.0:%d", ap.Port()), Group: ap.Addr().String()}
-	f, err := flow.NewUDP(cfg, s.flowOptions("namesvc multicast "+groupPort))
-	if err != nil {
-		return netip.AddrPort{}, fmt.Errorf("namesvc: serve multicast: %w", err)
-	}
-	return s.addFlow(f)
+	f, _, err := s.ls.Multicast(groupPort, DefaultPort)
+	return s.listening(f, err)
 }
 
-func (s *Server) flowOptions(name string) flow.Options {
-	opts := s.cfg.Flow
-	opts.Handler = s.Handle
-	opts.OnConnect = nil
-	opts.OnDisconnect = nil
-	if opts.Name == "" {
-		opts.Name = name
+// listening logs a listener a Serve method opened.
+func (s *Server) listening(f flow.Flow, err error) (netip.AddrPort, error) {
+	if err != nil {
+		return netip.AddrPort{}, err
 	}
-	if opts.Logger == nil {
-		opts.Logger = s.log
-	}
-	return opts
-}
-
-func (s *Server) addFlow(f flow.Flow) (netip.AddrPort, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.closed {
-		f.Close()
-		return netip.AddrPort{}, errors.New("namesvc: server closed")
-	}
-	s.flows = append(s.flows, f)
 	s.log.Info("name server listening", "addr", f.LocalAddr(), "flow", fmt.Sprintf("%T", f))
 	return f.LocalAddr(), nil
 }
 
 // Flows returns the listeners the Serve methods opened, for status pages.
-func (s *Server) Flows() []flow.Flow {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return slices.Clone(s.flows)
-}
+func (s *Server) Flows() []flow.Flow { return s.ls.Flows() }
 
 // Close stops the listeners and the collector. Registrations are lost: the
 // name service keeps no state across restarts, and clients register again
@@ -260,18 +217,11 @@ func (s *Server) Close() error {
 		return nil
 	}
 	s.closed = true
-	flows := s.flows
-	s.flows = nil
 	s.mu.Unlock()
 	close(s.stop)
-	var errs []error
-	for _, f := range flows {
-		if err := f.Close(); err != nil {
-			errs = append(errs, err)
-		}
-	}
+	err := s.ls.Close()
 	s.wg.Wait()
-	return errors.Join(errs...)
+	return err
 }
 
 // Handle processes one received sequence: name requests (register, lookup,

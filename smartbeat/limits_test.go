@@ -191,7 +191,7 @@ func TestOversizedNotificationIsCut(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitFor(t, "the monitor's flow to refuse the oversized frame", func() bool {
-		for _, f := range m.flows {
+		for _, f := range m.Flows() {
 			if f.Stats().Malformed > 0 {
 				return true
 			}

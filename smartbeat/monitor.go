@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/stk-go/stk/flow"
+	"github.com/stk-go/stk/internal/listeners"
 	"github.com/stk-go/stk/namesvc"
 	"github.com/stk-go/stk/seq"
 )
@@ -70,8 +71,8 @@ type Monitor struct {
 	ring     eventRing
 	eventSeq uint64
 	subs     map[*subscriber]struct{}
-	flows    []flow.Flow
-	adv      [3]string // advertised tcp, udp and multicast addresses
+	ls       *listeners.Set // what the Serve methods opened
+	adv      [3]string      // advertised tcp, udp and multicast addresses
 	closed   bool
 	parse    notice // scratch for Handle, under mu
 	// refuseLog rate-limits the refusal log lines (limits.go); under mu.
@@ -163,6 +164,8 @@ func NewMonitor(cfg MonitorConfig) (*Monitor, error) {
 		subs: map[*subscriber]struct{}{},
 		kick: make(chan struct{}, 1),
 	}
+	m.ls = listeners.New(listeners.Config{What: "smartbeat: monitor", Kind: "monitor", Flow: cfg.Flow,
+		Handler: m.Handle, Logger: m.log, Closed: ErrMonitorClosed})
 	m.ctx, m.cancel = context.WithCancel(context.Background())
 	m.stats.Started = m.now()
 	switch {
@@ -190,21 +193,21 @@ func NewMonitor(cfg MonitorConfig) (*Monitor, error) {
 // ServeTCP accepts STK TCP connections on addr ("ip:port"; port 0 picks one)
 // and returns the bound address. Nothing is ever sent back on them.
 func (m *Monitor) ServeTCP(addr string) (netip.AddrPort, error) {
-	f, err := flow.ListenTCP(addr, m.flowOptions("monitor tcp "+addr))
+	f, err := m.ls.TCP(addr)
 	if err != nil {
-		return netip.AddrPort{}, fmt.Errorf("smartbeat: monitor: serve TCP: %w", err)
+		return netip.AddrPort{}, err
 	}
-	return m.addFlow(f, 0, "tcp:"+m.advertised(f.LocalAddr()))
+	return m.addFlow(f, advTCP, "tcp:"+m.advertised(f.LocalAddr()))
 }
 
 // ServeUDP receives STK-UDP datagrams on addr ("ip:port") and returns the
 // bound address.
 func (m *Monitor) ServeUDP(addr string) (netip.AddrPort, error) {
-	f, err := flow.NewUDP(flow.UDPConfig{Bind: addr}, m.flowOptions("monitor udp "+addr))
+	f, err := m.ls.UDP(addr)
 	if err != nil {
-		return netip.AddrPort{}, fmt.Errorf("smartbeat: monitor: serve UDP: %w", err)
+		return netip.AddrPort{}, err
 	}
-	return m.addFlow(f, 1, "udp:"+m.advertised(f.LocalAddr()))
+	return m.addFlow(f, advUDP, "udp:"+m.advertised(f.LocalAddr()))
 }
 
 // ServeMulticast joins the group of groupPort ("group[:port]", port
@@ -212,21 +215,12 @@ func (m *Monitor) ServeUDP(addr string) (netip.AddrPort, error) {
 // to it; the socket is bound to 0.0.0.0:port. The interface and loopback
 // come from MonitorConfig.Flow.
 func (m *Monitor) ServeMulticast(groupPort string) (netip.AddrPort, error) {
-	ap, err := netip.ParseAddrPort(groupPort)
+	f, gp, err := m.ls.Multicast(groupPort, DefaultMonitorPort)
 	if err != nil {
-		a, err2 := netip.ParseAddr(groupPort)
-		if err2 != nil {
-			return netip.AddrPort{}, fmt.Errorf("smartbeat: monitor: serve multicast: %q is not group[:port] (as in 224.10.10.20:20001)", groupPort)
-		}
-		ap = netip.AddrPortFrom(a, DefaultMonitorPort)
-	}
-	cfg := flow.UDPConfig{Bind: fmt.Sprintf("0.0.0.0:%d", ap.Port()), Group: ap.Addr().String()}
-	f, err := flow.NewUDP(cfg, m.flowOptions("monitor multicast "+groupPort))
-	if err != nil {
-		return netip.AddrPort{}, fmt.Errorf("smartbeat: monitor: serve multicast: %w", err)
+		return netip.AddrPort{}, err
 	}
 	// C advertises the group as "udp:GROUP:PORT" (0x1002).
-	return m.addFlow(f, 2, fmt.Sprintf("udp:%v:%d", ap.Addr(), f.LocalAddr().Port()))
+	return m.addFlow(f, advMulticast, "udp:"+gp.String())
 }
 
 // advertised formats a listener address for the registration. Services
@@ -252,21 +246,16 @@ func (m *Monitor) advertised(a netip.AddrPort) string {
 	return adv
 }
 
-func (m *Monitor) flowOptions(name string) flow.Options {
-	opts := m.cfg.Flow
-	opts.Handler = m.Handle
-	opts.OnConnect, opts.OnDisconnect = nil, nil
-	if opts.Name == "" {
-		opts.Name = name
-	}
-	if opts.Logger == nil {
-		opts.Logger = m.log
-	}
-	return opts
-}
+// The kinds of listener the registration advertises (index of adv).
+const (
+	advTCP = iota
+	advUDP
+	advMulticast
+	advNone // listed in the stats, not registered (TLS: see ServeTLS)
+)
 
-// addFlow keeps f and advertises it as kind (0 tcp, 1 udp, 2 multicast)
-// when it is the first of its kind.
+// addFlow records f's advertised address adv in the stats and, when it is
+// the first of its kind, in the registration.
 func (m *Monitor) addFlow(f flow.Flow, kind int, adv string) (netip.AddrPort, error) {
 	m.mu.Lock()
 	if m.closed {
@@ -274,14 +263,15 @@ func (m *Monitor) addFlow(f flow.Flow, kind int, adv string) (netip.AddrPort, er
 		f.Close()
 		return netip.AddrPort{}, ErrMonitorClosed
 	}
-	m.flows = append(m.flows, f)
 	m.stats.Listeners = append(m.stats.Listeners, adv)
-	if m.adv[kind] == "" {
+	if kind < len(m.adv) && m.adv[kind] == "" {
 		m.adv[kind] = adv
 	}
 	m.mu.Unlock()
 	m.log.Info("monitor listening", "addr", adv)
-	m.registerSoon()
+	if kind < len(m.adv) {
+		m.registerSoon()
+	}
 	return f.LocalAddr(), nil
 }
 
@@ -525,18 +515,13 @@ func (m *Monitor) Close() error {
 		return nil
 	}
 	m.closed = true
-	flows := m.flows
-	m.flows = nil
 	for s := range m.subs {
 		s.stopped.Store(true)
 		m.unsubscribe(s)
 	}
 	m.mu.Unlock()
 	m.cancel()
-	var errs []error
-	for _, f := range flows {
-		errs = append(errs, f.Close())
-	}
+	errs := []error{m.ls.Close()}
 	m.wg.Wait()
 	if m.ns != nil {
 		if m.ownNS {
