@@ -87,14 +87,16 @@
 //   - first-owner: as open, but a name registered by one identity may not
 //     be registered by another while a registration of it is stored, its
 //     linger included, unless an allow rule matches the newcomer. The
-//     identity is the name of the token the client showed, else its
-//     source IP.
+//     identity is the name of the token the client showed, else the name
+//     of its client certificate (mutual TLS: the subject common name,
+//     else its first DNS or URI alternative name), else its source IP.
 //   - default-deny: nothing that no allow rule allows.
 //
 // Rules allow or deny operations (register, lookup, subscribe) on names
 // and groups (glob patterns: '*' any bytes, '?' one byte) to requests
 // from source networks (CIDR: all a C client can show), from clients with
-// a token, and over transports (UDP and multicast can be spoofed, so a
+// a token or with a client certificate (over mutual TLS), and over
+// transports (UDP and multicast can be spoofed, so a
 // rule can refuse them). The first rule, in file order, that matches a
 // request decides, as in a firewall; with none matching, the mode does.
 // Rules are indexed by name (exact names in a map, patterns by their
@@ -115,11 +117,14 @@
 //	mode open|first-owner|default-deny
 //	token NAME SECRET                 # a secret of 16 bytes or more
 //	token NAME sha256:HEX             # or the SHA-256 of the secret (HashToken)
-//	allow|deny OPS NAMES [group GROUPS] [from CIDRS] [token NAMES] [via tcp,udp,multicast]
+//	allow|deny OPS NAMES [group GROUPS] [from CIDRS] [token NAMES] [cert CERTS] [via tcp,udp,multicast]
 //
 // OPS is register, lookup, subscribe, a list of them, or all; NAMES is
 // a list of globs ("*": every name); GROUPS a list of globs, "" or - for
-// the default group. Every condition given must hold. For example:
+// the default group; CERTS a list of client-certificate names: NAME or
+// cn:NAME (the subject common name), dns:NAME or uri:URI (a subject
+// alternative name), each a glob. Every condition given must hold. For
+// example:
 //
 //	mode default-deny
 //	token billing sha256:5f1c...      # the billing service's token
@@ -128,6 +133,7 @@
 //	deny register billing.*           # and nobody else
 //	allow register step,steps,monitor from 127.0.0.1 via tcp
 //	allow register * from 10.1.0.0/16 via tcp   # C programs of one subnet
+//	allow register orders.* cert orders,dns:orders-*.example.com  # mutual TLS
 //
 // # Tokens
 //
@@ -175,12 +181,14 @@
 // registrations linger when the connection closes, Names shows transport
 // TCP.
 //
-// The access policy does not yet know client certificates: its identity is
-// a token's name, else the source IP. A verified certificate's subject is
-// at hand (the Peer passed to Handle is a flow.TLSPeer, whose
-// ConnectionState().PeerCertificates[0].Subject.CommonName it is) and
-// could become an identity beside tokens, matched by "cert NAME" rules;
-// that change belongs to policy.go and is left for later.
+// Under mutual TLS the client certificate is an identity of the access
+// policy beside tokens and source networks: rules with "cert" match its
+// subject common name or alternative names, and in first-owner mode a
+// certificate's name owns what it registered. Only a verified chain
+// counts (the Peer passed to Handle is a flow.TLSPeer; its
+// ConnectionState().VerifiedChains), so a listener that does not require
+// client certificates gives the policy none; a certificate of another CA
+// fails the handshake and sends nothing.
 //
 // # The end-of-answers extension
 //

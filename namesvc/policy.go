@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"crypto/subtle"
+	"crypto/x509"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -62,14 +63,73 @@ const (
 type Rule struct {
 	Allow  bool
 	Ops    Op
-	Names  []string        // glob patterns ('*' any bytes, '?' one byte); empty: every name
-	Groups []string        // glob patterns of the group ("" is the default group); empty: every group
-	From   []netip.Prefix  // source networks; empty: any source
-	Tokens []string        // token names; empty: with or without a token
+	Names  []string       // glob patterns ('*' any bytes, '?' one byte); empty: every name
+	Groups []string       // glob patterns of the group ("" is the default group); empty: every group
+	From   []netip.Prefix // source networks; empty: any source
+	Tokens []string       // token names; empty: with or without a token
+	// Certs are client certificates, shown over mutual TLS (a verified
+	// chain): "NAME" or "cn:NAME" matches the subject common name,
+	// "dns:NAME" a DNS subject alternative name, "uri:URI" a URI one;
+	// NAME, URI are globs. Empty: with or without a certificate.
+	Certs  []string
 	Via    []flow.Protocol // transports; empty: any
 	Line   int             // line of the policy file, for log lines; 0 if none
 	groups []pattern       // compiled Groups
 	names  []pattern       // compiled Names
+	certs  []certPattern   // compiled Certs
+}
+
+// certField is the part of a client certificate a cert pattern matches.
+type certField uint8
+
+const (
+	certCN certField = iota
+	certDNS
+	certURI
+)
+
+// certPattern is a compiled Rule.Certs entry.
+type certPattern struct {
+	field certField
+	p     pattern
+}
+
+// compileCert compiles a Rule.Certs entry.
+func compileCert(s string) (certPattern, error) {
+	field, v := certCN, s
+	if k, rest, ok := strings.Cut(s, ":"); ok {
+		switch strings.ToLower(k) {
+		case "cn":
+			field, v = certCN, rest
+		case "dns":
+			field, v = certDNS, rest
+		case "uri":
+			field, v = certURI, rest
+		default:
+			return certPattern{}, fmt.Errorf("cert %q: want NAME, cn:NAME, dns:NAME or uri:URI", s)
+		}
+	}
+	if v == "" {
+		return certPattern{}, fmt.Errorf("cert %q: the name is empty", s)
+	}
+	return certPattern{field, compilePattern(v)}, nil
+}
+
+// match reports whether the certificate c has the name cp asks for.
+func (cp certPattern) match(c *x509.Certificate) bool {
+	switch cp.field {
+	case certCN:
+		return c.Subject.CommonName != "" && cp.p.match(c.Subject.CommonName)
+	case certDNS:
+		return slices.ContainsFunc(c.DNSNames, cp.p.match)
+	case certURI:
+		for _, u := range c.URIs {
+			if cp.p.match(u.String()) {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // Policy says who may register, look up and subscribe to which names
@@ -192,7 +252,14 @@ func (p *Policy) addRule(r Rule) error {
 			return fmt.Errorf("rule names token %q, which no token line defines", t)
 		}
 	}
-	r.names, r.groups = nil, nil
+	r.names, r.groups, r.certs = nil, nil, nil
+	for _, c := range r.Certs {
+		cp, err := compileCert(c)
+		if err != nil {
+			return fmt.Errorf("rule: %w", err)
+		}
+		r.certs = append(r.certs, cp)
+	}
 	for _, n := range r.Names {
 		r.names = append(r.names, compilePattern(n))
 	}
@@ -257,26 +324,54 @@ func (p *Policy) finish() {
 }
 
 // identity is who a request comes from: a token's name (set once the
-// connection or datagram source showed that token), and the source IP.
+// connection or datagram source showed that token), the client
+// certificate verified over mutual TLS, and the source IP.
 type identity struct {
 	token string
-	ip    netip.Addr
+	cert  *x509.Certificate // nil: none (not TLS, or no client certificate)
+	// certName names the certificate's owner in an owner identity
+	// (owner sets it; cert is then nil, so that owners compare by name).
+	certName string
+	ip       netip.Addr
 }
 
 // owner returns the identity that owns a registration in ModeFirstOwner:
-// the token's name, else the source IP.
+// the token's name, else the client certificate's name (certName), else
+// the source IP.
 func (w identity) owner() identity {
-	if w.token != "" {
+	switch {
+	case w.token != "":
 		return identity{token: w.token}
+	case w.cert != nil:
+		return identity{certName: certName(w.cert)}
 	}
 	return identity{ip: w.ip}
 }
 
-func (w identity) String() string {
-	if w.token != "" {
-		return "token " + w.token + " from " + w.ip.String()
+// certName names a client certificate: "cn:" and its subject common name,
+// else its first DNS or URI alternative name, else its SHA-256.
+func certName(c *x509.Certificate) string {
+	switch {
+	case c.Subject.CommonName != "":
+		return "cn:" + c.Subject.CommonName
+	case len(c.DNSNames) > 0:
+		return "dns:" + c.DNSNames[0]
+	case len(c.URIs) > 0:
+		return "uri:" + c.URIs[0].String()
 	}
-	return w.ip.String()
+	h := sha256.Sum256(c.Raw)
+	return "sha256:" + hex.EncodeToString(h[:])
+}
+
+func (w identity) String() string {
+	s := w.ip.String()
+	if w.cert != nil {
+		s = "cert " + certName(w.cert) + " from " + s
+	}
+	if w.token != "" {
+		s = "token " + w.token + ", " + s
+	}
+	return s
 }
 
 // decision is what a policy says of a request.
@@ -360,6 +455,11 @@ func (r *Rule) matchWho(group string, who identity, proto flow.Protocol) bool {
 	}
 	if len(r.Tokens) > 0 && (who.token == "" || !slices.Contains(r.Tokens, who.token)) {
 		return false
+	}
+	if len(r.certs) > 0 {
+		if who.cert == nil || !slices.ContainsFunc(r.certs, func(cp certPattern) bool { return cp.match(who.cert) }) {
+			return false
+		}
 	}
 	if len(r.From) > 0 {
 		ok := false
@@ -571,10 +671,10 @@ func ParsePolicy(r io.Reader, source string) (*Policy, error) {
 	return p, nil
 }
 
-const ruleSyntax = "want \"allow|deny OPS NAMES [group GROUPS] [from CIDRS] [token NAMES] [via tcp,udp,multicast]\", OPS register,lookup,subscribe or all"
+const ruleSyntax = "want \"allow|deny OPS NAMES [group GROUPS] [from CIDRS] [token NAMES] [cert [cn:|dns:|uri:]NAMES] [via tcp,udp,multicast]\", OPS register,lookup,subscribe or all"
 
 // parseRule parses "allow|deny OPS NAMES [group G,..] [from CIDR,..]
-// [token T,..] [via P,..]"; lists are comma-separated.
+// [token T,..] [cert C,..] [via P,..]"; lists are comma-separated.
 func parseRule(f []string) (Rule, error) {
 	var r Rule
 	r.Allow = strings.EqualFold(f[0], "allow")
@@ -628,6 +728,13 @@ func parseRule(f []string) (Rule, error) {
 			}
 		case "token":
 			r.Tokens = splitList(val)
+		case "cert":
+			r.Certs = splitList(val)
+			for _, c := range r.Certs {
+				if _, err := compileCert(c); err != nil {
+					return r, err
+				}
+			}
 		case "via":
 			for _, s := range splitList(val) {
 				pr, err := flow.ParseProtocol(s)

@@ -57,10 +57,19 @@ func policySource(p *Policy) string {
 	return p.Source
 }
 
-// identityLocked returns who p is: its source IP, and the token name it
-// showed if any. s.mu is held (read or write).
+// identityLocked returns who p is: its source IP, the token name it
+// showed if any, and over mutual TLS its client certificate. s.mu is held
+// (read or write).
 func (s *Server) identityLocked(p flow.Peer) identity {
 	w := identity{ip: p.RemoteAddr().Addr().Unmap()}
+	if tp, ok := p.(flow.TLSPeer); ok {
+		// VerifiedChains, not PeerCertificates: a server configured to
+		// request a certificate without verifying it would otherwise let
+		// anyone claim any name.
+		if cs := tp.ConnectionState(); len(cs.VerifiedChains) > 0 && len(cs.VerifiedChains[0]) > 0 {
+			w.cert = cs.VerifiedChains[0][0]
+		}
+	}
 	if len(s.auth) > 0 {
 		if a := s.auth[keyOf(p)]; a != nil {
 			w.token = a.name

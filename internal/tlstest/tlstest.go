@@ -87,20 +87,26 @@ func (ca *CA) Client(t testing.TB, cn string) *Issued {
 
 func (ca *CA) issue(t testing.TB, cn string, usage x509.ExtKeyUsage, ips []net.IP, names []string) *Issued {
 	t.Helper()
+	return ca.issueTemplate(t, cn, &x509.Certificate{
+		Subject:     pkix.Name{CommonName: cn},
+		ExtKeyUsage: []x509.ExtKeyUsage{usage},
+		IPAddresses: ips,
+		DNSNames:    names,
+	})
+}
+
+// issueTemplate issues a certificate from tmpl (its subject, usages and
+// alternative names; serial, validity and key usage are filled) and
+// writes it and its new key to files named after file.
+func (ca *CA) issueTemplate(t testing.TB, file string, tmpl *x509.Certificate) *Issued {
+	t.Helper()
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		t.Fatal(err)
 	}
-	tmpl := &x509.Certificate{
-		SerialNumber: serial(t),
-		Subject:      pkix.Name{CommonName: cn},
-		NotBefore:    time.Now().Add(-time.Hour),
-		NotAfter:     time.Now().Add(24 * time.Hour),
-		KeyUsage:     x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:  []x509.ExtKeyUsage{usage},
-		IPAddresses:  ips,
-		DNSNames:     names,
-	}
+	tmpl.SerialNumber = serial(t)
+	tmpl.NotBefore, tmpl.NotAfter = time.Now().Add(-time.Hour), time.Now().Add(24*time.Hour)
+	tmpl.KeyUsage = x509.KeyUsageDigitalSignature
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.Cert, &key.PublicKey, ca.key)
 	if err != nil {
 		t.Fatal(err)
@@ -109,7 +115,7 @@ func (ca *CA) issue(t testing.TB, cn string, usage x509.ExtKeyUsage, ips []net.I
 	if err != nil {
 		t.Fatal(err)
 	}
-	is := &Issued{CertFile: filepath.Join(ca.dir, cn+".pem"), KeyFile: filepath.Join(ca.dir, cn+"-key.pem")}
+	is := &Issued{CertFile: filepath.Join(ca.dir, file+".pem"), KeyFile: filepath.Join(ca.dir, file+"-key.pem")}
 	writePEM(t, is.CertFile, "CERTIFICATE", der)
 	writePEM(t, is.KeyFile, "PRIVATE KEY", kder)
 	if is.TLS, err = tls.LoadX509KeyPair(is.CertFile, is.KeyFile); err != nil {
