@@ -2,8 +2,10 @@ package flow
 
 import (
 	"io"
+	"net"
 	"runtime"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/stk-go/stk/seq"
@@ -16,6 +18,15 @@ import (
 // batches (one syscall for many sequences) and an idle one's leave at once.
 // queued counts the bytes appended and not yet written, in flight included,
 // which is what Options.QueueBytes bounds.
+//
+// A sender that finds the queue idle (nothing pending, no write in flight,
+// and no push for directGap) writes its frame to the socket itself, under
+// the lock, with one non-blocking write: a lone sequence leaves without
+// waking the writer goroutine, which costs two scheduler hand-offs on each
+// side of a round trip. Whatever the socket does not take goes into
+// pending for the writer as before, so ordering, the bound and the
+// slow-consumer policy do not change. A sender that pushes again within
+// directGap is busy: its frames go through the writer and are batched.
 type outQueue struct {
 	mu      sync.Mutex
 	pending []byte // frames not yet taken by the writer
@@ -27,7 +38,23 @@ type outQueue struct {
 	lagging bool          // stayed full for a whole wait; pushes fail until half drained
 	notify  chan struct{} // cap 1: pending became non-empty, or closed
 	space   chan struct{} // cap 1: the writer freed room
+
+	// Direct writes (see above); all under mu.
+	inFlight bool            // the writer holds a batch it is writing
+	direct   syscall.RawConn // the connection's socket; nil: always queue
+	ctr      *counters       // counts direct writes
+	partial  int             // bytes at the start of pending that end a frame written in part directly
+	lastPush int64           // nanotime at the end of the last push
+	dbuf     []byte          // the frame being written directly
+	dn       int             // result of the direct write
+	dfn      func(fd uintptr) bool
+	directs  uint64 // frames written directly, in whole or in part (tests)
 }
+
+// directGap is how long a queue must have seen no push for a sender to
+// write directly: pushes closer together than this are a busy sender's,
+// and batching them through the writer costs fewer system calls.
+const directGap = 20 * time.Microsecond
 
 func newOutQueue(limit int) *outQueue {
 	return &outQueue{limit: limit, notify: make(chan struct{}, 1), space: make(chan struct{}, 1)}
@@ -102,14 +129,9 @@ func (q *outQueue) push(frame []byte, wait time.Duration) pushResult {
 	if r := q.reserve(len(frame), wait); r != pushed {
 		return r
 	}
-	wake := len(q.pending) == 0
+	start := len(q.pending)
 	q.pending = append(q.pending, frame...)
-	q.seqs++
-	q.queued += len(frame)
-	q.mu.Unlock()
-	if wake {
-		q.wake()
-	}
+	q.pushed(start)
 	return pushed
 }
 
@@ -119,19 +141,124 @@ func (q *outQueue) pushEncode(s *seq.Sequence, size int, wait time.Duration) (pu
 	if r := q.reserve(size, wait); r != pushed {
 		return r, nil
 	}
-	wake := len(q.pending) == 0
+	start := len(q.pending)
 	var err error
 	if q.pending, err = seq.AppendTCP(q.pending, s); err != nil {
+		q.pending = q.pending[:start]
 		q.mu.Unlock()
 		return pushed, err
 	}
+	q.pushed(start)
+	return pushed, nil
+}
+
+// pushed ends a push whose frame is pending[start:]: it writes the frame
+// directly when the queue is idle, else leaves it to the writer, and
+// unlocks q.
+func (q *outQueue) pushed(start int) {
+	now := nanotime()
+	idle := start == 0 && !q.inFlight && q.direct != nil && now-q.lastPush >= int64(directGap)
+	if idle {
+		n := q.writeDirect(q.pending)
+		q.ctr.bytesOut.Add(uint64(n))
+		if n > 0 {
+			q.directs++
+		}
+		if n == len(q.pending) {
+			q.ctr.seqOut.Add(1)
+			q.pending = q.pending[:0]
+			q.lastPush = nanotime()
+			q.mu.Unlock()
+			return
+		}
+		if n > 0 { // the rest must follow on this connection (see detach)
+			q.pending = q.pending[:copy(q.pending, q.pending[n:])]
+			q.partial = len(q.pending)
+		}
+	}
 	q.seqs++
-	q.queued += size
+	q.queued += len(q.pending) - start
+	q.lastPush = now
 	q.mu.Unlock()
-	if wake {
+	if start == 0 {
 		q.wake()
 	}
-	return pushed, nil
+}
+
+// monoEpoch makes nanotime monotonic and cheap to compare.
+var monoEpoch = time.Now()
+
+// nanotime is a monotonic clock in nanoseconds.
+func nanotime() int64 { return int64(time.Since(monoEpoch)) }
+
+// writeDirect writes b to the socket with one non-blocking write (q.mu
+// held) and returns the bytes written: 0 when the socket buffer is full
+// or the connection failed, which the writer will then find out.
+func (q *outQueue) writeDirect(b []byte) int {
+	q.dbuf, q.dn = b, 0
+	if q.direct.Write(q.dfn) != nil {
+		q.dn = 0
+	}
+	q.dbuf = nil
+	return q.dn
+}
+
+// writeFD is q.dfn: the write of writeDirect, on the socket's descriptor.
+// It returns true so that RawConn.Write never waits for the socket to be
+// writable.
+func (q *outQueue) writeFD(fd uintptr) bool {
+	q.dn = rawWrite(fd, q.dbuf)
+	return true
+}
+
+// attach lets senders write directly to rc, counting in ctr, once the
+// queue is idle; rc is the connection's socket, which the writer writes
+// too. An rc that is not a plain socket (TLS) must not be attached.
+func (q *outQueue) attach(rc syscall.RawConn, ctr *counters) {
+	if !rawWriteSupported {
+		return
+	}
+	q.mu.Lock()
+	q.direct, q.ctr = rc, ctr
+	if q.dfn == nil {
+		q.dfn = q.writeFD
+	}
+	q.mu.Unlock()
+}
+
+// attachConn attaches conn when it is a plain TCP connection (not TLS,
+// whose records only the writer can make).
+func (q *outQueue) attachConn(conn net.Conn, ctr *counters) {
+	if tc, ok := conn.(*net.TCPConn); ok {
+		if rc, err := tc.SyscallConn(); err == nil {
+			q.attach(rc, ctr)
+		}
+	}
+}
+
+// directWrites returns how many frames senders wrote themselves.
+func (q *outQueue) directWrites() uint64 {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.directs
+}
+
+// detach stops direct writes when the connection is gone (a client
+// reconnects with the same queue). The end of a frame that was written in
+// part to the old connection cannot go to the next one: it is dropped and
+// returned as one lost sequence.
+func (q *outQueue) detach() (lost int) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	q.direct = nil
+	if q.partial > 0 {
+		q.queued -= q.partial
+		q.pending = q.pending[:copy(q.pending, q.pending[q.partial:])]
+		q.partial = 0
+		q.seqs--
+		return 1
+	}
+	return 0
 }
 
 func (q *outQueue) wake() {
@@ -150,6 +277,8 @@ func (q *outQueue) take(stop <-chan struct{}) (buf []byte, seqs int, ok bool) {
 			buf, seqs = q.pending, q.seqs
 			q.pending, q.seqs = q.spare[:0], 0
 			q.spare = nil
+			q.partial = 0 // the writer finishes it on this connection
+			q.inFlight = true
 			q.mu.Unlock()
 			return buf, seqs, true
 		}
@@ -180,6 +309,7 @@ func (q *outQueue) take(stop <-chan struct{}) (buf []byte, seqs int, ok bool) {
 func (q *outQueue) written(buf []byte) {
 	q.mu.Lock()
 	q.queued -= len(buf)
+	q.inFlight = false
 	if q.spare == nil || cap(buf) > cap(q.spare) {
 		q.spare = buf[:0]
 	}
@@ -207,7 +337,7 @@ func (q *outQueue) discard() int {
 	q.mu.Lock()
 	n := q.seqs
 	q.queued -= len(q.pending)
-	q.pending, q.seqs = q.pending[:0], 0
+	q.pending, q.seqs, q.partial = q.pending[:0], 0, 0
 	q.mu.Unlock()
 	return n
 }

@@ -331,7 +331,11 @@ func (c *TCPClient) serve(conn net.Conn) (clean bool, err error) {
 		close(down)
 		readErr <- err
 	}()
+	c.queue.attachConn(conn, &c.ctr)
 	lost, werr := c.queue.drain(conn, &c.ctr, down)
+	// From here on sequences wait for the next connection; the end of a
+	// frame written in part to this one is lost with it.
+	lost += c.queue.detach()
 	if werr == nil && c.queue.finished() && c.ctx.Err() == nil {
 		// Closed and drained: say goodbye and let the reader see EOF.
 		conn.(interface{ CloseWrite() error }).CloseWrite() // TLS: close_notify, then EOF

@@ -290,13 +290,15 @@ func newServerConn(s *TCPServer, gc gnet.Conn) (*serverConn, error) {
 	if err != nil {
 		return nil, fmt.Errorf("wrapping the socket: %w", err)
 	}
-	return &serverConn{
+	c := &serverConn{
 		servedConn: newServedConn(&s.listener, gc.Close, addrPortOf(gc.LocalAddr()), addrPortOf(gc.RemoteAddr())),
 		s:          s,
 		gc:         gc,
 		wconn:      wconn,
 		fr:         framer{maxSize: s.opts.MaxSequenceSize},
-	}, nil
+	}
+	c.queue.attachConn(wconn, &s.ctr) // an idle connection's replies skip the writer
+	return c, nil
 }
 
 func (c *serverConn) writeLoop() {

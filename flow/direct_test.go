@@ -1,0 +1,174 @@
+package flow
+
+import (
+	"bytes"
+	"net"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/stk-go/stk/internal/leakcheck"
+	"github.com/stk-go/stk/internal/testutil"
+	"github.com/stk-go/stk/seq"
+)
+
+// An idle flow's lone sequences are written by Send itself, on both the
+// client and the server side (the echo), and a busy sender's go through
+// the writer in batches: far fewer direct writes than sequences, every
+// sequence delivered, in order.
+func TestTCPIdleSendsDirectlyBusyBatches(t *testing.T) {
+	leakcheck.Check(t)
+	if !rawWriteSupported {
+		t.Skip("direct writes need a Unix socket")
+	}
+	srv := listen(t, Options{Handler: func(p Peer, s *seq.Sequence) {
+		if err := p.Send(s); err != nil {
+			t.Error(err)
+		}
+	}})
+	echoes := make(chan uint64, 1)
+	var busy atomic.Bool
+	cnt := newCounter(t, 16)
+	c := dial(t, srv.LocalAddr().String(), Options{Handler: func(p Peer, s *seq.Sequence) {
+		if busy.Load() {
+			cnt.handle(p, s)
+			return
+		}
+		echoes <- checkSeq(t, s, 16)
+	}})
+	waitConnected(t, c)
+	testutil.WaitFor(t, 5*time.Second, "connection", func() bool { return srv.Conns() == 1 })
+
+	// Ping-pong: one outstanding, a pause between.
+	const pings = 50
+	for i := range uint64(pings) {
+		if err := c.Send(testSeq(i, 16)); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case got := <-echoes:
+			if got != i {
+				t.Fatalf("echo %d, want %d", got, i)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatalf("no echo of %d", i)
+		}
+		time.Sleep(2 * directGap) // idle again
+	}
+	srvQ := srv.conns.load()[0].queue
+	// Every ping found both queues idle; allow a few that did not (a
+	// preempted test on a loaded machine sends within directGap of nothing,
+	// but a write may still be in flight).
+	if d := c.queue.directWrites(); d < pings*9/10 {
+		t.Errorf("client wrote %d of %d idle sequences directly", d, pings)
+	}
+	if d := srvQ.directWrites(); d < pings*9/10 {
+		t.Errorf("server wrote %d of %d idle echoes directly", d, pings)
+	}
+
+	// A burst: the writer batches it.
+	busy.Store(true)
+	before := c.queue.directWrites()
+	const burst = 20000
+	for i := range uint64(burst) {
+		if err := c.Send(testSeq(i, 16)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	testutil.WaitFor(t, 20*time.Second, "burst echoed", func() bool { return cnt.n.Load() == burst })
+	if d := c.queue.directWrites() - before; d > burst/10 {
+		t.Errorf("a burst of %d sequences made %d direct writes: a busy sender should batch", burst, d)
+	}
+	if st := c.Stats(); st.SequencesOut != pings+burst || st.Dropped != 0 {
+		t.Errorf("client stats %+v, want %d sequences out, none dropped", st, pings+burst)
+	}
+}
+
+// A direct write the socket takes only in part leaves the rest to the
+// writer, ahead of everything sent after it: large sequences through small
+// socket buffers arrive whole and in order.
+func TestTCPDirectPartialWriteKeepsOrder(t *testing.T) {
+	leakcheck.Check(t)
+	const size = 1 << 20
+	const n = 8
+	var got atomic.Int64
+	srv := listen(t, Options{ReceiveBuffer: 16 << 10, Handler: func(p Peer, s *seq.Sequence) {
+		if i := checkSeq(t, s, size); int64(i) != got.Load() {
+			t.Errorf("got sequence %d, want %d", i, got.Load())
+		}
+		got.Add(1)
+	}})
+	c := dial(t, srv.LocalAddr().String(), Options{SendBuffer: 16 << 10, QueueBytes: 64 << 20})
+	waitConnected(t, c)
+	for i := range uint64(n) {
+		if err := c.Send(testSeq(i, size)); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(2 * directGap) // each finds the queue idle if the writer is done
+	}
+	testutil.WaitFor(t, 30*time.Second, "large sequences", func() bool { return got.Load() == n })
+	if d := c.queue.directWrites(); d == 0 {
+		t.Error("no sequence was written directly (in part)")
+	}
+}
+
+// detach drops the end of a frame written in part to a connection that is
+// gone, so that the next connection starts at a frame boundary, and keeps
+// the frames queued behind it.
+func TestOutQueueDetachDropsPartialFrame(t *testing.T) {
+	if !rawWriteSupported {
+		t.Skip("direct writes need a Unix socket")
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	conn, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	peer, err := ln.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer peer.Close()
+	conn.(*net.TCPConn).SetWriteBuffer(4 << 10)
+	peer.(*net.TCPConn).SetReadBuffer(4 << 10)
+
+	var ctr counters
+	q := newOutQueue(64 << 20)
+	q.attachConn(conn, &ctr)
+	big := testSeq(1, 8<<20) // far more than both socket buffers hold
+	if r, err := q.pushEncode(big, seq.TCPSize(big), 0); r != pushed || err != nil {
+		t.Fatalf("push: %v %v", r, err)
+	}
+	written := ctr.bytesOut.Load()
+	if written == 0 || written >= uint64(seq.TCPSize(big)) {
+		t.Fatalf("direct write of an 8 MiB frame wrote %d bytes, want part of it", written)
+	}
+	small := testSeq(2, 16)
+	if r, _ := q.pushEncode(small, seq.TCPSize(small), 0); r != pushed {
+		t.Fatalf("second push: %v", r)
+	}
+	if lost := q.detach(); lost != 1 {
+		t.Fatalf("detach lost %d sequences, want 1", lost)
+	}
+	want, _ := seq.AppendTCP(nil, small)
+	if !bytes.Equal(q.pending, want) || q.seqs != 1 || q.queued != len(want) {
+		t.Fatalf("after detach: %d pending bytes, %d sequences, %d queued; want the second frame alone (%d bytes)",
+			len(q.pending), q.seqs, q.queued, len(want))
+	}
+	// The next connection gets whole frames only.
+	var out bytes.Buffer
+	q.close()
+	if _, err := q.drain(&out, &ctr, nil); err != nil {
+		t.Fatal(err)
+	}
+	var s seq.Sequence
+	if n, _, err := seq.DecodeTCP(&s, out.Bytes(), 1<<20); err != nil || n != out.Len() {
+		t.Fatalf("the next connection would get %d bytes that do not decode as one frame: %v", out.Len(), err)
+	}
+	checkSeq(t, &s, 16)
+}
