@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/stk-go/stk/internal/leakcheck"
+	"github.com/stk-go/stk/internal/testutil"
 )
 
 // TestFollowAcceptNetworks: two publishers register under the directory,
@@ -27,23 +28,24 @@ func TestFollowAcceptNetworks(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	eventually(t, 5*time.Second, "the strict bus connected to 127.0.0.1 and ignoring 127.0.0.2, the open one connected to both", func() bool {
+	testutil.WaitFor(t, 5*time.Second, "the strict bus connected to 127.0.0.1 and ignoring 127.0.0.2, the open one connected to both", func() bool {
 		s, o := strict.Stats(), open.Stats()
 		return s.PublishersConnected == 1 && s.PublishersIgnored == 1 && o.PublishersConnected == 2 && o.PublishersIgnored == 0
 	})
+
 	if p := strict.Publishers(); len(p) != 1 || p[0].Addr != one.addr.String() {
 		t.Fatalf("the strict bus follows %+v, want %v only", p, one.addr)
 	}
 	// The open bus's connection is the only one 127.0.0.2 gets (the
 	// server side may see it a moment after the bus does); checked again
 	// at the end.
-	eventually(t, 5*time.Second, "the publisher on 127.0.0.2 sees the open bus", func() bool { return two.srv.Conns() == 1 })
-	eventually(t, 5*time.Second, "both publishers see both buses", func() bool { return one.srv.Conns() == 2 })
+	testutil.WaitFor(t, 5*time.Second, "the publisher on 127.0.0.2 sees the open bus", func() bool { return two.srv.Conns() == 1 })
+	testutil.WaitFor(t, 5*time.Second, "both publishers see both buses", func() bool { return one.srv.Conns() == 2 })
 
 	one.send(t, mk("app.one", "host-one", 1000))
 	two.send(t, mk("app.two", "host-two", 2000))
 	wantSource := map[string]string{"app.one": "tcp:" + one.addr.String(), "app.two": "tcp:" + two.addr.String()}
-	eventually(t, 5*time.Second, "both STEPs on the open bus", func() bool { return len(open.Query(Query{})) == 2 })
+	testutil.WaitFor(t, 5*time.Second, "both STEPs on the open bus", func() bool { return len(open.Query(Query{})) == 2 })
 	steps, sources := open.QueryWithSources(Query{})
 	for i, s := range steps {
 		if sources[i] != wantSource[s.Event.Type] {
@@ -53,7 +55,7 @@ func TestFollowAcceptNetworks(t *testing.T) {
 	if st := open.Stats(); st.BySource[wantSource["app.one"]] != 1 || st.BySource[wantSource["app.two"]] != 1 {
 		t.Errorf("BySource %v, want one STEP from each publisher", st.BySource)
 	}
-	eventually(t, 5*time.Second, "app.one on the strict bus", func() bool { return len(strict.Query(Query{})) == 1 })
+	testutil.WaitFor(t, 5*time.Second, "app.one on the strict bus", func() bool { return len(strict.Query(Query{})) == 1 })
 	steps, sources = strict.QueryWithSources(Query{})
 	if len(steps) != 1 || steps[0].Event.Type != "app.one" || !slices.Equal(sources, []string{wantSource["app.one"]}) {
 		t.Errorf("the strict bus holds %d STEPs from %v, want app.one from %s", len(steps), sources, wantSource["app.one"])

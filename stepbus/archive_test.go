@@ -13,6 +13,7 @@ import (
 	"github.com/klauspost/compress/zstd"
 
 	"github.com/stk-go/stk/internal/leakcheck"
+	"github.com/stk-go/stk/internal/testutil"
 	"github.com/stk-go/stk/step"
 )
 
@@ -146,16 +147,16 @@ func TestArchiveRotatesByAge(t *testing.T) {
 	b := newBus(t, Config{ArchiveDir: dir, ArchiveMaxAge: time.Hour, Now: clk.Now})
 	publish(t, b, mk("system.cpu", "h", 1))
 	b.archive.sync()
-	clk.Add(59 * time.Minute)
+	clk.Advance(59 * time.Minute)
 	publish(t, b, mk("system.cpu", "h", 2))
 	b.archive.sync()
 	if names := segmentNames(t, dir); len(names) != 1 {
 		t.Fatalf("rotated before the age: %v", names)
 	}
-	clk.Add(time.Minute)
+	clk.Advance(time.Minute)
 	publish(t, b, mk("system.cpu", "h", 3))
 	b.archive.sync()
-	clk.Add(3 * time.Hour) // idle: the segment is closed at the next flush
+	clk.Advance(3 * time.Hour) // idle: the segment is closed at the next flush
 	b.archive.sync()
 	if st := b.Stats().Archive; st.Segment != "" {
 		t.Fatalf("old segment still open: %+v", st)
@@ -207,7 +208,7 @@ func TestArchiveRepairsTornFrame(t *testing.T) {
 			if err := ReadSegment(path, func(*step.Step) error { return nil }); err == nil {
 				t.Fatal("the torn segment reads without error")
 			}
-			b := newBus(t, Config{ArchiveDir: dir, Logger: quiet()})
+			b := newBus(t, Config{ArchiveDir: dir, Logger: testutil.Discard()})
 			if st := b.Stats().Archive; st.Repaired != int64(len(tc.tail)) {
 				t.Fatalf("repaired %d bytes, want %d", st.Repaired, len(tc.tail))
 			}
@@ -325,7 +326,7 @@ func TestArchiveWriteErrors(t *testing.T) {
 	b.archive.sync()
 	// Age the segment so the next write closes it and opens another, then
 	// take the directory away.
-	clk.Add(2 * DefaultArchiveMaxAge)
+	clk.Advance(2 * DefaultArchiveMaxAge)
 	if err := os.RemoveAll(dir); err != nil {
 		t.Fatal(err)
 	}

@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stk-go/stk/internal/testutil"
 	"github.com/stk-go/stk/step"
 )
 
@@ -30,7 +31,7 @@ func BenchmarkPublish(b *testing.B) {
 }
 
 func benchPublish(b *testing.B, archive string) {
-	bus, err := New(Config{ArchiveDir: archive, Logger: quiet()})
+	bus, err := New(Config{ArchiveDir: archive, Logger: testutil.Discard()})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -66,7 +67,7 @@ func benchPublish(b *testing.B, archive string) {
 
 // Query over a full history of DefaultHistory STEPs.
 func BenchmarkQuery(b *testing.B) {
-	bus, err := New(Config{Logger: quiet()})
+	bus, err := New(Config{Logger: testutil.Discard()})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -100,7 +101,7 @@ func BenchmarkQuery(b *testing.B) {
 func BenchmarkArchive(b *testing.B) {
 	steps := benchSteps(1024)
 	dir := b.TempDir()
-	bus, err := New(Config{ArchiveDir: dir, ArchiveQueue: b.N + 1, History: 1024, Logger: quiet()})
+	bus, err := New(Config{ArchiveDir: dir, ArchiveQueue: b.N + 1, History: 1024, Logger: testutil.Discard()})
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -11,6 +11,7 @@ import (
 
 	"github.com/stk-go/stk/flow"
 	"github.com/stk-go/stk/internal/leakcheck"
+	"github.com/stk-go/stk/internal/testutil"
 	"github.com/stk-go/stk/namesvc"
 	"github.com/stk-go/stk/seq"
 	"github.com/stk-go/stk/step"
@@ -20,7 +21,7 @@ import (
 // namesvc.Dial.
 func startNames(t testing.TB) string {
 	t.Helper()
-	srv, err := namesvc.NewServer(namesvc.ServerConfig{Logger: quiet(), GCInterval: 10 * time.Millisecond})
+	srv, err := namesvc.NewServer(namesvc.ServerConfig{Logger: testutil.Discard(), GCInterval: 10 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -34,7 +35,7 @@ func startNames(t testing.TB) string {
 
 func dialNames(t testing.TB, addr string) *namesvc.Client {
 	t.Helper()
-	c, err := namesvc.Dial(addr, namesvc.ClientOptions{Logger: quiet()})
+	c, err := namesvc.Dial(addr, namesvc.ClientOptions{Logger: testutil.Discard()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -60,11 +61,11 @@ func newFakePublisher(t testing.TB, names string, regs ...string) *fakePublisher
 // newFakePublisherAt is newFakePublisher listening (and registered) on ip.
 func newFakePublisherAt(t testing.TB, names, ip string, regs ...string) *fakePublisher {
 	t.Helper()
-	srv, err := flow.ListenTCP(ip+":0", flow.Options{Logger: quiet(), Name: "fake stepmon"})
+	srv, err := flow.ListenTCP(ip+":0", flow.Options{Logger: testutil.Discard(), Name: "fake stepmon"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	c, err := namesvc.Dial(names, namesvc.ClientOptions{Logger: quiet()})
+	c, err := namesvc.Dial(names, namesvc.ClientOptions{Logger: testutil.Discard()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -118,7 +119,7 @@ func readFeed(t testing.TB, names, feedName string) *feedReader {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r.fl, err = flow.DialTCP(info.Addresses[0].Addr.String(), flow.Options{Logger: quiet(), Handler: func(_ flow.Peer, q *seq.Sequence) {
+	r.fl, err = flow.DialTCP(info.Addresses[0].Addr.String(), flow.Options{Logger: testutil.Discard(), Handler: func(_ flow.Peer, q *seq.Sequence) {
 		s, err := step.Decode(q)
 		r.mu.Lock()
 		defer r.mu.Unlock()
@@ -175,9 +176,9 @@ func TestFeedAndFollower(t *testing.T) {
 	if _, err := b.ServeFeed("127.0.0.1:0"); err == nil {
 		t.Fatal("a second feed was started")
 	}
-	eventually(t, 5*time.Second, "feed registered", func() bool { return b.Stats().Feed.Registered })
+	testutil.WaitFor(t, 5*time.Second, "feed registered", func() bool { return b.Stats().Feed.Registered })
 	feed := readFeed(t, names, DefaultFeedName)
-	eventually(t, 5*time.Second, "feed reader connected", func() bool { return b.Stats().Feed.Conns == 1 })
+	testutil.WaitFor(t, 5*time.Second, "feed reader connected", func() bool { return b.Stats().Feed.Conns == 1 })
 
 	p1 := newFakePublisher(t, names, "step.web-1", DefaultDirectory)
 	if err := b.Follow(); err != nil {
@@ -186,7 +187,7 @@ func TestFeedAndFollower(t *testing.T) {
 	if err := b.Follow(); err == nil {
 		t.Fatal("Follow twice accepted")
 	}
-	eventually(t, 5*time.Second, "publisher 1 followed", func() bool { return p1.srv.Conns() == 1 })
+	testutil.WaitFor(t, 5*time.Second, "publisher 1 followed", func() bool { return p1.srv.Conns() == 1 })
 	sub := b.Subscribe(step.MustPattern("system.*"), "", 100)
 
 	var sent []*step.Step
@@ -204,13 +205,13 @@ func TestFeedAndFollower(t *testing.T) {
 
 	// A second publisher, registered after Follow.
 	p2 := newFakePublisher(t, names, DefaultDirectory)
-	eventually(t, 5*time.Second, "publisher 2 followed", func() bool { return p2.srv.Conns() == 1 })
+	testutil.WaitFor(t, 5*time.Second, "publisher 2 followed", func() bool { return p2.srv.Conns() == 1 })
 	late := mk("system.memory", "db-2", 2000)
 	p2.send(t, late)
 	sent = append(sent, late)
 
-	eventually(t, 5*time.Second, "all STEPs published", func() bool { return b.Stats().Published == 6 })
-	eventually(t, 5*time.Second, "invalid counted", func() bool { return b.Stats().Invalid == 2 })
+	testutil.WaitFor(t, 5*time.Second, "all STEPs published", func() bool { return b.Stats().Published == 6 })
+	testutil.WaitFor(t, 5*time.Second, "invalid counted", func() bool { return b.Stats().Invalid == 2 })
 	got := b.Query(Query{})
 	if len(got) != 6 {
 		t.Fatalf("history %s", describe(got))
@@ -223,7 +224,7 @@ func TestFeedAndFollower(t *testing.T) {
 	if n := len(recv(sub)); n != 6 {
 		t.Fatalf("subscriber got %d STEPs", n)
 	}
-	eventually(t, 5*time.Second, "feed delivers", func() bool { return len(feed.steps()) == 6 })
+	testutil.WaitFor(t, 5*time.Second, "feed delivers", func() bool { return len(feed.steps()) == 6 })
 	for i, s := range feed.steps() {
 		if jsonOf(t, s) != jsonOf(t, sent[i]) {
 			t.Fatalf("feed STEP %d is %s, sent %s", i, jsonOf(t, s), jsonOf(t, sent[i]))
@@ -245,7 +246,7 @@ func TestFeedAndFollower(t *testing.T) {
 	// p2's flow goes down but its name-service client stays: still
 	// registered, so it is kept (and reconnected to if it comes back).
 	p2.srv.Close()
-	eventually(t, 5*time.Second, "p2 seen down", func() bool { return b.Stats().PublishersConnected == 1 })
+	testutil.WaitFor(t, 5*time.Second, "p2 seen down", func() bool { return b.Stats().PublishersConnected == 1 })
 	time.Sleep(600 * time.Millisecond) // three grace periods
 	if n := b.Stats().Publishers; n != 2 {
 		t.Fatalf("a publisher still registered was dropped (%d left)", n)
@@ -253,7 +254,7 @@ func TestFeedAndFollower(t *testing.T) {
 	// p1 goes away altogether: dropped once down for the grace period and
 	// its registration is gone.
 	p1.close()
-	eventually(t, 5*time.Second, "p1 dropped", func() bool { return b.Stats().Publishers == 1 })
+	testutil.WaitFor(t, 5*time.Second, "p1 dropped", func() bool { return b.Stats().Publishers == 1 })
 	if pubs := b.Publishers(); pubs[0].Addr != p2.addr.String() {
 		t.Fatalf("the wrong publisher was dropped: %+v", pubs)
 	}
@@ -282,7 +283,7 @@ func TestFollowerSkipsOwnFeed(t *testing.T) {
 	if err := b.Follow(); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 5*time.Second, "publisher followed", func() bool { return p.srv.Conns() == 1 })
+	testutil.WaitFor(t, 5*time.Second, "publisher followed", func() bool { return p.srv.Conns() == 1 })
 	time.Sleep(50 * time.Millisecond) // the subscription's answers all arrived with the publisher's
 	if pubs := b.Publishers(); len(pubs) != 1 || pubs[0].Addr != p.addr.String() {
 		t.Fatalf("publishers %+v", pubs)
@@ -305,7 +306,7 @@ func TestFeedWithoutNameServer(t *testing.T) {
 		t.Fatal("Follow without a name server succeeded")
 	}
 	got := make(chan *step.Step, 10)
-	c, err := flow.DialTCP(addr.String(), flow.Options{Logger: quiet(), Handler: func(_ flow.Peer, q *seq.Sequence) {
+	c, err := flow.DialTCP(addr.String(), flow.Options{Logger: testutil.Discard(), Handler: func(_ flow.Peer, q *seq.Sequence) {
 		if s, err := step.Decode(q); err == nil {
 			got <- s
 		}
@@ -314,7 +315,7 @@ func TestFeedWithoutNameServer(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	eventually(t, 5*time.Second, "feed connection", func() bool { return b.Stats().Feed.Conns == 1 })
+	testutil.WaitFor(t, 5*time.Second, "feed connection", func() bool { return b.Stats().Feed.Conns == 1 })
 	s := mk("system.cpu", "h", 1)
 	publish(t, b, s)
 	select {
@@ -340,7 +341,7 @@ func TestFeedWithoutNameServer(t *testing.T) {
 // IP registers it.
 func TestFeedAdvertisedAddress(t *testing.T) {
 	leakcheck.Check(t)
-	srv, err := namesvc.NewServer(namesvc.ServerConfig{Logger: quiet()})
+	srv, err := namesvc.NewServer(namesvc.ServerConfig{Logger: testutil.Discard()})
 	if err != nil {
 		t.Fatal(err)
 	}

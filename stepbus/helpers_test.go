@@ -3,16 +3,12 @@ package stepbus
 import (
 	"encoding/json"
 	"fmt"
-	"io"
-	"log/slog"
-	"sync"
 	"testing"
 	"time"
 
+	"github.com/stk-go/stk/internal/testutil"
 	"github.com/stk-go/stk/step"
 )
-
-func quiet() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
 
 // mk returns a valid STEP of type typ on host, started at ms (Unix ms).
 func mk(typ, host string, ms int64) *step.Step {
@@ -35,7 +31,7 @@ func metric(typ, host string, ms int64, kv ...any) *step.Step {
 func newBus(t testing.TB, cfg Config) *Bus {
 	t.Helper()
 	if cfg.Logger == nil {
-		cfg.Logger = quiet()
+		cfg.Logger = testutil.Discard()
 	}
 	b, err := New(cfg)
 	if err != nil {
@@ -73,36 +69,9 @@ func jsonOf(t testing.TB, s *step.Step) string {
 	return string(b)
 }
 
-// clock is an injectable clock.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func newClock() *clock { return &clock{t: time.Date(2026, 11, 22, 5, 30, 0, 0, time.UTC)} }
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *clock) Add(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
-}
-
-// eventually polls cond for up to d.
-func eventually(t testing.TB, d time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("after %v: %s", d, what)
-		}
-		time.Sleep(5 * time.Millisecond) // poll
-	}
+// newClock returns a hand-moved clock at the tests' epoch.
+func newClock() *testutil.Clock {
+	return testutil.NewClock(time.Date(2026, 11, 22, 5, 30, 0, 0, time.UTC))
 }
 
 func ms(v ...int64) string { return fmt.Sprint(v) }

@@ -117,7 +117,7 @@ func TestHosts(t *testing.T) {
 	gpu := metric("system.gpu", "web-1", 2000, "gpu_index", 3.0)
 	alert := mk("system.cpu.high", "web-1", 2100) // an event, not a metric
 	publish(t, b, cpu1, cpu2, root, home, gpu)
-	clk.Add(time.Minute)
+	clk.Advance(time.Minute)
 	publish(t, b, late, alert)
 	other := metric("system.memory", "db-2", 900)
 	other.Space.IP = "10.0.0.2"
@@ -148,7 +148,7 @@ func TestStatKeysAreBounded(t *testing.T) {
 	clk := newClock()
 	b := newBus(t, Config{History: 10, Now: clk.Now})
 	for i := range MaxStatKeys + 10 {
-		clk.Add(time.Millisecond)
+		clk.Advance(time.Millisecond)
 		publish(t, b, mk(fmt.Sprintf("t%d", i), fmt.Sprintf("h%d", i), int64(i+1)))
 	}
 	st := b.Stats()

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/stk-go/stk/internal/leakcheck"
+	"github.com/stk-go/stk/internal/testutil"
 	"github.com/stk-go/stk/step"
 )
 
@@ -55,7 +56,7 @@ func TestKill9Helper(t *testing.T) {
 	if dir == "" {
 		t.Skip("helper process of TestKill9")
 	}
-	b, err := New(Config{ArchiveDir: dir, FlushInterval: killFlush, Logger: quiet()})
+	b, err := New(Config{ArchiveDir: dir, FlushInterval: killFlush, Logger: testutil.Discard()})
 	if err != nil {
 		t.Fatal(err)
 	}

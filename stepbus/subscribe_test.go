@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/stk-go/stk/internal/leakcheck"
+	"github.com/stk-go/stk/internal/testutil"
 	"github.com/stk-go/stk/step"
 )
 
@@ -104,7 +105,7 @@ func TestSlowSubscriberDrops(t *testing.T) {
 		publish(t, b, s)
 		if i%8 == 7 {
 			// Let the reader keep up; the stuck one never reads.
-			eventually(t, 5*time.Second, "reader keeps up", func() bool { return len(reader.C()) == 0 })
+			testutil.WaitFor(t, 5*time.Second, "reader keeps up", func() bool { return len(reader.C()) == 0 })
 		}
 	}
 	elapsed := time.Since(start)
