@@ -9,8 +9,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/stk-go/stk"
 	"github.com/stk-go/stk/flow"
-	"github.com/stk-go/stk/namesvc"
 	"github.com/stk-go/stk/step"
 )
 
@@ -173,7 +173,7 @@ type Bus struct {
 	feed    *feed    // nil until ServeFeed
 
 	nsOnce sync.Once
-	ns     *namesvc.Client
+	ns     *stk.Env // the name server's, for the feed and the follower
 	nsErr  error
 
 	follow *follower // nil until Follow
@@ -416,8 +416,9 @@ func clone(m map[string]uint64) map[string]uint64 {
 	return out
 }
 
-// names returns the bus's name-service client, dialing it on first use.
-func (b *Bus) names() (*namesvc.Client, error) {
+// names returns the bus's name-server environment, connecting it on first
+// use.
+func (b *Bus) names() (*stk.Env, error) {
 	b.nsOnce.Do(func() {
 		b.mu.RLock()
 		closed := b.closed
@@ -430,7 +431,7 @@ func (b *Bus) names() (*namesvc.Client, error) {
 			b.nsErr = errors.New("stepbus: no name server configured")
 			return
 		}
-		b.ns, b.nsErr = namesvc.Dial(b.cfg.NameServer, namesvc.ClientOptions{Logger: b.log.With("component", "steps names")})
+		b.ns, b.nsErr = stk.Connect(b.cfg.NameServer, stk.Options{Logger: b.log.With("component", "steps names")})
 		if b.nsErr != nil {
 			b.nsErr = fmt.Errorf("stepbus: %w", b.nsErr)
 		}
@@ -446,7 +447,7 @@ func (b *Bus) Flows() []flow.Flow {
 	b.mu.RUnlock()
 	var out []flow.Flow
 	if fd != nil {
-		out = append(out, fd.srv)
+		out = append(out, fd.pub.Flow())
 	}
 	if fl != nil {
 		out = append(out, fl.flows()...)

@@ -8,6 +8,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/stk-go/stk"
 	"github.com/stk-go/stk/flow"
 	"github.com/stk-go/stk/namesvc"
 	"github.com/stk-go/stk/seq"
@@ -18,76 +19,88 @@ import (
 // name server before it is logged and tried again.
 const registerRetry = 10 * time.Second
 
-// feed republishes accepted STEPs on a TCP server flow. Encoding and
-// sending run on its own goroutine behind a bounded queue, so a slow feed
-// subscriber (which the flow may make Send wait for) never holds Publish.
+// feed republishes accepted STEPs on a TCP publisher (stk.Listen).
+// Encoding and sending run on its own goroutine behind a bounded queue, so
+// a slow feed subscriber (which the flow may make Send wait for) never
+// holds Publish.
 type feed struct {
 	b    *Bus
-	srv  *flow.TCPServer
-	adv  netip.AddrPort // the registered address
+	pub  *stk.Publisher
+	ann  *stk.Announcement // nil without a name server
+	adv  netip.AddrPort    // the registered address
 	q    chan *step.Step
 	ctx  context.Context
 	stop context.CancelFunc
 	done chan struct{}
-	reg  chan struct{} // closed when the registration loop ends
 
 	sent, dropped atomic.Uint64
-	registered    atomic.Bool
 }
 
 // ServeFeed starts the feed: a TCP server flow on addr ("ip:port"; port 0
 // picks one) on which every STEP the bus accepts from now on is sent as one
 // STEP sequence (step.Encode). With Config.NameServer it registers the
-// feed's address as Config.FeedName there, in the background (the
-// name-service client keeps the registration across reconnects). It
-// returns the address the flow listens on.
+// feed's address as Config.FeedName there, in the background (again until
+// the name server confirms it, and after reconnects). It returns the
+// address the flow listens on.
 func (b *Bus) ServeFeed(addr string) (netip.AddrPort, error) {
-	srv, err := flow.ListenTCP(addr, flow.Options{
-		Name:   "steps feed",
-		Logger: b.log,
-		// Feed subscribers have nothing to say; what they send is ignored.
-		Handler: func(flow.Peer, *seq.Sequence) {},
-	})
+	// Feed subscribers have nothing to say; what they send is ignored.
+	pub, err := stk.Listen(addr, stk.ListenOptions{Name: "steps feed", Logger: b.log})
 	if err != nil {
 		return netip.AddrPort{}, fmt.Errorf("stepbus: feed: %w", err)
 	}
-	f := &feed{b: b, srv: srv, q: make(chan *step.Step, b.cfg.FeedQueue), done: make(chan struct{}), reg: make(chan struct{})}
+	f := &feed{b: b, pub: pub, q: make(chan *step.Step, b.cfg.FeedQueue), done: make(chan struct{})}
 	f.ctx, f.stop = context.WithCancel(context.Background())
-	f.adv = srv.LocalAddr()
+	f.adv = pub.Addr().Addr
 	if f.adv.Addr().IsUnspecified() {
 		f.adv = netip.AddrPortFrom(b.advertiseIP(), f.adv.Port())
 	}
-	var ns *namesvc.Client
+	var env *stk.Env
 	if b.cfg.NameServer != "" {
-		if ns, err = b.names(); err != nil {
+		if env, err = b.names(); err != nil {
 			f.stop()
-			srv.Close()
+			pub.Close()
 			return netip.AddrPort{}, err
 		}
 	}
-	b.mu.Lock()
-	switch {
-	case b.closed:
-		err = ErrClosed
-	case b.feed != nil:
-		err = errors.New("stepbus: the feed is already served")
-	default:
-		b.feed = f
+	if env != nil {
+		name := b.cfg.FeedName
+		f.ann, err = env.Announce(pub, name, stk.AnnounceOptions{
+			Linger: b.cfg.FeedLinger, AdvertiseIP: f.adv.Addr(), Attempt: registerRetry,
+			KeepOnClose: true, // as the C programs do: a restarted stkd is found at once
+			OnResult: func(err error) {
+				if err == nil {
+					b.log.Info("STEP feed registered", "name", name, "addr", "tcp:"+f.adv.String())
+				} else {
+					b.log.Warn("STEP feed not registered yet; still trying", "name", name, "err", err)
+				}
+			},
+		})
 	}
-	b.mu.Unlock()
+	if err == nil {
+		b.mu.Lock()
+		switch {
+		case b.closed:
+			err = ErrClosed
+		case b.feed != nil:
+			err = errors.New("stepbus: the feed is already served")
+		default:
+			b.feed = f
+		}
+		b.mu.Unlock()
+	}
 	if err != nil {
 		f.stop()
-		srv.Close()
+		if f.ann != nil {
+			f.ann.Close()
+		}
+		pub.Close()
 		return netip.AddrPort{}, err
 	}
 	go f.run()
-	if ns != nil {
-		go f.register(ns)
-	} else {
-		close(f.reg)
+	if env == nil {
 		b.log.Info("STEP feed not registered: no name server", "addr", f.adv)
 	}
-	return srv.LocalAddr(), nil
+	return pub.Addr().Addr, nil
 }
 
 // advertiseIP is the IP registered for a feed on the unspecified address,
@@ -126,14 +139,14 @@ func (f *feed) run() {
 	defer close(f.done)
 	var q seq.Sequence
 	send := func(s *step.Step) {
-		if f.srv.Conns() == 0 {
+		if f.pub.Subscribers() == 0 {
 			return // nobody listens: skip the encoding
 		}
 		if err := step.Encode(&q, s); err != nil {
 			f.dropped.Add(1)
 			return
 		}
-		if err := f.srv.Send(&q); err != nil {
+		if err := f.pub.Send(&q); err != nil {
 			f.dropped.Add(1)
 			return
 		}
@@ -156,43 +169,20 @@ func (f *feed) run() {
 	}
 }
 
-// register registers the feed's name and address, trying again until the
-// name server confirms it.
-func (f *feed) register(ns *namesvc.Client) {
-	defer close(f.reg)
-	info := namesvc.Info{
-		Name:      f.b.cfg.FeedName,
-		Addresses: []namesvc.Endpoint{{Protocol: "tcp", Addr: f.adv}},
-		Linger:    f.b.cfg.FeedLinger,
-		FT:        namesvc.FTActive,
-	}
-	for {
-		ctx, cancel := context.WithTimeout(f.ctx, registerRetry)
-		err := ns.Register(ctx, info)
-		cancel()
-		if f.ctx.Err() != nil {
-			return
-		}
-		if err == nil {
-			f.registered.Store(true)
-			f.b.log.Info("STEP feed registered", "name", info.Name, "addr", "tcp:"+f.adv.String())
-			return
-		}
-		f.b.log.Warn("STEP feed not registered yet; still trying", "name", info.Name, "err", err)
-	}
-}
-
 func (f *feed) stats() FeedStats {
 	return FeedStats{
-		Addr: "tcp:" + f.adv.String(), Name: f.b.cfg.FeedName, Registered: f.registered.Load(),
-		Conns: f.srv.Conns(), Sent: f.sent.Load(), Dropped: f.dropped.Load(),
+		Addr: "tcp:" + f.adv.String(), Name: f.b.cfg.FeedName, Registered: f.ann != nil && f.ann.Confirmed(),
+		Conns: f.pub.Subscribers(), Sent: f.sent.Load(), Dropped: f.dropped.Load(),
 	}
 }
 
-// close sends what is queued, then closes the server.
+// close sends what is queued, then closes the publisher (its registration
+// lingers for Config.FeedLinger).
 func (f *feed) close() error {
 	f.stop()
 	<-f.done
-	<-f.reg
-	return f.srv.Close()
+	if f.ann != nil {
+		f.ann.Close()
+	}
+	return f.pub.Close()
 }

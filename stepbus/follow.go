@@ -71,10 +71,11 @@ type PublisherInfo struct {
 // whose connection stays down for Config.PublisherGrace and whose address
 // is no longer registered is dropped.
 func (b *Bus) Follow() error {
-	ns, err := b.names()
+	env, err := b.names()
 	if err != nil {
 		return err
 	}
+	ns := env.Names()
 	f := &follower{b: b, ns: ns, pubs: map[string]*publisher{}, ignored: map[string]bool{}, stop: make(chan struct{}), done: make(chan struct{})}
 	b.mu.Lock()
 	switch {
@@ -196,7 +197,7 @@ func (b *Bus) isOwnFeed(ap netip.AddrPort) bool {
 	b.mu.RLock()
 	fd := b.feed
 	b.mu.RUnlock()
-	return fd != nil && (ap == fd.adv || ap == fd.srv.LocalAddr())
+	return fd != nil && (ap == fd.adv || ap == fd.pub.Addr().Addr)
 }
 
 // janitor drops publishers that stay down and are no longer registered.
