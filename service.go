@@ -3,6 +3,7 @@ package stk
 import (
 	"fmt"
 
+	"github.com/stk-go/stk/flow"
 	"github.com/stk-go/stk/smartbeat"
 )
 
@@ -25,7 +26,9 @@ func (s *service) Close() error {
 // Fields of opts left zero take the Env's: Monitor defaults to
 // DefaultMonitor, "lookup:monitor", the monitor registered with the Env's
 // name server (stkd's); NameServer to the Env's client; Sender to one of
-// the Env's, closed with it; Logger to Options.Logger. The lookup waits at
+// the Env's, closed with it, which dials a "tls:ip:port" Monitor with
+// Options.TLS (for mutual TLS, its client certificate); Logger to
+// Options.Logger. The lookup waits at
 // most opts.LookupTimeout (smartbeat.DefaultLookupTimeout); when it finds no
 // monitor, Service fails and says so.
 func (e *Env) Service(name string, opts smartbeat.Options) (*smartbeat.Service, error) {
@@ -45,7 +48,10 @@ func (e *Env) Service(name string, opts smartbeat.Options) (*smartbeat.Service, 
 			return nil, fmt.Errorf("stk: service %q: %w", name, ErrClosed)
 		}
 		if e.sender == nil {
-			e.sender = smartbeat.NewSender(smartbeat.SenderOptions{Logger: e.log})
+			// Options.TLS serves a "tls:" monitor address too (a
+			// monitor's ServeTLS, stkd --monitor-tls): the same CAs and
+			// client certificate as for the name server.
+			e.sender = smartbeat.NewSender(smartbeat.SenderOptions{Logger: e.log, Flow: flow.Options{TLS: e.opts.TLS}})
 		}
 		opts.Sender = e.sender
 		e.mu.Unlock()

@@ -67,7 +67,8 @@ type Options struct {
 	ActivityTimeout time.Duration
 
 	// Monitor is the monitoring address: "tcp:ip:port", "udp:ip:port",
-	// "multicast:group:port" or "lookup:name" (see package doc; C's
+	// "multicast:group:port", "tls:ip:port" (a monitor's ServeTLS; see
+	// SenderOptions.Flow.TLS) or "lookup:name" (see package doc; C's
 	// stkhttpd is "tcp:127.0.0.1:20001"). "" and no MonitorFlow: the
 	// service is not monitored. Services of one Sender with the same
 	// address share one flow, as the services of a C environment share its
@@ -131,7 +132,10 @@ type SenderOptions struct {
 	// Flow is the base of the options of the flows the Sender opens for
 	// monitor and notification addresses. Unless set, their outbound queue
 	// is small (256 KiB) and drops instead of waiting, so a dead monitor
-	// never blocks the application or the smartbeat timer.
+	// never blocks the application or the smartbeat timer. Flow.TLS
+	// configures the flows to "tls:" addresses (the CAs to trust and, for
+	// a monitor asking for mutual TLS, the client certificate:
+	// flow.NewClientTLS builds it from files); other flows ignore it.
 	Flow flow.Options
 	// Logger receives the sender's log lines; default slog.Default().
 	Logger *slog.Logger

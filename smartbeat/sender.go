@@ -2,6 +2,7 @@ package smartbeat
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -257,7 +258,7 @@ func (s *Sender) acquire(a flow.Address) (mf *managedFlow, fresh bool, err error
 		mf.refs++
 		return mf, false, nil
 	}
-	ap, err := a.AddrPort()
+	ap, err := a.HostAddrPort() // a "tls:" address is dialled with TLS below
 	if err != nil {
 		return nil, false, err
 	}
@@ -277,6 +278,16 @@ func (s *Sender) acquire(a flow.Address) (mf *managedFlow, fresh bool, err error
 				user(p)
 			}
 		}
+		// Flow.TLS (the CAs to trust, a client certificate for mutual
+		// TLS) is for "tls:" addresses only: a plain "tcp:" monitor
+		// cannot speak TLS. A "tls:" address without one trusts the
+		// system's roots.
+		switch {
+		case !a.TLS:
+			opts.TLS = nil
+		case opts.TLS == nil:
+			opts.TLS = &tls.Config{MinVersion: tls.VersionTLS12}
+		}
 		t, err := flow.DialTCP(ap.String(), opts)
 		if err != nil {
 			return nil, false, err
@@ -289,7 +300,7 @@ func (s *Sender) acquire(a flow.Address) (mf *managedFlow, fresh bool, err error
 		}
 		mf.fl = u
 	default:
-		return nil, false, fmt.Errorf("smartbeat: address %v: protocol %v cannot carry notifications (use tcp, udp or multicast)", a, a.Protocol)
+		return nil, false, fmt.Errorf("smartbeat: address %v: protocol %v cannot carry notifications (use tcp, tls, udp or multicast)", a, a.Protocol)
 	}
 	s.flows[key] = mf
 	return mf, true, nil

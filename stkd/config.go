@@ -49,7 +49,7 @@ type config struct {
 	http    string       // HTTP UI "ip:port", "" for none
 	httpSec httpSecurity // its Host, Origin and token settings; see httpsec.go
 
-	tls tlsSettings // --names-tls, --http-tls and their certificate; see tls.go
+	tls tlsSettings // --names-tls, --monitor-tls, --http-tls and their certificate; see tls.go
 
 	steps                bool          // run the STEP bus
 	stepsFeed            string        // its feed flow "ip:port", "" for none

@@ -38,6 +38,7 @@ type daemon struct {
 	namesTCP, namesUDP, namesMcast string
 	namesTLS                       string
 	monTCP, monUDP, monMcast       string
+	monTLS                         string
 	http                           string
 	stepsFeed, stepsArchive        string
 }
@@ -116,6 +117,10 @@ func start(c config, log *slog.Logger) (d *daemon, err error) {
 			return nil, err
 		}
 		if d.monMcast, err = serve(d.monitor.ServeMulticast, c.monMcast, "--monitor-multicast"); err != nil {
+			return nil, err
+		}
+		monTLS := func(addr string) (netip.AddrPort, error) { return d.monitor.ServeTLS(addr, tlsCfg) }
+		if d.monTLS, err = serve(monTLS, c.tls.monitor, "--monitor-tls"); err != nil {
 			return nil, err
 		}
 	}
@@ -218,7 +223,7 @@ func serve(listen func(string) (netip.AddrPort, error), addr, flag string) (stri
 
 func (d *daemon) logAttrs() []any {
 	return []any{"names_tcp", d.namesTCP, "names_udp", d.namesUDP, "names_multicast", d.namesMcast, "names_tls", d.namesTLS,
-		"monitor_tcp", d.monTCP, "monitor_udp", d.monUDP, "monitor_multicast", d.monMcast, "http", d.http,
+		"monitor_tcp", d.monTCP, "monitor_udp", d.monUDP, "monitor_multicast", d.monMcast, "monitor_tls", d.monTLS, "http", d.http,
 		"steps_feed", d.stepsFeed, "steps_archive", d.stepsArchive}
 }
 

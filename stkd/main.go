@@ -50,6 +50,7 @@ const (
 	portBaseMonitor  = 1  // monitor TCP, STK-UDP and multicast: N+1 (20001)
 	portBaseFeed     = 3  // STEP feed: N+3 (by default the system picks)
 	portBaseNamesTLS = 12 // names inside TLS, when --names-tls is given: N+12
+	portBaseMonTLS   = 13 // the monitor inside TLS, when --monitor-tls is given: N+13
 	portBaseHTTP     = 80 // HTTP UI: N+80 (8080)
 )
 
@@ -73,6 +74,7 @@ func applyPortBase(c *config, base int) error {
 		move(p, portBaseNames)
 	}
 	move(&c.tls.names, portBaseNamesTLS)
+	move(&c.tls.monitor, portBaseMonTLS)
 	for _, p := range []*string{&c.monTCP, &c.monUDP, &c.monMcast} {
 		move(p, portBaseMonitor)
 	}
@@ -153,7 +155,7 @@ func parseArgs(args []string, stdout io.Writer) (*config, error) {
 	fs.Int64Var(&f.stepsArchiveMaxBytes, "steps-archive-max-bytes", f.stepsArchiveMaxBytes, "start a new archive segment after this many bytes of JSON (uncompressed)")
 	fs.DurationVar(&f.stepsArchiveMaxAge, "steps-archive-max-age", f.stepsArchiveMaxAge, "start a new archive segment after this long")
 	fs.IntVar(&f.stepsArchiveKeep, "steps-archive-keep", f.stepsArchiveKeep, "archive segments kept besides the current one; older ones are deleted")
-	portBase := fs.Int("port-base", 0, fmt.Sprintf("move every listener to port N plus an offset, to run a second stkd beside the first: names on N+%d, monitor on N+%d, STEP feed on N+%d, HTTP on N+%d, --names-tls on N+%d (e.g. 21000: 21002, 21001, 21003, 21080, 21012); flags naming an address still win", portBaseNames, portBaseMonitor, portBaseFeed, portBaseHTTP, portBaseNamesTLS))
+	portBase := fs.Int("port-base", 0, fmt.Sprintf("move every listener to port N plus an offset, to run a second stkd beside the first: names on N+%d, monitor on N+%d, STEP feed on N+%d, HTTP on N+%d, --names-tls on N+%d, --monitor-tls on N+%d (e.g. 21000: 21002, 21001, 21003, 21080, 21012, 21013); flags naming an address still win", portBaseNames, portBaseMonitor, portBaseFeed, portBaseHTTP, portBaseNamesTLS, portBaseMonTLS))
 	fs.StringVar(&f.logLevel, "log-level", f.logLevel, "log level: debug, info, warn or error")
 	fs.StringVar(&f.logFormat, "log-format", f.logFormat, "log format: text (key=value lines) or json (one JSON object per line, for journald or log collectors)")
 	fs.StringVar(&f.policy, "policy", "", "the name server's access policy file: who may register, look up and subscribe to which names (modes open, first-owner, default-deny; rules by name, source network, token, transport); SIGHUP reloads it; see examples/stkd-policy.conf (\"\": open, as the C stkd)")

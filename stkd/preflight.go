@@ -41,6 +41,7 @@ func listeners(c config) []listener {
 	add(c.monitor, "monitor-tcp", "tcp", c.monTCP)
 	add(c.monitor, "monitor-udp", "udp", c.monUDP)
 	add(c.monitor, "monitor-multicast", "multicast", c.monMcast)
+	add(c.monitor, "monitor-tls", "tcp", c.tls.monitor)
 	add(c.steps, "steps-feed", "tcp", c.stepsFeed)
 	add(true, "http", "tcp", c.http)
 	return out

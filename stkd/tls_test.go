@@ -32,7 +32,7 @@ func TestTLSBadSettings(t *testing.T) {
 	}{
 		{[]string{"--http-tls"}, "need --tls-cert FILE and --tls-key FILE"},
 		{[]string{"--names-tls", "127.0.0.1:0", "--tls-cert", srv.CertFile}, "need --tls-cert FILE and --tls-key FILE"},
-		{[]string{"--tls-cert", srv.CertFile, "--tls-key", srv.KeyFile}, "neither is given"},
+		{[]string{"--tls-cert", srv.CertFile, "--tls-key", srv.KeyFile}, "none is given"},
 		{[]string{"--http-tls", "--tls-cert", missing, "--tls-key", srv.KeyFile}, "missing.pem: no such file"},
 		{[]string{"--http-tls", "--tls-cert", srv.CertFile, "--tls-key", other.KeyFile}, "private key does not match"},
 		{[]string{"--http-tls", "--tls-cert", srv.CertFile, "--tls-key", srv.KeyFile, "--tls-client-ca", notPEM}, "no PEM certificate"},
