@@ -5,21 +5,21 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stk-go/stk/internal/testutil"
 	"github.com/stk-go/stk/step"
 )
 
-// clock is an injected clock that tests move by hand.
-type clock struct{ t time.Time }
+// clock is the hand-moved clock the alerter is given, which also makes
+// metrics stamped with its time.
+type clock struct{ *testutil.Clock }
 
-func (c *clock) now() time.Time               { return c.t }
-func (c *clock) advance(d time.Duration)      { c.t = c.t.Add(d) }
-func newClock() *clock                        { return &clock{t: time.Unix(1763776800, 0)} }
+func newClock() *clock                        { return &clock{testutil.NewClock(time.Unix(1763776800, 0))} }
 func testEnv() Env                            { return Env{Hostname: "db-2", IP: "10.1.4.22"} }
-func (c *clock) metric(typ string) *step.Step { return testEnv().NewMetric(typ, "", c.t) }
+func (c *clock) metric(typ string) *step.Step { return testEnv().NewMetric(typ, "", c.Now()) }
 
 func newTestAlerter(t *testing.T, c *clock, cfg AlertConfig) *Alerter {
 	t.Helper()
-	cfg.Now = c.now
+	cfg.Now = c.Now
 	a, err := NewAlerter(cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -71,13 +71,13 @@ func TestAlertEnterWarning(t *testing.T) {
 	a := newTestAlerter(t, c, AlertConfig{})
 	none(t, memory(a, c, 50), "at 50%")
 	none(t, memory(a, c, 79.9), "just under the warning threshold")
-	c.advance(time.Second)
+	c.Advance(time.Second)
 	s := one(t, memory(a, c, 85), step.LevelWarning)
 	if s.Event.Type != "system.memory.high" || s.Space.Hostname != "db-2" || s.Space.IP != "10.1.4.22" {
 		t.Errorf("alert type/host %q %q %q", s.Event.Type, s.Space.Hostname, s.Space.IP)
 	}
-	if s.Time.Start != c.t.UnixMilli() {
-		t.Errorf("alert time %d, want the clock's %d", s.Time.Start, c.t.UnixMilli())
+	if s.Time.Start != c.Now().UnixMilli() {
+		t.Errorf("alert time %d, want the clock's %d", s.Time.Start, c.Now().UnixMilli())
 	}
 	if want := "memory use at 85% (warning threshold 80%)"; s.Event.Description != want {
 		t.Errorf("description %q, want %q", s.Event.Description, want)
@@ -95,7 +95,7 @@ func TestAlertEnterWarning(t *testing.T) {
 		t.Errorf("psychology %+v, want %+v", s.Psychology, PsychWarning)
 	}
 	// Still in warning: nothing new within the cooldown.
-	c.advance(time.Second)
+	c.Advance(time.Second)
 	none(t, memory(a, c, 86), "still at warning")
 }
 
@@ -103,28 +103,28 @@ func TestAlertEscalateAndCooldown(t *testing.T) {
 	c := newClock()
 	a := newTestAlerter(t, c, AlertConfig{Cooldown: time.Minute})
 	one(t, memory(a, c, 82), step.LevelWarning)
-	c.advance(time.Second)
+	c.Advance(time.Second)
 	s := one(t, memory(a, c, 93), step.LevelCritical) // escalation goes out at once
 	if v, _ := s.Float("threshold"); v != 90 || s.Psychology != PsychCritical {
 		t.Errorf("critical alert threshold %v psychology %+v", v, s.Psychology)
 	}
 	for range 20 { // the critical level holds: suppressed by the cooldown
-		c.advance(2 * time.Second)
+		c.Advance(2 * time.Second)
 		none(t, memory(a, c, 95), "critical within the cooldown")
 	}
 	// Back to warning, whose last alert is 42 s old: suppressed too.
-	c.advance(time.Second)
+	c.Advance(time.Second)
 	none(t, memory(a, c, 84), "warning again within its cooldown")
 	// The cooldown of the warning level ends: a reminder goes out.
-	c.advance(18 * time.Second)
+	c.Advance(18 * time.Second)
 	one(t, memory(a, c, 84), step.LevelWarning)
 	// Critical again after its cooldown ended: sent.
-	c.advance(time.Second)
+	c.Advance(time.Second)
 	one(t, memory(a, c, 99), step.LevelCritical)
 	// A value that stays critical is reminded of every cooldown.
-	c.advance(59 * time.Second)
+	c.Advance(59 * time.Second)
 	none(t, memory(a, c, 99), "59 s after the critical alert")
-	c.advance(time.Second)
+	c.Advance(time.Second)
 	one(t, memory(a, c, 99), step.LevelCritical)
 }
 
@@ -132,15 +132,15 @@ func TestAlertRecoveryHysteresis(t *testing.T) {
 	c := newClock()
 	a := newTestAlerter(t, c, AlertConfig{}) // 5 %: warning 80 recovers below 76, critical 90 drops below 85.5
 	one(t, memory(a, c, 91), step.LevelCritical)
-	c.advance(time.Second)
+	c.Advance(time.Second)
 	none(t, memory(a, c, 86), "86 is within critical's hysteresis")
-	c.advance(time.Second)
+	c.Advance(time.Second)
 	one(t, memory(a, c, 79), step.LevelWarning) // below 85.5: down to warning, never sent before
 	for _, v := range []float64{77, 76, 78, 76.5} {
-		c.advance(time.Second)
+		c.Advance(time.Second)
 		none(t, memory(a, c, v), "within the warning's hysteresis")
 	}
-	c.advance(10 * time.Second)
+	c.Advance(10 * time.Second)
 	s := one(t, memory(a, c, 75.9), step.LevelRecovered)
 	if s.Event.Type != "system.memory.high" {
 		t.Errorf("recovery type %q, want the alert's type", s.Event.Type)
@@ -160,13 +160,13 @@ func TestAlertRecoveryHysteresis(t *testing.T) {
 	if s.Psychology != PsychRecovered || s.Psychology.Valence <= 0 {
 		t.Errorf("recovery psychology %+v", s.Psychology)
 	}
-	c.advance(time.Second)
+	c.Advance(time.Second)
 	none(t, memory(a, c, 50), "already recovered")
 	// Back up within the cooldown of the critical alert: nothing, and so no
 	// recovery either when it falls again.
-	c.advance(time.Second)
+	c.Advance(time.Second)
 	none(t, memory(a, c, 92), "critical again within the cooldown")
-	c.advance(time.Second)
+	c.Advance(time.Second)
 	none(t, memory(a, c, 40), "recovery of an alert that was not announced")
 }
 
@@ -174,12 +174,12 @@ func TestAlertDeescalation(t *testing.T) {
 	c := newClock()
 	a := newTestAlerter(t, c, AlertConfig{Cooldown: time.Minute})
 	one(t, memory(a, c, 95), step.LevelCritical) // straight to critical
-	c.advance(time.Second)
+	c.Advance(time.Second)
 	s := one(t, memory(a, c, 82), step.LevelWarning) // warning was never sent: news
 	if !strings.Contains(s.Event.Description, "82%") {
 		t.Errorf("description %q", s.Event.Description)
 	}
-	c.advance(time.Second)
+	c.Advance(time.Second)
 	one(t, memory(a, c, 10), step.LevelRecovered)
 }
 
@@ -187,7 +187,7 @@ func TestAlertNoHysteresis(t *testing.T) {
 	c := newClock()
 	a := newTestAlerter(t, c, AlertConfig{Hysteresis: -1, Cooldown: time.Second})
 	one(t, memory(a, c, 80), step.LevelWarning) // at the threshold counts
-	c.advance(time.Second)
+	c.Advance(time.Second)
 	one(t, memory(a, c, 79.99), step.LevelRecovered)
 }
 
@@ -214,7 +214,7 @@ func TestAlertPerKeyIndependence(t *testing.T) {
 	// /b has its own state and cooldown.
 	one(t, disk("/b", 96), step.LevelCritical)
 	none(t, disk("/a", 91), "/a stays at warning")
-	c.advance(time.Second)
+	c.Advance(time.Second)
 	one(t, disk("/b", 10), step.LevelRecovered)
 	none(t, disk("/a", 91), "/a still at warning after /b recovered")
 	one(t, disk("/a", 97), step.LevelCritical)
@@ -266,7 +266,7 @@ func TestAlertRatesAndDefaults(t *testing.T) {
 	cpu.Set("cpu_percent", 95)
 	one(t, a.Observe(cpu), step.LevelCritical)
 	// Events and metrics without rules pass untouched.
-	ev := testEnv().NewStep("process.start", "started", c.t)
+	ev := testEnv().NewStep("process.start", "started", c.Now())
 	none(t, a.Observe(ev), "an event")
 	if ev.Psychology != (step.Psychology{}) {
 		t.Errorf("event psychology changed to %+v", ev.Psychology)
@@ -317,10 +317,10 @@ func TestAlertForgetsVanishedInstances(t *testing.T) {
 	one(t, net("veth1", 15e6), step.LevelWarning)
 	none(t, net("lo", 1), "lo")
 	for range 5 {
-		c.advance(time.Minute)
+		c.Advance(time.Minute)
 		none(t, net("lo", 1), "veth1 gone for less than Forget")
 	}
-	c.advance(time.Minute)
+	c.Advance(time.Minute)
 	s := one(t, net("lo", 1), step.LevelRecovered)
 	if i, _ := s.String("interface"); i != "veth1" {
 		t.Errorf("stale recovery for %q", i)
@@ -377,7 +377,7 @@ func TestUnitFormat(t *testing.T) {
 
 func BenchmarkAlerterObserve(b *testing.B) {
 	c := newClock()
-	a, _ := NewAlerter(AlertConfig{Now: c.now})
+	a, _ := NewAlerter(AlertConfig{Now: c.Now})
 	m := c.metric("system.disk")
 	m.Set("mountpoint", "/")
 	m.Set("disk_percent", 40.0)

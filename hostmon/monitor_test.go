@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/stk-go/stk/internal/leakcheck"
+	"github.com/stk-go/stk/internal/testutil"
 	"github.com/stk-go/stk/step"
 
 	"github.com/stk-go/stk/internal/syncbuf"
@@ -186,17 +187,6 @@ func (r *sinkRecorder) find(pred func(*step.Step) bool) (int, *step.Step) {
 	return -1, nil
 }
 
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond) // poll
-	}
-}
-
 // startMonitor runs a monitor until the test ends; stop ends it earlier
 // and checks that Run returned.
 func startMonitor(t *testing.T, cfg MonitorConfig) (m *Monitor, stop func()) {
@@ -257,7 +247,7 @@ func TestMonitorRun(t *testing.T) {
 
 	// Metrics flow; a value over the threshold raises an alert right after
 	// its metric.
-	waitFor(t, "three memory metrics", func() bool {
+	testutil.WaitFor(t, 5*time.Second, "three memory metrics", func() bool {
 		n := 0
 		for _, s := range rec.snapshot() {
 			if s.Event.Type == "system.memory" {
@@ -266,13 +256,15 @@ func TestMonitorRun(t *testing.T) {
 		}
 		return n >= 3
 	})
+
 	testState.mu.Lock()
 	testState.memory = 93
 	testState.mu.Unlock()
-	waitFor(t, "a critical memory alert", func() bool {
+	testutil.WaitFor(t, 5*time.Second, "a critical memory alert", func() bool {
 		i, _ := rec.find(func(s *step.Step) bool { return s.Level() == step.LevelCritical })
 		return i >= 0
 	})
+
 	i, alert := rec.find(func(s *step.Step) bool { return s.Level() == step.LevelCritical })
 	prev := rec.snapshot()[i-1]
 	if v, _ := prev.Float("memory_percent"); prev.Event.Type != "system.memory" || v != 93 {
@@ -287,9 +279,9 @@ func TestMonitorRun(t *testing.T) {
 
 	// The watcher failed once, was restarted after its back-off, and its
 	// events arrive.
-	waitFor(t, "the watcher's second run", func() bool { return testState.watchRuns.Load() >= 2 })
+	testutil.WaitFor(t, 5*time.Second, "the watcher's second run", func() bool { return testState.watchRuns.Load() >= 2 })
 	testState.events <- "/tmp/x"
-	waitFor(t, "the file event", func() bool {
+	testutil.WaitFor(t, 5*time.Second, "the file event", func() bool {
 		i, _ := rec.find(func(s *step.Step) bool { return s.Event.Type == "file.create" })
 		return i >= 0
 	})
@@ -346,7 +338,7 @@ func TestMonitorErrorLogRateAndRecovery(t *testing.T) {
 	})
 	time.Sleep(200 * time.Millisecond)
 	testState.fail.Store(false)
-	waitFor(t, "the recovery line", func() bool { return strings.Contains(logs.String(), "collector working again") })
+	testutil.WaitFor(t, 5*time.Second, "the recovery line", func() bool { return strings.Contains(logs.String(), "collector working again") })
 	stop()
 	out := logs.String()
 	calls, lines := testState.failCalls.Load(), strings.Count(out, `msg="collector failed"`)
@@ -370,11 +362,12 @@ func TestMonitorCollectorAndWatcher(t *testing.T) {
 	rec := &sinkRecorder{}
 	_, stop := startMonitor(t, MonitorConfig{Config: Config{Interval: 5 * time.Millisecond},
 		Collectors: []string{"test-mon-both"}, Sinks: []func(*step.Step){rec.sink}})
-	waitFor(t, "a metric and an event of the one collector", func() bool {
+	testutil.WaitFor(t, 5*time.Second, "a metric and an event of the one collector", func() bool {
 		m, _ := rec.find(func(s *step.Step) bool { return s.Event.Type == "system.users" })
 		e, _ := rec.find(func(s *step.Step) bool { return s.Event.Type == "user.login" })
 		return m >= 0 && e >= 0
 	})
+
 	stop()
 	if n := testState.closed.Load(); n != 1 {
 		t.Errorf("closed %d times, want once", n)
