@@ -11,6 +11,7 @@ import (
 
 	"github.com/stk-go/stk/flow"
 	"github.com/stk-go/stk/internal/testprog"
+	"github.com/stk-go/stk/internal/testutil"
 	"github.com/stk-go/stk/namesvc"
 )
 
@@ -23,7 +24,7 @@ func TestStepmonFeedOnEveryInterface(t *testing.T) {
 	if !ok {
 		t.Skip("this host has no IPv4 address beyond loopback: nothing but 127.0.0.1 to register")
 	}
-	srv, err := namesvc.NewServer(namesvc.ServerConfig{Logger: quiet})
+	srv, err := namesvc.NewServer(namesvc.ServerConfig{Logger: testutil.Discard()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -47,18 +48,19 @@ func TestStepmonFeedOnEveryInterface(t *testing.T) {
 	}
 	p.WaitFor(t, `level=INFO msg="registering the feed" component=feed names=`+name+` address=tcp:`+want, time.Second)
 
-	c, err := namesvc.Dial(ns, namesvc.ClientOptions{Logger: quiet})
+	c, err := namesvc.Dial(ns, namesvc.ClientOptions{Logger: testutil.Discard()})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer c.Close()
 	var info namesvc.Info
-	waitUntil(t, 10*time.Second, name+" in the name service", func() bool {
+	testutil.WaitFor(t, 10*time.Second, name+" in the name service", func() bool {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 		defer cancel()
 		info, err = c.LookupOnce(ctx, name, namesvc.LookupOptions{})
 		return err == nil
 	})
+
 	if len(info.Addresses) != 1 || info.Addresses[0].String() != "tcp:"+want {
 		t.Errorf("%s registered at %v, want tcp:%s", name, info.Addresses, want)
 	}

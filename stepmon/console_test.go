@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/stk-go/stk/hostmon"
+	"github.com/stk-go/stk/internal/testutil"
 	"github.com/stk-go/stk/step"
 )
 
@@ -19,7 +20,7 @@ func TestConsoleLines(t *testing.T) {
 	file := env.NewStep("file.create", "created /tmp/evil\x1b[2J\nname", at)
 
 	var out bytes.Buffer
-	c := newConsole(&out, false, true, false, quiet)
+	c := newConsole(&out, false, true, false, testutil.Discard())
 	for _, s := range []*step.Step{metric, alert, file} {
 		c.print(s)
 	}
@@ -31,7 +32,7 @@ func TestConsoleLines(t *testing.T) {
 	}
 
 	out.Reset()
-	c = newConsole(&out, false, false, true, quiet) // no colour, events only
+	c = newConsole(&out, false, false, true, testutil.Discard()) // no colour, events only
 	for _, s := range []*step.Step{metric, alert} {
 		c.print(s)
 	}
@@ -40,7 +41,7 @@ func TestConsoleLines(t *testing.T) {
 	}
 
 	out.Reset()
-	c = newConsole(&out, true, false, false, quiet)
+	c = newConsole(&out, true, false, false, testutil.Discard())
 	c.print(alert)
 	c.print(metric)
 	lines := strings.Split(strings.TrimSuffix(out.String(), "\n"), "\n")

@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"log/slog"
 	nethttp "net/http"
 	"net/netip"
 	"net/url"
@@ -21,6 +20,7 @@ import (
 	"github.com/stk-go/stk/flow"
 	"github.com/stk-go/stk/internal/leakcheck"
 	"github.com/stk-go/stk/internal/testprog"
+	"github.com/stk-go/stk/internal/testutil"
 	"github.com/stk-go/stk/namesvc"
 	"github.com/stk-go/stk/seq"
 	"github.com/stk-go/stk/smartbeat"
@@ -33,8 +33,6 @@ var bin string
 func TestMain(m *testing.M) {
 	testprog.Main(m, func(dir string) { bin = dir }, ".", "../stkd")
 }
-
-var quiet = slog.New(slog.DiscardHandler)
 
 // startStkd runs a real stkd on free loopback ports and returns its name
 // server and monitor ("tcp:ip:port") and HTTP ("ip:port") addresses.
@@ -87,17 +85,6 @@ func (r *received) find(pred func(*step.Step) bool) *step.Step {
 	return nil
 }
 
-func waitUntil(t *testing.T, d time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", d, what)
-		}
-		time.Sleep(10 * time.Millisecond) // poll
-	}
-}
-
 // TestStepmonPublishes runs stepmon against a real stkd: its feed is
 // registered as step.<hostname> and under "step", a flow subscriber
 // receives decodable STEPs (metrics, an alert, the process of a service
@@ -114,13 +101,13 @@ func TestStepmonPublishes(t *testing.T) {
 	// A service of this process that stkd monitors, listed by stkd's API
 	// before stepmon first asks for the services.
 	svcName := fmt.Sprintf("stepmon test service %d", os.Getpid())
-	svc, err := smartbeat.NewService(svcName, smartbeat.Options{Monitor: mon, Logger: quiet})
+	svc, err := smartbeat.NewService(svcName, smartbeat.Options{Monitor: mon, Logger: testutil.Discard()})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer svc.Close()
 	svc.SetState(smartbeat.Running)
-	waitUntil(t, 10*time.Second, "the service in stkd's /api/v1/services", func() bool {
+	testutil.WaitFor(t, 10*time.Second, "the service in stkd's /api/v1/services", func() bool {
 		var doc servicesJSON
 		if err := getJSON("http://"+http+"/api/v1/services", &doc); err != nil {
 			return false
@@ -146,7 +133,7 @@ func TestStepmonPublishes(t *testing.T) {
 		t.Errorf("collectors %q lack cpu or memory", m[4])
 	}
 
-	names, err := namesvc.Dial(ns, namesvc.ClientOptions{Logger: quiet})
+	names, err := namesvc.Dial(ns, namesvc.ClientOptions{Logger: testutil.Discard()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -154,10 +141,11 @@ func TestStepmonPublishes(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	var info namesvc.Info
-	waitUntil(t, 10*time.Second, "step."+hostname+" in the name service", func() bool {
+	testutil.WaitFor(t, 10*time.Second, "step."+hostname+" in the name service", func() bool {
 		info, err = names.LookupOnce(ctx, "step."+hostname, namesvc.LookupOptions{})
 		return err == nil
 	})
+
 	want := netip.MustParseAddrPort(feed)
 	if len(info.Addresses) != 1 || info.Addresses[0].Addr != want || info.Addresses[0].Protocol != "tcp" {
 		t.Fatalf("step.%s is registered with %v, want tcp:%v", hostname, info.Addresses, want)
@@ -177,7 +165,7 @@ func TestStepmonPublishes(t *testing.T) {
 	}
 
 	rec := &received{}
-	sub, err := flow.DialTCP(info.Addresses[0].Addr.String(), flow.Options{Handler: rec.handle, Logger: quiet})
+	sub, err := flow.DialTCP(info.Addresses[0].Addr.String(), flow.Options{Handler: rec.handle, Logger: testutil.Discard()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -186,12 +174,13 @@ func TestStepmonPublishes(t *testing.T) {
 		name, _ := s.String("service")
 		return s.Event.Type == "service.process" && name == svcName
 	}
-	waitUntil(t, 10*time.Second, "system.cpu, system.memory, a memory alert and our service's process on the feed", func() bool {
+	testutil.WaitFor(t, 10*time.Second, "system.cpu, system.memory, a memory alert and our service's process on the feed", func() bool {
 		return rec.find(func(s *step.Step) bool { return s.Event.Type == "system.cpu" }) != nil &&
 			rec.find(func(s *step.Step) bool { return s.Event.Type == "system.memory" }) != nil &&
 			rec.find(func(s *step.Step) bool { return s.Event.Type == "system.memory.high" }) != nil &&
 			rec.find(isService) != nil
 	})
+
 	if pid, _ := rec.find(isService).Float("pid"); int(pid) != os.Getpid() {
 		t.Errorf("service.process of %q has pid %v, want this test's %d", svcName, pid, os.Getpid())
 	}
@@ -205,7 +194,7 @@ func TestStepmonPublishes(t *testing.T) {
 	}
 	// stkd's bus follows the directory name "step": the STEPs are in its
 	// history too.
-	waitUntil(t, 10*time.Second, "stepmon's system.cpu STEPs in stkd's /api/v1/steps", func() bool {
+	testutil.WaitFor(t, 10*time.Second, "stepmon's system.cpu STEPs in stkd's /api/v1/steps", func() bool {
 		var doc struct {
 			Steps []json.RawMessage `json:"steps"`
 		}
@@ -319,7 +308,7 @@ func TestStepmonReregisters(t *testing.T) {
 		"--quiet", "--collectors", "memory", "--name", name, "--directory", name+".dir")
 	feed := sm.WaitFor(t, `msg="stepmon running" feed=tcp:(\S+)`, 10*time.Second)[1]
 	registered := func(n string) bool {
-		c, err := namesvc.Dial(ns, namesvc.ClientOptions{Logger: quiet})
+		c, err := namesvc.Dial(ns, namesvc.ClientOptions{Logger: testutil.Discard()})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -329,12 +318,13 @@ func TestStepmonReregisters(t *testing.T) {
 		info, err := c.LookupOnce(ctx, n, namesvc.LookupOptions{})
 		return err == nil && len(info.Addresses) == 1 && info.Addresses[0].Addr.String() == feed
 	}
-	waitUntil(t, 10*time.Second, name+" registered", func() bool { return registered(name) && registered(name+".dir") })
+	testutil.WaitFor(t, 10*time.Second, name+" registered", func() bool { return registered(name) && registered(name+".dir") })
 
 	first.Cmd.Process.Kill()
 	first.Wait(t, 5*time.Second)
 	stkd(strings.TrimPrefix(ns, "tcp:")) // a new name server on the same port knows nothing
-	waitUntil(t, 15*time.Second, name+" registered again with the new name server", func() bool {
+	testutil.WaitFor(t, 15*time.Second, name+" registered again with the new name server", func() bool {
 		return registered(name) && registered(name+".dir")
 	})
+
 }

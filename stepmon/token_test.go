@@ -12,6 +12,7 @@ import (
 	"github.com/stk-go/stk/internal/cli"
 	"github.com/stk-go/stk/internal/leakcheck"
 	"github.com/stk-go/stk/internal/testprog"
+	"github.com/stk-go/stk/internal/testutil"
 	"github.com/stk-go/stk/namesvc"
 )
 
@@ -55,7 +56,7 @@ func TestStepmonToken(t *testing.T) {
 	t.Setenv(cli.TokenEnv, "")
 	without := stepmon(prefix + ".none")
 
-	c, err := namesvc.Dial(d.Names, namesvc.ClientOptions{Logger: quiet})
+	c, err := namesvc.Dial(d.Names, namesvc.ClientOptions{Logger: testutil.Discard()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -66,9 +67,10 @@ func TestStepmonToken(t *testing.T) {
 		_, err := c.LookupOnce(ctx, name, namesvc.LookupOptions{})
 		return err == nil
 	}
-	waitUntil(t, 10*time.Second, "the feeds with a token (config file, $STK_TOKEN) registered", func() bool {
+	testutil.WaitFor(t, 10*time.Second, "the feeds with a token (config file, $STK_TOKEN) registered", func() bool {
 		return registered(prefix+".file") && registered(prefix+".env")
 	})
+
 	// The refused registration times out (5 s): stepmon says so.
 	without.WaitFor(t, `msg="name not registered yet; the client keeps trying" .*name=`+prefix+`\.none`, 15*time.Second)
 	if registered(prefix + ".none") {
