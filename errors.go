@@ -19,7 +19,7 @@ var (
 )
 
 // namesHint ends errors that mean the name server did not answer.
-const namesHint = "is stkd running there? start it with `go run ./stkd` or give Connect its address"
+const namesHint = "is stkd running? start it with `go run ./stkd`, or give Connect the name server's address"
 
 // notConfirmed is the error of a registration the name server did not
 // confirm in time.

@@ -29,6 +29,7 @@ type Registration struct {
 	env    *Env
 	client *namesvc.Client
 	info   namesvc.Info
+	keep   bool // Close leaves the registration for its linger
 	once   sync.Once
 	err    error
 }
@@ -88,7 +89,7 @@ func (e *Env) register(ctx context.Context, info namesvc.Info) (*Registration, e
 func (r *Registration) Close() error {
 	r.once.Do(func() {
 		r.env.forget(r)
-		if r.client.Connected() {
+		if r.client.Connected() && !r.keep {
 			info := r.info
 			info.Linger = 0
 			ctx, cancel := context.WithTimeout(context.Background(), time.Second)

@@ -1,6 +1,8 @@
 package stk
 
 import (
+	"log/slog"
+	"net/netip"
 	"time"
 
 	"github.com/stk-go/stk/flow"
@@ -71,6 +73,21 @@ type PublishOptions struct {
 	// QueueBytes bounds the bytes queued for one subscriber; 0 means
 	// Options.Flow's, else flow.DefaultQueueBytes.
 	QueueBytes int
+
+	// AdvertiseIP is the IP to register instead of the one listened on:
+	// the address other hosts reach this one at, when it listens on
+	// 0.0.0.0 behind an address the name server's direction does not
+	// show (flow.AdvertiseIP picks one by default). TCP only.
+	AdvertiseIP netip.Addr
+	// KeepOnClose makes Close leave the registration on the name server
+	// for Linger, as a crash does, instead of removing it: what STK's C
+	// programs do, so that a publisher restarted within its linger is
+	// found at once. Subscribers keep retrying the old address meanwhile.
+	KeepOnClose bool
+	// Unregistered listens (or opens the UDP socket) without registering
+	// anything: subscribers come by address (SubscribeAddress). The name
+	// only labels log lines then.
+	Unregistered bool
 }
 
 // SubscribeOptions configure Env.Subscribe and Env.SubscribeChan. The zero
@@ -90,4 +107,26 @@ type SubscribeOptions struct {
 	// looked up to close connections to addresses no longer registered (a
 	// publisher gone, or restarted elsewhere). Default DefaultPruneInterval.
 	PruneInterval time.Duration
+
+	// Accept, when not nil, lists the networks trusted as publishers: a
+	// registered address outside them is not connected to (nor listened
+	// on), and a UDP or multicast datagram whose source is outside them is
+	// dropped. A name server anyone can register with can otherwise point
+	// subscribers anywhere.
+	Accept []netip.Prefix
+	// Protocols, when not nil, are the protocols received over ("tcp",
+	// "udp", "rawudp", "multicast"); addresses of others are skipped.
+	Protocols []string
+	// MulticastBind is the IP a multicast subscription binds its group's
+	// port on; default 0.0.0.0.
+	MulticastBind netip.Addr
+	// OnEndpoint, when set, is told what happens to each publisher address
+	// (EndpointEvent): opened, skipped, refused, failed, closed. It runs on
+	// the name-service client's goroutine (datagram refusals: on the
+	// flow's) and must not block. Those events are then logged at Debug
+	// only: the program reports them its own way.
+	OnEndpoint func(EndpointEvent)
+	// Logger receives the subscription's log lines; nil means the Env's
+	// (slog.Default() for SubscribeAddress).
+	Logger *slog.Logger
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/netip"
 	"sync"
+	"sync/atomic"
 
 	"github.com/stk-go/stk/flow"
 	"github.com/stk-go/stk/namesvc"
@@ -22,7 +23,10 @@ type Publisher struct {
 	flow  flow.Flow
 	tcp   *flow.TCPServer // nil over UDP and multicast
 	addr  namesvc.Endpoint
-	reg   *Registration
+	local netip.AddrPort // listened on (TCP) or sent to
+	reg   *Registration  // nil when Unregistered
+
+	joined, left atomic.Uint64 // TCP subscribers that connected, and that went
 	once  sync.Once
 	err   error
 	mu    sync.Mutex
@@ -69,15 +73,29 @@ func (e *Env) Publish(name string, opts PublishOptions) (*Publisher, error) {
 	}
 	p := &Publisher{env: e, name: name, wake: make(chan struct{}), close: make(chan struct{})}
 	if a.Protocol == flow.TCP {
-		fo.OnConnect = func(flow.Peer) { p.changed() }
-		fo.OnDisconnect = func(flow.Peer, error) { p.changed() }
+		fo.OnConnect = func(flow.Peer) {
+			p.joined.Add(1)
+			p.changed()
+		}
+		fo.OnDisconnect = func(flow.Peer, error) {
+			p.left.Add(1)
+			p.changed()
+		}
 		if p.tcp, err = flow.ListenTCP(ap.String(), fo); err != nil {
 			return nil, fmt.Errorf("stk: publish %q: %w", name, err)
 		}
 		p.flow = p.tcp
-		// 0.0.0.0 cannot be connected to: register the address of the
-		// interface that faces the name server, where subscribers come from.
-		reg := flow.AdvertiseAddr(p.tcp.LocalAddr(), e.client.ServerAddr().Addr())
+		p.local = p.tcp.LocalAddr()
+		reg := p.local
+		switch {
+		case opts.AdvertiseIP.IsValid():
+			reg = netip.AddrPortFrom(opts.AdvertiseIP, reg.Port())
+		case !opts.Unregistered:
+			// 0.0.0.0 cannot be connected to: register the address of the
+			// interface that faces the name server, where subscribers
+			// come from.
+			reg = flow.AdvertiseAddr(reg, e.client.ServerAddr().Addr())
+		}
 		p.addr = namesvc.Endpoint{Protocol: "tcp", Addr: reg}
 	} else {
 		u, err := flow.NewUDP(flow.UDPConfig{Destination: ap.String(), Raw: a.Protocol == flow.RawUDP}, fo)
@@ -85,7 +103,16 @@ func (e *Env) Publish(name string, opts PublishOptions) (*Publisher, error) {
 			return nil, fmt.Errorf("stk: publish %q: %w", name, err)
 		}
 		p.flow = u
+		p.local = ap
 		p.addr = namesvc.Endpoint{Protocol: a.Protocol.String(), Addr: ap}
+	}
+	if opts.Unregistered {
+		e.log.Info("stk: publishing, unregistered", "name", name, "address", p.addr.String())
+		if !e.adopt(p) {
+			p.Close()
+			return nil, fmt.Errorf("stk: publish %q: %w", name, ErrClosed)
+		}
+		return p, nil
 	}
 	linger := opts.Linger
 	switch {
@@ -118,8 +145,9 @@ func (e *Env) Publish(name string, opts PublishOptions) (*Publisher, error) {
 	}
 	if err != nil {
 		p.flow.Close()
-		return nil, fmt.Errorf("stk: publish %q: %w", name, err)
+		return nil, err // it names the name and the name server
 	}
+	p.reg.keep = opts.KeepOnClose
 	e.log.Info("stk: publishing", "name", name, "address", p.addr.String(), "group", p.reg.info.Group)
 	if !e.adopt(p) {
 		p.Close()
@@ -144,7 +172,7 @@ func (e *Env) registerNoWait(info namesvc.Info) (*Registration, error) {
 	err = c.Register(ctx, info)
 	if err != nil && !errors.Is(err, context.Canceled) {
 		c.Close()
-		return nil, err
+		return nil, fmt.Errorf("stk: register %q: %w", info.Name, err)
 	}
 	return &Registration{env: e, client: c, info: info}, nil
 }
@@ -163,6 +191,10 @@ func (p *Publisher) Name() string { return p.name }
 // Addr returns the registered address: where subscribers connect (TCP) or
 // listen (UDP, multicast).
 func (p *Publisher) Addr() namesvc.Endpoint { return p.addr }
+
+// LocalAddr returns the address the publisher listens on (TCP; 0.0.0.0
+// stays 0.0.0.0, unlike Addr) or sends to (UDP, multicast).
+func (p *Publisher) LocalAddr() netip.AddrPort { return p.local }
 
 // Send sends s to every subscriber connected now (none: it goes nowhere and
 // Send returns nil, as in STK). s may be changed or reused when Send
@@ -208,6 +240,13 @@ func (p *Publisher) Subscribers() int {
 	return p.tcp.Conns()
 }
 
+// SubscriberCounts returns how many subscribers connected since Publish,
+// and how many of those have gone since (disconnected, cut off as slow, or
+// closed by Close); 0, 0 over UDP and multicast.
+func (p *Publisher) SubscriberCounts() (joined, left uint64) {
+	return p.joined.Load(), p.left.Load()
+}
+
 // WaitSubscribers waits until at least n subscribers are connected, or ctx
 // ends, or the publisher is closed. Sequences sent before a subscriber
 // connects do not reach it, so a program that must not lose its first
@@ -241,14 +280,20 @@ func (p *Publisher) WaitSubscribers(ctx context.Context, n int) error {
 func (p *Publisher) Stats() flow.Stats { return p.flow.Stats() }
 
 // Close removes the name's registration (at once: subscribers' lookups no
-// longer find it), then delivers what Send accepted to the subscribers
+// longer find it; with KeepOnClose it lingers), then delivers what Send accepted to the subscribers
 // still connected (waiting at most Options.Flow.CloseTimeout, 5 s by
 // default) and closes the connections.
 func (p *Publisher) Close() error {
 	p.once.Do(func() {
-		p.env.forget(p)
+		if p.env != nil { // nil for Listen
+			p.env.forget(p)
+		}
 		close(p.close)
-		p.err = errors.Join(p.reg.Close(), p.flow.Close())
+		var err error
+		if p.reg != nil {
+			err = p.reg.Close()
+		}
+		p.err = errors.Join(err, p.flow.Close())
 	})
 	return p.err
 }

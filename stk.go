@@ -63,6 +63,7 @@ import (
 	"io"
 	"log/slog"
 	"sync"
+	"time"
 
 	"github.com/stk-go/stk/flow"
 	"github.com/stk-go/stk/namesvc"
@@ -93,6 +94,10 @@ type Options struct {
 	// to trust and, for mutual TLS, the client certificate
 	// (flow.NewClientTLS builds one from files). Data flows stay plain TCP.
 	TLS *tls.Config
+	// LookupExpiration is how long a lookup waits for answers from a name
+	// server that does not say when it has sent the last one (the C
+	// stknamed); see namesvc.ClientOptions.LookupExpiration.
+	LookupExpiration time.Duration
 	// Flow are the defaults of the data flows of the Env's publishers and
 	// subscriptions (queue sizes, slow-consumer policy, reconnect back-off,
 	// socket buffers...). Handler, OnConnect, OnDisconnect, Logger and Name
@@ -158,10 +163,11 @@ func Connect(nameServer string, opts Options) (*Env, error) {
 // registrations have one each (see register).
 func (e *Env) dial() (*namesvc.Client, error) {
 	c, err := namesvc.DialAddress(e.nameServer, namesvc.ClientOptions{
-		Group:  e.opts.Group,
-		Token:  e.opts.Token,
-		TLS:    e.opts.TLS,
-		Logger: e.log,
+		Group:            e.opts.Group,
+		Token:            e.opts.Token,
+		TLS:              e.opts.TLS,
+		LookupExpiration: e.opts.LookupExpiration,
+		Logger:           e.log,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("stk: name server %s: %w", e.nsString, err)

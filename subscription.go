@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/netip"
 	"slices"
 	"sync"
@@ -24,7 +25,8 @@ const datagramReceiveBuffer = 4 << 20
 // registered address, opened when the name server tells of it (now or
 // later) and closed once the address is no longer registered.
 type Subscription struct {
-	env     *Env
+	env     *Env // nil for SubscribeAddress
+	log     *slog.Logger
 	name    string
 	group   string
 	max     int
@@ -32,6 +34,11 @@ type Subscription struct {
 	fo      flow.Options
 	handler func(*seq.Sequence)
 	ch      chan *seq.Sequence // SubscribeChan's; nil for Subscribe
+
+	accept     []netip.Prefix // nil: any
+	protocols  []string       // nil: any
+	mbind      netip.Addr     // multicast bind IP
+	onEndpoint func(EndpointEvent)
 
 	received, dropped atomic.Uint64
 
@@ -45,6 +52,7 @@ type Subscription struct {
 	eps    map[string]*endpoint
 	warned bool // about addresses beyond max
 	sub    *namesvc.Subscription
+	goneSt flow.Stats // counters of the flows the pruner closed
 
 	stop chan struct{}
 	done chan struct{} // the pruner returned
@@ -95,26 +103,15 @@ func (e *Env) subscribe(name string, handler func(*seq.Sequence), ch chan *seq.S
 	if name == "" || len(name) > namesvc.MaxNameLen {
 		return nil, fmt.Errorf("stk: subscribe %q: a name has 1 to %d bytes", name, namesvc.MaxNameLen)
 	}
-	s := &Subscription{
-		env: e, name: name, group: opts.Group, max: opts.MaxEndpoints, prune: opts.PruneInterval,
-		handler: handler, ch: ch,
-		eps:  map[string]*endpoint{},
-		stop: make(chan struct{}), done: make(chan struct{}),
+	if opts.Logger == nil {
+		opts.Logger = e.log
 	}
+	s := newSubscription(name, handler, ch, e.flowOptions(name), opts)
+	s.env = e
+	s.group = opts.Group
 	if s.group == "" {
 		s.group = e.opts.Group
 	}
-	if s.max <= 0 {
-		s.max = DefaultMaxEndpoints
-	}
-	if s.prune <= 0 {
-		s.prune = DefaultPruneInterval
-	}
-	s.fo = e.flowOptions(name)
-	if opts.MaxSequenceSize > 0 {
-		s.fo.MaxSequenceSize = opts.MaxSequenceSize
-	}
-	s.fo.Handler = s.deliver
 	sub, err := e.client.Subscribe(name, namesvc.SubscribeOptions{Group: s.group}, s.connect)
 	if err != nil {
 		return nil, fmt.Errorf("stk: subscribe %q: %w", name, err)
@@ -130,8 +127,79 @@ func (e *Env) subscribe(name string, handler func(*seq.Sequence), ch chan *seq.S
 	return s, nil
 }
 
+// newSubscription makes a subscription with its options applied, not yet
+// receiving from anything.
+func newSubscription(name string, handler func(*seq.Sequence), ch chan *seq.Sequence, fo flow.Options, opts SubscribeOptions) *Subscription {
+	s := &Subscription{
+		log: opts.Logger, name: name, max: opts.MaxEndpoints, prune: opts.PruneInterval,
+		handler: handler, ch: ch,
+		accept: opts.Accept, protocols: opts.Protocols, mbind: opts.MulticastBind, onEndpoint: opts.OnEndpoint,
+		eps:  map[string]*endpoint{},
+		stop: make(chan struct{}), done: make(chan struct{}),
+	}
+	if s.log == nil {
+		s.log = slog.Default()
+	}
+	if s.max <= 0 {
+		s.max = DefaultMaxEndpoints
+	}
+	if s.prune <= 0 {
+		s.prune = DefaultPruneInterval
+	}
+	if !s.mbind.IsValid() {
+		s.mbind = netip.IPv4Unspecified()
+	}
+	s.fo = fo
+	s.fo.Logger = s.log
+	if opts.MaxSequenceSize > 0 {
+		s.fo.MaxSequenceSize = opts.MaxSequenceSize
+	}
+	s.fo.Handler = s.deliver
+	return s
+}
+
+// SubscribeAddress receives what the publisher at address sends, without a
+// name server: "[tcp:]ip:port" connects there (and reconnects), "udp:ip:port"
+// and "multicast:group:port" listen there. It is Subscribe for a publisher
+// known by address (one started with PublishOptions.Unregistered, or STK's
+// C programs given -i); the options about names (Group, MaxEndpoints,
+// PruneInterval) do not apply, and opts.Logger nil means slog.Default().
+// handler runs as for Subscribe.
+func SubscribeAddress(address string, handler func(s *seq.Sequence), opts SubscribeOptions) (*Subscription, error) {
+	if handler == nil {
+		return nil, fmt.Errorf("stk: subscribe to %q: handler is nil", address)
+	}
+	a, err := flow.ParseAddress(address)
+	if err == nil && (a.Lookup != "" || a.TLS || a.Port == 0) {
+		err = errors.New("want [tcp|udp|rawudp|multicast:]ip:port")
+	}
+	var ap netip.AddrPort
+	if err == nil {
+		ap, err = a.WithDefaults("127.0.0.1", 0).AddrPort()
+	}
+	if err != nil {
+		return nil, fmt.Errorf("stk: subscribe to %q: %w", address, err)
+	}
+	s := newSubscription(address, handler, nil, flow.Options{Name: address}, opts)
+	close(s.done) // no pruner: there is no name to look up
+	ep := namesvc.Endpoint{Protocol: a.Protocol.String(), Addr: ap}
+	e, err := s.open(ep)
+	if err != nil {
+		return nil, fmt.Errorf("stk: subscribe to %q: %w", address, err)
+	}
+	s.eps[ep.String()] = e
+	return s, nil
+}
+
 // deliver is every flow's Handler.
-func (s *Subscription) deliver(_ flow.Peer, q *seq.Sequence) {
+func (s *Subscription) deliver(p flow.Peer, q *seq.Sequence) {
+	// A TCP peer is an address connect accepted; a datagram's source can be
+	// anyone who reaches the port.
+	if s.accept != nil && p.Protocol() != flow.TCP && !s.accepts(p.RemoteAddr().Addr()) {
+		src := namesvc.Endpoint{Protocol: p.Protocol().String(), Addr: p.RemoteAddr()}
+		s.event(EndpointEvent{Kind: DatagramRefused, Name: s.name, Endpoint: src}, slog.LevelDebug)
+		return
+	}
 	s.hmu.Lock()
 	defer s.hmu.Unlock()
 	if s.stopped {
@@ -153,8 +221,8 @@ func (s *Subscription) deliver(_ flow.Peer, q *seq.Sequence) {
 // connect opens a flow to every new address of a registration. It is the
 // name-service callback: it must not block (flow.DialTCP returns at once).
 func (s *Subscription) connect(info namesvc.Info) {
+	var events []EndpointEvent
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	for _, ep := range info.Addresses {
 		if ep.Protocol == "" {
 			ep.Protocol = "tcp"
@@ -163,22 +231,78 @@ func (s *Subscription) connect(info namesvc.Info) {
 		if s.closed || s.eps[key] != nil {
 			continue // already there; a TCP flow reconnects by itself
 		}
-		if len(s.eps) >= s.max {
-			if !s.warned {
-				s.warned = true
-				s.env.log.Warn("stk: subscription at its MaxEndpoints; ignoring more addresses until some go",
-					"name", s.name, "address", key, "max_endpoints", s.max)
+		ev := EndpointEvent{Name: s.name, Endpoint: ep}
+		_, perr := flow.ParseProtocol(ep.Protocol)
+		switch {
+		case perr != nil:
+			ev.Kind, ev.Err = EndpointSkipped, perr
+		case s.protocols != nil && !slices.Contains(s.protocols, ep.Protocol):
+			ev.Kind, ev.Err = EndpointSkipped, fmt.Errorf("protocol %s: receiving over %v only", ep.Protocol, s.protocols)
+		case !s.accepts(ep.Addr.Addr()):
+			ev.Kind = EndpointRefused
+		case len(s.eps) >= s.max:
+			ev.Kind = EndpointTooMany
+		default:
+			if e, err := s.open(ep); err != nil {
+				ev.Kind, ev.Err = EndpointFailed, err
+			} else {
+				s.eps[key] = e
+				ev.Kind = EndpointOpened
 			}
-			continue
 		}
-		e, err := s.open(ep)
-		if err != nil {
-			s.env.log.Error("stk: cannot receive from a publisher", "name", s.name, "address", key, "err", err)
-			continue
-		}
-		s.eps[key] = e
-		s.env.log.Debug("stk: receiving", "name", s.name, "address", key)
+		events = append(events, ev)
 	}
+	s.mu.Unlock()
+	for _, ev := range events {
+		level := slog.LevelWarn
+		switch ev.Kind {
+		case EndpointOpened:
+			level = slog.LevelDebug
+		case EndpointFailed:
+			level = slog.LevelError
+		case EndpointTooMany:
+			s.mu.Lock()
+			if s.warned {
+				level = slog.LevelDebug
+			}
+			s.warned = true
+			s.mu.Unlock()
+		}
+		s.event(ev, level)
+	}
+}
+
+// event tells OnEndpoint of ev, or logs it at level.
+func (s *Subscription) event(ev EndpointEvent, level slog.Level) {
+	if s.onEndpoint != nil {
+		s.onEndpoint(ev)
+		level = slog.LevelDebug
+	}
+	if !s.log.Enabled(context.Background(), level) {
+		return
+	}
+	args := []any{"name", s.name, "address", ev.Endpoint.String()}
+	if ev.Err != nil {
+		args = append(args, "err", ev.Err)
+	}
+	if ev.Kind == EndpointTooMany {
+		args = append(args, "max_endpoints", s.max)
+	}
+	s.log.Log(context.Background(), level, "stk: "+ev.Kind.String(), args...)
+}
+
+// accepts reports whether ip is inside Accept (any ip without it).
+func (s *Subscription) accepts(ip netip.Addr) bool {
+	if s.accept == nil {
+		return true
+	}
+	ip = ip.Unmap()
+	for _, n := range s.accept {
+		if n.Contains(ip) {
+			return true
+		}
+	}
+	return false
 }
 
 // open starts the flow of one address: a TCP connection, or a UDP socket
@@ -200,7 +324,7 @@ func (s *Subscription) open(ep namesvc.Endpoint) (*endpoint, error) {
 	case flow.Multicast:
 		o := s.fo
 		o.ReceiveBuffer = max(o.ReceiveBuffer, datagramReceiveBuffer)
-		bind := netip.AddrPortFrom(netip.IPv4Unspecified(), ep.Addr.Port())
+		bind := netip.AddrPortFrom(s.mbind, ep.Addr.Port())
 		e.f, err = flow.NewUDP(flow.UDPConfig{Bind: bind.String(), Group: ep.Addr.Addr().String()}, o)
 	default:
 		err = fmt.Errorf("protocol %v: not received by this package", p)
@@ -267,8 +391,11 @@ func (s *Subscription) pruner() {
 		}
 		s.mu.Unlock()
 		for _, e := range gone {
-			s.env.log.Info("stk: address no longer registered; closing its flow", "name", s.name, "address", e.ep.String())
 			e.f.Close()
+			s.mu.Lock()
+			addStats(&s.goneSt, e.f.Stats())
+			s.mu.Unlock()
+			s.event(EndpointEvent{Kind: EndpointClosed, Name: s.name, Endpoint: e.ep}, slog.LevelInfo)
 		}
 	}
 }
@@ -334,21 +461,34 @@ func (s *Subscription) WaitConnected(ctx context.Context, n int) error {
 	}
 }
 
-// Stats returns the sum of the counters of the subscription's flows.
+// Stats returns the sum of the counters of the subscription's flows, those
+// of addresses no longer registered included.
 func (s *Subscription) Stats() flow.Stats {
-	var sum flow.Stats
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	sum := s.goneSt
+	sum.Connections = 0
 	for _, e := range s.eps {
-		fs := e.f.Stats()
-		sum.SequencesIn += fs.SequencesIn
-		sum.BytesIn += fs.BytesIn
-		sum.Dropped += fs.Dropped
-		sum.Malformed += fs.Malformed
-		sum.Reconnects += fs.Reconnects
-		sum.Connections += fs.Connections
+		addStats(&sum, e.f.Stats())
 	}
 	return sum
+}
+
+// addStats adds the counters of b to a.
+func addStats(a *flow.Stats, b flow.Stats) {
+	a.SequencesIn += b.SequencesIn
+	a.SequencesOut += b.SequencesOut
+	a.BytesIn += b.BytesIn
+	a.BytesOut += b.BytesOut
+	a.Dropped += b.Dropped
+	a.SlowConsumers += b.SlowConsumers
+	a.Malformed += b.Malformed
+	a.Reconnects += b.Reconnects
+	a.AcceptErrors += b.AcceptErrors
+	a.Refused += b.Refused
+	a.TimedOut += b.TimedOut
+	a.HandshakeErrors += b.HandshakeErrors
+	a.Connections += b.Connections
 }
 
 // Close ends the subscription: the handler is not called again once Close
@@ -356,7 +496,9 @@ func (s *Subscription) Stats() flow.Stats {
 // channel is closed. It must not be called from the handler.
 func (s *Subscription) Close() error {
 	s.once.Do(func() {
-		s.env.forget(s)
+		if s.env != nil {
+			s.env.forget(s)
+		}
 		s.mu.Lock()
 		s.closed = true
 		eps := s.eps
@@ -379,8 +521,65 @@ func (s *Subscription) Close() error {
 			errs = append(errs, e.f.Close())
 		}
 		if err := errors.Join(errs...); err != nil {
-			s.env.log.Debug("stk: closing a subscription's flows", "name", s.name, "err", err)
+			s.log.Debug("stk: closing a subscription's flows", "name", s.name, "err", err)
 		}
 	})
 	return nil
+}
+
+// EndpointEventKind says what happened to a publisher address.
+type EndpointEventKind int
+
+// What SubscribeOptions.OnEndpoint is told.
+const (
+	// EndpointOpened: receiving from the address now (a TCP connection is
+	// being made; it reconnects by itself).
+	EndpointOpened EndpointEventKind = iota
+	// EndpointSkipped: its protocol is unknown, or not in
+	// SubscribeOptions.Protocols (Err says which).
+	EndpointSkipped
+	// EndpointRefused: it is outside SubscribeOptions.Accept.
+	EndpointRefused
+	// EndpointTooMany: the subscription receives from MaxEndpoints
+	// addresses already; this one is ignored (until it is registered
+	// again once some have gone).
+	EndpointTooMany
+	// EndpointFailed: it cannot be received from (Err says why).
+	EndpointFailed
+	// EndpointClosed: it is no longer registered; its flow is closed.
+	EndpointClosed
+	// DatagramRefused: a UDP or multicast datagram came from a source
+	// outside SubscribeOptions.Accept (Endpoint is the source) and was
+	// dropped. Told for every such datagram.
+	DatagramRefused
+)
+
+var endpointEventNames = [...]string{
+	EndpointOpened:  "receiving from a publisher",
+	EndpointSkipped: "skipping a publisher address of another protocol",
+	EndpointRefused: "ignoring a publisher address outside the accepted networks",
+	EndpointTooMany: "subscription at its MaxEndpoints; ignoring more addresses until some go",
+	EndpointFailed:  "cannot receive from a publisher",
+	EndpointClosed:  "address no longer registered; closing its flow",
+	DatagramRefused: "dropping a datagram from outside the accepted networks",
+}
+
+func (k EndpointEventKind) String() string {
+	if k >= 0 && int(k) < len(endpointEventNames) {
+		return endpointEventNames[k]
+	}
+	return fmt.Sprintf("EndpointEventKind(%d)", int(k))
+}
+
+// EndpointEvent is what happened to one publisher address of a
+// subscription (SubscribeOptions.OnEndpoint).
+type EndpointEvent struct {
+	Kind EndpointEventKind
+	// Name is the subscribed name (the address for SubscribeAddress).
+	Name string
+	// Endpoint is the registered address ("tcp" when the registration said
+	// no protocol); for DatagramRefused, the datagram's source.
+	Endpoint namesvc.Endpoint
+	// Err is why, for EndpointSkipped and EndpointFailed.
+	Err error
 }

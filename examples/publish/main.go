@@ -11,15 +11,14 @@
 package main
 
 import (
-	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"net"
 	"net/netip"
 	"os"
 	"strings"
-	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -27,7 +26,7 @@ import (
 
 	"github.com/stk-go/stk/flow"
 	"github.com/stk-go/stk/internal/cli"
-	"github.com/stk-go/stk/namesvc"
+	"github.com/stk-go/stk"
 	"github.com/stk-go/stk/seq"
 )
 
@@ -99,78 +98,61 @@ func main() {
 
 	ctx, cancel := cli.SignalContext()
 	defer cancel()
-	names, err := cli.DialNames(*nameServer, "", log)
+	nsAddr, err := cli.ResolveAddress("-R", *nameServer)
 	if err != nil {
 		cli.Fail(prog, err)
 	}
-	defer names.Close()
-
-	var out flow.Flow
-	var server *flow.TCPServer
-	var subscribed, left atomic.Int64 // TCP subscribers that connected, and that left
-	switch addr.Protocol {
-	case flow.TCP:
-		opts := flow.Options{Logger: log, Name: prog,
-			OnConnect:    func(flow.Peer) { subscribed.Add(1) },
-			OnDisconnect: func(flow.Peer, error) { left.Add(1) },
-			// Subscribers send nothing: whatever one does send is read and
-			// dropped, so it needs no more room than a small sequence, and a
-			// frame left half-sent only holds a slot until it is cut.
-			MaxSequenceSize: subscriberInputMax, FrameTimeout: 10 * time.Second}
-		if server, err = flow.ListenTCP(listen.String(), opts); err != nil {
-			if errors.Is(err, syscall.EADDRINUSE) {
-				err = fmt.Errorf("%w (another publisher there? -i tcp:127.0.0.1:0 picks a free port)", err)
-			}
-			cli.Fail(prog, err)
-		}
-		ap = netip.AddrPortFrom(ap.Addr(), server.LocalAddr().Port())
-		if ap.Addr().IsUnspecified() {
-			// 0.0.0.0 cannot be connected to: register the IP that faces
-			// the name server, where the subscribers look the name up.
-			ap = flow.AdvertiseAddr(ap, names.ServerAddr().Addr())
-		}
-		out = server
-	default:
-		cfg := flow.UDPConfig{Destination: ap.String(), Raw: addr.Protocol == flow.RawUDP}
-		if out, err = flow.NewUDP(cfg, flow.Options{Logger: log, Name: prog}); err != nil {
-			cli.Fail(prog, err)
-		}
+	env, err := stk.Connect(nsAddr.String(), stk.Options{Logger: log, Flow: flow.Options{
+		// Subscribers send nothing: whatever one does send is read and
+		// dropped, so it needs no more room than a small sequence, and a
+		// frame left half-sent only holds a slot until it is cut.
+		MaxSequenceSize: subscriberInputMax, FrameTimeout: 10 * time.Second}})
+	if err != nil {
+		cli.Fail(prog, cli.BadUsage(fmt.Errorf("-R %s: %w", *nameServer, err)))
 	}
+	defer env.Close()
 
-	where := addr.Protocol.String() + ":" + ap.String()
-	if server != nil && server.LocalAddr() != ap {
-		where += fmt.Sprintf(" (listening on %s)", server.LocalAddr())
+	popts := stk.PublishOptions{
+		Listen: addr.Protocol.String() + ":" + listen.String(),
+		// Like STK's C programs, the name outlives this one for -L.
+		Linger: time.Duration(*linger) * time.Second, KeepOnClose: true,
+		// What a name server that never answers costs: the error below.
+		RegisterWait: 5 * time.Second,
+	}
+	if popts.Linger == 0 {
+		popts.Linger = -1 // 0 is stk's default: -L 0 means none
+	}
+	if addr.Protocol == flow.TCP && ap.Addr() != listen.Addr() && !ap.Addr().IsUnspecified() {
+		popts.AdvertiseIP = ap.Addr()
+	}
+	pub, err := env.Publish(name, popts)
+	if err != nil {
+		var listenErr *net.OpError
+		switch {
+		case errors.Is(err, syscall.EADDRINUSE):
+			err = fmt.Errorf("%w (another publisher there? -i tcp:127.0.0.1:0 picks a free port)", err)
+		case !errors.As(err, &listenErr):
+			err = fmt.Errorf("register %s with the name server at %s: %w", name, *nameServer, err)
+		}
+		cli.Fail(prog, err)
+	}
+	tcp := addr.Protocol == flow.TCP
+	where := pub.Addr().String()
+	if tcp && pub.LocalAddr() != pub.Addr().Addr {
+		where += fmt.Sprintf(" (listening on %s)", pub.LocalAddr())
 	}
 	fmt.Printf("Publishing to '%s' on %s\n", name, where)
-	rctx, rcancel := context.WithTimeout(ctx, 5*time.Second)
-	err = names.Register(rctx, namesvc.Info{
-		Name:      name,
-		Addresses: []namesvc.Endpoint{{Protocol: addr.Protocol.String(), Addr: ap}},
-		Linger:    time.Duration(*linger) * time.Second,
-		FT:        namesvc.FTActive,
-	})
-	rcancel()
-	if err != nil {
-		out.Close()
-		if !names.Connected() {
-			err = fmt.Errorf("%w; %s", err, cli.NamesHint)
-		}
-		cli.Fail(prog, fmt.Errorf("register %s with the name server at %s: %w", name, *nameServer, err))
-	}
 
-	if server != nil && *subs > 0 {
+	if tcp && *subs > 0 {
 		fmt.Printf("Waiting for %d subscriber(s)\n", *subs)
-		for server.Conns() < *subs {
-			select {
-			case <-ctx.Done():
-				out.Close()
-				cli.Fail(prog, fmt.Errorf("interrupted while waiting for subscribers (%d of %d came)", server.Conns(), *subs))
-			case <-time.After(5 * time.Millisecond):
-			}
+		if err := pub.WaitSubscribers(ctx, *subs); err != nil {
+			n := pub.Subscribers()
+			pub.Close()
+			cli.Fail(prog, fmt.Errorf("interrupted while waiting for subscribers (%d of %d came)", n, *subs))
 		}
 	}
 
-	if server == nil && *delay > 0 {
+	if !tcp && *delay > 0 {
 		select {
 		case <-ctx.Done():
 		case <-time.After(*delay):
@@ -186,8 +168,8 @@ func main() {
 	sent := 0
 	for sent < *count && ctx.Err() == nil {
 		for range min(*batch, *count-sent) {
-			if err := out.Send(s); err != nil {
-				out.Close()
+			if err := pub.Send(s); err != nil {
+				pub.Close()
 				cli.Fail(prog, fmt.Errorf("send: %w", err))
 			}
 			sent++
@@ -197,14 +179,14 @@ func main() {
 		}
 	}
 	queued := time.Now()
-	leftEarly := left.Load() // Close ends every connection: count those that left before
-	out.Close()              // delivers what is queued
+	subscribed, leftEarly := pub.SubscriberCounts() // Close ends every connection: count those that left before
+	pub.Close()                                    // delivers what is queued
 	end := time.Now()
-	st := out.Stats()
+	st := pub.Stats()
 	fmt.Printf("Sent %s\n", cli.Rate(int64(sent), int64(sent)*int64(*length), start, end))
-	if server != nil {
+	if tcp {
 		fmt.Printf("(queueing took %.6f s, delivering the rest %.6f s; %d subscriber(s), %d left before the end, %d dropped)\n",
-			queued.Sub(start).Seconds(), end.Sub(queued).Seconds(), subscribed.Load(), leftEarly, st.Dropped)
+			queued.Sub(start).Seconds(), end.Sub(queued).Seconds(), subscribed, leftEarly, st.Dropped)
 	} else {
 		fmt.Printf("(queueing took %.6f s, sending the rest %.6f s; %d sent, %d dropped)\n",
 			queued.Sub(start).Seconds(), end.Sub(queued).Seconds(), st.SequencesOut, st.Dropped)
@@ -213,11 +195,11 @@ func main() {
 	switch {
 	case sent < *count:
 		cli.Fail(prog, fmt.Errorf("interrupted after %d of %d sequences", sent, *count))
-	case server != nil && subscribed.Load() == 0 && *count > 0:
+	case tcp && subscribed == 0 && *count > 0:
 		cli.Fail(prog, fmt.Errorf("no subscriber connected: the %d sequences went nowhere (-w waits for subscribers)", sent))
-	case server != nil && st.SlowConsumers > 0:
+	case tcp && st.SlowConsumers > 0:
 		cli.Fail(prog, fmt.Errorf("%d subscriber(s) cut off for not reading fast enough (-p slows the publisher down)", st.SlowConsumers))
-	case server == nil && st.Dropped > 0:
+	case !tcp && st.Dropped > 0:
 		cli.Fail(prog, fmt.Errorf("%d of %d sequences not sent to %s (see the warning above: no route to it?)", st.Dropped, sent, where))
 	}
 }

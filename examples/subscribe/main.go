@@ -16,7 +16,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"net/netip"
 	"os"
 	"sync"
 	"sync/atomic"
@@ -24,9 +23,8 @@ import (
 
 	"github.com/spf13/pflag"
 
-	"github.com/stk-go/stk/flow"
+	"github.com/stk-go/stk"
 	"github.com/stk-go/stk/internal/cli"
-	"github.com/stk-go/stk/namesvc"
 	"github.com/stk-go/stk/seq"
 )
 
@@ -40,7 +38,7 @@ func main() {
 	group := fs.StringP("group", "G", "", "name group to look in")
 	nameServer := fs.StringP("name-server", "R", cli.DefaultNameServer, "name server: [tcp|udp:]host[:port]")
 	maxSize := fs.Int("max-size", seq.DefaultMaxSize, "largest sequence accepted, in bytes: a publisher sending a larger one is disconnected (TCP) or its datagrams dropped, so one cannot make this program hold more than this per connection")
-	maxEndpoints := fs.Int("max-endpoints", defaultMaxEndpoints, "receive from at most this many addresses of the name; more registrations are ignored with a warning")
+	maxEndpoints := fs.Int("max-endpoints", stk.DefaultMaxEndpoints, "receive from at most this many addresses of the name; more registrations are ignored with a warning")
 	accept := fs.String("accept", "", "receive only from endpoints inside these networks, comma-separated CIDRs (10.1.0.0/16,127.0.0.1): registered addresses elsewhere, and datagrams from sources elsewhere, are ignored and said on stderr (default: any)")
 	verbose := fs.BoolP("verbose", "v", false, "log what happens")
 	cli.Usage(fs, "subscribe [flags] <name>", "Receives the sequences published under <name>.",
@@ -69,16 +67,20 @@ func main() {
 
 	ctx, cancel := cli.SignalContext()
 	defer cancel()
-	names, err := cli.DialNames(*nameServer, *group, log)
+	nsAddr, err := cli.ResolveAddress("-R", *nameServer)
 	if err != nil {
 		cli.Fail(prog, err)
 	}
-	defer names.Close()
+	env, err := stk.Connect(nsAddr.String(), stk.Options{Group: *group, Logger: log})
+	if err != nil {
+		cli.Fail(prog, cli.BadUsage(fmt.Errorf("-R %s: %w", *nameServer, err)))
+	}
+	defer env.Close()
 	var reached atomic.Bool // the name server was connected at some point
 	go func() {
 		wctx, wcancel := context.WithTimeout(ctx, 3*time.Second)
 		defer wcancel()
-		if names.WaitConnected(wctx) == nil {
+		if env.WaitConnected(wctx) == nil {
 			reached.Store(true)
 			return
 		}
@@ -86,137 +88,88 @@ func main() {
 			return
 		}
 		fmt.Fprintf(os.Stderr, "%s: no name server yet at %s (%s); still trying\n", prog, *nameServer, cli.NamesHint)
-		if names.WaitConnected(ctx) == nil {
+		if env.WaitConnected(ctx) == nil {
 			reached.Store(true)
 		}
 	}()
 
-	s := &subscriber{quiet: *quiet, limit: *limit, bind: bindIP.Addr(), maxFlows: *maxEndpoints, flows: map[string]flow.Flow{}, done: make(chan struct{}),
-		accept: acceptNets, acceptText: *accept, ignored: map[string]bool{}}
-	s.opts = flow.Options{Logger: log, Name: prog, Handler: s.handle, MaxSequenceSize: *maxSize}
+	s := &subscriber{quiet: *quiet, limit: *limit, maxEndpoints: *maxEndpoints, done: make(chan struct{}),
+		acceptText: *accept, ignored: map[string]bool{}}
 	fmt.Printf("Subscribing to '%s'\n", name)
-	if _, err := names.Subscribe(name, namesvc.SubscribeOptions{}, s.connect); err != nil {
+	sub, err := env.Subscribe(name, s.handle, stk.SubscribeOptions{
+		MaxSequenceSize: *maxSize, MaxEndpoints: *maxEndpoints,
+		Accept: acceptNets, MulticastBind: bindIP.Addr(), OnEndpoint: s.endpoint,
+	})
+	if err != nil {
 		cli.Fail(prog, err)
 	}
 	select {
 	case <-ctx.Done():
 	case <-s.done:
 	}
-	s.close() // returns once no handler runs: nothing is printed after the summary
+	sub.Close() // returns once no handler runs: nothing is printed after the summary
 	n := s.count.Load()
 	fmt.Println(s.summary())
 	switch {
 	case *limit > 0 && n < *limit:
 		cli.Fail(prog, fmt.Errorf("interrupted after %d of %d sequences", n, *limit))
-	case !reached.Load() && !names.Connected():
+	case !reached.Load() && !env.Connected():
 		cli.Fail(prog, fmt.Errorf("never reached the name server at %s; %s", *nameServer, cli.NamesHint))
 	}
 }
 
-// defaultMaxEndpoints bounds the addresses a subscription receives from: a
-// registrant listing a thousand addresses would otherwise make every
-// subscriber dial them all, for ever.
-const defaultMaxEndpoints = 64
-
-// subscriber receives on one flow per registered address.
+// subscriber counts and prints what its subscription receives. stk calls
+// handle one sequence at a time.
 type subscriber struct {
-	quiet    bool
-	limit    int64
-	bind     netip.Addr
-	opts     flow.Options
-	maxFlows int  // addresses received from at most
-	warned   bool // about addresses beyond maxFlows
+	quiet        bool
+	limit        int64
+	maxEndpoints int
+	warned       bool // about addresses beyond --max-endpoints
 
-	accept     []netip.Prefix // --accept; nil: any
-	acceptText string         // as given, for messages
-	ignoredMu  sync.Mutex
+	acceptText string          // --accept as given, for messages
+	ignoredMu  sync.Mutex      // endpoint runs on the name client's goroutine, datagram refusals on the flows'
 	ignored    map[string]bool // addresses and datagram sources said on stderr, at most maxIgnored
-
-	mu     sync.Mutex
-	flows  map[string]flow.Flow
-	closed bool
 
 	count, bytes     atomic.Int64 // sequences accepted (at most limit) and their bytes
 	first, last      atomic.Int64 // unix nanoseconds of the first and of the last timed sequence
 	lastN, lastBytes atomic.Int64 // count and bytes at last
 	done             chan struct{}
 	doneOnce         sync.Once
-	printMu          sync.Mutex
 }
 
-// connect opens a flow to every address of a registration (name-service
-// callback: must not block).
-func (s *subscriber) connect(info namesvc.Info) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for _, e := range info.Addresses {
-		key := e.String()
-		if s.closed || s.flows[key] != nil {
-			continue // already receiving there; a TCP flow reconnects by itself
+// endpoint says what happens to the publisher addresses, as STK's C
+// subscribe does.
+func (s *subscriber) endpoint(ev stk.EndpointEvent) {
+	key := ev.Endpoint.String()
+	switch ev.Kind {
+	case stk.EndpointOpened:
+		fmt.Printf("Receiving '%s' from %s\n", ev.Name, key)
+	case stk.EndpointRefused:
+		s.ignore(key, fmt.Sprintf("subscribe: ignoring %s of %q: not in --accept %s\n", key, ev.Name, s.acceptText))
+	case stk.DatagramRefused:
+		src := ev.Endpoint.Addr.Addr()
+		s.ignore("from "+src.String(), fmt.Sprintf("subscribe: ignoring datagrams from %v: not in --accept %s\n", src, s.acceptText))
+	case stk.EndpointTooMany:
+		if !s.warned {
+			s.warned = true
+			fmt.Fprintf(os.Stderr, "subscribe: %q has more than %d addresses; ignoring %s and any more (--max-endpoints raises the bound)\n", ev.Name, s.maxEndpoints, key)
 		}
-		if !s.accepts(e.Addr.Addr()) {
-			s.ignore(key, fmt.Sprintf("subscribe: ignoring %s of %q: not in --accept %s\n", key, info.Name, s.acceptText))
-			continue
-		}
-		if len(s.flows) >= s.maxFlows {
-			if !s.warned {
-				s.warned = true
-				fmt.Fprintf(os.Stderr, "subscribe: %q has more than %d addresses; ignoring %s and any more (--max-endpoints raises the bound)\n", info.Name, s.maxFlows, key)
-			}
-			continue
-		}
-		proto := flow.TCP
-		if e.Protocol != "" {
-			p, err := flow.ParseProtocol(e.Protocol)
-			if err != nil {
-				fmt.Fprintf(os.Stderr, "subscribe: ignoring %s: %v\n", key, err)
-				continue
-			}
-			proto = p
-		}
-		var f flow.Flow
-		var err error
-		switch proto {
-		case flow.TCP:
-			f, err = flow.DialTCP(e.Addr.String(), s.opts)
-		case flow.UDP, flow.RawUDP:
-			f, err = flow.NewUDP(flow.UDPConfig{Bind: e.Addr.String(), Raw: proto == flow.RawUDP}, s.datagramOpts())
-		case flow.Multicast:
-			bind := netip.AddrPortFrom(s.bind, e.Addr.Port())
-			f, err = flow.NewUDP(flow.UDPConfig{Bind: bind.String(), Group: e.Addr.Addr().String()}, s.datagramOpts())
-		}
-		if err != nil {
-			fmt.Fprintf(os.Stderr, "subscribe: cannot receive from %s: %v\n", key, err)
-			continue
-		}
-		s.flows[key] = f
-		fmt.Printf("Receiving '%s' from %s\n", info.Name, key)
+	case stk.EndpointSkipped:
+		fmt.Fprintf(os.Stderr, "subscribe: ignoring %s: %v\n", key, ev.Err)
+	case stk.EndpointFailed:
+		fmt.Fprintf(os.Stderr, "subscribe: cannot receive from %s: %v\n", key, ev.Err)
 	}
 }
 
-// handle counts and prints a received sequence (flow callback; the flows
-// call it concurrently). Past -c it drops the sequence: exactly -c are
-// counted and printed.
-func (s *subscriber) handle(p flow.Peer, q *seq.Sequence) {
-	// A TCP peer is an address connect accepted; a datagram's source can
-	// be anyone who reaches the port.
-	if s.accept != nil && p.Protocol() != flow.TCP {
-		if src := p.RemoteAddr(); !s.accepts(src.Addr()) {
-			s.ignore("from "+src.Addr().String(), fmt.Sprintf("subscribe: ignoring datagrams from %v: not in --accept %s\n", src.Addr(), s.acceptText))
-			return
-		}
+// handle counts and prints a received sequence. Past -c it drops the
+// sequence: exactly -c are counted and printed.
+func (s *subscriber) handle(q *seq.Sequence) {
+	n := s.count.Load()
+	if s.limit > 0 && n >= s.limit {
+		return
 	}
-	var n int64
-	for {
-		c := s.count.Load()
-		if s.limit > 0 && c >= s.limit {
-			return
-		}
-		if s.count.CompareAndSwap(c, c+1) {
-			n = c + 1
-			break
-		}
-	}
+	n++
+	s.count.Store(n)
 	b := s.bytes.Add(int64(q.Size()))
 	// time.Now costs about 55 ns: timing every sequence of a quiet run cut
 	// its rate by a fifth or more at 3 M/s. Printing costs far more.
@@ -230,9 +183,7 @@ func (s *subscriber) handle(p flow.Peer, q *seq.Sequence) {
 		s.lastBytes.Store(b)
 	}
 	if !s.quiet {
-		s.printMu.Lock()
 		fmt.Printf("Received sequence %#x %q type %v, %d element(s), %d bytes\n", q.ID, q.Name, q.Type, len(q.Elements), q.Size())
-		s.printMu.Unlock()
 	}
 	if n == s.limit {
 		s.doneOnce.Do(func() { close(s.done) })
@@ -242,20 +193,6 @@ func (s *subscriber) handle(p flow.Peer, q *seq.Sequence) {
 // maxIgnored bounds the addresses the ignored messages remember: past it,
 // further ones are ignored silently.
 const maxIgnored = 1024
-
-// accepts reports whether ip is inside --accept (any ip without it).
-func (s *subscriber) accepts(ip netip.Addr) bool {
-	if s.accept == nil {
-		return true
-	}
-	ip = ip.Unmap()
-	for _, n := range s.accept {
-		if n.Contains(ip) {
-			return true
-		}
-	}
-	return false
-}
 
 // ignore prints msg on stderr the first time key is ignored.
 func (s *subscriber) ignore(key, msg string) {
@@ -280,27 +217,4 @@ func (s *subscriber) summary() string {
 		return "Received: " + cli.Rate(n, b, first, last)
 	}
 	return fmt.Sprintf("Received: %d sequences, %d bytes; the first %s", n, b, cli.Rate(tn, tb, first, last))
-}
-
-func (s *subscriber) close() {
-	s.mu.Lock()
-	s.closed = true
-	flows := s.flows
-	s.mu.Unlock()
-	for _, f := range flows {
-		f.Close()
-	}
-}
-
-// datagramReceiveBuffer is the socket receive buffer asked for UDP flows: a
-// publisher bursts faster than one reader drains, and with the system's
-// default (about 208 KiB) a burst of a million sequences lost 9 % here;
-// with 4 MiB none. TCP flows keep the system's auto-tuned buffer.
-const datagramReceiveBuffer = 4 << 20
-
-// datagramOpts are the flow options of a UDP, raw UDP or multicast flow.
-func (s *subscriber) datagramOpts() flow.Options {
-	o := s.opts
-	o.ReceiveBuffer = datagramReceiveBuffer
-	return o
 }
