@@ -340,4 +340,3 @@ func TestPublishRegistration(t *testing.T) {
 		t.Errorf("Send after Close: %v, want flow.ErrClosed", err)
 	}
 }
-

@@ -27,11 +27,11 @@ type Publisher struct {
 	reg   *Registration  // nil when Unregistered
 
 	joined, left atomic.Uint64 // TCP subscribers that connected, and that went
-	once  sync.Once
-	err   error
-	mu    sync.Mutex
-	wake  chan struct{} // closed and replaced when the subscriber count changes
-	close chan struct{} // closed by Close
+	once         sync.Once
+	err          error
+	mu           sync.Mutex
+	wake         chan struct{} // closed and replaced when the subscriber count changes
+	close        chan struct{} // closed by Close
 }
 
 // Publish starts a publisher of name: it listens (or, over UDP, opens its

@@ -24,9 +24,9 @@ import (
 
 	"github.com/spf13/pflag"
 
+	"github.com/stk-go/stk"
 	"github.com/stk-go/stk/flow"
 	"github.com/stk-go/stk/internal/cli"
-	"github.com/stk-go/stk"
 	"github.com/stk-go/stk/seq"
 )
 
@@ -180,7 +180,7 @@ func main() {
 	}
 	queued := time.Now()
 	subscribed, leftEarly := pub.SubscriberCounts() // Close ends every connection: count those that left before
-	pub.Close()                                    // delivers what is queued
+	pub.Close()                                     // delivers what is queued
 	end := time.Now()
 	st := pub.Stats()
 	fmt.Printf("Sent %s\n", cli.Rate(int64(sent), int64(sent)*int64(*length), start, end))
