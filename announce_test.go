@@ -53,6 +53,9 @@ func TestListenAnnounce(t *testing.T) {
 		t.Fatal(err)
 	}
 	direct.Close()
+	if joined, _ := pub.SubscriberCounts(); joined != 1 {
+		t.Errorf("SubscriberCounts: %d joined, want 1", joined)
+	}
 
 	env := connect(t, ns)
 	var mu sync.Mutex
