@@ -231,7 +231,7 @@ func (h *serverEvents) OnTraffic(gc gnet.Conn) gnet.Action {
 		return gnet.None
 	}
 	buf, _ := gc.Peek(-1)
-	n, err := c.fr.consume(buf, c.deliver)
+	n, err := c.fr.consume(buf, c.deliverFn)
 	if n > 0 { // gnet's Discard(0) would discard everything
 		s.ctr.bytesIn.Add(uint64(n))
 		gc.Discard(n)
@@ -242,7 +242,8 @@ func (h *serverEvents) OnTraffic(gc gnet.Conn) gnet.Action {
 	if err != nil {
 		s.ctr.malformed.Add(1)
 		s.log.Warn("closing a connection that sent an undecodable frame", "peer", c.remote, "err", err)
-		c.closeErr.Store(&err)
+		reason := err // a copy: taking err's address would move it to the heap on every call
+		c.closeErr.Store(&reason)
 		return gnet.Close
 	}
 	return gnet.None
@@ -277,6 +278,8 @@ type serverConn struct {
 	wconn net.Conn // duplicate of the socket, written by writeLoop
 	fr    framer   // event loop only
 	act   activity
+
+	deliverFn func(*seq.Sequence) // c.deliver, made once: a method value per read would allocate
 }
 
 func newServerConn(s *TCPServer, gc gnet.Conn) (*serverConn, error) {
@@ -298,6 +301,7 @@ func newServerConn(s *TCPServer, gc gnet.Conn) (*serverConn, error) {
 		fr:         framer{maxSize: s.opts.MaxSequenceSize},
 	}
 	c.queue.attachConn(wconn, &s.ctr) // an idle connection's replies skip the writer
+	c.deliverFn = c.deliver
 	return c, nil
 }
 
