@@ -347,6 +347,7 @@ func loadCfgFile(c *config, path string, forceNamed, forceHttpd bool) (origins, 
 		errs, c.policy = append(errs, err), pol
 	}
 	o := origins{}
+	errs = append(errs, cfgHTTPLines(b, path, c, o)) // httpsec.go
 	c.names = named.n != 0 || forceNamed
 	c.monitor = httpd.n != 0 || forceHttpd
 	if named.n != 0 {
