@@ -11,6 +11,7 @@ import (
 
 	"github.com/stk-go/stk/flow"
 	"github.com/stk-go/stk/internal/leakcheck"
+	"github.com/stk-go/stk/internal/testutil"
 	"github.com/stk-go/stk/namesvc"
 	"github.com/stk-go/stk/seq"
 
@@ -40,18 +41,19 @@ func TestAdvertise(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		ns, err := namesvc.Dial(fmt.Sprintf("tcp:127.0.0.1:%d", netip.MustParseAddrPort(d.namesTCP).Port()), namesvc.ClientOptions{Logger: quiet()})
+		ns, err := namesvc.Dial(fmt.Sprintf("tcp:127.0.0.1:%d", netip.MustParseAddrPort(d.namesTCP).Port()), namesvc.ClientOptions{Logger: testutil.Discard()})
 		if err != nil {
 			t.Fatal(err)
 		}
 		lookup := func(name string) namesvc.Info {
 			var info namesvc.Info
-			waitFor(t, name+" registered", func() bool {
+			testutil.WaitFor(t, 10*time.Second, name+" registered", func() bool {
 				ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 				defer cancel()
 				info, err = ns.LookupOnce(ctx, name, namesvc.LookupOptions{})
 				return err == nil
 			})
+
 			return info
 		}
 		port := func(addr string) uint16 { return netip.MustParseAddrPort(addr).Port() }
@@ -77,7 +79,7 @@ func TestAdvertise(t *testing.T) {
 	for _, bad := range []string{"nonsense", "0.0.0.0", "224.1.1.1", "::1"} {
 		c := testConfig("")
 		c.advertise = bad
-		if d, err := start(c, quiet()); err == nil {
+		if d, err := start(c, testutil.Discard()); err == nil {
 			d.close()
 			t.Errorf("--advertise %q accepted", bad)
 		} else if !strings.Contains(err.Error(), "--advertise") {

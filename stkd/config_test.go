@@ -2,7 +2,6 @@ package main
 
 import (
 	"io"
-	"log/slog"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -11,10 +10,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stk-go/stk/internal/testutil"
 	"github.com/stk-go/stk/namesvc"
 )
-
-func quiet() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
 
 func TestShippedCfgFileIsTheDefault(t *testing.T) {
 	// The stkd.cfg the C distribution ships, plus noise C ignores.
@@ -95,7 +93,7 @@ func TestStartFromCfgFile(t *testing.T) {
 		t.Fatal(err)
 	}
 	c.http = "127.0.0.1:0"
-	d, err := start(c, quiet())
+	d, err := start(c, testutil.Discard())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -111,7 +109,7 @@ func TestStartFromCfgFile(t *testing.T) {
 			t.Fatalf("GET /api/v1/flows: %d %s; want %s listed", resp.StatusCode, body, want)
 		}
 	}
-	client, err := namesvc.Dial("tcp:"+d.namesTCP, namesvc.ClientOptions{Logger: quiet()})
+	client, err := namesvc.Dial("tcp:"+d.namesTCP, namesvc.ClientOptions{Logger: testutil.Discard()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -139,7 +137,7 @@ func TestStartFromCfgFile(t *testing.T) {
 	os.WriteFile(path, []byte("# nothing\n"), 0o644)
 	c = defaultConfig()
 	loadCfgFile(&c, path, false, false)
-	if _, err := start(c, quiet()); err == nil {
+	if _, err := start(c, testutil.Discard()); err == nil {
 		t.Fatal("a config with no line started nothing without complaint")
 	}
 }
@@ -149,7 +147,7 @@ func TestStartFromCfgFile(t *testing.T) {
 func TestCloseTwice(t *testing.T) {
 	c := defaultConfig()
 	c.namesTCP, c.namesUDP, c.monTCP, c.monUDP, c.http = "127.0.0.1:0", "", "127.0.0.1:0", "", "127.0.0.1:0"
-	d, err := start(c, quiet())
+	d, err := start(c, testutil.Discard())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/stk-go/stk/internal/testprog"
+	"github.com/stk-go/stk/internal/testutil"
 
 	"github.com/stk-go/stk/internal/syncbuf"
 )
@@ -60,13 +61,13 @@ func httpDo(t *testing.T, d *daemon, method, path, body string, hdr ...string) i
 func TestHTTPRefusesNetworkWithoutToken(t *testing.T) {
 	t.Setenv(tokenEnv, "")
 	for _, addr := range []string{"0.0.0.0:0", ":0"} {
-		_, err := start(httpConfig(t, addr), quiet())
+		_, err := start(httpConfig(t, addr), testutil.Discard())
 		if err == nil || !strings.Contains(err.Error(), "--http-insecure") || !strings.Contains(err.Error(), "--http-token-file") {
 			t.Errorf("--http %s without a token: %v, want a refusal naming --http-insecure and --http-token-file", addr, err)
 		}
 	}
 	// Loopback needs neither.
-	d, err := start(httpConfig(t, "127.0.0.1:0"), quiet())
+	d, err := start(httpConfig(t, "127.0.0.1:0"), testutil.Discard())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -90,7 +91,7 @@ func TestHTTPRefusesNetworkWithoutToken(t *testing.T) {
 	// A token file: it starts, and the writes need the token.
 	path := filepath.Join(t.TempDir(), "token")
 	os.WriteFile(path, []byte(httpTestToken+"\n"), 0o600)
-	d, err = start(httpConfig(t, "0.0.0.0:0", "--http-token-file", path, "--http-host", "stk.example"), quiet())
+	d, err = start(httpConfig(t, "0.0.0.0:0", "--http-token-file", path, "--http-host", "stk.example"), testutil.Discard())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -107,7 +108,7 @@ func TestHTTPRefusesNetworkWithoutToken(t *testing.T) {
 
 	// The environment: the same.
 	t.Setenv(tokenEnv, httpTestToken)
-	d, err = start(httpConfig(t, "0.0.0.0:0", "--http-token-for-reads"), quiet())
+	d, err = start(httpConfig(t, "0.0.0.0:0", "--http-token-for-reads"), testutil.Discard())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -139,7 +140,7 @@ func TestHTTPSecurityBadSettings(t *testing.T) {
 		{"", []string{"--http-host", "http://ui.example/"}, "--http-host"},
 	} {
 		t.Setenv(tokenEnv, tc.env)
-		d, err := start(httpConfig(t, "127.0.0.1:0", tc.flags...), quiet())
+		d, err := start(httpConfig(t, "127.0.0.1:0", tc.flags...), testutil.Discard())
 		if err == nil {
 			d.close()
 			t.Errorf("%v (env %q): started", tc.flags, tc.env)

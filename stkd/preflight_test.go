@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/stk-go/stk/internal/leakcheck"
+	"github.com/stk-go/stk/internal/testutil"
 )
 
 // openFDs counts this process's open file descriptors.
@@ -52,7 +53,7 @@ func TestStartReportsEveryConflict(t *testing.T) {
 	c.namesTCP, c.monTCP, c.http, c.stepsFeed = tcp[0], tcp[1], tcp[2], tcp[3]
 	c.namesUDP, c.monUDP = udp[0], udp[1]
 	fds := openFDs(t)
-	d, err := start(c, quiet())
+	d, err := start(c, testutil.Discard())
 	if err == nil {
 		d.close()
 		t.Fatal("stkd started on ports other sockets hold")
@@ -87,7 +88,7 @@ func TestPreflightClashes(t *testing.T) {
 	c := defaultConfig()
 	c.namesTCP, c.monTCP, c.http, c.stepsFeed = "127.0.0.1:0", "127.0.0.1:0", "", ""
 	c.namesUDP, c.monUDP = "127.0.0.1:"+port, "0.0.0.0:"+port
-	d, err := start(c, quiet())
+	d, err := start(c, testutil.Discard())
 	if err == nil {
 		d.close()
 		t.Fatal("names and monitor started on one UDP port")

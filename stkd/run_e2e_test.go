@@ -20,6 +20,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/stk-go/stk/internal/testprog"
+	"github.com/stk-go/stk/internal/testutil"
 	"github.com/stk-go/stk/namesvc"
 )
 
@@ -94,7 +95,7 @@ func exitsWith(t *testing.T, p *testprog.Proc) string {
 // the calling goroutine (so in its namespace).
 func udpNames(t *testing.T, addr string) *namesvc.Client {
 	t.Helper()
-	c, err := namesvc.Dial("udp:"+addr, namesvc.ClientOptions{Logger: quiet(), RetryInterval: 100 * time.Millisecond})
+	c, err := namesvc.Dial("udp:"+addr, namesvc.ClientOptions{Logger: testutil.Discard(), RetryInterval: 100 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}

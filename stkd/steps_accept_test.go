@@ -11,6 +11,7 @@ import (
 
 	"github.com/stk-go/stk/flow"
 	"github.com/stk-go/stk/internal/leakcheck"
+	"github.com/stk-go/stk/internal/testutil"
 	"github.com/stk-go/stk/namesvc"
 	"github.com/stk-go/stk/seq"
 	"github.com/stk-go/stk/step"
@@ -25,19 +26,19 @@ func TestStepsAccept(t *testing.T) {
 	leakcheck.Check(t)
 	c := testConfig("")
 	c.stepsAccept = "127.0.0.1/32"
-	d, err := start(c, quiet())
+	d, err := start(c, testutil.Discard())
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer d.close()
-	nc, err := namesvc.Dial("tcp:"+d.namesTCP, namesvc.ClientOptions{Logger: quiet()})
+	nc, err := namesvc.Dial("tcp:"+d.namesTCP, namesvc.ClientOptions{Logger: testutil.Discard()})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer nc.Close()
 	var pubs []*flow.TCPServer
 	for _, ip := range []string{"127.0.0.1", "127.0.0.2"} {
-		pub, err := flow.ListenTCP(ip+":0", flow.Options{Logger: quiet()})
+		pub, err := flow.ListenTCP(ip+":0", flow.Options{Logger: testutil.Discard()})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -65,10 +66,11 @@ func TestStepsAccept(t *testing.T) {
 			t.Fatalf("GET %s: %d %v", path, resp.StatusCode, err)
 		}
 	}
-	waitFor(t, "the bus follows 127.0.0.1 and ignores 127.0.0.2 (/api/v1/steps/stats)", func() bool {
+	testutil.WaitFor(t, 10*time.Second, "the bus follows 127.0.0.1 and ignores 127.0.0.2 (/api/v1/steps/stats)", func() bool {
 		getJSON("/api/v1/steps/stats", &stats)
 		return stats.Connected == 1 && stats.Ignored == 1 && pubs[0].Conns() == 1
 	})
+
 	if n := pubs[1].Conns(); n != 0 {
 		t.Fatalf("the publisher on 127.0.0.2 has %d connections", n)
 	}
@@ -84,10 +86,11 @@ func TestStepsAccept(t *testing.T) {
 		Steps   []*step.Step `json:"steps"`
 		Sources []string     `json:"sources"`
 	}
-	waitFor(t, "the STEP of 127.0.0.1 in /api/v1/steps", func() bool {
+	testutil.WaitFor(t, 10*time.Second, "the STEP of 127.0.0.1 in /api/v1/steps", func() bool {
 		getJSON("/api/v1/steps?type=app.accept", &got)
 		return len(got.Steps) > 0
 	})
+
 	want := []string{"tcp:" + pubs[0].LocalAddr().String()}
 	if len(got.Steps) != 1 || got.Steps[0].Space.Hostname != "host-one" || !slices.Equal(got.Sources, want) {
 		t.Fatalf("/api/v1/steps: %d STEPs from %v, want host-one's from %v", len(got.Steps), got.Sources, want)
@@ -95,7 +98,7 @@ func TestStepsAccept(t *testing.T) {
 
 	c = testConfig("")
 	c.stepsAccept = "127.0.0.1/32,10.0.0.0/33"
-	if d, err := start(c, quiet()); err == nil {
+	if d, err := start(c, testutil.Discard()); err == nil {
 		d.close()
 		t.Fatal("started with --steps-accept 10.0.0.0/33")
 	} else if !strings.Contains(err.Error(), "--steps-accept") || !strings.Contains(err.Error(), "CIDR") {

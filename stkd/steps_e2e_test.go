@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"log/slog"
 	"net/http"
 	"net/url"
 	"os"
@@ -19,6 +18,7 @@ import (
 
 	"github.com/stk-go/stk/flow"
 	"github.com/stk-go/stk/internal/testprog"
+	"github.com/stk-go/stk/internal/testutil"
 	"github.com/stk-go/stk/namesvc"
 	"github.com/stk-go/stk/seq"
 	"github.com/stk-go/stk/step"
@@ -107,7 +107,7 @@ func TestStepsEndToEnd(t *testing.T) {
 	ws.Close(websocket.StatusNormalClosure, "")
 
 	// POST -> bus -> feed "steps" -> a sequence subscriber.
-	names, err := namesvc.Dial(ns, namesvc.ClientOptions{Logger: slog.New(slog.DiscardHandler)})
+	names, err := namesvc.Dial(ns, namesvc.ClientOptions{Logger: testutil.Discard()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -117,7 +117,7 @@ func TestStepsEndToEnd(t *testing.T) {
 		t.Fatalf("looking up steps: %v %v", info, err)
 	}
 	rec := &e2eDecoded{}
-	sub, err := flow.DialTCP(info.Addresses[0].Addr.String(), flow.Options{Handler: rec.handle, Logger: slog.New(slog.DiscardHandler)})
+	sub, err := flow.DialTCP(info.Addresses[0].Addr.String(), flow.Options{Handler: rec.handle, Logger: testutil.Discard()})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -14,6 +14,7 @@ import (
 
 	"github.com/stk-go/stk/flow"
 	"github.com/stk-go/stk/internal/leakcheck"
+	"github.com/stk-go/stk/internal/testutil"
 	"github.com/stk-go/stk/namesvc"
 	"github.com/stk-go/stk/seq"
 	"github.com/stk-go/stk/step"
@@ -76,7 +77,7 @@ func TestStepsBadFlags(t *testing.T) {
 	} {
 		c := testConfig("")
 		tc.set(&c)
-		d, err := start(c, quiet())
+		d, err := start(c, testutil.Discard())
 		if err == nil {
 			d.close()
 			t.Fatalf("started with a bad STEP setting (want an error naming %s)", tc.want)
@@ -88,7 +89,7 @@ func TestStepsBadFlags(t *testing.T) {
 	// An archive directory that cannot be made.
 	file := filepath.Join(t.TempDir(), "file")
 	os.WriteFile(file, nil, 0o644)
-	if d, err := start(testConfig(filepath.Join(file, "sub")), quiet()); err == nil {
+	if d, err := start(testConfig(filepath.Join(file, "sub")), testutil.Discard()); err == nil {
 		d.close()
 		t.Fatal("started with an archive under a file")
 	} else if !strings.Contains(err.Error(), "--steps-archive") {
@@ -103,7 +104,7 @@ func TestStepsBadFlags(t *testing.T) {
 func TestStepsDaemon(t *testing.T) {
 	leakcheck.Check(t)
 	dir := t.TempDir()
-	d, err := start(testConfig(dir), quiet())
+	d, err := start(testConfig(dir), testutil.Discard())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -119,12 +120,12 @@ func TestStepsDaemon(t *testing.T) {
 	names := "tcp:" + d.namesTCP
 
 	// A publisher, as stepmon is: a TCP flow registered under "step".
-	pub, err := flow.ListenTCP("127.0.0.1:0", flow.Options{Logger: quiet()})
+	pub, err := flow.ListenTCP("127.0.0.1:0", flow.Options{Logger: testutil.Discard()})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer pub.Close()
-	nc, err := namesvc.Dial(names, namesvc.ClientOptions{Logger: quiet()})
+	nc, err := namesvc.Dial(names, namesvc.ClientOptions{Logger: testutil.Discard()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -134,7 +135,7 @@ func TestStepsDaemon(t *testing.T) {
 	if err := nc.Register(ctx, namesvc.Info{Name: "step", Addresses: []namesvc.Endpoint{{Protocol: "tcp", Addr: pub.LocalAddr()}}}); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "the bus connects to the publisher", func() bool { return pub.Conns() == 1 })
+	testutil.WaitFor(t, 10*time.Second, "the bus connects to the publisher", func() bool { return pub.Conns() == 1 })
 
 	// A feed subscriber finds the feed by name.
 	info, err := nc.LookupOnce(ctx, "steps", namesvc.LookupOptions{})
@@ -145,7 +146,7 @@ func TestStepsDaemon(t *testing.T) {
 		t.Fatalf("steps registered as %v, the feed is at %s", info.Addresses, d.stepsFeed)
 	}
 	fed := make(chan *step.Step, 10)
-	sub, err := flow.DialTCP(info.Addresses[0].Addr.String(), flow.Options{Logger: quiet(), Handler: func(_ flow.Peer, q *seq.Sequence) {
+	sub, err := flow.DialTCP(info.Addresses[0].Addr.String(), flow.Options{Logger: testutil.Discard(), Handler: func(_ flow.Peer, q *seq.Sequence) {
 		if s, err := step.Decode(q); err == nil {
 			fed <- s
 		}
@@ -154,7 +155,7 @@ func TestStepsDaemon(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer sub.Close()
-	waitFor(t, "the subscriber is connected", func() bool { return d.steps.Stats().Feed.Conns == 1 })
+	testutil.WaitFor(t, 10*time.Second, "the subscriber is connected", func() bool { return d.steps.Stats().Feed.Conns == 1 })
 
 	var sent []*step.Step
 	for i := range 3 {
@@ -229,7 +230,7 @@ func TestStepsOff(t *testing.T) {
 	leakcheck.Check(t)
 	c := testConfig("")
 	c.steps = false
-	d, err := start(c, quiet())
+	d, err := start(c, testutil.Discard())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -244,16 +245,5 @@ func TestStepsOff(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusServiceUnavailable {
 		t.Fatalf("GET /api/v1/steps without a bus: %d", resp.StatusCode)
-	}
-}
-
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting: %s", what)
-		}
-		time.Sleep(5 * time.Millisecond) // poll
 	}
 }

@@ -14,6 +14,7 @@ import (
 
 	"github.com/stk-go/stk/flow"
 	"github.com/stk-go/stk/internal/testprog"
+	"github.com/stk-go/stk/internal/testutil"
 	"github.com/stk-go/stk/internal/tlstest"
 	"github.com/stk-go/stk/namesvc"
 )
@@ -37,7 +38,7 @@ func TestTLSBadSettings(t *testing.T) {
 		{[]string{"--http-tls", "--tls-cert", srv.CertFile, "--tls-key", other.KeyFile}, "private key does not match"},
 		{[]string{"--http-tls", "--tls-cert", srv.CertFile, "--tls-key", srv.KeyFile, "--tls-client-ca", notPEM}, "no PEM certificate"},
 	} {
-		d, err := start(httpConfig(t, "127.0.0.1:0", tc.flags...), quiet())
+		d, err := start(httpConfig(t, "127.0.0.1:0", tc.flags...), testutil.Discard())
 		if err == nil {
 			d.close()
 			t.Errorf("%v: started", tc.flags)
@@ -45,7 +46,7 @@ func TestTLSBadSettings(t *testing.T) {
 			t.Errorf("%v: %v, want it to mention %q", tc.flags, err, tc.want)
 		}
 	}
-	d, err := start(httpConfig(t, "", "--http-tls", "--tls-cert", srv.CertFile, "--tls-key", srv.KeyFile), quiet())
+	d, err := start(httpConfig(t, "", "--http-tls", "--tls-cert", srv.CertFile, "--tls-key", srv.KeyFile), testutil.Discard())
 	if err == nil {
 		d.close()
 		t.Error("--http-tls with the HTTP UI off: started")
@@ -97,13 +98,13 @@ func TestTLSProcess(t *testing.T) {
 		}
 	}
 
-	ccfg, err := flow.NewClientTLS(ca.CertFile, client.CertFile, client.KeyFile, quiet())
+	ccfg, err := flow.NewClientTLS(ca.CertFile, client.CertFile, client.KeyFile, testutil.Discard())
 	if err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	sec, err := namesvc.Dial(namesTLS, namesvc.ClientOptions{TLS: ccfg, Logger: quiet()})
+	sec, err := namesvc.Dial(namesTLS, namesvc.ClientOptions{TLS: ccfg, Logger: testutil.Discard()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -112,7 +113,7 @@ func TestTLSProcess(t *testing.T) {
 	if err := sec.Register(ctx, info); err != nil {
 		t.Fatalf("register over %s: %v", namesTLS, err)
 	}
-	plain, err := namesvc.Dial(d.Names, namesvc.ClientOptions{Logger: quiet()})
+	plain, err := namesvc.Dial(d.Names, namesvc.ClientOptions{Logger: testutil.Discard()})
 	if err != nil {
 		t.Fatal(err)
 	}
