@@ -21,6 +21,7 @@ import (
 	"github.com/stk-go/stk/flow"
 	"github.com/stk-go/stk/internal/testprog"
 	"github.com/stk-go/stk/internal/testprog/multicast"
+	"github.com/stk-go/stk/internal/testutil"
 	"github.com/stk-go/stk/seq"
 
 	"github.com/stk-go/stk/internal/syncbuf"
@@ -60,18 +61,6 @@ func (c *collector) received() []*seq.Sequence {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return append([]*seq.Sequence(nil), c.seqs...)
-}
-
-// waitFor polls cond until it holds or 5 s pass.
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting until %s", what)
-		}
-		time.Sleep(time.Millisecond)
-	}
 }
 
 // multicastGroup returns a random group and a free port for the bridge to
@@ -173,7 +162,7 @@ func TestBridge(t *testing.T) {
 		for end := min(i+batch, n); i < end; i++ {
 			send(payload(i))
 		}
-		waitFor(t, fmt.Sprintf("the server has %d datagrams", i), func() bool { d, _ := data(); return len(d) >= i })
+		testutil.WaitFor(t, 5*time.Second, fmt.Sprintf("the server has %d datagrams", i), func() bool { d, _ := data(); return len(d) >= i })
 	}
 	got, probes := data()
 	if len(got) != n {
@@ -215,7 +204,7 @@ func TestBridge(t *testing.T) {
 	}
 	// The bridge delivered everything before it exited; the server may
 	// still be decoding the last bytes.
-	waitFor(t, "the server has what the bridge forwarded", func() bool { return strconv.Itoa(len(srv.received())) == m[1] })
+	testutil.WaitFor(t, 5*time.Second, "the server has what the bridge forwarded", func() bool { return strconv.Itoa(len(srv.received())) == m[1] })
 	_, probes = data()
 	total := probes + n
 	bytesSent := probes * len("probe")

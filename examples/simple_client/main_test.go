@@ -2,8 +2,6 @@ package main
 
 import (
 	"fmt"
-	"io"
-	"log/slog"
 	"net"
 	"path/filepath"
 	"strings"
@@ -13,6 +11,7 @@ import (
 
 	"github.com/stk-go/stk/flow"
 	"github.com/stk-go/stk/internal/testprog"
+	"github.com/stk-go/stk/internal/testutil"
 	"github.com/stk-go/stk/seq"
 	"github.com/stk-go/stk/smartbeat"
 )
@@ -23,8 +22,6 @@ var program string
 func TestMain(m *testing.M) {
 	testprog.Main(m, func(dir string) { program = filepath.Join(dir, "simple_client") }, ".")
 }
-
-var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
 
 // run runs simple_client to its end and returns its output and exit code.
 func run(t *testing.T, args ...string) (string, int) {
@@ -55,7 +52,7 @@ func newGroupServer(t *testing.T, reply bool) *groupServer {
 		gs.mu.Unlock()
 	}
 	g, err := smartbeat.NewGroup("test group", smartbeat.GroupOptions{
-		Logger: quiet,
+		Logger: testutil.Discard(),
 		OnAdded: func(_ *smartbeat.Group, m *smartbeat.Member) {
 			gs.mu.Lock()
 			gs.member = m
@@ -71,7 +68,7 @@ func newGroupServer(t *testing.T, reply bool) *groupServer {
 	t.Cleanup(func() { g.Close() })
 	gs.group = g
 	var replies uint64
-	srv, err := flow.ListenTCP("127.0.0.1:0", flow.Options{Logger: quiet, Handler: func(p flow.Peer, s *seq.Sequence) {
+	srv, err := flow.ListenTCP("127.0.0.1:0", flow.Options{Logger: testutil.Discard(), Handler: func(p flow.Peer, s *seq.Sequence) {
 		if s.Type != seq.TypeData {
 			if err := g.Invoke(p, s); err != nil {
 				t.Errorf("Invoke: %v", err)

@@ -2,8 +2,6 @@ package main
 
 import (
 	"fmt"
-	"io"
-	"log/slog"
 	"math/rand/v2"
 	"net"
 	"net/netip"
@@ -17,6 +15,7 @@ import (
 	"github.com/stk-go/stk/flow"
 	"github.com/stk-go/stk/internal/testprog"
 	"github.com/stk-go/stk/internal/testprog/multicast"
+	"github.com/stk-go/stk/internal/testutil"
 	"github.com/stk-go/stk/namesvc"
 	"github.com/stk-go/stk/smartbeat"
 )
@@ -28,8 +27,6 @@ func TestMain(m *testing.M) {
 	testprog.Main(m, func(dir string) { bin = dir }, ".", "../simple_client")
 }
 
-var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
-
 // env is a name server and a monitor in this process, on free ports.
 type env struct {
 	ns, mon string // "tcp:ip:port" for -R and -m
@@ -38,7 +35,7 @@ type env struct {
 
 func newEnv(t *testing.T) *env {
 	t.Helper()
-	ns, err := namesvc.NewServer(namesvc.ServerConfig{Logger: quiet})
+	ns, err := namesvc.NewServer(namesvc.ServerConfig{Logger: testutil.Discard()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -47,7 +44,7 @@ func newEnv(t *testing.T) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	mon, err := smartbeat.NewMonitor(smartbeat.MonitorConfig{Logger: quiet})
+	mon, err := smartbeat.NewMonitor(smartbeat.MonitorConfig{Logger: testutil.Discard()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -80,18 +77,6 @@ func (e *env) server(t *testing.T, args ...string) (*testprog.Proc, string, stri
 	p := start(t, "simple_server", args...)
 	m := p.WaitFor(t, `^Registered '.*' as (\S+) with the name server`, 10*time.Second)
 	return p, group, m[1]
-}
-
-// waitUntil polls cond until it holds or d passes.
-func waitUntil(t *testing.T, d time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting until %s", d, what)
-		}
-		time.Sleep(10 * time.Millisecond) // poll
-	}
 }
 
 // find returns the records named name: the client's own (no group) and
@@ -157,10 +142,11 @@ func TestServerAndClient(t *testing.T) {
 	// Both records end destroyed, stopped, with the last checkpoint (the
 	// number of replies) and the mirror under the group's name.
 	var own, mirror *smartbeat.ServiceView
-	waitUntil(t, 10*time.Second, "the monitor has both records in history", func() bool {
+	testutil.WaitFor(t, 10*time.Second, "the monitor has both records in history", func() bool {
 		own, mirror = find(e.monitor.History(), "client svc A", group)
 		return own != nil && mirror != nil && own.Destroyed && mirror.Destroyed
 	})
+
 	for _, v := range []*smartbeat.ServiceView{own, mirror} {
 		if v.State != smartbeat.Stopped || v.Checkpoint != 100 || v.ID != own.ID {
 			t.Errorf("record %s (group %q): state %v checkpoint %d id %#x; want stopped, 100, %#x", v.Key, v.GroupName, v.State, v.Checkpoint, v.ID, own.ID)
@@ -189,7 +175,7 @@ func TestKilledClientTimesOut(t *testing.T) {
 	srv.WaitFor(t, `^Service 'victim' changed from state starting to running$`, 10*time.Second)
 
 	var own, mirror *smartbeat.ServiceView
-	waitUntil(t, 10*time.Second, "the monitor shows the running client and its mirror", func() bool {
+	testutil.WaitFor(t, 10*time.Second, "the monitor shows the running client and its mirror", func() bool {
 		own, mirror = find(e.monitor.Services(), "victim", group)
 		return own != nil && mirror != nil && own.State == smartbeat.Running && mirror.State == smartbeat.Running
 	})
@@ -209,10 +195,11 @@ func TestKilledClientTimesOut(t *testing.T) {
 	}
 	wantLines(t, "simple_server", srv.Output(), "Service 'victim' removed from service group '"+group+"' [state 2]\nReceived: 10 Failed sends: 0\n")
 
-	waitUntil(t, 10*time.Second, "the monitor ends both records", func() bool {
+	testutil.WaitFor(t, 10*time.Second, "the monitor ends both records", func() bool {
 		own, mirror = find(e.monitor.History(), "victim", group)
 		return own != nil && mirror != nil
 	})
+
 	if mirror.State != smartbeat.TimedOut || mirror.StateName != "timed out" || !mirror.Inactive {
 		t.Errorf("mirror: state %v (%q) inactive %v; want timed out, inactive", mirror.State, mirror.StateName, mirror.Inactive)
 	}

@@ -2,12 +2,12 @@ package main
 
 import (
 	"github.com/stk-go/stk/internal/testprog"
+	"github.com/stk-go/stk/internal/testutil"
 
 	"bytes"
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 	"net"
 	"os/exec"
 	"path/filepath"
@@ -143,7 +143,7 @@ func TestTCPPassiveEmpty(t *testing.T) {
 	}
 	// Close delivered everything before the program exited; the server may
 	// still be decoding the last bytes.
-	waitFor(t, "server receives 1000 sequences", func() bool { return srv.got.Load() == 1000 })
+	testutil.WaitFor(t, 5*time.Second, "server receives 1000 sequences", func() bool { return srv.got.Load() == 1000 })
 	if bad := srv.bad.Load(); bad != 0 {
 		t.Errorf("%d sequences were not empty throughput_test sequences", bad)
 	}
@@ -175,7 +175,7 @@ func TestTCPNoServer(t *testing.T) {
 
 func TestLookup(t *testing.T) {
 	srv := newReplyServer(t, 0, true)
-	ns, err := namesvc.NewServer(namesvc.ServerConfig{Logger: slog.New(slog.DiscardHandler)})
+	ns, err := namesvc.NewServer(namesvc.ServerConfig{Logger: testutil.Discard()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -255,7 +255,7 @@ func TestUDPPassive(t *testing.T) {
 			wantLines(t, out,
 				fmt.Sprintf("Sending %d sequences of %d bytes to %s\n", n, tc.wantSize, dest),
 				fmt.Sprintf("Sent %d sequences, %d bytes in ", n, n*tc.wantSize))
-			waitFor(t, fmt.Sprintf("receiver gets %d sequences", n), func() bool { return rx.got.Load() >= n })
+			testutil.WaitFor(t, 5*time.Second, fmt.Sprintf("receiver gets %d sequences", n), func() bool { return rx.got.Load() >= n })
 			if got, bad := rx.got.Load(), rx.bad.Load(); got != n || bad != 0 {
 				t.Errorf("received %d sequences, %d wrong; want %d right", got, bad, n)
 			}
@@ -279,17 +279,5 @@ func TestUsage(t *testing.T) {
 	}
 	if _, errOut, code := run(t, "-i", "ftp:1.2.3.4"); code != 2 || !strings.Contains(errOut, `unknown protocol "ftp"`) {
 		t.Errorf("bad -i: exit code %d, want 2: %s", code, errOut)
-	}
-}
-
-// waitFor polls cond until it holds or 5 s pass.
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting until %s", what)
-		}
-		time.Sleep(time.Millisecond)
 	}
 }
