@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"log/slog"
 	"net"
 	"net/netip"
 	"os"
@@ -18,6 +17,7 @@ import (
 	"time"
 
 	"github.com/stk-go/stk/flow"
+	"github.com/stk-go/stk/internal/testutil"
 	"github.com/stk-go/stk/namesvc"
 	"github.com/stk-go/stk/smartbeat"
 )
@@ -41,7 +41,7 @@ func TestMain(m *testing.M) {
 // stdin ("checkpoint N", "state N", answered "ok") until the test kills
 // it; the "neighbours" make the page look like a real one.
 func helperService() int {
-	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
+	quiet := testutil.Discard()
 	monitor := os.Getenv("STK_MONITOR")
 	open := func(name string, st smartbeat.State, opts smartbeat.Options) *smartbeat.Service {
 		opts.Monitor, opts.Logger = monitor, quiet
@@ -197,7 +197,7 @@ func (l *pageLog) event(m cdpMessage) {
 // $STK_UI_SCREENSHOTS when set.
 func TestBrowser(t *testing.T) {
 	needBrowser(t)
-	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
+	quiet := testutil.Discard()
 
 	// A daemon: name server, monitor registered with it, the UI.
 	ns, err := namesvc.NewServer(namesvc.ServerConfig{Logger: quiet})
@@ -366,7 +366,7 @@ func TestBrowserFake(t *testing.T) {
 	mon, names, cfg := world(t)
 	mon.ringSize = 20
 	cfg.NamesInterval = 50 * time.Millisecond
-	cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	cfg.Logger = testutil.Discard()
 	cfg.Retry = 100 * time.Millisecond
 	// A group of three, one of which left.
 	r1 := mon.create("render-1", "render farm", smartbeat.Running, "10.0.0.5:41000")

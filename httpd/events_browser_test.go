@@ -3,12 +3,11 @@ package httpd
 import (
 	"encoding/json"
 	"fmt"
-	"io"
-	"log/slog"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/stk-go/stk/internal/testutil"
 	"github.com/stk-go/stk/smartbeat"
 )
 
@@ -19,7 +18,7 @@ import (
 func TestBrowserMergedEvents(t *testing.T) {
 	needBrowser(t)
 	mon, _, cfg := world(t)
-	cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	cfg.Logger = testutil.Discard()
 	const records, rounds, beats = 20, 4, 5
 	uids := make([]uint64, records)
 	for i := range uids {

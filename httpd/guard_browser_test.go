@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stk-go/stk/internal/testutil"
 	"github.com/stk-go/stk/step"
 	"github.com/stk-go/stk/stepbus"
 )
@@ -19,12 +20,12 @@ import (
 func TestBrowserToken(t *testing.T) {
 	needBrowser(t)
 	_, _, cfg := world(t)
-	bus, err := stepbus.New(stepbus.Config{History: 1000, Logger: quietLog})
+	bus, err := stepbus.New(stepbus.Config{History: 1000, Logger: testutil.Discard()})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { bus.Close() })
-	cfg.Steps, cfg.Token, cfg.Logger = bus, testToken, quietLog
+	cfg.Steps, cfg.Token, cfg.Logger = bus, testToken, testutil.Discard()
 	srv, err := New(cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -54,7 +55,7 @@ func TestBrowserToken(t *testing.T) {
 	b.waitUntil(page, "the web-1 card", `!!document.querySelector('.host-card[data-host="web-1"]')`, 15*time.Second)
 	// The page loaded its STEPs; give the stream a moment to be opened by
 	// waiting for the bus to count a subscriber.
-	waitFor(t, "the page's STEP stream", func() bool { return bus.Stats().Subscribers >= 1 })
+	testutil.WaitFor(t, 5*time.Second, "the page's STEP stream", func() bool { return bus.Stats().Subscribers >= 1 })
 	st := step.New("process.start", "guard test started", "web-1", time.Now())
 	js, _ := json.Marshal(st)
 	if r := do(t, nil, "POST", base+"/api/v1/step", string(js), "Authorization", "Bearer "+testToken); r.status != http.StatusAccepted {

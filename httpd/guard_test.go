@@ -17,6 +17,7 @@ import (
 	"github.com/coder/websocket"
 
 	"github.com/stk-go/stk/internal/leakcheck"
+	"github.com/stk-go/stk/internal/testutil"
 	"github.com/stk-go/stk/stepbus"
 )
 
@@ -211,11 +212,11 @@ func TestGuardPeers(t *testing.T) {
 		{"token: remote health", Config{Token: testToken, TokenForReads: true}, "192.0.2.7:4000", "/healthz", []string{"Host", "localhost"}, http.StatusOK},
 		{"token: asset", Config{Token: testToken, TokenForReads: true}, "192.0.2.7:4000", "/assets/app.js", []string{"Host", "localhost"}, http.StatusOK},
 	} {
-		bus, err := stepbus.New(stepbus.Config{History: 10, Logger: quietLog})
+		bus, err := stepbus.New(stepbus.Config{History: 10, Logger: testutil.Discard()})
 		if err != nil {
 			t.Fatal(err)
 		}
-		tc.cfg.Steps, tc.cfg.Logger = bus, quietLog
+		tc.cfg.Steps, tc.cfg.Logger = bus, testutil.Discard()
 		s, err := New(tc.cfg)
 		if err != nil {
 			t.Fatal(err)
@@ -388,7 +389,7 @@ func TestGuardConfig(t *testing.T) {
 		{AllowedHosts: []string{"http://ui.example"}},
 		{AllowedHosts: []string{""}},
 	} {
-		cfg.Logger = quietLog
+		cfg.Logger = testutil.Discard()
 		if s, err := New(cfg); err == nil {
 			s.Close()
 			t.Errorf("New(%+v): no error", cfg)

@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stk-go/stk/internal/testutil"
 	"github.com/stk-go/stk/smartbeat"
 )
 
@@ -27,8 +28,8 @@ func TestBrowserHistoryPage(t *testing.T) {
 		}
 		svc.Close()
 	}
-	waitFor(t, "the history", func() bool { return mon.Stats().History == n })
-	srv, err := New(Config{Monitor: mon, Logger: quietLog})
+	testutil.WaitFor(t, 5*time.Second, "the history", func() bool { return mon.Stats().History == n })
+	srv, err := New(Config{Monitor: mon, Logger: testutil.Discard()})
 	if err != nil {
 		t.Fatal(err)
 	}

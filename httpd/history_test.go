@@ -4,8 +4,10 @@ import (
 	"fmt"
 	"net/url"
 	"testing"
+	"time"
 
 	"github.com/stk-go/stk/internal/leakcheck"
+	"github.com/stk-go/stk/internal/testutil"
 	"github.com/stk-go/stk/smartbeat"
 )
 
@@ -30,8 +32,8 @@ func TestHistoryPages(t *testing.T) {
 		}
 		svc.Close()
 	}
-	waitFor(t, "the history", func() bool { return mon.Stats().History == n })
-	_, ts := newTest(t, Config{Monitor: mon, Logger: quietLog})
+	testutil.WaitFor(t, 5*time.Second, "the history", func() bool { return mon.Stats().History == n })
+	_, ts := newTest(t, Config{Monitor: mon, Logger: testutil.Discard()})
 
 	page := func(query string) HistoryJSON {
 		t.Helper()
@@ -96,7 +98,7 @@ func TestHistoryPages(t *testing.T) {
 // returns it with the options of services that report to it.
 func realMonitor(t *testing.T) (*smartbeat.Monitor, smartbeat.Options) {
 	t.Helper()
-	mon, err := smartbeat.NewMonitor(smartbeat.MonitorConfig{Logger: quietLog})
+	mon, err := smartbeat.NewMonitor(smartbeat.MonitorConfig{Logger: testutil.Discard()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -105,7 +107,7 @@ func realMonitor(t *testing.T) (*smartbeat.Monitor, smartbeat.Options) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	sender := smartbeat.NewSender(smartbeat.SenderOptions{Period: -1, Logger: quietLog})
+	sender := smartbeat.NewSender(smartbeat.SenderOptions{Period: -1, Logger: testutil.Discard()})
 	t.Cleanup(func() { sender.Close() })
-	return mon, smartbeat.Options{Monitor: "tcp:" + ap.String(), Sender: sender, Logger: quietLog}
+	return mon, smartbeat.Options{Monitor: "tcp:" + ap.String(), Sender: sender, Logger: testutil.Discard()}
 }

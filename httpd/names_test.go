@@ -3,8 +3,6 @@ package httpd
 import (
 	"context"
 	"fmt"
-	"io"
-	"log/slog"
 	"net/http"
 	"net/netip"
 	"slices"
@@ -12,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stk-go/stk/internal/testutil"
 	"github.com/stk-go/stk/namesvc"
 )
 
@@ -20,7 +19,7 @@ import (
 // HTTP server on it.
 func namesWorld(t *testing.T, n int, lim namesvc.Limits) (*namesvc.Server, *namesvc.Client, string) {
 	t.Helper()
-	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
+	quiet := testutil.Discard()
 	ns, err := namesvc.NewServer(namesvc.ServerConfig{Logger: quiet, Limits: lim})
 	if err != nil {
 		t.Fatal(err)

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stk-go/stk/internal/testutil"
 	"github.com/stk-go/stk/step"
 	"github.com/stk-go/stk/stepbus"
 )
@@ -50,12 +51,12 @@ func hostMetrics(host string, t time.Time, v float64, gpus int) []*step.Step {
 // reload, no script error or CSP violation, a phone's width in dark mode.
 func TestBrowserHosts(t *testing.T) {
 	needBrowser(t)
-	bus, err := stepbus.New(stepbus.Config{History: 10000, Logger: quietLog})
+	bus, err := stepbus.New(stepbus.Config{History: 10000, Logger: testutil.Discard()})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { bus.Close() })
-	srv, err := New(Config{Steps: bus, Logger: quietLog})
+	srv, err := New(Config{Steps: bus, Logger: testutil.Discard()})
 	if err != nil {
 		t.Fatal(err)
 	}

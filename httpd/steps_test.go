@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"log/slog"
 	"net/http"
 	"net/url"
 	"slices"
@@ -15,18 +14,17 @@ import (
 	"time"
 
 	"github.com/stk-go/stk/internal/leakcheck"
+	"github.com/stk-go/stk/internal/testutil"
 	"github.com/stk-go/stk/step"
 	"github.com/stk-go/stk/stepbus"
 )
-
-var quietLog = slog.New(slog.NewTextHandler(io.Discard, nil))
 
 // newStepTest serves a real STEP bus (no archive, no network) behind a
 // test server.
 func newStepTest(t *testing.T, cfg Config, bcfg stepbus.Config) (*Server, string, *stepbus.Bus) {
 	t.Helper()
 	if bcfg.Logger == nil {
-		bcfg.Logger = quietLog
+		bcfg.Logger = testutil.Discard()
 	}
 	bus, err := stepbus.New(bcfg)
 	if err != nil {
@@ -35,7 +33,7 @@ func newStepTest(t *testing.T, cfg Config, bcfg stepbus.Config) (*Server, string
 	t.Cleanup(func() { bus.Close() })
 	cfg.Steps = bus
 	if cfg.Logger == nil {
-		cfg.Logger = quietLog
+		cfg.Logger = testutil.Discard()
 	}
 	s, ts := newTest(t, cfg)
 	return s, ts.URL, bus
@@ -298,7 +296,7 @@ func TestStepQuery(t *testing.T) {
 // why; the rest of the server works.
 func TestStepsAbsent(t *testing.T) {
 	leakcheck.Check(t)
-	_, ts := newTest(t, Config{Logger: quietLog})
+	_, ts := newTest(t, Config{Logger: testutil.Discard()})
 	for _, p := range []string{"/api/v1/steps", "/api/v1/steps/stats", "/api/v1/steps/hosts", "/api/v1/steps/stream", "/api/v1/steps/ws"} {
 		r := get(t, ts.URL+p)
 		if r.status != 503 || !strings.Contains(errorOf(t, r), "STEP bus is not running") {
@@ -374,7 +372,7 @@ func TestStepStream(t *testing.T) {
 	}
 	events := openSSE(t, base+"/api/v1/steps/stream?kind=event")
 	events.next()
-	waitFor(t, "two subscribers", func() bool { return bus.Stats().Subscribers == 2 })
+	testutil.WaitFor(t, 5*time.Second, "two subscribers", func() bool { return bus.Stats().Subscribers == 2 })
 	if n := s.stepStats.sseOpen.Load(); n != 2 {
 		t.Errorf("%d open streams", n)
 	}
@@ -427,18 +425,7 @@ func TestStepStream(t *testing.T) {
 			t.Fatal("a stream outlived Close")
 		}
 	}
-	waitFor(t, "the subscriptions to end", func() bool { return bus.Stats().Subscribers == 0 })
-}
-
-// waitFor polls cond for up to 5 s.
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	for deadline := time.Now().Add(5 * time.Second); !cond(); {
-		if time.Now().After(deadline) {
-			t.Fatalf("waiting for %s: timed out", what)
-		}
-		time.Sleep(2 * time.Millisecond)
-	}
+	testutil.WaitFor(t, 5*time.Second, "the subscriptions to end", func() bool { return bus.Stats().Subscribers == 0 })
 }
 
 // bigStep is a STEP of about 60 KB, to fill socket buffers quickly.
@@ -483,7 +470,7 @@ func TestStepStreamSlowClient(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer res.Body.Close()
-	waitFor(t, "the subscription", func() bool { return bus.Stats().Subscribers == 1 })
+	testutil.WaitFor(t, 5*time.Second, "the subscription", func() bool { return bus.Stats().Subscribers == 1 })
 	n := fillUntilDropped(t, bus)
 
 	// Read on: what was sent, then "dropped", then the end.
@@ -507,6 +494,6 @@ func TestStepStreamSlowClient(t *testing.T) {
 	if got := s.stepStats.sseCut.Load(); got != 1 {
 		t.Errorf("%d streams cut", got)
 	}
-	waitFor(t, "the subscription to end", func() bool { return bus.Stats().Subscribers == 0 })
+	testutil.WaitFor(t, 5*time.Second, "the subscription to end", func() bool { return bus.Stats().Subscribers == 0 })
 	t.Logf("published %d big STEPs; the stuck client got %d before its stream was cut", n, steps)
 }
