@@ -1,0 +1,160 @@
+package cluster
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/netip"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/stk-go/stk/flow"
+	"github.com/stk-go/stk/namesvc"
+	"github.com/stk-go/stk/seq"
+)
+
+// Key layout (under Config.Prefix, default "/stk/"; docs/cluster.md):
+//
+//	<prefix>names/<group>/<name>/<node>/<serial>   one registration
+//	<prefix>nodes/<node>                           one node
+//
+// Every part is URL path-escaped (so "/" and "%" in a name cannot
+// split it; the default group is the empty part), the serial is 16 hex
+// digits, so that a node's registrations of a name sort in serial
+// order. Both kinds of key are written under the writing node's lease:
+// when the node dies, etcd deletes them within the lease TTL.
+
+const (
+	namesDir = "names/"
+	nodesDir = "nodes/"
+)
+
+// regValue is the JSON value of a registration key: every field a
+// lookup answer needs.
+type regValue struct {
+	// E are the stored elements, in order: user type and data.
+	E []elemValue `json:"e"`
+	// L is the linger in nanoseconds.
+	L int64 `json:"l"`
+	// R is the registrant's address and T the transport it came over.
+	R string `json:"r,omitempty"`
+	T string `json:"t,omitempty"`
+	// At is when the node stored it and W when the node wrote it to etcd
+	// (Unix nanoseconds; W gives the propagation lag).
+	At int64 `json:"at"`
+	W  int64 `json:"w"`
+}
+
+type elemValue struct {
+	T uint64 `json:"t"`
+	D []byte `json:"d"`
+}
+
+// nodeValue is the JSON value of a node key.
+type nodeValue struct {
+	Node    string `json:"node"`
+	Lease   int64  `json:"lease"`
+	Started int64  `json:"started"` // Unix nanoseconds
+	PID     int    `json:"pid,omitempty"`
+	Host    string `json:"host,omitempty"`
+}
+
+func esc(s string) string { return url.PathEscape(s) }
+
+// nameKey returns the key of registration serial of node.
+func nameKey(prefix, group, name, node string, serial uint64) string {
+	return prefix + namesDir + esc(group) + "/" + esc(name) + "/" + esc(node) + "/" + fmt.Sprintf("%016x", serial)
+}
+
+func nodeKey(prefix, node string) string { return prefix + nodesDir + esc(node) }
+
+// parseNameKey splits a registration key (without the prefix and
+// namesDir).
+func parseNameKey(rest string) (namesvc.RemoteKey, error) {
+	parts := strings.Split(rest, "/")
+	if len(parts) != 4 {
+		return namesvc.RemoteKey{}, fmt.Errorf("registration key %q: want group/name/node/serial", rest)
+	}
+	var k namesvc.RemoteKey
+	var err error
+	for i, dst := range []*string{&k.Group, &k.Name, &k.Node} {
+		if *dst, err = url.PathUnescape(parts[i]); err != nil {
+			return k, fmt.Errorf("registration key %q: %w", rest, err)
+		}
+	}
+	if k.Serial, err = strconv.ParseUint(parts[3], 16, 64); err != nil {
+		return k, fmt.Errorf("registration key %q: serial: %w", rest, err)
+	}
+	return k, nil
+}
+
+// encodeReg is the value of r's key, written at w.
+func encodeReg(r *namesvc.Registration, w time.Time) []byte {
+	v := regValue{E: make([]elemValue, len(r.Elements)), L: int64(r.Linger), At: r.Registered.UnixNano(), W: w.UnixNano()}
+	for i, e := range r.Elements {
+		v.E[i] = elemValue{T: e.UserType, D: e.Data}
+	}
+	if r.Registrant.IsValid() {
+		v.R = r.Registrant.String()
+	}
+	v.T = r.Transport.String()
+	b, _ := json.Marshal(&v) // cannot fail: plain types
+	return b
+}
+
+// decodeReg makes the registration of key k from its value; written is
+// when its node wrote it.
+func decodeReg(k namesvc.RemoteKey, b []byte) (r *namesvc.Registration, written time.Time, err error) {
+	var v regValue
+	if err := json.Unmarshal(b, &v); err != nil {
+		return nil, time.Time{}, fmt.Errorf("registration %s/%s of node %s: %w", k.Group, k.Name, k.Node, err)
+	}
+	r = &namesvc.Registration{Name: k.Name, Group: k.Group, Elements: make([]seq.Element, len(v.E)),
+		Linger: time.Duration(v.L), Registered: time.Unix(0, v.At)}
+	for i, e := range v.E {
+		r.Elements[i] = seq.Element{UserType: e.T, Data: e.D}
+	}
+	if v.R != "" {
+		r.Registrant, _ = netip.ParseAddrPort(v.R) // informative only
+	}
+	r.Transport, _ = flow.ParseProtocol(v.T)
+	return r, time.Unix(0, v.W), nil
+}
+
+// ParseURL parses the --cluster value: "etcd://host:port[,host:port...]"
+// (a bare "host:port,..." list is accepted too) into etcd client
+// endpoints.
+func ParseURL(s string) ([]string, error) {
+	rest, ok := strings.CutPrefix(s, "etcd://")
+	if !ok && strings.Contains(s, "://") {
+		return nil, fmt.Errorf("cluster %q: only etcd://host:port[,host:port...] is supported", s)
+	}
+	var eps []string
+	for _, hp := range strings.Split(rest, ",") {
+		hp = strings.TrimSpace(hp)
+		if hp == "" {
+			continue
+		}
+		if _, _, err := splitHostPort(hp); err != nil {
+			return nil, fmt.Errorf("cluster %q: endpoint %q: %w (want host:port)", s, hp, err)
+		}
+		eps = append(eps, "http://"+hp)
+	}
+	if len(eps) == 0 {
+		return nil, fmt.Errorf("cluster %q: no endpoint (want etcd://host:port[,host:port...])", s)
+	}
+	return eps, nil
+}
+
+func splitHostPort(hp string) (string, int, error) {
+	i := strings.LastIndexByte(hp, ':')
+	if i <= 0 {
+		return "", 0, fmt.Errorf("missing port")
+	}
+	p, err := strconv.Atoi(hp[i+1:])
+	if err != nil || p <= 0 || p > 65535 {
+		return "", 0, fmt.Errorf("bad port %q", hp[i+1:])
+	}
+	return hp[:i], p, nil
+}

@@ -1,0 +1,641 @@
+// Package cluster shares a name server's registrations with the name
+// servers of other hosts through etcd: one name space across nodes, with
+// no single point of failure of ours (etcd keeps the state, by Raft).
+//
+// A Node writes its server's own registrations under one etcd lease of
+// its own, kept alive while the node lives, and watches every node's
+// registrations, applying the others' to its server (namesvc's
+// ApplyRemote). Lookups and subscriptions are served from the server's
+// memory: no client request waits for etcd. Etcd traffic happens on the
+// node's goroutine, beside the server's lock: the server hands its
+// changes over through a coalescing queue, and the node writes them in
+// transactions of many puts.
+//
+// Lifetimes: a registration removed at its node (its client gone, then
+// its linger) is deleted from etcd and disappears everywhere. A node that
+// dies stops renewing its lease; etcd deletes its keys when the lease TTL
+// runs out, and the other nodes forget them. A node that loses etcd keeps
+// serving from its last view and says since when it is partitioned; when
+// etcd answers again it takes a new lease, writes its registrations again,
+// reads every node's again and reconciles (nothing lost, doubled or
+// left stale). A node restarting with the same id revokes the lease of its
+// previous run, so its old entries are replaced rather than doubled.
+//
+// The key layout is documented in keys.go and docs/cluster.md.
+package cluster
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.uber.org/zap"
+
+	"github.com/stk-go/stk/namesvc"
+)
+
+// Defaults of Config.
+const (
+	DefaultLeaseTTL = 5 * time.Second
+	DefaultPrefix   = "/stk/"
+	// DefaultTxnOps is the number of operations per transaction: etcd's
+	// default --max-txn-ops.
+	DefaultTxnOps = 128
+	// opTimeout bounds each etcd request; a request that takes longer
+	// counts as a lost etcd.
+	opTimeout = 2 * time.Second
+	// applyBatch is how many remote changes are applied per hold of the
+	// server's lock.
+	applyBatch = 256
+	// getPage is how many keys one read of the prefix returns.
+	getPage = 5000
+)
+
+// Config configures a Node.
+type Config struct {
+	// Endpoints are the etcd client URLs (ParseURL makes them from
+	// "etcd://host:port,...").
+	Endpoints []string
+	// NodeID names this node in the cluster; it must be unique among
+	// the live nodes and stay the same across restarts of one node.
+	// Empty: the host name.
+	NodeID string
+	// LeaseTTL is how long after this node's death its registrations
+	// disappear from the others (etcd's lease TTL, whole seconds, at
+	// least 1 s). Default DefaultLeaseTTL.
+	LeaseTTL time.Duration
+	// Prefix is where the keys live in etcd. Default DefaultPrefix.
+	Prefix string
+	// Server is the name server whose registrations are shared.
+	Server *namesvc.Server
+	// Logger receives the node's log lines; nil means slog.Default().
+	Logger *slog.Logger
+	// TxnOps is the number of puts and deletes per transaction. Default
+	// DefaultTxnOps (etcd's default limit).
+	TxnOps int
+}
+
+// Node is one name server's membership in the cluster.
+type Node struct {
+	cfg  Config
+	srv  *namesvc.Server
+	cli  *clientv3.Client
+	log  *slog.Logger
+	self string
+
+	ctx    context.Context
+	cancel context.CancelFunc
+	done   chan struct{} // run returned
+	probed chan struct{} // probe returned
+
+	// Loop state (the run goroutine only).
+	own       map[uint64]string // the keys of our registrations written, by serial
+	remote    map[string]remoteEntry
+	lease     clientv3.LeaseID
+	prevLease clientv3.LeaseID
+	rev       int64
+	nodeVals  map[string]nodeValue
+
+	ctr counters
+
+	mu     sync.Mutex // guards st
+	st     Status
+	synced chan struct{} // closed at the first full sync
+	once   sync.Once
+}
+
+type remoteEntry struct {
+	key namesvc.RemoteKey
+	rev int64 // mod revision of the value applied
+}
+
+type counters struct {
+	puts, deletes, txns, watchEvents, resyncs, applied, errors atomic.Uint64
+	lagNanos, maxLagNanos                                      atomic.Int64
+}
+
+// Start connects to etcd and joins the cluster in the background: it
+// returns at once (a node starting while etcd is down serves its own
+// clients and joins when etcd answers). Stop it with Close.
+func Start(cfg Config) (*Node, error) {
+	if cfg.Server == nil {
+		return nil, errors.New("cluster: Config.Server is nil")
+	}
+	if len(cfg.Endpoints) == 0 {
+		return nil, errors.New("cluster: no etcd endpoint (want etcd://host:port[,host:port...])")
+	}
+	if cfg.NodeID == "" {
+		h, err := os.Hostname()
+		if err != nil || h == "" {
+			return nil, fmt.Errorf("cluster: no node id given and the host name is unknown (%v): set --node-id", err)
+		}
+		cfg.NodeID = h
+	}
+	if cfg.LeaseTTL == 0 {
+		cfg.LeaseTTL = DefaultLeaseTTL
+	}
+	if cfg.LeaseTTL < time.Second {
+		return nil, fmt.Errorf("cluster: lease TTL %v is under etcd's minimum of 1s", cfg.LeaseTTL)
+	}
+	if cfg.Prefix == "" {
+		cfg.Prefix = DefaultPrefix
+	}
+	if !strings.HasSuffix(cfg.Prefix, "/") {
+		cfg.Prefix += "/"
+	}
+	if cfg.TxnOps <= 0 {
+		cfg.TxnOps = DefaultTxnOps
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	cli, err := clientv3.New(clientv3.Config{
+		Endpoints:            cfg.Endpoints,
+		DialTimeout:          2 * time.Second,
+		DialKeepAliveTime:    2 * time.Second,
+		DialKeepAliveTimeout: 2 * time.Second,
+		Logger:               zap.NewNop(),
+		MaxCallRecvMsgSize:   256 << 20,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("cluster: etcd client for %v: %w", cfg.Endpoints, err)
+	}
+	n := &Node{cfg: cfg, srv: cfg.Server, cli: cli, self: cfg.NodeID,
+		log:    cfg.Logger.With("node", cfg.NodeID),
+		own:    map[uint64]string{},
+		remote: map[string]remoteEntry{}, nodeVals: map[string]nodeValue{},
+		done: make(chan struct{}), probed: make(chan struct{}), synced: make(chan struct{})}
+	n.ctx, n.cancel = context.WithCancel(context.Background())
+	n.st = Status{NodeID: cfg.NodeID, Endpoints: slices.Clone(cfg.Endpoints), PartitionedSince: time.Now(), LeaseTTL: cfg.LeaseTTL}
+	notify := n.srv.StartExport()
+	go n.run(notify)
+	go n.probe()
+	n.log.Info("cluster node starting", "etcd", cfg.Endpoints, "lease_ttl", cfg.LeaseTTL, "prefix", cfg.Prefix)
+	return n, nil
+}
+
+// ID returns the node id.
+func (n *Node) ID() string { return n.self }
+
+// Synced is closed once the node has joined: its registrations written
+// and every other node's applied.
+func (n *Node) Synced() <-chan struct{} { return n.synced }
+
+// Close leaves the cluster: it revokes the node's lease, so that the
+// other nodes forget its registrations at once rather than after the TTL,
+// and closes the etcd client.
+func (n *Node) Close() error {
+	n.cancel()
+	<-n.done
+	<-n.probed
+	if n.lease != 0 {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		_, err := n.cli.Revoke(ctx, n.lease)
+		cancel()
+		if err != nil {
+			n.log.Warn("cluster: lease not revoked on close; the other nodes forget this node's registrations when it expires", "err", err)
+		}
+	}
+	return n.cli.Close()
+}
+
+// run is the node's loop: a session while etcd answers, a partition
+// while it does not.
+func (n *Node) run(notify <-chan struct{}) {
+	defer close(n.done)
+	backoff := 100 * time.Millisecond
+	for n.ctx.Err() == nil {
+		start := time.Now()
+		err := n.session(notify)
+		if n.ctx.Err() != nil {
+			return
+		}
+		n.ctr.errors.Add(1)
+		n.mu.Lock()
+		if n.st.PartitionedSince.IsZero() {
+			n.st.PartitionedSince = n.st.LastContact
+			if n.st.PartitionedSince.IsZero() {
+				n.st.PartitionedSince = time.Now()
+			}
+		}
+		n.st.Connected = false
+		n.st.LastError = err.Error()
+		n.mu.Unlock()
+		n.log.Warn("cluster: etcd lost; serving from the last view until it answers again", "err", err)
+		if time.Since(start) > 5*time.Second {
+			backoff = 100 * time.Millisecond
+		}
+		t := time.NewTimer(backoff)
+	wait:
+		for {
+			select {
+			case <-n.ctx.Done():
+				t.Stop()
+				return
+			case <-notify:
+				// Partitioned: the next session writes everything
+				// from LocalRegistrations; drop the queued changes.
+				n.srv.TakeLocalChanges(nil)
+			case <-t.C:
+				break wait
+			}
+		}
+		backoff = min(2*backoff, time.Second)
+	}
+}
+
+func (n *Node) opCtx() (context.Context, context.CancelFunc) {
+	return context.WithTimeout(clientv3.WithRequireLeader(n.ctx), opTimeout)
+}
+
+// session joins (or joins again) and follows the cluster until etcd is
+// lost.
+func (n *Node) session(notify <-chan struct{}) error {
+	ctx, cancel := n.opCtx()
+	g, err := n.cli.Grant(ctx, int64(n.cfg.LeaseTTL/time.Second))
+	cancel()
+	if err != nil {
+		return fmt.Errorf("grant lease: %w", err)
+	}
+	if n.lease != 0 {
+		n.prevLease = n.lease
+	}
+	n.lease = g.ID
+	sessCtx, endSession := context.WithCancel(n.ctx)
+	defer endSession()
+	ka, err := n.cli.KeepAlive(sessCtx, n.lease)
+	if err != nil {
+		return fmt.Errorf("keep lease alive: %w", err)
+	}
+	if err := n.sync(notify); err != nil {
+		return err
+	}
+	// Watch from right after the snapshot: nothing is missed between.
+	wch := n.cli.Watch(clientv3.WithRequireLeader(sessCtx), n.cfg.Prefix, clientv3.WithPrefix(), clientv3.WithRev(n.rev+1))
+	n.contact()
+	n.mu.Lock()
+	n.st.Connected, n.st.PartitionedSince, n.st.LastError, n.st.Lease = true, time.Time{}, "", int64(n.lease)
+	n.st.LastResync = time.Now()
+	n.mu.Unlock()
+	n.once.Do(func() { close(n.synced) })
+	n.log.Info("cluster: joined", "lease", fmt.Sprintf("%x", int64(n.lease)), "revision", n.rev,
+		"own", len(n.own), "remote", len(n.remote))
+
+	var changes []namesvc.LocalChange
+	for {
+		select {
+		case <-n.ctx.Done():
+			return n.ctx.Err()
+		case _, ok := <-ka:
+			if !ok {
+				return errors.New("lease keep-alive ended (etcd unreachable for the lease TTL, or the lease expired)")
+			}
+			n.contact()
+		case <-notify:
+			var resync bool
+			changes, resync = n.srv.TakeLocalChanges(changes[:0])
+			if resync {
+				if err := n.writeAllOwn(nil); err != nil {
+					return err
+				}
+				continue
+			}
+			if err := n.writeOwn(changes); err != nil {
+				return err
+			}
+			clear(changes)
+		case wr, ok := <-wch:
+			if !ok {
+				return errors.New("watch ended")
+			}
+			if err := wr.Err(); err != nil {
+				return fmt.Errorf("watch: %w", err)
+			}
+			if wr.Canceled {
+				return errors.New("watch canceled")
+			}
+			n.contact()
+			n.applyEvents(wr.Events)
+		}
+	}
+}
+
+func (n *Node) contact() {
+	n.mu.Lock()
+	n.st.LastContact = time.Now()
+	n.mu.Unlock()
+}
+
+// sync reads every key under the prefix, writes this node's
+// registrations under the new lease (deleting its stale ones), revokes
+// the previous lease (of this run or, at start, of the previous run of
+// this node id) and makes the server's view of the other nodes equal to
+// what it read.
+func (n *Node) sync(notify <-chan struct{}) error {
+	n.ctr.resyncs.Add(1)
+	// Drop the queued changes before the snapshot: the snapshot has them,
+	// and changes after it come through the queue.
+	select {
+	case <-notify:
+	default:
+	}
+	n.srv.TakeLocalChanges(nil)
+
+	seen := map[string]int64{} // remote keys read, with mod revisions
+	var values []remoteKV
+	var ownInEtcd []string
+	nodes := map[string]nodeValue{}
+	rev, err := n.readAll(func(key string, val []byte, modRev int64) {
+		rest := strings.TrimPrefix(key, n.cfg.Prefix)
+		switch {
+		case strings.HasPrefix(rest, namesDir):
+			k, err := parseNameKey(rest[len(namesDir):])
+			if err != nil {
+				n.log.Warn("cluster: ignoring a malformed key", "key", key, "err", err)
+				return
+			}
+			if k.Node == n.self {
+				ownInEtcd = append(ownInEtcd, key)
+				return
+			}
+			seen[key] = modRev
+			if e, ok := n.remote[key]; !ok || e.rev != modRev {
+				values = append(values, remoteKV{key: key, k: k, val: val, rev: modRev})
+			}
+		case strings.HasPrefix(rest, nodesDir):
+			var v nodeValue
+			if json.Unmarshal(val, &v) == nil {
+				nodes[v.Node] = v
+			}
+		}
+	})
+	if err != nil {
+		return fmt.Errorf("read %s: %w", n.cfg.Prefix, err)
+	}
+	n.rev = rev
+	// The previous run of this node id, if its lease is still alive.
+	if n.prevLease == 0 {
+		if v, ok := nodes[n.self]; ok && v.Lease != int64(n.lease) {
+			n.prevLease = clientv3.LeaseID(v.Lease)
+		}
+	}
+	// Our own keys: write the current registrations, delete the rest.
+	if err := n.writeAllOwn(ownInEtcd); err != nil {
+		return err
+	}
+	host, _ := os.Hostname()
+	nv := nodeValue{Node: n.self, Lease: int64(n.lease), Started: n.started().UnixNano(), PID: os.Getpid(), Host: host}
+	ctx, cancel := n.opCtx()
+	_, err = n.cli.Put(ctx, nodeKey(n.cfg.Prefix, n.self), string(mustJSON(nv)), clientv3.WithLease(n.lease))
+	cancel()
+	if err != nil {
+		return fmt.Errorf("write node key: %w", err)
+	}
+	n.ctr.puts.Add(1)
+	if n.prevLease != 0 && n.prevLease != n.lease {
+		ctx, cancel := n.opCtx()
+		_, err := n.cli.Revoke(ctx, n.prevLease)
+		cancel()
+		if err != nil && !isLeaseNotFound(err) {
+			return fmt.Errorf("revoke previous lease %x: %w", int64(n.prevLease), err)
+		}
+		n.prevLease = 0
+	}
+	// Other nodes: apply what changed, forget what is gone.
+	var batch []namesvc.RemoteChange
+	flush := func() {
+		if len(batch) > 0 {
+			n.ctr.applied.Add(uint64(n.srv.ApplyRemote(batch)))
+			batch = batch[:0]
+		}
+	}
+	for key, e := range n.remote {
+		if _, ok := seen[key]; !ok {
+			delete(n.remote, key)
+			batch = append(batch, namesvc.RemoteChange{Key: e.key})
+			if len(batch) >= applyBatch {
+				flush()
+			}
+		}
+	}
+	for _, kv := range values {
+		r, _, err := decodeReg(kv.k, kv.val)
+		if err != nil {
+			n.log.Warn("cluster: ignoring a malformed registration", "key", kv.key, "err", err)
+			continue
+		}
+		n.remote[kv.key] = remoteEntry{key: kv.k, rev: kv.rev}
+		batch = append(batch, namesvc.RemoteChange{Key: kv.k, Reg: r})
+		if len(batch) >= applyBatch {
+			flush()
+		}
+	}
+	flush()
+	n.mu.Lock()
+	n.nodeVals = nodes
+	n.mu.Unlock()
+	return nil
+}
+
+type remoteKV struct {
+	key string
+	k   namesvc.RemoteKey
+	val []byte
+	rev int64
+}
+
+// readAll reads every key under the prefix at one revision, a page at a
+// time, in key order, and returns that revision.
+func (n *Node) readAll(fn func(key string, val []byte, modRev int64)) (int64, error) {
+	from, end := n.cfg.Prefix, clientv3.GetPrefixRangeEnd(n.cfg.Prefix)
+	var rev int64
+	for {
+		opts := []clientv3.OpOption{clientv3.WithRange(end), clientv3.WithLimit(getPage)}
+		if rev != 0 {
+			opts = append(opts, clientv3.WithRev(rev))
+		}
+		ctx, cancel := n.opCtx()
+		resp, err := n.cli.Get(ctx, from, opts...)
+		cancel()
+		if err != nil {
+			return 0, err
+		}
+		if rev == 0 {
+			rev = resp.Header.Revision
+		}
+		for _, kv := range resp.Kvs {
+			fn(string(kv.Key), kv.Value, kv.ModRevision)
+		}
+		if !resp.More || len(resp.Kvs) == 0 {
+			return rev, nil
+		}
+		from = string(resp.Kvs[len(resp.Kvs)-1].Key) + "\x00"
+	}
+}
+
+// writeAllOwn writes every registration of the server under the current
+// lease and deletes this node's other keys: inEtcd (read from etcd) and
+// those written before that the server no longer has.
+func (n *Node) writeAllOwn(inEtcd []string) error {
+	regs := n.srv.LocalRegistrations(nil)
+	keep := make(map[string]bool, len(regs))
+	now := time.Now()
+	var ops []clientv3.Op
+	newOwn := make(map[uint64]string, len(regs))
+	for _, c := range regs {
+		k := nameKey(n.cfg.Prefix, c.Group, c.Name, n.self, c.Serial)
+		keep[k] = true
+		newOwn[c.Serial] = k
+		ops = append(ops, clientv3.OpPut(k, string(encodeReg(c.Reg, now)), clientv3.WithLease(n.lease)))
+	}
+	stale := map[string]bool{}
+	for _, k := range inEtcd {
+		if !keep[k] {
+			stale[k] = true
+		}
+	}
+	for _, k := range n.own {
+		if !keep[k] {
+			stale[k] = true
+		}
+	}
+	for k := range stale {
+		ops = append(ops, clientv3.OpDelete(k))
+	}
+	if err := n.commit(ops); err != nil {
+		return err
+	}
+	n.own = newOwn
+	return nil
+}
+
+// writeOwn writes the changes of the server's registrations.
+func (n *Node) writeOwn(changes []namesvc.LocalChange) error {
+	now := time.Now()
+	ops := make([]clientv3.Op, 0, len(changes))
+	for _, c := range changes {
+		k := nameKey(n.cfg.Prefix, c.Group, c.Name, n.self, c.Serial)
+		if c.Reg == nil {
+			delete(n.own, c.Serial)
+			ops = append(ops, clientv3.OpDelete(k))
+			continue
+		}
+		if old, ok := n.own[c.Serial]; ok && old != k { // cannot happen: a serial keeps its name
+			ops = append(ops, clientv3.OpDelete(old))
+		}
+		n.own[c.Serial] = k
+		ops = append(ops, clientv3.OpPut(k, string(encodeReg(c.Reg, now)), clientv3.WithLease(n.lease)))
+	}
+	return n.commit(ops)
+}
+
+// commit runs ops in transactions of at most TxnOps operations. A
+// transaction may not hold two operations on one key; the callers never
+// produce that (one change per serial, one key per serial).
+func (n *Node) commit(ops []clientv3.Op) error {
+	for len(ops) > 0 {
+		m := min(len(ops), n.cfg.TxnOps)
+		ctx, cancel := n.opCtx()
+		_, err := n.cli.Txn(ctx).Then(ops[:m]...).Commit()
+		cancel()
+		if err != nil {
+			return fmt.Errorf("write %d changes: %w", m, err)
+		}
+		n.ctr.txns.Add(1)
+		for _, op := range ops[:m] {
+			if op.IsPut() {
+				n.ctr.puts.Add(1)
+			} else {
+				n.ctr.deletes.Add(1)
+			}
+		}
+		ops = ops[m:]
+	}
+	n.contact()
+	return nil
+}
+
+// applyEvents applies watched changes of the other nodes to the server.
+func (n *Node) applyEvents(evs []*clientv3.Event) {
+	now := time.Now()
+	var batch []namesvc.RemoteChange
+	for _, ev := range evs {
+		n.ctr.watchEvents.Add(1)
+		key := string(ev.Kv.Key)
+		if ev.Kv.ModRevision > n.rev {
+			n.rev = ev.Kv.ModRevision
+		}
+		rest := strings.TrimPrefix(key, n.cfg.Prefix)
+		if node, ok := strings.CutPrefix(rest, nodesDir); ok {
+			n.nodeEvent(node, ev)
+			continue
+		}
+		if !strings.HasPrefix(rest, namesDir) {
+			continue
+		}
+		k, err := parseNameKey(rest[len(namesDir):])
+		if err != nil || k.Node == n.self {
+			continue // ours: written by this node (or a previous run, revoked)
+		}
+		if ev.Type == clientv3.EventTypeDelete {
+			if _, ok := n.remote[key]; ok {
+				delete(n.remote, key)
+				batch = append(batch, namesvc.RemoteChange{Key: k})
+			}
+		} else {
+			r, written, err := decodeReg(k, ev.Kv.Value)
+			if err != nil {
+				n.log.Warn("cluster: ignoring a malformed registration", "key", key, "err", err)
+				continue
+			}
+			lag := now.Sub(written).Nanoseconds()
+			n.ctr.lagNanos.Store(lag)
+			if lag > n.ctr.maxLagNanos.Load() {
+				n.ctr.maxLagNanos.Store(lag)
+			}
+			n.remote[key] = remoteEntry{key: k, rev: ev.Kv.ModRevision}
+			batch = append(batch, namesvc.RemoteChange{Key: k, Reg: r})
+		}
+		if len(batch) >= applyBatch {
+			n.ctr.applied.Add(uint64(n.srv.ApplyRemote(batch)))
+			batch = batch[:0]
+		}
+	}
+	if len(batch) > 0 {
+		n.ctr.applied.Add(uint64(n.srv.ApplyRemote(batch)))
+	}
+}
+
+func (n *Node) nodeEvent(escNode string, ev *clientv3.Event) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if ev.Type == clientv3.EventTypeDelete {
+		for id := range n.nodeVals {
+			if esc(id) == escNode {
+				delete(n.nodeVals, id)
+			}
+		}
+		return
+	}
+	var v nodeValue
+	if json.Unmarshal(ev.Kv.Value, &v) == nil {
+		n.nodeVals[v.Node] = v
+	}
+}
+
+var startTime = time.Now()
+
+func (n *Node) started() time.Time { return startTime }
+
+func isLeaseNotFound(err error) bool {
+	return err != nil && strings.Contains(err.Error(), "requested lease not found")
+}
