@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/stk-go/stk/flow"
+	"github.com/stk-go/stk/internal/testutil"
+	"github.com/stk-go/stk/internal/testutil/testpeer"
 	"github.com/stk-go/stk/seq"
 )
 
@@ -33,14 +35,14 @@ var benchInFlight = []int{1, 8, 64}
 
 func benchServer(b *testing.B) *testServer {
 	b.Helper()
-	return startServer(b, ServerConfig{Now: time.Now, Logger: discardLogger(), Limits: NoLimits()}, "", "")
+	return startServer(b, ServerConfig{Now: time.Now, Logger: testutil.Discard(), Limits: NoLimits()}, "", "")
 }
 
 func benchClientsDial(b *testing.B, ts *testServer, n int) []*Client {
 	b.Helper()
 	cs := make([]*Client, n)
 	for i := range cs {
-		cs[i] = dial(b, ts.tcp(), ClientOptions{Logger: discardLogger()})
+		cs[i] = dial(b, ts.tcp(), ClientOptions{Logger: testutil.Discard()})
 	}
 	for _, c := range cs {
 		if err := c.WaitConnected(ctxT(b)); err != nil {
@@ -198,7 +200,7 @@ func BenchmarkNotifyLatency(b *testing.B) {
 }
 
 // discardPeer is a TCP peer that drops what it is sent.
-type discardPeer struct{ fakePeer }
+type discardPeer struct{ *testpeer.Peer }
 
 func (*discardPeer) Send(*seq.Sequence) error { return nil }
 
@@ -208,10 +210,10 @@ func (*discardPeer) Send(*seq.Sequence) error { return nil }
 func BenchmarkMemoryPerName(b *testing.B) {
 	const names = 100_000
 	for range b.N {
-		s, _ := newTestServer(b, ServerConfig{Logger: discardLogger(), Limits: NoLimits()})
+		s, _ := newTestServer(b, ServerConfig{Logger: testutil.Discard(), Limits: NoLimits()})
 		peers := make([]*discardPeer, 100)
 		for i := range peers {
-			peers[i] = &discardPeer{*newFakePeer(flow.TCP, fmt.Sprintf("127.0.0.1:%d", 30000+i))}
+			peers[i] = &discardPeer{testpeer.New(flow.TCP, fmt.Sprintf("127.0.0.1:%d", 30000+i))}
 		}
 		reqs := make([]*seq.Sequence, names)
 		for i := range reqs {
@@ -357,7 +359,7 @@ func BenchmarkServerLookup(b *testing.B) {
 func BenchmarkSubscribeDisconnect(b *testing.B) {
 	for _, n := range []int{1000, 10_000, 80_000} {
 		b.Run(fmt.Sprintf("subs=%d", n), func(b *testing.B) {
-			s, _ := newTestServer(b, ServerConfig{Logger: discardLogger(), Limits: NoLimits()})
+			s, _ := newTestServer(b, ServerConfig{Logger: testutil.Discard(), Limits: NoLimits()})
 			reqs := make([]*seq.Sequence, n)
 			for i := range reqs {
 				reqs[i] = buildQuery(seq.TypeSubscribe, uint64(i), fmt.Sprintf("sub-%06d", i), "", true)
@@ -370,7 +372,7 @@ func BenchmarkSubscribeDisconnect(b *testing.B) {
 					if p != nil {
 						s.Disconnect(p)
 					}
-					p = &discardPeer{*newFakePeer(flow.TCP, "127.0.0.1:40000")}
+					p = &discardPeer{testpeer.New(flow.TCP, "127.0.0.1:40000")}
 				}
 				s.Handle(p, reqs[i%n])
 			}

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/stk-go/stk/internal/pcap"
+	"github.com/stk-go/stk/internal/testutil"
 	"github.com/stk-go/stk/seq"
 )
 
@@ -190,7 +191,7 @@ func TestClientSendsCRequests(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cl, err := Dial("tcp:"+ln.Addr().String(), ClientOptions{NoEndOfAnswers: true, Logger: testLogger(t), Keepalive: time.Hour})
+	cl, err := Dial("tcp:"+ln.Addr().String(), ClientOptions{NoEndOfAnswers: true, Logger: testutil.Logger(t), Keepalive: time.Hour})
 	if err != nil {
 		t.Fatal(err)
 	}

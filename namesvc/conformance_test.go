@@ -11,6 +11,7 @@ import (
 
 	"github.com/stk-go/stk/flow"
 	"github.com/stk-go/stk/internal/pcap"
+	"github.com/stk-go/stk/internal/testutil"
 	"github.com/stk-go/stk/seq"
 )
 
@@ -26,7 +27,7 @@ const capturesDir = "../testdata/captures/"
 // knows when a closed connection has reached Disconnect.
 type replayServer struct {
 	s       *Server
-	clk     *fakeClock
+	clk     *testutil.Clock
 	tcp     *flow.TCPServer
 	udp     *flow.UDPFlow
 	gone    chan struct{} // one token per Disconnect
@@ -34,11 +35,11 @@ type replayServer struct {
 	udpAddr netip.AddrPort
 }
 
-func startReplayServer(t *testing.T, clk *fakeClock) *replayServer {
+func startReplayServer(t *testing.T, clk *testutil.Clock) *replayServer {
 	t.Helper()
 	s, _ := newTestServer(t, ServerConfig{Now: clk.Now})
 	rs := &replayServer{s: s, clk: clk, gone: make(chan struct{}, 100)}
-	opts := flow.Options{Handler: s.Handle, Logger: testLogger(t), EventLoops: 2,
+	opts := flow.Options{Handler: s.Handle, Logger: testutil.Logger(t), EventLoops: 2,
 		OnDisconnect: func(p flow.Peer, _ error) { s.Disconnect(p); rs.gone <- struct{}{} }}
 	var err error
 	if rs.tcp, err = flow.ListenTCP("127.0.0.1:0", opts); err != nil {
@@ -307,7 +308,7 @@ func replayCapture(t *testing.T, name string, prelude []*seq.Sequence, fix func(
 	}
 	slices.SortStableFunc(events, func(a, b replayEvent) int { return a.at.Compare(b.at) })
 
-	clk := &fakeClock{t: events[0].at.Add(-time.Second)}
+	clk := testutil.NewClock(events[0].at.Add(-time.Second))
 	rs := startReplayServer(t, clk)
 	res := replayResult{clients: map[netip.AddrPort]*replayClient{}, serverIDs: []uint64{rs.s.ID()}}
 	defer func() { rs.close() }()

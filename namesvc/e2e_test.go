@@ -2,6 +2,7 @@ package namesvc
 
 import (
 	"github.com/stk-go/stk/internal/leakcheck"
+	"github.com/stk-go/stk/internal/testutil"
 
 	"context"
 	"errors"
@@ -25,7 +26,7 @@ const waitLimit = 5 * time.Second
 
 type testServer struct {
 	*Server
-	clk     *fakeClock
+	clk     *testutil.Clock
 	tcpAddr netip.AddrPort
 	udpAddr netip.AddrPort
 	gone    chan flow.Peer // every Disconnect
@@ -35,12 +36,12 @@ type testServer struct {
 // ports (tcpAt/udpAt "" for any port).
 func startServer(t testing.TB, cfg ServerConfig, tcpAt, udpAt string) *testServer {
 	t.Helper()
-	clk := newFakeClock()
+	clk := testutil.NewClock(time.Unix(1_800_000_000, 0))
 	if cfg.Now == nil {
 		cfg.Now = clk.Now
 	}
 	if cfg.Logger == nil {
-		cfg.Logger = testLogger(t)
+		cfg.Logger = testutil.Logger(t)
 	}
 	if cfg.Flow.EventLoops == 0 {
 		cfg.Flow.EventLoops = 2
@@ -73,7 +74,7 @@ func (ts *testServer) udp() string { return "udp:" + ts.udpAddr.String() }
 func dial(t testing.TB, addr string, opts ClientOptions) *Client {
 	t.Helper()
 	if opts.Logger == nil {
-		opts.Logger = testLogger(t)
+		opts.Logger = testutil.Logger(t)
 	}
 	if opts.Flow.ReconnectMin == 0 {
 		opts.Flow.ReconnectMin = 5 * time.Millisecond
@@ -455,7 +456,7 @@ func TestMalformedRequestsEndToEnd(t *testing.T) {
 func TestNoGoroutineLeak(t *testing.T) {
 	leakcheck.Check(t)
 	func() {
-		s, err := NewServer(ServerConfig{Logger: testLogger(t), Flow: flow.Options{EventLoops: 1}})
+		s, err := NewServer(ServerConfig{Logger: testutil.Logger(t), Flow: flow.Options{EventLoops: 1}})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -469,7 +470,7 @@ func TestNoGoroutineLeak(t *testing.T) {
 		}
 		var clients []*Client
 		for _, addr := range []string{"tcp:" + tcpAddr.String(), "udp:" + udpAddr.String()} {
-			c, err := Dial(addr, ClientOptions{Logger: testLogger(t)})
+			c, err := Dial(addr, ClientOptions{Logger: testutil.Logger(t)})
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -1,13 +1,13 @@
 package namesvc
 
 import (
-	"io"
-	"log/slog"
 	"net/netip"
 	"testing"
 	"time"
 
 	"github.com/stk-go/stk/flow"
+	"github.com/stk-go/stk/internal/testutil"
+	"github.com/stk-go/stk/internal/testutil/testpeer"
 	"github.com/stk-go/stk/seq"
 )
 
@@ -25,7 +25,7 @@ func FuzzServerHandle(f *testing.F) {
 		f.Add(seed)
 	}
 	f.Add([]byte("garbage that is not a frame at all........"))
-	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
+	quiet := testutil.Discard()
 
 	f.Fuzz(func(t *testing.T, b []byte) {
 		srv, err := NewServer(ServerConfig{Logger: quiet, ID: 1})
@@ -33,7 +33,7 @@ func FuzzServerHandle(f *testing.F) {
 			t.Fatal(err)
 		}
 		defer srv.Close()
-		bad := newFakePeer(flow.TCP, "127.0.0.1:1000")
+		bad := testpeer.New(flow.TCP, "127.0.0.1:1000")
 		var s seq.Sequence
 		for len(b) > 0 {
 			n, _, err := seq.DecodeTCP(&s, b, 1<<16)
@@ -47,10 +47,10 @@ func FuzzServerHandle(f *testing.F) {
 		}
 		srv.Disconnect(bad)
 
-		good := newFakePeer(flow.TCP, "127.0.0.1:2000")
+		good := testpeer.New(flow.TCP, "127.0.0.1:2000")
 		srv.Handle(good, buildRegister(1, &Info{Name: "ok", Addresses: []Endpoint{{Protocol: "tcp"}}}))
 		srv.Handle(good, buildQuery(seq.TypeQuery, 2, "ok", "", false))
-		got := good.take()
+		got := good.Take()
 		if len(got) != 2 || got[0].Type != seq.TypeRequest || got[1].Type != seq.TypeQuery {
 			t.Fatalf("after the fuzz input, a good client got %v", got)
 		}

@@ -1,150 +1,27 @@
 package namesvc
 
 import (
-	"bytes"
 	"fmt"
 	"io"
 	"log/slog"
 	"net/netip"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
-	"github.com/stk-go/stk/flow"
+	"github.com/stk-go/stk/internal/testutil"
 	"github.com/stk-go/stk/seq"
 )
 
-var testPeerIDs atomic.Uint64
-
-// fakePeer is a flow.Peer that records what it is sent.
-type fakePeer struct {
-	id     uint64
-	remote netip.AddrPort
-	proto  flow.Protocol
-
-	mu     sync.Mutex
-	got    []*seq.Sequence
-	closed bool
-}
-
-func newFakePeer(proto flow.Protocol, remote string) *fakePeer {
-	return &fakePeer{id: 1<<40 + testPeerIDs.Add(1), remote: netip.MustParseAddrPort(remote), proto: proto}
-}
-
-// datagramPeer returns a peer of the same UDP flow as p with another
-// source address.
-func (p *fakePeer) datagramPeer(remote string) *fakePeer {
-	return &fakePeer{id: p.id, remote: netip.MustParseAddrPort(remote), proto: p.proto}
-}
-
-func (p *fakePeer) ID() uint64                 { return p.id }
-func (p *fakePeer) RemoteAddr() netip.AddrPort { return p.remote }
-func (p *fakePeer) LocalAddr() netip.AddrPort  { return netip.MustParseAddrPort("127.0.0.1:20002") }
-func (p *fakePeer) Protocol() flow.Protocol    { return p.proto }
-func (p *fakePeer) Send(s *seq.Sequence) error {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.closed {
-		return flow.ErrClosed
-	}
-	p.got = append(p.got, s.Clone())
-	return nil
-}
-func (p *fakePeer) Close() error {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.proto == flow.TCP {
-		p.closed = true
-	}
-	return nil
-}
-
-// take returns and forgets what p was sent.
-func (p *fakePeer) take() []*seq.Sequence {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	g := p.got
-	p.got = nil
-	return g
-}
-
-func (p *fakePeer) isClosed() bool {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.closed
-}
-
-// fakeClock is an injectable clock.
-type fakeClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func newFakeClock() *fakeClock { return &fakeClock{t: time.Unix(1_800_000_000, 0)} }
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *fakeClock) Set(t time.Time) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if t.After(c.t) {
-		c.t = t
-	}
-}
-
-func (c *fakeClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
-
-// logBuffer collects log lines for assertions.
-type logBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *logBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
-func testLogger(t testing.TB) *slog.Logger {
-	if testing.Verbose() {
-		return slog.New(slog.NewTextHandler(tWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	}
-	return slog.New(slog.NewTextHandler(io.Discard, nil))
-}
-
-type tWriter struct{ t testing.TB }
-
-func (w tWriter) Write(p []byte) (int, error) {
-	w.t.Log(strings.TrimSuffix(string(p), "\n"))
-	return len(p), nil
-}
-
 // newTestServer returns a server with a fake clock and no listeners.
-func newTestServer(t testing.TB, cfg ServerConfig) (*Server, *fakeClock) {
+func newTestServer(t testing.TB, cfg ServerConfig) (*Server, *testutil.Clock) {
 	t.Helper()
-	clk := newFakeClock()
+	clk := testutil.NewClock(time.Unix(1_800_000_000, 0))
 	if cfg.Now == nil {
 		cfg.Now = clk.Now
 	}
 	if cfg.Logger == nil {
-		cfg.Logger = testLogger(t)
+		cfg.Logger = testutil.Logger(t)
 	}
 	if cfg.GCInterval == 0 {
 		cfg.GCInterval = time.Hour // tests call collect themselves
@@ -201,5 +78,3 @@ func regInfo(name string) Info {
 func slogTo(w io.Writer) *slog.Logger {
 	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelDebug}))
 }
-
-func discardLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }

@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stk-go/stk/internal/syncbuf"
+	"github.com/stk-go/stk/internal/testutil"
 	"github.com/stk-go/stk/seq"
 )
 
@@ -19,7 +21,7 @@ import (
 // every other client keeps its service.
 
 // limitServer starts a server with every limit off but lim's.
-func limitServer(t *testing.T, lim Limits, logs *logBuffer) *testServer {
+func limitServer(t *testing.T, lim Limits, logs *syncbuf.Buffer) *testServer {
 	t.Helper()
 	base := NoLimits()
 	base.Addresses = lim.Addresses
@@ -109,7 +111,7 @@ func wantRefused(t *testing.T, ts *testServer, kind Refusal, n uint64) {
 }
 
 func TestLimitRegistrationsPerClient(t *testing.T) {
-	var logs logBuffer
+	var logs syncbuf.Buffer
 	ts := limitServer(t, Limits{RegistrationsPerClient: 3}, &logs)
 	c := dial(t, ts.tcp(), ClientOptions{})
 	for i := range 3 {
@@ -338,7 +340,7 @@ func TestLimitLingerClamped(t *testing.T) {
 }
 
 func TestLimitDisconnectAfterRefusalsAndRateLimitedLog(t *testing.T) {
-	var logs logBuffer
+	var logs syncbuf.Buffer
 	ts := limitServer(t, Limits{RegistrationsPerClient: 1, DisconnectAfter: 50}, &logs)
 	c := rawTCP(t, ts.tcpAddr)
 	var frames []byte
@@ -419,8 +421,8 @@ func TestSubscriptions80kOneConnection(t *testing.T) {
 	if testing.Short() {
 		t.Skip("80,000 subscriptions")
 	}
-	ts := startServer(t, ServerConfig{Limits: NoLimits(), Logger: discardLogger(), Now: time.Now}, "", "")
-	other := dial(t, ts.tcp(), ClientOptions{Logger: discardLogger()})
+	ts := startServer(t, ServerConfig{Limits: NoLimits(), Logger: testutil.Discard(), Now: time.Now}, "", "")
+	other := dial(t, ts.tcp(), ClientOptions{Logger: testutil.Discard()})
 	register(t, other, regInfo("probe"))
 	const n = 80_000
 	var frames []byte

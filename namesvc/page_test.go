@@ -9,6 +9,8 @@ import (
 	"testing"
 
 	"github.com/stk-go/stk/flow"
+	"github.com/stk-go/stk/internal/testutil"
+	"github.com/stk-go/stk/internal/testutil/testpeer"
 )
 
 func TestNameIndexOrderedUnderChurn(t *testing.T) {
@@ -61,10 +63,10 @@ func TestNameIndexOrderedUnderChurn(t *testing.T) {
 // default group, and a few in group "g" and with other addresses.
 func pageServer(t testing.TB, n int) *Server {
 	t.Helper()
-	s, _ := newTestServer(t, ServerConfig{Limits: NoLimits(), Logger: discardLogger()})
+	s, _ := newTestServer(t, ServerConfig{Limits: NoLimits(), Logger: testutil.Discard()})
 	peers := make([]*discardPeer, 10)
 	for i := range peers {
-		peers[i] = &discardPeer{*newFakePeer(flow.TCP, fmt.Sprintf("127.0.0.1:%d", 30000+i))}
+		peers[i] = &discardPeer{testpeer.New(flow.TCP, fmt.Sprintf("127.0.0.1:%d", 30000+i))}
 	}
 	for i := range n {
 		info := regInfo(fmt.Sprintf("svc-%05d", i))
@@ -99,7 +101,7 @@ func TestNamesPage(t *testing.T) {
 	s := pageServer(t, 1000)
 	// A name registered from several connections, and other groups.
 	for i := range 3 {
-		p := &discardPeer{*newFakePeer(flow.TCP, fmt.Sprintf("127.0.0.2:%d", 100+i))}
+		p := &discardPeer{testpeer.New(flow.TCP, fmt.Sprintf("127.0.0.2:%d", 100+i))}
 		info := regInfo("svc-00500")
 		info.Addresses[0].Addr = netip.AddrPortFrom(info.Addresses[0].Addr.Addr(), uint16(9000+i))
 		s.Handle(p, buildRegister(1, &info))
@@ -171,7 +173,7 @@ func TestNamesPage(t *testing.T) {
 // neither repeat nor hide the names that stay.
 func TestNamesPageCursorStable(t *testing.T) {
 	s := pageServer(t, 300)
-	extra := &discardPeer{*newFakePeer(flow.TCP, "127.0.0.3:1")}
+	extra := &discardPeer{testpeer.New(flow.TCP, "127.0.0.3:1")}
 	seen := map[string]int{}
 	q := NamesQuery{Limit: 40}
 	for i := 0; ; i++ {

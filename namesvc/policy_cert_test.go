@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/stk-go/stk/flow"
+	"github.com/stk-go/stk/internal/testutil"
 	"github.com/stk-go/stk/internal/tlstest"
 )
 
@@ -71,7 +72,7 @@ func certServer(t *testing.T, ca *tlstest.CA, policy string) (*testServer, strin
 	t.Helper()
 	ts := policyServer(t, policy, nil)
 	srv := ca.Server(t, "names")
-	cfg, err := flow.NewServerTLS(srv.CertFile, srv.KeyFile, ca.CertFile, testLogger(t))
+	cfg, err := flow.NewServerTLS(srv.CertFile, srv.KeyFile, ca.CertFile, testutil.Logger(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -90,7 +91,7 @@ func dialCert(t *testing.T, url string, trust *tlstest.CA, is *tlstest.Issued) *
 	if is != nil {
 		cert, key = is.CertFile, is.KeyFile
 	}
-	cfg, err := flow.NewClientTLS(trust.CertFile, cert, key, testLogger(t))
+	cfg, err := flow.NewClientTLS(trust.CertFile, cert, key, testutil.Logger(t))
 	if err != nil {
 		t.Fatal(err)
 	}

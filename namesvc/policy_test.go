@@ -10,6 +10,9 @@ import (
 	"time"
 
 	"github.com/stk-go/stk/flow"
+	"github.com/stk-go/stk/internal/syncbuf"
+	"github.com/stk-go/stk/internal/testutil"
+	"github.com/stk-go/stk/internal/testutil/testpeer"
 	"github.com/stk-go/stk/seq"
 )
 
@@ -150,7 +153,7 @@ allow register * from 127.0.0.9
 }
 
 // policyServer starts a server with the policy text.
-func policyServer(t *testing.T, text string, logs *logBuffer) *testServer {
+func policyServer(t *testing.T, text string, logs *syncbuf.Buffer) *testServer {
 	t.Helper()
 	cfg := ServerConfig{Policy: mustPolicy(t, text)}
 	if logs != nil {
@@ -179,7 +182,7 @@ func waitAuthenticated(t *testing.T, ts *testServer, n int) {
 }
 
 func TestPolicyFirstOwner(t *testing.T) {
-	var logs logBuffer
+	var logs syncbuf.Buffer
 	ts := policyServer(t, "mode first-owner\ntoken alpha "+alphaSecret+"\ntoken beta "+betaSecret+"\n", &logs)
 	a := dial(t, ts.tcp(), ClientOptions{Token: "alpha:" + alphaSecret})
 	b := dial(t, ts.tcp(), ClientOptions{Token: "beta:" + betaSecret})
@@ -451,7 +454,7 @@ func BenchmarkLookupWithPolicy(b *testing.B) {
 	}
 	for _, n := range []int{0, 1000} {
 		b.Run(fmt.Sprintf("rules=%d", n), func(b *testing.B) {
-			cfg := ServerConfig{Logger: discardLogger(), Limits: NoLimits()}
+			cfg := ServerConfig{Logger: testutil.Discard(), Limits: NoLimits()}
 			if n > 0 {
 				cfg.Policy = mustPolicy(b, rules.String())
 				if got := len(cfg.Policy.Rules()); got != 1000 {
@@ -459,7 +462,7 @@ func BenchmarkLookupWithPolicy(b *testing.B) {
 				}
 			}
 			s, _ := newTestServer(b, cfg)
-			peer := &discardPeer{*newFakePeer(flow.TCP, "127.0.0.1:30000")}
+			peer := &discardPeer{testpeer.New(flow.TCP, "127.0.0.1:30000")}
 			info := regInfo("svc-450")
 			s.Handle(peer, buildRegister(1, &info))
 			q := buildQuery(seq.TypeQuery, 2, "svc-450", "", true)

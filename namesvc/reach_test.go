@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/stk-go/stk/flow"
+	"github.com/stk-go/stk/internal/syncbuf"
 )
 
 func TestLocate(t *testing.T) {
@@ -67,7 +68,7 @@ func TestLoopbackAnswerWarning(t *testing.T) {
 	register(t, reg, Info{Name: "local-only", Addresses: []Endpoint{{Protocol: "tcp", Addr: netip.MustParseAddrPort("127.0.0.1:29312")}}})
 	register(t, reg, Info{Name: "reachable", Addresses: []Endpoint{{Protocol: "tcp", Addr: netip.AddrPortFrom(ip, 29313)}}})
 
-	var remoteLog, localLog logBuffer
+	var remoteLog, localLog syncbuf.Buffer
 	remote := dial(t, networkAddr, ClientOptions{Logger: slog.New(slog.NewTextHandler(&remoteLog, nil))})
 	local := dial(t, ts.tcp(), ClientOptions{Logger: slog.New(slog.NewTextHandler(&localLog, nil))})
 	if remote.ServerLocation() != ServerLocalAddr || remote.ServerAddr().Addr() != ip || local.ServerLocation() != ServerLoopback {

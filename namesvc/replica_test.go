@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/stk-go/stk/flow"
+	"github.com/stk-go/stk/internal/testutil/testpeer"
 	"github.com/stk-go/stk/seq"
 )
 
@@ -39,10 +40,10 @@ func addrInfo(name, addr string) Info {
 // answer, in answer order.
 func answerAddrs(t *testing.T, s *Server, name, group string) []string {
 	t.Helper()
-	q := newFakePeer(flow.TCP, "127.0.0.1:49999")
+	q := testpeer.New(flow.TCP, "127.0.0.1:49999")
 	s.Handle(q, buildQuery(seq.TypeQuery, 7, name, group, false))
 	var out []string
-	for _, a := range q.take() {
+	for _, a := range q.Take() {
 		var info Info
 		parseAnswer(a, &info)
 		if len(info.Addresses) == 0 {
@@ -65,7 +66,7 @@ func notified(ch <-chan struct{}) bool {
 
 func TestExportLocalChanges(t *testing.T) {
 	s, clk := newTestServer(t, ServerConfig{})
-	c1 := newFakePeer(flow.TCP, "127.0.0.1:40001")
+	c1 := testpeer.New(flow.TCP, "127.0.0.1:40001")
 	// Before StartExport nothing is recorded.
 	s.Handle(c1, buildRegister(1, new(addrInfo("early", "127.0.0.1:1"))))
 	ch := s.StartExport()
@@ -113,10 +114,10 @@ func TestExportLocalChanges(t *testing.T) {
 	}
 
 	// A lingering twin replaced by a new connection keeps the serial.
-	c2 := newFakePeer(flow.TCP, "127.0.0.1:40002")
+	c2 := testpeer.New(flow.TCP, "127.0.0.1:40002")
 	s.Handle(c2, buildRegister(5, new(addrInfo("twin", "127.0.0.1:5"))))
 	s.Disconnect(c2)
-	c3 := newFakePeer(flow.TCP, "127.0.0.1:40003")
+	c3 := testpeer.New(flow.TCP, "127.0.0.1:40003")
 	s.Handle(c3, buildRegister(6, new(addrInfo("twin", "127.0.0.1:5"))))
 	got, _ = s.TakeLocalChanges(nil)
 	if len(got) != 1 || got[0].Reg == nil || got[0].Reg.Registrant.Port() != 40003 {
@@ -129,7 +130,7 @@ func TestExportOverflowAsksForResync(t *testing.T) {
 	maxPendingExport = 3
 	s, _ := newTestServer(t, ServerConfig{})
 	ch := s.StartExport()
-	c := newFakePeer(flow.TCP, "127.0.0.1:40001")
+	c := testpeer.New(flow.TCP, "127.0.0.1:40001")
 	for i := range 5 {
 		s.Handle(c, buildRegister(uint64(i+1), new(addrInfo(fmt.Sprint("n", i), "127.0.0.1:1"))))
 	}
@@ -153,9 +154,9 @@ func TestExportOverflowAsksForResync(t *testing.T) {
 func TestApplyRemoteLookupOrderAndPushes(t *testing.T) {
 	s, _ := newTestServer(t, ServerConfig{Limits: Limits{Registrations: 2}})
 	ch := s.StartExport()
-	sub := newFakePeer(flow.TCP, "127.0.0.1:41000")
+	sub := testpeer.New(flow.TCP, "127.0.0.1:41000")
 	s.Handle(sub, buildQuery(seq.TypeSubscribe, 0x77, "svc", "", false))
-	sub.take()
+	sub.Take()
 
 	b := remoteReg(addrInfo("svc", "10.0.0.2:2"))
 	a := remoteReg(addrInfo("svc", "10.0.0.1:1"))
@@ -165,14 +166,14 @@ func TestApplyRemoteLookupOrderAndPushes(t *testing.T) {
 	}); n != 2 {
 		t.Fatalf("ApplyRemote applied %d, want 2", n)
 	}
-	pushed := sub.take()
+	pushed := sub.Take()
 	if len(pushed) != 2 || elems(pushed[0]) != elems(answerSequence(b, u64Bytes(0x77))) {
 		t.Fatalf("subscriber got %d pushes, want one per remote registration, as for local ones: %v", len(pushed), pushed)
 	}
 	// A local registration: answered first.
-	c := newFakePeer(flow.TCP, "127.0.0.1:40001")
+	c := testpeer.New(flow.TCP, "127.0.0.1:40001")
 	s.Handle(c, buildRegister(1, new(addrInfo("svc", "127.0.0.1:3"))))
-	if len(sub.take()) != 1 {
+	if len(sub.Take()) != 1 {
 		t.Fatal("local registration not pushed")
 	}
 	if got, want := answerAddrs(t, s, "svc", ""), []string{"127.0.0.1:3", "10.0.0.2:2", "10.0.0.1:1"}; !slices.Equal(got, want) {
@@ -187,12 +188,12 @@ func TestApplyRemoteLookupOrderAndPushes(t *testing.T) {
 
 	// A re-put of the same registration (resync) changes nothing and pushes nothing.
 	v := s.NamesVersion()
-	if n := s.ApplyRemote([]RemoteChange{{Key: RemoteKey{Node: "b", Name: "svc", Serial: 1}, Reg: remoteReg(addrInfo("svc", "10.0.0.2:2"))}}); n != 0 || len(sub.take()) != 0 || s.NamesVersion() != v {
+	if n := s.ApplyRemote([]RemoteChange{{Key: RemoteKey{Node: "b", Name: "svc", Serial: 1}, Reg: remoteReg(addrInfo("svc", "10.0.0.2:2"))}}); n != 0 || len(sub.Take()) != 0 || s.NamesVersion() != v {
 		t.Fatalf("identical re-put applied %d", n)
 	}
 	// A replacement keeps its place and is pushed.
 	s.ApplyRemote([]RemoteChange{{Key: RemoteKey{Node: "b", Name: "svc", Serial: 1}, Reg: remoteReg(addrInfo("svc", "10.0.0.2:9"))}})
-	if len(sub.take()) != 1 {
+	if len(sub.Take()) != 1 {
 		t.Fatal("replacement not pushed")
 	}
 	if got, want := answerAddrs(t, s, "svc", ""), []string{"127.0.0.1:3", "10.0.0.2:9", "10.0.0.1:1"}; !slices.Equal(got, want) {
@@ -201,7 +202,7 @@ func TestApplyRemoteLookupOrderAndPushes(t *testing.T) {
 
 	// Remote registrations do not count against the local limit of 2.
 	s.Handle(c, buildRegister(2, new(addrInfo("other", "127.0.0.1:4"))))
-	if r := c.take(); len(r) != 2 { // the replies to both registrations
+	if r := c.Take(); len(r) != 2 { // the replies to both registrations
 		t.Fatalf("second local registration refused with 2 remote ones held: %v", r)
 	}
 	st := s.Stats()
@@ -231,7 +232,7 @@ func TestApplyRemoteGroupsAndListings(t *testing.T) {
 	if got := answerAddrs(t, s, "m", "g"); len(got) != 1 {
 		t.Fatalf("lookup in the remote registration's group: %v", got)
 	}
-	c := newFakePeer(flow.TCP, "127.0.0.1:40001")
+	c := testpeer.New(flow.TCP, "127.0.0.1:40001")
 	for i, n := range []string{"a", "m", "z"} {
 		s.Handle(c, buildRegister(uint64(i+1), new(addrInfo(n, "127.0.0.1:1"))))
 	}

@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/stk-go/stk/flow"
+	"github.com/stk-go/stk/internal/syncbuf"
+	"github.com/stk-go/stk/internal/testutil/testpeer"
 	"github.com/stk-go/stk/seq"
 )
 
@@ -15,19 +17,19 @@ import (
 
 func TestServerRegisterLookup(t *testing.T) {
 	s, _ := newTestServer(t, ServerConfig{})
-	reg := newFakePeer(flow.TCP, "127.0.0.1:40001")
+	reg := testpeer.New(flow.TCP, "127.0.0.1:40001")
 	info := regInfo("svc")
 	info.Group = "g"
 	info.Meta = []seq.Element{{UserType: 100, Data: []byte("hello\x00")}, {UserType: 200, Data: []byte("world\x00")}}
 	s.Handle(reg, buildRegister(0x1111, &info))
-	got := reg.take()
+	got := reg.Take()
 	if len(got) != 1 || elems(got[0]) != `request 5:1111000000000000 1:"svc"` {
 		t.Fatalf("register reply: %v", got)
 	}
 
-	q := newFakePeer(flow.TCP, "127.0.0.1:40002")
+	q := testpeer.New(flow.TCP, "127.0.0.1:40002")
 	s.Handle(q, buildQuery(seq.TypeQuery, 0x2222, "svc", "g", false))
-	got = q.take()
+	got = q.Take()
 	want := `query 1:"svc" 4:05000000 3:"g" 2:0000581b7f0000010000000000000000 6:"tcp" 7:01000000 100:"hello" 200:"world" 5:2222000000000000`
 	if len(got) != 1 || elems(got[0]) != want {
 		t.Fatalf("lookup answer:\n got  %v\n want %s", got, want)
@@ -38,17 +40,17 @@ func TestServerRegisterLookup(t *testing.T) {
 
 	// A miss is silence; with the extension, just the marker.
 	s.Handle(q, buildQuery(seq.TypeQuery, 3, "nope", "", false))
-	if got := q.take(); len(got) != 0 {
+	if got := q.Take(); len(got) != 0 {
 		t.Fatalf("miss answered: %v", got)
 	}
 	s.Handle(q, buildQuery(seq.TypeQuery, 4, "nope", "", true))
-	got = q.take()
+	got = q.Take()
 	if len(got) != 1 || elems(got[0]) != `query 1:"nope" 2587754497:00000000 5:0400000000000000` {
 		t.Fatalf("miss with end-of-answers: %v", got)
 	}
 	// A hit with the extension: answers, then the marker with the count.
 	s.Handle(q, buildQuery(seq.TypeQuery, 5, "svc", "g", true))
-	got = q.take()
+	got = q.Take()
 	if len(got) != 2 || got[1].Elements[1].UserType != UTEndOfAnswers || binary.LittleEndian.Uint32(got[1].Elements[1].Data) != 1 {
 		t.Fatalf("hit with end-of-answers: %v", got)
 	}
@@ -56,17 +58,17 @@ func TestServerRegisterLookup(t *testing.T) {
 
 func TestServerGroups(t *testing.T) {
 	s, _ := newTestServer(t, ServerConfig{})
-	reg := newFakePeer(flow.TCP, "127.0.0.1:40001")
+	reg := testpeer.New(flow.TCP, "127.0.0.1:40001")
 	inG := regInfo("a")
 	inG.Group = "g"
 	s.Handle(reg, buildRegister(1, &inG))
 	s.Handle(reg, buildRegister(2, new(regInfo("b"))))
-	reg.take()
+	reg.Take()
 
-	q := newFakePeer(flow.TCP, "127.0.0.1:40002")
+	q := testpeer.New(flow.TCP, "127.0.0.1:40002")
 	count := func(name, group string) int {
 		s.Handle(q, buildQuery(seq.TypeQuery, 9, name, group, false))
-		return len(q.take())
+		return len(q.Take())
 	}
 	for _, c := range []struct {
 		name, group string
@@ -87,8 +89,8 @@ func TestServerGroups(t *testing.T) {
 
 func TestServerReplaceAndAccumulate(t *testing.T) {
 	s, _ := newTestServer(t, ServerConfig{})
-	a := newFakePeer(flow.TCP, "127.0.0.1:40001")
-	b := newFakePeer(flow.TCP, "127.0.0.1:40002")
+	a := testpeer.New(flow.TCP, "127.0.0.1:40001")
+	b := testpeer.New(flow.TCP, "127.0.0.1:40002")
 	port := func(p uint16) *Info {
 		i := regInfo("dup")
 		i.Addresses[0].Addr = netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), p)
@@ -97,9 +99,9 @@ func TestServerReplaceAndAccumulate(t *testing.T) {
 	s.Handle(a, buildRegister(1, port(1111)))
 	s.Handle(b, buildRegister(2, port(2222)))
 	s.Handle(a, buildRegister(3, port(3333))) // same connection: replaces 1111 in place
-	q := newFakePeer(flow.TCP, "127.0.0.1:40003")
+	q := testpeer.New(flow.TCP, "127.0.0.1:40003")
 	s.Handle(q, buildQuery(seq.TypeQuery, 9, "dup", "", false))
-	got := q.take()
+	got := q.Take()
 	if len(got) != 2 {
 		t.Fatalf("%d answers, want 2", len(got))
 	}
@@ -119,17 +121,17 @@ func TestServerReplaceAndAccumulate(t *testing.T) {
 
 func TestServerLinger(t *testing.T) {
 	s, clk := newTestServer(t, ServerConfig{})
-	reg := newFakePeer(flow.TCP, "127.0.0.1:40001")
+	reg := testpeer.New(flow.TCP, "127.0.0.1:40001")
 	info := regInfo("short")
 	info.Linger = 2 * time.Second
 	s.Handle(reg, buildRegister(1, &info))
 	zero := regInfo("zero")
 	zero.Linger = 0
 	s.Handle(reg, buildRegister(2, &zero))
-	q := newFakePeer(flow.TCP, "127.0.0.1:40002")
+	q := testpeer.New(flow.TCP, "127.0.0.1:40002")
 	answers := func(name string) int {
 		s.Handle(q, buildQuery(seq.TypeQuery, 9, name, "", false))
-		return len(q.take())
+		return len(q.Take())
 	}
 
 	clk.Advance(time.Hour) // no expiry while the connection is open
@@ -162,11 +164,11 @@ func TestServerLinger(t *testing.T) {
 
 func TestServerLingeringReplacedByIdentical(t *testing.T) {
 	s, _ := newTestServer(t, ServerConfig{})
-	a := newFakePeer(flow.TCP, "127.0.0.1:40001")
+	a := testpeer.New(flow.TCP, "127.0.0.1:40001")
 	info := regInfo("svc")
 	s.Handle(a, buildRegister(1, &info))
 	s.Disconnect(a)
-	b := newFakePeer(flow.TCP, "127.0.0.1:40002") // the same service, reconnected
+	b := testpeer.New(flow.TCP, "127.0.0.1:40002") // the same service, reconnected
 	s.Handle(b, buildRegister(2, &info))
 	if st := s.Stats(); st.Registrations != 1 || st.Lingering != 0 {
 		t.Errorf("identical re-registration did not replace the lingering one: %+v", st)
@@ -174,7 +176,7 @@ func TestServerLingeringReplacedByIdentical(t *testing.T) {
 	other := info
 	other.Linger = 7 * time.Second
 	s.Disconnect(b)
-	c := newFakePeer(flow.TCP, "127.0.0.1:40003")
+	c := testpeer.New(flow.TCP, "127.0.0.1:40003")
 	s.Handle(c, buildRegister(3, &other)) // different content: both kept
 	if st := s.Stats(); st.Registrations != 2 {
 		t.Errorf("different registration replaced a lingering one: %+v", st)
@@ -183,17 +185,17 @@ func TestServerLingeringReplacedByIdentical(t *testing.T) {
 
 func TestServerUDPTTL(t *testing.T) {
 	s, clk := newTestServer(t, ServerConfig{UDPTTL: 10 * time.Second})
-	l := newFakePeer(flow.UDP, "127.0.0.1:50001")
-	other := l.datagramPeer("127.0.0.1:50002")
+	l := testpeer.New(flow.UDP, "127.0.0.1:50001")
+	other := l.Datagram("127.0.0.1:50002")
 	s.Handle(l, buildRegister(1, new(regInfo("u"))))
 	s.Handle(other, buildRegister(2, new(regInfo("u"))))
-	if len(l.take()) != 1 || len(other.take()) != 1 {
+	if len(l.Take()) != 1 || len(other.Take()) != 1 {
 		t.Fatal("UDP registrations not confirmed to their sources")
 	}
-	q := newFakePeer(flow.TCP, "127.0.0.1:40002")
+	q := testpeer.New(flow.TCP, "127.0.0.1:40002")
 	answers := func() int {
 		s.Handle(q, buildQuery(seq.TypeQuery, 9, "u", "", false))
-		return len(q.take())
+		return len(q.Take())
 	}
 	if n := answers(); n != 2 {
 		t.Fatalf("%d answers; two UDP sources must not replace each other", n)
@@ -232,25 +234,25 @@ func TestServerUDPTTL(t *testing.T) {
 	clk2.Advance(1000 * time.Hour)
 	s2.collect(clk2.Now())
 	s2.Handle(q, buildQuery(seq.TypeQuery, 9, "u", "", false))
-	if len(q.take()) != 1 {
+	if len(q.Take()) != 1 {
 		t.Error("UDPTTL < 0: UDP registration expired")
 	}
 }
 
 func TestServerSubscribe(t *testing.T) {
 	s, _ := newTestServer(t, ServerConfig{})
-	reg := newFakePeer(flow.TCP, "127.0.0.1:40001")
+	reg := testpeer.New(flow.TCP, "127.0.0.1:40001")
 	s.Handle(reg, buildRegister(1, new(regInfo("n"))))
-	sub := newFakePeer(flow.TCP, "127.0.0.1:40002")
+	sub := testpeer.New(flow.TCP, "127.0.0.1:40002")
 	s.Handle(sub, buildQuery(seq.TypeSubscribe, 0x77, "n", "", true))
-	got := sub.take()
+	got := sub.Take()
 	if len(got) != 3 || elems(got[0]) != `request 5:7700000000000000 1:"n"` ||
 		got[1].Type != seq.TypeQuery || got[2].Elements[1].UserType != UTEndOfAnswers {
 		t.Fatalf("subscribe: %v", got)
 	}
-	reg2 := newFakePeer(flow.TCP, "127.0.0.1:40003")
+	reg2 := testpeer.New(flow.TCP, "127.0.0.1:40003")
 	s.Handle(reg2, buildRegister(2, new(regInfo("n"))))
-	got = sub.take()
+	got = sub.Take()
 	if len(got) != 1 || got[0].Elements[len(got[0].Elements)-1].UserType != seq.UTNSRequestID ||
 		binary.LittleEndian.Uint64(got[0].Elements[len(got[0].Elements)-1].Data) != 0x77 {
 		t.Fatalf("push: %v", got)
@@ -263,58 +265,58 @@ func TestServerSubscribe(t *testing.T) {
 	other.Group = "g"
 	s.Handle(reg2, buildRegister(3, &other))
 	s.Handle(reg2, buildRegister(4, new(regInfo("m"))))
-	if got := sub.take(); len(got) != 0 {
+	if got := sub.Take(); len(got) != 0 {
 		t.Fatalf("pushed other names: %v", got)
 	}
 	// A subscription to a group that does not exist yet creates it and
 	// gets its later registrations (capture 04).
-	gsub := newFakePeer(flow.TCP, "127.0.0.1:40004")
+	gsub := testpeer.New(flow.TCP, "127.0.0.1:40004")
 	s.Handle(gsub, buildQuery(seq.TypeSubscribe, 0x78, "n", "newgroup", false))
-	if got := gsub.take(); len(got) != 1 {
+	if got := gsub.Take(); len(got) != 1 {
 		t.Fatalf("subscribe to a new group: %v", got)
 	}
 	inNew := regInfo("n")
 	inNew.Group = "newgroup"
 	s.Handle(reg2, buildRegister(6, &inNew))
-	if got := gsub.take(); len(got) != 1 {
+	if got := gsub.Take(); len(got) != 1 {
 		t.Fatalf("registration in the new group not pushed: %v", got)
 	}
-	if got := sub.take(); len(got) != 0 {
+	if got := sub.Take(); len(got) != 0 {
 		t.Fatalf("default-group subscriber got a push for another group: %v", got)
 	}
-	reg2.take()
+	reg2.Take()
 
 	// The subscription ends with its connection.
 	s.Disconnect(sub)
 	s.Handle(reg, buildRegister(5, new(regInfo("n"))))
-	if got := sub.take(); len(got) != 0 || s.Stats().Subscriptions != 1 {
+	if got := sub.Take(); len(got) != 0 || s.Stats().Subscriptions != 1 {
 		t.Fatalf("pushed after disconnect: %v", got)
 	}
 }
 
 func TestServerSubscribeUDPPushesToSubscriber(t *testing.T) {
 	s, _ := newTestServer(t, ServerConfig{})
-	l := newFakePeer(flow.UDP, "127.0.0.1:40712")
+	l := testpeer.New(flow.UDP, "127.0.0.1:40712")
 	s.Handle(l, buildQuery(seq.TypeSubscribe, 1, "udp_sub_name", "", false))
-	if len(l.take()) != 1 {
+	if len(l.Take()) != 1 {
 		t.Fatal("no confirmation")
 	}
-	reg := newFakePeer(flow.TCP, "127.0.0.1:45782")
+	reg := testpeer.New(flow.TCP, "127.0.0.1:45782")
 	s.Handle(reg, buildRegister(2, new(regInfo("udp_sub_name"))))
-	if len(reg.take()) != 1 {
+	if len(reg.Take()) != 1 {
 		t.Fatal("registrant: want the reply only")
 	}
-	if got := l.take(); len(got) != 1 || got[0].Type != seq.TypeQuery {
+	if got := l.Take(); len(got) != 1 || got[0].Type != seq.TypeQuery {
 		t.Fatalf("UDP subscriber: %v (docs/differences.md B8: C sends it to the registrant)", got)
 	}
 }
 
 func TestServerKeepaliveEcho(t *testing.T) {
 	s, _ := newTestServer(t, ServerConfig{ID: 0x709d8366})
-	p := newFakePeer(flow.TCP, "127.0.0.1:53516")
+	p := testpeer.New(flow.TCP, "127.0.0.1:53516")
 	sb := smartbeatSequence(time.Unix(1795313252, 371657000), p.RemoteAddr())
 	s.Handle(p, sb)
-	got := p.take()
+	got := p.Take()
 	if len(got) != 1 {
 		t.Fatal("no echo")
 	}
@@ -391,24 +393,24 @@ func malformedCases() map[string]*seq.Sequence {
 }
 
 func TestServerRejectsMalformed(t *testing.T) {
-	var logs logBuffer
+	var logs syncbuf.Buffer
 	s, _ := newTestServer(t, ServerConfig{Logger: slogTo(&logs)})
-	good := newFakePeer(flow.TCP, "127.0.0.1:40000")
+	good := testpeer.New(flow.TCP, "127.0.0.1:40000")
 	s.Handle(good, buildRegister(1, new(regInfo("ok"))))
-	good.take()
+	good.Take()
 	cases := malformedCases()
 	for name, req := range cases {
 		t.Run(name, func(t *testing.T) {
-			bad := newFakePeer(flow.TCP, "127.0.0.1:40001")
+			bad := testpeer.New(flow.TCP, "127.0.0.1:40001")
 			s.Handle(bad, req)
-			if got := bad.take(); len(got) != 0 {
+			if got := bad.Take(); len(got) != 0 {
 				t.Errorf("answered a malformed request: %v", got)
 			}
-			if !bad.isClosed() {
+			if !bad.Closed() {
 				t.Error("connection not closed")
 			}
 			s.Handle(good, buildQuery(seq.TypeQuery, 2, "ok", "", false))
-			if got := good.take(); len(got) != 1 {
+			if got := good.Take(); len(got) != 1 {
 				t.Errorf("good client lost service: %v", got)
 			}
 		})
@@ -428,7 +430,7 @@ func TestServerRejectsMalformed(t *testing.T) {
 		edge.Addresses = append(edge.Addresses, Endpoint{Protocol: strings.Repeat("p", MaxProtocolLen)})
 	}
 	s.Handle(good, buildRegister(3, &edge))
-	if got := good.take(); len(got) != 1 || good.isClosed() {
+	if got := good.Take(); len(got) != 1 || good.Closed() {
 		t.Errorf("registration at the limits refused: %v", got)
 	}
 }
@@ -446,7 +448,7 @@ func TestParseRequestRoundTrip(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r := newRegistration(&req, q, newFakePeer(flow.TCP, "127.0.0.1:1"), time.Now())
+	r := newRegistration(&req, q, testpeer.New(flow.TCP, "127.0.0.1:1"), time.Now())
 	if got := r.Info(); req.requestID() != 42 || req.linger != 3*time.Second || !sameInfo(got, info) {
 		t.Errorf("parsed %v, want %v", got.String(), info.String())
 	}

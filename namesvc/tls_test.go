@@ -7,6 +7,7 @@ import (
 
 	"github.com/stk-go/stk/flow"
 	"github.com/stk-go/stk/internal/leakcheck"
+	"github.com/stk-go/stk/internal/testutil"
 	"github.com/stk-go/stk/internal/tlstest"
 )
 
@@ -19,7 +20,7 @@ func TestTLSRegisterLookup(t *testing.T) {
 	ca := tlstest.NewCA(t, "names-ca")
 	srvCert, alice := ca.Server(t, "names"), ca.Client(t, "alice")
 	ts := startServer(t, ServerConfig{}, "", "")
-	scfg, err := flow.NewServerTLS(srvCert.CertFile, srvCert.KeyFile, ca.CertFile, testLogger(t))
+	scfg, err := flow.NewServerTLS(srvCert.CertFile, srvCert.KeyFile, ca.CertFile, testutil.Logger(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -27,7 +28,7 @@ func TestTLSRegisterLookup(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ccfg, err := flow.NewClientTLS(ca.CertFile, alice.CertFile, alice.KeyFile, testLogger(t))
+	ccfg, err := flow.NewClientTLS(ca.CertFile, alice.CertFile, alice.KeyFile, testutil.Logger(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -49,7 +50,7 @@ func TestTLSRegisterLookup(t *testing.T) {
 
 	// No client certificate: the server refuses the handshake; the
 	// registration never gets through.
-	noCert, err := flow.NewClientTLS(ca.CertFile, "", "", testLogger(t))
+	noCert, err := flow.NewClientTLS(ca.CertFile, "", "", testutil.Logger(t))
 	if err != nil {
 		t.Fatal(err)
 	}
