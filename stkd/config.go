@@ -70,6 +70,8 @@ type config struct {
 	policy    string // the name server's access policy file, "" for none (open); see policy.go
 	tokenFile string // the token stkd's own name-service clients show, "" for $STK_TOKEN
 
+	cluster clusterSettings // --cluster, --node-id, --cluster-lease-ttl; see cluster.go
+
 	where *origins // where a config file set each setting, for messages; nil: flags and defaults
 }
 
@@ -346,6 +348,7 @@ func loadCfgFile(c *config, path string, forceNamed, forceHttpd bool) (origins, 
 	if pol, err := cfgPolicyLine(b, path); err != nil || pol != "" {
 		errs, c.policy = append(errs, err), pol
 	}
+	errs = append(errs, cfgClusterLine(b, path, &c.cluster)) // cluster.go
 	o := origins{}
 	errs = append(errs, cfgHTTPLines(b, path, c, o)) // httpsec.go
 	c.names = named.n != 0 || forceNamed

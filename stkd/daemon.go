@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"fmt"
+	"github.com/stk-go/stk/cluster"
 	"github.com/stk-go/stk/flow"
 	"github.com/stk-go/stk/httpd"
 	"github.com/stk-go/stk/internal/cli"
@@ -27,6 +28,7 @@ import (
 // bound (ports chosen by the system included).
 type daemon struct {
 	names   *namesvc.Server
+	cluster *cluster.Node // nil without --cluster
 	monitor *smartbeat.Monitor
 	steps   *stepbus.Bus
 	ui      *httpd.Server
@@ -94,6 +96,9 @@ func start(c config, log *slog.Logger) (d *daemon, err error) {
 		}
 		serveTLS := func(addr string) (netip.AddrPort, error) { return d.names.ServeTLS(addr, tlsCfg) }
 		if d.namesTLS, err = serve(serveTLS, c.tls.names, "--names-tls"); err != nil {
+			return nil, err
+		}
+		if d.cluster, err = startCluster(c.cluster, d.names, log); err != nil {
 			return nil, err
 		}
 	}
@@ -224,7 +229,7 @@ func serve(listen func(string) (netip.AddrPort, error), addr, flag string) (stri
 func (d *daemon) logAttrs() []any {
 	return []any{"names_tcp", d.namesTCP, "names_udp", d.namesUDP, "names_multicast", d.namesMcast, "names_tls", d.namesTLS,
 		"monitor_tcp", d.monTCP, "monitor_udp", d.monUDP, "monitor_multicast", d.monMcast, "monitor_tls", d.monTLS, "http", d.http,
-		"steps_feed", d.stepsFeed, "steps_archive", d.stepsArchive}
+		"steps_feed", d.stepsFeed, "steps_archive", d.stepsArchive, "cluster_node", d.clusterNode()}
 }
 
 // close stops everything: the UI (its streams read the STEP bus), the STEP
@@ -252,6 +257,9 @@ func (d *daemon) closeAll() error {
 	}
 	if d.monitor != nil {
 		errs = append(errs, d.monitor.Close())
+	}
+	if d.cluster != nil { // before the name server: it revokes the node's lease
+		errs = append(errs, d.cluster.Close())
 	}
 	if d.names != nil {
 		errs = append(errs, d.names.Close())

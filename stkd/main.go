@@ -155,6 +155,7 @@ func parseArgs(args []string, stdout io.Writer) (*config, error) {
 	fs.Int64Var(&f.stepsArchiveMaxBytes, "steps-archive-max-bytes", f.stepsArchiveMaxBytes, "start a new archive segment after this many bytes of JSON (uncompressed)")
 	fs.DurationVar(&f.stepsArchiveMaxAge, "steps-archive-max-age", f.stepsArchiveMaxAge, "start a new archive segment after this long")
 	fs.IntVar(&f.stepsArchiveKeep, "steps-archive-keep", f.stepsArchiveKeep, "archive segments kept besides the current one; older ones are deleted")
+	addClusterFlags(fs, &f.cluster)
 	portBase := fs.Int("port-base", 0, fmt.Sprintf("move every listener to port N plus an offset, to run a second stkd beside the first: names on N+%d, monitor on N+%d, STEP feed on N+%d, HTTP on N+%d, --names-tls on N+%d, --monitor-tls on N+%d (e.g. 21000: 21002, 21001, 21003, 21080, 21012, 21013); flags naming an address still win", portBaseNames, portBaseMonitor, portBaseFeed, portBaseHTTP, portBaseNamesTLS, portBaseMonTLS))
 	fs.StringVar(&f.logLevel, "log-level", f.logLevel, "log level: debug, info, warn or error")
 	fs.StringVar(&f.logFormat, "log-format", f.logFormat, "log format: text (key=value lines) or json (one JSON object per line, for journald or log collectors)")
