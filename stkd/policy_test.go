@@ -35,7 +35,7 @@ func TestPolicyCfgLineAndNewToken(t *testing.T) {
 	}
 
 	// The example file loads.
-	if p, err := loadPolicy("../examples/stkd-policy.conf"); err != nil || p.Mode != namesvc.ModeDefaultDeny || len(p.Rules()) != 8 {
+	if p, err := loadPolicy("../examples/stkd-policy.conf"); err != nil || p.Mode != namesvc.ModeDefaultDeny || len(p.Rules()) != 10 {
 		t.Fatalf("examples/stkd-policy.conf: %v, %v", p, err)
 	}
 
