@@ -56,14 +56,12 @@ func (c *Clock) Advance(d time.Duration) {
 	c.now = c.now.Add(d)
 }
 
-// Set moves the clock to t if t is later than its time; like a real
-// monotonic clock it never goes back.
+// Set puts the clock at t, earlier or later: a replay sets it to each
+// captured packet's time.
 func (c *Clock) Set(t time.Time) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if t.After(c.now) {
-		c.now = t
-	}
+	c.now = t
 }
 
 // Discard returns a logger that drops everything: for code under test
