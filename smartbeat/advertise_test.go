@@ -14,12 +14,13 @@ import (
 	"github.com/stk-go/stk/seq"
 
 	"github.com/stk-go/stk/internal/syncbuf"
+	"github.com/stk-go/stk/internal/testutil"
 )
 
 // startNames starts a name server on bind ("ip:0") and returns its port.
 func startNames(t *testing.T, bind string) uint16 {
 	t.Helper()
-	ns, err := namesvc.NewServer(namesvc.ServerConfig{Logger: quiet})
+	ns, err := namesvc.NewServer(namesvc.ServerConfig{Logger: testutil.Discard()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -65,17 +66,18 @@ func TestMonitorAdvertisedAddress(t *testing.T) {
 		if got := m.Stats().Listeners; len(got) != 1 || got[0] != want {
 			t.Errorf("bind %s, AdvertiseHost %q: listeners %v, want [%s]", c.bind, c.advertise, got, want)
 		}
-		c2, err := namesvc.Dial(nsAddr, namesvc.ClientOptions{Logger: quiet})
+		c2, err := namesvc.Dial(nsAddr, namesvc.ClientOptions{Logger: testutil.Discard()})
 		if err != nil {
 			t.Fatal(err)
 		}
-		waitFor(t, "the registration", func() bool {
+		testutil.WaitFor(t, 5*time.Second, "the registration", func() bool {
 			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 			defer cancel()
 			info, err := c2.LookupOnce(ctx, name, namesvc.LookupOptions{})
 			s, _ := info.MetaString(seq.UTMonitorTCP)
 			return err == nil && s == want
 		})
+
 		c2.Close()
 		unspecified := strings.HasPrefix(c.bind, "0.0.0.0")
 		logged := strings.Contains(logs.String(), "level=INFO msg=\"monitor listener on every interface: registering an address other hosts can reach\" listen=0.0.0.0:") &&
@@ -99,7 +101,7 @@ func TestLookupMonitorWarnsLoopback(t *testing.T) {
 	port := startNames(t, "0.0.0.0:0")
 	network := fmt.Sprintf("tcp:%v:%d", ip, port)
 	loopback := fmt.Sprintf("tcp:127.0.0.1:%d", port)
-	reg, err := namesvc.Dial(loopback, namesvc.ClientOptions{Logger: quiet})
+	reg, err := namesvc.Dial(loopback, namesvc.ClientOptions{Logger: testutil.Discard()})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/stk-go/stk/flow"
+	"github.com/stk-go/stk/internal/testutil"
 	"github.com/stk-go/stk/namesvc"
 	"github.com/stk-go/stk/seq"
 )
@@ -18,7 +19,7 @@ func e2eMonitor(t *testing.T, cfg MonitorConfig) *Monitor {
 	if cfg.CheckInterval == 0 {
 		cfg.CheckInterval = 20 * time.Millisecond
 	}
-	cfg.Logger = quiet
+	cfg.Logger = testutil.Discard()
 	m, err := NewMonitor(cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -50,19 +51,20 @@ func testServiceToMonitor(t *testing.T, proto string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	snd := NewSender(SenderOptions{Period: 50 * time.Millisecond, Logger: quiet})
-	opts := Options{Monitor: proto + ":" + ap.String(), Sender: snd, ActivityTimeout: 300 * time.Millisecond, Logger: quiet}
+	snd := NewSender(SenderOptions{Period: 50 * time.Millisecond, Logger: testutil.Discard()})
+	opts := Options{Monitor: proto + ":" + ap.String(), Sender: snd, ActivityTimeout: 300 * time.Millisecond, Logger: testutil.Discard()}
 	svc, err := NewService("worker", opts)
 	if err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "the CREATE", func() bool { _, ok := find(m.Services(), "worker"); return ok })
+	testutil.WaitFor(t, 5*time.Second, "the CREATE", func() bool { _, ok := find(m.Services(), "worker"); return ok })
 	svc.SetState(Running)
 	svc.SetCheckpoint(42)
-	waitFor(t, "state and checkpoint", func() bool {
+	testutil.WaitFor(t, 5*time.Second, "state and checkpoint", func() bool {
 		v, _ := find(m.Services(), "worker")
 		return v.State == Running && v.StateName == "running" && v.Checkpoint == 42 && v.Beats >= 3
 	})
+
 	v, _ := find(m.Services(), "worker")
 	if v.ID != svc.ID() || v.Type != TypeData || v.ActivityTimeout != 300*time.Millisecond || v.Protocol != proto || v.Peer.Addr() != netip.MustParseAddr("127.0.0.1") {
 		t.Fatalf("record %+v", v)
@@ -76,7 +78,7 @@ func testServiceToMonitor(t *testing.T, proto string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "the second service", func() bool { c, ok := find(m.Services(), "crasher"); return ok && c.Beats > 0 })
+	testutil.WaitFor(t, 5*time.Second, "the second service", func() bool { c, ok := find(m.Services(), "crasher"); return ok && c.Beats > 0 })
 	if c, _ := find(m.Services(), "crasher"); c.Peer != v.Peer {
 		t.Errorf("two flows to one monitor: %v and %v", c.Peer, v.Peer)
 	}
@@ -87,14 +89,14 @@ func testServiceToMonitor(t *testing.T, proto string) {
 	if err := svc.SetState(Running); err != ErrServiceClosed {
 		t.Fatalf("SetState after Close: %v", err)
 	}
-	waitFor(t, "the DESTROY", func() bool { h, ok := find(m.History(), "worker"); return ok && h.Destroyed })
+	testutil.WaitFor(t, 5*time.Second, "the DESTROY", func() bool { h, ok := find(m.History(), "worker"); return ok && h.Destroyed })
 	h, _ := find(m.History(), "worker")
 	if h.State != Stopped || h.StateName != "stopped" || h.Inactive || h.EndReason != EndDestroyed || h.Checkpoint != 42 {
 		t.Fatalf("destroyed record %+v", h)
 	}
 
 	crashing.crash() // killed: no DESTROY
-	waitFor(t, "the timeout", func() bool { h, ok := find(m.History(), "crasher"); return ok && h.Inactive })
+	testutil.WaitFor(t, 5*time.Second, "the timeout", func() bool { h, ok := find(m.History(), "crasher"); return ok && h.Inactive })
 	h, _ = find(m.History(), "crasher")
 	if h.Verdict == nil || h.Verdict.Detector != DetectorActivityTimeout || h.Verdict.Silence < 300*time.Millisecond || h.State != Starting || h.Destroyed {
 		t.Fatalf("timed-out record %+v verdict %+v", h, h.Verdict)
@@ -112,7 +114,7 @@ func TestServiceToMonitorUDP(t *testing.T) { testServiceToMonitor(t, "udp") }
 // "lookup:monitor" finds it and picks TCP (C would take the last, UDP).
 func TestMonitorRegistrationAndLookup(t *testing.T) {
 	checkNoLeakedGoroutines(t)
-	ns, err := namesvc.NewServer(namesvc.ServerConfig{Logger: quiet})
+	ns, err := namesvc.NewServer(namesvc.ServerConfig{Logger: testutil.Discard()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -133,19 +135,20 @@ func TestMonitorRegistrationAndLookup(t *testing.T) {
 	if fs := m.Flows(); len(fs) != 2 || fs[0].LocalAddr() != tcpAddr || fs[1].LocalAddr() != udpAddr {
 		t.Fatalf("flows %v", fs)
 	}
-	c, err := namesvc.Dial("tcp:"+nsAddr.String(), namesvc.ClientOptions{Logger: quiet})
+	c, err := namesvc.Dial("tcp:"+nsAddr.String(), namesvc.ClientOptions{Logger: testutil.Discard()})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer c.Close()
 	var info namesvc.Info
-	waitFor(t, "the registration with both listeners", func() bool {
+	testutil.WaitFor(t, 5*time.Second, "the registration with both listeners", func() bool {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 		defer cancel()
 		info, err = c.LookupOnce(ctx, "monitor", namesvc.LookupOptions{})
 		_, hasUDP := info.MetaString(seq.UTMonitorUDP)
 		return err == nil && hasUDP
 	})
+
 	if s, _ := info.MetaString(seq.UTMonitorTCP); s != "tcp:"+tcpAddr.String() {
 		t.Errorf("0x1000 = %q", s)
 	}
@@ -156,15 +159,15 @@ func TestMonitorRegistrationAndLookup(t *testing.T) {
 		t.Errorf("registration %v", info.String())
 	}
 	// The server stores the registration before the client hears its reply.
-	waitFor(t, "the registration in the stats", func() bool { return m.Stats().Registered })
+	testutil.WaitFor(t, 5*time.Second, "the registration in the stats", func() bool { return m.Stats().Registered })
 
-	snd := NewSender(SenderOptions{Period: 50 * time.Millisecond, Logger: quiet})
-	svc, err := NewService("looked up", Options{Monitor: "lookup:monitor", NameServer: c, Sender: snd, Logger: quiet})
+	snd := NewSender(SenderOptions{Period: 50 * time.Millisecond, Logger: testutil.Discard()})
+	svc, err := NewService("looked up", Options{Monitor: "lookup:monitor", NameServer: c, Sender: snd, Logger: testutil.Discard()})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer svc.Close()
-	waitFor(t, "the service at the looked-up monitor", func() bool { v, ok := find(m.Services(), "looked up"); return ok && v.Protocol == "tcp" })
+	testutil.WaitFor(t, 5*time.Second, "the service at the looked-up monitor", func() bool { v, ok := find(m.Services(), "looked up"); return ok && v.Protocol == "tcp" })
 }
 
 // TestMonitorRestartReannounce: a service whose TCP monitoring connection
@@ -177,14 +180,14 @@ func TestMonitorRestartReannounce(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	snd := NewSender(SenderOptions{Period: 50 * time.Millisecond, Logger: quiet, Flow: flow.Options{ReconnectMin: 10 * time.Millisecond, ReconnectMax: 50 * time.Millisecond}})
-	svc, err := NewService("phoenix", Options{Monitor: "tcp:" + ap.String(), Sender: snd, Logger: quiet})
+	snd := NewSender(SenderOptions{Period: 50 * time.Millisecond, Logger: testutil.Discard(), Flow: flow.Options{ReconnectMin: 10 * time.Millisecond, ReconnectMax: 50 * time.Millisecond}})
+	svc, err := NewService("phoenix", Options{Monitor: "tcp:" + ap.String(), Sender: snd, Logger: testutil.Discard()})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer svc.Close()
 	svc.SetState(Running)
-	waitFor(t, "the service", func() bool { v, ok := find(m1.Services(), "phoenix"); return ok && v.State == Running })
+	testutil.WaitFor(t, 5*time.Second, "the service", func() bool { v, ok := find(m1.Services(), "phoenix"); return ok && v.State == Running })
 	m1.Close()
 	m2 := e2eMonitor(t, MonitorConfig{})
 	var lerr error
@@ -197,10 +200,11 @@ func TestMonitorRestartReannounce(t *testing.T) {
 	if lerr != nil {
 		t.Skipf("cannot listen on %v again: %v", ap, lerr)
 	}
-	waitFor(t, "the service at the new monitor", func() bool {
+	testutil.WaitFor(t, 5*time.Second, "the service at the new monitor", func() bool {
 		v, ok := find(m2.Services(), "phoenix")
 		return ok && v.State == Running && v.StateName == "running" && v.Beats > 0
 	})
+
 }
 
 // TestGroupAutomationE2E: a Go client service reports in-band on its data
@@ -218,13 +222,13 @@ func TestGroupAutomationE2E(t *testing.T) {
 	// Client and group have a Sender each, as they would in two processes:
 	// a Sender beats for all its services on all their flows, so the
 	// mirror (same id) would beat on the client's data connection too.
-	snd := NewSender(SenderOptions{Period: 50 * time.Millisecond, Logger: quiet})
-	groupSnd := NewSender(SenderOptions{Period: 50 * time.Millisecond, Logger: quiet})
+	snd := NewSender(SenderOptions{Period: 50 * time.Millisecond, Logger: testutil.Discard()})
+	groupSnd := NewSender(SenderOptions{Period: 50 * time.Millisecond, Logger: testutil.Discard()})
 	var mu sync.Mutex
 	var events []string
 	note := func(s string) { mu.Lock(); events = append(events, s); mu.Unlock() }
 	g, err := NewGroup("Simple Server Service Group", GroupOptions{
-		Monitor: "tcp:" + monAddr.String(), Sender: groupSnd, CheckInterval: 50 * time.Millisecond, Logger: quiet,
+		Monitor: "tcp:" + monAddr.String(), Sender: groupSnd, CheckInterval: 50 * time.Millisecond, Logger: testutil.Discard(),
 		OnAdded:    func(_ *Group, m *Member) { note("added") },
 		OnTimedOut: func(_ *Group, m *Member) { note("timed out") },
 		OnRemoved:  func(_ *Group, m *Member) { note("removed") },
@@ -233,7 +237,7 @@ func TestGroupAutomationE2E(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer g.Close()
-	server, err := flow.ListenTCP("127.0.0.1:0", flow.Options{Logger: quiet, Handler: func(p flow.Peer, s *seq.Sequence) {
+	server, err := flow.ListenTCP("127.0.0.1:0", flow.Options{Logger: testutil.Discard(), Handler: func(p flow.Peer, s *seq.Sequence) {
 		if s.Type == seq.TypeData {
 			return
 		}
@@ -245,30 +249,31 @@ func TestGroupAutomationE2E(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer server.Close()
-	conn, err := flow.DialTCP(server.LocalAddr().String(), flow.Options{Logger: quiet})
+	conn, err := flow.DialTCP(server.LocalAddr().String(), flow.Options{Logger: testutil.Discard()})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer conn.Close()
 	client, err := NewService("client svc A", Options{
 		NotifyFlow: conn, Monitor: "tcp:" + monAddr.String(), Sender: snd,
-		ActivityTimeout: 300 * time.Millisecond, Logger: quiet,
+		ActivityTimeout: 300 * time.Millisecond, Logger: testutil.Discard(),
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
 	client.SetState(Running)
 	client.SetCheckpoint(3)
-	waitFor(t, "the mirrored member", func() bool {
+	testutil.WaitFor(t, 5*time.Second, "the mirrored member", func() bool {
 		ms := g.Members()
 
 		return len(ms) == 1 && ms[0].State() == Running && ms[0].Checkpoint() == 3 && ms[0].Beats() > 0
 	})
+
 	mem := g.Members()[0]
 	if mem.ID() != client.ID() || mem.Name() != "client svc A" || mem.Service().ActivityTimeout() != 300*time.Millisecond || mem.Peer() != conn.LocalAddr() {
 		t.Fatalf("member %v %q %v %v", mem.ID(), mem.Name(), mem.Service().ActivityTimeout(), mem.Peer())
 	}
-	waitFor(t, "both records at the monitor", func() bool {
+	testutil.WaitFor(t, 5*time.Second, "both records at the monitor", func() bool {
 		gs := m.Groups()
 		own := 0
 		for _, v := range m.Services() {
@@ -280,8 +285,8 @@ func TestGroupAutomationE2E(t *testing.T) {
 	})
 
 	client.crash()
-	waitFor(t, "the group timeout", func() bool { return len(g.Members()) == 0 })
-	waitFor(t, "the mirror's DESTROY with TIMED_OUT", func() bool {
+	testutil.WaitFor(t, 5*time.Second, "the group timeout", func() bool { return len(g.Members()) == 0 })
+	testutil.WaitFor(t, 5*time.Second, "the mirror's DESTROY with TIMED_OUT", func() bool {
 		gs := m.Groups()
 		if len(gs) != 1 || gs[0].History != 1 {
 			return false
@@ -293,7 +298,8 @@ func TestGroupAutomationE2E(t *testing.T) {
 		}
 		return false
 	})
-	waitFor(t, "the monitor's own timeout of the client", func() bool {
+
+	testutil.WaitFor(t, 5*time.Second, "the monitor's own timeout of the client", func() bool {
 		for _, h := range m.History() {
 			if h.GroupName == "" && h.Name == "client svc A" {
 				return h.Verdict != nil && h.EndReason == EndTimedOut
@@ -301,6 +307,7 @@ func TestGroupAutomationE2E(t *testing.T) {
 		}
 		return false
 	})
+
 	mu.Lock()
 	defer mu.Unlock()
 	if len(events) != 3 || events[0] != "added" || events[1] != "timed out" || events[2] != "removed" {
@@ -323,7 +330,7 @@ func TestMonitorCheckLoopStall(t *testing.T) {
 	mu.Lock()
 	offset = 3 * time.Second
 	mu.Unlock()
-	waitFor(t, "the stall", func() bool { return m.Stats().Stalls >= 1 })
+	testutil.WaitFor(t, 5*time.Second, "the stall", func() bool { return m.Stats().Stalls >= 1 })
 	if _, ok := find(m.Services(), "sleeper"); !ok {
 		t.Fatal("the monitor's own stall timed the service out")
 	}

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/stk-go/stk/flow"
+	"github.com/stk-go/stk/internal/syncbuf"
 )
 
 // TestGroupStallWarnsOnlyWhenItMatters: a late check with no member, or
@@ -13,7 +14,7 @@ import (
 // member from a false timeout warns.
 func TestGroupStallWarnsOnlyWhenItMatters(t *testing.T) {
 	clock := newFakeClock()
-	logs := &logBuffer{}
+	logs := &syncbuf.Buffer{}
 	g, err := NewGroup("g", GroupOptions{
 		MonitorFlow: newRecFlow("127.0.0.1:50000"), Sender: NewSender(SenderOptions{Period: -1}), Now: clock.Now,
 		Logger:        slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
@@ -27,7 +28,7 @@ func TestGroupStallWarnsOnlyWhenItMatters(t *testing.T) {
 	g.check(true)
 	clock.Advance(2 * time.Second) // no member: nothing to save
 	g.check(true)
-	if w, d := len(logs.lines("WARN", msg)), len(logs.lines("DEBUG", msg)); w != 0 || d != 1 {
+	if w, d := len(logLines(logs, "WARN", msg)), len(logLines(logs, "DEBUG", msg)); w != 0 || d != 1 {
 		t.Fatalf("stall without members: %d warnings, %d debug lines; want 0 and 1", w, d)
 	}
 	p := peerOf(flow.TCP, "127.0.0.1:40000")
@@ -37,12 +38,12 @@ func TestGroupStallWarnsOnlyWhenItMatters(t *testing.T) {
 	g.check(true)
 	clock.Advance(1100 * time.Millisecond) // late by 600 ms, still within the 1.2 s timeout
 	g.check(true)
-	if w := len(logs.lines("WARN", msg)); w != 0 {
+	if w := len(logLines(logs, "WARN", msg)); w != 0 {
 		t.Fatalf("a stall within the member's slack warned %d times", w)
 	}
 	clock.Advance(3 * time.Second) // the member would have timed out but for the credit
 	g.check(true)
-	if w := len(logs.lines("WARN", msg)); w != 1 || len(g.Members()) != 1 {
+	if w := len(logLines(logs, "WARN", msg)); w != 1 || len(g.Members()) != 1 {
 		t.Fatalf("a stall that saved a member: %d warnings, %d members; want 1 and 1", w, len(g.Members()))
 	}
 }

@@ -10,6 +10,7 @@ import (
 
 	"github.com/stk-go/stk/flow"
 	"github.com/stk-go/stk/internal/testprog/multicast"
+	"github.com/stk-go/stk/internal/testutil"
 	"github.com/stk-go/stk/namesvc"
 	"github.com/stk-go/stk/seq"
 )
@@ -25,7 +26,7 @@ func TestGroupBeatsTimeoutAndStall(t *testing.T) {
 	var events []string
 	note := func(s string) { mu.Lock(); events = append(events, s); mu.Unlock() }
 	g, err := NewGroup("g", GroupOptions{
-		MonitorFlow: mon, Sender: NewSender(SenderOptions{Period: -1}), Now: clock.Now, Logger: quiet,
+		MonitorFlow: mon, Sender: NewSender(SenderOptions{Period: -1}), Now: clock.Now, Logger: testutil.Discard(),
 		CheckInterval: 500 * time.Millisecond, manualChecks: true,
 		OnSmartbeat: func(_ *Group, m *Member) { note("beat " + m.Name()) },
 		OnTimedOut:  func(_ *Group, m *Member) { note("timed out " + m.Name()) },
@@ -95,7 +96,7 @@ func TestGroupBeatsTimeoutAndStall(t *testing.T) {
 // the member with the INST checkpoint.
 func TestGroupStateLearnsNamesAndDestroy(t *testing.T) {
 	mon := newRecFlow("127.0.0.1:50000")
-	g, err := NewGroup("g", GroupOptions{MonitorFlow: mon, Sender: NewSender(SenderOptions{Period: -1}), CheckInterval: -1, Logger: quiet})
+	g, err := NewGroup("g", GroupOptions{MonitorFlow: mon, Sender: NewSender(SenderOptions{Period: -1}), CheckInterval: -1, Logger: testutil.Discard()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -138,7 +139,7 @@ func TestGroupRegisterBytes(t *testing.T) {
 	}
 	var got *seq.Sequence
 	var mu sync.Mutex
-	ns, err := flow.ListenTCP("127.0.0.1:0", flow.Options{Logger: quiet, Handler: func(_ flow.Peer, s *seq.Sequence) {
+	ns, err := flow.ListenTCP("127.0.0.1:0", flow.Options{Logger: testutil.Discard(), Handler: func(_ flow.Peer, s *seq.Sequence) {
 		if s.ID == seq.IDNameRequest {
 			mu.Lock()
 			got = s.Clone()
@@ -149,12 +150,12 @@ func TestGroupRegisterBytes(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer ns.Close()
-	c, err := namesvc.Dial("tcp:"+ns.LocalAddr().String(), namesvc.ClientOptions{Logger: quiet})
+	c, err := namesvc.Dial("tcp:"+ns.LocalAddr().String(), namesvc.ClientOptions{Logger: testutil.Discard()})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	g, err := NewGroup("Simple Server Service Group", GroupOptions{CheckInterval: -1, Logger: quiet})
+	g, err := NewGroup("Simple Server Service Group", GroupOptions{CheckInterval: -1, Logger: testutil.Discard()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -165,7 +166,7 @@ func TestGroupRegisterBytes(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
 	defer cancel()
 	g.Register(ctx, c, netip.MustParseAddrPort("127.0.0.1:29312"), flow.TCP) // no reply: times out
-	waitFor(t, "the request", func() bool { mu.Lock(); defer mu.Unlock(); return got != nil })
+	testutil.WaitFor(t, 5*time.Second, "the request", func() bool { mu.Lock(); defer mu.Unlock(); return got != nil })
 	w := decode(t, want)
 	mu.Lock()
 	defer mu.Unlock()
@@ -192,8 +193,8 @@ func TestMonitorMulticast(t *testing.T) {
 	if err != nil {
 		t.Fatalf("serve multicast: %v", err)
 	}
-	snd := NewSender(SenderOptions{Period: 50 * time.Millisecond, Logger: quiet})
-	svc, err := NewService("mc", Options{Monitor: "multicast:" + group + ":" + itoa(ap.Port()), Sender: snd, Logger: quiet})
+	snd := NewSender(SenderOptions{Period: 50 * time.Millisecond, Logger: testutil.Discard()})
+	svc, err := NewService("mc", Options{Monitor: "multicast:" + group + ":" + itoa(ap.Port()), Sender: snd, Logger: testutil.Discard()})
 	if err != nil {
 		t.Fatal(err)
 	}

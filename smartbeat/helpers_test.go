@@ -1,8 +1,6 @@
 package smartbeat
 
 import (
-	"fmt"
-	"log/slog"
 	"net/netip"
 	"sync"
 	"testing"
@@ -11,13 +9,12 @@ import (
 	"github.com/stk-go/stk/flow"
 	"github.com/stk-go/stk/internal/leakcheck"
 	"github.com/stk-go/stk/internal/pcap"
+	"github.com/stk-go/stk/internal/testutil"
+	"github.com/stk-go/stk/internal/testutil/testpeer"
 	"github.com/stk-go/stk/seq"
 )
 
 const capturesDir = "../testdata/captures/"
-
-// quiet discards the log lines of the code under test.
-var quiet = slog.New(slog.DiscardHandler)
 
 // recFlow is a flow.Flow that records the TCP frames it is sent.
 type recFlow struct {
@@ -55,22 +52,8 @@ func (f *recFlow) sent() []*seq.Sequence {
 	return append([]*seq.Sequence(nil), f.seqs...)
 }
 
-// fakePeer is a flow.Peer for feeding Handle and Invoke by hand.
-type fakePeer struct {
-	remote netip.AddrPort
-	proto  flow.Protocol
-}
-
-func peerOf(proto flow.Protocol, addr string) fakePeer {
-	return fakePeer{remote: netip.MustParseAddrPort(addr), proto: proto}
-}
-
-func (p fakePeer) ID() uint64                 { return 1 }
-func (p fakePeer) RemoteAddr() netip.AddrPort { return p.remote }
-func (p fakePeer) LocalAddr() netip.AddrPort  { return netip.MustParseAddrPort("127.0.0.1:20001") }
-func (p fakePeer) Protocol() flow.Protocol    { return p.proto }
-func (p fakePeer) Send(*seq.Sequence) error   { return nil }
-func (p fakePeer) Close() error               { return nil }
+// peerOf returns a peer for feeding Handle and Invoke by hand.
+func peerOf(proto flow.Protocol, addr string) *testpeer.Peer { return testpeer.New(proto, addr) }
 
 // scriptClock returns the given times in turn, then keeps the last.
 type scriptClock struct {
@@ -90,25 +73,8 @@ func (c *scriptClock) Now() time.Time {
 
 func tv(sec, usec int64) time.Time { return time.Unix(sec, usec*1000) }
 
-// fakeClock is a settable clock.
-type fakeClock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func newFakeClock() *fakeClock { return &fakeClock{now: time.Unix(1795313400, 0)} }
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *fakeClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	c.now = c.now.Add(d)
-	c.mu.Unlock()
-}
+// newFakeClock returns a hand-moved clock at the tests' epoch.
+func newFakeClock() *testutil.Clock { return testutil.NewClock(time.Unix(1795313400, 0)) }
 
 // frames splits a TCP stream into its frames.
 func frames(t testing.TB, b []byte) [][]byte {
@@ -180,17 +146,3 @@ func compareFrames(t testing.TB, what string, got, want [][]byte) {
 
 // checkNoLeakedGoroutines fails the test if it leaves goroutines behind.
 func checkNoLeakedGoroutines(t testing.TB) { leakcheck.Check(t) }
-
-// waitFor polls cond for up to 5 s.
-func waitFor(t testing.TB, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(2 * time.Millisecond)
-	}
-}
-
-var _ = fmt.Sprint

@@ -8,21 +8,16 @@ import (
 	"time"
 
 	"github.com/stk-go/stk/flow"
+	"github.com/stk-go/stk/internal/syncbuf"
+	"github.com/stk-go/stk/internal/testutil"
 	"github.com/stk-go/stk/seq"
 )
 
-// String returns everything logged (logBuffer is in stall_test.go).
-func (b *logBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 // limitsMonitor serves TCP on loopback and returns a connected client
 // flow per conns.
-func limitsMonitor(t *testing.T, cfg MonitorConfig, conns int) (*Monitor, *logBuffer, []*flow.TCPClient) {
+func limitsMonitor(t *testing.T, cfg MonitorConfig, conns int) (*Monitor, *syncbuf.Buffer, []*flow.TCPClient) {
 	t.Helper()
-	logs := &logBuffer{}
+	logs := &syncbuf.Buffer{}
 	cfg.Logger = slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	cfg.CheckInterval = -1
 	m, err := NewMonitor(cfg)
@@ -36,7 +31,7 @@ func limitsMonitor(t *testing.T, cfg MonitorConfig, conns int) (*Monitor, *logBu
 	}
 	var cs []*flow.TCPClient
 	for range conns {
-		c, err := flow.DialTCP(ap.String(), flow.Options{Logger: quiet})
+		c, err := flow.DialTCP(ap.String(), flow.Options{Logger: testutil.Discard()})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -62,7 +57,7 @@ func sendAll(t *testing.T, m *Monitor, c *flow.TCPClient, ss ...*seq.Sequence) {
 			t.Fatal(err)
 		}
 	}
-	waitFor(t, "the monitor to handle the sequences", func() bool { return m.Stats().Sequences >= want })
+	testutil.WaitFor(t, 5*time.Second, "the monitor to handle the sequences", func() bool { return m.Stats().Sequences >= want })
 }
 
 func createGroupSeq(id uint64, name, group string) *seq.Sequence {
@@ -190,7 +185,7 @@ func TestOversizedNotificationIsCut(t *testing.T) {
 	if err := c.Send(createSeq(1, strings.Repeat("x", 1_000_000), time.Minute)); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "the monitor's flow to refuse the oversized frame", func() bool {
+	testutil.WaitFor(t, 5*time.Second, "the monitor's flow to refuse the oversized frame", func() bool {
 		for _, f := range m.Flows() {
 			if f.Stats().Malformed > 0 {
 				return true
@@ -198,6 +193,7 @@ func TestOversizedNotificationIsCut(t *testing.T) {
 		}
 		return false
 	})
+
 	if st := m.Stats(); st.Sequences != 0 || st.Created != 0 {
 		t.Fatalf("the monitor handled %d sequences, created %d records", st.Sequences, st.Created)
 	}

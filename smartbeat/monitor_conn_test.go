@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/stk-go/stk/flow"
+	"github.com/stk-go/stk/internal/testutil"
 )
 
 // TestMonitorCutsHalfFrames: a connection that sends ten bytes of a frame
@@ -16,7 +17,7 @@ func TestMonitorCutsHalfFrames(t *testing.T) {
 	if def.Flow.IdleTimeout != DefaultMonitorIdleTimeout || def.Flow.FrameTimeout != DefaultMonitorFrameTimeout || def.Flow.MaxConnsPerIP != DefaultMonitorMaxConnsPerIP {
 		t.Fatalf("defaults %+v", def.Flow)
 	}
-	m, err := NewMonitor(MonitorConfig{Logger: quiet, Flow: flow.Options{FrameTimeout: 200 * time.Millisecond}})
+	m, err := NewMonitor(MonitorConfig{Logger: testutil.Discard(), Flow: flow.Options{FrameTimeout: 200 * time.Millisecond}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -7,15 +7,17 @@ import (
 	"time"
 
 	"github.com/stk-go/stk/flow"
+	"github.com/stk-go/stk/internal/testutil"
+	"github.com/stk-go/stk/internal/testutil/testpeer"
 	"github.com/stk-go/stk/seq"
 )
 
 // testMonitor is a monitor driven by hand: a fake clock, no check loop
 // (tick runs a periodic check), CheckInterval 100 ms for stall detection.
-func testMonitor(t *testing.T, cfg MonitorConfig) (*Monitor, *fakeClock) {
+func testMonitor(t *testing.T, cfg MonitorConfig) (*Monitor, *testutil.Clock) {
 	t.Helper()
 	clock := newFakeClock()
-	cfg.Now, cfg.Logger, cfg.manualChecks = clock.Now, quiet, true
+	cfg.Now, cfg.Logger, cfg.manualChecks = clock.Now, testutil.Discard(), true
 	if cfg.CheckInterval == 0 {
 		cfg.CheckInterval = 100 * time.Millisecond
 	}
@@ -45,7 +47,7 @@ func beatSeq(checkpoint uint64, ids ...uint64) *seq.Sequence {
 
 // run advances the clock by d in steps of 100 ms, ticking, and beating
 // for ids every `every` when every > 0.
-func run(m *Monitor, clock *fakeClock, p fakePeer, d, every time.Duration, ids ...uint64) {
+func run(m *Monitor, clock *testutil.Clock, p *testpeer.Peer, d, every time.Duration, ids ...uint64) {
 	var sinceBeat time.Duration
 	for elapsed := time.Duration(0); elapsed < d; elapsed += 100 * time.Millisecond {
 		clock.Advance(100 * time.Millisecond)
@@ -166,7 +168,7 @@ func TestMonitorDisplaceResurrectState(t *testing.T) {
 	}
 	m.Handle(p, beatSeq(42, 9))
 	cur = m.Services()[0]
-	if cur.Resurrections != 1 || cur.Inactive || cur.Checkpoint != 42 || cur.Peer != p.remote || cur.Verdict != nil {
+	if cur.Resurrections != 1 || cur.Inactive || cur.Checkpoint != 42 || cur.Peer != p.RemoteAddr() || cur.Verdict != nil {
 		t.Fatalf("resurrected %+v", cur)
 	}
 	if st := m.Stats(); st.Resurrected != 1 || st.History != 2 {
@@ -235,7 +237,7 @@ func TestMonitorEvents(t *testing.T) {
 	m.Handle(p, beatSeq(2, 1)) // resurrected, then the beat
 	m.Handle(p, destroySeq(1, "a", Stopped))
 	kinds := []EventKind{EventCreated, EventBeat, EventState, EventTimedOut, EventResurrected, EventBeat, EventDestroyed}
-	waitFor(t, "events", func() bool { mu.Lock(); defer mu.Unlock(); return len(got) == len(kinds) })
+	testutil.WaitFor(t, 5*time.Second, "events", func() bool { mu.Lock(); defer mu.Unlock(); return len(got) == len(kinds) })
 	mu.Lock()
 	for i, ev := range got {
 		if ev.Seq != uint64(i+1) || ev.Kind != kinds[i] || ev.Service.UID != 1 {

@@ -13,13 +13,14 @@ import (
 
 	"github.com/stk-go/stk/flow"
 	"github.com/stk-go/stk/internal/pcap"
+	"github.com/stk-go/stk/internal/testutil"
 	"github.com/stk-go/stk/seq"
 )
 
 // replay feeds the STK traffic a capture sent to port 20001 (the C web
 // monitor's port) to m, TCP and STK-UDP alike, with clock set to each
 // packet's capture time. It returns the number of sequences handled.
-func replay(t *testing.T, m *Monitor, clock *fakeClock, file string) int {
+func replay(t *testing.T, m *Monitor, clock *testutil.Clock, file string) int {
 	t.Helper()
 	ps, err := pcap.Read(capturesDir + file)
 	if err != nil {
@@ -85,12 +86,6 @@ func replay(t *testing.T, m *Monitor, clock *fakeClock, file string) int {
 		}
 	}
 	return handled
-}
-
-func (c *fakeClock) Set(t time.Time) {
-	c.mu.Lock()
-	c.now = t
-	c.mu.Unlock()
 }
 
 // cPage is a C web monitor data document (/services_data).
@@ -180,9 +175,9 @@ func checkAgainstC(t *testing.T, what string, got []ServiceView, want []map[stri
 	}
 }
 
-func replayMonitor(t *testing.T) (*Monitor, *fakeClock) {
+func replayMonitor(t *testing.T) (*Monitor, *testutil.Clock) {
 	clock := newFakeClock()
-	m, err := NewMonitor(MonitorConfig{Now: clock.Now, CheckInterval: -1, Logger: quiet})
+	m, err := NewMonitor(MonitorConfig{Now: clock.Now, CheckInterval: -1, Logger: testutil.Discard()})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,34 +1,21 @@
 package smartbeat
 
 import (
-	"bytes"
 	"log/slog"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/stk-go/stk/flow"
+	"github.com/stk-go/stk/internal/syncbuf"
+	"github.com/stk-go/stk/internal/testutil"
 )
 
-// logBuffer collects log lines, safe for concurrent use.
-type logBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *logBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-// lines returns the lines logged at level (as "WARN") containing msg.
-func (b *logBuffer) lines(level, msg string) []string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
+// logLines returns the lines of logs logged at level (as "WARN")
+// containing msg.
+func logLines(logs *syncbuf.Buffer, level, msg string) []string {
 	var out []string
-	for _, l := range strings.Split(b.buf.String(), "\n") {
+	for _, l := range strings.Split(logs.String(), "\n") {
 		if strings.Contains(l, "level="+level+" ") && strings.Contains(l, msg) {
 			out = append(out, l)
 		}
@@ -37,9 +24,9 @@ func (b *logBuffer) lines(level, msg string) []string {
 }
 
 // stallMonitor is testMonitor with a debug logger into a buffer.
-func stallMonitor(t *testing.T) (*Monitor, *fakeClock, *logBuffer) {
+func stallMonitor(t *testing.T) (*Monitor, *testutil.Clock, *syncbuf.Buffer) {
 	t.Helper()
-	logs := &logBuffer{}
+	logs := &syncbuf.Buffer{}
 	clock := newFakeClock()
 	m, err := NewMonitor(MonitorConfig{
 		Now: clock.Now, manualChecks: true, CheckInterval: 100 * time.Millisecond,
@@ -66,10 +53,10 @@ func TestMonitorStallQuietWithoutServices(t *testing.T) {
 	if st := m.Stats(); st.Stalls != 100 || st.StallTime != 100*500*time.Millisecond {
 		t.Fatalf("stalls %d, stall time %v; want 100 stalls of 500 ms", st.Stalls, st.StallTime)
 	}
-	if w := logs.lines("WARN", "stalled"); len(w) != 0 {
+	if w := logLines(logs, "WARN", "stalled"); len(w) != 0 {
 		t.Fatalf("%d stall warnings with no services, want none; first: %s", len(w), w[0])
 	}
-	if d := logs.lines("DEBUG", "stalled"); len(d) != 100 || !strings.Contains(d[0], "services=0") {
+	if d := logLines(logs, "DEBUG", "stalled"); len(d) != 100 || !strings.Contains(d[0], "services=0") {
 		t.Fatalf("%d stall debug lines, want 100 with services=0: %q", len(d), d)
 	}
 }
@@ -95,10 +82,10 @@ func TestMonitorStallWarnsWhenItMatters(t *testing.T) {
 	if c := credits(m); len(c) != 1 || c[0] != 400*time.Millisecond {
 		t.Fatalf("stall credits %v: want one service with 400 ms (the extension is kept)", c)
 	}
-	if w := logs.lines("WARN", "stalled"); len(w) != 0 {
+	if w := logLines(logs, "WARN", "stalled"); len(w) != 0 {
 		t.Fatalf("a stall within every service's slack warned: %s", w[0])
 	}
-	if d := logs.lines("DEBUG", "stalled"); len(d) != 1 || !strings.Contains(d[0], "services=1") {
+	if d := logLines(logs, "DEBUG", "stalled"); len(d) != 1 || !strings.Contains(d[0], "services=1") {
 		t.Fatalf("stall debug lines %q, want one with services=1", d)
 	}
 
@@ -114,7 +101,7 @@ func TestMonitorStallWarnsWhenItMatters(t *testing.T) {
 		run(m, clock, p, 2*time.Second, 500*time.Millisecond, 1) // recovers, beating
 	}
 	stall()
-	w := logs.lines("WARN", "stalled")
+	w := logLines(logs, "WARN", "stalled")
 	if len(w) != 1 || !strings.Contains(w[0], "saved=1") || !strings.Contains(w[0], "such_stalls=1") {
 		t.Fatalf("stall warnings %q, want one with saved=1 such_stalls=1", w)
 	}
@@ -122,12 +109,12 @@ func TestMonitorStallWarnsWhenItMatters(t *testing.T) {
 	for range 4 {
 		stall()
 	}
-	if w := logs.lines("WARN", "stalled"); len(w) != 1 {
+	if w := logLines(logs, "WARN", "stalled"); len(w) != 1 {
 		t.Fatalf("%d stall warnings within a minute, want 1 (rate-limited): %q", len(w), w)
 	}
 	run(m, clock, p, time.Minute, 500*time.Millisecond, 1) // a minute without stalls
 	stall()
-	w = logs.lines("WARN", "stalled")
+	w = logLines(logs, "WARN", "stalled")
 	if len(w) != 2 || !strings.Contains(w[1], "such_stalls=") {
 		t.Fatalf("stall warnings %q, want a second one after a minute", w)
 	}

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/stk-go/stk/flow"
+	"github.com/stk-go/stk/internal/testutil"
 	"github.com/stk-go/stk/internal/tlstest"
 )
 
@@ -19,7 +20,7 @@ func TestServiceToMonitorTLS(t *testing.T) {
 	checkNoLeakedGoroutines(t)
 	ca, other := tlstest.NewCA(t, "monitor-ca"), tlstest.NewCA(t, "other-ca")
 	srv := ca.Server(t, "monitor")
-	scfg, err := flow.NewServerTLS(srv.CertFile, srv.KeyFile, ca.CertFile, quiet)
+	scfg, err := flow.NewServerTLS(srv.CertFile, srv.KeyFile, ca.CertFile, testutil.Discard())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -41,40 +42,41 @@ func TestServiceToMonitorTLS(t *testing.T) {
 
 	sender := func(ca *tlstest.CA, client *tlstest.Issued) *Sender {
 		t.Helper()
-		ccfg, err := flow.NewClientTLS(ca.CertFile, client.CertFile, client.KeyFile, quiet)
+		ccfg, err := flow.NewClientTLS(ca.CertFile, client.CertFile, client.KeyFile, testutil.Discard())
 		if err != nil {
 			t.Fatal(err)
 		}
 		fo := flow.Options{TLS: ccfg, ReconnectMin: 10 * time.Millisecond, ReconnectMax: 50 * time.Millisecond}
-		s := NewSender(SenderOptions{Period: 50 * time.Millisecond, Logger: quiet, Flow: fo})
+		s := NewSender(SenderOptions{Period: 50 * time.Millisecond, Logger: testutil.Discard(), Flow: fo})
 		t.Cleanup(func() { s.Close() })
 		return s
 	}
 	good := sender(ca, ca.Client(t, "worker"))
 	svc, err := NewService("secure-worker", Options{Monitor: "tls:" + tlsAddr.String(), Sender: good,
-		ActivityTimeout: time.Second, Logger: quiet})
+		ActivityTimeout: time.Second, Logger: testutil.Discard()})
 	if err != nil {
 		t.Fatal(err)
 	}
 	svc.SetState(Running)
-	waitFor(t, "the service over TLS", func() bool {
+	testutil.WaitFor(t, 5*time.Second, "the service over TLS", func() bool {
 		v, ok := find(m.Services(), "secure-worker")
 		return ok && v.State == Running && v.Beats >= 2
 	})
+
 	if v, _ := find(m.Services(), "secure-worker"); v.Protocol != "tcp" {
 		t.Errorf("record over TLS: protocol %q, want tcp", v.Protocol)
 	}
 	// The same Sender reports in the clear to a tcp: address.
-	if _, err := NewService("plain-worker", Options{Monitor: "tcp:" + tcpAddr.String(), Sender: good, Logger: quiet}); err != nil {
+	if _, err := NewService("plain-worker", Options{Monitor: "tcp:" + tcpAddr.String(), Sender: good, Logger: testutil.Discard()}); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "the service over plain TCP", func() bool { _, ok := find(m.Services(), "plain-worker"); return ok })
+	testutil.WaitFor(t, 5*time.Second, "the service over plain TCP", func() bool { _, ok := find(m.Services(), "plain-worker"); return ok })
 
 	// Another CA's certificate (trusting the right server CA): refused at
 	// the handshake, again at every reconnect.
 	bad := sender(ca, other.Client(t, "worker"))
 	if _, err := NewService("intruder", Options{Monitor: "tls:" + tlsAddr.String(), Sender: bad,
-		ActivityTimeout: time.Second, Logger: quiet, ConnectWait: time.Millisecond}); err != nil {
+		ActivityTimeout: time.Second, Logger: testutil.Discard(), ConnectWait: time.Millisecond}); err != nil {
 		t.Fatal(err)
 	}
 	var tlsFlow *flow.TLSServer
@@ -83,11 +85,11 @@ func TestServiceToMonitorTLS(t *testing.T) {
 			tlsFlow = tf
 		}
 	}
-	waitFor(t, "two refused handshakes", func() bool { return tlsFlow.Stats().HandshakeErrors >= 2 })
+	testutil.WaitFor(t, 5*time.Second, "two refused handshakes", func() bool { return tlsFlow.Stats().HandshakeErrors >= 2 })
 	// The good service keeps beating meanwhile; the intruder never appears.
 	beats := func() uint64 { v, _ := find(m.Services(), "secure-worker"); return v.Beats }
 	b0 := beats()
-	waitFor(t, "more beats of the good service", func() bool { return beats() >= b0+3 })
+	testutil.WaitFor(t, 5*time.Second, "more beats of the good service", func() bool { return beats() >= b0+3 })
 	if _, ok := find(m.Services(), "intruder"); ok {
 		t.Error("a service with another CA's certificate reached the monitor")
 	}
