@@ -25,6 +25,9 @@ const (
 	// udpIOBatchENOSYS has the batch calls fail with ENOSYS, as on a kernel
 	// or sandbox without them, so that tests exercise the fallback.
 	udpIOBatchENOSYS
+	// udpIOBatchNoOffload uses the batch calls without segmentation
+	// offload (UDP_SEGMENT, UDP_GRO), as on a kernel without it.
+	udpIOBatchNoOffload
 )
 
 // errBatchUnsupported is returned by the batch calls when the system does
@@ -241,6 +244,7 @@ func (f *UDPFlow) receive() (int, error) {
 			return n, err
 		}
 		f.log.Debug("flow: recvmmsg not supported, reading one datagram per system call")
+		b.noGRO()
 		f.r.batch = nil
 	}
 	if f.r.buf == nil {

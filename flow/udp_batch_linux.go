@@ -25,11 +25,60 @@ func newUDPBatch(rc syscall.RawConn, mode udpIOMode) (*udpBatchSend, *udpBatchRe
 		return nil, nil
 	}
 	nosys := mode == udpIOBatchENOSYS
-	s := &udpBatchSend{rc: rc, nosys: nosys}
+	offload := mode == udpIOBatch
+	s := &udpBatchSend{rc: rc, nosys: nosys, gso: offload && udpGSOSupported(rc)}
 	s.call = s.sendmmsg
-	r := &udpBatchRecv{rc: rc, nosys: nosys}
+	r := &udpBatchRecv{rc: rc, nosys: nosys, gro: offload && udpEnableGRO(rc, true)}
 	r.call = r.recvmmsg
 	return s, r
+}
+
+// Segmentation offload: a run of equal-size datagrams to one destination
+// goes to the kernel as one message with UDP_SEGMENT set to their size
+// (GSO), so the stack handles one buffer for up to udpGSOSegments
+// datagrams; on loopback, and to a receiver with UDP_GRO set, it stays one
+// buffer up to the receiving socket, which reads the datagrams back-to-back
+// with their size in a control message. The datagrams on the wire, and what
+// a receiver without GRO reads, are the same.
+const (
+	udpGSOSegments = 64    // UDP_MAX_SEGMENTS of the kernel
+	udpGSOBytes    = 65000 // a run's payloads together: one IPv4 packet's worth
+	// udpGSOMaxSegment: larger datagrams use GSO on loopback only. A
+	// segment must fit the path's MTU (the kernel refuses the message
+	// otherwise), which is not known here; an Ethernet MTU is assumed.
+	udpGSOMaxSegment = 1500 - 20 - 8
+)
+
+// udpGSOSupported reports whether the kernel knows UDP_SEGMENT (Linux 4.18).
+func udpGSOSupported(rc syscall.RawConn) bool {
+	ok := false
+	rc.Control(func(fd uintptr) {
+		_, err := unix.GetsockoptInt(int(fd), unix.SOL_UDP, unix.UDP_SEGMENT)
+		ok = err == nil
+	})
+	return ok
+}
+
+// udpEnableGRO sets or clears UDP_GRO (Linux 5.0) and reports whether the
+// kernel took it.
+func udpEnableGRO(rc syscall.RawConn, on bool) bool {
+	v, ok := 0, false
+	if on {
+		v = 1
+	}
+	rc.Control(func(fd uintptr) {
+		ok = unix.SetsockoptInt(int(fd), unix.SOL_UDP, unix.UDP_GRO, v) == nil
+	})
+	return ok
+}
+
+// noGRO clears UDP_GRO before the flow reads one datagram per call, which
+// would not split coalesced ones.
+func (r *udpBatchRecv) noGRO() {
+	if r.gro {
+		udpEnableGRO(r.rc, false)
+		r.gro = false
+	}
 }
 
 // udpBatchSend sends datagrams with sendmmsg(2). It belongs to the writer
@@ -42,6 +91,10 @@ type udpBatchSend struct {
 	hdrs  []mmsghdr
 	iovs  []unix.Iovec
 	names []unix.RawSockaddrInet4
+	gso   bool   // UDP_SEGMENT for runs of equal-size datagrams
+	ctl   []byte // each message's UDP_SEGMENT control message
+	runs  []int  // datagrams per message of the current call
+	gsos  uint64 // messages sent with UDP_SEGMENT (tests)
 
 	// The call passed to rc.Write, bound once (a closure per call would be
 	// an allocation per call), and its argument and results.
@@ -50,6 +103,9 @@ type udpBatchSend struct {
 	sent  int
 	errno syscall.Errno
 }
+
+// udpCtlSpace is the control buffer of one message: a UDP_SEGMENT (u16).
+var udpCtlSpace = unix.CmsgSpace(2)
 
 // send sends a prefix of ds, at most udpSendBatch datagrams, in one
 // sendmmsg call (waiting while the socket buffer is full) and returns its
@@ -64,43 +120,97 @@ func (s *udpBatchSend) send(ds []udpDatagram) (int, error) {
 		s.hdrs = make([]mmsghdr, udpSendBatch)
 		s.iovs = make([]unix.Iovec, udpSendBatch)
 		s.names = make([]unix.RawSockaddrInet4, udpSendBatch)
-		for i := range s.hdrs {
-			h := &s.hdrs[i].hdr
-			h.Name = (*byte)(unsafe.Pointer(&s.names[i]))
-			h.Namelen = unix.SizeofSockaddrInet4
-			h.Iov = &s.iovs[i]
-			h.SetIovlen(1)
+		s.ctl = make([]byte, udpSendBatch*udpCtlSpace)
+		s.runs = make([]int, udpSendBatch)
+	}
+	for {
+		n := min(len(ds), len(s.hdrs))
+		for i, d := range ds[:n] {
+			iov := &s.iovs[i]
+			iov.Base = nil
+			if len(d.data) > 0 {
+				iov.Base = &d.data[0]
+			}
+			iov.SetLen(len(d.data))
 		}
-	}
-	n := min(len(ds), len(s.hdrs))
-	for i, d := range ds[:n] {
-		putSockaddrInet4(&s.names[i], d.addr)
-		iov := &s.iovs[i]
-		iov.Base = nil
-		if len(d.data) > 0 {
-			iov.Base = &d.data[0]
+		msgs, gso := s.group(ds[:n])
+		s.n = msgs
+		err := s.rc.Write(s.call)
+		sent, errno := s.sent, s.errno
+		// Let the queue's buffers go; the next call sets what it uses.
+		for i := range n {
+			s.iovs[i].Base = nil
 		}
-		iov.SetLen(len(d.data))
+		switch {
+		case err != nil:
+			return 0, err // the socket is closed
+		case errno == unix.ENOSYS:
+			return 0, errBatchUnsupported
+		case gso && (errno == unix.EIO || errno == unix.EINVAL || errno == unix.EMSGSIZE):
+			// A device that cannot checksum segments refuses GSO with
+			// EIO, a path MTU smaller than a segment with EINVAL: send
+			// the datagrams one by one from now on.
+			s.gso = false
+			continue
+		case errno != 0:
+			return 0, os.NewSyscallError("sendmmsg", errno)
+		case sent <= 0: // not documented; the writer would retry forever
+			return 0, os.NewSyscallError("sendmmsg", unix.EIO)
+		}
+		s.calls++
+		dgrams := 0
+		for _, r := range s.runs[:sent] {
+			dgrams += r
+		}
+		return dgrams, nil
 	}
-	s.n = n
-	err := s.rc.Write(s.call)
-	sent, errno := s.sent, s.errno
-	// Let the queue's buffers go; the next call sets what it uses.
-	for i := range n {
-		s.iovs[i].Base = nil
+}
+
+// group fills the messages of one sendmmsg call for ds, whose iovecs are
+// set: one message per datagram, or with GSO one per run of datagrams to
+// one destination of one size (the run's last may be shorter, as the
+// kernel allows). It returns the number of messages and whether any uses
+// GSO.
+func (s *udpBatchSend) group(ds []udpDatagram) (msgs int, gso bool) {
+	for i := 0; i < len(ds); msgs++ {
+		d := ds[i]
+		run, total := 1, len(d.data)
+		if s.gso && len(d.data) > 0 && (len(d.data) <= udpGSOMaxSegment || d.addr.Addr().IsLoopback()) {
+			for j := i + 1; j < len(ds) && run < udpGSOSegments; j++ {
+				e := ds[j]
+				if e.addr != d.addr || len(e.data) > len(d.data) || len(e.data) == 0 || total+len(e.data) > udpGSOBytes {
+					break
+				}
+				run++
+				total += len(e.data)
+				if len(e.data) < len(d.data) {
+					break // a shorter one ends the run
+				}
+			}
+		}
+		putSockaddrInet4(&s.names[msgs], d.addr)
+		h := &s.hdrs[msgs].hdr
+		h.Name = (*byte)(unsafe.Pointer(&s.names[msgs]))
+		h.Namelen = unix.SizeofSockaddrInet4
+		h.Iov = &s.iovs[i]
+		h.SetIovlen(run)
+		h.Control = nil
+		h.SetControllen(0)
+		if run > 1 {
+			ctl := s.ctl[msgs*udpCtlSpace : (msgs+1)*udpCtlSpace]
+			cm := (*unix.Cmsghdr)(unsafe.Pointer(&ctl[0]))
+			cm.Level, cm.Type = unix.SOL_UDP, unix.UDP_SEGMENT
+			cm.SetLen(unix.CmsgLen(2))
+			*(*uint16)(unsafe.Pointer(&ctl[unix.CmsgLen(0)])) = uint16(len(d.data))
+			h.Control = &ctl[0]
+			h.SetControllen(udpCtlSpace)
+			gso = true
+			s.gsos++
+		}
+		s.runs[msgs] = run
+		i += run
 	}
-	switch {
-	case err != nil:
-		return 0, err // the socket is closed
-	case errno == unix.ENOSYS:
-		return 0, errBatchUnsupported
-	case errno != 0:
-		return 0, os.NewSyscallError("sendmmsg", errno)
-	case sent <= 0: // not documented; the writer would retry forever
-		return 0, os.NewSyscallError("sendmmsg", unix.EIO)
-	}
-	s.calls++
-	return sent, nil
+	return msgs, gso
 }
 
 // sendmmsg makes the system call for rc.Write; false means "wait until the
@@ -133,6 +243,9 @@ type udpBatchRecv struct {
 	hdrs  []mmsghdr
 	iovs  []unix.Iovec
 	names []unix.RawSockaddrInet4
+	gro   bool   // UDP_GRO is set: a slot may hold several datagrams
+	ctl   []byte // each slot's control buffer (the UDP_GRO segment size)
+	gros  uint64 // slots that held coalesced datagrams (tests)
 
 	// The call passed to rc.Read, bound once, and its results.
 	call  func(fd uintptr) bool
@@ -147,6 +260,7 @@ func (r *udpBatchRecv) grow(n int) {
 	r.hdrs = make([]mmsghdr, n)
 	r.iovs = make([]unix.Iovec, n)
 	r.names = make([]unix.RawSockaddrInet4, n)
+	r.ctl = make([]byte, n*udpGROCtlSpace)
 	for i := range n {
 		r.iovs[i].Base = &r.slab[i*udpReadBuffer]
 		r.iovs[i].SetLen(udpReadBuffer)
@@ -158,7 +272,8 @@ func (r *udpBatchRecv) grow(n int) {
 }
 
 // recv reads at least one datagram (waiting for it, subject to the read
-// deadline) and at most one per slot, and sets *in to them.
+// deadline), one per slot or, with GRO, several, sets *in to them and
+// returns how many.
 func (r *udpBatchRecv) recv(in *[]udpDatagram) (int, error) {
 	if r.nosys {
 		return 0, errBatchUnsupported
@@ -167,7 +282,12 @@ func (r *udpBatchRecv) recv(in *[]udpDatagram) (int, error) {
 		r.grow(1)
 	}
 	for i := range r.hdrs {
-		r.hdrs[i].hdr.Namelen = unix.SizeofSockaddrInet4 // the kernel writes the source's length back
+		h := &r.hdrs[i].hdr
+		h.Namelen = unix.SizeofSockaddrInet4 // the kernel writes the source's length back
+		if r.gro {
+			h.Control = &r.ctl[i*udpGROCtlSpace]
+			h.SetControllen(udpGROCtlSpace)
+		}
 	}
 	err := r.rc.Read(r.call)
 	n, errno := r.got, r.errno
@@ -188,13 +308,46 @@ func (r *udpBatchRecv) recv(in *[]udpDatagram) (int, error) {
 			from = netip.AddrPortFrom(netip.AddrFrom4(sa.Addr), uint16(p[0])<<8|uint16(p[1]))
 		}
 		off := i * udpReadBuffer
-		ds = append(ds, udpDatagram{data: r.slab[off : off+int(r.hdrs[i].n) : off+udpReadBuffer], addr: from})
+		data := r.slab[off : off+int(r.hdrs[i].n) : off+udpReadBuffer]
+		if seg := r.segment(i); seg > 0 && seg < len(data) {
+			r.gros++
+			for len(data) > seg { // coalesced by GRO: split at the sender's datagram size
+				ds = append(ds, udpDatagram{data: data[:seg:seg], addr: from})
+				data = data[seg:]
+			}
+		}
+		ds = append(ds, udpDatagram{data: data, addr: from})
 	}
 	*in = ds
 	if n == len(r.hdrs) && n < udpReadBatch {
 		r.grow(2 * n) // more were probably waiting
 	}
-	return n, nil
+	return len(ds), nil
+}
+
+// udpGROCtlSpace is a slot's control buffer: a UDP_GRO (int), with room
+// for another control message the kernel might add.
+var udpGROCtlSpace = 2 * unix.CmsgSpace(4)
+
+// segment returns the datagram size of slot i's UDP_GRO control message,
+// or 0 when the slot holds one datagram.
+func (r *udpBatchRecv) segment(i int) int {
+	if !r.gro {
+		return 0
+	}
+	h := &r.hdrs[i].hdr
+	ctl := r.ctl[i*udpGROCtlSpace : i*udpGROCtlSpace+int(h.Controllen)]
+	for len(ctl) >= unix.CmsgLen(0) {
+		cm := (*unix.Cmsghdr)(unsafe.Pointer(&ctl[0]))
+		if int(cm.Len) < unix.CmsgLen(0) || int(cm.Len) > len(ctl) {
+			return 0
+		}
+		if cm.Level == unix.SOL_UDP && cm.Type == unix.UDP_GRO && int(cm.Len) >= unix.CmsgLen(4) {
+			return int(*(*int32)(unsafe.Pointer(&ctl[unix.CmsgLen(0)])))
+		}
+		ctl = ctl[min(len(ctl), unix.CmsgSpace(int(cm.Len)-unix.CmsgLen(0))):]
+	}
+	return 0
 }
 
 // recvmmsg makes the system call for rc.Read; false means "wait until a

@@ -18,5 +18,7 @@ func (*udpBatchSend) send([]udpDatagram) (int, error) { return 0, errBatchUnsupp
 
 func (*udpBatchRecv) recv(*[]udpDatagram) (int, error) { return 0, errBatchUnsupported }
 
+func (*udpBatchRecv) noGRO() {}
+
 // udpBatchSupported says whether this system has the batch calls.
 const udpBatchSupported = false

@@ -15,12 +15,13 @@ import (
 	"github.com/stk-go/stk/seq"
 )
 
-// The system-call modes of a UDP flow: batch calls, one datagram per call
-// (the fallback), and batch calls failing with ENOSYS (falling back).
+// The system-call modes of a UDP flow: batch calls with segmentation
+// offload where the kernel has it, batch calls without it, one datagram per
+// call (the fallback), and batch calls failing with ENOSYS (falling back).
 var udpIOModes = []struct {
 	name string
 	mode udpIOMode
-}{{"batch", udpIOBatch}, {"single", udpIOSingle}, {"enosys", udpIOBatchENOSYS}}
+}{{"batch", udpIOBatch}, {"nooffload", udpIOBatchNoOffload}, {"single", udpIOSingle}, {"enosys", udpIOBatchENOSYS}}
 
 // newUDPFlowMode is newUDPFlow with a system-call mode.
 func newUDPFlowMode(t testing.TB, cfg UDPConfig, opts Options, mode udpIOMode) *UDPFlow {
@@ -457,7 +458,7 @@ func checkUDPBatchUse(t *testing.T, f *UDPFlow, mode udpIOMode, send bool) {
 	if send {
 		batch = f.w.batch != nil
 	}
-	if want := mode == udpIOBatch && udpBatchSupported; batch != want {
+	if want := (mode == udpIOBatch || mode == udpIOBatchNoOffload) && udpBatchSupported; batch != want {
 		t.Fatalf("mode %d, sending %v: batch calls in use %v, want %v", mode, send, batch, want)
 	}
 }
