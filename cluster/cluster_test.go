@@ -3,8 +3,6 @@ package cluster_test
 import (
 	"context"
 	"fmt"
-	"io"
-	"log/slog"
 	"net/netip"
 	"slices"
 	"strings"
@@ -16,6 +14,7 @@ import (
 
 	"github.com/stk-go/stk/cluster"
 	"github.com/stk-go/stk/internal/etcdtest"
+	"github.com/stk-go/stk/internal/testutil"
 	"github.com/stk-go/stk/namesvc"
 )
 
@@ -29,23 +28,9 @@ type testNode struct {
 	addr string // "tcp:ip:port"
 }
 
-func testLogger(t testing.TB) *slog.Logger {
-	if testing.Verbose() {
-		return slog.New(slog.NewTextHandler(tWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	}
-	return slog.New(slog.NewTextHandler(io.Discard, nil))
-}
-
-type tWriter struct{ t testing.TB }
-
-func (w tWriter) Write(p []byte) (int, error) {
-	w.t.Log(strings.TrimSuffix(string(p), "\n"))
-	return len(p), nil
-}
-
 func startNode(t *testing.T, eps []string, id string, ttl time.Duration) *testNode {
 	t.Helper()
-	log := testLogger(t).With("test_node", id)
+	log := testutil.Logger(t).With("test_node", id)
 	srv, err := namesvc.NewServer(namesvc.ServerConfig{Logger: log, GCInterval: 100 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
@@ -70,7 +55,7 @@ func startNode(t *testing.T, eps []string, id string, ttl time.Duration) *testNo
 
 func dial(t *testing.T, addr string) *namesvc.Client {
 	t.Helper()
-	c, err := namesvc.Dial(addr, namesvc.ClientOptions{Logger: testLogger(t)})
+	c, err := namesvc.Dial(addr, namesvc.ClientOptions{Logger: testutil.Logger(t)})
 	if err != nil {
 		t.Fatal(err)
 	}

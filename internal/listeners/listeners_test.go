@@ -3,7 +3,6 @@ package listeners
 import (
 	"context"
 	"errors"
-	"log/slog"
 	"net/netip"
 	"strings"
 	"sync"
@@ -12,6 +11,7 @@ import (
 
 	"github.com/stk-go/stk/flow"
 	"github.com/stk-go/stk/internal/testprog/multicast"
+	"github.com/stk-go/stk/internal/testutil"
 	"github.com/stk-go/stk/internal/tlstest"
 	"github.com/stk-go/stk/seq"
 )
@@ -37,27 +37,19 @@ func (r *received) handle(from flow.Peer, s *seq.Sequence) {
 
 func (r *received) wait(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	for deadline := time.Now().Add(waitLimit); ; time.Sleep(5 * time.Millisecond) {
+	testutil.WaitFor(t, waitLimit, what, func() bool {
 		r.mu.Lock()
-		ok := cond()
-		r.mu.Unlock()
-		if ok {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-	}
+		defer r.mu.Unlock()
+		return cond()
+	})
 }
-
-func quiet() *slog.Logger { return slog.New(slog.DiscardHandler) }
 
 // TestSet: one set serves TCP, TLS, UDP (and multicast where the host
 // can) for one handler; TCP and TLS disconnects are reported; Flows lists
 // them; Close closes them and later Serve calls fail with Config.Closed.
 func TestSet(t *testing.T) {
 	r := &received{names: map[string]flow.Protocol{}, tls: map[string]bool{}}
-	s := New(Config{What: "test", Handler: r.handle, Logger: quiet(), Closed: errTestClosed,
+	s := New(Config{What: "test", Handler: r.handle, Logger: testutil.Discard(), Closed: errTestClosed,
 		OnDisconnect: func(flow.Peer) { r.mu.Lock(); r.gone++; r.mu.Unlock() }})
 	defer s.Close()
 
@@ -67,7 +59,7 @@ func TestSet(t *testing.T) {
 	}
 	ca := tlstest.NewCA(t, "ls-ca")
 	srv := ca.Server(t, "ls")
-	scfg, err := flow.NewServerTLS(srv.CertFile, srv.KeyFile, "", quiet())
+	scfg, err := flow.NewServerTLS(srv.CertFile, srv.KeyFile, "", testutil.Discard())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -103,15 +95,15 @@ func TestSet(t *testing.T) {
 		r.wait(t, name+" to arrive", func() bool { _, ok := r.names[name]; return ok })
 		c.Close()
 	}
-	send(tcp.LocalAddr().String(), flow.Options{Logger: quiet()}, "over-tcp")
-	ccfg, err := flow.NewClientTLS(ca.CertFile, "", "", quiet())
+	send(tcp.LocalAddr().String(), flow.Options{Logger: testutil.Discard()}, "over-tcp")
+	ccfg, err := flow.NewClientTLS(ca.CertFile, "", "", testutil.Discard())
 	if err != nil {
 		t.Fatal(err)
 	}
-	send(tlsFlow.LocalAddr().String(), flow.Options{Logger: quiet(), TLS: ccfg}, "over-tls")
+	send(tlsFlow.LocalAddr().String(), flow.Options{Logger: testutil.Discard(), TLS: ccfg}, "over-tls")
 	r.wait(t, "two disconnects", func() bool { return r.gone == 2 })
 
-	u, err := flow.NewUDP(flow.UDPConfig{Bind: "127.0.0.1:0", Destination: udp.LocalAddr().String()}, flow.Options{Logger: quiet()})
+	u, err := flow.NewUDP(flow.UDPConfig{Bind: "127.0.0.1:0", Destination: udp.LocalAddr().String()}, flow.Options{Logger: testutil.Discard()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -151,7 +143,7 @@ func TestSet(t *testing.T) {
 	if _, err := s.TCP("127.0.0.1:0"); !errors.Is(err, errTestClosed) {
 		t.Errorf("TCP after Close: %v, want %v", err, errTestClosed)
 	}
-	if c, err := flow.DialTCP(tcp.LocalAddr().String(), flow.Options{Logger: quiet(), DialTimeout: 200 * time.Millisecond}); err == nil {
+	if c, err := flow.DialTCP(tcp.LocalAddr().String(), flow.Options{Logger: testutil.Discard(), DialTimeout: 200 * time.Millisecond}); err == nil {
 		ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
 		if c.WaitConnected(ctx) == nil {
 			t.Error("the TCP listener still accepts after Close")
@@ -165,7 +157,7 @@ func TestSet(t *testing.T) {
 // system picks) and says which group and port it serves.
 func TestSetMulticast(t *testing.T) {
 	multicast.Need(t)
-	s := New(Config{What: "test", Logger: quiet()})
+	s := New(Config{What: "test", Logger: testutil.Discard()})
 	defer s.Close()
 	group := "239.77.91.17"
 	mc, gp, err := s.Multicast(group+":0", 20001)
