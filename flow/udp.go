@@ -15,6 +15,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/stk-go/stk/internal/ratelog"
 	"github.com/stk-go/stk/seq"
 )
 
@@ -117,7 +118,7 @@ type UDPFlow struct {
 	lost        uint64 // reassembly partials expired or evicted, already counted in ctr.dropped
 	lastPeer    *udpPeer
 	peers       map[netip.AddrPort]*udpPeer
-	readLog     logLimiter
+	readLog     ratelog.Limiter // bad datagrams and read errors: one line a second
 	deadlineSet bool
 	expireTick  time.Duration
 }
@@ -131,9 +132,6 @@ const (
 	// udpPeerCache bounds the Peer values kept per flow, one per distinct
 	// datagram source, so that steady traffic allocates none.
 	udpPeerCache = 1024
-	// udpLogEvery rate-limits the log lines about bad datagrams and read
-	// and write errors.
-	udpLogEvery = time.Second
 )
 
 // NewUDP opens a UDP flow and starts receiving on it.
@@ -436,7 +434,7 @@ func (f *UDPFlow) readLoop() {
 			default:
 				// Unexpected (an unconnected UDP socket reports no ICMP
 				// errors); do not spin on one that persists.
-				f.readLog.warn(f.log, "UDP read failed", "err", err)
+				f.readLog.Warn(f.log, "flow: UDP read failed", "err", err)
 				time.Sleep(time.Millisecond)
 			}
 			continue
@@ -523,28 +521,7 @@ func (f *UDPFlow) peer(from netip.AddrPort) *udpPeer {
 
 func (f *UDPFlow) malformed(from netip.AddrPort, err error) {
 	f.ctr.malformed.Add(1)
-	f.readLog.warn(f.log, "dropped malformed datagram", "from", from, "err", err)
-}
-
-// logLimiter rate-limits a goroutine's warnings to one per udpLogEvery; the
-// line says how many were suppressed since the previous one. Each goroutine
-// has its own (it is not safe for concurrent use).
-type logLimiter struct {
-	last       time.Time
-	suppressed int
-}
-
-func (l *logLimiter) warn(log *slog.Logger, msg string, args ...any) {
-	now := time.Now()
-	if !l.last.IsZero() && now.Sub(l.last) < udpLogEvery {
-		l.suppressed++
-		return
-	}
-	if l.suppressed > 0 {
-		args = append(args, "suppressed", l.suppressed)
-	}
-	log.Warn("flow: "+msg, args...)
-	l.last, l.suppressed = now, 0
+	f.readLog.Warn(f.log, "flow: dropped malformed datagram", "from", from, "err", err)
 }
 
 // udpPeer is the source of datagrams on a UDP flow.

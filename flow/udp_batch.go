@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/netip"
 
+	"github.com/stk-go/stk/internal/ratelog"
 	"github.com/stk-go/stk/seq"
 )
 
@@ -106,7 +107,7 @@ func udpQueuedSize(s *seq.Sequence) int {
 type udpWriter struct {
 	batch *udpBatchSend // nil: one datagram per call
 	ds    []udpDatagram // the datagrams of the current call
-	log   logLimiter
+	log   ratelog.Limiter
 	stall func() // tests: called before each system call, to hold the writer up
 }
 
@@ -161,7 +162,7 @@ func (f *UDPFlow) writeRecords(buf []byte) error {
 				return err
 			}
 			f.ctr.dropped.Add(1)
-			w.log.warn(f.log, "UDP send failed, sequence dropped", "to", ds[0].addr, "err", err)
+			w.log.Warn(f.log, "flow: UDP send failed, sequence dropped", "to", ds[0].addr, "err", err)
 			for len(ds) > 0 && !ds[0].last {
 				ds = ds[1:]
 			}
