@@ -20,6 +20,10 @@ type ServiceView struct {
 	UID uint64
 	// Key is a printable form of the identity: "tcp/127.0.0.1:59356/0x3c90548/2".
 	Key string
+	// Node is the cluster node whose monitor holds the record: "" for a
+	// Monitor's own records; set on the other nodes' records that a
+	// clustered stkd shows (package cluster). UIDs are unique per node.
+	Node string
 
 	ID        uint64
 	Name      string
