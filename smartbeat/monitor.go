@@ -10,11 +10,11 @@ import (
 	"slices"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/stk-go/stk/flow"
 	"github.com/stk-go/stk/internal/listeners"
+	"github.com/stk-go/stk/internal/ratelog"
 	"github.com/stk-go/stk/namesvc"
 	"github.com/stk-go/stk/seq"
 )
@@ -84,13 +84,15 @@ type Monitor struct {
 	stallWarned    time.Time
 	stallsUnwarned int
 
-	ns      *namesvc.Client
-	ownNS   bool
-	kick    chan struct{} // asks the registration loop to register now
-	ctx     context.Context
-	cancel  context.CancelFunc
-	wg      sync.WaitGroup
-	lastLog atomic.Int64
+	ns     *namesvc.Client
+	ownNS  bool
+	kick   chan struct{} // asks the registration loop to register now
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+	// badLog rate-limits the warnings about malformed notifications to
+	// one a second: a peer sending garbage cannot flood the log.
+	badLog ratelog.Limiter
 }
 
 func (c MonitorConfig) withDefaults() MonitorConfig {
@@ -294,7 +296,7 @@ func (m *Monitor) Handle(from flow.Peer, s *seq.Sequence) {
 	n := &m.parse
 	if err := parseNotice(s, n); err != nil {
 		m.stats.Malformed++
-		m.warnLimited("ignoring a malformed notification", "err", err, "peer", from.RemoteAddr(), "proto", from.Protocol())
+		m.badLog.Warn(m.log, "ignoring a malformed notification", "err", err, "peer", from.RemoteAddr(), "proto", from.Protocol())
 		return
 	}
 	if n.tooLong {
@@ -303,18 +305,9 @@ func (m *Monitor) Handle(from flow.Peer, s *seq.Sequence) {
 	}
 	if n.badBeats > 0 {
 		m.stats.Malformed++
-		m.warnLimited("ignoring smartbeat elements of the wrong size", "count", n.badBeats, "peer", from.RemoteAddr())
+		m.badLog.Warn(m.log, "ignoring smartbeat elements of the wrong size", "count", n.badBeats, "peer", from.RemoteAddr())
 	}
 	m.ingest(from.Protocol().String(), from.RemoteAddr(), s, n, now)
-}
-
-// warnLimited logs at most one warning a second: a peer sending garbage
-// cannot flood the log.
-func (m *Monitor) warnLimited(msg string, args ...any) {
-	now := time.Now().Unix()
-	if m.lastLog.Swap(now) != now {
-		m.log.Warn(msg, args...)
-	}
 }
 
 // Check runs the timeout check now (stkhttpd also checks on every data
