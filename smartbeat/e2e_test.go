@@ -2,6 +2,7 @@ package smartbeat
 
 import (
 	"context"
+	"errors"
 	"net/netip"
 	"sync"
 	"testing"
@@ -86,7 +87,7 @@ func testServiceToMonitor(t *testing.T, proto string) {
 	if err := svc.Close(); err != nil {
 		t.Fatal(err)
 	}
-	if err := svc.SetState(Running); err != ErrServiceClosed {
+	if err := svc.SetState(Running); !errors.Is(err, ErrServiceClosed) {
 		t.Fatalf("SetState after Close: %v", err)
 	}
 	testutil.WaitFor(t, 5*time.Second, "the DESTROY", func() bool { h, ok := find(m.History(), "worker"); return ok && h.Destroyed })

@@ -1,6 +1,7 @@
 package stepbus
 
 import (
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -100,7 +101,7 @@ func TestPublishRefusesInvalid(t *testing.T) {
 		t.Fatalf("stats %+v", st)
 	}
 	b.Close()
-	if err := b.Publish(mk("system.cpu", "h", 3), "test"); err != ErrClosed {
+	if err := b.Publish(mk("system.cpu", "h", 3), "test"); !errors.Is(err, ErrClosed) {
 		t.Fatalf("Publish after Close: %v", err)
 	}
 }
