@@ -538,12 +538,25 @@ func (n *Node) writeOwn(changes []namesvc.LocalChange) error {
 	return n.commit(ops)
 }
 
-// commit runs ops in transactions of at most TxnOps operations. A
+// txnBytes bounds the keys and values of one transaction, under etcd's
+// default request limit (1.5 MiB): registrations with large meta-data
+// must not make every batch fail, and the node reconnect over and over.
+const txnBytes = 1 << 20
+
+// commit runs ops in transactions of at most TxnOps operations and about
+// txnBytes bytes (one operation larger than that goes alone). A
 // transaction may not hold two operations on one key; the callers never
 // produce that (one change per serial, one key per serial).
 func (n *Node) commit(ops []clientv3.Op) error {
 	for len(ops) > 0 {
-		m := min(len(ops), n.cfg.TxnOps)
+		m, size := 0, 0
+		for m < len(ops) && m < n.cfg.TxnOps {
+			size += len(ops[m].KeyBytes()) + len(ops[m].ValueBytes())
+			if m > 0 && size > txnBytes {
+				break
+			}
+			m++
+		}
 		ctx, cancel := n.opCtx()
 		_, err := n.cli.Txn(ctx).Then(ops[:m]...).Commit()
 		cancel()
