@@ -64,7 +64,9 @@ func TestLargeRegistrationsReplicate(t *testing.T) {
 
 	other := startNode(t, eps, "other", 3*time.Second)
 	waitFor(t, 20*time.Second, func() bool { return other.srv.RemoteLen() == names },
-		func() string { return fmt.Sprintf("%d of %d remote registrations at the other node", other.srv.RemoteLen(), names) })
+		func() string {
+			return fmt.Sprintf("%d of %d remote registrations at the other node", other.srv.RemoteLen(), names)
+		})
 	at := dial(t, other.addr)
 	got, err := at.LookupAll(ctx, "big59", namesvc.LookupOptions{})
 	if err != nil || len(got) != 1 || len(got[0].Meta) != 1 || len(got[0].Meta[0].Data) != metaSize {
