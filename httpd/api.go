@@ -21,7 +21,10 @@ import (
 
 // ServiceJSON is one service record (smartbeat.ServiceView).
 type ServiceJSON struct {
-	UID      uint64 `json:"uid"`
+	UID uint64 `json:"uid"`
+	// Node is the cluster node whose monitor holds the record (stkd
+	// --cluster); omitted otherwise.
+	Node     string `json:"node,omitempty"`
 	Key      string `json:"key"`
 	ID       uint64 `json:"id"`
 	HexID    string `json:"hid"`
@@ -264,6 +267,7 @@ type ComponentsJSON struct {
 	Names   bool `json:"names"`
 	Flows   bool `json:"flows"`
 	Steps   bool `json:"steps"`
+	Cluster bool `json:"cluster"`
 }
 
 // StatsJSON is /api/v1/stats and the data of the "stats" event. A
@@ -277,6 +281,8 @@ type StatsJSON struct {
 	Names      *NamesStatsJSON   `json:"names"`
 	Flows      []FlowJSON        `json:"flows"`
 	HTTP       HTTPStatsJSON     `json:"http"`
+	// Cluster is the node's view of the cluster; null without one.
+	Cluster *ClusterJSON `json:"cluster"`
 }
 
 // ---- conversions ----
@@ -300,7 +306,7 @@ func finite(f float64) *float64 {
 func serviceJSON(v *smartbeat.ServiceView) ServiceJSON {
 	def, _ := v.State.DefaultName()
 	j := ServiceJSON{
-		UID: v.UID, Key: v.Key, ID: v.ID, HexID: fmt.Sprintf("%#x", v.ID), Name: v.Name,
+		UID: v.UID, Node: v.Node, Key: v.Key, ID: v.ID, HexID: fmt.Sprintf("%#x", v.ID), Name: v.Name,
 		Type: uint16(v.Type), TypeName: v.Type.String(),
 		State: uint8(v.State), StateName: v.StateName, StateDefault: def, Group: v.GroupName,
 		Checkpoint: v.Checkpoint, ActivityTimeoutMS: ms(v.ActivityTimeout),
@@ -464,10 +470,12 @@ func (s *Server) flows() []FlowJSON {
 func (s *Server) stats() StatsJSON {
 	st := StatsJSON{
 		Instance: s.instance, Now: s.cfg.Now(),
-		Components: ComponentsJSON{Monitor: s.cfg.Monitor != nil, Names: s.cfg.Names != nil, Flows: s.cfg.Flows != nil, Steps: s.cfg.Steps != nil},
-		Daemon:     s.daemonJSON(),
-		Flows:      s.flows(),
-		HTTP:       s.hub.httpStats(),
+		Components: ComponentsJSON{Monitor: s.cfg.Monitor != nil, Names: s.cfg.Names != nil, Flows: s.cfg.Flows != nil, Steps: s.cfg.Steps != nil,
+			Cluster: s.cfg.Cluster != nil},
+		Daemon:  s.daemonJSON(),
+		Flows:   s.flows(),
+		HTTP:    s.hub.httpStats(),
+		Cluster: s.clusterStats(),
 	}
 	if m := s.cfg.Monitor; m != nil {
 		ms := m.Stats()
@@ -551,12 +559,19 @@ type ServicesJSON struct {
 	Services []ServiceJSON `json:"services"`
 }
 
+// apiServices is GET /api/v1/services: the current records. On a node of
+// a cluster, every node's (each with its "node"), ?node= selecting one.
 func (s *Server) apiServices(w http.ResponseWriter, r *http.Request) {
 	if !s.needMonitor(w) {
 		return
 	}
 	snap := s.cfg.Monitor.Snapshot()
-	writeJSON(w, http.StatusOK, ServicesJSON{Seq: snap.Seq, Now: s.cfg.Now(), Services: s.servicesJSON(snap.Services, true)})
+	if s.cfg.Cluster == nil {
+		writeJSON(w, http.StatusOK, ServicesJSON{Seq: snap.Seq, Now: s.cfg.Now(), Services: s.servicesJSON(snap.Services, true)})
+		return
+	}
+	writeJSON(w, http.StatusOK, ServicesJSON{Seq: snap.Seq, Now: s.cfg.Now(),
+		Services: s.clusterServicesJSON(snap.Services, r.URL.Query().Get("node"))})
 }
 
 // HistoryJSON is /api/v1/history: a page of the history, newest first.

@@ -137,6 +137,9 @@ func (s *Server) serveMetrics(w http.ResponseWriter, r *http.Request) {
 	if s.cfg.Steps != nil {
 		s.stepMetrics(&p)
 	}
+	if c := s.cfg.Cluster; c != nil {
+		s.clusterMetrics(&p, c)
+	}
 	hs := s.hub.httpStats()
 	p.family("stk_http_refused_total", "counter", "Requests the HTTP guard refused: a Host that does not name this server (421), a foreign Origin (403), a missing or wrong token (401).")
 	p.sample("stk_http_refused_total", float64(s.guard.refusedHost.Load()), "reason", "host")

@@ -85,6 +85,8 @@ func (s *Server) routes() http.Handler {
 	mux.HandleFunc("GET /api/v1/flows", s.apiFlows)
 	mux.HandleFunc("GET /api/v1/stats", s.apiStats)
 	mux.HandleFunc("GET /api/v1/events", s.serveEvents)
+	mux.HandleFunc("GET /api/v1/cluster", s.apiCluster)
+	mux.HandleFunc("GET /api/v1/cluster/services", s.apiClusterServices)
 
 	mux.HandleFunc("POST /api/v1/step", s.apiPostStep)
 	mux.HandleFunc("GET /api/v1/step", func(w http.ResponseWriter, r *http.Request) {

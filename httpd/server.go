@@ -76,6 +76,10 @@ type Config struct {
 	// Steps is the STEP bus behind /api/v1/step, /api/v1/steps... and the
 	// Hosts page. The server does not close it.
 	Steps *stepbus.Bus
+	// Cluster is set on a node of a cluster (stkd --cluster): the Services
+	// page and /api/v1/services then show every node's services, the
+	// Daemon page the cluster, /metrics its counters. Nil: none of that.
+	Cluster Cluster
 
 	// Version is the daemon's version, shown on the Daemon page and in
 	// stk_build_info; default: the main module's version from the build
@@ -154,6 +158,9 @@ func (c Config) withDefaults() Config {
 	}
 	if isNil(c.Names) {
 		c.Names = nil
+	}
+	if isNil(c.Cluster) {
+		c.Cluster = nil
 	}
 	if c.Now == nil {
 		c.Now = time.Now

@@ -29,6 +29,10 @@
     showAllHistory: false,
     view: null,           // the current page: {name, update()}
     flashes: new Map(),   // uid -> Set of fields changed since the last render
+    remote: [],           // the other nodes' services (stkd --cluster), current and ended
+    remoteVersion: -1,    // the cluster's services_version they are of
+    remoteLoading: false,
+    nodeFilter: '',       // the Services page's node ('' all)
   };
   window.stk = S; // for tests and the curious
 
@@ -244,6 +248,26 @@
     schedule();
   }
 
+  // The other nodes' services (stkd --cluster) are fetched again whenever
+  // the stats say they changed (their services_version).
+  async function loadRemote() {
+    const c = S.stats && S.stats.cluster;
+    if (!c || S.remoteLoading || c.services_version === S.remoteVersion) return;
+    S.remoteLoading = true;
+    try {
+      const r = await getJSON('/api/v1/cluster/services');
+      for (const v of r.services) v.remote = true;
+      S.remote = r.services;
+      S.remoteVersion = r.version;
+      schedule();
+    } catch (e) {
+      // the next stats event tries again
+    } finally {
+      S.remoteLoading = false;
+    }
+  }
+  const rowKey = (v) => (v.remote ? v.node + '/' + v.uid : v.uid);
+
   async function getJSON(url) {
     const r = await fetch(url, { headers: { Accept: 'application/json' }, cache: 'no-store' });
     const body = await r.json().catch(() => ({}));
@@ -282,6 +306,7 @@
       S.stats = st;
       S.offset = tms(st.now) - Date.now();
       if (st.monitor) S.monitorStats = st.monitor;
+      loadRemote();
       schedule();
     });
     es.addEventListener('names', namesHint);
@@ -316,7 +341,12 @@
       td.append(h('a', { class: 'name' }), h('div', { class: 'sub-line' }));
     }
     const a = td.firstChild;
-    a.setAttribute('href', '/services/' + svc.uid);
+    if (svc.remote) {
+      a.removeAttribute('href'); // its page is on its own node's UI
+      a.title = 'reported to node ' + svc.node;
+    } else {
+      a.setAttribute('href', '/services/' + svc.uid);
+    }
     setText(a, svc.name || '(unnamed)');
     const parts = [svc.type_name, svc.hid];
     if (svc.group && !inGroup) parts.unshift('group ' + svc.group);
@@ -343,7 +373,7 @@
     return tr;
   }
   function fillCurrentRow(tr, svc) {
-    const f = S.flashes.get(svc.uid);
+    const f = svc.remote ? null : S.flashes.get(svc.uid);
     const c = tr.children;
     serviceLead(c[0], svc);
     stateBadge(c[1], svc, f && f.has('state'));
@@ -401,7 +431,7 @@
 
   function matches(svc, q) {
     if (!q) return true;
-    return [svc.name, svc.group, svc.peer, svc.hid, svc.state_name, svc.protocol].some((x) => x && String(x).toLowerCase().includes(q));
+    return [svc.name, svc.group, svc.peer, svc.hid, svc.state_name, svc.protocol, svc.node].some((x) => x && String(x).toLowerCase().includes(q));
   }
 
   function tile(k, cls) {
@@ -422,8 +452,26 @@
     };
     const search = h('input', { type: 'search', placeholder: 'Filter by name, group, host, id or state', 'aria-label': 'Filter services', value: S.filter });
     search.addEventListener('input', () => { S.filter = search.value; schedule(); });
-    const cur = table(CUR_LABELS, CUR_CLASSES, 'current');
-    const hist = table(HIST_LABELS, HIST_CLASSES, 'history');
+    // On a node of a cluster: every node's services, a Node column and a
+    // node filter. The other nodes' rows come from S.remote.
+    const cl = S.stats && S.stats.cluster;
+    const selfNode = () => (S.stats && S.stats.cluster ? S.stats.cluster.node : '');
+    const nodeOf = (v) => (v.remote ? v.node : selfNode());
+    const withNode = (l, x) => (cl ? [...l, x] : l);
+    const makeN = (make) => (svc) => {
+      const tr = make(svc);
+      if (cl) tr.append(h('td', { 'data-label': 'Node', class: 'node mono' }));
+      return tr;
+    };
+    const fillN = (fill) => (tr, svc) => {
+      fill(tr, svc);
+      if (cl) setText(tr.lastChild, nodeOf(svc) + (svc.remote ? '' : ' (this node)'));
+    };
+    const nodeSel = h('select', { 'aria-label': 'Node', id: 'node-filter' });
+    nodeSel.addEventListener('change', () => { S.nodeFilter = nodeSel.value; schedule(); });
+    let nodeOpts = '';
+    const cur = table(withNode(CUR_LABELS, 'Node'), withNode(CUR_CLASSES, 'node'), 'current');
+    const hist = table(withNode(HIST_LABELS, 'Node'), withNode(HIST_CLASSES, 'node'), 'history');
     const curCount = h('span', { class: 'count' });
     const histCount = h('span', { class: 'count' });
     const curEmpty = h('div', { class: 'empty' }, 'No service reports to this monitor right now.');
@@ -433,16 +481,31 @@
     main.append(
       h('h1', null, 'Services'),
       h('div', { class: 'tiles' }, Object.values(tiles).map((t) => t.el)),
-      h('div', { class: 'toolbar' }, search),
+      h('div', { class: 'toolbar' }, search, cl ? nodeSel : null),
       h('h2', null, 'Current', curCount), cur.el, curEmpty,
       h('h2', null, 'History', histCount), hist.el, histEmpty, h('div', { class: 'toolbar' }, more),
     );
+    if (cl) loadRemote();
     return {
       name: 'services',
       update() {
         if (!S.loaded) return;
         const q = S.filter.trim().toLowerCase();
-        const all = [...S.services.values()];
+        let all = [...S.services.values()];
+        let ended = [...S.history.values()];
+        if (cl) {
+          const names = new Set([selfNode(), ...((S.stats.cluster && S.stats.cluster.nodes) || []).map((n) => n.id), ...S.remote.map((v) => v.node)]);
+          const ids = [...names].sort();
+          if (ids.join('\n') !== nodeOpts) {
+            nodeOpts = ids.join('\n');
+            nodeSel.replaceChildren(h('option', { value: '' }, 'All nodes'), ...ids.map((id) => h('option', { value: id }, id)));
+            nodeSel.value = S.nodeFilter;
+          }
+          const nf = S.nodeFilter;
+          const inNode = (v) => !nf || nodeOf(v) === nf;
+          all = [...all, ...S.remote.filter((v) => v.current)].filter(inNode);
+          ended = [...ended, ...S.remote.filter((v) => !v.current)].filter(inNode);
+        }
         const counts = { 1: 0, 2: 0, 3: 0, other: 0 };
         for (const v of all) {
           if (v.state >= 1 && v.state <= 3) counts[v.state]++;
@@ -453,22 +516,22 @@
         setText(tiles.starting.v, int(counts[1]));
         setText(tiles.stopping.v, int(counts[3]));
         setText(tiles.other.v, int(counts.other));
-        setText(tiles.history.v, int(S.history.size));
+        setText(tiles.history.v, int(ended.length));
         let timedOut = 0;
-        for (const v of S.history.values()) if (v.end_reason === 'timed out') timedOut++;
+        for (const v of ended) if (v.end_reason === 'timed out') timedOut++;
         setText(tiles.timeouts.v, int(timedOut));
         const shown = all.filter((v) => matches(v, q));
-        shown.sort((a, b) => (a.name || '').localeCompare(b.name || '') || a.uid - b.uid);
-        syncRows(cur.tbody, shown, (v) => v.uid, makeCurrentRow, fillCurrentRow);
+        shown.sort((a, b) => (a.name || '').localeCompare(b.name || '') || nodeOf(a).localeCompare(nodeOf(b)) || a.uid - b.uid);
+        syncRows(cur.tbody, shown, rowKey, makeN(makeCurrentRow), fillN(fillCurrentRow));
         setText(curCount, q ? `${shown.length} of ${all.length}` : String(all.length));
         cur.el.hidden = shown.length === 0;
         curEmpty.hidden = shown.length > 0;
         setText(curEmpty, all.length ? 'No current service matches the filter.' : 'No service reports to this monitor right now.');
 
-        const hs = [...S.history.values()].filter((v) => matches(v, q));
+        const hs = ended.filter((v) => matches(v, q));
         hs.sort((a, b) => tms(b.ended) - tms(a.ended) || b.uid - a.uid);
         const hshown = S.showAllHistory ? hs : hs.slice(0, HISTORY_SHOWN);
-        syncRows(hist.tbody, hshown, (v) => v.uid, makeHistoryRow, fillHistoryRow);
+        syncRows(hist.tbody, hshown, rowKey, makeN(makeHistoryRow), fillN(fillHistoryRow));
         setText(histCount, hshown.length < hs.length ? `latest ${hshown.length} of ${hs.length}` : String(hs.length));
         hist.el.hidden = hs.length === 0;
         histEmpty.hidden = hs.length > 0;
@@ -764,7 +827,8 @@
   function daemonPage(main) {
     const cards = h('div', { class: 'cards' });
     const flowsBox = h('div');
-    main.append(h('h1', null, 'Daemon'), cards, h('h2', null, 'Data flows'), flowsBox);
+    const clusterBox = h('div', { id: 'cluster' }); // stkd --cluster only
+    main.append(h('h1', null, 'Daemon'), cards, clusterBox, h('h2', null, 'Data flows'), flowsBox);
     const FL = ['Flow', 'Address', 'Seq in', 'Seq out', 'Bytes in', 'Bytes out', 'Dropped', 'Connections'];
     const FC = ['lead', 'mono', 'r num', 'r num', 'r num', 'r num', 'r num', 'r num'];
     const ft = table(FL, FC, 'flows');
@@ -800,6 +864,46 @@
           ['Lookups', int(n.lookups)], ['Subscribes', int(n.subscribes)], ['Answers', int(n.answers)],
           ['Keep-alives', int(n.keepalives)], ['Rejected', int(n.rejected)],
         ]) : h('div', { class: 'empty' }, 'Not running.')));
+        const c = st.cluster;
+        if (c) {
+          const answering = c.endpoints.filter((e) => e.ok).map((e) => e.url + (e.leader ? ' (leader)' : ''));
+          list.push(card('Cluster', kv([
+            ['Node', c.node, 'mono'],
+            ['State', c.connected ? 'connected' : 'partitioned' + (c.partitioned_since ? ' since ' + when(c.partitioned_since) + ' (' + ago(c.partitioned_since) + ')' : ''), c.connected ? 'ok' : 'bad'],
+            ['etcd answering', answering.length ? answering.join(', ') : 'none'],
+            ['Last error', c.last_error || '—'],
+            ['Lease', (c.lease || '—') + ' · TTL ' + dur(c.lease_ttl_ms)],
+            ['Last contact', ago(c.last_contact)], ['Last re-sync', when(c.last_resync)],
+            ['Names', int(c.local_names) + ' here · ' + int(c.remote_names) + ' of other nodes'],
+            ['Services', int(c.services_published) + ' published · ' + int(c.remote_services) + ' of other nodes'],
+            ['Puts / deletes', int(c.puts) + ' / ' + int(c.deletes) + ' (' + int(c.txns) + ' txns)'],
+            ['Watch events', int(c.watch_events) + ' (' + int(c.applied) + ' applied)'],
+            ['Re-syncs / errors', int(c.resyncs) + ' / ' + int(c.errors)],
+            ['Lag', dur(c.lag_ms) + ' (max ' + dur(c.max_lag_ms) + ')'],
+          ])));
+          const nt = table(['Node', 'Host', 'Started', 'Last sync'], ['lead mono', 'mono', 'num', 'num'], 'cluster-nodes');
+          for (const n of c.nodes) {
+            const tr = h('tr', { 'data-node': n.id });
+            cells(tr, ['Node', 'Host', 'Started', 'Last sync'], ['lead mono', 'mono', 'num', 'num']);
+            setText(tr.children[0], n.id + (n.self ? ' (this node)' : ''));
+            setText(tr.children[1], n.host || '—');
+            setText(tr.children[2], when(n.started));
+            setText(tr.children[3], ago(n.last_sync));
+            nt.tbody.append(tr);
+          }
+          const et = table(['etcd endpoint', 'Answers', 'Version', 'Checked'], ['lead mono', '', '', 'num'], 'cluster-endpoints');
+          for (const e of c.endpoints) {
+            const tr = h('tr');
+            cells(tr, ['etcd endpoint', 'Answers', 'Version', 'Checked'], ['lead mono', '', '', 'num']);
+            setText(tr.children[0], e.url);
+            setText(tr.children[1], e.ok ? (e.leader ? 'yes · leader' : 'yes') : 'no' + (e.error ? ': ' + e.error : ''));
+            setClass(tr.children[1], e.ok ? 'ok' : 'bad');
+            setText(tr.children[2], e.version || '—');
+            setText(tr.children[3], ago(e.checked));
+            et.tbody.append(tr);
+          }
+          clusterBox.replaceChildren(h('h2', null, 'Cluster nodes'), nt.el, h('h2', null, 'etcd endpoints'), et.el);
+        }
         list.push(card('Status UI', kv([
           ['Live streams', int(st.http.stream_clients)], ['Dropped (slow)', int(st.http.stream_dropped)],
           ['Resets', int(st.http.stream_resets)], ['Events sent', int(st.http.events_sent)],
