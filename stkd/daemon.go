@@ -34,6 +34,10 @@ type daemon struct {
 	ui      *httpd.Server
 	uiDone  chan error
 
+	// clusterSvcs publishes the monitor's services to the cluster (nil
+	// without --cluster or a monitor).
+	clusterSvcs *cluster.Services
+
 	closeOnce sync.Once
 	closeErr  error
 
@@ -129,6 +133,9 @@ func start(c config, log *slog.Logger) (d *daemon, err error) {
 			return nil, err
 		}
 	}
+	if err := d.startClusterServices(); err != nil {
+		return nil, err
+	}
 	if c.steps {
 		if err := d.startSteps(c, log.With("component", "steps")); err != nil {
 			return nil, err
@@ -161,6 +168,9 @@ func (d *daemon) startUI(addr string, sec httpd.Config, tlsCfg *tls.Config, log 
 		cfg.Names = d.names
 	}
 	cfg.Steps = d.steps
+	if d.cluster != nil {
+		cfg.Cluster = clusterUI{d.cluster, d.clusterSvcs}
+	}
 	ui, err := httpd.New(cfg)
 	if err != nil {
 		return err
@@ -254,6 +264,9 @@ func (d *daemon) closeAll() error {
 	}
 	if d.steps != nil {
 		errs = append(errs, d.steps.Close())
+	}
+	if d.clusterSvcs != nil { // before the monitor and the node it reads and writes through
+		errs = append(errs, d.clusterSvcs.Close())
 	}
 	if d.monitor != nil {
 		errs = append(errs, d.monitor.Close())
