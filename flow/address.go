@@ -214,10 +214,11 @@ func (a Address) WithDefaults(host string, port uint16) Address {
 //
 // A "tls:" address is refused: connecting to it in plain TCP would send in
 // clear what its user meant to protect. Code that does speak TLS (the name
-// service's client, so far) calls HostAddrPort and sets up TLS itself.
+// service's client, the smartbeat sender, DialTCP and ListenTLS with
+// Options.TLS) calls HostAddrPort and sets up TLS itself.
 func (a Address) AddrPort() (netip.AddrPort, error) {
 	if a.TLS {
-		return netip.AddrPort{}, fmt.Errorf("flow: address %v: TLS is supported by the name service only (-R / --name-server, stkd --names-tls); give this one as tcp:", a)
+		return netip.AddrPort{}, fmt.Errorf("flow: address %v: TLS is not supported here, only for the name server (-R / --name-server, stkd --names-tls) and the monitor (stkd --monitor-tls); give this one as tcp:", a)
 	}
 	return a.HostAddrPort()
 }

@@ -158,7 +158,7 @@ func TestTLSAddressIsNotPlainTCP(t *testing.T) {
 	if err != nil || !a.TLS {
 		t.Fatalf("ParseAddress: %+v, %v", a, err)
 	}
-	if _, err := a.AddrPort(); err == nil || !strings.Contains(err.Error(), "TLS is supported by the name service only") {
+	if _, err := a.AddrPort(); err == nil || !strings.Contains(err.Error(), "TLS is not supported here") {
 		t.Fatalf("AddrPort of a tls: address: %v, want a refusal", err)
 	}
 	if ap, err := a.HostAddrPort(); err != nil || ap.String() != "127.0.0.1:20012" {
