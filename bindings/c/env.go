@@ -16,6 +16,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/stk-go/stk"
 	"github.com/stk-go/stk/flow"
 	"github.com/stk-go/stk/internal/cli"
 	"github.com/stk-go/stk/namesvc"
@@ -24,7 +25,7 @@ import (
 
 // Defaults of stk_options.
 const (
-	defaultNameServer   = "tcp:127.0.0.1:20002"
+	defaultNameServer   = stk.DefaultNameServer
 	defaultMonitor      = "tcp:127.0.0.1:20001"
 	defaultRegisterWait = 5 * time.Second
 )
@@ -51,22 +52,22 @@ func newLogger(level C.int) *slog.Logger {
 	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: l}))
 }
 
-// env is an stk_env: the name-server client (dialled on first use), the
-// smartbeat sender of its services and the objects made from it.
+// env is an stk_env: an stk.Env (connected to the name server on first
+// use, so that an env used without names never dials it), the smartbeat
+// sender of its services and the objects made from it.
 type env struct {
-	h          uint64
-	nameServer flow.Address
-	nsString   string
-	monitor    string
-	group      string
-	token      string // shown to the name server, "" for none
-	lookupExp  time.Duration
-	log        *slog.Logger
-	sender     *smartbeat.Sender
+	h         uint64
+	nsString  string
+	monitor   string
+	group     string
+	token     string // shown to the name server, "" for none
+	lookupExp time.Duration
+	log       *slog.Logger
+	sender    *smartbeat.Sender
 
 	mu       sync.Mutex
 	closed   bool
-	client   *namesvc.Client
+	senv     *stk.Env
 	children map[uint64]object
 	// pending counts closes running in the background (an object destroyed
 	// from its own callback); destroy waits for them. Not a WaitGroup: one
@@ -140,7 +141,6 @@ func stkgo_env_create(o *C.stk_options, envToken *C.char, out *C.uint64_t) C.int
 	if err != nil {
 		return failf(eAddr, "stk_env_create: name_server %q: %v", e.nsString, err)
 	}
-	e.nameServer = a.WithDefaults(namesvc.DefaultHost, namesvc.DefaultPort)
 	if e.monitor != "" {
 		if _, err := flow.ParseAddress(e.monitor); err != nil {
 			return failf(eAddr, "stk_env_create: monitor %q: %v", e.monitor, err)
@@ -159,23 +159,32 @@ func stkgo_env_create(o *C.stk_options, envToken *C.char, out *C.uint64_t) C.int
 	return eOK
 }
 
-// names returns the env's name-server client, dialling it on first use.
-func (e *env) names() (*namesvc.Client, error) {
+// stk returns the env's stk.Env, connecting it on first use.
+func (e *env) stk() (*stk.Env, error) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if e.closed {
 		return nil, errorf(eClosed, "the env is destroyed")
 	}
-	if e.client == nil {
-		c, err := namesvc.DialAddress(e.nameServer, namesvc.ClientOptions{
+	if e.senv == nil {
+		se, err := stk.Connect(e.nsString, stk.Options{
 			Group: e.group, LookupExpiration: e.lookupExp, Logger: e.log, Token: e.token,
 		})
 		if err != nil {
-			return nil, errorf(eNet, "name server %s: %v", e.nsString, err)
+			return nil, errorf(eNet, "%v", err)
 		}
-		e.client = c
+		e.senv = se
 	}
-	return e.client, nil
+	return e.senv, nil
+}
+
+// names returns the env's name-server client (stk_name_* work on it).
+func (e *env) names() (*namesvc.Client, error) {
+	se, err := e.stk()
+	if err != nil {
+		return nil, err
+	}
+	return se.Names(), nil
 }
 
 // adopt records a child object, or refuses it when the env is closed (the
@@ -238,7 +247,7 @@ func (e *env) destroy() error {
 	e.closed = true
 	children := e.children
 	e.children = nil
-	client := e.client
+	senv := e.senv
 	e.mu.Unlock()
 	var errs []error
 	for h, o := range children {
@@ -251,8 +260,8 @@ func (e *env) destroy() error {
 		e.idle.Wait()
 	}
 	e.mu.Unlock()
-	if client != nil {
-		errs = append(errs, client.Close())
+	if senv != nil {
+		errs = append(errs, senv.Close())
 	}
 	errs = append(errs, e.sender.Close())
 	return errors.Join(errs...)
@@ -279,16 +288,16 @@ func stkgo_env_wait_name_server(h C.uint64_t, timeoutMS C.int) C.int {
 	if !ok {
 		return failf(eHandle, "stk_env_wait_name_server: no env %d", h)
 	}
-	c, err := e.names()
+	se, err := e.stk()
 	if err != nil {
 		return fail(err)
 	}
-	if c.Connected() {
+	if se.Connected() {
 		return eOK // also for timeout 0, where WaitConnected could pick the expired context
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), waitDuration(timeoutMS, defaultRegisterWait))
 	defer cancel()
-	if err := c.WaitConnected(ctx); err != nil {
+	if err := se.WaitConnected(ctx); err != nil {
 		return failf(eTimedOut, "no connection to the name server at %s (is stkd running?)", e.nsString)
 	}
 	return eOK

@@ -15,6 +15,7 @@ import (
 	"syscall"
 	"unsafe"
 
+	"github.com/stk-go/stk"
 	"github.com/stk-go/stk/flow"
 	"github.com/stk-go/stk/namesvc"
 	"github.com/stk-go/stk/seq"
@@ -66,7 +67,7 @@ func codeOf(err error) C.int {
 		return eTimedOut
 	case errors.Is(err, namesvc.ErrNotFound):
 		return eNotFound
-	case errors.Is(err, flow.ErrClosed), errors.Is(err, namesvc.ErrClosed),
+	case errors.Is(err, flow.ErrClosed), errors.Is(err, namesvc.ErrClosed), errors.Is(err, stk.ErrClosed),
 		errors.Is(err, smartbeat.ErrServiceClosed), errors.Is(err, smartbeat.ErrSenderClosed):
 		return eClosed
 	case errors.Is(err, flow.ErrQueueFull), errors.Is(err, flow.ErrSlowConsumer), errors.Is(err, flow.ErrNotConnected):

@@ -12,11 +12,13 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"net"
 	"net/netip"
 	"sync"
 	"time"
 	"unsafe"
 
+	"github.com/stk-go/stk"
 	"github.com/stk-go/stk/flow"
 	"github.com/stk-go/stk/namesvc"
 	"github.com/stk-go/stk/seq"
@@ -26,14 +28,13 @@ import (
 // gives a negative one (the Go publish example's default).
 const defaultLinger = 5
 
-// publisher is an stk_publisher: a TCP server flow, registered under a name.
+// publisher is an stk_publisher: an stk.Publisher over TCP, registered
+// under a name or not.
 type publisher struct {
-	h      uint64
-	env    *env
-	srv    *flow.TCPServer
-	name   string // "" when not registered
-	client *namesvc.Client
-	pool   sync.Pool // *outSeq
+	h    uint64
+	env  *env
+	pub  *stk.Publisher
+	pool sync.Pool // *outSeq
 }
 
 // putObject stores o under h and records it in e; if e was destroyed
@@ -71,7 +72,7 @@ func stkgo_publisher_create(envH C.uint64_t, cname, caddress *C.char, linger C.i
 	if err != nil {
 		return failf(eAddr, "stk_publisher_create: address %q: %v", addrStr, err)
 	}
-	var name string
+	name := "publisher" // labels the log lines of an unregistered one
 	if cname != nil {
 		name = C.GoString(cname)
 		if name == "" || len(name) > namesvc.MaxNameLen {
@@ -81,22 +82,39 @@ func stkgo_publisher_create(envH C.uint64_t, cname, caddress *C.char, linger C.i
 	if linger < 0 {
 		linger = defaultLinger
 	}
-	label := name
-	if label == "" {
-		label = "publisher"
-	}
-	srv, err := flow.ListenTCP(ap.String(), flow.Options{Logger: e.log, Name: label})
+	se, err := e.stk()
 	if err != nil {
+		return fail(err)
+	}
+	opts := stk.PublishOptions{
+		Listen:       "tcp:" + ap.String(),
+		Linger:       time.Duration(linger) * time.Second,
+		KeepOnClose:  true, // stk.h: the name server keeps it for its linger
+		Unregistered: cname == nil,
+		RegisterWait: defaultRegisterWait,
+	}
+	if linger == 0 {
+		opts.Linger = -1 // stk's 0 is its default
+	}
+	pub, err := se.Publish(name, opts)
+	var op *net.OpError
+	switch {
+	case errors.As(err, &op):
 		return failf(eNet, "stk_publisher_create: %v", err)
+	case errors.Is(err, context.DeadlineExceeded):
+		return failf(eTimedOut, "stk_publisher_create: %v", err)
+	case err != nil:
+		return fail(fmt.Errorf("stk_publisher_create: %w", err))
 	}
-	p := &publisher{env: e, srv: srv}
+	if cname != nil {
+		// The message C programs and tests know (stkgo registered, then
+		// logged); the address is the one registered: on 0.0.0.0 the
+		// interface toward the name server (flow.AdvertiseIP).
+		e.log.Info("registering the publisher", "name", name, "address", pub.Addr().String(),
+			"listen", pub.LocalAddr(), "name_server", e.nsString)
+	}
+	p := &publisher{env: e, pub: pub}
 	p.pool.New = func() any { return new(outSeq) }
-	if name != "" {
-		if code := p.register(name, time.Duration(linger)*time.Second); code != eOK {
-			srv.Close()
-			return code
-		}
-	}
 	p.h = newHandle()
 	if !putObject(e, p.h, p) {
 		return failf(eClosed, "stk_publisher_create: the env is destroyed")
@@ -105,44 +123,8 @@ func stkgo_publisher_create(envH C.uint64_t, cname, caddress *C.char, linger C.i
 	return eOK
 }
 
-// register registers the publisher's address under name and waits for the
-// confirmation. Subscribers cannot connect to an unspecified listening IP
-// (0.0.0.0): the address of this host's interface toward the name server,
-// where the subscribers who find the name come from, is registered instead
-// (flow.AdvertiseIP).
-func (p *publisher) register(name string, linger time.Duration) C.int {
-	c, err := p.env.names()
-	if err != nil {
-		return fail(err)
-	}
-	reg := flow.AdvertiseAddr(p.srv.LocalAddr(), c.ServerAddr().Addr())
-	p.env.log.Info("registering the publisher", "name", name, "address", "tcp:"+reg.String(),
-		"listen", p.srv.LocalAddr(), "name_server", p.env.nsString)
-	ctx, cancel := context.WithTimeout(context.Background(), defaultRegisterWait)
-	defer cancel()
-	err = c.Register(ctx, namesvc.Info{
-		Name:      name,
-		Addresses: []namesvc.Endpoint{{Protocol: "tcp", Addr: reg}},
-		Linger:    linger,
-		FT:        namesvc.FTActive,
-	})
-	if err != nil {
-		c.Unregister(name, "")
-		if errors.Is(err, context.DeadlineExceeded) {
-			return failf(eTimedOut, "stk_publisher_create: the name server at %s did not confirm the registration of %q within %v (is stkd running?)",
-				p.env.nsString, name, defaultRegisterWait)
-		}
-		return fail(fmt.Errorf("stk_publisher_create: register %q: %w", name, err))
-	}
-	p.name, p.client = name, c
-	return eOK
-}
-
 func (p *publisher) destroy() error {
-	if p.client != nil {
-		p.client.Unregister(p.name, "")
-	}
-	err := p.srv.Close()
+	err := p.pub.Close()
 	p.env.forget(p.h)
 	return err
 }
@@ -168,7 +150,7 @@ func stkgo_publisher_address(h C.uint64_t, buf *C.char, n C.size_t) C.int {
 	if buf == nil {
 		return failf(eInval, "stk_publisher_address: buf is NULL")
 	}
-	s := "tcp:" + p.srv.LocalAddr().String()
+	s := "tcp:" + p.pub.LocalAddr().String()
 	if uint64(len(s)) >= uint64(n) {
 		return failf(eRange, "stk_publisher_address: %q needs %d bytes, buf has %d", s, len(s)+1, n)
 	}
@@ -184,12 +166,12 @@ func stkgo_publisher_subscribers(h C.uint64_t) C.int {
 	if !ok {
 		return failf(eHandle, "stk_publisher_subscribers: no publisher %d", h)
 	}
-	return C.int(p.srv.Conns())
+	return C.int(p.pub.Subscribers())
 }
 
 // send sends o and puts it back in the pool.
 func (p *publisher) send(o *outSeq) C.int {
-	err := p.srv.Send(&o.s)
+	err := p.pub.Send(&o.s)
 	o.reset()
 	p.pool.Put(o)
 	if err != nil {
@@ -250,7 +232,7 @@ func stkgo_publisher_send_data_batch(h C.uint64_t, id C.uint64_t, name *C.char, 
 	for i, l := range unsafe.Slice(lens, int(n)) {
 		o.s.Elements = append(o.s.Elements[:0], seq.Element{UserType: uint64(ut), Data: cBytes(unsafe.Add(data, off), l)})
 		off += uintptr(l)
-		err := p.srv.Send(&o.s)
+		err := p.pub.Send(&o.s)
 		switch {
 		case err == nil:
 		case codeOf(err) == eQueueFull:
@@ -274,7 +256,7 @@ func stkgo_publisher_stats(h C.uint64_t, st *C.stk_flow_stats) C.int {
 	if st == nil {
 		return failf(eInval, "stk_publisher_stats: stats is NULL")
 	}
-	fillStats(st, p.srv.Stats())
+	fillStats(st, p.pub.Stats())
 	return eOK
 }
 

@@ -10,117 +10,75 @@ import "C"
 import (
 	"errors"
 	"fmt"
-	"net/netip"
-	"sync"
 
+	"github.com/stk-go/stk"
 	"github.com/stk-go/stk/flow"
 	"github.com/stk-go/stk/namesvc"
 	"github.com/stk-go/stk/seq"
 )
 
-// subscriber is an stk_subscriber: one TCP client flow per publisher
-// address, found by a name subscription or given directly.
+// subscriber is an stk_subscriber: an stk.Subscription, by name or to one
+// address, whose sequences are copied into a C sequence for the callback.
 type subscriber struct {
 	h        uint64
 	env      *env // nil for stk_subscriber_connect without env
 	cb, user C.uintptr_t
 	gate     *gate
-
-	mu     sync.Mutex
-	closed bool
-	flows  map[netip.AddrPort]*subFlow
-	sub    *namesvc.Subscription
-}
-
-// subFlow is one connection and the C sequence its sequences are copied
-// into (its handler runs on one goroutine at a time).
-type subFlow struct {
-	f  *flow.TCPClient
+	sub      *stk.Subscription
+	// in is the C sequence handed to the callback: stk calls the handler
+	// one sequence at a time per subscription, so one is enough.
 	in *inSeq
 }
 
 func newSubscriber(e *env, cb, user C.uintptr_t) *subscriber {
-	s := &subscriber{env: e, cb: cb, user: user, flows: map[netip.AddrPort]*subFlow{}}
+	s := &subscriber{env: e, cb: cb, user: user, in: newInSeq()}
 	s.h = newHandle()
 	s.gate = newGate(s.h)
 	return s
 }
 
-// dial connects to a publisher unless already connected there (the flow
-// reconnects by itself). Called from name-service callbacks: no waiting.
-func (s *subscriber) dial(addr netip.AddrPort) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.closed || s.flows[addr] != nil {
-		return nil
-	}
-	sf := &subFlow{in: newInSeq()}
-	f, err := flow.DialTCP(addr.String(), flow.Options{
-		Logger:  s.env.logger(),
-		Name:    "subscriber",
-		Handler: func(_ flow.Peer, q *seq.Sequence) { s.handle(sf, q) },
-	})
-	if err != nil {
-		sf.in.free()
-		return err
-	}
-	sf.f = f
-	s.flows[addr] = sf
-	return nil
-}
-
 // handle passes a received sequence to the C callback.
-func (s *subscriber) handle(sf *subFlow, q *seq.Sequence) {
+func (s *subscriber) handle(q *seq.Sequence) {
 	if !s.gate.enter() {
 		return
 	}
-	if sf.in.fill(q) {
-		C.stk__call_seq(s.cb, s.user, C.uint64_t(s.h), sf.in.cs)
+	if s.in.fill(q) {
+		C.stk__call_seq(s.cb, s.user, C.uint64_t(s.h), s.in.cs)
 	} else {
 		s.env.logger().Error("out of memory: received sequence dropped", "size", q.Size())
 	}
 	s.gate.exit()
 }
 
-// connect dials the TCP addresses of a registration (subscription callback).
-func (s *subscriber) connect(info namesvc.Info) {
-	for _, ep := range info.Addresses {
-		if ep.Protocol != "" && ep.Protocol != "tcp" {
-			s.env.logger().Warn("subscriber: ignoring a non-TCP address; the C binding receives over TCP", "name", info.Name, "address", ep.String())
-			continue
-		}
-		if err := s.dial(ep.Addr); err != nil {
-			s.env.logger().Error("subscriber: cannot connect", "name", info.Name, "address", ep.String(), "err", err)
-		}
+// options are the stk options of the env's subscriptions: TCP only, as
+// stk.h says, and the env's logger.
+func (s *subscriber) options() stk.SubscribeOptions {
+	return stk.SubscribeOptions{Protocols: []string{"tcp"}, Logger: s.env.logger(), OnEndpoint: s.endpoint}
+}
+
+// endpoint logs what the C binding's callers are told of its addresses.
+func (s *subscriber) endpoint(ev stk.EndpointEvent) {
+	switch ev.Kind {
+	case stk.EndpointSkipped:
+		s.env.logger().Warn("subscriber: ignoring a non-TCP address; the C binding receives over TCP", "name", ev.Name, "address", ev.Endpoint.String())
+	case stk.EndpointFailed:
+		s.env.logger().Error("subscriber: cannot connect", "name", ev.Name, "address", ev.Endpoint.String(), "err", ev.Err)
+	case stk.EndpointTooMany:
+		s.env.logger().Warn("subscriber: too many addresses; ignoring this one", "name", ev.Name, "address", ev.Endpoint.String(), "max", stk.DefaultMaxEndpoints)
 	}
 }
 
 func (s *subscriber) destroy() error {
-	s.mu.Lock()
-	s.closed = true
-	flows := s.flows
-	sub := s.sub
-	s.mu.Unlock()
-	if sub != nil {
-		sub.Unsubscribe()
-	}
-	// The C sequences are freed once no callback uses them; a flow's own
-	// goroutine cannot wait for its Close, so from a callback the flows
-	// close in the background.
-	self := s.gate.close(func() {
-		for _, sf := range flows {
-			sf.in.free()
+	// The C sequence is freed once no callback uses it; a flow's own
+	// goroutine cannot wait for the subscription's Close, so from a
+	// callback it closes in the background.
+	self := s.gate.close(s.in.free)
+	if s.sub != nil {
+		if self {
+			s.env.goAsync(func() { s.sub.Close() })
+		} else {
+			s.sub.Close()
 		}
-	})
-	closeFlows := func() {
-		for _, sf := range flows {
-			sf.f.Close()
-		}
-	}
-	if self {
-		s.env.goAsync(closeFlows)
-	} else {
-		closeFlows()
 	}
 	s.env.forget(s.h)
 	return nil
@@ -147,19 +105,15 @@ func stkgo_subscriber_create(envH C.uint64_t, cname *C.char, cb, user C.uintptr_
 	if name == "" || len(name) > namesvc.MaxNameLen {
 		return failf(eInval, "stk_subscriber_create: the name must have 1 to %d bytes", namesvc.MaxNameLen)
 	}
-	c, err := e.names()
+	se, err := e.stk()
 	if err != nil {
 		return fail(err)
 	}
 	s := newSubscriber(e, cb, user)
-	sub, err := c.Subscribe(name, namesvc.SubscribeOptions{}, s.connect)
-	if err != nil {
+	if s.sub, err = se.Subscribe(name, s.handle, s.options()); err != nil {
 		s.destroy()
 		return failAs(eInval, fmt.Errorf("stk_subscriber_create: %w", err))
 	}
-	s.mu.Lock()
-	s.sub = sub
-	s.mu.Unlock()
 	if !putObject(e, s.h, s) {
 		return failf(eClosed, "stk_subscriber_create: the env is destroyed")
 	}
@@ -178,18 +132,14 @@ func stkgo_subscriber_connect(envH C.uint64_t, caddr *C.char, cb, user C.uintptr
 	}
 	addrStr := goString(caddr, "")
 	a, err := flow.ParseAddress(addrStr)
-	if err == nil && (a.Lookup != "" || a.Protocol != flow.TCP || a.Port == 0) {
+	if err == nil && (a.Lookup != "" || a.Protocol != flow.TCP || a.TLS || a.Port == 0) {
 		err = errors.New("want [tcp:]ip:port")
-	}
-	var ap netip.AddrPort
-	if err == nil {
-		ap, err = a.WithDefaults("127.0.0.1", 0).AddrPort()
 	}
 	if err != nil {
 		return failf(eAddr, "stk_subscriber_connect: address %q: %v", addrStr, err)
 	}
 	s := newSubscriber(e, cb, user)
-	if err := s.dial(ap); err != nil {
+	if s.sub, err = stk.SubscribeAddress(addrStr, s.handle, s.options()); err != nil {
 		s.destroy()
 		return failf(eNet, "stk_subscriber_connect: %v", err)
 	}
@@ -211,20 +161,7 @@ func stkgo_subscriber_stats(h C.uint64_t, st *C.stk_flow_stats) C.int {
 	if st == nil {
 		return failf(eInval, "stk_subscriber_stats: stats is NULL")
 	}
-	var sum flow.Stats
-	s.mu.Lock()
-	for _, sf := range s.flows {
-		fs := sf.f.Stats()
-		sum.SequencesIn += fs.SequencesIn
-		sum.SequencesOut += fs.SequencesOut
-		sum.BytesIn += fs.BytesIn
-		sum.BytesOut += fs.BytesOut
-		sum.Dropped += fs.Dropped
-		sum.Reconnects += fs.Reconnects
-		sum.Connections += fs.Connections
-	}
-	s.mu.Unlock()
-	fillStats(st, sum)
+	fillStats(st, s.sub.Stats())
 	return eOK
 }
 
