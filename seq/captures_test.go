@@ -1,11 +1,5 @@
 package seq
 
-// Golden tests against the C captures in testdata/captures (docs/protocol.md
-// §11): every TCP frame and STK-UDP datagram the C programs sent must decode
-// to the fields the annotated dumps of the C reference documented (their
-// values are written out in the tests below) and re-encode to the very same
-// bytes.
-
 import (
 	"bufio"
 	"bytes"
@@ -16,7 +10,6 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
-	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -25,17 +18,21 @@ import (
 	"github.com/stk-go/stk/internal/pcap"
 )
 
+// Golden tests against the C captures in testdata/captures (docs/protocol.md
+// §11): every TCP frame and STK-UDP datagram the C programs sent must decode
+// to the fields the annotated dumps of the C reference documented (their
+// values are written out in the tests below) and re-encode to the very same
+// bytes. This file reads the captures and their index and checks the whole
+// of them; the per-transport golden tests are in tcp_test.go and
+// udp_test.go.
+
 const captureDir = "../testdata/captures"
 
 // captureIndexFile holds the "Message index" tables of the annotated dumps,
 // one documented message a line.
 const captureIndexFile = "testdata/golden/capture_index.txt"
 
-// rawUDPPort is the data port of capture 10, the only one carrying raw UDP.
-const rawUDPPort = 29312
-
 var captureCache sync.Map // file name -> []pcap.Packet
-
 func readCapture(t testing.TB, nn string) []pcap.Packet {
 	t.Helper()
 	files, err := filepath.Glob(filepath.Join(captureDir, nn+"_*.pcap"))
@@ -61,122 +58,6 @@ func captureStreams(t testing.TB, nn string) []pcap.Stream {
 // captureUDP returns the UDP packets of capture nn.
 func captureUDP(t testing.TB, nn string) []pcap.Packet {
 	return pcap.UDP(readCapture(t, nn))
-}
-
-func isRawUDP(nn string, p pcap.Packet) bool {
-	return nn == "10" && p.Dst.Port() == rawUDPPort
-}
-
-// tcpFrames cuts a whole TCP stream into frames with DecodeTCP and fails
-// unless every byte belongs to a frame.
-func tcpFrames(t testing.TB, data []byte) [][]byte {
-	t.Helper()
-	var frames [][]byte
-	var s Sequence
-	for off := 0; off < len(data); {
-		n, need, err := DecodeTCP(&s, data[off:], 0)
-		if err != nil || n <= 0 || need != 0 {
-			t.Fatalf("stream offset %d of %d: DecodeTCP = %d, %d, %v", off, len(data), n, need, err)
-		}
-		frames = append(frames, data[off:off+n])
-		off += n
-	}
-	return frames
-}
-
-// streamDecode feeds data to DecodeTCP in chunks of the given size, the way a
-// connection reader would, honouring need, and returns the frames decoded.
-func streamDecode(t testing.TB, data []byte, chunk int) [][]byte {
-	t.Helper()
-	var frames [][]byte
-	var s Sequence
-	buf := make([]byte, 0, 64)
-	need := 0
-	for off := 0; off < len(data); {
-		end := min(off+chunk, len(data))
-		buf = append(buf, data[off:end]...)
-		off = end
-		for len(buf) >= need && len(buf) > 0 {
-			n, nd, err := DecodeTCP(&s, buf, 0)
-			if err != nil {
-				t.Fatalf("chunk %d, stream offset %d: %v", chunk, off, err)
-			}
-			if n == 0 {
-				if nd <= len(buf) {
-					t.Fatalf("chunk %d: DecodeTCP of %d bytes gave n=0 need=%d", chunk, len(buf), nd)
-				}
-				need = nd
-				break
-			}
-			if n > len(buf) {
-				t.Fatalf("chunk %d: n=%d beyond the %d bytes given", chunk, n, len(buf))
-			}
-			frames = append(frames, bytes.Clone(buf[:n]))
-			buf = append(buf[:0], buf[n:]...)
-			need = 0
-		}
-	}
-	if len(buf) != 0 {
-		t.Fatalf("chunk %d: %d bytes left over", chunk, len(buf))
-	}
-	return frames
-}
-
-// udpInfo is what the dumps show of one STK-UDP datagram, read straight from
-// the bytes with the layout of docs/protocol.md §4 (independently of the codec).
-type udpInfo struct {
-	id           uint64
-	nfrag, idx   uint64
-	gen          uint16
-	uniqueID     uint32
-	typ          int // -1 unless fragment 0
-	name         string
-	hasName      bool
-	totalLen     uint64
-	nseg         int // segment headers in this datagram
-	segTypes     []uint64
-	segLens      []uint32
-	segOffsets   []uint32
-	trailingJunk int
-}
-
-func parseUDPInfo(t testing.TB, d []byte) udpInfo {
-	t.Helper()
-	le := binary.LittleEndian
-	if len(d) < 40 {
-		t.Fatalf("datagram of %d bytes", len(d))
-	}
-	in := udpInfo{
-		id: le.Uint64(d[0:]), nfrag: le.Uint64(d[8:]), idx: le.Uint64(d[16:]),
-		gen: le.Uint16(d[28:]), uniqueID: le.Uint32(d[32:]), typ: -1,
-	}
-	if le.Uint32(d[24:]) != 0 || le.Uint16(d[30:]) != 0 || le.Uint32(d[36:]) != 0 {
-		t.Fatalf("non-zero flags or padding in % x", d[:40])
-	}
-	off := 40
-	if in.idx == 0 {
-		in.totalLen = le.Uint64(d[40:])
-		in.typ = int(le.Uint16(d[48:]))
-		nl := int(le.Uint16(d[56:]))
-		in.hasName = nl > 0
-		if nl > 0 {
-			in.name = string(d[58 : 58+nl-1])
-			if d[58+nl-1] != 0 {
-				t.Fatalf("name %q without NUL", d[58:58+nl])
-			}
-		}
-		off = 58 + nl
-	}
-	for off+24 <= len(d) {
-		total, offset := le.Uint32(d[off+4:]), le.Uint32(d[off+8:])
-		in.segTypes = append(in.segTypes, le.Uint64(d[off+16:]))
-		in.segLens = append(in.segLens, total)
-		in.segOffsets = append(in.segOffsets, offset)
-		off += 24 + min(int(total-offset), len(d)-off-24)
-		in.nseg++
-	}
-	in.trailingJunk = len(d) - off
-	return in
 }
 
 // message is one TCP frame or UDP datagram of a capture.
@@ -254,7 +135,6 @@ func loadIndex(t testing.TB) (map[string][]documented, map[string]int) {
 	}
 	return indexRows, indexElide
 }
-
 func parseIndex(path string) (map[string][]documented, map[string]int, error) {
 	f, err := os.Open(path)
 	if err != nil {
@@ -416,189 +296,15 @@ func TestGoldenCaptureIndex(t *testing.T) {
 		})
 	}
 }
-
 func msgID(m *message) uint64 {
 	if m.proto == "UDP" {
 		return m.udp.id
 	}
 	return m.seq.ID
 }
-
 func isSmartbeat(m *message) bool {
 	return m.proto != "rawudp" && msgID(m) == IDSmartbeat
 }
-
-// TestGoldenTCPStreams decodes every TCP stream of every capture, whole and
-// in chunks as a connection reader would see it, and re-encodes every frame
-// to the captured bytes.
-func TestGoldenTCPStreams(t *testing.T) {
-	for _, nn := range allCaptures {
-		t.Run(nn, func(t *testing.T) {
-			frames := 0
-			for _, st := range captureStreams(t, nn) {
-				whole := tcpFrames(t, st.Data)
-				frames += len(whole)
-				var s Sequence // reused, as a connection reader would
-				var out []byte
-				for i, f := range whole {
-					n, need, err := DecodeTCP(&s, f, 0)
-					if n != len(f) || need != 0 || err != nil {
-						t.Fatalf("%v frame %d: DecodeTCP = %d, %d, %v", st.Src, i, n, need, err)
-					}
-					checkWellKnown(t, st, &s)
-					if s.Generation != 0 {
-						t.Errorf("TCP frame decoded with generation %d", s.Generation)
-					}
-					var err2 error
-					out, err2 = AppendTCP(out[:0], &s)
-					if len(s.Elements) > MaxElements {
-						if !errors.Is(err2, ErrTooManyElements) || len(out) != 0 {
-							t.Errorf("%v frame %d: AppendTCP of %d elements = %d bytes, %v; want ErrTooManyElements",
-								st.Src, i, len(s.Elements), len(out), err2)
-						}
-						continue
-					}
-					if err2 != nil || !bytes.Equal(out, f) {
-						t.Fatalf("%v -> %v frame %d (%v): AppendTCP = %v\n got % x\nwant % x", st.Src, st.Dst, i, &s, err2, out, f)
-					}
-					if TCPSize(&s) != len(f) {
-						t.Errorf("TCPSize = %d, frame is %d", TCPSize(&s), len(f))
-					}
-				}
-				if nn == "21" {
-					continue // its 300-element frame only ends at the end of the stream
-				}
-				for _, chunk := range []int{1, 7, 1448, 1 << 20} {
-					got := streamDecode(t, st.Data, chunk)
-					if len(got) != len(whole) {
-						t.Fatalf("chunk %d: %d frames, want %d", chunk, len(got), len(whole))
-					}
-					for i := range got {
-						if !bytes.Equal(got[i], whole[i]) {
-							t.Fatalf("chunk %d: frame %d differs", chunk, i)
-						}
-					}
-				}
-			}
-			if udpOnly := []string{"05", "10", "11", "12", "14"}; frames == 0 && !slices.Contains(udpOnly, nn) {
-				t.Errorf("no TCP frames")
-			}
-		})
-	}
-}
-
-// checkWellKnown checks the sequence ids the dumps document per port: the
-// name server (20002) only carries name requests and smartbeats, the web
-// monitor (20001) only service notifications and smartbeats.
-func checkWellKnown(t *testing.T, st pcap.Stream, s *Sequence) {
-	t.Helper()
-	port := st.Dst.Port()
-	if st.Src.Port() == 20002 || st.Src.Port() == 20001 {
-		port = st.Src.Port()
-	}
-	var ok bool
-	switch port {
-	case 20002:
-		ok = s.ID == IDNameRequest && s.Name == NameNameRequest && s.Type >= TypeRequest && s.Type <= TypeSubscribe ||
-			s.ID == IDSmartbeat && s.Name == NameSmartbeat && s.Type == TypeMgmt
-	case 20001:
-		ok = s.Type == TypeMgmt && (s.ID == IDSmartbeat && s.Name == NameSmartbeat ||
-			s.ID == IDCreateNotification && s.Name == NameCreateNotification ||
-			s.ID == IDDestroyNotification && s.Name == NameDestroyNotification ||
-			s.ID == IDStateNotification && s.Name == NameStateNotification)
-	default:
-		ok = s.Type != TypeInvalid
-	}
-	if !ok {
-		t.Errorf("%v -> %v: unexpected %v", st.Src, st.Dst, s)
-	}
-	if s.ID == IDSmartbeat {
-		if e, found := s.Find(UTSmartbeat); !found || len(e.Data) != 32 {
-			t.Errorf("smartbeat without its 32-byte 0x50000001 element: %v", s.Elements)
-		}
-	}
-}
-
-// TestGoldenUDPDatagrams puts every STK-UDP datagram of every capture
-// through a Reassembler and re-encodes each sequence with the captured
-// unique_id and generation: AppendUDP must give the captured datagrams, and
-// the raw UDP datagrams of capture 10 must come back from RawUDPPayload.
-func TestGoldenUDPDatagrams(t *testing.T) {
-	for _, nn := range allCaptures {
-		t.Run(nn, func(t *testing.T) {
-			r := NewReassembler(ReassemblerConfig{})
-			pending := map[string][][]byte{}
-			var s Sequence
-			var buf []byte
-			delivered := 0
-			for i, p := range captureUDP(t, nn) {
-				if isRawUDP(nn, p) {
-					DecodeRawUDP(&s, p.Payload, DefaultRawUDPConfig)
-					got, ok, err := RawUDPPayload(&s)
-					if !ok || err != nil || !bytes.Equal(got, p.Payload) {
-						t.Fatalf("datagram %d: RawUDPPayload = %x, %v, %v", i, got, ok, err)
-					}
-					delivered++
-					continue
-				}
-				info := parseUDPInfo(t, p.Payload)
-				if info.trailingJunk != 0 {
-					t.Fatalf("datagram %d: %d bytes after the last segment", i, info.trailingJunk)
-				}
-				key := fmt.Sprintf("%v/%x/%d/%x", p.Src, info.id, info.gen, info.uniqueID)
-				pending[key] = append(pending[key], p.Payload)
-				done, err := r.Add(&s, p.Src, p.Payload, p.Time)
-				if err != nil {
-					t.Fatalf("datagram %d: %v", i, err)
-				}
-				if !done {
-					continue
-				}
-				delivered++
-				want := pending[key]
-				delete(pending, key)
-				if s.ID != info.id || s.Generation != info.gen {
-					t.Errorf("datagram %d: decoded id %#x gen %d, header says %#x gen %d", i, s.ID, s.Generation, info.id, info.gen)
-				}
-				var got [][]byte
-				buf, err = AppendUDP(buf, &s, info.uniqueID, func(d []byte) error {
-					got = append(got, bytes.Clone(d))
-					return nil
-				})
-				if err != nil {
-					t.Fatal(err)
-				}
-				if len(got) != len(want) {
-					t.Fatalf("datagram %d: AppendUDP made %d datagrams, C sent %d", i, len(got), len(want))
-				}
-				for k := range got {
-					if !bytes.Equal(got[k], want[k]) {
-						t.Fatalf("datagram %d (%v), fragment %d:\n got % x\nwant % x", i, &s, k, head(got[k]), head(want[k]))
-					}
-				}
-			}
-			if len(pending) != 0 {
-				t.Errorf("incomplete sequences left: %v", slices.Collect(mapKeys(pending)))
-			}
-			if st := r.Stats(); st.Pending != 0 || st.PendingBytes != 0 || st.Malformed != 0 {
-				t.Errorf("reassembler stats %+v", st)
-			}
-			t.Logf("%d UDP sequences", delivered)
-		})
-	}
-}
-
-func mapKeys[V any](m map[string]V) func(func(string) bool) {
-	return func(yield func(string) bool) {
-		for k := range m {
-			if !yield(k) {
-				return
-			}
-		}
-	}
-}
-
-func head(b []byte) []byte { return b[:min(len(b), 256)] }
 
 // publishPayload is the element the C publish example sends with -l n
 // (captures 06-12): "default data" then the bytes of 0x0123456789abcdef
@@ -631,7 +337,6 @@ type wantElem struct {
 	userType uint64
 	data     []byte
 }
-
 type wantSeq struct {
 	wire     int // TCP frame or total datagram bytes
 	id       uint64
@@ -641,7 +346,6 @@ type wantSeq struct {
 	totalLen uint64 // STK-UDP only: frag0.total_len as the dump shows it
 	elements []wantElem
 }
-
 type dataCapture struct {
 	nn       string
 	port     uint16    // data port
@@ -659,7 +363,6 @@ func repeatSeq(n int, s wantSeq) []wantSeq {
 	}
 	return out
 }
-
 func genSeqs(s wantSeq, gens ...uint16) []wantSeq {
 	out := make([]wantSeq, len(gens))
 	for i, g := range gens {
@@ -713,18 +416,6 @@ var documentedLead = map[string][2][]byte{
 	"08": {unhexString("64 65 66 61 75 6c 74 20 64 61 74 61 67 45 23 01"), unhexString("ef cd ab 89 67 45 23 01 ef cd ab 89 67 45 de ad")},
 	"11": {unhexString("64 65 66 61 75 6c 74 20 64 61 74 61 67 45 23 01"), unhexString("ef cd ab 89 67 45 23 01 ef cd ab 89 67 45 de ad")},
 	"16": {unhexString("80 81 84 84 84 84 84 84 84 84 84 84 84 84 84 84"), unhexString("84 84 84 84")},
-}
-
-func unhexString(s string) []byte {
-	var b []byte
-	for _, f := range strings.Fields(s) {
-		v, err := strconv.ParseUint(f, 16, 8)
-		if err != nil {
-			panic(err)
-		}
-		b = append(b, byte(v))
-	}
-	return b
 }
 
 func checkSeq(t *testing.T, what string, got *Sequence, want *wantSeq) {
@@ -937,66 +628,5 @@ func checkUDPData(t *testing.T, dc dataCapture, dgrams []pcap.Packet, shuffle bo
 	}
 	if next != len(dgrams) {
 		t.Errorf("re-encoded %d datagrams, captured %d", next, len(dgrams))
-	}
-}
-
-// TestGoldenTCP300Elements: capture 21 carries one 300-element frame (nblks
-// 44, blk_num wrapping at 256) that crashes C receivers. DecodeTCP must read
-// all 300 elements when given the whole stream, and AppendTCP must refuse to
-// send it.
-func TestGoldenTCP300Elements(t *testing.T) {
-	streams := captureStreams(t, "21")
-	if len(streams) != 2 {
-		t.Fatalf("%d streams, want 2", len(streams))
-	}
-	for i, st := range streams {
-		wantID := []uint64{0x1234, 0xfedcba98}[i]
-		if len(st.Data) != 5124 || binary.LittleEndian.Uint32(st.Data[4:]) != 1 {
-			t.Fatalf("stream %d: %d bytes, flags % x", i, len(st.Data), st.Data[4:8])
-		}
-		var s Sequence
-		n, need, err := DecodeTCP(&s, st.Data, 0)
-		if n != len(st.Data) || need != 0 || err != nil {
-			t.Fatalf("stream %d: DecodeTCP = %d, %d, %v", i, n, need, err)
-		}
-		if s.ID != wantID || s.Type != TypeData || s.Name != "" || len(s.Elements) != 300 {
-			t.Fatalf("stream %d: %v", i, &s)
-		}
-		for k, e := range s.Elements {
-			if e.UserType != uint64(k) || len(e.Data) != 1 || e.Data[0] != byte(k) {
-				t.Fatalf("element %d: user type %d data % x", k, e.UserType, e.Data)
-			}
-			seg := st.Data[24+17*k:]
-			if binary.LittleEndian.Uint16(seg) != uint16(k) || seg[2] != 44 || seg[3] != byte(k) {
-				t.Fatalf("segment header %d: % x", k, seg[:4])
-			}
-		}
-		out, err := AppendTCP([]byte("x"), &s)
-		if !errors.Is(err, ErrTooManyElements) || string(out) != "x" {
-			t.Fatalf("AppendTCP = %q, %v; want ErrTooManyElements and dst unchanged", out, err)
-		}
-		// The first 255 elements are sendable, with the C header fields.
-		s.Elements = s.Elements[:255]
-		out, err = AppendTCP(nil, &s)
-		if err != nil || len(out) != 24+255*17 {
-			t.Fatalf("AppendTCP of 255 elements: %d bytes, %v", len(out), err)
-		}
-		for k := range 255 {
-			seg := out[24+17*k:]
-			if binary.LittleEndian.Uint16(seg) != uint16(k) || seg[2] != 255 || seg[3] != byte(k) ||
-				!bytes.Equal(seg[4:17], st.Data[24+17*k+4:24+17*k+17]) {
-				t.Fatalf("segment %d: % x", k, seg[:17])
-			}
-		}
-		// STK-UDP has no element limit: all 300 go in one datagram and back.
-		s.Elements = s.Elements[:300]
-		var dgrams [][]byte
-		if _, err := AppendUDP(nil, &s, 1, func(d []byte) error { dgrams = append(dgrams, bytes.Clone(d)); return nil }); err != nil {
-			t.Fatal(err)
-		}
-		var back Sequence
-		if len(dgrams) != 1 || DecodeUDP(&back, dgrams[0]) != nil || len(back.Elements) != 300 {
-			t.Fatalf("STK-UDP round trip of 300 elements: %d datagrams, %v", len(dgrams), &back)
-		}
 	}
 }
