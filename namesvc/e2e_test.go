@@ -36,13 +36,7 @@ type testServer struct {
 // ports (tcpAt/udpAt "" for any port).
 func startServer(t testing.TB, cfg ServerConfig, tcpAt, udpAt string) *testServer {
 	t.Helper()
-	clk := testutil.NewClock(time.Unix(1_800_000_000, 0))
-	if cfg.Now == nil {
-		cfg.Now = clk.Now
-	}
-	if cfg.Logger == nil {
-		cfg.Logger = testutil.Logger(t)
-	}
+	cfg, clk := testConfig(t, cfg)
 	if cfg.Flow.EventLoops == 0 {
 		cfg.Flow.EventLoops = 2
 	}

@@ -13,9 +13,9 @@ import (
 	"github.com/stk-go/stk/seq"
 )
 
-// newTestServer returns a server with a fake clock and no listeners.
-func newTestServer(t testing.TB, cfg ServerConfig) (*Server, *testutil.Clock) {
-	t.Helper()
+// testConfig fills in what cfg leaves out with the tests' defaults: the
+// clock, a hand-moved one it returns, and a logger shown with -v.
+func testConfig(t testing.TB, cfg ServerConfig) (ServerConfig, *testutil.Clock) {
 	clk := testutil.NewClock(time.Unix(1_800_000_000, 0))
 	if cfg.Now == nil {
 		cfg.Now = clk.Now
@@ -23,6 +23,13 @@ func newTestServer(t testing.TB, cfg ServerConfig) (*Server, *testutil.Clock) {
 	if cfg.Logger == nil {
 		cfg.Logger = testutil.Logger(t)
 	}
+	return cfg, clk
+}
+
+// newTestServer returns a server with a fake clock and no listeners.
+func newTestServer(t testing.TB, cfg ServerConfig) (*Server, *testutil.Clock) {
+	t.Helper()
+	cfg, clk := testConfig(t, cfg)
 	if cfg.GCInterval == 0 {
 		cfg.GCInterval = time.Hour // tests call collect themselves
 	}
