@@ -345,12 +345,9 @@ func loadCfgFile(c *config, path string, forceNamed, forceHttpd bool) (origins, 
 	}
 	named, httpd, lims, err := parseCfgFile(bytes.NewReader(b), path)
 	errs := []error{err}
-	if pol, err := cfgPolicyLine(b, path); err != nil || pol != "" {
-		errs, c.policy = append(errs, err), pol
-	}
 	errs = append(errs, cfgClusterLine(b, path, &c.cluster)) // cluster.go
 	o := origins{}
-	errs = append(errs, cfgHTTPLines(b, path, c, o)) // httpsec.go
+	errs = append(errs, cfgSettingLines(b, path, c, o)) // cfglines.go: policy, http-*, tls-*, names-tls, monitor-tls
 	c.names = named.n != 0 || forceNamed
 	c.monitor = httpd.n != 0 || forceHttpd
 	if named.n != 0 {

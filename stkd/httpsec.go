@@ -1,16 +1,12 @@
 package main
 
 import (
-	"bufio"
-	"bytes"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/netip"
 	"os"
-	"path/filepath"
-	"slices"
 	"strings"
 
 	"github.com/spf13/pflag"
@@ -133,87 +129,23 @@ func (h httpSecurity) resolve(addr string, getenv func(string) string, log *slog
 	return cfg, nil
 }
 
-// httpCfgKeys are the config-file lines of the HTTP UI's settings, each
-// named after its flag: "http-host: NAME...", "http-origin: ORIGIN...",
-// "http-token-file: FILE", "http-token-for-reads: yes|no",
-// "http-insecure: yes|no", "http-tls: yes|no". Lists may span several
-// lines; the others may appear once.
+// httpCfgKeys are the config-file lines of the HTTP UI's settings
+// (cfglines.go), each named after its flag: "http-host: NAME...",
+// "http-origin: ORIGIN...", "http-token-file: FILE",
+// "http-token-for-reads: yes|no", "http-insecure: yes|no" and (tls.go)
+// "http-tls: yes|no". Lists may span several lines.
 var httpCfgKeys = []string{"http-host", "http-origin", "http-token-file", "http-token-for-reads", "http-insecure", "http-tls"}
 
-// cfgHTTPLines applies the HTTP lines of a config file (b, read from
-// path) to c, recording where each setting came from in o. A relative
-// token file is taken from the config file's directory. Every bad line
-// is reported.
-func cfgHTTPLines(b []byte, path string, c *config, o origins) error {
-	var errs []error
-	seen := map[string]int{}
-	sc := bufio.NewScanner(bytes.NewReader(b))
-	for n := 1; sc.Scan(); n++ {
-		k, rest, ok := strings.Cut(strings.TrimSpace(sc.Text()), ":")
-		key := strings.ToLower(strings.TrimSpace(k))
-		if !ok || !slices.Contains(httpCfgKeys, key) {
-			continue
-		}
-		where := fmt.Sprintf("%s:%d", path, n)
-		bad := func(format string, args ...any) {
-			errs = append(errs, fmt.Errorf("%s: %s: "+format, append([]any{where, key}, args...)...))
-		}
-		f := strings.Fields(rest)
-		list := key == "http-host" || key == "http-origin"
-		if first := seen[key]; first != 0 && !list {
-			bad("a second line (the first is line %d): keep one", first)
-			continue
-		}
-		seen[key] = n
-		if len(f) == 0 || !list && len(f) != 1 {
-			if list {
-				bad("want one or more values, space-separated")
-			} else {
-				bad("want one value")
-			}
-			continue
-		}
-		if o != nil {
-			o[key] = where + " " + key + ":"
-		}
-		switch key {
-		case "http-host":
-			c.httpSec.hosts = append(c.httpSec.hosts, f...)
-		case "http-origin":
-			c.httpSec.origins = append(c.httpSec.origins, f...)
-		case "http-token-file":
-			file := f[0]
-			if !filepath.IsAbs(file) {
-				file = filepath.Join(filepath.Dir(path), file)
-			}
-			c.httpSec.tokenFile = file
-		default:
-			v, err := parseYesNo(f[0])
-			if err != nil {
-				bad("%v", err)
-				continue
-			}
-			switch key {
-			case "http-token-for-reads":
-				c.httpSec.tokenForReads = v
-			case "http-insecure":
-				c.httpSec.insecure = v
-			case "http-tls":
-				c.tls.http = v
-			}
-		}
-	}
-	return errors.Join(errs...)
-}
-
-// parseYesNo parses a config file's boolean: yes/no, true/false, on/off,
-// 1/0.
-func parseYesNo(s string) (bool, error) {
-	switch strings.ToLower(s) {
-	case "yes", "true", "on", "1":
-		return true, nil
-	case "no", "false", "off", "0":
-		return false, nil
-	}
-	return false, fmt.Errorf("%q: want yes or no", s)
+func init() {
+	cfgSettings["http-host"] = cfgSetting{list: true, apply: func(c *config, v []string) error {
+		c.httpSec.hosts = append(c.httpSec.hosts, v...)
+		return nil
+	}}
+	cfgSettings["http-origin"] = cfgSetting{list: true, apply: func(c *config, v []string) error {
+		c.httpSec.origins = append(c.httpSec.origins, v...)
+		return nil
+	}}
+	cfgSettings["http-token-file"] = stringSetting(true, func(c *config) *string { return &c.httpSec.tokenFile })
+	cfgSettings["http-token-for-reads"] = yesNoSetting(func(c *config) *bool { return &c.httpSec.tokenForReads })
+	cfgSettings["http-insecure"] = yesNoSetting(func(c *config) *bool { return &c.httpSec.insecure })
 }

@@ -1,8 +1,6 @@
 package main
 
 import (
-	"bufio"
-	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/base64"
@@ -11,7 +9,6 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
-	"path/filepath"
 	"strings"
 	"syscall"
 
@@ -35,29 +32,10 @@ func loadPolicy(path string) (*namesvc.Policy, error) {
 	return p, nil
 }
 
-// cfgPolicyLine returns the file of a config file's "policy: FILE" line
-// (relative to the config file's directory), "" if it has none.
-func cfgPolicyLine(b []byte, path string) (string, error) {
-	sc := bufio.NewScanner(bytes.NewReader(b))
-	file, first := "", 0
-	for n := 1; sc.Scan(); n++ {
-		key, rest, ok := strings.Cut(strings.TrimSpace(sc.Text()), ":")
-		if !ok || !strings.EqualFold(strings.TrimSpace(key), "policy") {
-			continue
-		}
-		if first != 0 {
-			return "", fmt.Errorf("%s:%d: a second policy: line (the first is line %d): keep one", path, n, first)
-		}
-		f := strings.Fields(rest)
-		if len(f) != 1 {
-			return "", fmt.Errorf("%s:%d: policy: want one file name", path, n)
-		}
-		first, file = n, f[0]
-		if !filepath.IsAbs(file) {
-			file = filepath.Join(filepath.Dir(path), file)
-		}
-	}
-	return file, nil
+func init() {
+	// The config file's "policy: FILE" line (cfglines.go), relative to the
+	// config file.
+	cfgSettings["policy"] = stringSetting(true, func(c *config) *string { return &c.policy })
 }
 
 // reloadOnHangup reloads the name server's policy from path at every

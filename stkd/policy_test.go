@@ -30,7 +30,7 @@ func TestPolicyCfgLineAndNewToken(t *testing.T) {
 		t.Fatalf("--policy after -c: %q, %v", c.policy, err)
 	}
 	os.WriteFile(path, []byte("named: -T 127.0.0.1:20002\npolicy: a.conf\npolicy: b.conf\n"), 0o644)
-	if _, err := parseArgs([]string{"-c", path}, io.Discard); err == nil || !strings.Contains(err.Error(), path+":3: a second policy: line") {
+	if _, err := parseArgs([]string{"-c", path}, io.Discard); err == nil || !strings.Contains(err.Error(), path+":3: policy: a second line (the first is line 2)") {
 		t.Fatalf("two policy: lines: %v", err)
 	}
 

@@ -41,6 +41,15 @@ func init() {
 	flagFields["tls-key"] = func(d, s *config) { d.tls.key = s.tls.key }
 	flagFields["tls-client-ca"] = func(d, s *config) { d.tls.clientCA = s.tls.clientCA }
 	flagFields["http-tls"] = func(d, s *config) { d.tls.http = s.tls.http }
+
+	// Their config-file lines (cfglines.go): files relative to the
+	// config file.
+	cfgSettings["names-tls"] = stringSetting(false, func(c *config) *string { return &c.tls.names })
+	cfgSettings["monitor-tls"] = stringSetting(false, func(c *config) *string { return &c.tls.monitor })
+	cfgSettings["tls-cert"] = stringSetting(true, func(c *config) *string { return &c.tls.cert })
+	cfgSettings["tls-key"] = stringSetting(true, func(c *config) *string { return &c.tls.key })
+	cfgSettings["tls-client-ca"] = stringSetting(true, func(c *config) *string { return &c.tls.clientCA })
+	cfgSettings["http-tls"] = yesNoSetting(func(c *config) *bool { return &c.tls.http })
 }
 
 // serverConfig checks the TLS flags and loads the certificate, key and
