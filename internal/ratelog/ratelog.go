@@ -1,10 +1,13 @@
 // Package ratelog rate-limits log lines of one kind, so that a peer
 // sending garbage or a failing socket cannot flood the log: at most one
 // line per interval, which says how many were left out since the last
-// one. flow and smartbeat use it; it imports nothing of ours.
+// one. Every package that logs what a peer or a failing resource can
+// repeat at will uses it (flow, namesvc, smartbeat, stepbus, hostmon); it
+// imports nothing of ours.
 package ratelog
 
 import (
+	"context"
 	"log/slog"
 	"sync/atomic"
 	"time"
@@ -40,18 +43,26 @@ func (l *Limiter) Allow() (ok bool, suppressed int64) {
 	}
 	t := now().UnixNano()
 	last := l.last.Load()
-	// Of goroutines racing at the same moment, the one whose swap wins
-	// logs; the others count as refused.
-	if (last != 0 && t-last < int64(every)) || !l.last.CompareAndSwap(last, t) {
+	// A clock set back (t < last) lets the line through rather than
+	// silencing the kind until it catches up. Of goroutines racing at the
+	// same moment, the one whose swap wins logs; the others count as
+	// refused.
+	if (last != 0 && t >= last && t-last < int64(every)) || !l.last.CompareAndSwap(last, t) {
 		l.suppressed.Add(1)
 		return false, 0
 	}
 	return true, l.suppressed.Swap(0)
 }
 
-// Warn logs msg with args at Warn level on log if Allow lets it, adding
+// Flush returns how many lines were refused since the last one let
+// through and zeroes that count, for a closing line that reports them (a
+// collector working again). It does not change when the next line may be
+// logged.
+func (l *Limiter) Flush() int64 { return l.suppressed.Swap(0) }
+
+// Log logs msg with args at level on log if Allow lets it, adding
 // "suppressed", n when n lines were refused since the previous one.
-func (l *Limiter) Warn(log *slog.Logger, msg string, args ...any) {
+func (l *Limiter) Log(log *slog.Logger, level slog.Level, msg string, args ...any) {
 	ok, n := l.Allow()
 	if !ok {
 		return
@@ -59,5 +70,15 @@ func (l *Limiter) Warn(log *slog.Logger, msg string, args ...any) {
 	if n > 0 {
 		args = append(args, "suppressed", n)
 	}
-	log.Warn(msg, args...)
+	log.Log(context.Background(), level, msg, args...)
+}
+
+// Warn is Log at Warn level.
+func (l *Limiter) Warn(log *slog.Logger, msg string, args ...any) {
+	l.Log(log, slog.LevelWarn, msg, args...)
+}
+
+// Info is Log at Info level.
+func (l *Limiter) Info(log *slog.Logger, msg string, args ...any) {
+	l.Log(log, slog.LevelInfo, msg, args...)
 }

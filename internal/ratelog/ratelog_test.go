@@ -100,3 +100,57 @@ func TestWarn(t *testing.T) {
 		t.Errorf("second line %q does not say the 4 lines left out", lines[1])
 	}
 }
+
+// TestClockSetBack: a clock set back does not silence the kind until it
+// catches up with the last line's time.
+func TestClockSetBack(t *testing.T) {
+	clk := testutil.NewClock(time.Unix(1_800_000_000, 0))
+	l := &Limiter{Every: time.Minute, Now: clk.Now}
+	l.Allow()
+	l.Allow()
+	clk.Advance(-time.Hour)
+	if ok, n := l.Allow(); !ok || n != 1 {
+		t.Fatalf("after the clock went back an hour: allowed %v, %d suppressed; want allowed, 1", ok, n)
+	}
+	clk.Advance(time.Second)
+	if ok, _ := l.Allow(); ok {
+		t.Fatal("a second after that line: allowed within Every (1 min)")
+	}
+}
+
+func TestFlush(t *testing.T) {
+	clk := testutil.NewClock(time.Unix(1_800_000_000, 0))
+	l := &Limiter{Now: clk.Now}
+	for range 4 {
+		l.Allow()
+	}
+	if n := l.Flush(); n != 3 {
+		t.Fatalf("Flush after 1 allowed and 3 refused lines = %d, want 3", n)
+	}
+	if n := l.Flush(); n != 0 {
+		t.Fatalf("second Flush = %d, want 0", n)
+	}
+	if ok, _ := l.Allow(); ok {
+		t.Fatal("Flush let the next line through within the second")
+	}
+	clk.Advance(time.Second)
+	if ok, n := l.Allow(); !ok || n != 1 {
+		t.Fatalf("a second later: allowed %v, %d suppressed; want allowed, 1 (the one after Flush)", ok, n)
+	}
+}
+
+func TestLogLevel(t *testing.T) {
+	clk := testutil.NewClock(time.Unix(1_800_000_000, 0))
+	var buf syncbuf.Buffer
+	log := slog.New(slog.NewTextHandler(&buf, nil))
+	l := &Limiter{Now: clk.Now}
+	l.Info(log, "closing a connection")
+	l.Info(log, "closing a connection")
+	clk.Advance(time.Second)
+	l.Log(log, slog.LevelError, "closing a connection")
+	lines := strings.Split(strings.TrimSpace(buf.String()), "\n")
+	if len(lines) != 2 || !strings.Contains(lines[0], "level=INFO") || !strings.Contains(lines[1], "level=ERROR") ||
+		!strings.Contains(lines[1], "suppressed=1") {
+		t.Fatalf("want an INFO line, then an ERROR line with suppressed=1; got:\n%s", buf.String())
+	}
+}
