@@ -61,19 +61,9 @@ func Listen(listen string, opts ListenOptions) (*Publisher, error) {
 	if fo.Handler == nil {
 		fo.Handler = func(flow.Peer, *seq.Sequence) {} // a subscriber has nothing to say
 	}
-	fo.OnConnect = func(flow.Peer) {
-		p.joined.Add(1)
-		p.changed()
-	}
-	fo.OnDisconnect = func(flow.Peer, error) {
-		p.left.Add(1)
-		p.changed()
-	}
-	if p.tcp, err = flow.ListenTCP(ap.String(), fo); err != nil {
+	if err := p.listenTCP(ap, fo); err != nil {
 		return nil, fmt.Errorf("stk: listen %q: %w", listen, err)
 	}
-	p.flow = p.tcp
-	p.local = p.tcp.LocalAddr()
 	p.addr = namesvc.Endpoint{Protocol: "tcp", Addr: p.local}
 	return p, nil
 }

@@ -84,10 +84,6 @@ type PublishOptions struct {
 	// programs do, so that a publisher restarted within its linger is
 	// found at once. Subscribers keep retrying the old address meanwhile.
 	KeepOnClose bool
-	// Unregistered listens (or opens the UDP socket) without registering
-	// anything: subscribers come by address (SubscribeAddress). The name
-	// only labels log lines then.
-	Unregistered bool
 }
 
 // SubscribeOptions configure Env.Subscribe and Env.SubscribeChan. The zero

@@ -238,10 +238,11 @@ func TestSubscribeAddress(t *testing.T) {
 	leakcheck.Check(t)
 	_, ns := startNames(t)
 	env := connect(t, ns)
-	pub, err := env.Publish("direct", PublishOptions{Unregistered: true})
+	pub, err := Listen("tcp:127.0.0.1:0", ListenOptions{Name: "direct", Logger: testLog()})
 	if err != nil {
 		t.Fatal(err)
 	}
+	defer pub.Close()
 	if infos, err := env.Lookup(ctxT(t, 10*time.Second), "direct"); err != nil || len(infos) != 0 {
 		t.Fatalf("lookup of an unregistered publisher: %v, %v", infos, err)
 	}

@@ -24,7 +24,7 @@ type Publisher struct {
 	tcp   *flow.TCPServer // nil over UDP and multicast
 	addr  namesvc.Endpoint
 	local netip.AddrPort // listened on (TCP) or sent to
-	reg   *Registration  // nil when Unregistered
+	reg   *Registration  // nil for Listen
 
 	joined, left atomic.Uint64 // TCP subscribers that connected, and that went
 	once         sync.Once
@@ -73,24 +73,14 @@ func (e *Env) Publish(name string, opts PublishOptions) (*Publisher, error) {
 	}
 	p := &Publisher{env: e, name: name, wake: make(chan struct{}), close: make(chan struct{})}
 	if a.Protocol == flow.TCP {
-		fo.OnConnect = func(flow.Peer) {
-			p.joined.Add(1)
-			p.changed()
-		}
-		fo.OnDisconnect = func(flow.Peer, error) {
-			p.left.Add(1)
-			p.changed()
-		}
-		if p.tcp, err = flow.ListenTCP(ap.String(), fo); err != nil {
+		if err := p.listenTCP(ap, fo); err != nil {
 			return nil, fmt.Errorf("stk: publish %q: %w", name, err)
 		}
-		p.flow = p.tcp
-		p.local = p.tcp.LocalAddr()
 		reg := p.local
 		switch {
 		case opts.AdvertiseIP.IsValid():
 			reg = netip.AddrPortFrom(opts.AdvertiseIP, reg.Port())
-		case !opts.Unregistered:
+		default:
 			// 0.0.0.0 cannot be connected to: register the address of the
 			// interface that faces the name server, where subscribers
 			// come from.
@@ -105,14 +95,6 @@ func (e *Env) Publish(name string, opts PublishOptions) (*Publisher, error) {
 		p.flow = u
 		p.local = ap
 		p.addr = namesvc.Endpoint{Protocol: a.Protocol.String(), Addr: ap}
-	}
-	if opts.Unregistered {
-		e.log.Info("stk: publishing, unregistered", "name", name, "address", p.addr.String())
-		if !e.adopt(p) {
-			p.Close()
-			return nil, fmt.Errorf("stk: publish %q: %w", name, ErrClosed)
-		}
-		return p, nil
 	}
 	linger := opts.Linger
 	switch {
@@ -154,6 +136,26 @@ func (e *Env) Publish(name string, opts PublishOptions) (*Publisher, error) {
 		return nil, fmt.Errorf("stk: publish %q: %w", name, ErrClosed)
 	}
 	return p, nil
+}
+
+// listenTCP starts p's TCP server flow on ap, counting the subscribers
+// that come and go.
+func (p *Publisher) listenTCP(ap netip.AddrPort, fo flow.Options) error {
+	fo.OnConnect = func(flow.Peer) {
+		p.joined.Add(1)
+		p.changed()
+	}
+	fo.OnDisconnect = func(flow.Peer, error) {
+		p.left.Add(1)
+		p.changed()
+	}
+	var err error
+	if p.tcp, err = flow.ListenTCP(ap.String(), fo); err != nil {
+		return err
+	}
+	p.flow = p.tcp
+	p.local = p.tcp.LocalAddr()
+	return nil
 }
 
 // registerNoWait registers info without waiting for the confirmation: the

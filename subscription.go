@@ -161,7 +161,7 @@ func newSubscription(name string, handler func(*seq.Sequence), ch chan *seq.Sequ
 // SubscribeAddress receives what the publisher at address sends, without a
 // name server: "[tcp:]ip:port" connects there (and reconnects), "udp:ip:port"
 // and "multicast:group:port" listen there. It is Subscribe for a publisher
-// known by address (one started with PublishOptions.Unregistered, or STK's
+// known by address (one started with Listen, or STK's
 // C programs given -i); the options about names (Group, MaxEndpoints,
 // PruneInterval) do not apply, and opts.Logger nil means slog.Default().
 // handler runs as for Subscribe.

@@ -82,21 +82,26 @@ func stkgo_publisher_create(envH C.uint64_t, cname, caddress *C.char, linger C.i
 	if linger < 0 {
 		linger = defaultLinger
 	}
-	se, err := e.stk()
-	if err != nil {
-		return fail(err)
+	// Without a name no name server is needed: stk.Listen.
+	var pub *stk.Publisher
+	if cname == nil {
+		pub, err = stk.Listen("tcp:"+ap.String(), stk.ListenOptions{Name: name, Logger: e.log})
+	} else {
+		se, serr := e.stk()
+		if serr != nil {
+			return fail(serr)
+		}
+		opts := stk.PublishOptions{
+			Listen:       "tcp:" + ap.String(),
+			Linger:       time.Duration(linger) * time.Second,
+			KeepOnClose:  true, // stk.h: the name server keeps it for its linger
+			RegisterWait: defaultRegisterWait,
+		}
+		if linger == 0 {
+			opts.Linger = -1 // stk's 0 is its default
+		}
+		pub, err = se.Publish(name, opts)
 	}
-	opts := stk.PublishOptions{
-		Listen:       "tcp:" + ap.String(),
-		Linger:       time.Duration(linger) * time.Second,
-		KeepOnClose:  true, // stk.h: the name server keeps it for its linger
-		Unregistered: cname == nil,
-		RegisterWait: defaultRegisterWait,
-	}
-	if linger == 0 {
-		opts.Linger = -1 // stk's 0 is its default
-	}
-	pub, err := se.Publish(name, opts)
 	var op *net.OpError
 	switch {
 	case errors.As(err, &op):
