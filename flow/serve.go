@@ -9,6 +9,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/stk-go/stk/internal/ratelog"
 	"github.com/stk-go/stk/seq"
 )
 
@@ -27,7 +28,8 @@ type listener struct {
 	slots  connSlots
 	closed atomic.Bool
 
-	refuseLog, timeoutLog everySecond
+	// One line a second of each kind, saying how many were left out.
+	refuseLog, timeoutLog ratelog.Limiter
 }
 
 // LocalAddr returns the address the server listens on.
@@ -83,10 +85,8 @@ func (l *listener) acceptLoop(kind string, serve func(nc *net.TCPConn, ip netip.
 		if limit := l.slots.reserve(ip, l.opts.MaxConns, l.opts.MaxConnsPerIP); limit != "" {
 			l.ctr.refused.Add(1) // before the close, which the peer may see at once
 			nc.Close()
-			if l.refuseLog.allow() {
-				l.log.Warn("refusing a connection: limit reached", "peer", ip, "limit", limit,
-					"max_conns", l.opts.MaxConns, "max_conns_per_ip", l.opts.MaxConnsPerIP)
-			}
+			l.refuseLog.Warn(l.log, "refusing a connection: limit reached", "peer", ip, "limit", limit,
+				"max_conns", l.opts.MaxConns, "max_conns_per_ip", l.opts.MaxConnsPerIP)
 			continue
 		}
 		if err := serve(nc, ip); err != nil {
@@ -218,7 +218,7 @@ type servedConn struct {
 	writerDone    chan struct{}
 	closeErr      atomic.Pointer[error] // why the server closed it, if it did
 	finished      atomic.Bool
-	slowLogged    atomic.Int64 // unix seconds of the last drop log line
+	slowLog       ratelog.Limiter // "peer too slow, dropping": one line a second
 }
 
 func newServedConn(l *listener, disconnect func() error, local, remote netip.AddrPort) servedConn {
@@ -262,9 +262,7 @@ func (c *servedConn) result(r pushResult) error {
 	case pushFull:
 		c.l.ctr.dropped.Add(1)
 		if c.l.opts.SlowConsumer == Drop {
-			if now := time.Now().Unix(); c.slowLogged.Swap(now) != now {
-				c.l.log.Warn("peer too slow, dropping sequences", "peer", c.remote, "queue_bytes", c.l.opts.QueueBytes)
-			}
+			c.slowLog.Warn(c.l.log, "peer too slow, dropping sequences", "peer", c.remote, "queue_bytes", c.l.opts.QueueBytes)
 			return ErrQueueFull
 		}
 		if c.closeErr.CompareAndSwap(nil, &errSlowConsumer) {

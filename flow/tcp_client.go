@@ -13,6 +13,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/stk-go/stk/internal/ratelog"
 	"github.com/stk-go/stk/seq"
 )
 
@@ -46,7 +47,7 @@ type TCPClient struct {
 	cancel   context.CancelFunc
 	done     chan struct{}
 	everConn bool
-	dropLog  atomic.Int64
+	dropLog  ratelog.Limiter       // "queue full, dropping": one line a second
 	dialErr  atomic.Pointer[error] // the last failed attempt's, until a connection succeeds
 	tlsCfg   *tls.Config           // opts.TLS with ServerName filled; nil for plain TCP
 }
@@ -165,9 +166,7 @@ func (c *TCPClient) Send(q *seq.Sequence) error {
 			c.ctr.dropped.Add(uint64(c.queue.discard()))
 			return ErrSlowConsumer
 		}
-		if now := time.Now().Unix(); c.dropLog.Swap(now) != now {
-			c.log.Warn("outbound queue full, dropping sequences", "connected", c.connected.Load(), "queue_bytes", c.opts.QueueBytes)
-		}
+		c.dropLog.Warn(c.log, "outbound queue full, dropping sequences", "connected", c.connected.Load(), "queue_bytes", c.opts.QueueBytes)
 		return ErrQueueFull
 	}
 	return nil

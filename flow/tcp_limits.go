@@ -46,15 +46,6 @@ func (c *connSlots) release(ip netip.Addr) {
 	}
 }
 
-// everySecond rate-limits a kind of log line to one a second.
-type everySecond struct{ last atomic.Int64 }
-
-// allow reports whether a line may be logged now.
-func (e *everySecond) allow() bool {
-	now := time.Now().Unix()
-	return e.last.Swap(now) != now
-}
-
 // activity is what the timeout sweeper reads of a connection; the event
 // loop writes it.
 type activity struct {
@@ -119,10 +110,8 @@ func (s *TCPServer) sweep(now time.Time) {
 			continue
 		}
 		s.ctr.timedOut.Add(1)
-		if s.timeoutLog.allow() {
-			s.log.Info("closing a connection", "peer", c.remote, "reason", reason,
-				"idle_timeout", s.opts.IdleTimeout, "frame_timeout", s.opts.FrameTimeout)
-		}
+		s.timeoutLog.Info(s.log, "closing a connection", "peer", c.remote, "reason", reason,
+			"idle_timeout", s.opts.IdleTimeout, "frame_timeout", s.opts.FrameTimeout)
 		c.gc.Close()
 	}
 }

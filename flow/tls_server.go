@@ -12,6 +12,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/stk-go/stk/internal/ratelog"
 	"github.com/stk-go/stk/seq"
 )
 
@@ -41,7 +42,7 @@ const DefaultHandshakeTimeout = 10 * time.Second
 // under mutual TLS.
 type TLSServer struct {
 	listener
-	hsFailLog everySecond
+	hsFailLog ratelog.Limiter // failed handshakes: one line a second
 
 	mu        sync.Mutex
 	conns     connList[*tlsConn]
@@ -130,8 +131,8 @@ func (s *TLSServer) serveConn(nc *net.TCPConn) {
 	cancel()
 	if err != nil {
 		s.ctr.handshakeErrs.Add(1)
-		if s.hsFailLog.allow() && !s.closed.Load() {
-			s.log.Warn("TLS handshake failed, closing the connection", "peer", remote, "err", err)
+		if !s.closed.Load() {
+			s.hsFailLog.Warn(s.log, "TLS handshake failed, closing the connection", "peer", remote, "err", err)
 		}
 		return
 	}
@@ -302,10 +303,8 @@ func (c *tlsConn) readLoop() error {
 		if n == 0 && err != nil {
 			if timed && errors.Is(err, os.ErrDeadlineExceeded) && c.closeErr.CompareAndSwap(nil, &errTimedOut) {
 				s.ctr.timedOut.Add(1)
-				if s.timeoutLog.allow() {
-					s.log.Info("closing a connection", "peer", c.remote, "reason", "no complete frame in time",
-						"idle_timeout", idle, "frame_timeout", frameT)
-				}
+				s.timeoutLog.Info(s.log, "closing a connection", "peer", c.remote, "reason", "no complete frame in time",
+					"idle_timeout", idle, "frame_timeout", frameT)
 			} else if w > r {
 				s.log.Debug("peer disconnected in the middle of a frame", "peer", c.remote, "bytes", w-r)
 			}
