@@ -124,13 +124,20 @@ func splitAddress(s string) (Address, error) {
 		return Address{}, errIPv6(s)
 	}
 	a := Address{Protocol: TCP}
-	p, err := ParseProtocol(parts[0])
+	first := parts[0]
+	p, err := ParseProtocol(first)
 	if err == nil {
 		a.Protocol = p
 		parts = parts[1:]
 	} else if strings.EqualFold(parts[0], "tls") { // TCP with TLS; not a Protocol, so ParseProtocol does not take it
 		a.TLS, err = true, nil
 		parts = parts[1:]
+	}
+	if err == nil && len(parts) > 0 && isTransport(parts[0]) {
+		// "tcp:tls:ip": without this, the second would be taken for the
+		// host or the host for the port (bad port "1.2.3.4").
+		return Address{}, fmt.Errorf("flow: address %q: two transports, %q and %q (want one: [tcp|udp|rawudp|multicast|tls:]ip[:port]; tls: is TCP inside TLS)",
+			s, strings.ToLower(first), strings.ToLower(parts[0]))
 	}
 	rest := strings.Join(parts, ":")
 	switch {
@@ -176,6 +183,13 @@ func looksIPv6(s string) bool {
 		}
 	}
 	return false
+}
+
+// isTransport reports whether s names a transport of an address string
+// (a protocol, tls or lookup), case-insensitively.
+func isTransport(s string) bool {
+	_, err := ParseProtocol(s)
+	return err == nil || strings.EqualFold(s, "tls") || strings.EqualFold(s, "lookup")
 }
 
 // isPort reports whether s is empty or all decimal digits: the text after

@@ -20,6 +20,7 @@ func TestParseAddress(t *testing.T) {
 		tooMany  = "too many ':' (want [protocol:]ip[:port])"
 		unknown  = "(want tcp, udp, rawudp, multicast, tls or lookup)"
 		noLookup = "lookup needs a name, as in lookup:monitor"
+		twoOf    = "(want one: [tcp|udp|rawudp|multicast|tls:]ip[:port]; tls: is TCP inside TLS)"
 	)
 	for _, tc := range []struct {
 		in   string
@@ -86,6 +87,11 @@ func TestParseAddress(t *testing.T) {
 		{in: "foo:1.2.3.4", err: `unknown protocol "foo" ` + unknown},
 		{in: "foo:1.2.3.4:80", err: `unknown protocol "foo"`},
 		{in: "http://1.2.3.4", err: `unknown protocol "http"`},
+		// Two transports: the second is not a host, the host not a port.
+		{in: "tcp:tls:1.2.3.4", err: `two transports, "tcp" and "tls" ` + twoOf},
+		{in: "TLS:TCP:1.2.3.4:80", err: `two transports, "tls" and "tcp"`},
+		{in: "udp:multicast", err: `two transports, "udp" and "multicast"`},
+		{in: "tcp:lookup:monitor", err: `two transports, "tcp" and "lookup"`},
 		// Host names (ResolveAddress takes them) and garbage.
 		{in: "localhost:20002", err: `"localhost" ` + notIPv4},
 		{in: "tcp:localhost", err: `"localhost" ` + notIPv4},
