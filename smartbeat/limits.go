@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"fmt"
 	"net/netip"
-	"time"
 )
 
 // What the monitor accepts from the wire. A peer is anyone who can reach
@@ -41,8 +40,6 @@ const (
 
 	// logPrefixLen is how much of a refused string a log line quotes.
 	logPrefixLen = 32
-	// refuseLogInterval rate-limits the log line of each refusal reason.
-	refuseLogInterval = time.Second
 )
 
 // RefuseReason says why the monitor refused a notification.
@@ -98,28 +95,18 @@ type refusal struct {
 	size   int    // its length in bytes
 }
 
-// refuseLog is the rate limiter of the refusal log lines, per reason;
-// under Monitor.mu.
-type refuseLog struct {
-	last       [NumRefuseReasons]time.Time
-	suppressed [NumRefuseReasons]uint64
-}
-
-// refuse counts a refused notification and logs it, at most once per
-// refuseLogInterval per reason (the line says how many were not logged
-// since); under mu. detail are more slog attributes.
+// refuse counts a refused notification and logs it, at most once a
+// second per reason (the line says how many were not logged
+// since); under mu. detail are more slog attributes. The limiters run on
+// the wall clock: an injected Now may stand still.
 func (m *Monitor) refuse(reason RefuseReason, proto string, peer netip.AddrPort, msg string, detail ...any) {
 	m.stats.Refused[reason]++
-	now := time.Now() // the wall clock: an injected Now may stand still
-	l := &m.refuseLog
-	if !l.last[reason].IsZero() && now.Sub(l.last[reason]) < refuseLogInterval && now.After(l.last[reason]) {
-		l.suppressed[reason]++
+	ok, quiet := m.refuseLog[reason].Allow()
+	if !ok {
 		return
 	}
 	args := append([]any{"reason", reason.String(), "proto", proto, "peer", peer}, detail...)
-	args = append(args, "not_logged_since_last", l.suppressed[reason])
-	m.log.Warn(msg, args...)
-	l.last[reason], l.suppressed[reason] = now, 0
+	m.log.Warn(msg, append(args, "suppressed", quiet)...)
 }
 
 // What each string refusal is about, and its bound.

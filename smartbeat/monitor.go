@@ -75,8 +75,8 @@ type Monitor struct {
 	adv      [3]string      // advertised tcp, udp and multicast addresses
 	closed   bool
 	parse    notice // scratch for Handle, under mu
-	// refuseLog rate-limits the refusal log lines (limits.go); under mu.
-	refuseLog refuseLog
+	// refuseLog rate-limits the refusal log lines, per reason (limits.go).
+	refuseLog [NumRefuseReasons]ratelog.Limiter
 
 	// stallWarned is when the stall warning was last logged, and
 	// stallsUnwarned how many stalls that mattered happened since (the
