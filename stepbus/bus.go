@@ -11,6 +11,7 @@ import (
 
 	"github.com/stk-go/stk"
 	"github.com/stk-go/stk/flow"
+	"github.com/stk-go/stk/internal/ratelog"
 	"github.com/stk-go/stk/step"
 )
 
@@ -178,7 +179,7 @@ type Bus struct {
 
 	follow *follower // nil until Follow
 
-	invalidLog atomic.Int64 // Unix second of the last "invalid STEP" log line
+	invalidLog ratelog.Limiter // "invalid STEP": one line a second
 }
 
 // New starts a bus. With cfg.ArchiveDir it opens the archive, repairing a
@@ -252,9 +253,7 @@ func (b *Bus) Publish(s *step.Step, source string) error {
 func (b *Bus) countInvalid(source string, err error) {
 	b.received.Add(1)
 	b.invalid.Add(1)
-	if now := time.Now().Unix(); b.invalidLog.Swap(now) != now {
-		b.log.Warn("invalid STEP ignored", "source", source, "err", err, "invalid_total", b.invalid.Load())
-	}
+	b.invalidLog.Warn(b.log, "invalid STEP ignored", "source", source, "err", err, "invalid_total", b.invalid.Load())
 }
 
 // bump counts key in m, under OtherKey once m holds MaxStatKeys keys.
