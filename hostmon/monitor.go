@@ -12,6 +12,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/stk-go/stk/internal/ratelog"
 	"github.com/stk-go/stk/step"
 )
 
@@ -69,14 +70,13 @@ type Monitor struct {
 
 // running is one collector or watcher with its error-log state.
 type running struct {
-	name       string
-	kind       string // "collector" or "watcher", for the logs
-	c          Collector
-	w          Watcher
-	lastLog    time.Time
-	suppressed int  // errors not logged since lastLog
-	failing    bool // the last call failed
-	gone       bool // reported ErrUnavailable while running
+	name    string
+	kind    string // "collector" or "watcher", for the logs
+	c       Collector
+	w       Watcher
+	errLog  ratelog.Limiter // one error line per MonitorConfig.ErrorLogEvery
+	failing bool            // the last call failed
+	gone    bool            // reported ErrUnavailable while running
 }
 
 // NewMonitor builds the configured collectors. One that reports
@@ -120,7 +120,7 @@ func NewMonitor(cfg MonitorConfig) (*Monitor, error) {
 			m.closeAll()
 			return nil, fmt.Errorf("collector %s: %w", name, err)
 		}
-		r := &running{name: name, kind: "collector"}
+		r := &running{name: name, kind: "collector", errLog: ratelog.Limiter{Every: cfg.ErrorLogEvery}}
 		r.c, _ = v.(Collector)
 		r.w, _ = v.(Watcher)
 		switch {
@@ -130,7 +130,7 @@ func NewMonitor(cfg MonitorConfig) (*Monitor, error) {
 			return nil, fmt.Errorf("collector %s: its factory returned %T, neither a Collector nor a Watcher", name, v)
 		case r.c != nil && r.w != nil: // both: collected and watched, as one name
 			m.collectors = append(m.collectors, r)
-			m.watchers = append(m.watchers, &running{name: name, kind: "watcher", c: r.c, w: r.w})
+			m.watchers = append(m.watchers, &running{name: name, kind: "watcher", c: r.c, w: r.w, errLog: ratelog.Limiter{Every: cfg.ErrorLogEvery}})
 		case r.c != nil:
 			m.collectors = append(m.collectors, r)
 		default:
@@ -211,8 +211,7 @@ func (m *Monitor) result(r *running, err error) {
 	if err == nil {
 		if r.failing {
 			r.failing = false
-			m.log.Info(r.kind+" working again", "collector", r.name, "unlogged_errors", r.suppressed)
-			r.suppressed = 0
+			m.log.Info(r.kind+" working again", "collector", r.name, "suppressed", r.errLog.Flush())
 		}
 		return
 	}
@@ -223,13 +222,7 @@ func (m *Monitor) result(r *running, err error) {
 		return
 	}
 	r.failing = true
-	now := time.Now()
-	if !r.lastLog.IsZero() && now.Sub(r.lastLog) < m.cfg.ErrorLogEvery {
-		r.suppressed++
-		return
-	}
-	m.log.Warn(r.kind+" failed", "collector", r.name, "err", err, "unlogged_errors", r.suppressed)
-	r.lastLog, r.suppressed = now, 0
+	r.errLog.Warn(m.log, r.kind+" failed", "collector", r.name, "err", err)
 }
 
 // watch runs a watcher, restarting it with a capped back-off when it

@@ -345,7 +345,7 @@ func TestMonitorErrorLogRateAndRecovery(t *testing.T) {
 	if lines < 2 || lines > 8 || int64(lines) >= calls/3 {
 		t.Errorf("%d failures gave %d log lines; want one per 40 ms:\n%s", calls, lines, out)
 	}
-	if !regexp.MustCompile(`msg="collector failed".*unlogged_errors=[1-9]`).MatchString(out) {
+	if !regexp.MustCompile(`msg="collector failed".*suppressed=[1-9]`).MatchString(out) {
 		t.Errorf("no count of unlogged errors:\n%s", out)
 	}
 	if g := testState.gone.Load(); g != 2 {
