@@ -1,5 +1,5 @@
 // Package testutil holds the helpers that the tests of every package
-// share: WaitFor, which polls a condition with a deadline; Clock, a clock
+// share: WaitFor and WaitForf, which poll a condition with a deadline; Clock, a clock
 // that tests move by hand; and Discard and Logger, the loggers of the code
 // under test. It imports nothing of ours, so any package's tests, flow's
 // and seq's included, can use it. Fake flow peers are in the subpackage
@@ -21,15 +21,33 @@ import (
 // is seen soon, a long wait does not spin on the shared cores.
 func WaitFor(t testing.TB, d time.Duration, what string, cond func() bool) {
 	t.Helper()
+	if !poll(d, cond) {
+		t.Fatalf("timed out after %v waiting for %s", d, what)
+	}
+}
+
+// WaitForf is WaitFor whose failure message is built by msg once the
+// wait has failed, when it can report the state that was not reached
+// ("node b: 3 of 60 names; status ...").
+func WaitForf(t testing.TB, d time.Duration, cond func() bool, msg func() string) {
+	t.Helper()
+	if !poll(d, cond) {
+		t.Fatalf("timed out after %v: %s", d, msg())
+	}
+}
+
+// poll reports whether cond held within d.
+func poll(d time.Duration, cond func() bool) bool {
 	deadline := time.Now().Add(d)
 	pause := time.Millisecond
 	for !cond() {
 		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", d, what)
+			return false
 		}
 		time.Sleep(pause)
 		pause = min(2*pause, 10*time.Millisecond)
 	}
+	return true
 }
 
 // Clock is a clock that only moves when a test moves it; inject its Now

@@ -82,6 +82,30 @@ func TestWaitForTimesOut(t *testing.T) {
 	}
 }
 
+func TestWaitForf(t *testing.T) {
+	r := &recorder{TB: t}
+	built := 0
+	var n atomic.Int32
+	go func() {
+		time.Sleep(5 * time.Millisecond)
+		n.Store(1)
+	}()
+	if r.run(func(tb testing.TB) {
+		WaitForf(tb, 5*time.Second, func() bool { return n.Load() == 1 }, func() string { built++; return "n = 1" })
+	}) {
+		t.Fatalf("WaitForf failed on a condition that came true: %s", r.msg)
+	}
+	if built != 0 {
+		t.Errorf("the message was built %d times for a wait that succeeded, want 0", built)
+	}
+	failed := r.run(func(tb testing.TB) {
+		WaitForf(tb, 30*time.Millisecond, func() bool { return false }, func() string { built++; return fmt.Sprintf("n = %d, want 2", n.Load()) })
+	})
+	if !failed || built != 1 || !strings.Contains(r.msg, "n = 1, want 2") || !strings.Contains(r.msg, "30ms") {
+		t.Errorf("failed %v, message built %d times, %q; want a failure built once, saying the state and the 30ms", failed, built, r.msg)
+	}
+}
+
 func TestClock(t *testing.T) {
 	start := time.Date(2026, 11, 22, 5, 30, 0, 0, time.UTC)
 	c := NewClock(start)
