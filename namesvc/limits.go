@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/stk-go/stk/flow"
+	"github.com/stk-go/stk/internal/ratelog"
 )
 
 // Refusal is a kind of refused request: which limit (ServerConfig.Limits,
@@ -57,9 +58,11 @@ func (r Refusal) String() string {
 
 // refusalCounters count refusals by kind and rate-limit their log lines.
 type refusalCounters struct {
-	n       [NumRefusals]atomic.Uint64
-	lastLog [NumRefusals]atomic.Int64 // unix second of the last line of each kind
-	quiet   [NumRefusals]atomic.Uint64
+	n   [NumRefusals]atomic.Uint64
+	log [NumRefusals]ratelog.Limiter // one line a second of each kind
+	// disconnectLog limits the lines about connections closed at
+	// Limits.DisconnectAfter.
+	disconnectLog ratelog.Limiter
 }
 
 // limitOK reports whether count more items stay within limit (negative:
@@ -74,14 +77,11 @@ func limitOK(have, limit int) bool { return limit < 0 || have < limit }
 func (s *Server) refuse(from flow.Peer, kind Refusal, name, group string, value, limit int64) {
 	c := &s.refusals
 	total := c.n[kind].Add(1)
-	if now := time.Now().Unix(); c.lastLog[kind].Swap(now) != now {
-		quiet := c.quiet[kind].Swap(0)
+	if ok, quiet := c.log[kind].Allow(); ok {
 		s.log.Warn("name request refused: over a limit; nothing is sent, the client's request times out",
 			"reason", kind.String(), "peer", from.RemoteAddr(), "protocol", from.Protocol(),
 			"name", name, "group", group, "value", value, "limit", limit,
-			"refused_total", total, "not_logged_since_last_line", quiet)
-	} else {
-		c.quiet[kind].Add(1)
+			"refused_total", total, "suppressed", quiet)
 	}
 	s.countRefusal(from)
 }
@@ -102,10 +102,8 @@ func (s *Server) countRefusal(from flow.Peer) {
 		return
 	}
 	s.ctr.refusalDisconnects.Add(1)
-	if now := time.Now().Unix(); s.lastDisconnectLog.Swap(now) != now {
-		s.log.Warn("closing a name-service connection that keeps exceeding the limits",
-			"peer", from.RemoteAddr(), "refusals", n, "disconnects_total", s.ctr.refusalDisconnects.Load())
-	}
+	s.refusals.disconnectLog.Warn(s.log, "closing a name-service connection that keeps exceeding the limits",
+		"peer", from.RemoteAddr(), "refusals", n, "disconnects_total", s.ctr.refusalDisconnects.Load())
 	from.Close()
 }
 

@@ -165,11 +165,10 @@ func (s *Server) checkRegisterLocked(pol *Policy, r *Registration, who identity,
 func (s *Server) refusePolicy(from flow.Peer, kind Refusal, name, group string, who identity, d decision) {
 	c := &s.refusals
 	total := c.n[kind].Add(1)
-	if now := time.Now().Unix(); c.lastLog[kind].Swap(now) != now {
-		quiet := c.quiet[kind].Swap(0)
+	if ok, quiet := c.log[kind].Allow(); ok {
 		args := []any{"reason", kind.String(), "peer", from.RemoteAddr(), "protocol", from.Protocol(),
 			"identity", who.String(), "name", name, "group", group,
-			"refused_total", total, "not_logged_since_last_line", quiet}
+			"refused_total", total, "suppressed", quiet}
 		if d.explicit {
 			args = append(args, "policy_line", d.line)
 		}
@@ -177,8 +176,6 @@ func (s *Server) refusePolicy(from flow.Peer, kind Refusal, name, group string, 
 			args = append(args, "policy", pol.Mode.String())
 		}
 		s.log.Warn("name request refused by the access policy", args...)
-	} else {
-		c.quiet[kind].Add(1)
 	}
 	if kind == RefusedPolicyRegister || kind == RefusedPolicyOwner {
 		s.countRefusal(from)
