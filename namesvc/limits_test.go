@@ -378,11 +378,16 @@ func repliesUntilClosed(c *replayClient) int {
 
 func TestLimitsUDPDatagramClient(t *testing.T) {
 	ts := limitServer(t, Limits{RegistrationsPerClient: 2}, nil)
-	u := dial(t, ts.udp(), ClientOptions{RetryInterval: time.Hour})
+	// The client re-sends unanswered requests, as it would on a real
+	// network: a loaded loopback can drop a datagram. So the refused u2 is
+	// refused once per re-send, and u0 or u1 may come twice (a replacement).
+	u := dial(t, ts.udp(), ClientOptions{RetryInterval: 50 * time.Millisecond})
 	register(t, u, regInfo("u0"))
 	register(t, u, regInfo("u1"))
 	refusedRegister(t, u, regInfo("u2"))
-	wantRefused(t, ts, RefusedClientRegistrations, 1)
+	if n := ts.Stats().Refused[RefusedClientRegistrations]; n < 1 {
+		t.Errorf("refused %s: %d, want at least 1", RefusedClientRegistrations, n)
+	}
 	// 250 addresses are refused; 1000 fit in a datagram but not in a
 	// name request (more than 255 elements): malformed.
 	pc := rawUDP(t, ts.udpAddr)
