@@ -172,13 +172,8 @@ func regAt(name, addr string) Info {
 // waitAuthenticated waits until n clients showed a token.
 func waitAuthenticated(t *testing.T, ts *testServer, n int) {
 	t.Helper()
-	deadline := time.Now().Add(waitLimit)
-	for ts.Stats().Authenticated != n {
-		if time.Now().After(deadline) {
-			t.Fatalf("%d authenticated clients, want %d", ts.Stats().Authenticated, n)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	testutil.WaitForf(t, waitLimit, func() bool { return ts.Stats().Authenticated == n },
+		func() string { return fmt.Sprintf("%d authenticated clients, want %d", ts.Stats().Authenticated, n) })
 }
 
 func TestPolicyFirstOwner(t *testing.T) {

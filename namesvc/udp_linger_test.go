@@ -1,8 +1,11 @@
 package namesvc
 
 import (
+	"fmt"
 	"testing"
 	"time"
+
+	"github.com/stk-go/stk/internal/testutil"
 )
 
 // TestUDPRegistrationLingers: a UDP registrant that goes silent is treated
@@ -29,42 +32,30 @@ func TestUDPRegistrationLingers(t *testing.T) {
 
 	// The collector ends the silent source after the TTL; the name
 	// lingers and is still answered.
-	deadline := time.Now().Add(waitLimit)
-	for {
+	testutil.WaitForf(t, waitLimit, func() bool {
 		e := ts.Names()
-		if len(e) == 1 && e[0].Lingering && ts.Stats().Lingering == 1 {
-			break
-		}
 		if len(e) == 0 {
 			t.Fatalf("registration gone %v after its registrant went silent (TTL %v, linger %v): the linger was not applied", time.Since(silent), ttl, linger)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("registration not lingering after %v: %+v", waitLimit, e)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+		return len(e) == 1 && e[0].Lingering && ts.Stats().Lingering == 1
+	}, func() string { return fmt.Sprintf("registration not lingering: %+v", ts.Names()) })
 	if got := lookupAll(t, q, "udp_linger", ""); len(got) != 1 {
 		t.Fatalf("%d answers while lingering, want 1", len(got))
 	}
 
 	// It goes at TTL + linger after the last keep-alive (sent at most
 	// 20 ms before Close).
-	for len(lookupAll(t, q, "udp_linger", "")) != 0 {
-		if time.Since(silent) > ttl+linger+waitLimit {
-			t.Fatalf("still answered %v after its registrant went silent", time.Since(silent))
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	testutil.WaitForf(t, ttl+linger+waitLimit, func() bool { return len(lookupAll(t, q, "udp_linger", "")) == 0 },
+		func() string {
+			return fmt.Sprintf("still answered %v after its registrant went silent", time.Since(silent))
+		})
 	gone := time.Since(silent)
 	if min := ttl + linger - 50*time.Millisecond; gone < min {
 		t.Fatalf("gone %v after its registrant went silent, want at least TTL + linger (%v)", gone, min)
 	}
 	t.Logf("gone %v after the registrant went silent (TTL %v + linger %v)", gone.Round(time.Millisecond), ttl, linger)
-	deadline = time.Now().Add(waitLimit)
-	for ts.Stats().Registrations != 0 {
-		if time.Now().After(deadline) {
-			t.Fatalf("the collector did not remove the expired registration: %+v", ts.Stats())
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	testutil.WaitForf(t, waitLimit, func() bool { return ts.Stats().Registrations == 0 },
+		func() string {
+			return fmt.Sprintf("the collector did not remove the expired registration: %+v", ts.Stats())
+		})
 }
