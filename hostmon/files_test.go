@@ -13,6 +13,7 @@ import (
 
 	"github.com/fsnotify/fsnotify"
 	"github.com/stk-go/stk/internal/leakcheck"
+	"github.com/stk-go/stk/internal/testutil"
 	"github.com/stk-go/stk/step"
 )
 
@@ -78,35 +79,29 @@ func (r *filesRecorder) snapshot() []*step.Step {
 // times (the first time, and again after each removal).
 func (r *filesRecorder) waitWatched(path string, n int) {
 	r.t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for {
+	watched := func() int {
 		r.mu.Lock()
-		got := r.watched[path]
-		r.mu.Unlock()
-		if got >= n {
-			return
-		}
-		if time.Now().After(deadline) {
-			r.t.Fatalf("%s watched %d times within 5 s, want %d", path, got, n)
-		}
-		time.Sleep(time.Millisecond)
+		defer r.mu.Unlock()
+		return r.watched[path]
 	}
+	testutil.WaitForf(r.t, 5*time.Second, func() bool { return watched() >= n },
+		func() string { return fmt.Sprintf("%s watched %d times, want %d", path, watched(), n) })
 }
 
 // waitFor waits until some STEP satisfies ok and returns it.
 func (r *filesRecorder) waitFor(what string, ok func(*step.Step) bool) *step.Step {
 	r.t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for time.Now().Before(deadline) {
+	var found *step.Step
+	testutil.WaitForf(r.t, 5*time.Second, func() bool {
 		for _, s := range r.snapshot() {
 			if ok(s) {
-				return s
+				found = s
+				return true
 			}
 		}
-		time.Sleep(5 * time.Millisecond)
-	}
-	r.t.Fatalf("no %s in:\n%s", what, filesSummary(r.snapshot()))
-	return nil
+		return false
+	}, func() string { return fmt.Sprintf("no %s in:\n%s", what, filesSummary(r.snapshot())) })
+	return found
 }
 
 // is matches a STEP by type and path.

@@ -15,6 +15,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/stk-go/stk/internal/leakcheck"
+	"github.com/stk-go/stk/internal/testutil"
 	"github.com/stk-go/stk/step"
 )
 
@@ -442,14 +443,10 @@ func TestProcessRealHost(t *testing.T) {
 	}
 	// exec may not have replaced the forked Go process yet: wait for the name.
 	var start *step.Step
-	deadline := time.Now().Add(3 * time.Second)
-	for start == nil && time.Now().Before(deadline) {
-		time.Sleep(20 * time.Millisecond)
+	testutil.WaitFor(t, 3*time.Second, "a process.start for the child", func() bool {
 		start = find(evCollect(t, c, time.Now()), "process.start")
-	}
-	if start == nil {
-		t.Fatal("no process.start for the child")
-	}
+		return start != nil
+	})
 	if st, _ := start.Float("start_time"); start.Time.Start-int64(st) < minLife.Milliseconds() {
 		t.Errorf("process.start at %d, %d ms after the start: before the minimum lifetime %v",
 			start.Time.Start, start.Time.Start-int64(st), minLife)

@@ -2,6 +2,7 @@ package smartbeat
 
 import (
 	"context"
+	"fmt"
 	"net/netip"
 	"strings"
 	"sync"
@@ -202,20 +203,18 @@ func TestMonitorMulticast(t *testing.T) {
 	// Generous: the first beat leaves within 50 ms, but the machine may be
 	// loaded.
 	const wait = 10 * time.Second
-	deadline := time.Now().Add(wait)
-	for time.Now().Before(deadline) {
-		if v, ok := find(m.Services(), "mc"); ok {
-			if v.Protocol != "multicast" {
-				t.Fatalf("protocol %q", v.Protocol)
-			}
-			if s := m.Stats().Listeners; len(s) != 1 || s[0] != "udp:"+group+":"+itoa(ap.Port()) {
-				t.Fatalf("advertised %v", s)
-			}
-			return
-		}
-		time.Sleep(5 * time.Millisecond)
+	var v ServiceView
+	testutil.WaitFor(t, wait, fmt.Sprintf("service mc at the monitor, reporting to multicast:%v:%d", group, ap.Port()), func() bool {
+		var ok bool
+		v, ok = find(m.Services(), "mc")
+		return ok
+	})
+	if v.Protocol != "multicast" {
+		t.Fatalf("protocol %q", v.Protocol)
 	}
-	t.Fatalf("service mc did not show up at the monitor within %v of reporting to multicast:%v:%d", wait, group, ap.Port())
+	if s := m.Stats().Listeners; len(s) != 1 || s[0] != "udp:"+group+":"+itoa(ap.Port()) {
+		t.Fatalf("advertised %v", s)
+	}
 }
 
 func itoa(p uint16) string {
