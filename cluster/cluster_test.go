@@ -30,8 +30,15 @@ type testNode struct {
 
 func startNode(t *testing.T, eps []string, id string, ttl time.Duration) *testNode {
 	t.Helper()
+	return startNodeWith(t, eps, id, ttl, namesvc.ServerConfig{GCInterval: 100 * time.Millisecond})
+}
+
+// startNodeWith is startNode with the name server's configuration.
+func startNodeWith(t *testing.T, eps []string, id string, ttl time.Duration, cfg namesvc.ServerConfig) *testNode {
+	t.Helper()
 	log := testutil.Logger(t).With("test_node", id)
-	srv, err := namesvc.NewServer(namesvc.ServerConfig{Logger: log, GCInterval: 100 * time.Millisecond})
+	cfg.Logger = log
+	srv, err := namesvc.NewServer(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -18,6 +18,7 @@ import (
 //
 //	<prefix>names/<group>/<name>/<node>/<serial>   one registration
 //	<prefix>nodes/<node>                           one node
+//	<prefix>probes/<node>                          a run asking whether the node's holder is alive
 //
 // Every part is URL path-escaped (so "/" and "%" in a name cannot
 // split it; the default group is the empty part), the serial is 16 hex
@@ -26,8 +27,9 @@ import (
 // when the node dies, etcd deletes them within the lease TTL.
 
 const (
-	namesDir = "names/"
-	nodesDir = "nodes/"
+	namesDir  = "names/"
+	nodesDir  = "nodes/"
+	probesDir = "probes/"
 )
 
 // regValue is the JSON value of a registration key: every field a
@@ -44,6 +46,10 @@ type regValue struct {
 	// (Unix nanoseconds; W gives the propagation lag).
 	At int64 `json:"at"`
 	W  int64 `json:"w"`
+	// X is when it goes, once it lingers (its registrant gone; Unix
+	// nanoseconds); absent while its registrant is there. The other nodes
+	// stop answering it then, as its node does.
+	X int64 `json:"x,omitempty"`
 }
 
 type elemValue struct {
@@ -58,6 +64,19 @@ type nodeValue struct {
 	Started int64  `json:"started"` // Unix nanoseconds
 	PID     int    `json:"pid,omitempty"`
 	Host    string `json:"host,omitempty"`
+	// Instance tells the node's runs apart (random, per process).
+	Instance string `json:"instance,omitempty"`
+	// Refuted answers another run's probe of this node id: its
+	// Instance. That run refuses to join.
+	Refuted string `json:"refuted,omitempty"`
+}
+
+// probeValue is the JSON value of a probe key: a run that found its node
+// id held by another run, asking whether that run is alive.
+type probeValue struct {
+	Instance string `json:"instance"`
+	Host     string `json:"host,omitempty"`
+	PID      int    `json:"pid,omitempty"`
 }
 
 func esc(s string) string { return url.PathEscape(s) }
@@ -68,6 +87,8 @@ func nameKey(prefix, group, name, node string, serial uint64) string {
 }
 
 func nodeKey(prefix, node string) string { return prefix + nodesDir + esc(node) }
+
+func probeKey(prefix, node string) string { return prefix + probesDir + esc(node) }
 
 // parseNameKey splits a registration key (without the prefix and
 // namesDir).
@@ -89,9 +110,13 @@ func parseNameKey(rest string) (namesvc.RemoteKey, error) {
 	return k, nil
 }
 
-// encodeReg is the value of r's key, written at w.
-func encodeReg(r *namesvc.Registration, w time.Time) []byte {
+// encodeReg is the value of c's key, written at w.
+func encodeReg(c namesvc.LocalChange, w time.Time) []byte {
+	r := c.Reg
 	v := regValue{E: make([]elemValue, len(r.Elements)), L: int64(r.Linger), At: r.Registered.UnixNano(), W: w.UnixNano()}
+	if !c.Expires.IsZero() {
+		v.X = c.Expires.UnixNano()
+	}
 	for i, e := range r.Elements {
 		v.E[i] = elemValue{T: e.UserType, D: e.Data}
 	}
@@ -103,14 +128,14 @@ func encodeReg(r *namesvc.Registration, w time.Time) []byte {
 	return b
 }
 
-// decodeReg makes the registration of key k from its value; written is
-// when its node wrote it.
-func decodeReg(k namesvc.RemoteKey, b []byte) (r *namesvc.Registration, written time.Time, err error) {
+// decodeReg makes the change of key k from its value; written is when
+// its node wrote it.
+func decodeReg(k namesvc.RemoteKey, b []byte) (c namesvc.RemoteChange, written time.Time, err error) {
 	var v regValue
 	if err := json.Unmarshal(b, &v); err != nil {
-		return nil, time.Time{}, fmt.Errorf("registration %s/%s of node %s: %w", k.Group, k.Name, k.Node, err)
+		return c, time.Time{}, fmt.Errorf("registration %s/%s of node %s: %w", k.Group, k.Name, k.Node, err)
 	}
-	r = &namesvc.Registration{Name: k.Name, Group: k.Group, Elements: make([]seq.Element, len(v.E)),
+	r := &namesvc.Registration{Name: k.Name, Group: k.Group, Elements: make([]seq.Element, len(v.E)),
 		Linger: time.Duration(v.L), Registered: time.Unix(0, v.At)}
 	for i, e := range v.E {
 		r.Elements[i] = seq.Element{UserType: e.T, Data: e.D}
@@ -119,7 +144,11 @@ func decodeReg(k namesvc.RemoteKey, b []byte) (r *namesvc.Registration, written 
 		r.Registrant, _ = netip.ParseAddrPort(v.R) // informative only
 	}
 	r.Transport, _ = flow.ParseProtocol(v.T)
-	return r, time.Unix(0, v.W), nil
+	c = namesvc.RemoteChange{Key: k, Reg: r}
+	if v.X != 0 {
+		c.Expires = time.Unix(0, v.X)
+	}
+	return c, time.Unix(0, v.W), nil
 }
 
 // ParseURL parses the --cluster value: "etcd://host:port[,host:port...]"

@@ -19,13 +19,18 @@
 // etcd answers again it takes a new lease, writes its registrations again,
 // reads every node's again and reconciles (nothing lost, doubled or
 // left stale). A node restarting with the same id revokes the lease of its
-// previous run, so its old entries are replaced rather than doubled.
+// previous run, so its old entries are replaced rather than doubled; it
+// first asks that run whether it is still alive (a probe key that a live
+// node answers within ProbeWait), and refuses to join when it is: two live
+// nodes with one id would revoke each other's lease forever.
 //
 // The key layout is documented in keys.go and docs/cluster.md.
 package cluster
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -60,6 +65,16 @@ const (
 	getPage = 5000
 )
 
+// ProbeWait is how long a node that finds its id held by another run
+// waits for that run to answer its probe before it takes the id over.
+// A live node answers within milliseconds (a watch event and a put); a
+// run killed with -9 never does.
+var ProbeWait = 2 * time.Second
+
+// ErrDuplicateID is the error (Node.Err) of a node that refused to join
+// because a live node already has its id.
+var ErrDuplicateID = errors.New("cluster: duplicate node id")
+
 // Config configures a Node.
 type Config struct {
 	// Endpoints are the etcd client URLs (ParseURL makes them from
@@ -91,6 +106,9 @@ type Node struct {
 	cli  *clientv3.Client
 	log  *slog.Logger
 	self string
+	// instance tells this run of the node id from the others (a restart,
+	// a second process started with the same id by mistake).
+	instance string
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -107,10 +125,12 @@ type Node struct {
 
 	ctr counters
 
-	mu     sync.Mutex // guards st
+	mu     sync.Mutex // guards st and err
 	st     Status
+	err    error         // why the node gave up (ErrDuplicateID)
 	synced chan struct{} // closed at the first full sync
 	once   sync.Once
+	failed chan struct{} // closed when the node gives up for good
 }
 
 type remoteEntry struct {
@@ -173,7 +193,8 @@ func Start(cfg Config) (*Node, error) {
 		log:    cfg.Logger.With("node", cfg.NodeID),
 		own:    map[uint64]string{},
 		remote: map[string]remoteEntry{}, nodeVals: map[string]nodeValue{},
-		done: make(chan struct{}), probed: make(chan struct{}), synced: make(chan struct{})}
+		done: make(chan struct{}), probed: make(chan struct{}), synced: make(chan struct{}), failed: make(chan struct{}),
+		instance: newInstance()}
 	n.ctx, n.cancel = context.WithCancel(context.Background())
 	n.st = Status{NodeID: cfg.NodeID, Endpoints: slices.Clone(cfg.Endpoints), PartitionedSince: time.Now(), LeaseTTL: cfg.LeaseTTL}
 	notify := n.srv.StartExport()
@@ -189,6 +210,25 @@ func (n *Node) ID() string { return n.self }
 // Synced is closed once the node has joined: its registrations written
 // and every other node's applied.
 func (n *Node) Synced() <-chan struct{} { return n.synced }
+
+// Failed is closed when the node gives up joining for good: another live
+// node has its id (Err says which). The name server keeps serving its own
+// clients, outside the cluster; stkd exits.
+func (n *Node) Failed() <-chan struct{} { return n.failed }
+
+// Err returns why the node gave up (wrapping ErrDuplicateID), nil while it
+// has not.
+func (n *Node) Err() error {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.err
+}
+
+func newInstance() string {
+	var b [8]byte
+	rand.Read(b[:]) // never fails (crypto/rand)
+	return hex.EncodeToString(b[:])
+}
 
 // Close leaves the cluster: it revokes the node's lease, so that the
 // other nodes forget its registrations at once rather than after the TTL,
@@ -217,6 +257,10 @@ func (n *Node) run(notify <-chan struct{}) {
 		start := time.Now()
 		err := n.session(notify)
 		if n.ctx.Err() != nil {
+			return
+		}
+		if errors.Is(err, ErrDuplicateID) {
+			n.giveUp(err, notify)
 			return
 		}
 		n.ctr.errors.Add(1)
@@ -324,7 +368,13 @@ func (n *Node) session(notify <-chan struct{}) error {
 				return errors.New("watch canceled")
 			}
 			n.contact()
-			n.applyEvents(wr.Events)
+			for _, p := range n.applyEvents(wr.Events) {
+				// Another process started with this node's id: it waits
+				// for this answer, and refuses to join.
+				if err := n.putNodeKey(&p); err != nil {
+					return err
+				}
+			}
 		}
 	}
 }
@@ -354,6 +404,7 @@ func (n *Node) sync(notify <-chan struct{}) error {
 	var values []remoteKV
 	var ownInEtcd []string
 	nodes := map[string]nodeValue{}
+	var probe *probeValue // another run probing this node id
 	rev, err := n.readAll(func(key string, val []byte, modRev int64) {
 		rest := strings.TrimPrefix(key, n.cfg.Prefix)
 		switch {
@@ -376,40 +427,46 @@ func (n *Node) sync(notify <-chan struct{}) error {
 			if json.Unmarshal(val, &v) == nil {
 				nodes[v.Node] = v
 			}
+		case rest == probesDir+esc(n.self):
+			var v probeValue
+			if json.Unmarshal(val, &v) == nil && v.Instance != n.instance {
+				probe = &v
+			}
 		}
 	})
 	if err != nil {
 		return fmt.Errorf("read %s: %w", n.cfg.Prefix, err)
 	}
 	n.rev = rev
-	// The previous run of this node id, if its lease is still alive.
-	if n.prevLease == 0 {
-		if v, ok := nodes[n.self]; ok && v.Lease != int64(n.lease) {
-			n.prevLease = clientv3.LeaseID(v.Lease)
+	// Another run holds this node id (its lease is alive, or its key
+	// would be gone): the previous run of this node, or a second live
+	// node started with the same id by mistake. Only a live one answers.
+	var otherLease clientv3.LeaseID
+	if v, ok := nodes[n.self]; ok && v.Instance != n.instance {
+		if err := n.probeOther(v, rev); err != nil {
+			return err
 		}
+		otherLease = clientv3.LeaseID(v.Lease)
 	}
 	// Our own keys: write the current registrations, delete the rest.
 	if err := n.writeAllOwn(ownInEtcd); err != nil {
 		return err
 	}
-	host, _ := os.Hostname()
-	nv := nodeValue{Node: n.self, Lease: int64(n.lease), Started: n.started().UnixNano(), PID: os.Getpid(), Host: host}
-	ctx, cancel := n.opCtx()
-	_, err = n.cli.Put(ctx, nodeKey(n.cfg.Prefix, n.self), string(mustJSON(nv)), clientv3.WithLease(n.lease))
-	cancel()
-	if err != nil {
-		return fmt.Errorf("write node key: %w", err)
+	if err := n.putNodeKey(probe); err != nil {
+		return err
 	}
-	n.ctr.puts.Add(1)
-	if n.prevLease != 0 && n.prevLease != n.lease {
+	for _, l := range []clientv3.LeaseID{n.prevLease, otherLease} {
+		if l == 0 || l == n.lease {
+			continue
+		}
 		ctx, cancel := n.opCtx()
-		_, err := n.cli.Revoke(ctx, n.prevLease)
+		_, err := n.cli.Revoke(ctx, l)
 		cancel()
 		if err != nil && !isLeaseNotFound(err) {
-			return fmt.Errorf("revoke previous lease %x: %w", int64(n.prevLease), err)
+			return fmt.Errorf("revoke previous lease %x: %w", int64(l), err)
 		}
-		n.prevLease = 0
 	}
+	n.prevLease = 0
 	// Other nodes: apply what changed, forget what is gone.
 	var batch []namesvc.RemoteChange
 	flush := func() {
@@ -428,13 +485,13 @@ func (n *Node) sync(notify <-chan struct{}) error {
 		}
 	}
 	for _, kv := range values {
-		r, _, err := decodeReg(kv.k, kv.val)
+		rc, _, err := decodeReg(kv.k, kv.val)
 		if err != nil {
 			n.log.Warn("cluster: ignoring a malformed registration", "key", kv.key, "err", err)
 			continue
 		}
 		n.remote[kv.key] = remoteEntry{key: kv.k, rev: kv.rev}
-		batch = append(batch, namesvc.RemoteChange{Key: kv.k, Reg: r})
+		batch = append(batch, rc)
 		if len(batch) >= applyBatch {
 			flush()
 		}
@@ -495,7 +552,7 @@ func (n *Node) writeAllOwn(inEtcd []string) error {
 		k := nameKey(n.cfg.Prefix, c.Group, c.Name, n.self, c.Serial)
 		keep[k] = true
 		newOwn[c.Serial] = k
-		ops = append(ops, clientv3.OpPut(k, string(encodeReg(c.Reg, now)), clientv3.WithLease(n.lease)))
+		ops = append(ops, clientv3.OpPut(k, string(encodeReg(c, now)), clientv3.WithLease(n.lease)))
 	}
 	stale := map[string]bool{}
 	for _, k := range inEtcd {
@@ -533,7 +590,7 @@ func (n *Node) writeOwn(changes []namesvc.LocalChange) error {
 			ops = append(ops, clientv3.OpDelete(old))
 		}
 		n.own[c.Serial] = k
-		ops = append(ops, clientv3.OpPut(k, string(encodeReg(c.Reg, now)), clientv3.WithLease(n.lease)))
+		ops = append(ops, clientv3.OpPut(k, string(encodeReg(c, now)), clientv3.WithLease(n.lease)))
 	}
 	return n.commit(ops)
 }
@@ -577,8 +634,9 @@ func (n *Node) commit(ops []clientv3.Op) error {
 	return nil
 }
 
-// applyEvents applies watched changes of the other nodes to the server.
-func (n *Node) applyEvents(evs []*clientv3.Event) {
+// applyEvents applies watched changes of the other nodes to the server,
+// and returns the probes of other runs of this node id among them.
+func (n *Node) applyEvents(evs []*clientv3.Event) (probes []probeValue) {
 	now := time.Now()
 	var batch []namesvc.RemoteChange
 	for _, ev := range evs {
@@ -590,6 +648,13 @@ func (n *Node) applyEvents(evs []*clientv3.Event) {
 		rest := strings.TrimPrefix(key, n.cfg.Prefix)
 		if node, ok := strings.CutPrefix(rest, nodesDir); ok {
 			n.nodeEvent(node, ev)
+			continue
+		}
+		if rest == probesDir+esc(n.self) && ev.Type == clientv3.EventTypePut {
+			var v probeValue
+			if json.Unmarshal(ev.Kv.Value, &v) == nil && v.Instance != n.instance {
+				probes = append(probes, v)
+			}
 			continue
 		}
 		if !strings.HasPrefix(rest, namesDir) {
@@ -605,7 +670,7 @@ func (n *Node) applyEvents(evs []*clientv3.Event) {
 				batch = append(batch, namesvc.RemoteChange{Key: k})
 			}
 		} else {
-			r, written, err := decodeReg(k, ev.Kv.Value)
+			rc, written, err := decodeReg(k, ev.Kv.Value)
 			if err != nil {
 				n.log.Warn("cluster: ignoring a malformed registration", "key", key, "err", err)
 				continue
@@ -616,7 +681,7 @@ func (n *Node) applyEvents(evs []*clientv3.Event) {
 				n.ctr.maxLagNanos.Store(lag)
 			}
 			n.remote[key] = remoteEntry{key: k, rev: ev.Kv.ModRevision}
-			batch = append(batch, namesvc.RemoteChange{Key: k, Reg: r})
+			batch = append(batch, rc)
 		}
 		if len(batch) >= applyBatch {
 			n.ctr.applied.Add(uint64(n.srv.ApplyRemote(batch)))
@@ -626,6 +691,7 @@ func (n *Node) applyEvents(evs []*clientv3.Event) {
 	if len(batch) > 0 {
 		n.ctr.applied.Add(uint64(n.srv.ApplyRemote(batch)))
 	}
+	return probes
 }
 
 func (n *Node) nodeEvent(escNode string, ev *clientv3.Event) {
@@ -651,4 +717,106 @@ func (n *Node) started() time.Time { return startTime }
 
 func isLeaseNotFound(err error) bool {
 	return err != nil && strings.Contains(err.Error(), "requested lease not found")
+}
+
+// putNodeKey writes this node's key under its lease; probe, if not nil,
+// is another run's probe of this node id, answered by naming it in
+// Refuted (the probing run then refuses to join).
+func (n *Node) putNodeKey(probe *probeValue) error {
+	host, _ := os.Hostname()
+	nv := nodeValue{Node: n.self, Lease: int64(n.lease), Started: n.started().UnixNano(), PID: os.Getpid(), Host: host,
+		Instance: n.instance}
+	if probe != nil {
+		nv.Refuted = probe.Instance
+		n.log.Error("cluster: another process tried to join with this node's id; it is told to refuse: give it another --node-id",
+			"other_host", probe.Host, "other_pid", probe.PID)
+	}
+	ctx, cancel := n.opCtx()
+	_, err := n.cli.Put(ctx, nodeKey(n.cfg.Prefix, n.self), string(mustJSON(nv)), clientv3.WithLease(n.lease))
+	cancel()
+	if err != nil {
+		return fmt.Errorf("write node key: %w", err)
+	}
+	n.ctr.puts.Add(1)
+	return nil
+}
+
+// probeOther asks the run of this node id that holds its node key (other,
+// read at revision rev) whether it is alive: it writes a probe key and
+// waits at most ProbeWait for that run to answer (its node key naming this
+// run in Refuted). An answer means a live node has the id: the error wraps
+// ErrDuplicateID. No answer, or the other run's key gone (its lease
+// expired), means it is dead: nil, and this run takes the id over.
+func (n *Node) probeOther(other nodeValue, rev int64) error {
+	host, _ := os.Hostname()
+	pk := probeKey(n.cfg.Prefix, n.self)
+	ctx, cancel := n.opCtx()
+	_, err := n.cli.Put(ctx, pk, string(mustJSON(probeValue{Instance: n.instance, Host: host, PID: os.Getpid()})), clientv3.WithLease(n.lease))
+	cancel()
+	if err != nil {
+		return fmt.Errorf("write probe key: %w", err)
+	}
+	n.ctr.puts.Add(1)
+	defer func() {
+		ctx, cancel := n.opCtx()
+		n.cli.Delete(ctx, pk) // best effort: it goes with the lease anyway
+		cancel()
+	}()
+	n.log.Info("cluster: another run holds this node id; asking whether it is alive",
+		"other_host", other.Host, "other_pid", other.PID, "other_started", time.Unix(0, other.Started), "wait", ProbeWait)
+	wctx, wcancel := context.WithTimeout(clientv3.WithRequireLeader(n.ctx), ProbeWait)
+	defer wcancel()
+	wch := n.cli.Watch(wctx, nodeKey(n.cfg.Prefix, n.self), clientv3.WithRev(rev+1))
+	for wr := range wch {
+		if err := wr.Err(); err != nil && wctx.Err() == nil {
+			return fmt.Errorf("watch node key: %w", err)
+		}
+		for _, ev := range wr.Events {
+			if ev.Type == clientv3.EventTypeDelete {
+				n.log.Info("cluster: the previous run of this node id is gone (its lease expired); joining")
+				return nil
+			}
+			var v nodeValue
+			if json.Unmarshal(ev.Kv.Value, &v) == nil && v.Refuted == n.instance {
+				return fmt.Errorf("%w: node id %q is held by a live node (host %q, pid %d, started %s) that answered this one's probe; "+
+					"give each node its own --node-id (or stop the other one)",
+					ErrDuplicateID, n.self, v.Host, v.PID, time.Unix(0, v.Started).Format(time.RFC3339))
+			}
+		}
+	}
+	if n.ctx.Err() != nil {
+		return n.ctx.Err()
+	}
+	n.log.Info("cluster: the previous run of this node id did not answer: taking its place (its registrations are replaced)",
+		"waited", ProbeWait)
+	return nil
+}
+
+// giveUp ends the node's membership for good (err wraps ErrDuplicateID):
+// it revokes its lease, says why everywhere, and keeps draining the
+// server's export hand-off until closed.
+func (n *Node) giveUp(err error, notify <-chan struct{}) {
+	if n.lease != 0 {
+		ctx, cancel := n.opCtx()
+		n.cli.Revoke(ctx, n.lease)
+		cancel()
+		n.lease = 0
+	}
+	n.log.Error("cluster: not joining; this stkd serves its own clients only", "err", err)
+	n.mu.Lock()
+	n.err = err
+	n.st.Connected, n.st.LastError = false, err.Error()
+	if n.st.PartitionedSince.IsZero() {
+		n.st.PartitionedSince = time.Now()
+	}
+	n.mu.Unlock()
+	close(n.failed)
+	for {
+		select {
+		case <-n.ctx.Done():
+			return
+		case <-notify:
+			n.srv.TakeLocalChanges(nil)
+		}
+	}
 }

@@ -10,7 +10,8 @@ import (
 // both without blocking under its lock:
 //
 //   - It reports every change of its own registrations (stored, replaced,
-//     removed once their linger ran out) to one observer, through a
+//     lingering from a given time, removed once their linger ran out) to
+//     one observer, through a
 //     coalescing hand-off: StartExport returns a channel that is signalled
 //     when there is something to take, and TakeLocalChanges takes the
 //     latest state of each changed registration. The observer (which talks
@@ -19,7 +20,10 @@ import (
 //   - It accepts the registrations of other nodes (ApplyRemote). They have
 //     no owner here and no linger of their own (they go when their node
 //     says so), are answered by lookups, listed by Names and NamesPage, and
-//     pushed to name subscriptions exactly as local ones. They are kept
+//     pushed to name subscriptions exactly as local ones. A lingering one
+//     carries its expiry from its node: lookups here stop answering it at
+//     the same moment as its node does (clock skew between the hosts
+//     aside), before its node's removal arrives. They are kept
 //     apart from the Store, so they are never reported back to the
 //     observer (no echo), never count against the local limits, and the
 //     access policy's registration rules never see them.
@@ -52,6 +56,11 @@ type LocalChange struct {
 	// Reg is the registration now stored; nil when it was removed. It is
 	// immutable: the observer may keep it.
 	Reg *Registration
+	// Expires is when the registration goes, once it lingers (its
+	// registrant's connection closed, or a datagram registrant went
+	// silent): zero while its registrant is there. It is taken with the
+	// change, since Reg's own expiry may change under the server's lock.
+	Expires time.Time
 }
 
 // RemoteKey identifies a registration of another node: the node's id and
@@ -71,6 +80,9 @@ type RemoteChange struct {
 	// nil when it was removed. The server keeps it: the caller must not
 	// change it afterwards.
 	Reg *Registration
+	// Expires is the registration's expiry at its node (LocalChange's):
+	// lookups stop answering it then. Zero: not lingering.
+	Expires time.Time
 }
 
 // replicaState is the Server's replication state (see above).
@@ -89,6 +101,7 @@ type replicaState struct {
 	byKey    map[RemoteKey]*Registration
 	serial   uint64               // the last remote serial given, past remoteSerialBase
 	lastNode map[string]time.Time // when a change of each node was last applied
+	groups   int                  // groups created by other nodes' registrations (in Stats.Groups)
 }
 
 // StartExport starts reporting this server's own registration changes and
@@ -138,15 +151,16 @@ func (s *Server) LocalRegistrations(dst []LocalChange) []LocalChange {
 	defer s.mu.RUnlock()
 	s.store.Ascend("", "", func(g, n string, regs []*Registration) bool {
 		for _, r := range regs {
-			dst = append(dst, LocalChange{Serial: r.serial, Group: g, Name: n, Reg: r})
+			dst = append(dst, LocalChange{Serial: r.serial, Group: g, Name: n, Reg: r, Expires: r.expires})
 		}
 		return true
 	})
 	return dst
 }
 
-// exportLocked reports that r (one of this server's own) was stored or,
-// with removed, removed. s.mu is held.
+// exportLocked reports that r (one of this server's own) was stored,
+// started to linger (its expiry set) or, with removed, removed. s.mu is
+// held.
 func (s *Server) exportLocked(r *Registration, removed bool) {
 	rp := &s.rep
 	rp.exportMu.Lock()
@@ -155,9 +169,9 @@ func (s *Server) exportLocked(r *Registration, removed bool) {
 		return
 	}
 	if !rp.overflow {
-		c := LocalChange{Serial: r.serial, Group: r.Group, Name: r.Name, Reg: r}
+		c := LocalChange{Serial: r.serial, Group: r.Group, Name: r.Name, Reg: r, Expires: r.expires}
 		if removed {
-			c.Reg = nil
+			c.Reg, c.Expires = nil, time.Time{}
 		}
 		rp.pending[r.serial] = c
 		if len(rp.pending) > maxPendingExport {
@@ -173,11 +187,14 @@ func (s *Server) exportLocked(r *Registration, removed bool) {
 
 // ApplyRemote applies changes of other nodes' registrations, in order:
 // a put stores (or replaces in place) the registration of its key and
-// pushes it to the name's subscribers, unless the stored one has the same
-// elements; a removal forgets it (STK has no message for that: lookups
-// stop answering it, as for a local registration whose linger ran out).
-// It returns how many changes altered the view. Callers batch changes (a
-// few hundred per call) so that the lock is held briefly.
+// pushes it to the name's subscribers as its node did: a new
+// registration, or a replacement (another Registered time or other
+// elements), is pushed; a change of expiry alone (its registrant gone, so
+// it lingers) is not, and a re-put of what is held (a resync) changes
+// nothing. A removal forgets it (STK has no message for that: lookups stop
+// answering it, as for a local registration whose linger ran out). It
+// returns how many changes altered the view. Callers batch changes (a few
+// hundred per call) so that the lock is held briefly.
 func (s *Server) ApplyRemote(changes []RemoteChange) int {
 	now := s.now()
 	var pushes []delivery
@@ -201,19 +218,27 @@ func (s *Server) ApplyRemote(changes []RemoteChange) int {
 			continue
 		}
 		r := c.Reg
-		if old != nil && old.Linger == r.Linger && sameElements(old.Elements, r.Elements) {
-			continue // a re-put after a resync: nothing new
+		if old != nil && old.Linger == r.Linger && old.Registered.Equal(r.Registered) && sameElements(old.Elements, r.Elements) {
+			// The same registration: a re-put after a resync, or its
+			// expiry set (lingering) or cleared. Not pushed: its node
+			// pushes nothing for either.
+			if !old.expires.Equal(c.Expires) {
+				old.expires = c.Expires
+				n++
+			}
+			continue
 		}
 		r.Group, r.Name, r.node = c.Key.Group, c.Key.Name, c.Key.Node
-		r.owner, r.expires = nil, time.Time{}
+		r.owner, r.expires = nil, c.Expires
 		if old != nil {
 			r.serial = old.serial
 			rp.remote.Put(r, func(o *Registration) bool { return o == old })
 		} else {
 			if !s.store.HasGroup(r.Group) {
-				// Lookups of the group must find it; the group is
-				// not counted against the local Groups limit.
+				// Lookups of the group must find it. It counts in
+				// Stats.Groups, not against the local Groups limit.
 				s.store.AddGroup(r.Group)
+				rp.groups++
 			}
 			rp.serial++
 			r.serial = remoteSerialBase + rp.serial

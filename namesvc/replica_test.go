@@ -98,10 +98,17 @@ func TestExportLocalChanges(t *testing.T) {
 		t.Fatalf("changes taken twice: %+v", got)
 	}
 
-	// Disconnect: lingering is no change; the removal after the linger is.
+	// Disconnect: each registration now lingers, with its expiry (the
+	// linger of 5 s from now); the removal after the linger is a change too.
 	s.Disconnect(c1)
-	if got, _ := s.TakeLocalChanges(nil); len(got) != 0 {
-		t.Fatalf("lingering reported as a change: %+v", got)
+	got, _ = s.TakeLocalChanges(nil)
+	slices.SortFunc(got, func(a, b LocalChange) int { return strings.Compare(a.Name, b.Name) })
+	if want := clk.Now().Add(5 * time.Second); len(got) != 2 || got[0].Name != "early" || got[1].Name != "svc" ||
+		got[1].Reg == nil || got[1].Serial != serial || !got[0].Expires.Equal(want) || !got[1].Expires.Equal(want) {
+		t.Fatalf("lingering: %+v, want early and svc expiring at %v", got, want)
+	}
+	if l := s.LocalRegistrations(nil); len(l) != 2 || l[0].Expires.IsZero() {
+		t.Fatalf("LocalRegistrations of lingering registrations: %+v, want their expiry", l)
 	}
 	clk.Advance(6 * time.Second)
 	if n := s.collect(clk.Now()); n != 2 {
@@ -120,8 +127,8 @@ func TestExportLocalChanges(t *testing.T) {
 	c3 := testpeer.New(flow.TCP, "127.0.0.1:40003")
 	s.Handle(c3, buildRegister(6, new(addrInfo("twin", "127.0.0.1:5"))))
 	got, _ = s.TakeLocalChanges(nil)
-	if len(got) != 1 || got[0].Reg == nil || got[0].Reg.Registrant.Port() != 40003 {
-		t.Fatalf("twin: %+v", got)
+	if len(got) != 1 || got[0].Reg == nil || got[0].Reg.Registrant.Port() != 40003 || !got[0].Expires.IsZero() {
+		t.Fatalf("twin: %+v, want the new registration, not lingering", got)
 	}
 }
 
@@ -272,5 +279,94 @@ func TestApplyRemoteGroupsAndListings(t *testing.T) {
 	p, _ := s.NamesPage(NamesQuery{Prefix: "m"})
 	if len(p.Entries) != 3 || p.Entries[1].Node != "n2" || p.Entries[2].Node != "a" { // m in both groups
 		t.Fatalf("prefix page %+v", p.Entries)
+	}
+}
+
+// Another node's lingering registration: lookups here stop answering it
+// at its expiry, as its node does, before its removal arrives; the
+// expiry alone is never pushed, a registration back after a reconnect
+// (a new Registered time) is.
+func TestApplyRemoteLingering(t *testing.T) {
+	s, clk := newTestServer(t, ServerConfig{})
+	sub := testpeer.New(flow.TCP, "127.0.0.1:41000")
+	s.Handle(sub, buildQuery(seq.TypeSubscribe, 0x77, "svc", "", false))
+	sub.Take()
+	key := RemoteKey{Node: "a", Name: "svc", Serial: 3}
+	s.ApplyRemote([]RemoteChange{{Key: key, Reg: remoteReg(addrInfo("svc", "10.0.0.1:1"))}})
+	if len(sub.Take()) != 1 {
+		t.Fatal("remote registration not pushed")
+	}
+
+	// Its client went at its node: it lingers 2 s.
+	expires := clk.Now().Add(2 * time.Second)
+	v := s.NamesVersion()
+	if n := s.ApplyRemote([]RemoteChange{{Key: key, Reg: remoteReg(addrInfo("svc", "10.0.0.1:1")), Expires: expires}}); n != 1 {
+		t.Fatalf("the expiry applied %d changes, want 1", n)
+	}
+	if p := sub.Take(); len(p) != 0 {
+		t.Fatalf("lingering pushed %d answers: its node pushes none", len(p))
+	}
+	if s.NamesVersion() == v {
+		t.Fatal("NamesVersion unchanged: the Names page would not show it lingering")
+	}
+	if e := s.Names(); len(e) != 1 || !e[0].Lingering || !e[0].Expires.Equal(expires) || e[0].Node != "a" {
+		t.Fatalf("Names: %+v, want svc of node a lingering until %v", e, expires)
+	}
+	clk.Advance(1999 * time.Millisecond)
+	if got := answerAddrs(t, s, "svc", ""); len(got) != 1 {
+		t.Fatalf("answers within the linger: %v", got)
+	}
+	clk.Advance(time.Millisecond)
+	if got := answerAddrs(t, s, "svc", ""); len(got) != 0 {
+		t.Fatalf("answered at its expiry, before its node's removal arrived: %v", got)
+	}
+	if len(s.Names()) != 0 {
+		t.Fatal("listed after its expiry")
+	}
+	// The same re-put (a resync) changes nothing.
+	if n := s.ApplyRemote([]RemoteChange{{Key: key, Reg: remoteReg(addrInfo("svc", "10.0.0.1:1")), Expires: expires}}); n != 0 {
+		t.Fatalf("identical re-put applied %d", n)
+	}
+
+	// Back after a reconnect at its node: a new registration there (the
+	// same serial, a new Registered time, no expiry), pushed here too.
+	back := remoteReg(addrInfo("svc", "10.0.0.1:1"))
+	back.Registered = back.Registered.Add(time.Minute)
+	if n := s.ApplyRemote([]RemoteChange{{Key: key, Reg: back}}); n != 1 {
+		t.Fatalf("the registration back applied %d", n)
+	}
+	if p := sub.Take(); len(p) != 1 {
+		t.Fatalf("the registration back pushed %d answers, want 1", len(p))
+	}
+	if got := answerAddrs(t, s, "svc", ""); len(got) != 1 {
+		t.Fatalf("answers after it came back: %v", got)
+	}
+	if e := s.Names(); len(e) != 1 || e[0].Lingering {
+		t.Fatalf("Names after it came back: %+v", e)
+	}
+}
+
+// Groups created by other nodes' registrations count in Stats.Groups, not
+// against the local Groups limit.
+func TestApplyRemoteGroupsCount(t *testing.T) {
+	s, _ := newTestServer(t, ServerConfig{Limits: Limits{Groups: 2}}) // the default group and one more
+	if g := s.Stats().Groups; g != 1 {
+		t.Fatalf("groups at start: %d, want 1 (the default)", g)
+	}
+	for i, g := range []string{"r1", "r2", "r1"} {
+		in := addrInfo("m", "10.0.0.1:1")
+		in.Group = g
+		s.ApplyRemote([]RemoteChange{{Key: RemoteKey{Node: "a", Group: g, Name: "m", Serial: uint64(i + 1)}, Reg: remoteReg(in)}})
+	}
+	if g := s.Stats().Groups; g != 3 {
+		t.Fatalf("groups with two made by remote registrations: %d, want 3", g)
+	}
+	c := testpeer.New(flow.TCP, "127.0.0.1:40001")
+	in := addrInfo("x", "127.0.0.1:1")
+	in.Group = "local"
+	s.Handle(c, buildRegister(1, &in))
+	if st := s.Stats(); st.Refused[RefusedGroups] != 0 || st.Registrations != 1 || st.Groups != 4 {
+		t.Fatalf("a local registration in a new group with remote groups past the local limit: refused %d, %d registrations, %d groups; want it stored, 4 groups",
+			st.Refused[RefusedGroups], st.Registrations, st.Groups)
 	}
 }

@@ -772,6 +772,7 @@ func (s *Server) dropOwnerLocked(o *owner, now time.Time) {
 			continue
 		}
 		s.expiring[r] = struct{}{}
+		s.exportLocked(r, false) // other cluster nodes learn its expiry
 	}
 	o.regs = nil
 	s.version.Add(1) // lingering now
@@ -906,7 +907,7 @@ type ServerStats struct {
 	// PolicyRules is the number of rules of the access policy (0: none).
 	PolicyRules int
 
-	Groups      int   // groups created, the default one included
+	Groups      int   // groups created (by other cluster nodes' registrations too), the default one included
 	StoredBytes int64 // element bytes of the stored registrations (Limits.MaxStoredBytes)
 	// Refused counts the requests refused by Limits, by kind (index a
 	// Refusal).
@@ -923,7 +924,7 @@ type ServerStats struct {
 func (s *Server) Stats() ServerStats {
 	s.mu.RLock()
 	st := ServerStats{ID: s.id, Registrations: s.store.Len(), Lingering: len(s.expiring), Clients: len(s.owners),
-		Subscriptions: s.nSubs, Groups: s.nGroups, StoredBytes: s.stored, Authenticated: len(s.auth),
+		Subscriptions: s.nSubs, Groups: s.nGroups + s.rep.groups, StoredBytes: s.stored, Authenticated: len(s.auth),
 		Remote: s.remoteLenLocked()}
 	s.mu.RUnlock()
 	if p := s.policy.Load(); p != nil {

@@ -125,3 +125,12 @@ func (d *daemon) clusterNode() string {
 	}
 	return d.cluster.ID()
 }
+
+// clusterFailed is closed when the cluster node gives up for good
+// (another live node has its id); nil (never ready) without --cluster.
+func (d *daemon) clusterFailed() <-chan struct{} {
+	if d.cluster == nil {
+		return nil
+	}
+	return d.cluster.Failed()
+}

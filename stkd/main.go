@@ -249,7 +249,13 @@ func run(args []string) error {
 	}
 	d.reloadOnHangup(ctx, c.policy, log.With("component", "names"))
 	log.Info("stkd running", d.logAttrs()...)
-	<-ctx.Done()
+	select {
+	case <-ctx.Done():
+	case <-d.clusterFailed(): // another live node has our --node-id
+		stop()
+		log.Error("stkd stopping: it cannot join the cluster", "err", d.cluster.Err())
+		return errors.Join(d.cluster.Err(), d.close())
+	}
 	stop()
 	log.Info("stkd stopping")
 	return d.close()
