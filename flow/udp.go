@@ -2,6 +2,7 @@ package flow
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -13,6 +14,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/stk-go/stk/internal/ratelog"
@@ -47,6 +49,10 @@ type UDPConfig struct {
 	// The socket is bound with SO_REUSEADDR, so several flows (and
 	// processes) of one host can receive the group on the same port.
 	Group string
+	// Pacing spreads the datagrams of sequences larger than one datagram
+	// over time so that a receiver with the system's default buffer keeps
+	// up; the zero value paces (see UDPPacing).
+	Pacing UDPPacing
 }
 
 // ErrNoDestination is returned by UDPFlow.Send on a flow configured without
@@ -91,6 +97,8 @@ type UDPFlow struct {
 	opts     Options
 	uniqueID uint32
 	log      *slog.Logger
+	// pacingOff: UDPPacing.Off, no datagram is marked for pacing.
+	pacingOff bool
 
 	ctr counters
 
@@ -100,9 +108,13 @@ type UDPFlow struct {
 	buf      []byte         // STK-UDP scratch, grown to seq.MRU
 	emitTo   netip.AddrPort // destination of the datagrams being queued
 	emitLast int            // offset in queue.pending of the last datagram queued
+	emitN    int            // datagrams queued for the sequence being encoded
 	emitFunc func([]byte) error
 	dropLog  atomic.Int64  // unix second of the last "queue full" log line
 	wdone    chan struct{} // closed when the writer goroutine has returned
+
+	rc    syscall.RawConn
+	drops atomic.Uint64 // the socket's drops when Close closed it
 
 	closed    atomic.Bool
 	closeOnce sync.Once
@@ -116,6 +128,8 @@ type UDPFlow struct {
 	r           udpReader
 	reasm       *seq.Reassembler
 	lost        uint64 // reassembly partials expired or evicted, already counted in ctr.dropped
+	lostFrags   uint64 // their missing fragments, already counted in ctr.lostFrags
+	gens        udpGenerations
 	lastPeer    *udpPeer
 	peers       map[netip.AddrPort]*udpPeer
 	readLog     ratelog.Limiter // bad datagrams and read errors: one line a second
@@ -185,6 +199,7 @@ func newUDP(cfg UDPConfig, opts Options, mode udpIOMode) (*UDPFlow, error) {
 
 	f := &UDPFlow{
 		conn:     conn,
+		rc:       rc,
 		id:       nextPeerID(),
 		raw:      cfg.Raw,
 		dest:     dest,
@@ -222,6 +237,7 @@ func newUDP(cfg UDPConfig, opts Options, mode udpIOMode) (*UDPFlow, error) {
 		f.expireTick = min(udpExpireTick, max(opts.ReassemblyTimeout/2, time.Millisecond))
 	}
 	f.w.batch, f.r.batch = newUDPBatch(rc, mode)
+	f.w.pacer, f.w.stop, f.pacingOff = newUDPPacer(cfg.Pacing), make(chan struct{}), cfg.Pacing.Off
 	go f.writeLoop()
 	go f.readLoop()
 	return f, nil
@@ -335,7 +351,7 @@ func (f *UDPFlow) send(s *seq.Sequence, to netip.AddrPort, wait time.Duration) e
 		q.pending = appendUDPRecord(q.pending, to, payload)
 		setUDPRecordLast(q.pending[start:])
 	} else {
-		f.emitTo = to
+		f.emitTo, f.emitN = to, 0
 		var err error
 		f.buf, err = seq.AppendUDP(f.buf, s, f.uniqueID, f.emitFunc)
 		if err != nil { // refused by the encoder before it emitted anything
@@ -344,6 +360,12 @@ func (f *UDPFlow) send(s *seq.Sequence, to netip.AddrPort, wait time.Duration) e
 			return err
 		}
 		setUDPRecordLast(q.pending[f.emitLast:])
+		if f.emitN > 1 && !f.pacingOff {
+			for r := q.pending[start:]; len(r) > 0; {
+				setUDPRecordFlag(r, udpRecordPaced)
+				_, r = nextUDPRecord(r)
+			}
+		}
 	}
 	q.seqs++
 	q.queued += len(q.pending) - start
@@ -358,6 +380,7 @@ func (f *UDPFlow) send(s *seq.Sequence, to netip.AddrPort, wait time.Duration) e
 func (f *UDPFlow) emit(d []byte) error {
 	f.emitLast = len(f.queue.pending)
 	f.queue.pending = appendUDPRecord(f.queue.pending, f.emitTo, d)
+	f.emitN++
 	return nil
 }
 
@@ -381,8 +404,17 @@ func (f *UDPFlow) Protocol() Protocol { return f.proto }
 // payload bytes (STK-UDP headers included); SequencesOut and BytesOut count
 // what the writer has handed to the kernel. Dropped counts sequences refused
 // by a full queue or by the system, left queued when Close gave up, and
-// half-received sequences given up by reassembly.
-func (f *UDPFlow) Stats() Stats { return f.ctr.snapshot() }
+// half-received sequences given up by reassembly. LostSequences,
+// LostFragments and ReceiveDrops report what the receiving side lost;
+// Paced, the writer's pauses for UDPPacing.
+func (f *UDPFlow) Stats() Stats {
+	st := f.ctr.snapshot()
+	st.ReceiveDrops = f.drops.Load() // kept by Close
+	if n, ok := udpSocketDrops(f.rc); ok {
+		st.ReceiveDrops = n
+	}
+	return st
+}
 
 // Close stops the flow: later sends fail with ErrClosed, what was queued is
 // sent first (waiting at most Options.CloseTimeout; what is left then is
@@ -401,6 +433,10 @@ func (f *UDPFlow) Close() error {
 			f.log.Warn("flow: UDP close: queue not drained in time, dropping the rest", "timeout", f.opts.CloseTimeout)
 		}
 		timer.Stop()
+		close(f.w.stop) // a pacing writer must not hold Close up
+		if n, ok := udpSocketDrops(f.rc); ok {
+			f.drops.Store(n)
+		}
 		f.closeErr = f.conn.Close() // also stops a writer that did not finish
 		<-f.wdone
 		<-f.done
@@ -457,6 +493,9 @@ func (f *UDPFlow) readLoop() {
 				}
 				seq.DecodeRawUDP(&s, d.data, rawCfg)
 			} else {
+				if gap := f.gens.see(d.addr, d.data); gap > 0 {
+					f.ctr.lostSeqs.Add(gap)
+				}
 				ok, err := f.reasm.Add(&s, d.addr, d.data, now)
 				f.countLost()
 				if err != nil {
@@ -489,13 +528,90 @@ func (f *UDPFlow) expire() {
 }
 
 // countLost adds the partial sequences reassembly gave up since the last
-// call to Stats.Dropped.
+// call to Stats.Dropped and Stats.LostSequences, and their missing
+// fragments to Stats.LostFragments.
 func (f *UDPFlow) countLost() {
 	st := f.reasm.Stats()
 	if lost := st.Expired + st.Evicted; lost != f.lost {
 		f.ctr.dropped.Add(lost - f.lost)
-		f.lost = lost
+		f.ctr.lostSeqs.Add(lost - f.lost)
+		f.ctr.lostFrags.Add(st.FragmentsLost - f.lostFrags)
+		f.lost, f.lostFrags = lost, st.FragmentsLost
 	}
+}
+
+// udpGenerations follows the generations of each sender's STK-UDP
+// sequences (by source, unique_id and sequence id) to count the ones that
+// never arrived: a sender that resends one Sequence bumps its generation
+// by one each time. Only a sender seen sending consecutive generations is
+// judged, so one that sends a sequence to several destinations in turn
+// (each sees every n-th generation) is never counted as losing anything.
+// Generations older than the last one (reordered) and jumps of more than
+// udpGenWindow (a sender that restarted a sequence) count nothing. It
+// belongs to the read goroutine; the last sender is kept aside, so a
+// steady stream from one costs no map access.
+type udpGenerations struct {
+	valid bool
+	key   udpGenKey
+	cur   udpGenState
+	m     map[udpGenKey]udpGenState // the other senders, bounded by udpPeerCache
+}
+
+type udpGenKey struct {
+	from     netip.AddrPort
+	uniqueID uint32
+	id       uint64
+}
+
+type udpGenState struct {
+	gen         uint16
+	consecutive bool // seen sending consecutive generations
+}
+
+// udpGenWindow is the largest jump in generations taken as loss.
+const udpGenWindow = 1024
+
+// see takes the header of a datagram from from and returns how many
+// sequences of its sender are newly known to be lost.
+func (g *udpGenerations) see(from netip.AddrPort, d []byte) uint64 {
+	if len(d) < seq.UDPHeaderLen {
+		return 0 // malformed: reassembly says so
+	}
+	key := udpGenKey{from: from, uniqueID: binary.LittleEndian.Uint32(d[32:]), id: binary.LittleEndian.Uint64(d)}
+	gen := binary.LittleEndian.Uint16(d[28:])
+	if !g.valid || key != g.key {
+		if g.m == nil {
+			g.m = make(map[udpGenKey]udpGenState)
+		}
+		if g.valid {
+			if len(g.m) >= udpPeerCache {
+				clear(g.m)
+			}
+			g.m[g.key] = g.cur
+		}
+		st, ok := g.m[key]
+		g.valid, g.key, g.cur = true, key, st
+		if !ok {
+			g.cur = udpGenState{gen: gen}
+			return 0
+		}
+	}
+	step := gen - g.cur.gen
+	switch {
+	case step == 0 || step >= 1<<15: // the same sequence, or an older one
+		return 0
+	case step == 1:
+		g.cur.gen, g.cur.consecutive = gen, true
+		return 0
+	case step > udpGenWindow:
+		g.cur = udpGenState{gen: gen}
+		return 0
+	}
+	g.cur.gen = gen
+	if !g.cur.consecutive {
+		return 0
+	}
+	return uint64(step - 1)
 }
 
 // peer returns the Peer for a datagram source. Peers are cached per source

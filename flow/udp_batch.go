@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net"
 	"net/netip"
+	"time"
 
 	"github.com/stk-go/stk/internal/ratelog"
 	"github.com/stk-go/stk/seq"
@@ -47,20 +48,24 @@ const udpReadBatch = 64
 // udpDatagram is one datagram to send or just received: its payload and its
 // destination or source.
 type udpDatagram struct {
-	data []byte
-	addr netip.AddrPort
-	last bool // sending: the last datagram of its sequence
+	data  []byte
+	addr  netip.AddrPort
+	last  bool // sending: the last datagram of its sequence
+	paced bool // sending: one of several datagrams of its sequence (UDPPacing)
 }
 
 // A UDP flow's outbound queue (an outQueue) holds records: a header of
 // udpRecordHeader bytes, then one datagram. The header is the datagram's
 // length (little-endian u32, top bit set on the last datagram of a
-// sequence), the destination's IPv4 address and its port (little-endian
-// u16). A sequence's records are appended under the queue's lock, so its
-// fragments are contiguous and leave in order.
+// sequence, the next one on every datagram of a sequence of several, which
+// UDPPacing paces), the destination's IPv4 address and its port
+// (little-endian u16). A sequence's records are appended under the queue's
+// lock, so its fragments are contiguous and leave in order.
 const (
 	udpRecordHeader = 10
 	udpRecordLast   = 1 << 31
+	udpRecordPaced  = 1 << 30
+	udpRecordLen    = udpRecordPaced - 1
 )
 
 // appendUDPRecord appends the record of datagram d for to.
@@ -73,19 +78,23 @@ func appendUDPRecord(dst []byte, to netip.AddrPort, d []byte) []byte {
 }
 
 // setUDPRecordLast marks the record at the start of r as its sequence's last.
-func setUDPRecordLast(r []byte) {
-	binary.LittleEndian.PutUint32(r, binary.LittleEndian.Uint32(r)|udpRecordLast)
+func setUDPRecordLast(r []byte) { setUDPRecordFlag(r, udpRecordLast) }
+
+// setUDPRecordFlag sets flag in the header of the record at the start of r.
+func setUDPRecordFlag(r []byte, flag uint32) {
+	binary.LittleEndian.PutUint32(r, binary.LittleEndian.Uint32(r)|flag)
 }
 
 // nextUDPRecord parses the record at the start of buf (written by
 // appendUDPRecord, so well-formed) and returns the rest of buf.
 func nextUDPRecord(buf []byte) (udpDatagram, []byte) {
 	h := binary.LittleEndian.Uint32(buf)
-	n := udpRecordHeader + int(h&^udpRecordLast)
+	n := udpRecordHeader + int(h&udpRecordLen)
 	d := udpDatagram{
-		data: buf[udpRecordHeader:n:n],
-		addr: netip.AddrPortFrom(netip.AddrFrom4([4]byte(buf[4:8])), binary.LittleEndian.Uint16(buf[8:])),
-		last: h&udpRecordLast != 0,
+		data:  buf[udpRecordHeader:n:n],
+		addr:  netip.AddrPortFrom(netip.AddrFrom4([4]byte(buf[4:8])), binary.LittleEndian.Uint16(buf[8:])),
+		last:  h&udpRecordLast != 0,
+		paced: h&udpRecordPaced != 0,
 	}
 	return d, buf[n:]
 }
@@ -107,6 +116,8 @@ func udpQueuedSize(s *seq.Sequence) int {
 type udpWriter struct {
 	batch *udpBatchSend // nil: one datagram per call
 	ds    []udpDatagram // the datagrams of the current call
+	pacer *udpPacer
+	stop  chan struct{} // closed when Close gives up draining: stop pacing
 	log   ratelog.Limiter
 	stall func() // tests: called before each system call, to hold the writer up
 }
@@ -130,21 +141,38 @@ func (f *UDPFlow) writeLoop() {
 
 // writeRecords sends the datagrams of buf, a batch taken from the queue, at
 // most udpSendBatch per system call. A datagram the system refuses drops the
-// rest of its sequence. It returns an error only when the socket is closed,
-// after counting the sequences not sent as dropped.
+// rest of its sequence. The datagrams of sequences of several go out as
+// UDPPacing allows: a call ends before the first the pacer holds back, and
+// the writer waits for it. It returns an error only when the socket is
+// closed, after counting the sequences not sent as dropped.
 func (f *UDPFlow) writeRecords(buf []byte) error {
 	w := &f.w
 	skip := false // dropping the rest of a sequence whose datagram failed
 	for len(buf) > 0 {
 		ds := w.ds[:0]
+		var now time.Time // read once per call, when a paced datagram comes
 		for len(buf) > 0 && len(ds) < udpSendBatch {
-			var d udpDatagram
-			d, buf = nextUDPRecord(buf)
+			d, rest := nextUDPRecord(buf)
 			if skip {
-				skip = !d.last
+				skip, buf = !d.last, rest
 				continue
 			}
-			ds = append(ds, d)
+			if d.paced {
+				if now.IsZero() {
+					now = time.Now()
+				}
+				if !w.pacer.take(len(d.data), now) {
+					if len(ds) == 0 {
+						if w.pacer.wait(len(d.data), w.stop) {
+							f.ctr.paced.Add(1)
+						}
+						now = time.Time{}
+						continue
+					}
+					break // send what is ready, then wait for this one
+				}
+			}
+			ds, buf = append(ds, d), rest
 		}
 		w.ds = ds
 		for len(ds) > 0 {

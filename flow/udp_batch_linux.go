@@ -376,3 +376,23 @@ func putSockaddrInet4(sa *unix.RawSockaddrInet4, ap netip.AddrPort) {
 
 // udpBatchSupported says whether this system has the batch calls.
 const udpBatchSupported = true
+
+// skMeminfoDrops is SK_MEMINFO_DROPS: the index in SO_MEMINFO's array of
+// the datagrams the socket dropped (Linux 4.6).
+const skMeminfoDrops = 8
+
+// udpSocketDrops returns how many datagrams the system dropped at the
+// socket (its receive buffer full, mostly), or false where it cannot tell.
+func udpSocketDrops(rc syscall.RawConn) (uint64, bool) {
+	var info [skMeminfoDrops + 1]uint32
+	l := uint32(unsafe.Sizeof(info))
+	var errno syscall.Errno
+	err := rc.Control(func(fd uintptr) {
+		_, _, errno = unix.Syscall6(unix.SYS_GETSOCKOPT, fd, unix.SOL_SOCKET, unix.SO_MEMINFO,
+			uintptr(unsafe.Pointer(&info[0])), uintptr(unsafe.Pointer(&l)), 0)
+	})
+	if err != nil || errno != 0 || l < uint32(unsafe.Sizeof(info)) {
+		return 0, false
+	}
+	return uint64(info[skMeminfoDrops]), true
+}

@@ -22,3 +22,6 @@ func (*udpBatchRecv) noGRO() {}
 
 // udpBatchSupported says whether this system has the batch calls.
 const udpBatchSupported = false
+
+// udpSocketDrops: other systems do not say what a socket dropped.
+func udpSocketDrops(syscall.RawConn) (uint64, bool) { return 0, false }

@@ -32,6 +32,9 @@ type ReassemblyStats struct {
 	Expired      uint64 // dropped by Timeout
 	Evicted      uint64 // dropped to respect MaxPending
 	Malformed    uint64 // datagrams or sequences rejected as malformed or too large
+	// FragmentsLost counts the fragments that the sequences dropped by
+	// Timeout or MaxPending were still missing.
+	FragmentsLost uint64
 }
 
 type partialKey struct {
@@ -172,6 +175,7 @@ func (r *Reassembler) Expire(now time.Time) int {
 			break
 		}
 		if r.pending[p.key] == p {
+			r.stats.FragmentsLost += uint64(len(p.frags) - p.got)
 			r.drop(p)
 			r.stats.Expired++
 			n++
@@ -191,6 +195,7 @@ func (r *Reassembler) makeRoom(size int, keep *partial) {
 		if r.pending[p.key] != p {
 			continue
 		}
+		r.stats.FragmentsLost += uint64(len(p.frags) - p.got)
 		r.drop(p)
 		r.stats.Evicted++
 		if p == keep {

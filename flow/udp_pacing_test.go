@@ -1,0 +1,225 @@
+package flow
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stk-go/stk/internal/testutil"
+	"github.com/stk-go/stk/seq"
+)
+
+// cLikeReceiver receives STK-UDP into a socket with the system's default
+// receive buffer, as the C subscriber does, copying each datagram into
+// reassembly. Unlike a reader blocked in recvfrom, which a sender on the
+// other core wakes at once, it gets the CPU every poll (at least; more
+// under load): it sleeps, then reads what has arrived. That is a receiver
+// on a busy machine, where the measured C subscriber lost sequences. It
+// records when each datagram was read.
+type cLikeReceiver struct {
+	conn *net.UDPConn
+	poll time.Duration
+	mu   sync.Mutex
+	got  int                    // sequences completed
+	at   map[uint16][]time.Time // read times by generation
+	done chan struct{}
+}
+
+func newCLikeReceiver(t *testing.T, poll time.Duration) *cLikeReceiver {
+	t.Helper()
+	c, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := &cLikeReceiver{conn: c, poll: poll, at: make(map[uint16][]time.Time), done: make(chan struct{})}
+	go r.loop()
+	t.Cleanup(func() { c.Close(); <-r.done })
+	return r
+}
+
+func (r *cLikeReceiver) loop() {
+	defer close(r.done)
+	re := seq.NewReassembler(seq.ReassemblerConfig{})
+	buf := make([]byte, 64<<10)
+	var s seq.Sequence
+	for {
+		if r.poll > 0 {
+			time.Sleep(r.poll)                                            // the receiver is off the CPU
+			r.conn.SetReadDeadline(time.Now().Add(20 * time.Microsecond)) // read what is there
+		}
+		for {
+			n, from, err := r.conn.ReadFromUDPAddrPort(buf)
+			if errors.Is(err, os.ErrDeadlineExceeded) {
+				break // nothing more for now
+			}
+			if err != nil {
+				return
+			}
+			now := time.Now()
+			d := append([]byte(nil), buf[:n]...)
+			ok, err := re.Add(&s, from, d, now)
+			r.mu.Lock()
+			if n >= seq.UDPHeaderLen {
+				gen := uint16(d[28]) | uint16(d[29])<<8
+				r.at[gen] = append(r.at[gen], now)
+			}
+			if ok && err == nil {
+				r.got++
+			}
+			r.mu.Unlock()
+		}
+	}
+}
+
+func (r *cLikeReceiver) count() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.got
+}
+
+func (r *cLikeReceiver) addr() string { return r.conn.LocalAddr().String() }
+
+// TestUDPPacedLargeSequencesReachDefaultBufferReceiver is the measured
+// failure of issue 15: 20 sequences of 200,000 bytes (four datagrams each,
+// of which three fit a 208 KiB receive buffer) sent 100 ms apart to a
+// receiver with the default buffer that reads one datagram per call. With
+// the fragments leaving in one sendmmsg call, a C subscriber got 17 of 20;
+// paced, every one must arrive.
+func TestUDPPacedLargeSequencesReachDefaultBufferReceiver(t *testing.T) {
+	rx := newCLikeReceiver(t, 200*time.Microsecond)
+	tx := newUDPFlow(t, UDPConfig{Bind: "127.0.0.1:0", Destination: rx.addr()}, Options{})
+	s := seq.New(7, "publish sequence", seq.TypeData)
+	s.Add(seq.UTExampleData, make([]byte, 200000))
+	for range 20 {
+		if err := tx.Send(s); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(100 * time.Millisecond) // the publisher's pace, as in the measurement
+	}
+	testutil.WaitFor(t, 5*time.Second, "20 of 20 sequences at the default-buffer receiver", func() bool { return rx.count() == 20 })
+	tx.Close() // the writer's counters are the test's after Close
+	if w := tx.w.pacer; w.waits == 0 {
+		t.Errorf("the writer never paced a 4-fragment sequence")
+	}
+}
+
+// TestUDPPacingSpreadsFragments checks the token bucket's arithmetic on the
+// wire: with a 70,000-byte burst and 10 MB/s, the four fragments of a
+// 200,000-byte sequence take at least (200,000 - 70,000) / 10 MB/s = 13 ms
+// from the first to the last; unpaced, far less.
+func TestUDPPacingSpreadsFragments(t *testing.T) {
+	rx := newCLikeReceiver(t, 0)
+	tx := newUDPFlow(t, UDPConfig{Bind: "127.0.0.1:0", Destination: rx.addr(), Pacing: UDPPacing{Burst: 70000, Rate: 10e6}}, Options{})
+	s := seq.New(8, "paced", seq.TypeData)
+	s.Add(seq.UTExampleData, make([]byte, 200000))
+	for range 3 {
+		if err := tx.Send(s); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Three sequences back to back: the bucket carries over, so the whole
+	// run takes at least (3 × ~200 KB - 70 KB) / 10 MB/s = 53 ms.
+	testutil.WaitFor(t, 10*time.Second, "3 sequences", func() bool { return rx.count() == 3 })
+	rx.mu.Lock()
+	first, last := rx.at[1][0], rx.at[3][len(rx.at[3])-1]
+	span1 := rx.at[1][len(rx.at[1])-1].Sub(rx.at[1][0])
+	rx.mu.Unlock()
+	if span := last.Sub(first); span < 50*time.Millisecond {
+		t.Errorf("3 sequences of 4 fragments at 10 MB/s after a 70 KB burst took %v, want at least 50ms", span)
+	}
+	if span1 < 12*time.Millisecond {
+		t.Errorf("the first sequence's fragments took %v, want at least 12ms", span1)
+	}
+}
+
+// TestUDPPacingLeavesSmallSequencesAlone: sequences of one datagram never
+// wait, however low the rate.
+func TestUDPPacingLeavesSmallSequencesAlone(t *testing.T) {
+	var got sync.WaitGroup
+	got.Add(2000)
+	rx := newUDPFlow(t, UDPConfig{Bind: "127.0.0.1:0"}, Options{ReceiveBuffer: 4 << 20, Handler: func(Peer, *seq.Sequence) { got.Done() }})
+	tx := newUDPFlow(t, UDPConfig{Bind: "127.0.0.1:0", Destination: rx.LocalAddr().String(), Pacing: UDPPacing{Burst: 1, Rate: 1}}, Options{})
+	s := seq.New(9, "small", seq.TypeData)
+	s.Add(seq.UTExampleData, make([]byte, 30000)) // 2000 × 30 KB: 60 MB at a rate of 1 B/s
+	start := time.Now()
+	for i := range 2000 {
+		if err := tx.Send(s); err != nil {
+			t.Fatal(err)
+		}
+		if i%100 == 99 { // stay within the receive buffer
+			testutil.WaitFor(t, 10*time.Second, "a hundred more", func() bool { return rx.Stats().SequencesIn >= uint64(i+1) })
+		}
+	}
+	got.Wait()
+	tx.Close()
+	if tx.w.pacer.waits != 0 {
+		t.Errorf("the writer paced single-datagram sequences %d times", tx.w.pacer.waits)
+	}
+	t.Logf("2000 single-datagram sequences in %v", time.Since(start))
+}
+
+// TestUDPPacingOff sends a large sequence's fragments without waiting.
+func TestUDPPacingOff(t *testing.T) {
+	rx := newUDPFlow(t, UDPConfig{Bind: "127.0.0.1:0"}, Options{ReceiveBuffer: 4 << 20})
+	tx := newUDPFlow(t, UDPConfig{Bind: "127.0.0.1:0", Destination: rx.LocalAddr().String(), Pacing: UDPPacing{Off: true, Burst: 1, Rate: 1}}, Options{})
+	s := seq.New(10, "unpaced", seq.TypeData)
+	s.Add(seq.UTExampleData, make([]byte, 1<<20))
+	if err := tx.Send(s); err != nil {
+		t.Fatal(err)
+	}
+	testutil.WaitFor(t, 10*time.Second, "the sequence", func() bool { return rx.Stats().SequencesIn == 1 })
+	tx.Close()
+	if tx.w.pacer.waits != 0 {
+		t.Errorf("the writer paced %d times with pacing off", tx.w.pacer.waits)
+	}
+}
+
+// TestUDPPacingDoesNotHoldClose: a sequence paced at 1 KB/s would take
+// hours; Close gives up after CloseTimeout and returns.
+func TestUDPPacingDoesNotHoldClose(t *testing.T) {
+	rx := newCLikeReceiver(t, 0)
+	tx, err := NewUDP(UDPConfig{Bind: "127.0.0.1:0", Destination: rx.addr(), Pacing: UDPPacing{Burst: 1000, Rate: 1000}},
+		Options{CloseTimeout: 100 * time.Millisecond, Logger: testutil.Discard()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := seq.New(11, "slow", seq.TypeData)
+	s.Add(seq.UTExampleData, make([]byte, 1<<20))
+	if err := tx.Send(s); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	done := make(chan error, 1)
+	go func() { done <- tx.Close() }()
+	select {
+	case err := <-done:
+		if err != nil && !errors.Is(err, net.ErrClosed) {
+			t.Fatal(err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Close did not return within 5s of a paced send")
+	}
+	t.Logf("Close returned after %v", time.Since(start))
+}
+
+// TestUDPPacingDefaults derives the defaults from net.core.rmem_default.
+func TestUDPPacingDefaults(t *testing.T) {
+	rmem := defaultUDPReceiveBuffer
+	if b, err := os.ReadFile("/proc/sys/net/core/rmem_default"); err == nil {
+		var n int
+		if _, err := fmt.Sscan(string(b), &n); err == nil {
+			rmem = n
+		}
+	}
+	p := UDPPacing{}.withDefaults()
+	if p.Burst != rmem/3 || p.Rate != int64(rmem)/2*1000 {
+		t.Errorf("defaults %+v with rmem_default %d, want Burst %d and Rate %d", p, rmem, rmem/3, rmem/2*1000)
+	}
+	if q := (UDPPacing{Burst: 5, Rate: 7}).withDefaults(); q.Burst != 5 || q.Rate != 7 {
+		t.Errorf("set values changed: %+v", q)
+	}
+}
