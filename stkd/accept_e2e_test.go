@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -15,6 +16,7 @@ import (
 	"time"
 
 	"github.com/stk-go/stk/internal/testprog"
+	"github.com/stk-go/stk/internal/testutil"
 	"github.com/stk-go/stk/namesvc"
 )
 
@@ -79,17 +81,11 @@ func TestListenersSurviveDescriptorExhaustion(t *testing.T) {
 	t.Logf("%d idle connections opened", len(idle))
 	waitHealth := func(want int, what string) string {
 		t.Helper()
-		deadline := time.Now().Add(15 * time.Second)
-		for {
-			code, body := health()
-			if code == want {
-				return body
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("/healthz %s: still %d %q after 15 s", what, code, body)
-			}
-			time.Sleep(20 * time.Millisecond)
-		}
+		var code int
+		var body string
+		testutil.WaitForf(t, 15*time.Second, func() bool { code, body = health(); return code == want },
+			func() string { return fmt.Sprintf("/healthz %s: still %d %q, want %d", what, code, body, want) })
+		return body
 	}
 	body := waitHealth(503, "while descriptors are exhausted")
 	if !strings.Contains(body, "names-tcp") || !strings.Contains(body, "too many open files") {

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"io"
 	"net/http"
 	"os"
@@ -116,17 +117,10 @@ func TestStartFromCfgFile(t *testing.T) {
 	defer client.Close()
 	// The monitor registers itself with the daemon's own name server.
 	var info namesvc.Info
-	deadline := time.Now().Add(5 * time.Second)
-	for {
+	testutil.WaitForf(t, 5*time.Second, func() bool {
 		info, err = client.LookupOnce(t.Context(), "monitor", namesvc.LookupOptions{})
-		if err == nil || time.Now().After(deadline) {
-			break
-		}
-		time.Sleep(10 * time.Millisecond) // the registration is asynchronous
-	}
-	if err != nil {
-		t.Fatalf("monitor not registered: %v", err)
-	}
+		return err == nil
+	}, func() string { return fmt.Sprintf("monitor not registered: %v", err) })
 	if s, _ := info.MetaString(0x1000); s != "tcp:"+d.monTCP {
 		t.Fatalf("monitor registration %v, want tcp:%s", info, d.monTCP)
 	}

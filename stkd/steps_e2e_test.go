@@ -73,7 +73,7 @@ func TestStepsEndToEnd(t *testing.T) {
 	}
 	var cpu *step.Step
 	q := api + "/api/v1/steps?type=system.cpu&host=" + url.QueryEscape(hostname)
-	e2eWaitFor(t, 15*time.Second, "a system.cpu STEP of "+hostname+" with cpu_percent in "+q, func() bool {
+	testutil.WaitFor(t, 15*time.Second, "a system.cpu STEP of "+hostname+" with cpu_percent in "+q, func() bool {
 		e2eGetJSON(t, q, &got)
 		for _, s := range got.Steps {
 			if _, ok := s.Float("cpu_percent"); ok {
@@ -124,7 +124,7 @@ func TestStepsEndToEnd(t *testing.T) {
 	defer sub.Close()
 	// The real subscriber program, found by name the same way.
 	example := testprog.Start(t, filepath.Join(progs, "subscribe"), "-R", ns, "steps")
-	e2eWaitFor(t, 10*time.Second, "two connections to the feed", func() bool {
+	testutil.WaitFor(t, 10*time.Second, "two connections to the feed", func() bool {
 		var st stepbus.Stats
 		e2eGetJSON(t, api+"/api/v1/steps/stats", &st)
 		return st.Feed.Conns >= 2
@@ -143,7 +143,7 @@ func TestStepsEndToEnd(t *testing.T) {
 		t.Fatalf("POST: %d %s", res.StatusCode, rb)
 	}
 	var posted *step.Step
-	e2eWaitFor(t, 10*time.Second, "the POSTed STEP on the feed", func() bool {
+	testutil.WaitFor(t, 10*time.Second, "the POSTed STEP on the feed", func() bool {
 		posted = rec.find(id)
 		return posted != nil
 	})
@@ -212,16 +212,5 @@ func e2eGetJSON(t *testing.T, u string, v any) {
 	}
 	if err := json.Unmarshal(b, v); err != nil {
 		t.Fatalf("GET %s: %v", u, err)
-	}
-}
-
-func e2eWaitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", d, what)
-		}
-		time.Sleep(20 * time.Millisecond) // poll
 	}
 }
