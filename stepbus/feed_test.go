@@ -115,10 +115,8 @@ func readFeed(t testing.TB, names, feedName string) *feedReader {
 	t.Helper()
 	r := &feedReader{}
 	c := dialNames(t, names)
-	info, err := lookupEventually(t, c, feedName)
-	if err != nil {
-		t.Fatal(err)
-	}
+	info := lookupEventually(t, c, feedName)
+	var err error
 	r.fl, err = flow.DialTCP(info.Addresses[0].Addr.String(), flow.Options{Logger: testutil.Discard(), Handler: func(_ flow.Peer, q *seq.Sequence) {
 		s, err := step.Decode(q)
 		r.mu.Lock()
@@ -141,15 +139,17 @@ func readFeed(t testing.TB, names, feedName string) *feedReader {
 	return r
 }
 
-func lookupEventually(t testing.TB, c *namesvc.Client, name string) (namesvc.Info, error) {
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		info, err := c.LookupOnce(context.Background(), name, namesvc.LookupOptions{})
-		if err == nil || time.Now().After(deadline) {
-			return info, err
-		}
-		time.Sleep(10 * time.Millisecond) // registration is asynchronous
-	}
+// lookupEventually looks name up until it is registered (registration
+// is asynchronous).
+func lookupEventually(t testing.TB, c *namesvc.Client, name string) namesvc.Info {
+	t.Helper()
+	var info namesvc.Info
+	var err error
+	testutil.WaitForf(t, 5*time.Second, func() bool {
+		info, err = c.LookupOnce(context.Background(), name, namesvc.LookupOptions{})
+		return err == nil
+	}, func() string { return fmt.Sprintf("look up %q: %v", name, err) })
+	return info
 }
 
 func (r *feedReader) steps() []*step.Step {
@@ -371,10 +371,7 @@ func TestFeedAdvertisedAddress(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		info, err := lookupEventually(t, c, name)
-		if err != nil {
-			t.Fatal(err)
-		}
+		info := lookupEventually(t, c, name)
 		want := "tcp:" + netip.AddrPortFrom(tc.wantIP, addr.Port()).String()
 		if len(info.Addresses) != 1 || info.Addresses[0].String() != want || b.Stats().Feed.Addr != want {
 			t.Errorf("feed on %s, name server %s, AdvertiseHost %q: registered %v (stats %s), want %s",
