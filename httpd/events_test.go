@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/stk-go/stk/internal/leakcheck"
+	"github.com/stk-go/stk/internal/testutil"
 	"github.com/stk-go/stk/namesvc"
 	"github.com/stk-go/stk/smartbeat"
 )
@@ -253,12 +254,8 @@ func (m *model) check(views []smartbeat.ServiceView) {
 // waitClients waits until the hub has n clients.
 func waitClients(t *testing.T, s *Server, n int) {
 	t.Helper()
-	for deadline := time.Now().Add(5 * time.Second); s.hub.numClients() != n; {
-		if time.Now().After(deadline) {
-			t.Fatalf("%d event-stream clients, want %d", s.hub.numClients(), n)
-		}
-		time.Sleep(2 * time.Millisecond)
-	}
+	testutil.WaitForf(t, 5*time.Second, func() bool { return s.hub.numClients() == n },
+		func() string { return fmt.Sprintf("%d event-stream clients, want %d", s.hub.numClients(), n) })
 }
 
 func TestEventsLive(t *testing.T) {

@@ -1,6 +1,7 @@
 package httpd
 
 import (
+	"fmt"
 	"net/http/httptest"
 	"net/netip"
 	"os"
@@ -10,6 +11,7 @@ import (
 	"time"
 
 	"github.com/stk-go/stk/flow"
+	"github.com/stk-go/stk/internal/testutil"
 	"github.com/stk-go/stk/stepbus"
 )
 
@@ -65,18 +67,10 @@ func TestHealthReflectsTheSTEPArchive(t *testing.T) {
 	if err := bus.Publish(mkStep("system.cpu", "h", time.Now().UnixMilli(), nil), "test"); err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		r := get(t, url+"/healthz")
-		if r.status == 503 {
-			if !strings.Contains(r.body, "steps: ") || !strings.Contains(r.body, "cannot write") {
-				t.Fatalf("/healthz 503 body %q does not name the STEP archive", r.body)
-			}
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("/healthz still %d %q 10 s after the archive failed", r.status, r.body)
-		}
-		time.Sleep(10 * time.Millisecond)
+	var r response
+	testutil.WaitForf(t, 10*time.Second, func() bool { r = get(t, url+"/healthz"); return r.status == 503 },
+		func() string { return fmt.Sprintf("/healthz still %d %q after the archive failed", r.status, r.body) })
+	if !strings.Contains(r.body, "steps: ") || !strings.Contains(r.body, "cannot write") {
+		t.Fatalf("/healthz 503 body %q does not name the STEP archive", r.body)
 	}
 }
