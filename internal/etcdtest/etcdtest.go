@@ -68,7 +68,7 @@ type Cluster struct {
 // Member is one etcd server.
 type Member struct {
 	Name       string
-	ClientURL  string // http://127.0.0.1:port
+	ClientURL  string // http://ip:port (127.0.0.1 unless StartOn)
 	PeerURL    string
 	dir        string
 	initial    string // --initial-cluster
@@ -79,15 +79,24 @@ type Member struct {
 	everServed bool
 }
 
-// Start starts a cluster of n members and waits until it has a leader.
+// Start starts a cluster of n members on loopback and waits until it has
+// a leader.
 func Start(t testing.TB, n int) *Cluster {
+	t.Helper()
+	return StartOn(t, n, "127.0.0.1")
+}
+
+// StartOn is Start with the members listening on ip, an address of this
+// host (the end of a bridge to network namespaces, for instance), rather
+// than loopback.
+func StartOn(t testing.TB, n int, ip string) *Cluster {
 	t.Helper()
 	bin := Need(t)
 	c := &Cluster{t: t, bin: bin, token: fmt.Sprintf("stk-test-%d-%d", os.Getpid(), time.Now().UnixNano())}
 	t.Cleanup(c.killAll)
 	base := t.TempDir()
 	for attempt := 0; ; attempt++ {
-		ports, err := freePorts(2 * n)
+		ports, err := freePorts(ip, 2*n)
 		if err != nil {
 			t.Fatalf("etcdtest: free ports: %v", err)
 		}
@@ -95,8 +104,8 @@ func Start(t testing.TB, n int) *Cluster {
 		var initial []string
 		for i := range n {
 			m := &Member{Name: fmt.Sprintf("m%d", i),
-				ClientURL: "http://127.0.0.1:" + strconv.Itoa(ports[2*i]),
-				PeerURL:   "http://127.0.0.1:" + strconv.Itoa(ports[2*i+1]),
+				ClientURL: "http://" + net.JoinHostPort(ip, strconv.Itoa(ports[2*i])),
+				PeerURL:   "http://" + net.JoinHostPort(ip, strconv.Itoa(ports[2*i+1])),
 				dir:       filepath.Join(base, fmt.Sprintf("a%d-m%d", attempt, i))}
 			c.Members = append(c.Members, m)
 			initial = append(initial, m.Name+"="+m.PeerURL)
@@ -295,10 +304,10 @@ func (c *Cluster) Client() (*clientv3.Client, error) {
 	return clientv3.New(clientv3.Config{Endpoints: c.Endpoints(), DialTimeout: 2 * time.Second, Logger: zap.NewNop()})
 }
 
-// freePorts returns n distinct loopback TCP ports free right now. etcd
+// freePorts returns n distinct TCP ports of ip free right now. etcd
 // cannot take port 0 (it advertises the port it is given), so the caller
 // retries with others if one is taken before etcd binds it.
-func freePorts(n int) ([]int, error) {
+func freePorts(ip string, n int) ([]int, error) {
 	var ls []net.Listener
 	defer func() {
 		for _, l := range ls {
@@ -307,7 +316,7 @@ func freePorts(n int) ([]int, error) {
 	}()
 	var ports []int
 	for range n {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
+		l, err := net.Listen("tcp", net.JoinHostPort(ip, "0"))
 		if err != nil {
 			return nil, err
 		}
