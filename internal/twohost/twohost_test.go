@@ -19,6 +19,7 @@ import (
 
 	"github.com/stk-go/stk/httpd"
 	"github.com/stk-go/stk/internal/testprog"
+	"github.com/stk-go/stk/internal/testutil"
 )
 
 // getEnv makes the test binary GET the URL it names and exit: the tests
@@ -165,8 +166,7 @@ func (h *hosts) getJSON(t *testing.T, path string, v any) error {
 func (h *hosts) registered(t *testing.T, name, want string) {
 	t.Helper()
 	var got []string
-	deadline := time.Now().Add(wait)
-	for {
+	testutil.WaitForf(t, wait, func() bool {
 		var body httpd.NamesJSON
 		if err := h.getJSON(t, "/api/v1/names?q="+name, &body); err != nil {
 			t.Fatal(err)
@@ -183,14 +183,8 @@ func (h *hosts) registered(t *testing.T, name, want string) {
 				got = append(got, m.Text)
 			}
 		}
-		if slices.Contains(got, want) {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("A's name server has %q at %q after %v, want %s", name, got, wait, want)
-		}
-		time.Sleep(50 * time.Millisecond) // poll the API
-	}
+		return slices.Contains(got, want)
+	}, func() string { return fmt.Sprintf("A's name server has %q at %q, want %s", name, got, want) })
 }
 
 // startStkd runs stkd on A with the name server on 0.0.0.0 and the
@@ -286,8 +280,7 @@ func TestTwoHosts(t *testing.T) {
 		svc := h.start(t, h.b, filepath.Join(progs.dir, "monitored_service"),
 			"-R", ns, "-m", "lookup:monitor", "-S", name, "-t", "30", "-i", "100ms")
 		var seen httpd.ServiceJSON
-		deadline := time.Now().Add(wait)
-		for {
+		testutil.WaitForf(t, wait, func() bool {
 			var list httpd.ServicesJSON
 			if err := h.getJSON(t, "/api/v1/services", &list); err != nil {
 				t.Fatal(err)
@@ -298,14 +291,10 @@ func TestTwoHosts(t *testing.T) {
 					seen, found = s, true
 				}
 			}
-			if found && seen.Checkpoint >= 3 {
-				break
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("A's /api/v1/services has no %q at checkpoint 3 or more after %v (last: %+v)", name, wait, seen)
-			}
-			time.Sleep(100 * time.Millisecond) // poll the API
-		}
+			return found && seen.Checkpoint >= 3
+		}, func() string {
+			return fmt.Sprintf("A's /api/v1/services has no %q at checkpoint 3 or more (last: %+v)", name, seen)
+		})
 		if !strings.HasPrefix(seen.Peer, h.ipB.String()+":") {
 			t.Errorf("A's monitor has %q from %s, want from B, %v", name, seen.Peer, h.ipB)
 		}
