@@ -21,6 +21,7 @@ import (
 
 	"github.com/stk-go/stk/httpd"
 	"github.com/stk-go/stk/internal/testprog"
+	"github.com/stk-go/stk/internal/testutil"
 )
 
 var (
@@ -244,46 +245,35 @@ func TestPythonMonitoredService(t *testing.T) {
 	m := svc.WaitFor(t, `Service '`+regexp.QuoteMeta(name)+`' id 0x([0-9a-f]+) reporting to `, 10*time.Second)
 	var id uint64
 	fmt.Sscanf(m[1], "%x", &id)
-	deadline := time.Now().Add(10 * time.Second)
 	var seen httpd.ServiceJSON
-	for {
+	testutil.WaitForf(t, 10*time.Second, func() bool {
 		found := false
 		for _, s := range testprog.Services(t, "http://"+d.http+"/api/v1/services") {
 			if s.Name == name {
 				seen, found = s, true
 			}
 		}
-		if found && seen.State == 2 && seen.Checkpoint >= 3 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the service never showed running with checkpoint >= 3 (last seen %+v)", seen)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return found && seen.State == 2 && seen.Checkpoint >= 3
+	}, func() string {
+		return fmt.Sprintf("the service never showed running with checkpoint >= 3 (last seen %+v)", seen)
+	})
 	if seen.ID != id || seen.StateName != "running" {
 		t.Fatalf("service in the API: %+v, want id %#x, state running", seen, id)
 	}
 	wantLines(t, "monitored_service.py", svc.Wait(t, 20*time.Second),
 		fmt.Sprintf("Service '%s' stopped at checkpoint %d", name, iterations))
-	deadline = time.Now().Add(10 * time.Second)
-	for {
-		var gone *httpd.ServiceJSON
+	var gone *httpd.ServiceJSON
+	testutil.WaitForf(t, 10*time.Second, func() bool {
+		gone = nil
 		for _, s := range testprog.Services(t, "http://"+d.http+"/api/v1/history") {
 			if s.Name == name {
 				gone = &s
 			}
 		}
-		if gone != nil && gone.EndReason == "destroyed" {
-			if gone.State != 4 || gone.Checkpoint != iterations {
-				t.Fatalf("the ended service in the history: %+v, want state 4 (stopped), checkpoint %d", *gone, iterations)
-			}
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the service is not in the history as destroyed (last %+v)", gone)
-		}
-		time.Sleep(20 * time.Millisecond)
+		return gone != nil && gone.EndReason == "destroyed"
+	}, func() string { return fmt.Sprintf("the service is not in the history as destroyed (last %+v)", gone) })
+	if gone.State != 4 || gone.Checkpoint != iterations {
+		t.Fatalf("the ended service in the history: %+v, want state 4 (stopped), checkpoint %d", *gone, iterations)
 	}
 }
 
