@@ -120,17 +120,13 @@ func TestClientIsMirroredAndAnswered(t *testing.T) {
 	// The DESTROY came before the connection closed, so the group has
 	// handled everything by the time the server saw the close; wait for
 	// the removal, which follows all the data on the connection.
-	deadline := time.Now().Add(5 * time.Second)
 	var events []string
 	var data []*seq.Sequence
 	var m *smartbeat.Member
-	for {
+	testutil.WaitForf(t, 5*time.Second, func() bool {
 		events, data, m = gs.snapshot()
-		if len(events) > 0 && strings.HasPrefix(events[len(events)-1], "state stopped") || time.Now().After(deadline) {
-			break
-		}
-		time.Sleep(10 * time.Millisecond) // poll
-	}
+		return len(events) > 0 && strings.HasPrefix(events[len(events)-1], "state stopped")
+	}, func() string { return "group events " + strings.Join(events, "|") + ": the last is not state stopped" })
 	want := "added simple_client service|state starting|state running|state stopping|removed simple_client service|state stopped"
 	if got := strings.Join(events, "|"); got != want {
 		t.Errorf("group events:\n got %s\nwant %s", got, want)
