@@ -310,14 +310,6 @@ func TestLeaderKilled(t *testing.T) {
 	}
 }
 
-// waitFor waits at most d for cond, failing with msg() otherwise.
-func waitFor(t *testing.T, d time.Duration, cond func() bool, msg func() string) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatal(msg())
-		}
-		time.Sleep(20 * time.Millisecond) // poll
-	}
-}
+// waitFor waits at most d for cond, failing with msg() otherwise: it is
+// testutil.WaitForf, under the name these tests call it by.
+var waitFor = testutil.WaitForf
