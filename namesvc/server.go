@@ -15,6 +15,7 @@ import (
 
 	"github.com/stk-go/stk/flow"
 	"github.com/stk-go/stk/internal/listeners"
+	"github.com/stk-go/stk/internal/ratelog"
 	"github.com/stk-go/stk/seq"
 )
 
@@ -59,11 +60,10 @@ type Server struct {
 	stop chan struct{}
 	wg   sync.WaitGroup
 
-	ctr      serverCounters
-	lastWarn atomic.Int64 // unix second of the last malformed-request warning
+	ctr       serverCounters
+	rejectLog ratelog.Limiter // the malformed-request warning: one a second
 
-	refusals          refusalCounters
-	lastDisconnectLog atomic.Int64 // unix second
+	refusals refusalCounters
 
 	// policy is the access policy (nil: open); auth holds the identities
 	// connections and datagram sources showed with a token (guarded by mu).
@@ -262,12 +262,17 @@ func (s *Server) reject(from flow.Peer, q *seq.Sequence, err error) {
 	s.ctr.rejected.Add(1)
 	closing := from.Protocol() == flow.TCP
 	level := slog.LevelDebug
-	if now := time.Now().Unix(); s.lastWarn.Swap(now) != now {
+	warn, suppressed := s.rejectLog.Allow()
+	if warn {
 		level = slog.LevelWarn
 	}
 	if s.log.Enabled(context.Background(), level) {
-		s.log.Log(context.Background(), level, "dropped a malformed name request", "peer", from.RemoteAddr(), "protocol", from.Protocol(),
-			"seq", q, "err", err, "closing_connection", closing, "rejected_total", s.ctr.rejected.Load())
+		args := []any{"peer", from.RemoteAddr(), "protocol", from.Protocol(),
+			"seq", q, "err", err, "closing_connection", closing, "rejected_total", s.ctr.rejected.Load()}
+		if warn {
+			args = append(args, "suppressed", suppressed) // the Debug lines since the last warning
+		}
+		s.log.Log(context.Background(), level, "dropped a malformed name request", args...)
 	}
 	if closing {
 		from.Close()
