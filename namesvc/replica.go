@@ -135,6 +135,8 @@ func (s *Server) TakeLocalChanges(dst []LocalChange) (changes []LocalChange, res
 	resync, rp.overflow = rp.overflow, false
 	if len(p) > 0 {
 		rp.pending = make(map[uint64]LocalChange, min(len(p), 1024))
+	} else {
+		p = nil // still the server's map: not ours to read past the lock
 	}
 	rp.exportMu.Unlock()
 	for _, c := range p {

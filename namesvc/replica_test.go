@@ -370,3 +370,41 @@ func TestApplyRemoteGroupsCount(t *testing.T) {
 			st.Refused[RefusedGroups], st.Registrations, st.Groups)
 	}
 }
+
+// TakeLocalChanges while the server records changes: run with -race, it
+// caught TakeLocalChanges reading the server's (empty) pending map after
+// releasing its lock.
+func TestTakeLocalChangesConcurrent(t *testing.T) {
+	s, _ := newTestServer(t, ServerConfig{})
+	ch := s.StartExport()
+	c := testpeer.New(flow.TCP, "127.0.0.1:40001")
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for i := range 2000 {
+			s.Handle(c, buildRegister(uint64(i+1), new(addrInfo(fmt.Sprint("n", i%50), "127.0.0.1:1"))))
+			c.Take()
+		}
+	}()
+	seen := map[uint64]bool{}
+	for {
+		got, _ := s.TakeLocalChanges(nil)
+		for _, ch := range got {
+			seen[ch.Serial] = true
+		}
+		select {
+		case <-done:
+			got, _ := s.TakeLocalChanges(nil)
+			for _, ch := range got {
+				seen[ch.Serial] = true
+			}
+			if len(seen) != 50 {
+				t.Fatalf("changes of %d registrations taken, want 50", len(seen))
+			}
+			_ = notified(ch)
+			return
+		case <-ch:
+		default:
+		}
+	}
+}
