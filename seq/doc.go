@@ -7,10 +7,18 @@
 //
 //   - the TCP frame (AppendTCP, DecodeTCP): a 24-byte header, an optional name
 //     and one 16-byte segment header per element;
-//   - STK-UDP (Fragmenter, Reassembler): 40-byte fragment headers, sequences
-//     split over datagrams of at most MRU bytes and put back together with
-//     timeouts and a memory bound;
-//   - raw UDP (AppendRawUDP, DecodeRawUDP): the datagram is the single element.
+//   - STK-UDP (AppendUDP; Reassembler, or DecodeUDP for a single datagram):
+//     40-byte fragment headers, sequences split over datagrams of at most MRU
+//     bytes and put back together with timeouts and a memory bound;
+//   - raw UDP (RawUDPPayload, DecodeRawUDP): the datagram is the single
+//     element.
+//
+// Elements are typed bytes: the user type (a u64 of the application's,
+// except the values STK reserves, the UT constants) tells a receiver how to
+// read the data. The helpers AddCString, AddUint32 and AddUint64 and the
+// accessors CString, Uint32 and Uint64 write and read what C peers send
+// (strings with their NUL, little-endian integers); any other type is the
+// application's own encoding in an element (see the customElement example).
 //
 // Decoders never allocate what a length field merely claims: they check every
 // length against the bytes actually present and against a maximum sequence
