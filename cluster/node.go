@@ -796,16 +796,20 @@ func (n *Node) probeOther(other nodeValue, rev int64) error {
 // it revokes its lease, says why everywhere, and keeps draining the
 // server's export hand-off until closed.
 func (n *Node) giveUp(err error, notify <-chan struct{}) {
-	if n.lease != 0 {
-		ctx, cancel := n.opCtx()
-		n.cli.Revoke(ctx, n.lease)
-		cancel()
-		n.lease = 0
+	// This run's leases (the current one, and a previous session's after
+	// a partition): its keys go, the other run keeps the id.
+	for _, l := range []clientv3.LeaseID{n.lease, n.prevLease} {
+		if l != 0 {
+			ctx, cancel := n.opCtx()
+			n.cli.Revoke(ctx, l)
+			cancel()
+		}
 	}
+	n.lease, n.prevLease = 0, 0
 	n.log.Error("cluster: not joining; this stkd serves its own clients only", "err", err)
 	n.mu.Lock()
 	n.err = err
-	n.st.Connected, n.st.LastError = false, err.Error()
+	n.st.Connected, n.st.LastError, n.st.Lease = false, err.Error(), 0
 	if n.st.PartitionedSince.IsZero() {
 		n.st.PartitionedSince = time.Now()
 	}
