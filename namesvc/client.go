@@ -210,6 +210,16 @@ func (c *Client) WaitConnected(ctx context.Context) error {
 	return c.tcp.WaitConnected(ctx)
 }
 
+// DialError returns why the last attempt to connect to the server failed
+// (refused, timed out, TLS handshake refused), or nil once one succeeded,
+// and always over UDP: for a program's "not connected" error.
+func (c *Client) DialError() error {
+	if c.tcp == nil {
+		return nil
+	}
+	return c.tcp.DialError()
+}
+
 // Stats returns the counters of the client's flow.
 func (c *Client) Stats() flow.Stats { return c.fl.Stats() }
 
