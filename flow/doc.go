@@ -2,12 +2,12 @@
 //
 // A flow is one of
 //
-//   - TCPServer: listens on a gnet event loop, decodes every connection's
-//     stream in the loop and fans sequences out to all its connections
-//     (encoded once, batched into few writes);
-//   - TCPClient: one connection with a writer goroutine and automatic
-//     reconnect with capped exponential back-off;
-//   - UDP: one UDP socket that sends STK-UDP or raw datagrams to a default
+//   - TCPServer (ListenTCP): listens on gnet event loops, decodes every
+//     connection's stream in the loop and fans sequences out to all its
+//     connections (encoded once, batched into few writes);
+//   - TCPClient (DialTCP): one connection with a writer goroutine and
+//     automatic reconnect with capped exponential back-off;
+//   - UDPFlow (NewUDP): one UDP socket that sends STK-UDP or raw datagrams to a default
 //     destination or to any peer and receives them, unicast or multicast;
 //   - TLSServer: STK TCP frames inside TLS (ListenTLS). gnet's event loops
 //     cannot run TLS, so each connection has a reader goroutine reading
@@ -19,7 +19,10 @@
 // read loop without hand-off to another goroutine. The sequence and its
 // element data are only valid during the call (they alias the read buffer);
 // Clone what you keep. The Peer passed with it identifies the sender and can
-// send a reply to it.
+// send a reply to it: a connection carries sequences both ways, so a server
+// answers one client over its peer while Send goes to every client, and a
+// client's Handler receives both (see the ListenTCP example). Over UDP the
+// peer is the datagram's source.
 //
 // Every outbound path is bounded by Options.QueueBytes per connection. A peer
 // that does not read fast enough is handled by Options.SlowConsumer:
