@@ -21,6 +21,9 @@ type Stkd struct {
 	Monitor  string // monitor, "tcp:ip:port"
 	HTTP     string // status UI and API, "ip:port"
 	Steps    string // STEP feed, "ip:port"
+	// NamesTLS and MonitorTLS are the name server and the monitor inside
+	// TLS (--names-tls, --monitor-tls), "tls:ip:port".
+	NamesTLS, MonitorTLS string
 }
 
 // URL returns the HTTP address as a URL with path p appended.
@@ -48,6 +51,8 @@ func StartStkd(t testing.TB, path string, args ...string) *Stkd {
 	d.Monitor = prefix("tcp", logValue(line, "monitor_tcp"))
 	d.HTTP = logValue(line, "http")
 	d.Steps = logValue(line, "steps_feed")
+	d.NamesTLS = prefix("tls", logValue(line, "names_tls"))
+	d.MonitorTLS = prefix("tls", logValue(line, "monitor_tls"))
 	return d
 }
 
