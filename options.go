@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/stk-go/stk/flow"
+	"github.com/stk-go/stk/namesvc"
 	"github.com/stk-go/stk/seq"
 )
 
@@ -25,11 +26,16 @@ const (
 	// receives from: a name registered a thousand times would otherwise make
 	// every subscriber open a thousand connections.
 	DefaultMaxEndpoints = 64
-	// DefaultPruneInterval is how often a subscription with a connection down
-	// (or a UDP address) looks the name up to close what is no longer
-	// registered.
+	// DefaultPruneInterval is how long a subscription's connection to a
+	// publisher stays down (a UDP address: open), the address not
+	// registered again meanwhile, before the name is looked up to close it
+	// if it is no longer registered.
 	DefaultPruneInterval = 2 * time.Second
 )
+
+// lookupWait bounds a subscription's lookup before pruning: past it the
+// name server is taken as away and every address kept.
+const lookupWait = 5 * time.Second
 
 // PublishOptions configure Env.Publish. The zero value works: TCP on
 // 127.0.0.1, a free port, registered in the Env's group.
@@ -99,9 +105,13 @@ type SubscribeOptions struct {
 	// larger one is disconnected (TCP) or its datagrams dropped (UDP).
 	// Default Options.Flow's, else seq.DefaultMaxSize (64 MiB).
 	MaxSequenceSize int
-	// PruneInterval is how often, while a connection is down, the name is
-	// looked up to close connections to addresses no longer registered (a
-	// publisher gone, or restarted elsewhere). Default DefaultPruneInterval.
+	// PruneInterval is how long a connection stays down (a UDP or
+	// multicast address: open), its address not registered again
+	// meanwhile, before the name is looked up to close it if the address
+	// is no longer registered (a publisher gone, or restarted elsewhere);
+	// one still registered is kept and looked up again after another
+	// interval. Checked every quarter interval (10 ms to 15 s). Default
+	// DefaultPruneInterval.
 	PruneInterval time.Duration
 
 	// Accept, when not nil, lists the networks trusted as publishers: a
@@ -110,6 +120,14 @@ type SubscribeOptions struct {
 	// dropped. A name server anyone can register with can otherwise point
 	// subscribers anywhere.
 	Accept []netip.Prefix
+	// AcceptEndpoint, when set, is asked about each registered address
+	// before Accept, every time the address is registered while not
+	// received from: false leaves it alone (EndpointFiltered, logged at
+	// Debug only). For a rule networks cannot say, such as "not my own
+	// address". It runs on the name-service client's goroutine with the
+	// subscription's lock held: it must not block nor call the
+	// Subscription.
+	AcceptEndpoint func(namesvc.Endpoint) bool
 	// Protocols, when not nil, are the protocols received over ("tcp",
 	// "udp", "rawudp", "multicast"); addresses of others are skipped.
 	Protocols []string
@@ -117,10 +135,14 @@ type SubscribeOptions struct {
 	// port on; default 0.0.0.0.
 	MulticastBind netip.Addr
 	// OnEndpoint, when set, is told what happens to each publisher address
-	// (EndpointEvent): opened, skipped, refused, failed, closed. It runs on
-	// the name-service client's goroutine (datagram refusals: on the
-	// flow's) and must not block. Those events are then logged at Debug
-	// only: the program reports them its own way.
+	// (EndpointEvent): opened, skipped, refused, failed, closed, connected,
+	// disconnected, registered again. It runs on the name-service client's
+	// goroutine (connections and datagram refusals: on the flow's) and
+	// must not block. An address's EndpointOpened comes before its
+	// EndpointConnected, which comes before any of its sequences reach the
+	// handler (over TCP); connection events stop once Close has begun.
+	// Those events are then logged at Debug only: the program reports them
+	// its own way.
 	OnEndpoint func(EndpointEvent)
 	// Logger receives the subscription's log lines; nil means the Env's
 	// (slog.Default() for SubscribeAddress).

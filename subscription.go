@@ -33,12 +33,14 @@ type Subscription struct {
 	prune   time.Duration
 	fo      flow.Options
 	handler func(*seq.Sequence)
-	ch      chan *seq.Sequence // SubscribeChan's; nil for Subscribe
+	from    func(namesvc.Endpoint, *seq.Sequence) // SubscribeFrom's; nil otherwise
+	ch      chan *seq.Sequence                    // SubscribeChan's; nil for Subscribe
 
 	accept     []netip.Prefix // nil: any
 	protocols  []string       // nil: any
 	mbind      netip.Addr     // multicast bind IP
 	onEndpoint func(EndpointEvent)
+	filter     func(namesvc.Endpoint) bool // AcceptEndpoint
 
 	received, dropped atomic.Uint64
 
@@ -55,16 +57,25 @@ type Subscription struct {
 	goneSt flow.Stats // counters of the flows the pruner closed
 
 	stop chan struct{}
-	done chan struct{} // the pruner returned
+	done chan struct{}   // the pruner returned
+	ctx  context.Context // ends at Close: the pruner's lookups
+	end  context.CancelFunc
 	once sync.Once
 }
 
 // endpoint is one publisher address and the flow receiving from it.
 type endpoint struct {
-	ep      namesvc.Endpoint
-	f       flow.Flow
-	tcp     *flow.TCPClient // nil for a datagram flow
-	created time.Time
+	ep  namesvc.Endpoint
+	f   flow.Flow
+	tcp *flow.TCPClient // nil for a datagram flow
+	// ready is closed once EndpointOpened was told: the flow's connection
+	// events wait for it, so that OnEndpoint hears of an address in order.
+	ready chan struct{}
+
+	// Under Subscription.mu.
+	up        bool      // a TCP connection is up
+	since     time.Time // when up last changed, or the flow was opened
+	announced time.Time // when the name server last told of the address
 }
 
 // Subscribe receives the sequences published under name: it subscribes to
@@ -83,7 +94,19 @@ func (e *Env) Subscribe(name string, handler func(s *seq.Sequence), opts Subscri
 	if handler == nil {
 		return nil, fmt.Errorf("stk: subscribe %q: handler is nil", name)
 	}
-	return e.subscribe(name, handler, nil, opts)
+	return e.subscribe(name, handler, nil, nil, opts)
+}
+
+// SubscribeFrom is Subscribe with a handler told which publisher address
+// each sequence came from: the registered address (Protocol "tcp" when the
+// registration said none), as EndpointEvent and Endpoints name it, not a
+// datagram's source. For a program that keeps per-publisher state or tags
+// what it receives with its origin.
+func (e *Env) SubscribeFrom(name string, handler func(from namesvc.Endpoint, s *seq.Sequence), opts SubscribeOptions) (*Subscription, error) {
+	if handler == nil {
+		return nil, fmt.Errorf("stk: subscribe %q: handler is nil", name)
+	}
+	return e.subscribe(name, nil, handler, nil, opts)
 }
 
 // SubscribeChan is Subscribe delivering clones of the sequences on a
@@ -96,10 +119,10 @@ func (e *Env) SubscribeChan(name string, buffer int, opts SubscribeOptions) (*Su
 	if buffer < 1 {
 		return nil, fmt.Errorf("stk: subscribe %q: buffer %d: want at least 1", name, buffer)
 	}
-	return e.subscribe(name, nil, make(chan *seq.Sequence, buffer), opts)
+	return e.subscribe(name, nil, nil, make(chan *seq.Sequence, buffer), opts)
 }
 
-func (e *Env) subscribe(name string, handler func(*seq.Sequence), ch chan *seq.Sequence, opts SubscribeOptions) (*Subscription, error) {
+func (e *Env) subscribe(name string, handler func(*seq.Sequence), from func(namesvc.Endpoint, *seq.Sequence), ch chan *seq.Sequence, opts SubscribeOptions) (*Subscription, error) {
 	if name == "" || len(name) > namesvc.MaxNameLen {
 		return nil, fmt.Errorf("stk: subscribe %q: a name has 1 to %d bytes", name, namesvc.MaxNameLen)
 	}
@@ -107,6 +130,7 @@ func (e *Env) subscribe(name string, handler func(*seq.Sequence), ch chan *seq.S
 		opts.Logger = e.log
 	}
 	s := newSubscription(name, handler, ch, e.flowOptions(name), opts)
+	s.from = from
 	s.env = e
 	s.group = opts.Group
 	if s.group == "" {
@@ -134,9 +158,11 @@ func newSubscription(name string, handler func(*seq.Sequence), ch chan *seq.Sequ
 		log: opts.Logger, name: name, max: opts.MaxEndpoints, prune: opts.PruneInterval,
 		handler: handler, ch: ch,
 		accept: opts.Accept, protocols: opts.Protocols, mbind: opts.MulticastBind, onEndpoint: opts.OnEndpoint,
-		eps:  map[string]*endpoint{},
-		stop: make(chan struct{}), done: make(chan struct{}),
+		filter: opts.AcceptEndpoint,
+		eps:    map[string]*endpoint{},
+		stop:   make(chan struct{}), done: make(chan struct{}),
 	}
+	s.ctx, s.end = context.WithCancel(context.Background())
 	if s.log == nil {
 		s.log = slog.Default()
 	}
@@ -154,7 +180,6 @@ func newSubscription(name string, handler func(*seq.Sequence), ch chan *seq.Sequ
 	if opts.MaxSequenceSize > 0 {
 		s.fo.MaxSequenceSize = opts.MaxSequenceSize
 	}
-	s.fo.Handler = s.deliver
 	return s
 }
 
@@ -187,12 +212,13 @@ func SubscribeAddress(address string, handler func(s *seq.Sequence), opts Subscr
 	if err != nil {
 		return nil, fmt.Errorf("stk: subscribe to %q: %w", address, err)
 	}
+	close(e.ready) // no EndpointOpened to wait for
 	s.eps[ep.String()] = e
 	return s, nil
 }
 
-// deliver is every flow's Handler.
-func (s *Subscription) deliver(p flow.Peer, q *seq.Sequence) {
+// deliver is the Handler of e's flow.
+func (s *Subscription) deliver(e *endpoint, p flow.Peer, q *seq.Sequence) {
 	// A TCP peer is an address connect accepted; a datagram's source can be
 	// anyone who reaches the port.
 	if s.accept != nil && p.Protocol() != flow.TCP && !s.accepts(p.RemoteAddr().Addr()) {
@@ -207,7 +233,11 @@ func (s *Subscription) deliver(p flow.Peer, q *seq.Sequence) {
 	}
 	if s.ch == nil {
 		s.received.Add(1)
-		s.handler(q)
+		if s.from != nil {
+			s.from(e.ep, q)
+		} else {
+			s.handler(q)
+		}
 		return
 	}
 	select {
@@ -221,23 +251,35 @@ func (s *Subscription) deliver(p flow.Peer, q *seq.Sequence) {
 // connect opens a flow to every new address of a registration. It is the
 // name-service callback: it must not block (flow.DialTCP returns at once).
 func (s *Subscription) connect(info namesvc.Info) {
-	var events []EndpointEvent
+	var (
+		events []EndpointEvent
+		opened []*endpoint
+	)
+	now := time.Now()
 	s.mu.Lock()
 	for _, ep := range info.Addresses {
 		if ep.Protocol == "" {
 			ep.Protocol = "tcp"
 		}
 		key := ep.String()
-		if s.closed || s.eps[key] != nil {
-			continue // already there; a TCP flow reconnects by itself
+		if s.closed {
+			break
 		}
 		ev := EndpointEvent{Name: s.name, Endpoint: ep}
+		if e := s.eps[key]; e != nil { // a TCP flow reconnects by itself
+			e.announced = now
+			ev.Kind = EndpointAnnounced
+			events = append(events, ev)
+			continue
+		}
 		_, perr := flow.ParseProtocol(ep.Protocol)
 		switch {
 		case perr != nil:
 			ev.Kind, ev.Err = EndpointSkipped, perr
 		case s.protocols != nil && !slices.Contains(s.protocols, ep.Protocol):
 			ev.Kind, ev.Err = EndpointSkipped, fmt.Errorf("protocol %s: receiving over %v only", ep.Protocol, s.protocols)
+		case s.filter != nil && !s.filter(ep):
+			ev.Kind = EndpointFiltered
 		case !s.accepts(ep.Addr.Addr()):
 			ev.Kind = EndpointRefused
 		case len(s.eps) >= s.max:
@@ -247,16 +289,22 @@ func (s *Subscription) connect(info namesvc.Info) {
 				ev.Kind, ev.Err = EndpointFailed, err
 			} else {
 				s.eps[key] = e
+				opened = append(opened, e)
 				ev.Kind = EndpointOpened
 			}
 		}
 		events = append(events, ev)
 	}
 	s.mu.Unlock()
+	defer func() {
+		for _, e := range opened {
+			close(e.ready)
+		}
+	}()
 	for _, ev := range events {
 		level := slog.LevelWarn
 		switch ev.Kind {
-		case EndpointOpened:
+		case EndpointOpened, EndpointAnnounced, EndpointFiltered:
 			level = slog.LevelDebug
 		case EndpointFailed:
 			level = slog.LevelError
@@ -312,17 +360,20 @@ func (s *Subscription) open(ep namesvc.Endpoint) (*endpoint, error) {
 	if err != nil {
 		return nil, err
 	}
-	e := &endpoint{ep: ep, created: time.Now()}
+	now := time.Now()
+	e := &endpoint{ep: ep, ready: make(chan struct{}), since: now, announced: now}
+	o := s.fo
+	o.Handler = func(p flow.Peer, q *seq.Sequence) { s.deliver(e, p, q) }
 	switch p {
 	case flow.TCP:
-		e.tcp, err = flow.DialTCP(ep.Addr.String(), s.fo)
+		o.OnConnect = func(flow.Peer) { s.connected(e, true, nil) }
+		o.OnDisconnect = func(_ flow.Peer, err error) { s.connected(e, false, err) }
+		e.tcp, err = flow.DialTCP(ep.Addr.String(), o)
 		e.f = e.tcp
 	case flow.UDP, flow.RawUDP:
-		o := s.fo
 		o.ReceiveBuffer = max(o.ReceiveBuffer, datagramReceiveBuffer)
 		e.f, err = flow.NewUDP(flow.UDPConfig{Bind: ep.Addr.String(), Raw: p == flow.RawUDP}, o)
 	case flow.Multicast:
-		o := s.fo
 		o.ReceiveBuffer = max(o.ReceiveBuffer, datagramReceiveBuffer)
 		bind := netip.AddrPortFrom(s.mbind, ep.Addr.Port())
 		e.f, err = flow.NewUDP(flow.UDPConfig{Bind: bind.String(), Group: ep.Addr.Addr().String()}, o)
@@ -335,14 +386,39 @@ func (s *Subscription) open(ep namesvc.Endpoint) (*endpoint, error) {
 	return e, nil
 }
 
+// connected records that e's TCP connection came up or went down, and
+// tells OnEndpoint (flow callback; not while Close closes the flows).
+func (s *Subscription) connected(e *endpoint, up bool, err error) {
+	s.mu.Lock()
+	e.up, e.since = up, time.Now()
+	s.mu.Unlock()
+	select {
+	case <-e.ready:
+	case <-s.stop:
+		return
+	}
+	select {
+	case <-s.stop:
+		return
+	default:
+	}
+	ev := EndpointEvent{Kind: EndpointConnected, Name: s.name, Endpoint: e.ep}
+	if !up {
+		ev.Kind, ev.Err = EndpointDisconnected, err
+	}
+	s.event(ev, slog.LevelDebug)
+}
+
 // pruner closes the flows of addresses no longer registered: STK tells
 // subscribers of new registrations only, so a publisher that went (or
 // restarted on another port) would leave a connection retrying for ever
-// and a slot of MaxEndpoints taken. While a TCP connection is down (or a
-// datagram flow is open), it looks the name up every prune interval.
+// and a slot of MaxEndpoints taken. An address whose connection has been
+// down (a datagram flow: open) for the prune interval, and which was not
+// announced meanwhile, is looked up; one still registered is looked up
+// again after another interval.
 func (s *Subscription) pruner() {
 	defer close(s.done)
-	t := time.NewTicker(s.prune)
+	t := time.NewTicker(min(max(s.prune/4, 10*time.Millisecond), 15*time.Second))
 	defer t.Stop()
 	for {
 		select {
@@ -351,9 +427,10 @@ func (s *Subscription) pruner() {
 		case <-t.C:
 		}
 		var candidates []string
+		now := time.Now()
 		s.mu.Lock()
 		for k, e := range s.eps {
-			if time.Since(e.created) >= s.prune && (e.tcp == nil || !e.tcp.Connected()) {
+			if !e.up && now.Sub(e.since) >= s.prune && now.Sub(e.announced) >= s.prune {
 				candidates = append(candidates, k)
 			}
 		}
@@ -361,7 +438,7 @@ func (s *Subscription) pruner() {
 		if len(candidates) == 0 {
 			continue
 		}
-		ctx, cancel := context.WithTimeout(context.Background(), s.prune)
+		ctx, cancel := context.WithTimeout(s.ctx, lookupWait)
 		infos, err := s.env.client.LookupAll(ctx, s.name, namesvc.LookupOptions{Group: s.group})
 		cancel()
 		if err != nil {
@@ -380,7 +457,10 @@ func (s *Subscription) pruner() {
 		s.mu.Lock()
 		for _, k := range candidates {
 			e := s.eps[k]
-			if e == nil || registered[k] || (e.tcp != nil && e.tcp.Connected()) {
+			if e != nil && registered[k] {
+				e.announced = now
+			}
+			if e == nil || registered[k] || e.up {
 				continue
 			}
 			delete(s.eps, k)
@@ -475,21 +555,7 @@ func (s *Subscription) Stats() flow.Stats {
 }
 
 // addStats adds the counters of b to a.
-func addStats(a *flow.Stats, b flow.Stats) {
-	a.SequencesIn += b.SequencesIn
-	a.SequencesOut += b.SequencesOut
-	a.BytesIn += b.BytesIn
-	a.BytesOut += b.BytesOut
-	a.Dropped += b.Dropped
-	a.SlowConsumers += b.SlowConsumers
-	a.Malformed += b.Malformed
-	a.Reconnects += b.Reconnects
-	a.AcceptErrors += b.AcceptErrors
-	a.Refused += b.Refused
-	a.TimedOut += b.TimedOut
-	a.HandshakeErrors += b.HandshakeErrors
-	a.Connections += b.Connections
-}
+func addStats(a *flow.Stats, b flow.Stats) { a.Add(b) }
 
 // Close ends the subscription: the handler is not called again once Close
 // returns (Close waits for a call in progress), the flows close, and C's
@@ -509,6 +575,7 @@ func (s *Subscription) Close() error {
 			sub.Unsubscribe()
 		}
 		close(s.stop)
+		s.end()
 		<-s.done
 		s.hmu.Lock()
 		s.stopped = true
@@ -552,6 +619,19 @@ const (
 	// outside SubscribeOptions.Accept (Endpoint is the source) and was
 	// dropped. Told for every such datagram.
 	DatagramRefused
+	// EndpointConnected: the TCP connection to the address is up (after
+	// EndpointOpened, and again after each reconnection).
+	EndpointConnected
+	// EndpointDisconnected: the TCP connection to the address went down
+	// (Err says why; the flow reconnects by itself).
+	EndpointDisconnected
+	// EndpointAnnounced: the name server told of an address received from
+	// already (its publisher registered again, or the subscription was
+	// renewed after a reconnection to the name server).
+	EndpointAnnounced
+	// EndpointFiltered: SubscribeOptions.AcceptEndpoint said no; it is
+	// not received from (until it is registered again and accepted).
+	EndpointFiltered
 )
 
 var endpointEventNames = [...]string{
@@ -562,6 +642,11 @@ var endpointEventNames = [...]string{
 	EndpointFailed:  "cannot receive from a publisher",
 	EndpointClosed:  "address no longer registered; closing its flow",
 	DatagramRefused: "dropping a datagram from outside the accepted networks",
+
+	EndpointConnected:    "connected to a publisher",
+	EndpointDisconnected: "disconnected from a publisher",
+	EndpointAnnounced:    "publisher address registered again",
+	EndpointFiltered:     "publisher address not accepted by AcceptEndpoint",
 }
 
 func (k EndpointEventKind) String() string {
@@ -580,6 +665,7 @@ type EndpointEvent struct {
 	// Endpoint is the registered address ("tcp" when the registration said
 	// no protocol); for DatagramRefused, the datagram's source.
 	Endpoint namesvc.Endpoint
-	// Err is why, for EndpointSkipped and EndpointFailed.
+	// Err is why, for EndpointSkipped and EndpointFailed (and
+	// EndpointDisconnected: nil when Close ended the connection).
 	Err error
 }
