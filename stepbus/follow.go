@@ -1,50 +1,38 @@
 package stepbus
 
 import (
-	"cmp"
-	"context"
 	"errors"
-	"maps"
+	"math"
 	"net/netip"
-	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/stk-go/stk"
 	"github.com/stk-go/stk/flow"
 	"github.com/stk-go/stk/namesvc"
 	"github.com/stk-go/stk/seq"
 	"github.com/stk-go/stk/step"
 )
 
-// follower connects to every publisher registered under the directory
-// name and publishes what they send.
+// follower receives the STEPs of every publisher registered under the
+// directory name (an stk.Subscription: connections, reconnections and the
+// pruning of publishers gone are its) and publishes them.
 type follower struct {
-	b   *Bus
-	ns  *namesvc.Client
-	sub *namesvc.Subscription
+	b *Bus
 
 	mu      sync.Mutex
-	pubs    map[string]*publisher // by "ip:port"
-	ignored map[string]bool       // addresses outside Config.AcceptNetworks, logged once
-	closed  bool
-
-	stop chan struct{}
-	done chan struct{}
+	sub     *stk.Subscription
+	pubs    map[netip.AddrPort]*publisher // the addresses received from
+	ignored map[string]bool               // addresses outside Config.AcceptNetworks, logged once
 }
 
-// publisher is one followed feed.
+// publisher is what the bus keeps of one followed feed beside its
+// subscription's status.
 type publisher struct {
-	addr   string
-	source string
-	fl     *flow.TCPClient
-
-	mu        sync.Mutex
-	connected bool
-	since     time.Time // when connected last changed (or the publisher appeared)
-	lastReg   time.Time // when its registration was last answered
-
-	received, invalid atomic.Uint64
+	source  string // "tcp:ip:port", the source of its STEPs
+	invalid atomic.Uint64
+	down    time.Time // when its connection last went down (zero: up or never)
 }
 
 // PublisherInfo describes a followed publisher.
@@ -75,8 +63,7 @@ func (b *Bus) Follow() error {
 	if err != nil {
 		return err
 	}
-	ns := env.Names()
-	f := &follower{b: b, ns: ns, pubs: map[string]*publisher{}, ignored: map[string]bool{}, stop: make(chan struct{}), done: make(chan struct{})}
+	f := &follower{b: b, pubs: map[netip.AddrPort]*publisher{}, ignored: map[string]bool{}}
 	b.mu.Lock()
 	switch {
 	case b.closed:
@@ -90,82 +77,88 @@ func (b *Bus) Follow() error {
 	if err != nil {
 		return err
 	}
-	// f.sub is set before any callback can need it: callbacks only read
-	// f.pubs.
-	sub, err := ns.Subscribe(b.cfg.Directory, namesvc.SubscribeOptions{}, f.onAnswer)
+	opts := stk.SubscribeOptions{
+		MaxEndpoints:   math.MaxInt, // every host monitor of the directory
+		PruneInterval:  b.cfg.PublisherGrace,
+		Protocols:      []string{"tcp"},
+		AcceptEndpoint: func(ep namesvc.Endpoint) bool { return !b.isOwnFeed(ep.Addr) },
+		OnEndpoint:     f.event,
+		Logger:         b.log,
+	}
+	if len(b.cfg.AcceptNetworks) > 0 { // stk: an empty, non-nil Accept accepts nothing
+		opts.Accept = b.cfg.AcceptNetworks
+	}
+	sub, err := env.SubscribeFrom(b.cfg.Directory, f.receive, opts)
 	if err != nil {
-		close(f.done)
 		return err
 	}
 	f.mu.Lock()
 	f.sub = sub
 	f.mu.Unlock()
-	go f.janitor()
 	b.log.Info("following STEP publishers", "directory", b.cfg.Directory, "name_server", b.cfg.NameServer)
 	return nil
 }
 
-// onAnswer connects to the addresses of a registration under the
-// directory name (name-service callback: it must not block; DialTCP
-// returns at once).
-func (f *follower) onAnswer(info namesvc.Info) {
-	now := f.b.now()
+// event keeps the bus's record of the publisher addresses and logs what
+// happens to them (stk.SubscribeOptions.OnEndpoint).
+func (f *follower) event(ev stk.EndpointEvent) {
+	addr := ev.Endpoint.Addr.String()
+	switch ev.Kind {
+	case stk.EndpointOpened:
+		f.publisher(ev.Endpoint)
+		f.b.log.Info("following STEP publisher", "addr", addr)
+	case stk.EndpointConnected, stk.EndpointDisconnected:
+		p := f.publisher(ev.Endpoint)
+		f.mu.Lock()
+		p.down = time.Time{}
+		if ev.Kind == stk.EndpointDisconnected {
+			p.down = f.b.now()
+		}
+		f.mu.Unlock()
+	case stk.EndpointClosed:
+		f.mu.Lock()
+		p := f.pubs[ev.Endpoint.Addr]
+		delete(f.pubs, ev.Endpoint.Addr)
+		f.mu.Unlock()
+		args := []any{"addr", addr}
+		if p != nil && !p.down.IsZero() {
+			args = append(args, "down_for", f.b.now().Sub(p.down).Round(time.Second))
+		}
+		f.b.log.Info("dropped STEP publisher: down and no longer registered", args...)
+	case stk.EndpointRefused:
+		f.mu.Lock()
+		first := !f.ignored[addr] && len(f.ignored) < MaxStatKeys
+		if first {
+			f.ignored[addr] = true
+		}
+		f.mu.Unlock()
+		if first {
+			f.b.log.Warn("ignoring a STEP publisher outside the accepted networks", "addr", addr,
+				"name", ev.Name, "accept", f.b.cfg.AcceptNetworks)
+		}
+	case stk.EndpointSkipped:
+		f.b.log.Debug("ignoring a STEP publisher address that is not TCP", "addr", ev.Endpoint.String())
+	case stk.EndpointFailed:
+		f.b.log.Warn("cannot follow STEP publisher", "addr", addr, "err", ev.Err)
+	}
+}
+
+// publisher returns the record of the publisher at ep, made on first use.
+func (f *follower) publisher(ep namesvc.Endpoint) *publisher {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if f.closed {
-		return
+	p := f.pubs[ep.Addr]
+	if p == nil {
+		p = &publisher{source: "tcp:" + ep.Addr.String()}
+		f.pubs[ep.Addr] = p
 	}
-	for _, e := range info.Addresses {
-		if e.Protocol != "" && e.Protocol != "tcp" {
-			f.b.log.Debug("ignoring a STEP publisher address that is not TCP", "addr", e.String())
-			continue
-		}
-		addr := e.Addr.String()
-		if f.b.isOwnFeed(e.Addr) {
-			continue
-		}
-		if !f.b.accepts(e.Addr.Addr()) {
-			if !f.ignored[addr] && len(f.ignored) < MaxStatKeys {
-				f.ignored[addr] = true
-				f.b.log.Warn("ignoring a STEP publisher outside the accepted networks", "addr", addr,
-					"name", info.Name, "accept", f.b.cfg.AcceptNetworks)
-			}
-			continue
-		}
-		if p := f.pubs[addr]; p != nil {
-			p.mu.Lock()
-			p.lastReg = now
-			p.mu.Unlock()
-			continue
-		}
-		p := &publisher{addr: addr, source: "tcp:" + addr, since: now, lastReg: now}
-		fl, err := flow.DialTCP(addr, flow.Options{
-			Name:         "steps from " + addr,
-			Logger:       f.b.log,
-			Handler:      func(_ flow.Peer, q *seq.Sequence) { f.receive(p, q) },
-			OnConnect:    func(flow.Peer) { p.setConnected(true, f.b.now()) },
-			OnDisconnect: func(flow.Peer, error) { p.setConnected(false, f.b.now()) },
-			CloseTimeout: 500 * time.Millisecond, // nothing is ever sent to a publisher
-		})
-		if err != nil {
-			f.b.log.Warn("cannot follow STEP publisher", "addr", addr, "err", err)
-			continue
-		}
-		p.fl = fl
-		f.pubs[addr] = p
-		f.b.log.Info("following STEP publisher", "addr", addr)
-	}
+	return p
 }
 
-func (p *publisher) setConnected(up bool, now time.Time) {
-	p.mu.Lock()
-	p.connected, p.since = up, now
-	p.mu.Unlock()
-}
-
-// receive publishes one sequence from p (flow callback).
-func (f *follower) receive(p *publisher, q *seq.Sequence) {
-	p.received.Add(1)
+// receive publishes one sequence from the publisher at from (the
+// subscription's handler).
+func (f *follower) receive(from namesvc.Endpoint, q *seq.Sequence) {
+	p := f.publisher(from)
 	s, err := step.Decode(q)
 	if err != nil {
 		p.invalid.Add(1)
@@ -177,21 +170,6 @@ func (f *follower) receive(p *publisher, q *seq.Sequence) {
 	}
 }
 
-// accepts reports whether a publisher at ip may be followed
-// (Config.AcceptNetworks).
-func (b *Bus) accepts(ip netip.Addr) bool {
-	if len(b.cfg.AcceptNetworks) == 0 {
-		return true
-	}
-	ip = ip.Unmap()
-	for _, n := range b.cfg.AcceptNetworks {
-		if n.Contains(ip) {
-			return true
-		}
-	}
-	return false
-}
-
 // isOwnFeed reports whether ap is the bus's own feed.
 func (b *Bus) isOwnFeed(ap netip.AddrPort) bool {
 	b.mu.RLock()
@@ -200,103 +178,47 @@ func (b *Bus) isOwnFeed(ap netip.AddrPort) bool {
 	return fd != nil && (ap == fd.adv || ap == fd.pub.Addr().Addr)
 }
 
-// janitor drops publishers that stay down and are no longer registered.
-func (f *follower) janitor() {
-	defer close(f.done)
-	grace := f.b.cfg.PublisherGrace
-	t := time.NewTicker(min(max(grace/4, 10*time.Millisecond), 15*time.Second))
-	defer t.Stop()
-	for {
-		select {
-		case <-f.stop:
-			return
-		case <-t.C:
-		}
-		now := f.b.now()
-		var gone []*publisher
-		f.mu.Lock()
-		for _, p := range f.pubs {
-			p.mu.Lock()
-			if !p.connected && now.Sub(p.since) >= grace && now.Sub(p.lastReg) >= grace {
-				gone = append(gone, p)
-			}
-			p.mu.Unlock()
-		}
-		f.mu.Unlock()
-		if len(gone) == 0 {
-			continue
-		}
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		go func() { // end the lookup early on close
-			select {
-			case <-f.stop:
-				cancel()
-			case <-ctx.Done():
-			}
-		}()
-		infos, err := f.ns.LookupAll(ctx, f.b.cfg.Directory, namesvc.LookupOptions{})
-		cancel()
-		if err != nil && !errors.Is(err, namesvc.ErrNotFound) {
-			f.b.log.Debug("cannot check STEP publisher registrations", "err", err)
-			continue // the name server cannot say: keep them
-		}
-		registered := map[string]bool{}
-		for _, info := range infos {
-			for _, e := range info.Addresses {
-				registered[e.Addr.String()] = true
-			}
-		}
-		for _, p := range gone {
-			if registered[p.addr] {
-				p.mu.Lock()
-				p.lastReg = now // still registered: look again after another grace
-				p.mu.Unlock()
-				continue
-			}
-			f.mu.Lock()
-			if f.pubs[p.addr] == p {
-				delete(f.pubs, p.addr)
-			}
-			f.mu.Unlock()
-			p.fl.Close()
-			f.b.log.Info("dropped STEP publisher: down and no longer registered", "addr", p.addr, "down_for", now.Sub(p.since).Round(time.Second))
-		}
-	}
+// subscription returns the follower's subscription (nil until Follow has
+// subscribed, or when it could not).
+func (f *follower) subscription() *stk.Subscription {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.sub
 }
 
 func (f *follower) counts() (n, connected, ignored int) {
+	if sub := f.subscription(); sub != nil {
+		n, connected = len(sub.Endpoints()), sub.Connected()
+	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	for _, p := range f.pubs {
-		n++
-		if p.fl.Connected() {
-			connected++
-		}
-	}
 	return n, connected, len(f.ignored)
 }
 
 func (f *follower) flows() []flow.Flow {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	out := make([]flow.Flow, 0, len(f.pubs))
-	for _, addr := range slices.Sorted(maps.Keys(f.pubs)) {
-		out = append(out, f.pubs[addr].fl)
+	if sub := f.subscription(); sub != nil {
+		return sub.Flows()
 	}
-	return out
+	return nil
 }
 
 func (f *follower) list() []PublisherInfo {
+	sub := f.subscription()
+	if sub == nil {
+		return []PublisherInfo{}
+	}
+	st := sub.Status() // sorted by "tcp:ip:port", so by address
+	out := make([]PublisherInfo, 0, len(st))
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	out := make([]PublisherInfo, 0, len(f.pubs))
-	for _, p := range f.pubs {
-		p.mu.Lock()
-		out = append(out, PublisherInfo{Addr: p.addr, Connected: p.connected, Since: p.since, LastRegistered: p.lastReg,
-			Received: p.received.Load(), Invalid: p.invalid.Load()})
-		p.mu.Unlock()
+	for _, s := range st {
+		info := PublisherInfo{Addr: s.Endpoint.Addr.String(), Connected: s.Connected, Since: s.Since,
+			LastRegistered: s.Announced, Received: s.Stats.SequencesIn}
+		if p := f.pubs[s.Endpoint.Addr]; p != nil {
+			info.Invalid = p.invalid.Load()
+		}
+		out = append(out, info)
 	}
-	slices.SortFunc(out, func(a, b PublisherInfo) int { return cmp.Compare(a.Addr, b.Addr) })
 	return out
 }
 
@@ -313,24 +235,7 @@ func (b *Bus) Publishers() []PublisherInfo {
 
 // close stops following and closes every publisher's flow.
 func (f *follower) close() {
-	f.mu.Lock()
-	f.closed = true
-	pubs := f.pubs
-	f.pubs = map[string]*publisher{}
-	sub := f.sub
-	f.mu.Unlock()
-	if sub != nil {
-		sub.Unsubscribe()
+	if sub := f.subscription(); sub != nil {
+		sub.Close()
 	}
-	close(f.stop)
-	<-f.done
-	var wg sync.WaitGroup
-	for _, p := range pubs {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			p.fl.Close()
-		}()
-	}
-	wg.Wait()
 }
