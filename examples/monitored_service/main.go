@@ -31,13 +31,13 @@ const prog = "monitored_service"
 
 func main() {
 	fs := pflag.NewFlagSet(prog, pflag.ContinueOnError)
-	monitor := fs.StringP("monitor", "m", "tcp:127.0.0.1:20001", "monitor: lookup:name or [tcp|udp|multicast:]host[:port]")
+	monitor := fs.StringP("monitor", "m", "tcp:127.0.0.1:20001", "monitor: lookup:name or [tcp|udp|multicast|tls:]host[:port] (tls: with --tls-ca, --tls-cert, --tls-key)")
 	iterations := fs.Int64P("iterations", "t", 1000000, "iterations before exiting; the checkpoint is the iteration number")
 	name := fs.StringP("service-name", "S", "basic monitored service", "service name")
 	interval := fs.DurationP("interval", "i", time.Second, "time between iterations")
 	beat := fs.DurationP("beat", "b", smartbeat.DefaultPeriod, "smartbeat period")
 	activity := fs.DurationP("activity-timeout", "a", smartbeat.DefaultActivityTimeout, "how long the monitor waits for a smartbeat before declaring the service failed; at least --beat")
-	nameServer := fs.StringP("name-server", "R", cli.DefaultNameServer, "name server for -m lookup:name, [tcp|udp:]host[:port]")
+	nameServer := fs.StringP("name-server", "R", cli.DefaultNameServer, "name server for -m lookup:name, [tcp|udp|tls:]host[:port] (tls: with --tls-ca, --tls-cert, --tls-key)")
 	verbose := fs.BoolP("verbose", "v", false, "log what happens")
 	cli.Usage(fs, prog+" [flags]", "Runs a service that reports its state and checkpoint to the monitor.",
 		"0  ran -t iterations, or until Ctrl-C or SIGTERM, and the monitor got its reports (over udp and multicast: they were sent)",
@@ -65,16 +65,14 @@ func main() {
 		target, err = smartbeat.LookupMonitor(ctx, names, target.Lookup)
 		cancel()
 		if err != nil {
-			if !names.Connected() {
-				err = fmt.Errorf("%w; %s", err, cli.NamesHint)
-			}
+			err = cli.NotConnected(names, *nameServer, err)
 			cli.Fail(prog, fmt.Errorf("-m %s: %w", *monitor, err))
 		}
 		opts.NameServer = names
 	}
 	var link monitorLink
 	opts.Sender = smartbeat.NewSender(smartbeat.SenderOptions{Period: *beat, Logger: log,
-		Flow: flow.Options{OnConnect: link.connected, OnDisconnect: link.disconnected}})
+		Flow: flow.Options{OnConnect: link.connected, OnDisconnect: link.disconnected, TLS: cli.TLS()}}) // TLS for a tls: -m
 
 	ctx, cancel := cli.SignalContext()
 	defer cancel()

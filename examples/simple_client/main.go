@@ -55,8 +55,8 @@ func main() {
 	iface := fs.StringP("interface", "i", "lookup:Simple Server Service Group", "server: lookup:name (the service group name simple_server registers), or [tcp|udp|multicast:]host[:port] (port 29312 if left out)")
 	count := fs.IntP("sequences", "s", 100, "number of sequences to send")
 	name := fs.StringP("service-name", "S", "simple_client service", "service name")
-	monitor := fs.StringP("monitor", "m", "tcp:127.0.0.1:20001", "monitor: lookup:name or [tcp|udp|multicast:]host[:port]; \"\" for none (the server still gets the notifications)")
-	nameServer := fs.StringP("name-server", "R", cli.DefaultNameServer, "name server for lookup: addresses: [tcp|udp:]host[:port]")
+	monitor := fs.StringP("monitor", "m", "tcp:127.0.0.1:20001", "monitor: lookup:name or [tcp|udp|multicast|tls:]host[:port] (tls: with --tls-ca, --tls-cert, --tls-key); \"\" for none (the server still gets the notifications)")
+	nameServer := fs.StringP("name-server", "R", cli.DefaultNameServer, "name server for lookup: addresses: [tcp|udp|tls:]host[:port] (tls: with --tls-ca, --tls-cert, --tls-key)")
 	activity := fs.Duration("activity-timeout", smartbeat.DefaultActivityTimeout, "the service's activity timeout: receivers declare it failed after this long without a smartbeat (at least the 500ms smartbeat period)")
 	wait := fs.DurationP("wait", "w", 0, "stay running this long after the last reply before stopping (Ctrl-C ends the wait)")
 	timeout := fs.DurationP("timeout", "t", 10*time.Second, "give up looking up, connecting, or waiting for replies after this long without progress")
@@ -148,7 +148,7 @@ func (c *client) resolve(ctx context.Context, iface string) (flow.Protocol, neti
 			err = fmt.Errorf("no answer from the name server at %s within %v", c.nameServer, c.timeout)
 		}
 		if !names.Connected() {
-			err = fmt.Errorf("%w; %s", err, cli.NamesHint)
+			err = cli.NotConnected(names, c.nameServer, err)
 		} else if errors.Is(err, namesvc.ErrNotFound) {
 			err = fmt.Errorf("%w (is simple_server running with -B ip[:port] and -G %q?)", err, a.Lookup)
 		}
@@ -204,14 +204,25 @@ func (c *client) run(ctx context.Context, proto flow.Protocol, ap netip.AddrPort
 		conn = u
 	}
 
-	svc, err := smartbeat.NewService(c.name, smartbeat.Options{
+	sopts := smartbeat.Options{
 		Monitor:         c.monitor,
 		NotifyFlow:      conn,
-		NameServerAddr:  c.nameServer,
+		Sender:          smartbeat.NewSender(smartbeat.SenderOptions{Logger: c.log, Flow: flow.Options{TLS: cli.TLS()}}), // TLS for a tls: -m
 		ActivityTimeout: c.activity,
 		LookupTimeout:   c.timeout,
 		Logger:          c.log,
-	})
+	}
+	if a, err := flow.ParseAddress(c.monitor); err == nil && a.Lookup != "" {
+		// -m lookup:name is resolved over -R's TLS, with its token.
+		names, err := cli.DialNamesOptions(c.nameServer, namesvc.ClientOptions{Logger: c.log, Flow: flow.Options{CloseTimeout: 100 * time.Millisecond}})
+		if err != nil {
+			conn.Close()
+			return err
+		}
+		defer names.Close()
+		sopts.NameServer = names
+	}
+	svc, err := smartbeat.NewService(c.name, sopts)
 	if err != nil {
 		conn.Close()
 		return fmt.Errorf("%w (-m says where the monitor is; \"\" for none)", err)

@@ -23,7 +23,7 @@ func main() {
 	subscribe := fs.BoolP("subscribe", "X", false, "subscribe: print the current registrations and every later one until Ctrl-C")
 	count := fs.IntP("count", "c", 0, "stop after this many answers (0: all of them)")
 	expiration := fs.DurationP("expiration", "e", time.Second, "how long to wait for answers (a Go stkd says when it has sent them all, so a lookup usually ends sooner)")
-	nameServer := fs.StringP("name-server", "R", cli.DefaultNameServer, "name server: [tcp|udp:]host[:port]")
+	nameServer := fs.StringP("name-server", "R", cli.DefaultNameServer, "name server: [tcp|udp|tls:]host[:port] (tls: with --tls-ca, --tls-cert, --tls-key)")
 	quiet := fs.BoolP("quiet", "q", false, "print only the summary")
 	cli.Usage(fs, prog+" [flags] <name>", "Looks <name> up with the name server and prints the answers.",
 		"0  the name server answered with at least one registration (-c: with -c of them); -X: stopped by Ctrl-C or SIGTERM after reaching the name server",
@@ -41,7 +41,9 @@ func main() {
 		cli.Fail(prog, err)
 	}
 	defer names.Close()
-	notReached := fmt.Errorf("not connected to a name server at %s (%s)", *nameServer, cli.NamesHint)
+	notReached := func() error {
+		return fmt.Errorf("not connected to a name server at %s (%s)", *nameServer, cli.WhyNotConnected(names, *nameServer))
+	}
 
 	var answers atomic.Int64
 	stop := make(chan struct{}, 1)
@@ -63,7 +65,7 @@ func main() {
 				if ctx.Err() != nil {
 					return
 				}
-				fmt.Fprintf(os.Stderr, "%s: %v; still trying\n", prog, notReached)
+				fmt.Fprintf(os.Stderr, "%s: %v; still trying\n", prog, notReached())
 				if names.WaitConnected(ctx) != nil {
 					return
 				}
@@ -84,7 +86,7 @@ func main() {
 		case *count > 0 && n < int64(*count):
 			cli.Fail(prog, fmt.Errorf("interrupted after %d of %d answers", n, *count))
 		case !reached.Load() && !names.Connected():
-			cli.Fail(prog, notReached)
+			cli.Fail(prog, notReached())
 		}
 		return
 	}
@@ -107,7 +109,7 @@ func main() {
 		fmt.Printf("Lookup of '%s' %s: %d answer(s) in %v\n", name, how, r.Answers, time.Since(start).Round(time.Microsecond))
 		switch {
 		case r.Answers == 0 && !r.Complete && !names.Connected():
-			cli.Fail(prog, notReached)
+			cli.Fail(prog, notReached())
 		case r.Answers == 0:
 			where := ""
 			if *group != "" {

@@ -27,7 +27,7 @@ func main() {
 	group := fs.StringP("group", "G", "", "name group")
 	linger := fs.IntP("linger", "L", 300, "seconds the name outlives this program's connection")
 	wait := fs.BoolP("wait", "w", false, "stay registered until Ctrl-C (the name then lingers -L seconds)")
-	nameServer := fs.StringP("name-server", "R", cli.DefaultNameServer, "name server: [tcp|udp:]host[:port]")
+	nameServer := fs.StringP("name-server", "R", cli.DefaultNameServer, "name server: [tcp|udp|tls:]host[:port] (tls: with --tls-ca, --tls-cert, --tls-key)")
 	quiet := fs.BoolP("quiet", "q", false, "print nothing but errors")
 	cli.Usage(fs, prog+" [flags] <name>", "Registers <name> with the name server.",
 		"0  the name server confirmed the registration (-w: and then Ctrl-C or SIGTERM ended the wait)",
@@ -83,9 +83,7 @@ func main() {
 	err = names.Register(rctx, info)
 	rcancel()
 	if err != nil {
-		if !names.Connected() {
-			err = fmt.Errorf("%w; %s", err, cli.NamesHint)
-		}
+		err = cli.NotConnected(names, *nameServer, err)
 		cli.Fail(prog, fmt.Errorf("register %s with the name server at %s: %w", name, *nameServer, err))
 	}
 	if !*quiet {

@@ -61,8 +61,8 @@ func main() {
 	groupName := fs.StringP("group", "G", "Simple Server Service Group", "service group name, registered with the name server")
 	protoName := fs.StringP("protocol", "P", "tcp", "receive protocol: tcp, udp or multicast")
 	mcast := fs.StringP("multicast", "M", "", "multicast group[:port] to receive on (forces -P multicast; group 224.10.10.20 by default, port from -B)")
-	monitor := fs.StringP("monitor", "m", "tcp:127.0.0.1:20001", "monitor the mirrored services report to: lookup:name or [tcp|udp|multicast:]host[:port]; \"\" for none")
-	nameServer := fs.StringP("name-server", "R", cli.DefaultNameServer, "name server: [tcp|udp:]host[:port]")
+	monitor := fs.StringP("monitor", "m", "tcp:127.0.0.1:20001", "monitor the mirrored services report to: lookup:name or [tcp|udp|multicast|tls:]host[:port] (tls: with --tls-ca, --tls-cert, --tls-key); \"\" for none")
+	nameServer := fs.StringP("name-server", "R", cli.DefaultNameServer, "name server: [tcp|udp|tls:]host[:port] (tls: with --tls-ca, --tls-cert, --tls-key)")
 	passive := fs.BoolP("passive", "0", false, "passive: do not answer data sequences")
 	quiet := fs.BoolP("quiet", "q", false, "quiet: do not print the service group's events")
 	verbose := fs.BoolP("verbose", "v", false, "also print every smartbeat of the members, and log what happens")
@@ -182,18 +182,27 @@ func run(cfg runConfig) error {
 	defer cancel()
 	s := &server{cfg: cfg}
 
+	// The client keeps the registration across reconnects, and resolves
+	// -m lookup:name (so over -R's TLS, with its token). At exit there is
+	// nothing left worth waiting for an absent name server to take.
+	names, err := cli.DialNamesOptions(cfg.nameServer, namesvc.ClientOptions{Logger: cfg.log, Flow: flow.Options{CloseTimeout: 100 * time.Millisecond}})
+	if err != nil {
+		return err
+	}
 	fmt.Printf("Creating service group '%s'\n", cfg.group)
 	g, err := smartbeat.NewGroup(cfg.group, smartbeat.GroupOptions{
-		Monitor:        cfg.monitor,
-		NameServerAddr: cfg.nameServer,
-		OnAdded:        s.added,
-		OnRemoved:      s.removed,
-		OnTimedOut:     s.timedOut,
-		OnSmartbeat:    s.smartbeat,
-		OnStateChange:  s.stateChanged,
-		Logger:         cfg.log,
+		Monitor:       cfg.monitor,
+		NameServer:    names,
+		Sender:        smartbeat.NewSender(smartbeat.SenderOptions{Logger: cfg.log, Flow: flow.Options{TLS: cli.TLS()}}), // TLS for a tls: -m
+		OnAdded:       s.added,
+		OnRemoved:     s.removed,
+		OnTimedOut:    s.timedOut,
+		OnSmartbeat:   s.smartbeat,
+		OnStateChange: s.stateChanged,
+		Logger:        cfg.log,
 	})
 	if err != nil {
+		names.Close()
 		return fmt.Errorf("%w (-m says where the monitor is; \"\" for none)", err)
 	}
 	s.group = g
@@ -210,6 +219,7 @@ func run(cfg runConfig) error {
 	}
 	if err != nil {
 		g.Close()
+		names.Close()
 		return err
 	}
 	addr := in.LocalAddr()
@@ -218,14 +228,6 @@ func run(cfg runConfig) error {
 	}
 	fmt.Printf("Listening on %s:%s\n", cfg.proto, addr)
 
-	// The client keeps the registration across reconnects. At exit there
-	// is nothing left worth waiting for an absent name server to take.
-	names, err := cli.DialNamesOptions(cfg.nameServer, namesvc.ClientOptions{Logger: cfg.log, Flow: flow.Options{CloseTimeout: 100 * time.Millisecond}})
-	if err != nil {
-		in.Close()
-		g.Close()
-		return err
-	}
 	reg, listening := addr, ""
 	if addr.Addr().IsUnspecified() {
 		// 0.0.0.0 cannot be connected to: register the IP that faces the
@@ -239,7 +241,7 @@ func run(cfg runConfig) error {
 	switch {
 	case errors.Is(err, context.DeadlineExceeded):
 		fmt.Fprintf(os.Stderr, "%s: warning: the name server at %s has not confirmed the registration of '%s' within %v; still trying (%s)\n",
-			prog, cfg.nameServer, cfg.group, registerTimeout, cli.NamesHint)
+			prog, cfg.nameServer, cfg.group, registerTimeout, cli.WhyNotConnected(names, cfg.nameServer))
 	case err != nil && ctx.Err() == nil:
 		in.Close()
 		g.Close()

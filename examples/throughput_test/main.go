@@ -52,7 +52,7 @@ func main() {
 	pause := fs.IntP("pause", "p", 0, "milliseconds to pause between batches")
 	passive := fs.BoolP("passive", "0", false, "TCP: do not wait for replies (udp, rawudp and multicast never wait)")
 	timeout := fs.DurationP("timeout", "t", 10*time.Second, "give up connecting, looking up, or waiting for replies after this long without progress")
-	nameServer := fs.StringP("name-server", "R", cli.DefaultNameServer, "name server for -i lookup:name: [tcp|udp:]host[:port]")
+	nameServer := fs.StringP("name-server", "R", cli.DefaultNameServer, "name server for -i lookup:name: [tcp|udp|tls:]host[:port] (tls: with --tls-ca, --tls-cert, --tls-key)")
 	verbose := fs.BoolP("verbose", "v", false, "log what happens")
 	cli.Usage(fs, prog+" [flags]", "Sends sequences to a server (such as simple_server) and measures the send rate and, over TCP, the rate of its replies.",
 		"0  sent -s sequences: over TCP it got a reply to each (-0: delivered them all); over udp, rawudp and multicast the system sent them all",
@@ -183,9 +183,7 @@ func resolve(ctx context.Context, iface, nameServer string, timeout time.Duratio
 	defer cancel()
 	info, err := names.LookupOnce(lctx, addr.Lookup, namesvc.LookupOptions{})
 	if err != nil {
-		if !names.Connected() {
-			err = fmt.Errorf("%w; %s", err, cli.NamesHint)
-		}
+		err = cli.NotConnected(names, nameServer, err)
 		return 0, netip.AddrPort{}, fmt.Errorf("lookup %s: %w", addr.Lookup, err)
 	}
 	if len(info.Addresses) == 0 {

@@ -103,6 +103,7 @@ func Parse(fs *pflag.FlagSet, args []string, positional int) []string {
 	if fs.Lookup("name-server") != nil && fs.Lookup("token-file") == nil {
 		tokenFile = fs.String("token-file", "", "read the name-service token (NAME:SECRET) from this file, for a name server whose policy asks for one (default: $"+TokenEnv+"; a token is never taken on the command line, where ps shows it)")
 	}
+	tlsf := addTLSFlags(fs)
 	help := fs.BoolP("help", "h", false, "show this help")
 	version := new(bool)
 	if fs.Lookup("version") == nil {
@@ -134,6 +135,12 @@ func Parse(fs *pflag.FlagSet, args []string, positional int) []string {
 	if err := UseToken(path); err != nil {
 		fmt.Fprintf(os.Stderr, "%s: %v (see %s -h)\n", fs.Name(), err, fs.Name())
 		os.Exit(ExitUsage)
+	}
+	if tlsf != nil {
+		if err := UseTLS(tlsf.files()); err != nil {
+			fmt.Fprintf(os.Stderr, "%s: %v (see %s -h)\n", fs.Name(), err, fs.Name())
+			os.Exit(ExitUsage)
+		}
 	}
 	return fs.Args()
 }
@@ -245,20 +252,26 @@ func ResolveAddressString(flag, s string) (string, error) {
 }
 
 // DialNames connects to the name server at addr, the value of -R
-// ("[tcp|udp:]host[:port]"; a host name is resolved). The client keeps
+// ("[tcp|udp|tls:]host[:port]"; a host name is resolved). The client keeps
 // trying in the background: Dial does not wait for the connection. A bad
 // address is a BadUsage error. The client shows the token of --token-file
-// or STK_TOKEN, which Parse loaded (UseToken).
+// or STK_TOKEN, which Parse loaded (UseToken), and a tls: server gets the
+// TLS configuration of --tls-ca, --tls-cert and --tls-key (TLS).
 func DialNames(addr, group string, log *slog.Logger) (*namesvc.Client, error) {
 	return DialNamesOptions(addr, namesvc.ClientOptions{Group: group, Logger: log})
 }
 
-// DialNamesOptions is DialNames with the client's options.
+// DialNamesOptions is DialNames with the client's options; opts.TLS nil
+// takes TLS().
 func DialNamesOptions(addr string, opts namesvc.ClientOptions) (*namesvc.Client, error) {
 	a, err := ResolveAddress("-R", addr)
 	if err != nil {
 		return nil, err
 	}
+	if opts.TLS == nil {
+		opts.TLS = TLS()
+	}
+	WarnIfPlain(opts.Logger, "-R", a)
 	c, err := namesvc.DialAddress(a, opts)
 	if err != nil {
 		return nil, BadUsage(fmt.Errorf("-R %s: %w", addr, err))

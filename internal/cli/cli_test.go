@@ -9,6 +9,8 @@ import (
 	"os"
 	"strings"
 	"testing"
+
+	"github.com/spf13/pflag"
 )
 
 func TestNewLogger(t *testing.T) {
@@ -103,5 +105,36 @@ func TestParseNetworks(t *testing.T) {
 		if _, err := ParseNetworks("--accept", in); err == nil || !strings.Contains(err.Error(), want) || !strings.HasPrefix(err.Error(), "--accept") {
 			t.Errorf("ParseNetworks(%q): %v, want an error with %q", in, err, want)
 		}
+	}
+}
+
+func TestTLSFlagsAndEnv(t *testing.T) {
+	fs := pflag.NewFlagSet("p", pflag.ContinueOnError)
+	fs.String("name-server", "", "")
+	f := addTLSFlags(fs)
+	if f == nil || addTLSFlags(fs) != nil {
+		t.Fatal("addTLSFlags: want the flags once, for a program with --name-server")
+	}
+	if addTLSFlags(pflag.NewFlagSet("q", pflag.ContinueOnError)) != nil {
+		t.Error("a program without --name-server got --tls-* flags")
+	}
+	t.Setenv(TLSCAEnv, "/env/ca.pem")
+	t.Setenv(TLSCertEnv, "/env/cert.pem")
+	t.Setenv(TLSKeyEnv, "")
+	if err := fs.Parse([]string{"--tls-key", "/flag/key.pem"}); err != nil {
+		t.Fatal(err)
+	}
+	files, given := f.files()
+	if want := (TLSFiles{CA: "/env/ca.pem", Cert: "/env/cert.pem", Key: "/flag/key.pem"}); files != want || !given {
+		t.Errorf("files = %+v, %v; want %+v, true (flags win, the environment fills in)", files, given, want)
+	}
+	if cfg, err := LoadTLS(TLSFiles{}); cfg != nil || err != nil {
+		t.Errorf("LoadTLS of no file: %v, %v; want nil, nil (a tls: address then trusts the system's roots)", cfg, err)
+	}
+	if _, err := LoadTLS(TLSFiles{Key: "k.pem"}); err == nil || !IsBadUsage(err) || !strings.Contains(err.Error(), "go together") {
+		t.Errorf("LoadTLS of a key without its certificate: %v", err)
+	}
+	if err := UseTLS(TLSFiles{}, false); err != nil || TLS() != nil {
+		t.Errorf("UseTLS of no file: TLS() = %v, %v", TLS(), err)
 	}
 }
