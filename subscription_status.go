@@ -2,6 +2,7 @@ package stk
 
 import (
 	"cmp"
+	"maps"
 	"slices"
 	"time"
 
@@ -54,14 +55,9 @@ func (s *Subscription) Status() []EndpointStatus {
 func (s *Subscription) Flows() []flow.Flow {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	keys := make([]string, 0, len(s.eps))
-	for k := range s.eps {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	out := make([]flow.Flow, len(keys))
-	for i, k := range keys {
-		out[i] = s.eps[k].f
+	out := make([]flow.Flow, 0, len(s.eps))
+	for _, k := range slices.Sorted(maps.Keys(s.eps)) {
+		out = append(out, s.eps[k].f)
 	}
 	return out
 }
