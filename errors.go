@@ -7,9 +7,9 @@ import (
 )
 
 // Errors of this package; the errors returned wrap them, so test with
-// errors.Is. Errors of the flows (flow.ErrQueueFull, flow.ErrSlowConsumer,
-// flow.ErrClosed) and of the name service (namesvc.ErrNotFound...) come
-// wrapped as they are.
+// errors.Is. Errors of the flows (flow.ErrClosed; flow.ErrQueueFull from a
+// UDP or multicast publisher) and of the name service
+// (namesvc.ErrNotFound...) come wrapped as they are.
 var (
 	// ErrClosed: the Env, publisher or subscription is closed.
 	ErrClosed = errors.New("stk: closed")

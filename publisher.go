@@ -200,10 +200,13 @@ func (p *Publisher) LocalAddr() netip.AddrPort { return p.local }
 
 // Send sends s to every subscriber connected now (none: it goes nowhere and
 // Send returns nil, as in STK). s may be changed or reused when Send
-// returns. A subscriber whose queue stays full makes Send return
-// flow.ErrSlowConsumer (it was disconnected) or flow.ErrQueueFull (policy
-// flow.Drop: it misses s); the others got s all the same. After Close, Send
-// returns an error wrapping flow.ErrClosed.
+// returns. Over TCP a subscriber that does not keep up does not make Send
+// fail: Send waits up to SlowConsumerWait for room in its queue, then it
+// is disconnected (flow.Disconnect) or misses s (flow.Drop), counted in
+// Stats().SlowConsumers or Stats().Dropped, and the others get s all the
+// same. Over UDP and multicast a full queue makes Send return an error
+// wrapping flow.ErrQueueFull (s is not sent). After Close, Send returns an
+// error wrapping flow.ErrClosed.
 func (p *Publisher) Send(s *seq.Sequence) error {
 	if err := p.flow.Send(s); err != nil {
 		return fmt.Errorf("stk: publish %q: %w", p.name, err)
@@ -212,9 +215,9 @@ func (p *Publisher) Send(s *seq.Sequence) error {
 }
 
 // SendBatch sends each sequence of batch as Send does and returns how many
-// were sent. A slow subscriber's error (flow.ErrQueueFull,
-// flow.ErrSlowConsumer) does not stop the batch: it is returned at the end,
-// as the other subscribers got every sequence. Any other error stops it.
+// were sent. A full queue (flow.ErrQueueFull, UDP and multicast) does not
+// stop the batch: it is returned at the end, the sequences that fitted
+// having been sent. Any other error stops it.
 func (p *Publisher) SendBatch(batch []*seq.Sequence) (int, error) {
 	var slow error
 	for i, s := range batch {

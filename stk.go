@@ -9,6 +9,28 @@
 //
 //	sub, err := env.Subscribe("prices", func(s *seq.Sequence) { ... }, stk.SubscribeOptions{})
 //
+// # Where to start
+//
+//   - Publish under a name: Env.Publish returns a Publisher (Send,
+//     SendBatch, WaitSubscribers, Subscribers, Stats, Close); PublishOptions
+//     choose TCP, UDP or multicast, the linger, meta-data, FT state and the
+//     slow-consumer policy.
+//   - Subscribe to a name: Env.Subscribe calls a handler for each sequence;
+//     Env.SubscribeChan hands clones out on a channel. Either follows the
+//     name's publishers as they come, move and go.
+//   - Names alone: Env.Register, Env.Lookup and Env.WatchName; Env.Names
+//     gives the namesvc.Client for what they do not cover.
+//   - A monitored service: Env.Service (package smartbeat).
+//   - Without a name server, or with several: Listen starts a publisher
+//     that no name server knows, Env.Announce registers it with one (or
+//     several), and SubscribeAddress receives from an address.
+//   - Underneath: package seq is the Sequence and its wire formats, flow the
+//     connections and sockets that carry them, namesvc the name server and
+//     its client. Their examples show each on its own.
+//
+// Each example of this package runs against a name server it starts on a
+// free port; a program with stkd running calls Connect("").
+//
 // # What a brokerless design gives
 //
 // STK has no broker: the name server only tells subscribers where the
@@ -26,9 +48,10 @@
 //     the publisher (flow.Options.QueueBytes, 4 MiB). When it stays full for
 //     SlowConsumerWait (1 s) the subscriber is disconnected (the default,
 //     flow.Disconnect: it reconnects and resumes at current data) or the
-//     sequences that do not fit are dropped for it (flow.Drop). Send returns
-//     flow.ErrSlowConsumer or flow.ErrQueueFull then; the other subscribers
-//     got the sequence.
+//     sequences that do not fit are dropped for it (flow.Drop); see
+//     PublishOptions. Send still returns nil: the publisher's Stats count
+//     the subscribers cut off (SlowConsumers) and the sequences they missed
+//     (Dropped), and the other subscribers got every sequence.
 //   - a subscriber follows publishers: a second publisher of the name, or one
 //     restarted on a new port, is pushed by the name server and connected to
 //     at once; connections to addresses no longer registered are closed.
@@ -51,9 +74,20 @@
 // the call (Clone what you keep). SubscribeChan hands out clones on a
 // channel instead.
 //
+// # Replies
+//
+// Data flows one way here: a Subscription receives and cannot send (its
+// handler gets the sequence, not the connection), and what subscribers send
+// to a publisher made by Env.Publish is discarded. A TCP connection does
+// carry sequences both ways, though: for request and reply, start the
+// server with Listen and a ListenOptions.Flow.Handler, which answers a
+// client over its flow.Peer, announce it with Env.Announce, and have the
+// client look the name up and connect with flow.DialTCP (see the Listen
+// example).
+//
 // Every object is an io.Closer; Env.Close closes whatever the Env made.
-// This package imports seq, flow, namesvc and smartbeat only; it is what the
-// C binding (bindings/c) and the example programs do by hand.
+// This package imports seq, flow, namesvc and smartbeat only; the C binding
+// (bindings/c), stepbus, stepmon and the example programs are built on it.
 package stk
 
 import (
