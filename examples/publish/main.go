@@ -51,7 +51,7 @@ func main() {
 	subs := fs.IntP("wait", "w", 1, "TCP: subscribers to wait for before sending")
 	delay := fs.DurationP("delay", "d", 200*time.Millisecond, "udp, rawudp, multicast: pause between registering and sending, so that subscribers already watching the name can start listening (datagrams sent before that are lost)")
 	linger := fs.IntP("linger", "L", 5, "seconds the name outlives this program")
-	nameServer := fs.StringP("name-server", "R", cli.DefaultNameServer, "name server: [tcp|udp:]host[:port]")
+	nameServer := fs.StringP("name-server", "R", cli.DefaultNameServer, "name server: [tcp|udp|tls:]host[:port] (tls: with --tls-ca, --tls-cert, --tls-key)")
 	verbose := fs.BoolP("verbose", "v", false, "log what happens")
 	cli.Usage(fs, "publish [flags] <name>", "Registers <name> and publishes sequences to its subscribers.",
 		"0  registered <name> and sent every sequence: over TCP to the subscribers connected (one that leaves early loses the rest), over udp, rawudp and multicast to the network",
@@ -102,7 +102,8 @@ func main() {
 	if err != nil {
 		cli.Fail(prog, err)
 	}
-	env, err := stk.Connect(nsAddr.String(), stk.Options{Logger: log, Flow: flow.Options{
+	cli.WarnIfPlain(log, "-R", nsAddr)
+	env, err := stk.Connect(nsAddr.String(), stk.Options{Logger: log, TLS: cli.TLS(), Flow: flow.Options{
 		// Subscribers send nothing: whatever one does send is read and
 		// dropped, so it needs no more room than a small sequence, and a
 		// frame left half-sent only holds a slot until it is cut.
@@ -133,6 +134,9 @@ func main() {
 			err = fmt.Errorf("%w (another publisher there? -i tcp:127.0.0.1:0 picks a free port)", err)
 		case !errors.As(err, &listenErr):
 			err = fmt.Errorf("register %s with the name server at %s: %w", name, *nameServer, err)
+			if last := cli.LastAttempt(env.Names(), *nameServer); last != "" {
+				err = fmt.Errorf("%w; %s", err, last)
+			}
 		}
 		cli.Fail(prog, err)
 	}

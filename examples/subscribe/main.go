@@ -36,7 +36,7 @@ func main() {
 	limit := fs.Int64P("count", "c", 0, "stop after exactly this many sequences (0: run until Ctrl-C)")
 	bind := fs.StringP("bind", "B", "0.0.0.0", "multicast: IP to bind the group's port on")
 	group := fs.StringP("group", "G", "", "name group to look in")
-	nameServer := fs.StringP("name-server", "R", cli.DefaultNameServer, "name server: [tcp|udp:]host[:port]")
+	nameServer := fs.StringP("name-server", "R", cli.DefaultNameServer, "name server: [tcp|udp|tls:]host[:port] (tls: with --tls-ca, --tls-cert, --tls-key)")
 	maxSize := fs.Int("max-size", seq.DefaultMaxSize, "largest sequence accepted, in bytes: a publisher sending a larger one is disconnected (TCP) or its datagrams dropped, so one cannot make this program hold more than this per connection")
 	maxEndpoints := fs.Int("max-endpoints", stk.DefaultMaxEndpoints, "receive from at most this many addresses of the name; more registrations are ignored with a warning")
 	accept := fs.String("accept", "", "receive only from endpoints inside these networks, comma-separated CIDRs (10.1.0.0/16,127.0.0.1): registered addresses elsewhere, and datagrams from sources elsewhere, are ignored and said on stderr (default: any)")
@@ -71,7 +71,8 @@ func main() {
 	if err != nil {
 		cli.Fail(prog, err)
 	}
-	env, err := stk.Connect(nsAddr.String(), stk.Options{Group: *group, Logger: log})
+	cli.WarnIfPlain(log, "-R", nsAddr)
+	env, err := stk.Connect(nsAddr.String(), stk.Options{Group: *group, Logger: log, TLS: cli.TLS()})
 	if err != nil {
 		cli.Fail(prog, cli.BadUsage(fmt.Errorf("-R %s: %w", *nameServer, err)))
 	}
@@ -87,7 +88,7 @@ func main() {
 		if ctx.Err() != nil {
 			return
 		}
-		fmt.Fprintf(os.Stderr, "%s: no name server yet at %s (%s); still trying\n", prog, *nameServer, cli.NamesHint)
+		fmt.Fprintf(os.Stderr, "%s: no name server yet at %s (%s); still trying\n", prog, *nameServer, cli.WhyNotConnected(env.Names(), *nameServer))
 		if env.WaitConnected(ctx) == nil {
 			reached.Store(true)
 		}
@@ -114,7 +115,7 @@ func main() {
 	case *limit > 0 && n < *limit:
 		cli.Fail(prog, fmt.Errorf("interrupted after %d of %d sequences", n, *limit))
 	case !reached.Load() && !env.Connected():
-		cli.Fail(prog, fmt.Errorf("never reached the name server at %s; %s", *nameServer, cli.NamesHint))
+		cli.Fail(prog, fmt.Errorf("never reached the name server at %s; %s", *nameServer, cli.WhyNotConnected(env.Names(), *nameServer)))
 	}
 }
 
