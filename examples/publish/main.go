@@ -192,8 +192,8 @@ func main() {
 		fmt.Printf("(queueing took %.6f s, delivering the rest %.6f s; %d subscriber(s), %d left before the end, %d dropped)\n",
 			queued.Sub(start).Seconds(), end.Sub(queued).Seconds(), subscribed, leftEarly, st.Dropped)
 	} else {
-		fmt.Printf("(queueing took %.6f s, sending the rest %.6f s; %d sent, %d dropped)\n",
-			queued.Sub(start).Seconds(), end.Sub(queued).Seconds(), st.SequencesOut, st.Dropped)
+		fmt.Printf("(queueing took %.6f s, sending the rest %.6f s; %d sent, %d dropped, %d pauses pacing large sequences)\n",
+			queued.Sub(start).Seconds(), end.Sub(queued).Seconds(), st.SequencesOut, st.Dropped, st.Paced)
 	}
 
 	switch {

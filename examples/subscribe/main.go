@@ -6,7 +6,9 @@
 // multicast). It prints each sequence unless -q, and when it stops (Ctrl-C,
 // or after exactly -c sequences) it prints one summary line: "Received: N
 // sequences, B bytes in T s: R sequences/s, M MB/s", from the first
-// sequence to the last.
+// sequence to the last, and a "Lost: ..." line when its UDP flows noticed
+// loss (see flow.Stats: sequences given up or missing, fragments, datagrams
+// dropped by a full receive buffer).
 //
 // --accept limits whom it trusts: registrations whose address is outside
 // those networks are ignored (said on standard error), and so are the
@@ -108,9 +110,14 @@ func main() {
 	case <-ctx.Done():
 	case <-s.done:
 	}
-	sub.Close() // returns once no handler runs: nothing is printed after the summary
+	st := sub.Stats() // before Close, which forgets the flows
+	sub.Close()       // returns once no handler runs: nothing is printed after the summary
 	n := s.count.Load()
 	fmt.Println(s.summary())
+	if st.LostSequences+st.LostFragments+st.ReceiveDrops > 0 {
+		fmt.Printf("Lost: %d sequences (%d fragments of incomplete ones), %d datagrams dropped by a full receive buffer\n",
+			st.LostSequences, st.LostFragments, st.ReceiveDrops)
+	}
 	switch {
 	case *limit > 0 && n < *limit:
 		cli.Fail(prog, fmt.Errorf("interrupted after %d of %d sequences", n, *limit))
