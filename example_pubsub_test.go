@@ -228,20 +228,33 @@ func ExampleListen() {
 		log.Fatal(err)
 	}
 	defer pub.Close()
-	ann, err := env.Announce(pub, "quotes", stk.AnnounceOptions{})
+	confirmed := make(chan struct{})
+	ann, err := env.Announce(pub, "quotes", stk.AnnounceOptions{
+		// Announce registers in the background, again and again until
+		// the name server confirms; OnResult tells each attempt's result.
+		OnResult: func(err error) {
+			if err == nil {
+				close(confirmed)
+			}
+		},
+	})
 	if err != nil {
 		log.Fatal(err)
 	}
 	defer ann.Close()
-
-	// The client, in another program.
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	var infos []namesvc.Info
-	waitUntil("the announcement", func() bool { // Announce registers in the background
-		infos, _ = env.Lookup(ctx, "quotes")
-		return len(infos) > 0
-	})
+	select {
+	case <-confirmed:
+	case <-ctx.Done():
+		log.Fatal("timed out")
+	}
+
+	// The client, in another program.
+	infos, err := env.Lookup(ctx, "quotes")
+	if err != nil || len(infos) == 0 {
+		log.Fatal("not found: ", err)
+	}
 	replies := make(chan string, 2)
 	cl, err := flow.DialTCP(infos[0].Addresses[0].Addr.String(), flow.Options{
 		Logger:  quiet,

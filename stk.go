@@ -16,8 +16,9 @@
 //     choose TCP, UDP or multicast, the linger, meta-data, FT state and the
 //     slow-consumer policy.
 //   - Subscribe to a name: Env.Subscribe calls a handler for each sequence;
-//     Env.SubscribeChan hands clones out on a channel. Either follows the
-//     name's publishers as they come, move and go.
+//     Env.SubscribeChan hands clones out on a channel; Env.SubscribeFrom
+//     also tells which publisher each came from. Each follows the name's
+//     publishers as they come, move and go.
 //   - Names alone: Env.Register, Env.Lookup and Env.WatchName; Env.Names
 //     gives the namesvc.Client for what they do not cover.
 //   - A monitored service: Env.Service (package smartbeat).
@@ -77,7 +78,8 @@
 // # Replies
 //
 // Data flows one way here: a Subscription receives and cannot send (its
-// handler gets the sequence, not the connection), and what subscribers send
+// handler gets the sequence, and with SubscribeFrom the publisher's
+// registered address, never the connection), and what subscribers send
 // to a publisher made by Env.Publish is discarded. A TCP connection does
 // carry sequences both ways, though: for request and reply, start the
 // server with Listen and a ListenOptions.Flow.Handler, which answers a
@@ -240,10 +242,11 @@ func (e *Env) forget(c io.Closer) {
 	e.mu.Unlock()
 }
 
-// Close closes everything the Env made (publishers deliver what they
-// accepted, services send their DESTROY), then the name-server connection.
-// Registrations of a closed Env linger on the name server for their linger
-// (a publisher's are removed at once; see Publisher.Close).
+// Close closes everything the Env made, then the name-server connection:
+// publishers deliver what they accepted, publishers, registrations and
+// announcements take their names off the name server at once (those made
+// with KeepOnClose leave them for their linger), subscriptions and watches
+// stop, services send their DESTROY.
 func (e *Env) Close() error {
 	e.mu.Lock()
 	if e.closed {
