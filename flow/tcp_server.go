@@ -126,8 +126,11 @@ func (s *TCPServer) Peers() []Peer {
 
 // Send queues q to every open connection, encoding it once. A connection
 // whose queue is full is handled by Options.SlowConsumer and does not hold
-// up the others. With no connection open, the sequence goes nowhere and
-// Send returns nil, as in STK. q may be reused when Send returns.
+// up the others: Send waits up to SlowConsumerWait for room, then
+// disconnects it or drops q for it, and still returns nil (Stats count
+// SlowConsumers and Dropped; OnDisconnect is told ErrSlowConsumer). With no
+// connection open, the sequence goes nowhere and Send returns nil, as in
+// STK. q may be reused when Send returns.
 func (s *TCPServer) Send(q *seq.Sequence) error {
 	if s.closed.Load() {
 		return ErrClosed
