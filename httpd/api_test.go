@@ -96,7 +96,7 @@ func world(t *testing.T) (*fakeMonitor, *fakeNames, Config) {
 	flows := func() []FlowInfo {
 		return []FlowInfo{
 			{Name: "names-tcp", Protocol: "tcp", Addr: netip.MustParseAddrPort("127.0.0.1:20002"), Stats: flow.Stats{SequencesIn: 10, SequencesOut: 12, BytesIn: 1000, Connections: 2}},
-			{Name: `we"ird\name` + "\n", Protocol: "udp", Stats: flow.Stats{Dropped: 1}},
+			{Name: `we"ird\name` + "\n", Protocol: "udp", Stats: flow.Stats{Dropped: 1, LostSequences: 4, LostFragments: 9, ReceiveDrops: 2}},
 		}
 	}
 	return mon, names, Config{Monitor: mon, Names: names, Flows: flows, Version: "v0.test"}

@@ -220,6 +220,9 @@ func (s *Server) flowMetrics(p *prom, flows []FlowInfo) {
 		{"stk_flow_connections", "gauge", "Open connections of the flow.", func(f *FlowInfo) float64 { return float64(f.Stats.Connections) }},
 		{"stk_flow_accept_errors_total", "counter", "Failed accepts of a listening flow (each retried with back-off).", func(f *FlowInfo) float64 { return float64(f.Stats.AcceptErrors) }},
 		{"stk_flow_refused_total", "counter", "Connections a listening flow closed at once: its connection limit (in total or per source IP) was reached.", func(f *FlowInfo) float64 { return float64(f.Stats.Refused) }},
+		{"stk_flow_lost_sequences_total", "counter", "STK-UDP sequences known lost: given up half-received, or missing from a sender's numbering.", func(f *FlowInfo) float64 { return float64(f.Stats.LostSequences) }},
+		{"stk_flow_lost_fragments_total", "counter", "STK-UDP fragments the lost sequences were missing.", func(f *FlowInfo) float64 { return float64(f.Stats.LostFragments) }},
+		{"stk_flow_receive_drops_total", "counter", "Datagrams the kernel dropped at the flow's socket for a full receive buffer (Linux).", func(f *FlowInfo) float64 { return float64(f.Stats.ReceiveDrops) }},
 		{"stk_flow_timed_out_total", "counter", "Connections a listening flow closed for its idle or frame timeout.", func(f *FlowInfo) float64 { return float64(f.Stats.TimedOut) }},
 		{"stk_flow_up", "gauge", "1 while the flow can serve; 0 while a listener cannot accept connections.", func(f *FlowInfo) float64 { return b2f(f.Error == "") }},
 	}

@@ -290,6 +290,9 @@ func TestMetrics(t *testing.T) {
 		{val("stk_flow_sequences_in_total", "flow", "names-tcp", "protocol", "tcp", "addr", "127.0.0.1:20002"), 10, "flow seq in"},
 		{val("stk_flow_connections", "flow", "names-tcp", "protocol", "tcp", "addr", "127.0.0.1:20002"), 2, "flow connections"},
 		{val("stk_flow_dropped_total", "flow", `we"ird\name`+"\n", "protocol", "udp", "addr", ""), 1, "escaped flow label"},
+		{val("stk_flow_lost_sequences_total", "flow", `we"ird\name`+"\n", "protocol", "udp", "addr", ""), 4, "udp lost sequences"},
+		{val("stk_flow_lost_fragments_total", "flow", `we"ird\name`+"\n", "protocol", "udp", "addr", ""), 9, "udp lost fragments"},
+		{val("stk_flow_receive_drops_total", "flow", `we"ird\name`+"\n", "protocol", "udp", "addr", ""), 2, "udp receive drops"},
 		{val("stk_build_info", "version", "v0.test", "go_version", runtimeVersion()), 1, "build info"},
 		{val("stk_http_event_streams"), 0, "event streams"},
 	}
