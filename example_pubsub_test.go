@@ -411,9 +411,11 @@ func ExamplePublishOptions() {
 	env := connect(ns)
 	defer env.Close()
 	pub, err := env.Publish("prices", stk.PublishOptions{
-		SlowConsumer:     flow.Drop,
-		SlowConsumerWait: 100 * time.Millisecond,
-		QueueBytes:       256 << 10,
+		SlowConsumer: flow.Drop,
+		QueueBytes:   256 << 10, // per subscriber; default 4 MiB
+		// SlowConsumerWait: how long Send waits for room before a
+		// subscriber is declared slow; default 1 s. It must exceed the
+		// pauses of subscribers that do keep up.
 	})
 	if err != nil {
 		log.Fatal(err)
