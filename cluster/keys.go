@@ -1,7 +1,10 @@
 package cluster
 
 import (
+	"cmp"
+	"encoding/binary"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/netip"
 	"net/url"
@@ -32,8 +35,8 @@ const (
 	probesDir = "probes/"
 )
 
-// regValue is the JSON value of a registration key: every field a
-// lookup answer needs.
+// regValue is the JSON value of a registration key written by the first
+// builds (decodeReg still reads it); values are binary now (appendReg).
 type regValue struct {
 	// E are the stored elements, in order: user type and data.
 	E []elemValue `json:"e"`
@@ -110,27 +113,153 @@ func parseNameKey(rest string) (namesvc.RemoteKey, error) {
 	return k, nil
 }
 
-// encodeReg is the value of c's key, written at w.
-func encodeReg(c namesvc.LocalChange, w time.Time) []byte {
+// regFormat is the first byte of a registration value in the binary
+// format: a JSON value (of the first builds) starts with '{'.
+const regFormat = 1
+
+// appendReg appends the value of c's key, written at w, to buf:
+//
+//	0x01                        format
+//	varint at, w, x, linger     Unix nanoseconds (x 0: not lingering); linger in ns
+//	byte transport              flow.Protocol
+//	uvarint n, n bytes          the registrant (netip.AddrPort's binary form)
+//	uvarint count               then per element: uvarint user type, uvarint n, n bytes
+//
+// It is about five times cheaper to decode than JSON with base64 (the
+// watch decodes every other node's registration), and half the size.
+func appendReg(buf []byte, c namesvc.LocalChange, w time.Time) []byte {
 	r := c.Reg
-	v := regValue{E: make([]elemValue, len(r.Elements)), L: int64(r.Linger), At: r.Registered.UnixNano(), W: w.UnixNano()}
+	var x int64
 	if !c.Expires.IsZero() {
-		v.X = c.Expires.UnixNano()
+		x = c.Expires.UnixNano()
 	}
-	for i, e := range r.Elements {
-		v.E[i] = elemValue{T: e.UserType, D: e.Data}
-	}
+	buf = append(buf, regFormat)
+	buf = binary.AppendVarint(buf, r.Registered.UnixNano())
+	buf = binary.AppendVarint(buf, w.UnixNano())
+	buf = binary.AppendVarint(buf, x)
+	buf = binary.AppendVarint(buf, int64(r.Linger))
+	buf = append(buf, byte(r.Transport))
 	if r.Registrant.IsValid() {
-		v.R = r.Registrant.String()
+		b, _ := r.Registrant.MarshalBinary() // cannot fail
+		buf = binary.AppendUvarint(buf, uint64(len(b)))
+		buf = append(buf, b...)
+	} else {
+		buf = binary.AppendUvarint(buf, 0)
 	}
-	v.T = r.Transport.String()
-	b, _ := json.Marshal(&v) // cannot fail: plain types
-	return b
+	buf = binary.AppendUvarint(buf, uint64(len(r.Elements)))
+	for _, e := range r.Elements {
+		buf = binary.AppendUvarint(buf, e.UserType)
+		buf = binary.AppendUvarint(buf, uint64(len(e.Data)))
+		buf = append(buf, e.Data...)
+	}
+	return buf
 }
 
-// decodeReg makes the change of key k from its value; written is when
-// its node wrote it.
+// encodeReg is the value of c's key, written at w.
+func encodeReg(c namesvc.LocalChange, w time.Time) []byte { return appendReg(nil, c, w) }
+
+var errShortReg = errors.New("truncated value")
+
+// decodeReg makes the change of key k from its value b (the binary
+// format, or the JSON one of the first builds); written is when its node
+// wrote it. The registration's element data alias b: b must not change
+// afterwards.
 func decodeReg(k namesvc.RemoteKey, b []byte) (c namesvc.RemoteChange, written time.Time, err error) {
+	if len(b) > 0 && b[0] == '{' {
+		return decodeRegJSON(k, b)
+	}
+	if len(b) == 0 || b[0] != regFormat {
+		return c, time.Time{}, fmt.Errorf("registration %s/%s of node %s: unknown value format (a newer node?)", k.Group, k.Name, k.Node)
+	}
+	d := regDecoder{b: b[1:]}
+	at, w, x, linger := d.varint(), d.varint(), d.varint(), d.varint()
+	tr := d.byte()
+	ra := d.bytes()
+	ne := d.uvarint()
+	if d.err == nil && ne > uint64(len(d.b)) { // each element takes two bytes at least
+		d.err = errShortReg
+	}
+	var elems []seq.Element
+	if d.err == nil {
+		elems = make([]seq.Element, ne)
+		for i := range elems {
+			elems[i].UserType = d.uvarint()
+			elems[i].Data = d.bytes()
+		}
+	}
+	if d.err == nil && len(d.b) != 0 {
+		d.err = fmt.Errorf("%d bytes left over", len(d.b))
+	}
+	if d.err != nil {
+		return c, time.Time{}, fmt.Errorf("registration %s/%s of node %s: %w", k.Group, k.Name, k.Node, d.err)
+	}
+	r := &namesvc.Registration{Name: k.Name, Group: k.Group, Elements: elems,
+		Linger: time.Duration(linger), Registered: time.Unix(0, at), Transport: flow.Protocol(tr)}
+	if len(ra) > 0 {
+		r.Registrant.UnmarshalBinary(ra) // informative only
+	}
+	c = namesvc.RemoteChange{Key: k, Reg: r}
+	if x != 0 {
+		c.Expires = time.Unix(0, x)
+	}
+	return c, time.Unix(0, w), nil
+}
+
+// regDecoder reads a binary registration value; the first error sticks.
+type regDecoder struct {
+	b   []byte
+	err error
+}
+
+func (d *regDecoder) varint() int64 {
+	if d.err != nil {
+		return 0
+	}
+	v, n := binary.Varint(d.b)
+	if n <= 0 {
+		d.err = errShortReg
+		return 0
+	}
+	d.b = d.b[n:]
+	return v
+}
+
+func (d *regDecoder) uvarint() uint64 {
+	if d.err != nil {
+		return 0
+	}
+	v, n := binary.Uvarint(d.b)
+	if n <= 0 {
+		d.err = errShortReg
+		return 0
+	}
+	d.b = d.b[n:]
+	return v
+}
+
+func (d *regDecoder) byte() byte {
+	if d.err != nil || len(d.b) == 0 {
+		d.err = cmp.Or(d.err, errShortReg)
+		return 0
+	}
+	v := d.b[0]
+	d.b = d.b[1:]
+	return v
+}
+
+func (d *regDecoder) bytes() []byte {
+	n := d.uvarint()
+	if d.err != nil || n > uint64(len(d.b)) {
+		d.err = cmp.Or(d.err, errShortReg)
+		return nil
+	}
+	v := d.b[:n:n]
+	d.b = d.b[n:]
+	return v
+}
+
+// decodeRegJSON decodes the JSON value of the first builds.
+func decodeRegJSON(k namesvc.RemoteKey, b []byte) (c namesvc.RemoteChange, written time.Time, err error) {
 	var v regValue
 	if err := json.Unmarshal(b, &v); err != nil {
 		return c, time.Time{}, fmt.Errorf("registration %s/%s of node %s: %w", k.Group, k.Name, k.Node, err)

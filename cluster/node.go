@@ -44,6 +44,8 @@ import (
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/backoff"
 
 	"github.com/stk-go/stk/namesvc"
 )
@@ -52,9 +54,14 @@ import (
 const (
 	DefaultLeaseTTL = 5 * time.Second
 	DefaultPrefix   = "/stk/"
-	// DefaultTxnOps is the number of operations per transaction: etcd's
-	// default --max-txn-ops.
+	// DefaultTxnOps is etcd's default --max-txn-ops: the number of
+	// operations per transaction a node falls back to when the server
+	// refuses a larger one.
 	DefaultTxnOps = 128
+	// DefaultMaxTxnOps is Config.TxnOps' default: the transaction size a
+	// node tries first. Against an etcd with the default limit, its first
+	// transaction is refused and it writes DefaultTxnOps from then on.
+	DefaultMaxTxnOps = 1024
 	// opTimeout bounds each etcd request; a request that takes longer
 	// counts as a lost etcd.
 	opTimeout = 2 * time.Second
@@ -63,6 +70,9 @@ const (
 	applyBatch = 256
 	// getPage is how many keys one read of the prefix returns.
 	getPage = 5000
+	// reconnectMax caps the etcd client's wait between two attempts to
+	// connect to an endpoint, and the node's between two sessions.
+	reconnectMax = time.Second
 )
 
 // ProbeWait is how long a node that finds its id held by another run
@@ -94,8 +104,10 @@ type Config struct {
 	Server *namesvc.Server
 	// Logger receives the node's log lines; nil means slog.Default().
 	Logger *slog.Logger
-	// TxnOps is the number of puts and deletes per transaction. Default
-	// DefaultTxnOps (etcd's default limit).
+	// TxnOps is the largest number of puts and deletes per transaction.
+	// The node lowers it to what the etcd server accepts (its
+	// --max-txn-ops) at the first transaction refused. Default
+	// DefaultMaxTxnOps.
 	TxnOps int
 }
 
@@ -123,7 +135,8 @@ type Node struct {
 	rev       int64
 	nodeVals  map[string]nodeValue
 
-	ctr counters
+	ctr    counters
+	txnOps txnLimit // operations per transaction the server accepts
 
 	mu     sync.Mutex // guards st and err
 	st     Status
@@ -173,7 +186,7 @@ func Start(cfg Config) (*Node, error) {
 		cfg.Prefix += "/"
 	}
 	if cfg.TxnOps <= 0 {
-		cfg.TxnOps = DefaultTxnOps
+		cfg.TxnOps = DefaultMaxTxnOps
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
@@ -185,6 +198,16 @@ func Start(cfg Config) (*Node, error) {
 		DialKeepAliveTimeout: 2 * time.Second,
 		Logger:               zap.NewNop(),
 		MaxCallRecvMsgSize:   256 << 20,
+		// gRPC's reconnect backoff grows to 120 s by default: after an
+		// outage of 20 s the client would try again up to ~17 s after etcd
+		// is back. Capped at reconnectMax, a node rejoins within about a
+		// second.
+		DialOptions: []grpc.DialOption{grpc.WithConnectParams(grpc.ConnectParams{
+			Backoff: backoff.Config{BaseDelay: 100 * time.Millisecond, Multiplier: 1.6, Jitter: 0.2, MaxDelay: reconnectMax},
+			// A connection attempt to a stopped host must not wait
+			// gRPC's default 20 s either.
+			MinConnectTimeout: 2 * time.Second,
+		})},
 	})
 	if err != nil {
 		return nil, fmt.Errorf("cluster: etcd client for %v: %w", cfg.Endpoints, err)
@@ -195,6 +218,7 @@ func Start(cfg Config) (*Node, error) {
 		remote: map[string]remoteEntry{}, nodeVals: map[string]nodeValue{},
 		done: make(chan struct{}), probed: make(chan struct{}), synced: make(chan struct{}), failed: make(chan struct{}),
 		instance: newInstance()}
+	n.txnOps.ops.Store(int64(cfg.TxnOps))
 	n.ctx, n.cancel = context.WithCancel(context.Background())
 	n.st = Status{NodeID: cfg.NodeID, Endpoints: slices.Clone(cfg.Endpoints), PartitionedSince: time.Now(), LeaseTTL: cfg.LeaseTTL}
 	notify := n.srv.StartExport()
@@ -252,7 +276,7 @@ func (n *Node) Close() error {
 // while it does not.
 func (n *Node) run(notify <-chan struct{}) {
 	defer close(n.done)
-	backoff := 100 * time.Millisecond
+	retry := 100 * time.Millisecond
 	for n.ctx.Err() == nil {
 		start := time.Now()
 		err := n.session(notify)
@@ -276,9 +300,9 @@ func (n *Node) run(notify <-chan struct{}) {
 		n.mu.Unlock()
 		n.log.Warn("cluster: etcd lost; serving from the last view until it answers again", "err", err)
 		if time.Since(start) > 5*time.Second {
-			backoff = 100 * time.Millisecond
+			retry = 100 * time.Millisecond
 		}
-		t := time.NewTimer(backoff)
+		t := time.NewTimer(retry)
 	wait:
 		for {
 			select {
@@ -293,7 +317,7 @@ func (n *Node) run(notify <-chan struct{}) {
 				break wait
 			}
 		}
-		backoff = min(2*backoff, time.Second)
+		retry = min(2*retry, reconnectMax)
 	}
 }
 
@@ -334,7 +358,17 @@ func (n *Node) session(notify <-chan struct{}) error {
 	n.log.Info("cluster: joined", "lease", fmt.Sprintf("%x", int64(n.lease)), "revision", n.rev,
 		"own", len(n.own), "remote", len(n.remote))
 
-	var changes []namesvc.LocalChange
+	// The writer writes this server's changes beside the watch: a node
+	// busy writing its own registrations keeps applying the others'.
+	wctx, endWriter := context.WithCancel(sessCtx)
+	werr := make(chan error, 1)
+	go func() { werr <- n.writer(wctx, notify) }()
+	defer func() {
+		// The run loop drains notify and resyncs n.own: not before the
+		// writer is gone.
+		endWriter()
+		<-werr
+	}()
 	for {
 		select {
 		case <-n.ctx.Done():
@@ -344,19 +378,15 @@ func (n *Node) session(notify <-chan struct{}) error {
 				return errors.New("lease keep-alive ended (etcd unreachable for the lease TTL, or the lease expired)")
 			}
 			n.contact()
-		case <-notify:
-			var resync bool
-			changes, resync = n.srv.TakeLocalChanges(changes[:0])
-			if resync {
-				if err := n.writeAllOwn(nil); err != nil {
-					return err
-				}
-				continue
+		case err := <-werr:
+			werr <- err // for the deferred wait
+			if err == nil {
+				err = n.ctx.Err()
 			}
-			if err := n.writeOwn(changes); err != nil {
-				return err
+			if err == nil {
+				err = errors.New("writer ended")
 			}
-			clear(changes)
+			return err
 		case wr, ok := <-wch:
 			if !ok {
 				return errors.New("watch ended")
@@ -449,7 +479,7 @@ func (n *Node) sync(notify <-chan struct{}) error {
 		otherLease = clientv3.LeaseID(v.Lease)
 	}
 	// Our own keys: write the current registrations, delete the rest.
-	if err := n.writeAllOwn(ownInEtcd); err != nil {
+	if err := n.writeAllOwn(n.ctx, ownInEtcd); err != nil {
 		return err
 	}
 	if err := n.putNodeKey(probe); err != nil {
@@ -537,101 +567,6 @@ func (n *Node) readAll(fn func(key string, val []byte, modRev int64)) (int64, er
 		}
 		from = string(resp.Kvs[len(resp.Kvs)-1].Key) + "\x00"
 	}
-}
-
-// writeAllOwn writes every registration of the server under the current
-// lease and deletes this node's other keys: inEtcd (read from etcd) and
-// those written before that the server no longer has.
-func (n *Node) writeAllOwn(inEtcd []string) error {
-	regs := n.srv.LocalRegistrations(nil)
-	keep := make(map[string]bool, len(regs))
-	now := time.Now()
-	var ops []clientv3.Op
-	newOwn := make(map[uint64]string, len(regs))
-	for _, c := range regs {
-		k := nameKey(n.cfg.Prefix, c.Group, c.Name, n.self, c.Serial)
-		keep[k] = true
-		newOwn[c.Serial] = k
-		ops = append(ops, clientv3.OpPut(k, string(encodeReg(c, now)), clientv3.WithLease(n.lease)))
-	}
-	stale := map[string]bool{}
-	for _, k := range inEtcd {
-		if !keep[k] {
-			stale[k] = true
-		}
-	}
-	for _, k := range n.own {
-		if !keep[k] {
-			stale[k] = true
-		}
-	}
-	for k := range stale {
-		ops = append(ops, clientv3.OpDelete(k))
-	}
-	if err := n.commit(ops); err != nil {
-		return err
-	}
-	n.own = newOwn
-	return nil
-}
-
-// writeOwn writes the changes of the server's registrations.
-func (n *Node) writeOwn(changes []namesvc.LocalChange) error {
-	now := time.Now()
-	ops := make([]clientv3.Op, 0, len(changes))
-	for _, c := range changes {
-		k := nameKey(n.cfg.Prefix, c.Group, c.Name, n.self, c.Serial)
-		if c.Reg == nil {
-			delete(n.own, c.Serial)
-			ops = append(ops, clientv3.OpDelete(k))
-			continue
-		}
-		if old, ok := n.own[c.Serial]; ok && old != k { // cannot happen: a serial keeps its name
-			ops = append(ops, clientv3.OpDelete(old))
-		}
-		n.own[c.Serial] = k
-		ops = append(ops, clientv3.OpPut(k, string(encodeReg(c, now)), clientv3.WithLease(n.lease)))
-	}
-	return n.commit(ops)
-}
-
-// txnBytes bounds the keys and values of one transaction, under etcd's
-// default request limit (1.5 MiB): registrations with large meta-data
-// must not make every batch fail, and the node reconnect over and over.
-const txnBytes = 1 << 20
-
-// commit runs ops in transactions of at most TxnOps operations and about
-// txnBytes bytes (one operation larger than that goes alone). A
-// transaction may not hold two operations on one key; the callers never
-// produce that (one change per serial, one key per serial).
-func (n *Node) commit(ops []clientv3.Op) error {
-	for len(ops) > 0 {
-		m, size := 0, 0
-		for m < len(ops) && m < n.cfg.TxnOps {
-			size += len(ops[m].KeyBytes()) + len(ops[m].ValueBytes())
-			if m > 0 && size > txnBytes {
-				break
-			}
-			m++
-		}
-		ctx, cancel := n.opCtx()
-		_, err := n.cli.Txn(ctx).Then(ops[:m]...).Commit()
-		cancel()
-		if err != nil {
-			return fmt.Errorf("write %d changes: %w", m, err)
-		}
-		n.ctr.txns.Add(1)
-		for _, op := range ops[:m] {
-			if op.IsPut() {
-				n.ctr.puts.Add(1)
-			} else {
-				n.ctr.deletes.Add(1)
-			}
-		}
-		ops = ops[m:]
-	}
-	n.contact()
-	return nil
 }
 
 // applyEvents applies watched changes of the other nodes to the server,

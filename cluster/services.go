@@ -186,7 +186,7 @@ func (s *Services) Close() error {
 		}
 	}
 	for len(ops) > 0 {
-		m := min(len(ops), s.n.cfg.TxnOps)
+		m := min(len(ops), int(s.n.txnOps.ops.Load()))
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 		_, err := s.n.cli.Txn(ctx).Then(ops[:m]...).Commit()
 		cancel()
@@ -355,23 +355,8 @@ func (s *Services) flush(now time.Time) error {
 		ops = append(ops, clientv3.OpPut(s.key(uid), string(b), clientv3.WithLease(clientv3.LeaseID(s.lease))))
 		puts = append(puts, put{e, v})
 	}
-	for len(ops) > 0 {
-		m := min(len(ops), s.n.cfg.TxnOps)
-		ctx, cancel := s.n.opCtx()
-		_, err := s.n.cli.Txn(ctx).Then(ops[:m]...).Commit()
-		cancel()
-		if err != nil {
-			return fmt.Errorf("write %d service records: %w", m, err)
-		}
-		s.ctr.txns.Add(1)
-		for _, op := range ops[:m] {
-			if op.IsPut() {
-				s.ctr.puts.Add(1)
-			} else {
-				s.ctr.deletes.Add(1)
-			}
-		}
-		ops = ops[m:]
+	if err := s.n.commit(s.ctx, ops, &s.ctr.puts, &s.ctr.deletes, &s.ctr.txns); err != nil {
+		return fmt.Errorf("write %d service records: %w", len(ops), err)
 	}
 	// Everything is written: only now does the state say so (a failed
 	// transaction leaves the records to write again).

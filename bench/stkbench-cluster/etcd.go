@@ -18,6 +18,8 @@ import (
 // directories kept across StopAll/StartAll.
 type etcdCluster struct {
 	bin     string
+	maxOps  int      // --max-txn-ops; 0: etcd's default (128)
+	flags   []string // more flags
 	dir     string
 	members []*etcdMember
 }
@@ -29,8 +31,8 @@ type etcdMember struct {
 	log                     *os.File
 }
 
-func startEtcd(bin, dir string, n int) (*etcdCluster, error) {
-	c := &etcdCluster{bin: bin, dir: dir}
+func startEtcd(bin, dir string, n, maxOps int, flags []string) (*etcdCluster, error) {
+	c := &etcdCluster{bin: bin, dir: dir, maxOps: maxOps, flags: flags}
 	ports, err := freePorts(2 * n)
 	if err != nil {
 		return nil, err
@@ -68,6 +70,10 @@ func (c *etcdCluster) start(m *etcdMember, initial, state string) error {
 		"--listen-peer-urls", m.peer, "--initial-advertise-peer-urls", m.peer,
 		"--initial-cluster", initial, "--initial-cluster-state", state, "--initial-cluster-token", "stkbench-cluster",
 		"--logger", "zap", "--log-level", "warn")
+	if c.maxOps > 0 {
+		cmd.Args = append(cmd.Args, "--max-txn-ops", strconv.Itoa(c.maxOps))
+	}
+	cmd.Args = append(cmd.Args, c.flags...)
 	cmd.Stdout, cmd.Stderr = lf, lf
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
@@ -104,6 +110,39 @@ func (c *etcdCluster) StartAll() error {
 		}
 	}
 	return c.waitHealthy(60 * time.Second)
+}
+
+// cpu returns the CPU time the running members used so far.
+func (c *etcdCluster) cpu() time.Duration {
+	var t time.Duration
+	for _, m := range c.members {
+		if m.cmd != nil {
+			t += procCPU(m.cmd.Process.Pid)
+		}
+	}
+	return t
+}
+
+// procCPU returns the user and system CPU time of process pid (0 when it
+// cannot be read).
+func procCPU(pid int) time.Duration {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	// Fields after the command (in parentheses, which may hold spaces):
+	// utime and stime are the 14th and 15th fields of the line.
+	i := strings.LastIndexByte(string(b), ')')
+	if i < 0 {
+		return 0
+	}
+	f := strings.Fields(string(b[i+1:]))
+	if len(f) < 13 {
+		return 0
+	}
+	u, _ := strconv.ParseInt(f[11], 10, 64)
+	s, _ := strconv.ParseInt(f[12], 10, 64)
+	return time.Duration(u+s) * time.Second / 100 // USER_HZ: 100 on Linux
 }
 
 func (c *etcdCluster) endpoints() []string {

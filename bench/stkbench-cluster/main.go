@@ -37,6 +37,7 @@ import (
 	"os"
 	"os/exec"
 	"runtime"
+	"runtime/pprof"
 	"slices"
 	"strconv"
 	"strings"
@@ -67,7 +68,10 @@ func main() {
 	lookups := fs.Int("lookups", 20000, "lookups per lookup run")
 	bigN := fs.Int("names", 100000, "names held by the nodes in the rss and resync cases")
 	ttl := fs.Duration("lease-ttl", 2*time.Second, "the nodes' lease TTL")
-	fs.BoolVarP(&verbose, "verbose", "v", false, "print the nodes' cluster counters after each run")
+	fs.BoolVarP(&verbose, "verbose", "v", false, "print the nodes' cluster counters and the CPU time used after each run")
+	maxOps := fs.Int("etcd-max-txn-ops", 1024, "etcd's --max-txn-ops (its default is 128; the nodes adapt to it)")
+	etcdFlags := fs.StringSlice("etcd-flag", nil, "more flags for each etcd member (--etcd-flag=--enable-pprof: its profiles at the endpoints that -v prints)")
+	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of this process (the three nodes and the clients) to this file")
 	cases := fs.StringSlice("cases", []string{"propagation", "throughput", "lookup", "forget", "rss", "resync"}, "cases to run")
 	if err := fs.Parse(os.Args[1:]); err != nil {
 		if err == pflag.ErrHelp {
@@ -76,10 +80,22 @@ func main() {
 		fmt.Fprintln(os.Stderr, "stkbench-cluster:", err)
 		os.Exit(2)
 	}
-	b := &bench{etcdBin: *etcdBin, stkdBin: *stkdBin, runs: *runs, ttl: *ttl}
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err == nil {
+			err = pprof.StartCPUProfile(f)
+		}
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "stkbench-cluster: cpu profile:", err)
+			os.Exit(2)
+		}
+		defer pprof.StopCPUProfile()
+	}
+	b := &bench{etcdBin: *etcdBin, stkdBin: *stkdBin, runs: *runs, ttl: *ttl, maxOps: *maxOps, etcdFlags: *etcdFlags}
 	if err := b.run(*cases, *rates, *propFor, *thrN, *lookups, *bigN); err != nil {
 		fmt.Fprintln(os.Stderr, "stkbench-cluster:", err)
 		b.close()
+		pprof.StopCPUProfile()
 		os.Exit(1)
 	}
 	b.close()
@@ -88,6 +104,8 @@ func main() {
 type bench struct {
 	etcdBin, stkdBin string
 	runs             int
+	maxOps           int
+	etcdFlags        []string
 	ttl              time.Duration
 	dir              string
 	etcd             *etcdCluster
@@ -111,10 +129,13 @@ func (b *bench) run(cases []string, rates []int, propFor time.Duration, thrN, lo
 	if b.dir, err = os.MkdirTemp("", "stkbench-cluster-"); err != nil {
 		return err
 	}
-	fmt.Printf("# stkbench-cluster: 3 nodes in this process + a 3-member etcd (%s) on loopback; %d CPUs; lease TTL %v; medians of %d runs\n",
-		b.etcdBin, runtime.NumCPU(), b.ttl, b.runs)
-	if b.etcd, err = startEtcd(b.etcdBin, b.dir, 3); err != nil {
+	fmt.Printf("# stkbench-cluster: 3 nodes in this process + a 3-member etcd (%s, --max-txn-ops %d) on loopback; %d CPUs; lease TTL %v; medians of %d runs\n",
+		b.etcdBin, b.maxOps, runtime.NumCPU(), b.ttl, b.runs)
+	if b.etcd, err = startEtcd(b.etcdBin, b.dir, 3, b.maxOps, b.etcdFlags); err != nil {
 		return err
+	}
+	if verbose {
+		fmt.Printf("# etcd endpoints: %s\n", strings.Join(b.etcd.endpoints(), " "))
 	}
 	for _, id := range []string{"A", "B", "C"} {
 		n, err := startNode(b.etcd.endpoints(), id, b.ttl)
@@ -400,6 +421,7 @@ func (b *bench) throughput(total int) error {
 			base[i] = remote(n)
 		}
 		start := time.Now()
+		cpuEtcd, cpuSelf := b.etcd.cpu(), procCPU(os.Getpid())
 		var wg sync.WaitGroup
 		clients := make([][]*namesvc.Client, 3)
 		errs := make([]error, 3)
@@ -425,6 +447,10 @@ func (b *bench) throughput(total int) error {
 			return true
 		})
 		elapsed := time.Since(start)
+		if verbose {
+			fmt.Printf("  CPU used meanwhile: etcd %v, this process %v\n",
+				(b.etcd.cpu() - cpuEtcd).Round(10*time.Millisecond), (procCPU(os.Getpid()) - cpuSelf).Round(10*time.Millisecond))
+		}
 		if err != nil || verbose {
 			for i, n := range b.nodes {
 				st := n.cl.Status()
