@@ -9,10 +9,12 @@ import "C"
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
 	"os"
+	"strings"
 	"sync"
 	"time"
 
@@ -60,7 +62,8 @@ type env struct {
 	nsString  string
 	monitor   string
 	group     string
-	token     string // shown to the name server, "" for none
+	token     string      // shown to the name server, "" for none
+	tls       *tls.Config // for tls: name server and monitor addresses; nil: the system's roots, no certificate
 	lookupExp time.Duration
 	log       *slog.Logger
 	sender    *smartbeat.Sender
@@ -102,11 +105,40 @@ func loadToken(path string, envToken *C.char) (string, error) {
 	return tok, err
 }
 
+// loadTLS returns the TLS client configuration of the tls_ options (a
+// field "" takes its environment variable, as stk_api.c read it), or nil
+// when neither names a file.
+func loadTLS(o *C.stk_options, envCA, envCert, envKey *C.char, log *slog.Logger) (*tls.Config, error) {
+	pick := func(opt, env *C.char, field, variable string) (string, string) {
+		if s := goString(opt, ""); s != "" {
+			return s, field
+		}
+		return goString(env, ""), "$" + variable
+	}
+	ca, caFrom := pick(o.tls_ca_file, envCA, "tls_ca_file", cli.TLSCAEnv)
+	cert, certFrom := pick(o.tls_cert_file, envCert, "tls_cert_file", cli.TLSCertEnv)
+	key, keyFrom := pick(o.tls_key_file, envKey, "tls_key_file", cli.TLSKeyEnv)
+	if ca == "" && cert == "" && key == "" {
+		return nil, nil
+	}
+	if (cert == "") != (key == "") {
+		return nil, fmt.Errorf("a TLS client certificate needs both the certificate and its key: tls_cert_file ($%s) and tls_key_file ($%s), got %s %q and %s %q",
+			cli.TLSCertEnv, cli.TLSKeyEnv, certFrom, cert, keyFrom, key)
+	}
+	cfg, err := flow.NewClientTLS(ca, cert, key, log)
+	if err != nil {
+		return nil, fmt.Errorf("TLS files (%s, %s, %s): %w", caFrom, certFrom, keyFrom, err)
+	}
+	return cfg, nil
+}
+
 // stkgo_env_create makes the env of o, a whole stk_options of this
-// header (stk_api.c copies the caller's into one); envToken is $STK_TOKEN.
+// header (stk_api.c copies the caller's into one); envToken is $STK_TOKEN,
+// envCA, envCert and envKey $STK_TLS_CA, $STK_TLS_CERT and $STK_TLS_KEY
+// (nil when unset).
 //
 //export stkgo_env_create
-func stkgo_env_create(o *C.stk_options, envToken *C.char, out *C.uint64_t) C.int {
+func stkgo_env_create(o *C.stk_options, envToken, envCA, envCert, envKey *C.char, out *C.uint64_t) C.int {
 	var opts C.stk_options
 	if o != nil {
 		opts = *o
@@ -131,6 +163,9 @@ func stkgo_env_create(o *C.stk_options, envToken *C.char, out *C.uint64_t) C.int
 		return failf(eInval, "stk_env_create: %v", err)
 	}
 	e.token = tok
+	if e.tls, err = loadTLS(&opts, envCA, envCert, envKey, e.log); err != nil {
+		return failf(eInval, "stk_env_create: %v", err)
+	}
 	if e.nsString == "" {
 		e.nsString = defaultNameServer
 	}
@@ -152,11 +187,28 @@ func stkgo_env_create(o *C.stk_options, envToken *C.char, out *C.uint64_t) C.int
 	e.sender = smartbeat.NewSender(smartbeat.SenderOptions{
 		Period: time.Duration(opts.smartbeat_period_ms) * time.Millisecond,
 		Logger: e.log,
+		Flow:   flow.Options{TLS: e.tls}, // for a tls: monitor only
 	})
 	e.h = newHandle()
 	store(e.h, e)
 	*out = C.uint64_t(e.h)
 	return eOK
+}
+
+// whyNotConnected says why c has no connection to its name server, for
+// a timeout's message: its last connection error and what to check (the
+// TLS files after a refused TLS handshake), or "is stkd running?".
+func whyNotConnected(c *namesvc.Client) string {
+	derr := c.DialError()
+	switch {
+	case c.Connected() || derr == nil:
+		return "is stkd running?"
+	case strings.HasPrefix(derr.Error(), "TLS handshake"): // flow's handshake errors
+		return fmt.Sprintf("last connection attempt: %v; check that tls_ca_file ($%s) holds the CA of the server's certificate, "+
+			"and that tls_cert_file and tls_key_file ($%s, $%s) are a certificate the server trusts (stkd --tls-client-ca)",
+			derr, cli.TLSCAEnv, cli.TLSCertEnv, cli.TLSKeyEnv)
+	}
+	return fmt.Sprintf("last connection attempt: %v; is stkd running?", derr)
 }
 
 // stk returns the env's stk.Env, connecting it on first use.
@@ -168,7 +220,7 @@ func (e *env) stk() (*stk.Env, error) {
 	}
 	if e.senv == nil {
 		se, err := stk.Connect(e.nsString, stk.Options{
-			Group: e.group, LookupExpiration: e.lookupExp, Logger: e.log, Token: e.token,
+			Group: e.group, LookupExpiration: e.lookupExp, Logger: e.log, Token: e.token, TLS: e.tls,
 		})
 		if err != nil {
 			return nil, errorf(eNet, "%v", err)
@@ -298,7 +350,7 @@ func stkgo_env_wait_name_server(h C.uint64_t, timeoutMS C.int) C.int {
 	ctx, cancel := context.WithTimeout(context.Background(), waitDuration(timeoutMS, defaultRegisterWait))
 	defer cancel()
 	if err := se.WaitConnected(ctx); err != nil {
-		return failf(eTimedOut, "no connection to the name server at %s (is stkd running?)", e.nsString)
+		return failf(eTimedOut, "no connection to the name server at %s (%s)", e.nsString, whyNotConnected(se.Names()))
 	}
 	return eOK
 }

@@ -174,7 +174,7 @@ func stkgo_name_register(envH C.uint64_t, ci *C.stk_name_info, timeoutMS C.int) 
 	case err == nil, timeoutMS == 0 && errors.Is(err, context.DeadlineExceeded):
 		return eOK
 	case errors.Is(err, context.DeadlineExceeded):
-		return failf(eTimedOut, "stk_name_register: the name server at %s did not confirm %q in time (is stkd running?); the registration is kept and sent again on reconnect", e.nsString, info.Name)
+		return failf(eTimedOut, "stk_name_register: the name server at %s did not confirm %q in time (%s); the registration is kept and sent again on reconnect", e.nsString, info.Name, whyNotConnected(c))
 	}
 	return failAs(eInval, fmt.Errorf("stk_name_register: %w", err))
 }

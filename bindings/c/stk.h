@@ -70,6 +70,19 @@
  *   variable STK_TOKEN (read by stk_env_create, as the Go programs'
  *   --token-file and STK_TOKEN). The env's name-server connection shows it
  *   in its keep-alives; it is never part of a registration.
+ *
+ * TLS
+ *   A name server (or monitor) address "tls:ip:port" is reached over TLS,
+ *   as stkd --names-tls (--monitor-tls) serves it. The CAs trusted are
+ *   those of stk_options.tls_ca_file (PEM), else of the environment
+ *   variable STK_TLS_CA, else the system's roots. A server asking for a
+ *   client certificate (mutual TLS, stkd --tls-client-ca) gets the one of
+ *   tls_cert_file and its key tls_key_file (PEM), else of STK_TLS_CERT and
+ *   STK_TLS_KEY: both or neither. stk_env_create reads the files (and the
+ *   variables) and fails with STK_EINVAL if they do not load; the
+ *   certificate is read again when its files change. The Go programs'
+ *   --tls-ca, --tls-cert, --tls-key take the same variables. Data flows
+ *   between publishers and subscribers stay plain TCP/UDP.
  * ---------------------------------------------------------------------------
  */
 #ifndef STK_H
@@ -90,9 +103,9 @@ extern "C" {
  * changes incompatibly; stk_api_version() tells what the loaded library
  * implements. */
 #define STK_API_VERSION_MAJOR 1
-#define STK_API_VERSION_MINOR 2
+#define STK_API_VERSION_MINOR 3
 
-/* stk_version returns the library version, e.g. "stk-go C binding 1.2";
+/* stk_version returns the library version, e.g. "stk-go C binding 1.3";
  * a static string. */
 const char *stk_version(void);
 
@@ -156,10 +169,10 @@ enum {
 /* stk_options configure an environment. Zero (or NULL) fields take the
  * defaults; a NULL options pointer means all defaults. Strings are copied. */
 typedef struct stk_options {
-    /* Name server address, "[tcp|udp:]ip[:port]".
+    /* Name server address, "[tcp|udp|tls:]ip[:port]" (tls: see "TLS").
      * NULL or "": "tcp:127.0.0.1:20002". */
     const char *name_server;
-    /* Monitor (stkd) address of services: "[tcp|udp|multicast:]ip[:port]"
+    /* Monitor (stkd) address of services: "[tcp|udp|multicast|tls:]ip[:port]"
      * or "lookup:monitor". NULL: "tcp:127.0.0.1:20001". "" : services are
      * not monitored (unless stk_service_options.monitor says otherwise). */
     const char *monitor;
@@ -177,13 +190,24 @@ typedef struct stk_options {
     /* API 1.2. File holding the name-service token, one line NAME:SECRET
      * (see "Tokens" above). NULL or "": $STK_TOKEN, if set; else none. */
     const char *token_file;
+    /* API 1.3. TLS for a "tls:" name server or monitor (see "TLS" above):
+     * the CAs to trust (PEM); NULL or "": $STK_TLS_CA, else the system's
+     * roots. */
+    const char *tls_ca_file;
+    /* API 1.3. Client certificate (PEM) shown to a tls: server asking for
+     * one, and its private key (PEM); both or neither. NULL or "":
+     * $STK_TLS_CERT and $STK_TLS_KEY, if set; else none. */
+    const char *tls_cert_file;
+    const char *tls_key_file;
 } stk_options;
 
 /* stk_env_create makes an environment. It does not connect yet and fails
  * only on bad options (STK_EADDR, STK_EINVAL; STK_EINVAL too for a
- * token_file that cannot be read or a token that is not NAME:SECRET).
+ * token_file that cannot be read or a token that is not NAME:SECRET, and
+ * for TLS files that do not load).
  *
- * stk_options grows at its end (token_file came with API 1.2), so that
+ * stk_options grows at its end (token_file came with API 1.2, the tls_
+ * fields with 1.3), so that
  * programs built against an older stk.h keep working: the macro below makes
  * every call pass the size of the stk_options this program was compiled
  * with (as zlib's deflateInit does), and the function stk_env_create, which

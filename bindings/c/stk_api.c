@@ -172,10 +172,11 @@ int stk_env_create_sized(const stk_options *opts, size_t opts_size, stk_env *out
     }
     /* Read here, not in Go: the Go runtime keeps the environment of the
      * moment the library was loaded, and a program (Python's os.environ)
-     * may set STK_TOKEN after that. */
+     * may set STK_TOKEN after that. The same for the TLS files. */
     const char *env_token = getenv("STK_TOKEN");
+    const char *env_ca = getenv("STK_TLS_CA"), *env_cert = getenv("STK_TLS_CERT"), *env_key = getenv("STK_TLS_KEY");
     uint64_t h = 0;
-    int rc = stkgo_env_create(&o, (char *)env_token, &h);
+    int rc = stkgo_env_create(&o, (char *)env_token, (char *)env_ca, (char *)env_cert, (char *)env_key, &h);
     if (rc == STK_OK)
         OUT(out, stk_env, h);
     return rc;

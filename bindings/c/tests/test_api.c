@@ -8,7 +8,10 @@
  * stkd), it also tests the name service: publish and subscribe by name,
  * registration and lookup answers, and name callbacks that call back into
  * the library (a name-subscription callback starts a lookup, whose final
- * callback destroys it).
+ * callback destroys it). Given also a name server inside mutual TLS and
+ * files (test_api NS tls:IP:PORT CA CERT KEY OTHER_CERT OTHER_KEY), it
+ * registers and looks up there with the tls_ options, and checks that a
+ * certificate of another CA is refused.
  *
  * Prints "ok <test>" per test and "PASS" at the end; exits 1 at the first
  * failure. Run it under AddressSanitizer (make asan) to check memory.
@@ -189,6 +192,54 @@ static void test_options(void)
         free(saved);
     } else {
         unsetenv("STK_TOKEN");
+    }
+
+    /* A binary of API 1.2 passes its stk_options, which ends before the
+     * tls_ fields: garbage after it is not read. */
+    memset(buf, 0xab, sizeof buf);
+    stk_options o12 = {0};
+    o12.log_level = STK_LOG_OFF;
+    memcpy(buf, &o12, offsetof(stk_options, tls_ca_file));
+    EQ(stk_env_create_sized((const stk_options *)buf, offsetof(stk_options, tls_ca_file), &env), STK_OK);
+    EQ(stk_env_destroy(env), STK_OK);
+
+    /* The TLS files, then $STK_TLS_* for the fields not set. */
+    const char *tls_vars[] = {"STK_TLS_CA", "STK_TLS_CERT", "STK_TLS_KEY"};
+    char *saved_tls[3];
+    for (int i = 0; i < 3; i++) {
+        saved_tls[i] = getenv(tls_vars[i]) ? strdup(getenv(tls_vars[i])) : NULL;
+        unsetenv(tls_vars[i]);
+    }
+    stk_options t = {0};
+    t.name_server = "tls:127.0.0.1:20012";
+    t.tls_ca_file = "/nonexistent/ca.pem";
+    EQ(stk_env_create(&t, &env), STK_EINVAL);
+    CHECK(strstr(stk_last_error(), "/nonexistent/ca.pem") != NULL && strstr(stk_last_error(), "tls_ca_file") != NULL);
+    t.tls_ca_file = write_temp("not a certificate\n");
+    EQ(stk_env_create(&t, &env), STK_EINVAL);
+    CHECK(strstr(stk_last_error(), "no PEM certificate") != NULL);
+    unlink(t.tls_ca_file);
+    t.tls_ca_file = NULL;
+    t.tls_cert_file = "/nonexistent/cert.pem";
+    EQ(stk_env_create(&t, &env), STK_EINVAL); /* a certificate without its key */
+    CHECK(strstr(stk_last_error(), "both the certificate and its key") != NULL);
+    setenv("STK_TLS_KEY", "/nonexistent/key.pem", 1); /* the key from the environment: the files do not exist */
+    EQ(stk_env_create(&t, &env), STK_EINVAL);
+    CHECK(strstr(stk_last_error(), "$STK_TLS_KEY") != NULL && strstr(stk_last_error(), "cert.pem") != NULL);
+    t.tls_cert_file = NULL;
+    setenv("STK_TLS_CERT", "", 1);
+    EQ(stk_env_create(&t, &env), STK_EINVAL); /* $STK_TLS_KEY alone */
+    CHECK(strstr(stk_last_error(), "$STK_TLS_CERT") != NULL);
+    unsetenv("STK_TLS_KEY");
+    EQ(stk_env_create(&t, &env), STK_OK); /* tls: with none: the system's roots */
+    EQ(stk_env_destroy(env), STK_OK);
+    for (int i = 0; i < 3; i++) {
+        if (saved_tls[i] != NULL) {
+            setenv(tls_vars[i], saved_tls[i], 1);
+            free(saved_tls[i]);
+        } else {
+            unsetenv(tls_vars[i]);
+        }
     }
     printf("ok %s\n", current);
 }
@@ -709,6 +760,74 @@ static void test_online(const char *ns)
     printf("ok %s\n", current);
 }
 
+struct tls_lookup {
+    atomic_int answers, status, done;
+};
+
+static void on_tls_answer(void *user, const stk_name_info *info)
+{
+    (void)info;
+    atomic_fetch_add(&((struct tls_lookup *)user)->answers, 1);
+}
+
+static void on_tls_done(void *user, int answers, int status)
+{
+    struct tls_lookup *l = user;
+    (void)answers;
+    atomic_store(&l->status, status);
+    atomic_store(&l->done, 1);
+}
+
+static int tls_lookup_done(void *p) { return atomic_load(&((struct tls_lookup *)p)->done); }
+
+/* test_tls_online: a name server at ns ("tls:ip:port") under mutual TLS:
+ * with the CA ca and the certificate cert/key (issued by a CA it trusts)
+ * an env registers and looks up; with bad_cert/bad_key (another CA's) it
+ * is refused, and says it was the TLS handshake. */
+static void test_tls_online(const char *ns, const char *ca, const char *cert, const char *key,
+                            const char *bad_cert, const char *bad_key)
+{
+    current = "tls online";
+    stk_options opt = {0};
+    opt.name_server = ns;
+    opt.log_level = STK_LOG_OFF;
+    opt.tls_ca_file = ca;
+    opt.tls_cert_file = cert;
+    opt.tls_key_file = key;
+    stk_env env;
+    EQ(stk_env_create(&opt, &env), STK_OK);
+    EQ(stk_env_wait_name_server(env, 5000), STK_OK);
+    char name[64];
+    snprintf(name, sizeof name, "ctest-tls-%ld-%d", (long)getpid(), rand());
+    stk_endpoint ep = {"tcp", "127.0.0.1", 5433};
+    stk_name_info info = {0};
+    info.name = name;
+    info.addresses = &ep;
+    info.naddresses = 1;
+    info.linger_s = 5;
+    EQ(stk_name_register(env, &info, 5000), STK_OK);
+    struct tls_lookup l = {0};
+    stk_lookup lk;
+    EQ(stk_name_lookup(env, name, NULL, 2000, on_tls_answer, on_tls_done, &l, &lk), STK_OK);
+    CHECK(wait_for(tls_lookup_done, &l, 5000));
+    EQ(atomic_load(&l.status), STK_OK);
+    EQ(atomic_load(&l.answers), 1);
+    EQ(stk_lookup_destroy(lk), STK_OK);
+    EQ(stk_env_destroy(env), STK_OK);
+
+    opt.tls_cert_file = bad_cert;
+    opt.tls_key_file = bad_key;
+    EQ(stk_env_create(&opt, &env), STK_OK);
+    /* Not stk_env_wait_name_server: under TLS 1.3 the client's side of the
+     * handshake completes before the server checks the certificate, so the
+     * connection is up for a moment before the refusal arrives. */
+    info.name = "ctest-tls-refused";
+    EQ(stk_name_register(env, &info, 1500), STK_ETIMEDOUT);
+    CHECK(strstr(stk_last_error(), "TLS handshake") != NULL && strstr(stk_last_error(), "tls_cert_file") != NULL);
+    EQ(stk_env_destroy(env), STK_OK);
+    printf("ok %s\n", current);
+}
+
 int main(int argc, char **argv)
 {
     setvbuf(stdout, NULL, _IOLBF, 0);
@@ -722,6 +841,8 @@ int main(int argc, char **argv)
     test_service_unmonitored();
     if (argc > 1)
         test_online(argv[1]);
+    if (argc > 7)
+        test_tls_online(argv[2], argv[3], argv[4], argv[5], argv[6], argv[7]);
     printf("PASS\n");
     return 0;
 }

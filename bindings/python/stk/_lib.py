@@ -113,6 +113,9 @@ class Options(Structure):
         ("smartbeat_period_ms", c_int),
         ("lookup_expiration_ms", c_int),
         ("token_file", c_char_p),  # API 1.2
+        ("tls_ca_file", c_char_p),  # API 1.3
+        ("tls_cert_file", c_char_p),  # API 1.3
+        ("tls_key_file", c_char_p),  # API 1.3
     ]
 
 

@@ -41,9 +41,11 @@ class Environment(Handle):
                 pub.send(stk.Sequence(name="tick").add(stk.UT_EXAMPLE_DATA, b"..."))
 
     Args:
-        name_server: ``"[tcp|udp:]ip[:port]"``; None: ``"tcp:127.0.0.1:20002"``.
+        name_server: ``"[tcp|udp|tls:]ip[:port]"``; None:
+            ``"tcp:127.0.0.1:20002"``. ``tls:`` is TCP inside TLS (stkd
+            --names-tls), configured by the ``tls_`` arguments.
         monitor: where services report (stkd's monitor),
-            ``"[tcp|udp|multicast:]ip[:port]"`` or ``"lookup:monitor"``;
+            ``"[tcp|udp|multicast|tls:]ip[:port]"`` or ``"lookup:monitor"``;
             None: ``"tcp:127.0.0.1:20001"``; ``""``: services are not
             monitored unless they name a monitor themselves.
         group: name group of registrations and lookups that name none;
@@ -59,10 +61,19 @@ class Environment(Handle):
             a name server whose access policy asks for one (stkd
             --policy); None: the environment variable ``STK_TOKEN``, read
             when the environment is made, if set. Needs libstk of API 1.2.
+        tls_ca_file: for a ``tls:`` name server or monitor, the CAs to trust
+            (PEM); None: the environment variable ``STK_TLS_CA``, else the
+            system's roots.
+        tls_cert_file, tls_key_file: the client certificate (PEM) and its
+            key shown to a ``tls:`` server asking for one (mutual TLS, stkd
+            --tls-client-ca); both or neither. None: ``STK_TLS_CERT`` and
+            ``STK_TLS_KEY``, if set. The files and variables are read when
+            the environment is made. Needs libstk of API 1.3.
 
     Raises:
         AddressError, InvalidArgumentError: bad options (a token file
-        that cannot be read or does not hold NAME:SECRET too). Creating an
+        that cannot be read or does not hold NAME:SECRET too, and TLS
+        files that do not load). Creating an
         environment does not connect, so a name server that is down is not
         an error here.
 
@@ -78,7 +89,10 @@ class Environment(Handle):
     def __init__(self, name_server: Optional[str] = None, monitor: Optional[str] = None,
                  group: Optional[str] = None, *, log_level: Union[str, int, None] = None,
                  smartbeat_period: Optional[float] = None, lookup_expiration: Optional[float] = None,
-                 token_file: Union[str, "os.PathLike[str]", None] = None) -> None:
+                 token_file: Union[str, "os.PathLike[str]", None] = None,
+                 tls_ca_file: Union[str, "os.PathLike[str]", None] = None,
+                 tls_cert_file: Union[str, "os.PathLike[str]", None] = None,
+                 tls_key_file: Union[str, "os.PathLike[str]", None] = None) -> None:
         super().__init__()
         if isinstance(log_level, str):
             try:
@@ -102,7 +116,17 @@ class Environment(Handle):
             name_server=_runtime.encode(name_server), monitor=_runtime.encode(monitor),
             group=_runtime.encode(group), log_level=level, smartbeat_period_ms=period,
             lookup_expiration_ms=expiration,
-            token_file=None if token_file is None else os.fsencode(token_file))
+            token_file=None if token_file is None else os.fsencode(token_file),
+            tls_ca_file=None if tls_ca_file is None else os.fsencode(tls_ca_file),
+            tls_cert_file=None if tls_cert_file is None else os.fsencode(tls_cert_file),
+            tls_key_file=None if tls_key_file is None else os.fsencode(tls_key_file))
+        tls_given = [n for n, v in (("tls_ca_file", tls_ca_file), ("tls_cert_file", tls_cert_file),
+                                    ("tls_key_file", tls_key_file)) if v is not None]
+        if tls_given and self._lib.api_version() < 1003:
+            v = self._lib.api_version()
+            raise _lib.LibraryNotFoundError(
+                f"{', '.join(tls_given)} need libstk of API 1.3 or later; {self._lib.path} implements "
+                f"{v // 1000}.{v % 1000}; " + _lib.BUILD_HINT)
         h = ctypes.c_void_p()
         if self._lib.has("stk_env_create_sized"):
             # With the size of this binding's stk_options: what stk.h's
