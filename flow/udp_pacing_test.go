@@ -113,6 +113,11 @@ func TestUDPPacedLargeSequencesReachDefaultBufferReceiver(t *testing.T) {
 // from the first to the last; unpaced, far less.
 func TestUDPPacingSpreadsFragments(t *testing.T) {
 	rx := newCLikeReceiver(t, 0)
+	// What is measured is the sender's timing, not loss: a bigger buffer
+	// (up to net.core.rmem_max) keeps a receiver that a loaded machine
+	// leaves off the CPU for a while from losing a datagram, which would
+	// leave a sequence incomplete.
+	rx.conn.SetReadBuffer(4 << 20)
 	tx := newUDPFlow(t, UDPConfig{Bind: "127.0.0.1:0", Destination: rx.addr(), Pacing: UDPPacing{Burst: 70000, Rate: 10e6}}, Options{})
 	s := seq.New(8, "paced", seq.TypeData)
 	s.Add(seq.UTExampleData, make([]byte, 200000))
