@@ -76,3 +76,103 @@ func TestLargeRegistrationsReplicate(t *testing.T) {
 		t.Errorf("%d transactions wrote %d MiB: want several under etcd's request limit", st.Counters.Txns, names*metaSize>>20)
 	}
 }
+
+// A node writes its registrations in transactions as large as etcd
+// accepts: Config.TxnOps (1024 by default) against an etcd started with
+// --max-txn-ops 1024, and etcd's default of 128 once an etcd with the
+// default limit refused the first transaction (nothing lost meanwhile).
+func TestTxnSizeAdapts(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		args    []string
+		wantOps int
+	}{
+		{"default-limit", nil, cluster.DefaultTxnOps},
+		{"max-txn-ops-1024", []string{"--max-txn-ops", "1024"}, cluster.DefaultMaxTxnOps},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			etcd := etcdtest.StartArgs(t, 1, "127.0.0.1", tc.args...)
+			eps := etcd.Endpoints()
+			log := testutil.Logger(t)
+			srv, err := namesvc.NewServer(namesvc.ServerConfig{Logger: log, Limits: namesvc.NoLimits()})
+			if err != nil {
+				t.Fatal(err)
+			}
+			ap, err := srv.ServeTCP("127.0.0.1:0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { srv.Close() })
+			client := dial(t, "tcp:"+ap.String())
+			// Registered before the node joins: its first sync writes
+			// them in as few transactions as etcd takes.
+			const names = 600
+			for i := range names {
+				register(t, client, fmt.Sprintf("n%03d", i), uint16(7000+i), time.Second)
+			}
+			n, err := cluster.Start(cluster.Config{Endpoints: eps, NodeID: "writer", LeaseTTL: 3 * time.Second, Server: srv, Logger: log})
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { n.Close() })
+			select {
+			case <-n.Synced():
+			case <-time.After(20 * time.Second):
+				t.Fatalf("node did not join: %+v", n.Status())
+			}
+			other := startNode(t, eps, "other", 3*time.Second)
+			waitFor(t, 20*time.Second, func() bool { return other.srv.RemoteLen() == names },
+				func() string {
+					return fmt.Sprintf("%d of %d registrations at the other node", other.srv.RemoteLen(), names)
+				})
+			st := n.Status()
+			if st.TxnOps != tc.wantOps {
+				t.Errorf("%d operations per transaction, want %d (etcd flags %q)", st.TxnOps, tc.wantOps, tc.args)
+			}
+			if min := uint64((names + tc.wantOps - 1) / tc.wantOps); st.Counters.Txns < min || st.Counters.Txns > min+2 {
+				t.Errorf("%d registrations in %d transactions: want about %d", names, st.Counters.Txns, min)
+			}
+		})
+	}
+}
+
+// A registration with a linger of 0 whose registrant goes costs one
+// delete in etcd: it is not written again as lingering first (nor is the
+// server's later removal of it a second write).
+func TestLingerZeroOneDelete(t *testing.T) {
+	etcd := etcdtest.Start(t, 1)
+	eps := etcd.Endpoints()
+	a := startNode(t, eps, "a", 3*time.Second)
+	b := startNode(t, eps, "b", 3*time.Second)
+	before := a.node.Counters()
+	reg := dial(t, a.addr)
+	const names = 100
+	for i := range names {
+		register(t, reg, fmt.Sprintf("z%03d", i), uint16(7000+i), 0)
+	}
+	waitFor(t, 20*time.Second, func() bool { return b.srv.RemoteLen() == names },
+		func() string { return fmt.Sprintf("%d of %d registrations at b", b.srv.RemoteLen(), names) })
+	reg.Close()
+	waitFor(t, 20*time.Second, func() bool { return b.srv.RemoteLen() == 0 && a.srv.Stats().Registrations == 0 },
+		func() string {
+			return fmt.Sprintf("%d remote registrations at b, %d at a, after their registrant left", b.srv.RemoteLen(), a.srv.Stats().Registrations)
+		})
+	// A last registration, written after every change before it: once b
+	// has it, a wrote all it was going to write about the others.
+	last := dial(t, a.addr)
+	register(t, last, "sentinel", 7999, 0)
+	waitFor(t, 20*time.Second, func() bool { return b.srv.RemoteLen() == 1 },
+		func() string {
+			return fmt.Sprintf("%d remote registrations at b, want the sentinel", b.srv.RemoteLen())
+		})
+	// a counts a transaction once etcd confirmed it: maybe after b saw it.
+	waitFor(t, 5*time.Second, func() bool { return a.node.Counters().Puts-before.Puts >= names+1 },
+		func() string {
+			return fmt.Sprintf("a counted %d puts, want %d", a.node.Counters().Puts-before.Puts, names+1)
+		})
+	after := a.node.Counters()
+	if puts, dels := after.Puts-before.Puts, after.Deletes-before.Deletes; puts != names+1 || dels != names {
+		t.Errorf("%d registrations with linger 0 registered and left (and one more registered): %d puts and %d deletes, want %d and %d",
+			names, puts, dels, names+1, names)
+	}
+}

@@ -223,15 +223,17 @@ func keysOf(t *testing.T, etcd *etcdtest.Cluster, node string) []string {
 
 // TestEtcdOutage: etcd stops for 10 s; both nodes keep serving from their
 // last view, then re-sync: every registration present exactly once, the
-// ones removed meanwhile gone.
+// ones removed meanwhile gone. Etcd restores its leases when it is back,
+// with a full TTL: the nodes keep theirs, and a node writes only what
+// changed meanwhile, not every registration again.
 func TestEtcdOutage(t *testing.T) {
 	if testing.Short() {
 		t.Skip("-short: the outage lasts 10 s")
 	}
 	etcd := etcdtest.Start(t, 1)
 	eps := etcd.Endpoints()
-	a := startNode(t, eps, "a", 2*time.Second)
-	b := startNode(t, eps, "b", 2*time.Second)
+	a := startNode(t, eps, "a", 3*time.Second)
+	b := startNode(t, eps, "b", 3*time.Second)
 	atA, atB := dial(t, a.addr), dial(t, b.addr)
 	register(t, atA, "keep", 8001, 0)
 	goes := dial(t, a.addr)
@@ -240,6 +242,7 @@ func TestEtcdOutage(t *testing.T) {
 	waitPorts(t, atB, "goes", []uint16{8002}, 5*time.Second)
 	waitPorts(t, atA, "fromb", []uint16{8003}, 5*time.Second)
 
+	leaseA, putsA := a.node.Status().Lease, a.node.Counters().Puts
 	etcd.StopAll()
 	stopped := time.Now()
 	// Partitioned: each node notices within the lease TTL and keeps
@@ -274,6 +277,11 @@ func TestEtcdOutage(t *testing.T) {
 	}
 	if got := b.srv.Stats().Remote; got != 2 {
 		t.Fatalf("b holds %d remote registrations, want 2", got)
+	}
+	// Its lease kept, a wrote "new" and its node key, and deleted "goes".
+	if st := a.node.Status(); st.Lease != leaseA || st.Counters.Puts-putsA != 2 {
+		t.Errorf("node a after the outage: lease %x (before: %x), %d puts (want 2: \"new\" and its node key)",
+			st.Lease, leaseA, st.Counters.Puts-putsA)
 	}
 }
 

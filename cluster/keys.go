@@ -86,7 +86,25 @@ func esc(s string) string { return url.PathEscape(s) }
 
 // nameKey returns the key of registration serial of node.
 func nameKey(prefix, group, name, node string, serial uint64) string {
-	return prefix + namesDir + esc(group) + "/" + esc(name) + "/" + esc(node) + "/" + fmt.Sprintf("%016x", serial)
+	var b strings.Builder
+	g, n, o := esc(group), esc(name), esc(node)
+	b.Grow(len(prefix) + len(namesDir) + len(g) + len(n) + len(o) + 3 + 16)
+	b.WriteString(prefix)
+	b.WriteString(namesDir)
+	b.WriteString(g)
+	b.WriteByte('/')
+	b.WriteString(n)
+	b.WriteByte('/')
+	b.WriteString(o)
+	b.WriteByte('/')
+	var hex [16]byte
+	const digits = "0123456789abcdef"
+	for i := 15; i >= 0; i-- {
+		hex[i] = digits[serial&0xf]
+		serial >>= 4
+	}
+	b.Write(hex[:])
+	return b.String()
 }
 
 func nodeKey(prefix, node string) string { return prefix + nodesDir + esc(node) }

@@ -101,3 +101,16 @@ func TestRegValueJSON(t *testing.T) {
 		t.Fatalf("decoded %+v, written %v, expires %v", r, w, c.Expires)
 	}
 }
+
+// Registration keys: escaped parts, the serial in 16 hex digits, and
+// parsed back to what they were made of.
+func TestNameKey(t *testing.T) {
+	k := nameKey("/stk/", "", "a/b%c", "node 1", 0xab)
+	if want := "/stk/names//a%2Fb%25c/node%201/00000000000000ab"; k != want {
+		t.Fatalf("nameKey = %q, want %q", k, want)
+	}
+	got, err := parseNameKey(k[len("/stk/names/"):])
+	if err != nil || got != (namesvc.RemoteKey{Node: "node 1", Group: "", Name: "a/b%c", Serial: 0xab}) {
+		t.Fatalf("parseNameKey(%q) = %+v, %v", k, got, err)
+	}
+}

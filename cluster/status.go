@@ -31,6 +31,9 @@ type Status struct {
 	// Lease is the node's current etcd lease id; LeaseTTL its TTL.
 	Lease    int64
 	LeaseTTL time.Duration
+	// TxnOps is the number of operations the node puts in one
+	// transaction: Config.TxnOps, or less once etcd refused as many.
+	TxnOps int
 	// Nodes are the live nodes etcd lists (this one included), by id.
 	Nodes []NodeStatus
 	// Local counts this server's own registrations; Remote the other
@@ -95,6 +98,7 @@ func (n *Node) Counters() Counters {
 func (n *Node) Status() Status {
 	st := n.stat()
 	st.Counters = n.Counters()
+	st.TxnOps = int(n.txnOps.ops.Load())
 	srv := n.srv.Stats()
 	st.Local, st.Remote = srv.Registrations, srv.Remote
 	synced := n.srv.RemoteNodes()

@@ -1,7 +1,9 @@
 package cluster
 
 import (
+	"bytes"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"sync"
@@ -69,14 +71,23 @@ func (n *Node) writer(ctx context.Context, notify <-chan struct{}) error {
 	}
 }
 
-// writeAllOwn writes every registration of the server under the current
-// lease and deletes this node's other keys: inEtcd (read from etcd) and
-// those written before that the server no longer has.
-func (n *Node) writeAllOwn(ctx context.Context, inEtcd []string) error {
+// ownKV is one of this node's keys as read from etcd.
+type ownKV struct {
+	val   []byte
+	lease clientv3.LeaseID
+}
+
+// writeAllOwn makes this node's keys in etcd equal to the server's
+// registrations under the current lease: it writes each registration
+// unless inEtcd (this node's keys read from etcd) holds it already under
+// that lease (a lease kept across a loss of etcd), and deletes this
+// node's other keys: those of inEtcd and those written before that the
+// server no longer has.
+func (n *Node) writeAllOwn(ctx context.Context, inEtcd map[string]ownKV) error {
 	regs := n.srv.LocalRegistrations(nil)
 	keep := make(map[string]bool, len(regs))
 	now := time.Now()
-	ops := make([]clientv3.Op, 0, len(regs))
+	var ops []clientv3.Op
 	newOwn := make(map[uint64]string, len(regs))
 	var buf []byte
 	for _, c := range regs {
@@ -86,11 +97,14 @@ func (n *Node) writeAllOwn(ctx context.Context, inEtcd []string) error {
 		k := nameKey(n.cfg.Prefix, c.Group, c.Name, n.self, c.Serial)
 		keep[k] = true
 		newOwn[c.Serial] = k
+		if e, ok := inEtcd[k]; ok && e.lease == n.lease && sameReg(c, e.val, &buf) {
+			continue
+		}
 		buf = appendReg(buf[:0], c, now)
 		ops = append(ops, clientv3.OpPut(k, string(buf), clientv3.WithLease(n.lease)))
 	}
 	stale := map[string]bool{}
-	for _, k := range inEtcd {
+	for k := range inEtcd {
 		if !keep[k] {
 			stale[k] = true
 		}
@@ -103,11 +117,33 @@ func (n *Node) writeAllOwn(ctx context.Context, inEtcd []string) error {
 	for k := range stale {
 		ops = append(ops, clientv3.OpDelete(k))
 	}
+	if len(inEtcd) > 0 || len(ops) > 0 {
+		n.log.Debug("cluster: writing this node's registrations", "registrations", len(regs), "in_etcd", len(inEtcd), "operations", len(ops))
+	}
 	if err := n.commit(ctx, ops, &n.ctr.puts, &n.ctr.deletes, &n.ctr.txns); err != nil {
 		return err
 	}
 	n.own = newOwn
 	return nil
+}
+
+// sameReg reports whether val, a value read from etcd, is c's (but for
+// the time it was written). buf is scratch space.
+func sameReg(c namesvc.LocalChange, val []byte, buf *[]byte) bool {
+	if len(val) == 0 || val[0] != regFormat {
+		return false
+	}
+	// The write time is the second varint, after the registration time.
+	_, n1 := binary.Varint(val[1:])
+	if n1 <= 0 {
+		return false
+	}
+	w, n2 := binary.Varint(val[1+n1:])
+	if n2 <= 0 {
+		return false
+	}
+	*buf = appendReg((*buf)[:0], c, time.Unix(0, w))
+	return bytes.Equal(*buf, val)
 }
 
 // expired reports whether c lingers with its expiry passed: the other

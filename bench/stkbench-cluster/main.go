@@ -54,6 +54,9 @@ import (
 
 var quiet = slog.New(slog.DiscardHandler)
 
+// nodeLog receives the in-process cluster nodes' lines (--log-level).
+var nodeLog = quiet
+
 // verbose prints the nodes' counters after each run (--verbose).
 var verbose bool
 
@@ -71,6 +74,7 @@ func main() {
 	fs.BoolVarP(&verbose, "verbose", "v", false, "print the nodes' cluster counters and the CPU time used after each run")
 	maxOps := fs.Int("etcd-max-txn-ops", 1024, "etcd's --max-txn-ops (its default is 128; the nodes adapt to it)")
 	etcdFlags := fs.StringSlice("etcd-flag", nil, "more flags for each etcd member (--etcd-flag=--enable-pprof: its profiles at the endpoints that -v prints)")
+	logLevel := fs.String("log-level", "", "log the in-process nodes' lines to stderr at this level (debug, info, warn); \"\": none")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of this process (the three nodes and the clients) to this file")
 	cases := fs.StringSlice("cases", []string{"propagation", "throughput", "lookup", "forget", "rss", "resync"}, "cases to run")
 	if err := fs.Parse(os.Args[1:]); err != nil {
@@ -79,6 +83,14 @@ func main() {
 		}
 		fmt.Fprintln(os.Stderr, "stkbench-cluster:", err)
 		os.Exit(2)
+	}
+	if *logLevel != "" {
+		var l slog.Level
+		if err := l.UnmarshalText([]byte(*logLevel)); err != nil {
+			fmt.Fprintln(os.Stderr, "stkbench-cluster: --log-level:", err)
+			os.Exit(2)
+		}
+		nodeLog = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: l}))
 	}
 	if *cpuProfile != "" {
 		f, err := os.Create(*cpuProfile)
@@ -220,7 +232,7 @@ func startNode(eps []string, id string, ttl time.Duration) (*node, error) {
 	if err != nil {
 		return nil, err
 	}
-	cl, err := cluster.Start(cluster.Config{Endpoints: eps, NodeID: id, LeaseTTL: ttl, Server: srv, Logger: quiet})
+	cl, err := cluster.Start(cluster.Config{Endpoints: eps, NodeID: id, LeaseTTL: ttl, Server: srv, Logger: nodeLog})
 	if err != nil {
 		return nil, err
 	}

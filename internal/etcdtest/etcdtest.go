@@ -62,6 +62,7 @@ type Cluster struct {
 	t       testing.TB
 	bin     string
 	token   string
+	args    []string // more flags of every member
 	Members []*Member
 }
 
@@ -91,8 +92,15 @@ func Start(t testing.TB, n int) *Cluster {
 // than loopback.
 func StartOn(t testing.TB, n int, ip string) *Cluster {
 	t.Helper()
+	return StartArgs(t, n, ip)
+}
+
+// StartArgs is StartOn with more flags for every member (such as
+// "--max-txn-ops", "1024").
+func StartArgs(t testing.TB, n int, ip string, args ...string) *Cluster {
+	t.Helper()
 	bin := Need(t)
-	c := &Cluster{t: t, bin: bin, token: fmt.Sprintf("stk-test-%d-%d", os.Getpid(), time.Now().UnixNano())}
+	c := &Cluster{t: t, bin: bin, token: fmt.Sprintf("stk-test-%d-%d", os.Getpid(), time.Now().UnixNano()), args: args}
 	t.Cleanup(c.killAll)
 	base := t.TempDir()
 	for attempt := 0; ; attempt++ {
@@ -164,6 +172,7 @@ func (c *Cluster) start(m *Member, state string) error {
 		// Fast elections, so that failover tests take a second, not ten.
 		"--heartbeat-interval", "50", "--election-timeout", "500",
 		"--logger", "zap", "--log-level", "warn"}
+	args = append(args, c.args...)
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.out == nil {
