@@ -16,6 +16,7 @@ import (
 	"strings"
 
 	"github.com/stk-go/stk/flow"
+	"github.com/stk-go/stk/internal/glob"
 )
 
 // PolicyMode is a policy's default: what a request no rule matches gets.
@@ -553,34 +554,7 @@ func (p pattern) match(s string) bool {
 	case patAny:
 		return true
 	}
-	return globMatch(p.s, s)
-}
-
-// globMatch matches s against a glob of '*' and '?' in time linear in
-// len(g)*len(s) at worst (the usual backtracking to the last star).
-func globMatch(g, s string) bool {
-	gi, si := 0, 0
-	star, mark := -1, 0
-	for si < len(s) {
-		switch {
-		case gi < len(g) && (g[gi] == '?' || g[gi] == s[si]):
-			gi++
-			si++
-		case gi < len(g) && g[gi] == '*':
-			star, mark = gi, si
-			gi++
-		case star >= 0:
-			gi = star + 1
-			mark++
-			si = mark
-		default:
-			return false
-		}
-	}
-	for gi < len(g) && g[gi] == '*' {
-		gi++
-	}
-	return gi == len(g)
+	return glob.Match(p.s, s)
 }
 
 // LoadPolicy reads a policy file (see ParsePolicy).

@@ -3,6 +3,8 @@ package step
 import (
 	"fmt"
 	"strings"
+
+	"github.com/stk-go/stk/internal/glob"
 )
 
 // Pattern selects event types. It is a comma-separated list of globs in
@@ -62,36 +64,9 @@ func (p Pattern) Match(eventType string) bool {
 		return true
 	}
 	for _, g := range p.globs {
-		if glob(g, eventType) {
+		if glob.Match(g, eventType) {
 			return true
 		}
 	}
 	return false
-}
-
-// glob matches s against g, where '*' stands for any run of bytes. It is
-// the usual linear-time greedy match with backtracking to the last star.
-func glob(g, s string) bool {
-	gi, si := 0, 0
-	star, mark := -1, 0
-	for si < len(s) {
-		switch {
-		case gi < len(g) && g[gi] == '*':
-			star, mark = gi, si
-			gi++
-		case gi < len(g) && g[gi] == s[si]:
-			gi++
-			si++
-		case star >= 0:
-			gi = star + 1
-			mark++
-			si = mark
-		default:
-			return false
-		}
-	}
-	for gi < len(g) && g[gi] == '*' {
-		gi++
-	}
-	return gi == len(g)
 }
