@@ -35,3 +35,20 @@ func (f *framer) consume(buf []byte, handle func(*seq.Sequence)) (int, error) {
 	}
 	return off, nil
 }
+
+// room makes buf ready for the next read, buf[r:w] being the bytes
+// buffered but not consumed yet: it moves them to the start, then grows
+// buf (at least doubling it) when the next frame needs more than buf
+// holds. It returns the buffer and the new end of the buffered bytes,
+// which now start at 0.
+func (f *framer) room(buf []byte, r, w int) ([]byte, int) {
+	if r > 0 {
+		w = copy(buf, buf[r:w])
+	}
+	if f.need > len(buf) {
+		nb := make([]byte, max(f.need, 2*len(buf)))
+		copy(nb, buf[:w])
+		buf = nb
+	}
+	return buf, w
+}

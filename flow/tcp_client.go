@@ -379,16 +379,8 @@ func (c *TCPClient) readLoop(conn net.Conn, p *clientPeer) error {
 	buf := make([]byte, DefaultReadBufferSize)
 	r, w := 0, 0
 	for {
-		// Make room: compact, then grow to what the next frame needs.
-		if r > 0 {
-			w = copy(buf, buf[r:w])
-			r = 0
-		}
-		if fr.need > len(buf) {
-			nb := make([]byte, max(fr.need, 2*len(buf)))
-			copy(nb, buf[:w])
-			buf = nb
-		}
+		buf, w = fr.room(buf, r, w)
+		r = 0
 		n, err := conn.Read(buf[w:])
 		if n == 0 && err != nil {
 			if w > r {

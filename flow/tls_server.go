@@ -280,15 +280,8 @@ func (c *tlsConn) readLoop() error {
 	buf := make([]byte, DefaultReadBufferSize)
 	r, w := 0, 0
 	for {
-		if r > 0 {
-			w = copy(buf, buf[r:w])
-			r = 0
-		}
-		if fr.need > len(buf) {
-			nb := make([]byte, max(fr.need, 2*len(buf)))
-			copy(nb, buf[:w])
-			buf = nb
-		}
+		buf, w = fr.room(buf, r, w)
+		r = 0
 		if timed {
 			var dl time.Time
 			if idle > 0 {
