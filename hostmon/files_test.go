@@ -186,7 +186,7 @@ func TestFilesEvents(t *testing.T) {
 	}
 	r.waitFor("file.remove", is("file.remove", b))
 	for _, s := range r.snapshot() {
-		evCheck(t, []*step.Step{s})
+		fxCheck(t, []*step.Step{s})
 		if s.Event.Type == "file.overflow" {
 			t.Errorf("overflow: %v", s.Space.Fields)
 		}

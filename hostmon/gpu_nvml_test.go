@@ -135,7 +135,7 @@ func TestGPUMock8(t *testing.T) {
 	}
 	for round := range 2 {
 		now := evT0.Add(time.Duration(round) * time.Second)
-		steps := evCollect(t, c, now)
+		steps := fxCollect(t, c, now)
 		if len(steps) != 8 {
 			t.Fatalf("round %d: %d STEPs, want 8", round, len(steps))
 		}
@@ -280,7 +280,7 @@ func TestGPURealHost(t *testing.T) {
 		if err != nil || len(steps) == 0 {
 			t.Fatalf("a host with GPUs: %d steps, %v", len(steps), err)
 		}
-		evCheck(t, steps)
+		fxCheck(t, steps)
 		t.Skipf("this host has %d GPUs: nothing unavailable to test", len(steps))
 	}
 	if !errors.Is(err, ErrUnavailable) || !strings.Contains(err.Error(), "NVML") {

@@ -12,7 +12,7 @@ import (
 // STEP and its description.
 func TestGPUStep(t *testing.T) {
 	s := gpuStep(evEnv(""), evT0, &gpuReading{Index: 2, TempC: 71, HasTemp: true, PowerMW: 87500, HasPower: true})
-	evCheck(t, []*step.Step{s})
+	fxCheck(t, []*step.Step{s})
 	if s.Event.Description != "GPU 2: 71 °C, 87.5 W" {
 		t.Errorf("description %q", s.Event.Description)
 	}

@@ -35,7 +35,7 @@ func lifetimeRoundsFrom(t *testing.T, first int, opts ProcessOptions) [][]*step.
 	var rounds [][]*step.Step
 	for i, d := range lifetimeTimes[first:] {
 		root.set(filepath.Join("process-lifetime", "t"+string(rune('0'+first+i))))
-		rounds = append(rounds, evCollect(t, c, fxT0.Add(d)))
+		rounds = append(rounds, fxCollect(t, c, fxT0.Add(d)))
 	}
 	return rounds
 }

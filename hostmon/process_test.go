@@ -70,27 +70,6 @@ func evEnv(proc string) Env {
 	return Env{Hostname: "fixture-host", IP: "192.0.2.10", HostProc: proc}
 }
 
-// evCheck validates steps and checks that a JSON round trip keeps them.
-func evCheck(t testing.TB, steps []*step.Step) {
-	t.Helper()
-	for _, s := range steps {
-		if err := s.Validate(); err != nil {
-			t.Errorf("invalid STEP %s: %v", s.Event.Type, err)
-		}
-		b, err := json.Marshal(s)
-		if err != nil {
-			t.Fatalf("marshal %s: %v", s.Event.Type, err)
-		}
-		back, err := step.Parse(b)
-		if err != nil {
-			t.Fatalf("parse back %s: %v\n%s", s.Event.Type, err, b)
-		}
-		if b2, _ := json.Marshal(back); !bytes.Equal(b, b2) {
-			t.Errorf("JSON round trip changed %s:\n%s\n%s", s.Event.Type, b, b2)
-		}
-	}
-}
-
 // evGolden compares rounds of STEPs, as indented JSON with ids replaced,
 // with the golden file at path, or rewrites it under -update.
 func evGolden(t testing.TB, path string, rounds map[string][]*step.Step) {
@@ -170,17 +149,6 @@ func evField(t testing.TB, s *step.Step, key string) any {
 	return v
 }
 
-// evCollect runs one Collect that must not fail, and checks its STEPs.
-func evCollect(t testing.TB, c Collector, now time.Time) []*step.Step {
-	t.Helper()
-	steps, err := c.Collect(t.Context(), now)
-	if err != nil {
-		t.Fatalf("%s: Collect: %v", c.Name(), err)
-	}
-	evCheck(t, steps)
-	return steps
-}
-
 // newFixtureProcesses returns a processes collector over proc that
 // reports every process it sees (no minimum lifetime, no summary): the
 // tests of the scan itself. newFilteredProcesses takes the options.
@@ -206,11 +174,11 @@ func TestProcessGolden(t *testing.T) {
 	root := newEvRoot(t, "process/t0")
 	c := newFixtureProcesses(t, root.link)
 	rounds := map[string][]*step.Step{}
-	rounds["t0"] = evCollect(t, c, evT0)
+	rounds["t0"] = fxCollect(t, c, evT0)
 	root.set("process/t1")
-	rounds["t1"] = evCollect(t, c, evT1)
+	rounds["t1"] = fxCollect(t, c, evT1)
 	root.set("process/t2")
-	rounds["t2"] = evCollect(t, c, evT2)
+	rounds["t2"] = fxCollect(t, c, evT2)
 	evGolden(t, filepath.Join("testdata", "process", "golden.json"), rounds)
 
 	want := map[string]string{
@@ -277,7 +245,7 @@ func TestProcessKnownPidsNotRead(t *testing.T) {
 		t.Fatal(err)
 	}
 	c := newFixtureProcesses(t, proc)
-	evCollect(t, c, evT0)
+	fxCollect(t, c, evT0)
 
 	statPath := filepath.Join(proc, "100", "stat")
 	b, err := os.ReadFile(statPath)
@@ -290,7 +258,7 @@ func TestProcessKnownPidsNotRead(t *testing.T) {
 		t.Fatal("fixture stat not as expected")
 	}
 	os.WriteFile(statPath, changed, 0o644)
-	if got := evSummary(evCollect(t, c, evT1)); got != "system.processes\n" {
+	if got := evSummary(fxCollect(t, c, evT1)); got != "system.processes\n" {
 		t.Fatalf("an unchanged /proc/100 was read again:\n%s", got)
 	}
 
@@ -305,7 +273,7 @@ func TestProcessKnownPidsNotRead(t *testing.T) {
 	if err := os.Rename(fresh, filepath.Join(proc, "100")); err != nil {
 		t.Fatal(err)
 	}
-	steps := evCollect(t, c, evT2)
+	steps := fxCollect(t, c, evT2)
 	if got := evSummary(steps); got != "process.exit 100 sshd\nprocess.start 100 imposter\nsystem.processes\n" {
 		t.Fatalf("reused pid:\n%s", got)
 	}
@@ -321,7 +289,7 @@ func TestProcessKnownPidsNotRead(t *testing.T) {
 	os.WriteFile(filepath.Join(fresh, "stat"), b, 0o644)
 	os.RemoveAll(filepath.Join(proc, "200"))
 	os.Rename(fresh, filepath.Join(proc, "200"))
-	if got := evSummary(evCollect(t, c, evT2.Add(time.Second))); got != "system.processes\n" {
+	if got := evSummary(fxCollect(t, c, evT2.Add(time.Second))); got != "system.processes\n" {
 		t.Fatalf("same process, new directory:\n%s", got)
 	}
 }
@@ -334,7 +302,7 @@ func TestProcessEventLimit(t *testing.T) {
 		t.Fatal(err)
 	}
 	c := newFixtureProcesses(t, proc)
-	evCollect(t, c, evT0)
+	fxCollect(t, c, evT0)
 	const n = ProcessMaxEvents + 100
 	for i := range n {
 		pid := 10000 + i
@@ -345,7 +313,7 @@ func TestProcessEventLimit(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	steps := evCollect(t, c, evT1)
+	steps := fxCollect(t, c, evT1)
 	starts := len(steps) - 1
 	if starts != ProcessMaxEvents {
 		t.Fatalf("%d starts reported, want %d", starts, ProcessMaxEvents)
@@ -356,7 +324,7 @@ func TestProcessEventLimit(t *testing.T) {
 	for i := range n {
 		os.RemoveAll(filepath.Join(proc, strconv.Itoa(10000+i)))
 	}
-	steps = evCollect(t, c, evT2)
+	steps = fxCollect(t, c, evT2)
 	if exits := len(steps) - 1; exits != ProcessMaxEvents {
 		t.Fatalf("%d exits reported, want the %d whose start was", exits, ProcessMaxEvents)
 	}
@@ -418,7 +386,7 @@ func TestProcessRealHost(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	first := evCollect(t, c, time.Now())
+	first := fxCollect(t, c, time.Now())
 	if len(first) != 1 || first[0].Event.Type != "system.processes" {
 		t.Fatalf("first call reported events:\n%s", evSummary(first))
 	}
@@ -444,7 +412,7 @@ func TestProcessRealHost(t *testing.T) {
 	// exec may not have replaced the forked Go process yet: wait for the name.
 	var start *step.Step
 	testutil.WaitFor(t, 3*time.Second, "a process.start for the child", func() bool {
-		start = find(evCollect(t, c, time.Now()), "process.start")
+		start = find(fxCollect(t, c, time.Now()), "process.start")
 		return start != nil
 	})
 	if st, _ := start.Float("start_time"); start.Time.Start-int64(st) < minLife.Milliseconds() {
@@ -463,7 +431,7 @@ func TestProcessRealHost(t *testing.T) {
 	cmd.Process.Kill()
 	cmd.Wait()
 	ran := time.Since(began).Seconds()
-	exit := find(evCollect(t, c, time.Now()), "process.exit")
+	exit := find(fxCollect(t, c, time.Now()), "process.exit")
 	if exit == nil {
 		t.Fatal("no process.exit for the killed child")
 	}

@@ -78,17 +78,17 @@ func TestServicesGolden(t *testing.T) {
 	c.pageSize = 4096 // the fixture host's, whatever this one's
 	rounds := map[string][]*step.Step{}
 	t2 := evT0.Add(11 * time.Second)
-	rounds["t0"] = evCollect(t, c, evT0)
+	rounds["t0"] = fxCollect(t, c, evT0)
 	if c.scans != 1 {
 		t.Errorf("%d searches at t0", c.scans)
 	}
 	root.set("services/t1")
-	rounds["t1"] = evCollect(t, c, evT1)
+	rounds["t1"] = fxCollect(t, c, evT1)
 	if c.scans != 1 {
 		t.Errorf("searched again within ServicesRescanEvery (%d searches)", c.scans)
 	}
 	root.set("services/t2")
-	rounds["t2"] = evCollect(t, c, t2)
+	rounds["t2"] = fxCollect(t, c, t2)
 	if c.scans != 2 {
 		t.Errorf("%d searches by t2, want 2", c.scans)
 	}
@@ -133,7 +133,7 @@ func TestServicesBackoff(t *testing.T) {
 	var at []time.Duration
 	for range 2000 {
 		before := c.scans
-		if steps := evCollect(t, c, now); len(steps) != 0 {
+		if steps := fxCollect(t, c, now); len(steps) != 0 {
 			t.Fatalf("ghost found: %v", steps)
 		}
 		if c.scans != before {
@@ -151,14 +151,14 @@ func TestServicesBackoff(t *testing.T) {
 	}
 	refs = append(refs, ServiceRef{Name: "alpha", Protocol: "tcp", Peer: netip.MustParseAddrPort("127.0.0.1:40001")})
 	for range 30 {
-		evCollect(t, c, now)
+		fxCollect(t, c, now)
 		now = now.Add(time.Second)
 	}
 	if c.scans != len(want)+1 {
 		t.Errorf("%d searches, want %d", c.scans, len(want)+1)
 	}
 	refs = nil
-	evCollect(t, c, now)
+	fxCollect(t, c, now)
 	if len(c.peers) != 0 || len(c.procs) != 0 {
 		t.Errorf("services no longer listed are remembered: %v %v", c.peers, c.procs)
 	}
@@ -266,7 +266,7 @@ func TestServicesRealHost(t *testing.T) {
 		refs = append(refs, ServiceRef{Name: "self-tcp6", Protocol: "tcp", Peer: c6.LocalAddr().(*net.TCPAddr).AddrPort()})
 	}
 	c := newTestServices(t, Env{Hostname: "h"}, &refs)
-	steps := evCollect(t, c, time.Now())
+	steps := fxCollect(t, c, time.Now())
 	if len(steps) != len(refs)-1 {
 		t.Fatalf("got\n%s", svcSummary(steps))
 	}
@@ -289,7 +289,7 @@ func TestServicesRealHost(t *testing.T) {
 	for x := 0; time.Since(start) < 50*time.Millisecond; x++ {
 		_ = x * x
 	}
-	steps = evCollect(t, c, time.Now())
+	steps = fxCollect(t, c, time.Now())
 	cpu, ok := steps[0].Float("cpu_percent")
 	if !ok || cpu <= 0 || cpu > 100*float64(2+len(refs)) {
 		t.Errorf("cpu_percent %v %v", cpu, ok)
@@ -299,7 +299,7 @@ func TestServicesRealHost(t *testing.T) {
 	}
 
 	conn.Close()
-	steps = evCollect(t, c, time.Now())
+	steps = fxCollect(t, c, time.Now())
 	for _, s := range steps {
 		if s.Space.Fields["service"] == "self-tcp" {
 			t.Errorf("closed socket still described: %v", s.Space.Fields)
