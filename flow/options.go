@@ -3,6 +3,7 @@ package flow
 import (
 	"crypto/tls"
 	"log/slog"
+	"net"
 	"net/netip"
 	"time"
 
@@ -151,6 +152,22 @@ type Options struct {
 	Logger *slog.Logger
 	// Name labels the flow in logs and statistics.
 	Name string
+}
+
+// tuneTCP applies Nagle, SendBuffer and ReceiveBuffer to a connection
+// made by a TCP client or accepted by the TLS server (the gnet TCP server
+// passes them to gnet instead). Errors are ignored: the connection works
+// with the system's settings.
+func (o *Options) tuneTCP(tc *net.TCPConn) {
+	if o.Nagle {
+		tc.SetNoDelay(false)
+	}
+	if o.SendBuffer > 0 {
+		tc.SetWriteBuffer(o.SendBuffer)
+	}
+	if o.ReceiveBuffer > 0 {
+		tc.SetReadBuffer(o.ReceiveBuffer)
+	}
 }
 
 func (o Options) withDefaults() Options {

@@ -268,15 +268,7 @@ func (c *TCPClient) dial() (net.Conn, error) {
 		return nil, err
 	}
 	tc := conn.(*net.TCPConn)
-	if c.opts.Nagle {
-		tc.SetNoDelay(false)
-	}
-	if c.opts.SendBuffer > 0 {
-		tc.SetWriteBuffer(c.opts.SendBuffer)
-	}
-	if c.opts.ReceiveBuffer > 0 {
-		tc.SetReadBuffer(c.opts.ReceiveBuffer)
-	}
+	c.opts.tuneTCP(tc)
 	if c.tlsCfg == nil {
 		return conn, nil
 	}

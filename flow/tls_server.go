@@ -116,15 +116,7 @@ func (s *TLSServer) serveConn(nc *net.TCPConn) {
 		s.mu.Unlock()
 		s.slots.release(remote.Addr())
 	}()
-	if s.opts.Nagle {
-		nc.SetNoDelay(false)
-	}
-	if s.opts.SendBuffer > 0 {
-		nc.SetWriteBuffer(s.opts.SendBuffer)
-	}
-	if s.opts.ReceiveBuffer > 0 {
-		nc.SetReadBuffer(s.opts.ReceiveBuffer)
-	}
+	s.opts.tuneTCP(nc)
 	tc := tls.Server(nc, s.opts.TLS)
 	ctx, cancel := context.WithTimeout(context.Background(), DefaultHandshakeTimeout)
 	err := tc.HandshakeContext(ctx)
