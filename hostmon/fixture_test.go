@@ -162,7 +162,13 @@ func fxGolden(t testing.TB, name string, steps []*step.Step) {
 		t.Fatal(err)
 	}
 	got = append(got, '\n')
-	path := filepath.Join("testdata", "golden", name+".json")
+	fxCompareGolden(t, filepath.Join("testdata", "golden", name+".json"), got)
+}
+
+// fxCompareGolden compares got with the golden file at path, or writes it
+// there under -update.
+func fxCompareGolden(t testing.TB, path string, got []byte) {
+	t.Helper()
 	if fxUpdating() {
 		if err := os.WriteFile(path, got, 0o644); err != nil {
 			t.Fatal(err)

@@ -90,34 +90,7 @@ func evGolden(t testing.TB, path string, rounds map[string][]*step.Step) {
 	if err := enc.Encode(norm); err != nil {
 		t.Fatal(err)
 	}
-	got := buf.Bytes()
-	if fxUpdating() {
-		if err := os.WriteFile(path, got, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (run with -update to create it)", err)
-	}
-	if !bytes.Equal(got, want) {
-		gl, wl := strings.Split(string(got), "\n"), strings.Split(string(want), "\n")
-		var diff strings.Builder
-		for i := range max(len(gl), len(wl)) {
-			var g, w string
-			if i < len(gl) {
-				g = gl[i]
-			}
-			if i < len(wl) {
-				w = wl[i]
-			}
-			if g != w {
-				fmt.Fprintf(&diff, "line %d:\n  want: %s\n  got:  %s\n", i+1, w, g)
-			}
-		}
-		t.Errorf("%s differs (run with -update if the change is right):\n%s", path, diff.String())
-	}
+	fxCompareGolden(t, path, buf.Bytes())
 }
 
 // evSummary lists steps as "type pid name" lines, for readable checks.
