@@ -230,10 +230,15 @@ func TestEtcdOutage(t *testing.T) {
 	if testing.Short() {
 		t.Skip("-short: the outage lasts 10 s")
 	}
+	// In parallel with the other slow ones (it mostly waits): the
+	// package's tests run on every push.
+	t.Parallel()
 	etcd := etcdtest.Start(t, 1)
 	eps := etcd.Endpoints()
-	a := startNode(t, eps, "a", 3*time.Second)
-	b := startNode(t, eps, "b", 3*time.Second)
+	// The lease must outlive the node's reconnection (a second or two
+	// after etcd is back, on a loaded host) to be kept.
+	a := startNode(t, eps, "a", 4*time.Second)
+	b := startNode(t, eps, "b", 4*time.Second)
 	atA, atB := dial(t, a.addr), dial(t, b.addr)
 	register(t, atA, "keep", 8001, 0)
 	goes := dial(t, a.addr)
@@ -288,6 +293,7 @@ func TestEtcdOutage(t *testing.T) {
 // TestLeaderKilled: in a 3-member etcd, the leader dies; no registration
 // is lost and propagation resumes.
 func TestLeaderKilled(t *testing.T) {
+	t.Parallel() // it mostly waits for etcd's election and the write timeout
 	etcd := etcdtest.Start(t, 3)
 	eps := etcd.Endpoints()
 	a := startNode(t, eps, "a", 2*time.Second)

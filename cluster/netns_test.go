@@ -135,6 +135,7 @@ func cPrograms(t *testing.T) string {
 // with every field; once the registrant goes, c stops answering it after
 // its linger.
 func TestSeparateHosts(t *testing.T) {
+	t.Parallel() // it mostly builds and waits for processes
 	h := newNetHosts(t, 3)
 	bin := stkdBin(t)
 	cdir := cPrograms(t)

@@ -179,12 +179,13 @@ func TestServicesMaxEnded(t *testing.T) {
 	}
 }
 
-// After an etcd outage a node's records are published again under its
-// new lease and the others read them again.
+// After an etcd outage a node's records are there once again (under its
+// lease, kept or new) and the others read them again.
 func TestServicesAfterOutage(t *testing.T) {
 	if testing.Short() {
 		t.Skip("-short: the outage outlasts the lease TTL")
 	}
+	t.Parallel() // it mostly waits out the outage
 	etcd := etcdtest.Start(t, 1)
 	eps := etcd.Endpoints()
 	cfg := cluster.ServicesConfig{Interval: 100 * time.Millisecond}

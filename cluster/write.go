@@ -27,7 +27,10 @@ const (
 	// through etcd's Raft (a few milliseconds on a loaded host).
 	txnInflight = 4
 	// writeTimeout bounds one transaction; longer counts as a lost etcd.
-	writeTimeout = 5 * time.Second
+	// It is also how long a write proposed just before the etcd leader
+	// died waits (the proposal is lost, not refused): failover resumes
+	// propagation after about this long.
+	writeTimeout = opTimeout
 	// txnBytes bounds the keys and values of one transaction, under etcd's
 	// default request limit (1.5 MiB): registrations with large meta-data
 	// must not make every batch fail, and the node reconnect over and over.
