@@ -293,7 +293,10 @@ func (b *bench) propagation(rate int, d time.Duration) error {
 	lost := 0
 	for run := range b.runs {
 		n := int(float64(rate) * d.Seconds())
-		base := remote(c)
+		bases := make([]int, len(b.nodes))
+		for i, nd := range b.nodes {
+			bases[i] = remote(nd)
+		}
 		sub, err := dial(c.addr)
 		if err != nil {
 			return err
@@ -361,7 +364,16 @@ func (b *bench) propagation(rate int, d time.Duration) error {
 		p50s, p99s, held = append(p50s, p50), append(p99s, p99), append(held, achieved)
 		reg.Close() // linger 0: the names go everywhere
 		sub.Close()
-		if err := waitFor(30*time.Second, 10*time.Millisecond, "the names gone at C", func() bool { return remote(c) == base }); err != nil {
+		// Gone at every node, not only at C: a node still applying the
+		// removals would skew the next case's counts.
+		if err := waitFor(30*time.Second, 10*time.Millisecond, "the names gone at every node", func() bool {
+			for i, nd := range b.nodes {
+				if remote(nd) != bases[i] {
+					return false
+				}
+			}
+			return true
+		}); err != nil {
 			return err
 		}
 	}
