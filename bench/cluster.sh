@@ -10,8 +10,11 @@
 #   - re-sync time after an etcd outage with 100,000 names;
 #   - node RSS with 100,000 remote names.
 # Needs etcd (Debian's etcd-server: apt-get install etcd-server, or $STK_ETCD).
-# Every flag goes to stkbench-cluster (--help lists them: --runs, --rates,
-# --names, --lease-ttl, --cases...).
+# etcd runs with --max-txn-ops 1024 (--etcd-max-txn-ops; etcd's default is
+# 128, which the nodes adapt to). Every flag goes to stkbench-cluster (--help
+# lists them: --runs, --rates, --names, --lease-ttl, --cases, -v for the
+# nodes' counters and CPU time, --cpuprofile, --etcd-flag=--enable-pprof,
+# --log-level...).
 #
 # usage: bench/cluster.sh [stkbench-cluster flags...]
 set -euo pipefail
