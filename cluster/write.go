@@ -256,25 +256,34 @@ func (n *Node) chunk(ops []clientv3.Op) int {
 }
 
 // txn commits ops in one transaction; one the server refuses as too
-// large is split in two (and the limit lowered for the next ones).
+// large is split (and, refused for its number of operations, the limit
+// lowered for the next ones).
 func (n *Node) txn(ctx context.Context, ops []clientv3.Op, puts, deletes, txns *atomic.Uint64) error {
 	tctx, cancel := context.WithTimeout(clientv3.WithRequireLeader(ctx), writeTimeout)
 	_, err := n.cli.Txn(tctx).Then(ops...).Commit()
 	cancel()
 	if err != nil && len(ops) > 1 && (errors.Is(err, rpctypes.ErrTooManyOps) || errors.Is(err, rpctypes.ErrRequestTooLarge)) {
 		lower := len(ops) / 2
-		if errors.Is(err, rpctypes.ErrTooManyOps) && len(ops) > DefaultTxnOps {
-			lower = DefaultTxnOps // etcd's default: the likely limit
-		}
-		for {
-			cur := n.txnOps.ops.Load()
-			if int64(lower) >= cur || n.txnOps.ops.CompareAndSwap(cur, int64(lower)) {
-				break
+		if errors.Is(err, rpctypes.ErrTooManyOps) {
+			// The server's --max-txn-ops: every later transaction would be
+			// refused as well.
+			if len(ops) > DefaultTxnOps {
+				lower = DefaultTxnOps // etcd's default: the likely limit
 			}
-		}
-		if !n.txnOps.logged.Swap(true) {
-			n.log.Info("cluster: etcd refused a transaction as too large; writing smaller ones (raise etcd's --max-txn-ops for fewer round trips)",
-				"ops", len(ops), "now", lower, "err", err)
+			for {
+				cur := n.txnOps.ops.Load()
+				if int64(lower) >= cur || n.txnOps.ops.CompareAndSwap(cur, int64(lower)) {
+					break
+				}
+			}
+			if !n.txnOps.logged.Swap(true) {
+				n.log.Info("cluster: etcd refused a transaction of too many operations; writing smaller ones (raise etcd's --max-txn-ops for fewer round trips)",
+					"ops", len(ops), "now", lower)
+			}
+		} else {
+			// Too many bytes (a server whose --max-request-bytes is under
+			// txnBytes): only this transaction is split.
+			n.log.Debug("cluster: etcd refused a transaction as too large; splitting it", "ops", len(ops), "err", err)
 		}
 		for len(ops) > 0 {
 			m := min(lower, len(ops))
