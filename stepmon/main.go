@@ -36,6 +36,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -94,6 +95,8 @@ type options struct {
 	nameServer string
 	tokenFile  string
 	token      string // of tokenFile or $STK_TOKEN, "" for none
+	tlsFiles   cli.TLSFiles
+	tls        *tls.Config // of tlsFiles or $STK_TLS_*, nil for none
 	stkdHTTP   string
 	json       bool
 	quiet      bool
@@ -118,7 +121,10 @@ func flags(o *options, hostname string) *pflag.FlagSet {
 	fs.StringVar(&o.name, "name", "step."+hostname, "name to register the feed under (\"\": none)")
 	fs.StringVar(&o.directory, "directory", "step", "shared directory name to also register the feed under, which stkd's STEP bus follows (\"\": none)")
 	fs.StringVar(&o.listen, "listen", "127.0.0.1:0", "address of the feed, the TCP data flow every STEP is published on ([tcp:]ip:port; port 0: any free port; 0.0.0.0 registers the address of the interface toward the name server)")
-	fs.StringVar(&o.nameServer, "name-server", cli.DefaultNameServer, "name server to register with, [tcp|udp:]ip[:port] (\"\": don't register)")
+	fs.StringVar(&o.nameServer, "name-server", cli.DefaultNameServer, "name server to register with, [tcp|udp|tls:]ip[:port] (\"\": don't register)")
+	fs.StringVar(&o.tlsFiles.CA, "tls-ca", "", "CA certificates (PEM file) to trust for a tls: name server (default: $"+cli.TLSCAEnv+"; without either, the system's roots)")
+	fs.StringVar(&o.tlsFiles.Cert, "tls-cert", "", "client certificate (PEM file) shown to a tls: name server asking for one (mutual TLS, stkd --tls-client-ca); needs --tls-key (default: $"+cli.TLSCertEnv+")")
+	fs.StringVar(&o.tlsFiles.Key, "tls-key", "", "private key (PEM file) of --tls-cert (default: $"+cli.TLSKeyEnv+")")
 	fs.StringVar(&o.tokenFile, "token-file", "", "read the name-service token (NAME:SECRET) from this file, for a name server whose policy asks for one (default: $"+cli.TokenEnv+"; a token is never taken on the command line, where ps shows it)")
 	fs.StringVar(&o.stkdHTTP, "stkd-http", "http://127.0.0.1:8080", "stkd's HTTP API, http://host[:port], where the services collector finds the monitored services (GET /api/v1/services every 5 s at most; \"\": off)")
 	fs.BoolVar(&o.json, "json", false, "print one JSON STEP per line instead of lines for people")
@@ -198,6 +204,10 @@ func parseArgs(args []string, stderr io.Writer, hostname string) (*options, erro
 		return nil, err
 	}
 	o.token = tok
+	files, _ := cli.TLSFilesOrEnv(o.tlsFiles)
+	if o.tls, err = cli.LoadTLS(files); err != nil {
+		return nil, err
+	}
 	return o, nil
 }
 
@@ -282,7 +292,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return fmt.Errorf("--collectors: %w", err)
 	}
 	if o.nameServer != "" {
-		if err := f.register(o.nameServer, o.token, o.name, o.directory); err != nil {
+		if err := f.register(o.nameServer, o.token, o.tls, o.name, o.directory); err != nil {
 			mon.Close()
 			return err
 		}

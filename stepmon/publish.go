@@ -1,6 +1,7 @@
 package main
 
 import (
+	"crypto/tls"
 	"fmt"
 	"log/slog"
 	"net/netip"
@@ -81,11 +82,12 @@ func (f *feed) publish(s *step.Step) {
 
 // register announces the feed under each name (skipping empty ones) to
 // the name server at addr, showing token ("NAME:SECRET", "" for none) to a
-// server whose policy asks for one. It returns at once; each name is
+// server whose policy asks for one; tlsCfg is for a tls: addr (nil: the
+// system's roots, no client certificate). It returns at once; each name is
 // registered when the server answers, and again after a reconnect or a
 // server restart.
-func (f *feed) register(addr, token string, names ...string) error {
-	env, err := stk.Connect(addr, stk.Options{Logger: f.log.With("client", "names"), Token: token})
+func (f *feed) register(addr, token string, tlsCfg *tls.Config, names ...string) error {
+	env, err := stk.Connect(addr, stk.Options{Logger: f.log.With("client", "names"), Token: token, TLS: tlsCfg})
 	if err != nil {
 		return fmt.Errorf("--name-server: %w", err)
 	}

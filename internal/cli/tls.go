@@ -53,16 +53,20 @@ func addTLSFlags(fs *pflag.FlagSet) *tlsFlags {
 // variable when its flag is not given, and whether any flag was given on
 // the command line.
 func (f *tlsFlags) files() (TLSFiles, bool) {
-	var given bool
-	pick := func(flag *string, env string) string {
-		if *flag != "" {
-			given = true
-			return *flag
+	return TLSFilesOrEnv(TLSFiles{CA: *f.ca, Cert: *f.cert, Key: *f.key})
+}
+
+// TLSFilesOrEnv returns given with each empty file taken from its
+// environment variable ($STK_TLS_CA, $STK_TLS_CERT, $STK_TLS_KEY), and
+// whether given named any: for programs with flag parsing of their own.
+func TLSFilesOrEnv(given TLSFiles) (TLSFiles, bool) {
+	pick := func(file, env string) string {
+		if file != "" {
+			return file
 		}
 		return os.Getenv(env)
 	}
-	files := TLSFiles{CA: pick(f.ca, TLSCAEnv), Cert: pick(f.cert, TLSCertEnv), Key: pick(f.key, TLSKeyEnv)}
-	return files, given
+	return TLSFiles{CA: pick(given.CA, TLSCAEnv), Cert: pick(given.Cert, TLSCertEnv), Key: pick(given.Key, TLSKeyEnv)}, !given.IsZero()
 }
 
 // LoadTLS returns the client configuration of files (flow.NewClientTLS:

@@ -1,0 +1,68 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/stk-go/stk/internal/cli"
+	"github.com/stk-go/stk/internal/leakcheck"
+	"github.com/stk-go/stk/internal/testprog"
+	"github.com/stk-go/stk/internal/testutil"
+	"github.com/stk-go/stk/internal/tlstest"
+	"github.com/stk-go/stk/namesvc"
+)
+
+// TestStepmonTLS: stepmon registers its feed with a name server inside
+// mutual TLS, with --tls-ca/--tls-cert/--tls-key on the command line and
+// with $STK_TLS_* in its environment; a certificate of another CA is
+// refused at the handshake and its name never registered.
+func TestStepmonTLS(t *testing.T) {
+	leakcheck.Check(t)
+	ca, other := tlstest.NewCA(t, "stkd-ca"), tlstest.NewCA(t, "other-ca")
+	srv, client, stranger := ca.Server(t, "stkd"), ca.Client(t, "stepmon"), other.Client(t, "stepmon")
+	for _, env := range []string{cli.TLSCAEnv, cli.TLSCertEnv, cli.TLSKeyEnv} {
+		t.Setenv(env, "") // nothing from the test's environment
+	}
+	d := testprog.StartStkd(t, filepath.Join(bin, "stkd"), "--names-tls", "127.0.0.1:0",
+		"--tls-cert", srv.CertFile, "--tls-key", srv.KeyFile, "--tls-client-ca", ca.CertFile,
+		"--monitor-tcp", "", "--http", "", "--steps=false")
+	if d.NamesTLS == "" {
+		t.Fatal("stkd did not say its names_tls address")
+	}
+	stepmon := func(name string, args ...string) *testprog.Proc {
+		return testprog.Start(t, filepath.Join(bin, "stepmon"), append([]string{"--interval", "1s", "--name-server", d.NamesTLS,
+			"--stkd-http", "", "--quiet", "--collectors", "memory", "--name", name, "--directory", ""}, args...)...)
+	}
+	prefix := fmt.Sprintf("step.tls-test-%d", os.Getpid())
+	stepmon(prefix+".flags", "--tls-ca", ca.CertFile, "--tls-cert", client.CertFile, "--tls-key", client.KeyFile)
+	t.Setenv(cli.TLSCAEnv, ca.CertFile)
+	t.Setenv(cli.TLSCertEnv, client.CertFile)
+	t.Setenv(cli.TLSKeyEnv, client.KeyFile)
+	stepmon(prefix + ".env")
+	t.Setenv(cli.TLSCertEnv, stranger.CertFile)
+	t.Setenv(cli.TLSKeyEnv, stranger.KeyFile)
+	refused := stepmon(prefix + ".stranger")
+
+	c, err := namesvc.Dial(d.Names, namesvc.ClientOptions{Logger: testutil.Discard()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	registered := func(name string) bool {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		_, err := c.LookupOnce(ctx, name, namesvc.LookupOptions{})
+		return err == nil
+	}
+	testutil.WaitFor(t, 15*time.Second, "the feeds with a certificate of stkd's CA (flags, $STK_TLS_*) registered over TLS", func() bool {
+		return registered(prefix+".flags") && registered(prefix+".env")
+	})
+	refused.WaitFor(t, `name not registered yet; the client keeps trying`, 15*time.Second)
+	if registered(prefix + ".stranger") {
+		t.Errorf("%s.stranger was registered with another CA's certificate", prefix)
+	}
+}
