@@ -3,6 +3,7 @@ package cluster_test
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"net/netip"
 	"testing"
 	"time"
@@ -22,16 +23,7 @@ func TestLargeRegistrationsReplicate(t *testing.T) {
 	eps := etcd.Endpoints()
 
 	log := testutil.Logger(t)
-	srv, err := namesvc.NewServer(namesvc.ServerConfig{Logger: log, Limits: namesvc.NoLimits()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ap, err := srv.ServeTCP("127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { srv.Close() })
-	client := dial(t, "tcp:"+ap.String())
+	srv, client := startUnlimited(t, log)
 
 	// Registered before the node joins: its first sync writes them all at
 	// once (about 3.6 MiB of meta-data).
@@ -94,16 +86,7 @@ func TestTxnSizeAdapts(t *testing.T) {
 			etcd := etcdtest.StartArgs(t, 1, "127.0.0.1", tc.args...)
 			eps := etcd.Endpoints()
 			log := testutil.Logger(t)
-			srv, err := namesvc.NewServer(namesvc.ServerConfig{Logger: log, Limits: namesvc.NoLimits()})
-			if err != nil {
-				t.Fatal(err)
-			}
-			ap, err := srv.ServeTCP("127.0.0.1:0")
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { srv.Close() })
-			client := dial(t, "tcp:"+ap.String())
+			srv, client := startUnlimited(t, log)
 			// Registered before the node joins: its first sync writes
 			// them in as few transactions as etcd takes.
 			const names = 600
@@ -175,4 +158,21 @@ func TestLingerZeroOneDelete(t *testing.T) {
 		t.Errorf("%d registrations with linger 0 registered and left (and one more registered): %d puts and %d deletes, want %d and %d",
 			names, puts, dels, names+1, names)
 	}
+}
+
+// startUnlimited starts a name server without limits (registrations as
+// large and many as a test needs) that is not in a cluster yet, and a
+// client of it.
+func startUnlimited(t *testing.T, log *slog.Logger) (*namesvc.Server, *namesvc.Client) {
+	t.Helper()
+	srv, err := namesvc.NewServer(namesvc.ServerConfig{Logger: log, Limits: namesvc.NoLimits()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ap, err := srv.ServeTCP("127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { srv.Close() })
+	return srv, dial(t, "tcp:"+ap.String())
 }
