@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -13,7 +12,6 @@ import (
 	"github.com/stk-go/stk/internal/testprog"
 	"github.com/stk-go/stk/internal/testutil"
 	"github.com/stk-go/stk/internal/tlstest"
-	"github.com/stk-go/stk/namesvc"
 )
 
 // TestStepmonTLS: stepmon registers its feed with a name server inside
@@ -33,10 +31,7 @@ func TestStepmonTLS(t *testing.T) {
 	if d.NamesTLS == "" {
 		t.Fatal("stkd did not say its names_tls address")
 	}
-	stepmon := func(name string, args ...string) *testprog.Proc {
-		return testprog.Start(t, filepath.Join(bin, "stepmon"), append([]string{"--interval", "1s", "--name-server", d.NamesTLS,
-			"--stkd-http", "", "--quiet", "--collectors", "memory", "--name", name, "--directory", ""}, args...)...)
-	}
+	stepmon := func(name string, args ...string) *testprog.Proc { return startNamedFeed(t, d.NamesTLS, name, args...) }
 	prefix := fmt.Sprintf("step.tls-test-%d", os.Getpid())
 	stepmon(prefix+".flags", "--tls-ca", ca.CertFile, "--tls-cert", client.CertFile, "--tls-key", client.KeyFile)
 	t.Setenv(cli.TLSCAEnv, ca.CertFile)
@@ -47,17 +42,7 @@ func TestStepmonTLS(t *testing.T) {
 	t.Setenv(cli.TLSKeyEnv, stranger.KeyFile)
 	refused := stepmon(prefix + ".stranger")
 
-	c, err := namesvc.Dial(d.Names, namesvc.ClientOptions{Logger: testutil.Discard()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	registered := func(name string) bool {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-		defer cancel()
-		_, err := c.LookupOnce(ctx, name, namesvc.LookupOptions{})
-		return err == nil
-	}
+	registered := registeredAt(t, d.Names)
 	testutil.WaitFor(t, 15*time.Second, "the feeds with a certificate of stkd's CA (flags, $STK_TLS_*) registered over TLS", func() bool {
 		return registered(prefix+".flags") && registered(prefix+".env")
 	})

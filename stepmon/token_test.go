@@ -45,10 +45,7 @@ func TestStepmonToken(t *testing.T) {
 	t.Setenv(cli.TokenEnv, "") // nothing from the test's environment
 	d := testprog.StartStkd(t, filepath.Join(bin, "stkd"), "--policy", policy, "--monitor-tcp", "", "--http", "", "--steps=false")
 
-	stepmon := func(name string, args ...string) *testprog.Proc {
-		return testprog.Start(t, filepath.Join(bin, "stepmon"), append([]string{"--interval", "1s", "--name-server", d.Names,
-			"--stkd-http", "", "--quiet", "--collectors", "memory", "--name", name, "--directory", ""}, args...)...)
-	}
+	stepmon := func(name string, args ...string) *testprog.Proc { return startNamedFeed(t, d.Names, name, args...) }
 	prefix := fmt.Sprintf("step.token-test-%d", os.Getpid())
 	withFile := stepmon(prefix+".file", "-c", conf)
 	t.Setenv(cli.TokenEnv, "step:"+secret)
@@ -56,17 +53,7 @@ func TestStepmonToken(t *testing.T) {
 	t.Setenv(cli.TokenEnv, "")
 	without := stepmon(prefix + ".none")
 
-	c, err := namesvc.Dial(d.Names, namesvc.ClientOptions{Logger: testutil.Discard()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	registered := func(name string) bool {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-		defer cancel()
-		_, err := c.LookupOnce(ctx, name, namesvc.LookupOptions{})
-		return err == nil
-	}
+	registered := registeredAt(t, d.Names)
 	testutil.WaitFor(t, 10*time.Second, "the feeds with a token (config file, $STK_TOKEN) registered", func() bool {
 		return registered(prefix+".file") && registered(prefix+".env")
 	})
@@ -86,5 +73,31 @@ func TestStepmonToken(t *testing.T) {
 	out := p.Wait(t, 10*time.Second)
 	if code := p.Cmd.ProcessState.ExitCode(); code == 0 || !strings.Contains(out, "--token-file "+bad+": want one line NAME:SECRET") {
 		t.Errorf("--token-file with a bad token: exit %d, output %q", code, out)
+	}
+}
+
+// startNamedFeed runs stepmon publishing memory STEPs every second under
+// name (no directory, no services collector, nothing printed),
+// registering with nameServer, with more args.
+func startNamedFeed(t *testing.T, nameServer, name string, args ...string) *testprog.Proc {
+	t.Helper()
+	return testprog.Start(t, filepath.Join(bin, "stepmon"), append([]string{"--interval", "1s", "--name-server", nameServer,
+		"--stkd-http", "", "--quiet", "--collectors", "memory", "--name", name, "--directory", ""}, args...)...)
+}
+
+// registeredAt returns a check of whether a name is registered at the
+// name server at addr (a plain lookup, answered within a second).
+func registeredAt(t *testing.T, addr string) func(name string) bool {
+	t.Helper()
+	c, err := namesvc.Dial(addr, namesvc.ClientOptions{Logger: testutil.Discard()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return func(name string) bool {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		_, err := c.LookupOnce(ctx, name, namesvc.LookupOptions{})
+		return err == nil
 	}
 }
