@@ -150,19 +150,22 @@ func TestStepmonPublishes(t *testing.T) {
 	if len(info.Addresses) != 1 || info.Addresses[0].Addr != want || info.Addresses[0].Protocol != "tcp" {
 		t.Fatalf("step.%s is registered with %v, want tcp:%v", hostname, info.Addresses, want)
 	}
-	all, err := names.LookupAll(ctx, "step", namesvc.LookupOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	found := false
-	for _, i := range all {
-		for _, e := range i.Addresses {
-			found = found || e.Addr == want
+	// Each name is registered on its own (registration is asynchronous):
+	// the directory name may be answered a moment after step.<host>.
+	var all []namesvc.Info
+	testutil.WaitForf(t, 10*time.Second, func() bool {
+		all, _ = names.LookupAll(ctx, "step", namesvc.LookupOptions{})
+		for _, i := range all {
+			for _, e := range i.Addresses {
+				if e.Addr == want {
+					return true
+				}
+			}
 		}
-	}
-	if !found {
-		t.Errorf("the directory name step lists %v, not the feed %v", all, want)
-	}
+		return false
+	}, func() string {
+		return fmt.Sprintf("the directory name step to list the feed %v (it lists %v)", want, all)
+	})
 
 	rec := &received{}
 	sub, err := flow.DialTCP(info.Addresses[0].Addr.String(), flow.Options{Handler: rec.handle, Logger: testutil.Discard()})
