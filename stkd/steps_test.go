@@ -137,11 +137,10 @@ func TestStepsDaemon(t *testing.T) {
 	}
 	testutil.WaitFor(t, 10*time.Second, "the bus connects to the publisher", func() bool { return pub.Conns() == 1 })
 
-	// A feed subscriber finds the feed by name.
-	info, err := nc.LookupOnce(ctx, "steps", namesvc.LookupOptions{})
-	if err != nil {
-		t.Fatalf("the feed is not registered as steps: %v", err)
-	}
+	// A feed subscriber finds the feed by name. The bus registers "steps"
+	// apart from following "step": the connection above does not imply
+	// the registration, so the lookup waits for it.
+	info := lookup(t, nc, "steps")
 	if len(info.Addresses) != 1 || info.Addresses[0].String() != "tcp:"+d.stepsFeed {
 		t.Fatalf("steps registered as %v, the feed is at %s", info.Addresses, d.stepsFeed)
 	}
