@@ -29,6 +29,13 @@ func e2eMonitor(t *testing.T, cfg MonitorConfig) *Monitor {
 	return m
 }
 
+// e2eActivity is the activity timeout of the services that these tests
+// let time out (beats every 50 ms): long enough that a beat delayed by the
+// loaded machine is not taken for a death, short of the φ detector's
+// acceptable pause (1 s) plus its spread, so the activity timeout is what
+// times them out.
+const e2eActivity = time.Second
+
 // find returns the record named name in vs.
 func find(vs []ServiceView, name string) (ServiceView, bool) {
 	for _, v := range vs {
@@ -53,7 +60,7 @@ func testServiceToMonitor(t *testing.T, proto string) {
 		t.Fatal(err)
 	}
 	snd := NewSender(SenderOptions{Period: 50 * time.Millisecond, Logger: testutil.Discard()})
-	opts := Options{Monitor: proto + ":" + ap.String(), Sender: snd, ActivityTimeout: 300 * time.Millisecond, Logger: testutil.Discard()}
+	opts := Options{Monitor: proto + ":" + ap.String(), Sender: snd, ActivityTimeout: e2eActivity, Logger: testutil.Discard()}
 	svc, err := NewService("worker", opts)
 	if err != nil {
 		t.Fatal(err)
@@ -67,7 +74,7 @@ func testServiceToMonitor(t *testing.T, proto string) {
 	})
 
 	v, _ := find(m.Services(), "worker")
-	if v.ID != svc.ID() || v.Type != TypeData || v.ActivityTimeout != 300*time.Millisecond || v.Protocol != proto || v.Peer.Addr() != netip.MustParseAddr("127.0.0.1") {
+	if v.ID != svc.ID() || v.Type != TypeData || v.ActivityTimeout != e2eActivity || v.Protocol != proto || v.Peer.Addr() != netip.MustParseAddr("127.0.0.1") {
 		t.Fatalf("record %+v", v)
 	}
 	if v.Interval < 10*time.Millisecond || v.Interval > 300*time.Millisecond { // 50 ms, on a loaded machine
@@ -99,7 +106,7 @@ func testServiceToMonitor(t *testing.T, proto string) {
 	crashing.crash() // killed: no DESTROY
 	testutil.WaitFor(t, 5*time.Second, "the timeout", func() bool { h, ok := find(m.History(), "crasher"); return ok && h.Inactive })
 	h, _ = find(m.History(), "crasher")
-	if h.Verdict == nil || h.Verdict.Detector != DetectorActivityTimeout || h.Verdict.Silence < 300*time.Millisecond || h.State != Starting || h.Destroyed {
+	if h.Verdict == nil || h.Verdict.Detector != DetectorActivityTimeout || h.Verdict.Silence < e2eActivity || h.State != Starting || h.Destroyed {
 		t.Fatalf("timed-out record %+v verdict %+v", h, h.Verdict)
 	}
 	if st := m.Stats(); st.Created != 2 || st.Destroyed != 1 || st.TimedOut != 1 || st.Malformed != 0 {
@@ -257,7 +264,7 @@ func TestGroupAutomationE2E(t *testing.T) {
 	defer conn.Close()
 	client, err := NewService("client svc A", Options{
 		NotifyFlow: conn, Monitor: "tcp:" + monAddr.String(), Sender: snd,
-		ActivityTimeout: 300 * time.Millisecond, Logger: testutil.Discard(),
+		ActivityTimeout: e2eActivity, Logger: testutil.Discard(),
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -271,7 +278,7 @@ func TestGroupAutomationE2E(t *testing.T) {
 	})
 
 	mem := g.Members()[0]
-	if mem.ID() != client.ID() || mem.Name() != "client svc A" || mem.Service().ActivityTimeout() != 300*time.Millisecond || mem.Peer() != conn.LocalAddr() {
+	if mem.ID() != client.ID() || mem.Name() != "client svc A" || mem.Service().ActivityTimeout() != e2eActivity || mem.Peer() != conn.LocalAddr() {
 		t.Fatalf("member %v %q %v %v", mem.ID(), mem.Name(), mem.Service().ActivityTimeout(), mem.Peer())
 	}
 	testutil.WaitFor(t, 5*time.Second, "both records at the monitor", func() bool {
