@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Measures the latency of STK flows across processes over loopback with
 # bench/stkbench-latency (see its package doc):
-#   - rtt: round trips, one outstanding, over a TCP flow, STK-UDP flows and a
+#   - rtt: round trips, one outstanding, over a TCP flow (tcp: a goroutine
+#     waits for each reply; tcp-chained: the reply's Handler sends the next
+#     ping, no hand-off between goroutines), STK-UDP flows and a
 #     raw net.Conn ping-pong of the same bytes (the floor); 100 000 per run,
 #     3 runs interleaved, the median of each figure per case;
 #   - oneway: a publisher process at 10k, 100k and 1M sequences/s paced by

@@ -6,8 +6,11 @@
 //     (flow.NewUDP at both ends), and over a raw net.Conn ping-pong of the
 //     same frame bytes (the floor: what Go and the kernel cost without the
 //     flow), and a raw client against the TCP flow's echo (tcp-srv: the
-//     server side's share); --runs runs of each, interleaved, with the
-//     median of each figure as the case's line;
+//     server side's share), and the TCP flow with the next ping sent by
+//     the Handler that got the reply (tcp-chained: the flow's cost without
+//     the hand-off to a goroutine waiting for the reply, as the raw
+//     ping-pong reads and writes in one goroutine); --runs runs of each,
+//     interleaved, with the median of each figure as the case's line;
 //   - oneway: a publisher child sends at a fixed rate, each sequence at its
 //     intended time start + i/rate (a sleep then spin wait, never bursts),
 //     carrying that time; this process subscribes and records now -
@@ -45,7 +48,7 @@ import (
 func main() {
 	fs := pflag.NewFlagSet("stkbench-latency", pflag.ContinueOnError)
 	cases := fs.String("cases", "rtt,oneway", "cases to run, comma-separated: rtt, oneway")
-	rttTransports := fs.String("rtt", "tcp,udp,raw,tcp-srv", "round-trip transports: tcp and udp flows, raw net.Conn TCP (the floor), tcp-srv (raw client, TCP flow echo: the server side's share)")
+	rttTransports := fs.String("rtt", "tcp,tcp-chained,udp,raw,tcp-srv", "round-trip transports: tcp and udp flows, tcp-chained (the TCP flow, the next ping sent by the reply's Handler: no hand-off to a waiting goroutine), raw net.Conn TCP (the floor), tcp-srv (raw client, TCP flow echo: the server side's share)")
 	owTransports := fs.String("oneway", "tcp,udp,raw", "one-way transports: tcp and udp flows, raw net.Conn TCP (the floor)")
 	size := fs.Int("size", 16, "payload bytes per sequence (at least 16: the time and a counter)")
 	count := fs.Int("count", 100_000, "measured round trips per rtt run")
@@ -169,7 +172,8 @@ func rttCases(ctx context.Context, transports []string, cfg rttConfig, runs int,
 			fmt.Printf("    all %d runs, %d round trips:\n", len(rs), all.Count())
 			all.WriteText(os.Stdout, "    ")
 		}
-		name := map[string]string{"raw": "raw net.Conn", "tcp-srv": "tcp-srv (raw cli, flow echo)"}[t]
+		name := map[string]string{"raw": "raw net.Conn", "tcp-srv": "tcp-srv (raw cli, flow echo)",
+			"tcp-chained": "tcp-chained (Handler sends)"}[t]
 		if name == "" {
 			name = t
 		}

@@ -39,13 +39,15 @@ type rttConfig struct {
 // (the time the application would see it), or, raw, from Write to the end
 // of ReadFull. tcp-srv is a raw client against the TCP flow's echo: the
 // server side's share of the flow's round trip, the rest being the
-// client's.
+// client's. tcp-chained is the TCP flow with the next ping sent by the
+// Handler that received the reply, as the raw ping-pong reads and writes in
+// one goroutine: no hand-off to a waiting goroutine, the flow's own cost.
 func runRTT(ctx context.Context, transport string, cfg rttConfig, h *Hist) (result, error) {
 	r := result{kind: "rtt", transport: transport, size: cfg.size, h: h}
 	h.Reset()
 	echo := transport
-	if transport == "tcp-srv" {
-		echo = "tcp" // the flow's echo, pinged by a raw client
+	if transport == "tcp-srv" || transport == "tcp-chained" {
+		echo = "tcp" // the flow's echo, pinged by a raw client or chained
 	}
 	c, err := startChild(ctx, "--role", "echo", "--transport", echo, "--size", fmt.Sprint(cfg.size))
 	if err != nil {
@@ -150,8 +152,10 @@ func runRTT(ctx context.Context, transport string, cfg rttConfig, h *Hist) (resu
 				return 0, false, fmt.Errorf("no echo within %v", timeout)
 			}
 		}
+	case "tcp-chained":
+		return runChained(ctx, addr, cfg, r)
 	default:
-		return r, fmt.Errorf("unknown transport %q: tcp, udp, raw or tcp-srv", transport)
+		return r, fmt.Errorf("unknown transport %q: tcp, udp, raw, tcp-srv or tcp-chained", transport)
 	}
 
 	deadline := time.Now().Add(cfg.maxTime)
@@ -180,6 +184,87 @@ func runRTT(ctx context.Context, transport string, cfg rttConfig, h *Hist) (resu
 	}
 	r.elapsed = time.Since(t0)
 	r.load = loadavg()
+	runtime.ReadMemStats(&ms1)
+	r.gcs = ms1.NumGC - ms0.NumGC
+	r.gcPause = time.Duration(ms1.PauseTotalNs - ms0.PauseTotalNs)
+	return r, nil
+}
+
+// runChained measures tcp-chained (see runRTT): the reply's Handler
+// records the round trip and sends the next ping itself, on the flow's
+// read loop, so that no other goroutine has to be woken between round
+// trips. The time is from the Send call (its time is in the payload) to
+// the Handler.
+func runChained(ctx context.Context, addr string, cfg rttConfig, r result) (result, error) {
+	total := cfg.warmup + cfg.count
+	s, buf := newPayloadSeq(seqIDMeasured, cfg.size)
+	done := make(chan error, 1)
+	var cl *flow.TCPClient
+	var ms0 runtime.MemStats
+	var t0 time.Time
+	deadline := time.Now().Add(cfg.maxTime)
+	next := uint64(1) // the round trip awaited; only the read loop touches it after the first Send
+	send := func(i uint64) error {
+		binary.LittleEndian.PutUint64(buf, uint64(time.Now().UnixNano()))
+		binary.LittleEndian.PutUint64(buf[8:], i)
+		return cl.Send(s)
+	}
+	handler := func(_ flow.Peer, q *seq.Sequence) {
+		now := time.Now().UnixNano()
+		t, n, ok := payload(q)
+		if !ok || n != next {
+			return
+		}
+		if n > uint64(cfg.warmup) {
+			r.h.Record(now - t)
+		}
+		switch {
+		case n == uint64(total):
+			done <- nil
+			return
+		case n == uint64(cfg.warmup):
+			runtime.ReadMemStats(&ms0) // once, between warm-up and measurement
+			t0 = time.Now()
+		case n&1023 == 0 && time.Now().After(deadline):
+			r.note = fmt.Sprintf("stopped at --max-time %v", cfg.maxTime)
+			done <- nil
+			return
+		}
+		next = n + 1
+		if err := send(next); err != nil {
+			done <- fmt.Errorf("round trip %d: %w", next, err)
+		}
+	}
+	cl, err := flow.DialTCP(addr, flow.Options{Name: "rtt-chained", Handler: handler})
+	if err != nil {
+		return r, err
+	}
+	defer cl.Close()
+	wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	err = cl.WaitConnected(wctx)
+	cancel()
+	if err != nil {
+		return r, fmt.Errorf("connecting to the echo at %s: %w", addr, err)
+	}
+	if cfg.warmup == 0 {
+		runtime.ReadMemStats(&ms0)
+		t0 = time.Now()
+	}
+	if err := send(next); err != nil {
+		return r, err
+	}
+	// A reply that never comes stops the chain: the wait is bounded.
+	select {
+	case err = <-done:
+	case <-time.After(cfg.maxTime + 10*time.Second):
+		err = fmt.Errorf("the chain stopped: no echo after %d of %d round trips", r.h.Count(), cfg.count)
+	}
+	if err != nil {
+		return r, err
+	}
+	r.elapsed = time.Since(t0)
+	r.load = loadavg()
+	var ms1 runtime.MemStats
 	runtime.ReadMemStats(&ms1)
 	r.gcs = ms1.NumGC - ms0.NumGC
 	r.gcPause = time.Duration(ms1.PauseTotalNs - ms0.PauseTotalNs)
