@@ -101,7 +101,10 @@ func TestUDPGenerationsManySenders(t *testing.T) {
 // TestUDPLostFragments: a sequence missing a fragment is given up after
 // ReassemblyTimeout and counted with its missing fragments.
 func TestUDPLostFragments(t *testing.T) {
-	rx := newUDPFlow(t, UDPConfig{Bind: "127.0.0.1:0"}, Options{ReassemblyTimeout: 50 * time.Millisecond, ReceiveBuffer: 4 << 20})
+	// The complete sequence's five writes must all arrive within the
+	// timeout: 500 ms, not 50, lets this goroutine be kept off a loaded
+	// CPU between two of them.
+	rx := newUDPFlow(t, UDPConfig{Bind: "127.0.0.1:0"}, Options{ReassemblyTimeout: 500 * time.Millisecond, ReceiveBuffer: 4 << 20})
 	c := dialUDP(t, rx.LocalAddr())
 	s := seq.New(5, "big", seq.TypeData)
 	s.Add(2, make([]byte, 5*60000)) // 5 fragments
@@ -109,7 +112,7 @@ func TestUDPLostFragments(t *testing.T) {
 	sendRawSTKUDP(t, c, s, 1, 3)
 	s.Generation = 2
 	sendRawSTKUDP(t, c, s)
-	testutil.WaitFor(t, 5*time.Second, "the complete sequence and the loss", func() bool {
+	testutil.WaitFor(t, 10*time.Second, "the complete sequence and the loss", func() bool {
 		st := rx.Stats()
 		return st.SequencesIn == 1 && st.LostSequences == 1
 	})

@@ -575,8 +575,11 @@ func TestUDPReassemblyExpiry(t *testing.T) {
 	leakcheck.Check(t)
 	got := make(chan *seq.Sequence, 1)
 	rx := newUDPFlow(t, UDPConfig{Bind: "127.0.0.1:0"}, Options{
-		Handler:           func(_ Peer, s *seq.Sequence) { got <- s.Clone() },
-		ReassemblyTimeout: 50 * time.Millisecond,
+		Handler: func(_ Peer, s *seq.Sequence) { got <- s.Clone() },
+		// Long enough for the two writes of the complete sequence at the
+		// end to arrive within it on a loaded machine (50 ms did not
+		// always).
+		ReassemblyTimeout: 500 * time.Millisecond,
 	})
 	conn, err := net.DialUDP("udp4", nil, net.UDPAddrFromAddrPort(rx.LocalAddr()))
 	if err != nil {
@@ -599,13 +602,13 @@ func TestUDPReassemblyExpiry(t *testing.T) {
 		t.Fatal(err)
 	}
 	start := time.Now()
-	udpEventually(t, 2*time.Second, func() bool { return rx.Stats().Dropped == 1 }, "half-received sequence not expired: %+v", rx.Stats())
+	udpEventually(t, 10*time.Second, func() bool { return rx.Stats().Dropped == 1 }, "half-received sequence not expired: %+v", rx.Stats())
 	t.Logf("partial expired after %v", time.Since(start))
 	// The second fragment alone is now a new partial, expired in turn.
 	if _, err := conn.Write(frags[1]); err != nil {
 		t.Fatal(err)
 	}
-	udpEventually(t, 2*time.Second, func() bool { return rx.Stats().Dropped == 2 }, "second partial not expired: %+v", rx.Stats())
+	udpEventually(t, 10*time.Second, func() bool { return rx.Stats().Dropped == 2 }, "second partial not expired: %+v", rx.Stats())
 	for _, d := range frags {
 		if _, err := conn.Write(d); err != nil {
 			t.Fatal(err)
@@ -616,7 +619,7 @@ func TestUDPReassemblyExpiry(t *testing.T) {
 		if _, err := udpCheckSeq(s, func(int) int { return 70000 }); err != nil {
 			t.Fatal(err)
 		}
-	case <-time.After(2 * time.Second):
+	case <-time.After(10 * time.Second):
 		t.Fatal("complete sequence not received")
 	}
 	if st := rx.Stats(); st.SequencesIn != 1 || st.Malformed != 0 {
