@@ -527,17 +527,25 @@ type SubscribeOptions struct {
 	// again after every re-subscription. Our server only (end-of-answers
 	// extension): a C server never triggers it.
 	OnSynced func(n int)
+	// OnRemoved, if set, runs with a registration answered before (the
+	// same Info) once the server no longer answers it: its linger ran
+	// out, it was replaced by one with other elements, or the cluster
+	// node holding it went. Our server only (removal notices, §7.13): STK
+	// itself tells nothing when a registration goes, so against a C server
+	// it never runs. The same Info may be answered again later.
+	OnRemoved func(Info)
 }
 
 // Subscription is an active subscription.
 type Subscription struct {
-	c        *Client
-	id       uint64
-	name     string
-	group    string
-	onAnswer func(Info)
-	onSynced func(int)
-	canceled atomic.Bool
+	c         *Client
+	id        uint64
+	name      string
+	group     string
+	onAnswer  func(Info)
+	onSynced  func(int)
+	onRemoved func(Info)
+	canceled  atomic.Bool
 }
 
 // Subscribe asks the server for every registration of name: first those
@@ -552,7 +560,7 @@ func (c *Client) Subscribe(name string, opts SubscribeOptions, onAnswer func(Inf
 	if err := checkQuery(name, opts.Group); err != nil {
 		return nil, err
 	}
-	s := &Subscription{c: c, name: name, group: opts.Group, onAnswer: onAnswer, onSynced: opts.OnSynced}
+	s := &Subscription{c: c, name: name, group: opts.Group, onAnswer: onAnswer, onSynced: opts.OnSynced, onRemoved: opts.OnRemoved}
 	c.mu.Lock()
 	if c.closed {
 		c.mu.Unlock()
@@ -630,7 +638,7 @@ func (c *Client) dispatch(q *seq.Sequence) {
 			r.once.Do(func() { close(r.acked) })
 		}
 	case *Query:
-		if a.typ != seq.TypeQuery || a.name != r.name {
+		if a.typ != seq.TypeQuery || a.name != r.name || a.removed {
 			return
 		}
 		if a.endOfAnswers {
@@ -653,6 +661,12 @@ func (c *Client) dispatch(q *seq.Sequence) {
 		}
 		var info Info
 		parseAnswer(q, &info)
+		if a.removed {
+			if r.onRemoved != nil {
+				r.onRemoved(info)
+			}
+			return
+		}
 		c.checkReachable(&info)
 		if r.onAnswer != nil {
 			r.onAnswer(info)

@@ -198,7 +198,8 @@
 // answer instead, invisibly to C peers:
 //
 //   - The client appends to every QUERY and SUBSCRIBE request one element
-//     of user type UTEndOfAnswers (0x9a3e0001) holding a u32 version, 1.
+//     of user type UTEndOfAnswers (0x9a3e0001) holding a u32 version, 2
+//     (1 asks for the marker only; 2 also for removal notices, below).
 //     A C server takes only NS_NAME, NS_GROUP_NAME and NS_REQUEST_ID from
 //     lookups and subscriptions (docs/protocol.md §7.13: those are all it
 //     stores or uses, and it checks no unknown element type), so
@@ -214,6 +215,21 @@
 //     expiration, as C does. ClientOptions.NoEndOfAnswers turns the element
 //     off.
 //
-// Registrations keep any element, so a UTEndOfAnswers element in a
-// registration is just meta-data.
+// # Removal notices (this implementation's)
+//
+// STK tells a subscriber of new registrations only; a registration that
+// goes is simply no longer answered. A subscription of version 2 is also
+// told when a registration it could have been answered goes (its linger
+// ran out, its registrant replaced it with other elements, the cluster
+// node holding it went): the server pushes the registration's answer with
+// one more element after NS_REQUEST_ID, UTRemoved (0x9a3e0003) = u32 1
+// (SubscribeOptions.OnRemoved). C clients and version-1 subscriptions get
+// none.
+//
+// The server drops elements of the reserved types 0x9a3e0001..0x9a3e000f
+// from registrations (and the client refuses to send them), so that no
+// registrant can make its answer pass for a marker or a notice; the client
+// recognizes a marker only by its shape (the end marker is exactly
+// [NS_NAME, UTEndOfAnswers, NS_REQUEST_ID], a notice ends with
+// [NS_REQUEST_ID, UTRemoved]).
 package namesvc

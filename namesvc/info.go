@@ -139,6 +139,7 @@ type answer struct {
 	name         string
 	endOfAnswers bool   // the marker of the end-of-answers extension
 	count        uint32 // the marker's answer count
+	removed      bool   // a removal notice: the registration answered went
 }
 
 // parseAnswer reads the fields a client matches on and, for a QUERY answer,
@@ -146,9 +147,22 @@ type answer struct {
 // are skipped rather than trusted: the request id is only taken from an
 // 8-byte NS_REQUEST_ID, and the last one wins, as it is the querier's (the
 // server appends it last, §7.4).
+//
+// The extension's markers are recognized by their shape, which only the
+// server makes: the end-of-answers marker is exactly [NS_NAME,
+// UTEndOfAnswers, NS_REQUEST_ID]; a removal notice ends with
+// [NS_REQUEST_ID, UTRemoved], the server appending both after the
+// registration's elements (which our server strips of the reserved types).
 func parseAnswer(s *seq.Sequence, info *Info) answer {
 	a := answer{typ: s.Type}
-	for _, e := range s.Elements {
+	es := s.Elements
+	if n := len(es); s.Type == seq.TypeQuery && n >= 2 && es[n-1].UserType == UTRemoved && es[n-2].UserType == seq.UTNSRequestID {
+		if _, ok := es[n-1].Uint32(); ok {
+			a.removed = true
+			es = es[:n-1]
+		}
+	}
+	for i, e := range es {
 		switch e.UserType {
 		case seq.UTNSRequestID:
 			if v, ok := e.Uint64(); ok {
@@ -157,7 +171,7 @@ func parseAnswer(s *seq.Sequence, info *Info) answer {
 		case seq.UTNSName:
 			a.name = e.CString()
 		case UTEndOfAnswers:
-			if v, ok := e.Uint32(); ok && s.Type == seq.TypeQuery {
+			if v, ok := e.Uint32(); ok && s.Type == seq.TypeQuery && len(es) == 3 && i == 1 {
 				a.endOfAnswers, a.count = true, v
 			}
 		}
@@ -166,7 +180,7 @@ func parseAnswer(s *seq.Sequence, info *Info) answer {
 		return a
 	}
 	*info = Info{Name: a.name}
-	for _, e := range s.Elements {
+	for _, e := range es {
 		switch e.UserType {
 		case seq.UTNSRequestID, seq.UTNSName:
 		case seq.UTNSGroupName:

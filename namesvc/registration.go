@@ -60,7 +60,7 @@ func (r *Registration) Info() Info {
 func newRegistration(req *request, s *seq.Sequence, from flow.Peer, now time.Time) *Registration {
 	n, size := 0, 0
 	for _, e := range s.Elements {
-		if e.UserType != seq.UTNSRequestID {
+		if keptInRegistration(e.UserType) {
 			n++
 			size += len(e.Data)
 		}
@@ -68,7 +68,7 @@ func newRegistration(req *request, s *seq.Sequence, from flow.Peer, now time.Tim
 	elems := make([]seq.Element, 0, n)
 	buf := make([]byte, 0, size)
 	for _, e := range s.Elements {
-		if e.UserType != seq.UTNSRequestID {
+		if keptInRegistration(e.UserType) {
 			start := len(buf)
 			if e.UserType == seq.UTNSLinger && req.lingerClamped {
 				buf = binary.LittleEndian.AppendUint32(buf, uint32(int32(req.linger/time.Second)))
@@ -88,6 +88,15 @@ func newRegistration(req *request, s *seq.Sequence, from flow.Peer, now time.Tim
 		Registered: now,
 		size:       size,
 	}
+}
+
+// keptInRegistration reports whether a registration keeps an element of user type t:
+// all but the request id, which is the registrant's, and this
+// implementation's reserved extension types, which a registrant could
+// otherwise use to forge an end-of-answers marker or a removal notice in
+// the answers others receive.
+func keptInRegistration(t uint64) bool {
+	return t != seq.UTNSRequestID && (t < firstReservedType || t > lastReservedType)
 }
 
 // sameElements reports whether a and b carry the same elements.
@@ -112,6 +121,19 @@ func answerSequence(r *Registration, id []byte) *seq.Sequence {
 	s := &seq.Sequence{ID: seq.IDNameRequest, Name: seq.NameNameRequest, Type: seq.TypeQuery,
 		Elements: make([]seq.Element, n, n+1)}
 	fillAnswer(s, r, id)
+	return s
+}
+
+// removalSequence returns the removal notice of r for a subscription of
+// request id id: r's answer with UTRemoved = u32 1 after NS_REQUEST_ID
+// (§7.13). Only the server appends after the request id, so no
+// registrant's elements can pass for a notice.
+func removalSequence(r *Registration, id []byte) *seq.Sequence {
+	n := len(r.Elements) + 2
+	s := &seq.Sequence{ID: seq.IDNameRequest, Name: seq.NameNameRequest, Type: seq.TypeQuery,
+		Elements: make([]seq.Element, 0, n)}
+	fillAnswer(s, r, id)
+	s.Add(UTRemoved, u32Bytes(1))
 	return s
 }
 

@@ -216,6 +216,7 @@ func (s *Server) ApplyRemote(changes []RemoteChange) int {
 				rp.remote.Delete(old)
 				delete(rp.byKey, c.Key)
 				n++
+				pushes = s.removalPushesLocked(old, pushes)
 			}
 			continue
 		}
@@ -235,6 +236,9 @@ func (s *Server) ApplyRemote(changes []RemoteChange) int {
 		if old != nil {
 			r.serial = old.serial
 			rp.remote.Put(r, func(o *Registration) bool { return o == old })
+			if !sameElements(old.Elements, r.Elements) {
+				pushes = s.removalPushesLocked(old, pushes)
+			}
 		} else {
 			if !s.store.HasGroup(r.Group) {
 				// Lookups of the group must find it. It counts in

@@ -57,6 +57,10 @@ type Server struct {
 
 	rep replicaState // replica.go: the export hand-off and other nodes' registrations
 
+	// removals holds the removal notices of registrations removed under
+	// the lock, sent once it is released (takeRemovalsLocked).
+	removals []delivery
+
 	stop chan struct{}
 	wg   sync.WaitGroup
 
@@ -114,6 +118,9 @@ type subscription struct {
 	sid   subID
 	idx   int    // position in its subList
 	id    []byte // request-id element data; nil if the request had none
+	// removals: the subscriber asked to be told when a registration
+	// goes (the removal notices of our extension; never for C clients).
+	removals bool
 	// pending is set while the subscribe handler sends the current
 	// answers; pushes for registrations made meanwhile wait in queued so
 	// that they follow those answers.
@@ -426,6 +433,9 @@ func (s *Server) register(from flow.Peer, req *request, q *seq.Sequence) {
 	own.regs[key] = r
 	s.version.Add(1)
 	s.exportLocked(r, false)
+	if old != nil && !sameElements(old.Elements, r.Elements) {
+		pushes = s.removalPushesLocked(old, pushes) // replaced by other elements: old's answer no longer holds
+	}
 	pushes = s.pushesLocked(key, r, pushes)
 	s.mu.Unlock()
 
@@ -519,6 +529,7 @@ func (s *Server) removeLocked(r *Registration) {
 	if s.store.Delete(r) {
 		s.unaccountLocked(r)
 		s.exportLocked(r, true)
+		s.removals = s.removalPushesLocked(r, s.removals)
 	}
 	s.detachLocked(r)
 	s.version.Add(1)
@@ -627,7 +638,7 @@ func (s *Server) subscribe(from flow.Peer, req *request) {
 	if old != nil {
 		s.dropSubLocked(old)
 	}
-	sub := &subscription{owner: own, key: key, sid: sid, id: id, pending: true}
+	sub := &subscription{owner: own, key: key, sid: sid, id: id, pending: true, removals: req.removals && id != nil}
 	s.addSubLocked(sub)
 	var current []*Registration
 	for _, r := range s.remoteGetLocked(s.store.Get(nil, key.group, key.name), key.group, key.name) {
@@ -728,6 +739,42 @@ func (s *Server) dropSubLocked(sub *subscription) {
 	s.version.Add(1)
 }
 
+// removalPushesLocked appends a removal notice for r, which is no longer
+// answered, to every subscription of its name that asked for notices
+// (§7.13); subscriptions still sending their first answers queue it.
+// s.mu is held.
+func (s *Server) removalPushesLocked(r *Registration, pushes []delivery) []delivery {
+	if l := s.subs[subKey{r.Group, r.Name}]; l != nil {
+		for _, sub := range l.subs {
+			if !sub.removals {
+				continue
+			}
+			a := removalSequence(r, sub.id)
+			if sub.pending {
+				sub.queued = append(sub.queued, a)
+				continue
+			}
+			pushes = append(pushes, delivery{sub.owner.peer, a})
+		}
+	}
+	return pushes
+}
+
+// takeRemovalsLocked returns the removal notices queued by removeLocked,
+// to be sent once s.mu is released.
+func (s *Server) takeRemovalsLocked() []delivery {
+	d := s.removals
+	s.removals = nil
+	return d
+}
+
+// sendAll sends each delivery, in order. s.mu is not held.
+func (s *Server) sendAll(ds []delivery) {
+	for _, d := range ds {
+		s.send(d.to, d.q)
+	}
+}
+
 func (s *Server) send(to flow.Peer, q *seq.Sequence) {
 	if err := to.Send(q); err != nil {
 		s.log.Debug("name-service reply not sent", "peer", to.RemoteAddr(), "err", err)
@@ -746,14 +793,17 @@ func (s *Server) Disconnect(p flow.Peer) {
 	}
 	now := s.now()
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	s.forgetAuthLocked(keyOf(p))
 	o := s.owners[keyOf(p)]
 	if o == nil {
+		s.mu.Unlock()
 		return
 	}
 	s.log.Debug("connection closed", "peer", p.RemoteAddr(), "lingering", len(o.regs), "subscriptions", len(o.subs))
 	s.dropOwnerLocked(o, now)
+	removals := s.takeRemovalsLocked()
+	s.mu.Unlock()
+	s.sendAll(removals)
 }
 
 // dropOwnerLocked ends o: its subscriptions go, its registrations linger.
@@ -803,7 +853,14 @@ func (s *Server) collectLoop() {
 // registrations it removed.
 func (s *Server) collect(now time.Time) int {
 	s.mu.Lock()
-	defer s.mu.Unlock()
+	n := s.collectLocked(now)
+	removals := s.takeRemovalsLocked()
+	s.mu.Unlock()
+	s.sendAll(removals)
+	return n
+}
+
+func (s *Server) collectLocked(now time.Time) int {
 	n := 0
 	for r := range s.expiring {
 		if !now.Before(r.expires) {

@@ -36,8 +36,26 @@ const (
 // answers sent before it.
 const UTEndOfAnswers uint64 = 0x9a3e0001
 
-// endOfAnswersVersion is the value our client puts in its request element.
-const endOfAnswersVersion = 1
+// UTRemoved is the element user type of a removal notice (see the package
+// documentation): the last element of a QUERY pushed to a subscription
+// that asked for notices, after NS_REQUEST_ID, holding u32 1. The
+// elements before it are those of the registration that went.
+const UTRemoved uint64 = 0x9a3e0003
+
+// Reserved extension types: a registration's elements of these types are
+// dropped by the server, so that no registrant can forge a marker.
+const (
+	firstReservedType uint64 = 0x9a3e0001
+	lastReservedType  uint64 = 0x9a3e000f
+)
+
+// Versions of the end-of-answers element of a QUERY or SUBSCRIBE request:
+// 1 asks for the end-of-answers marker; 2 also asks for removal notices on
+// a subscription. Our client sends 2.
+const (
+	endOfAnswersVersion = 2
+	removalsVersion     = 2
+)
 
 // ErrInvalidRequest is wrapped by every error about a malformed name
 // request: a wrong element size, a missing or over-long name, and so on.
@@ -57,6 +75,7 @@ type request struct {
 	idData       []byte // the NS_REQUEST_ID element data; nil if absent
 	linger       time.Duration
 	endOfAnswers bool // the client asked for the end-of-answers marker
+	removals     bool // and, for a subscription, for removal notices
 
 	// Registrations only: what the server's limits look at.
 	addrs     int     // NS_CONNECT_IPV4 elements
@@ -161,6 +180,9 @@ func parseRequest(s *seq.Sequence) (request, error) {
 		case UTEndOfAnswers:
 			// In a registration it is meta-data like any other element.
 			r.endOfAnswers = s.Type != seq.TypeRequest
+			if v, ok := e.Uint32(); ok && v >= removalsVersion {
+				r.removals = s.Type == seq.TypeSubscribe
+			}
 		}
 		if e.UserType < seq.UTNSName || e.UserType > seq.UTNSFTState {
 			r.metaBytes += len(e.Data)
@@ -332,6 +354,9 @@ func checkInfo(info *Info) error {
 			if len(m.Data) != sizeNSID {
 				return fmt.Errorf("namesvc: register %q: meta-data of user type 8 (NS_ID) must be 8 bytes", info.Name)
 			}
+		}
+		if !keptInRegistration(m.UserType) {
+			return fmt.Errorf("namesvc: register %q: meta-data of user type %#x: types %#x to %#x are reserved for this implementation's name-service extensions; use another", info.Name, m.UserType, firstReservedType, lastReservedType)
 		}
 	}
 	return nil
