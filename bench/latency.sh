@@ -8,7 +8,9 @@
 #     3 runs interleaved, the median of each figure per case;
 #   - oneway: a publisher process at 10k, 100k and 1M sequences/s paced by
 #     intended send times, latency = receiving Handler - intended time
-#     (coordinated omission accounted for), and whether the rate was held.
+#     (coordinated omission accounted for), and whether the rate was held;
+#     --pace spin,gosched,yield compares how the publisher waits (default
+#     yield: it gives the core to the subscriber and the flow's writer).
 # One summary line per case, a log-scale text histogram under it; --svg FILE
 # writes the percentile curves. With --load, two busy loops keep both cores
 # loaded during the runs. Every other flag goes to stkbench-latency

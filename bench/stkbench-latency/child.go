@@ -212,7 +212,7 @@ type pubStats struct {
 //
 // A publisher that cannot keep up would take ever longer to send count
 // sequences: it stops after giveUp (if set) and says so (GaveUp).
-func runPub(transport, to string, size int, rate float64, warmup, count int, giveUp, spin time.Duration) error {
+func runPub(transport, to string, size int, rate float64, warmup, count int, giveUp time.Duration, pace pacer) error {
 	var f sender
 	switch transport {
 	case "raw":
@@ -255,14 +255,7 @@ func runPub(transport, to string, size int, rate float64, warmup, count int, giv
 	}
 	var st pubStats
 	lateness := NewHist()
-	// The send loop keeps one thread, whose timer slack (how late the
-	// kernel may wake a sleeper to batch wake-ups, 50 µs by default) is
-	// made 1 ns, so that nanosleep returns close to when it was asked.
-	runtime.LockOSThread()
-	defer runtime.UnlockOSThread()
-	if _, _, errno := syscall.RawSyscall(syscall.SYS_PRCTL, prSetTimerSlack, 1, 0); errno != 0 {
-		slog.Warn("cannot lower the timer slack; sends may be up to 50 µs late", "err", errno)
-	}
+	defer pace.start()()
 	s, buf := newPayloadSeq(seqIDWarmup, size)
 	period := 1e9 / rate
 	var ms0, ms1 runtime.MemStats
@@ -274,7 +267,7 @@ func runPub(transport, to string, size int, rate float64, warmup, count int, giv
 			runtime.ReadMemStats(&ms0)
 		}
 		due := start + int64(float64(i)*period)
-		now := waitUntil(due, spin)
+		now := pace.until(due)
 		if giveUp > 0 && now-start > int64(giveUp) {
 			st.GaveUp = true
 			break
@@ -315,26 +308,96 @@ func runPub(transport, to string, size int, rate float64, warmup, count int, giv
 	return nil
 }
 
-const prSetTimerSlack = 29 // PR_SET_TIMERSLACK of prctl(2)
+// Pacing modes (--pace): how the publisher waits for a send's intended
+// time once it is closer than --spin.
+const (
+	// paceSpin: one locked thread spins without yielding (a Gosched on a
+	// locked thread is a thread switch, ~15 µs here). Precise, but on 2
+	// cores it keeps one busy, and the flow's writer and the subscriber
+	// share the other.
+	paceSpin = "spin"
+	// paceGosched: spins calling runtime.Gosched, not locked to a thread,
+	// so that the flow's writer goroutine runs on the publisher's own P
+	// between sends instead of waking another thread.
+	paceGosched = "gosched"
+	// paceYield: as paceGosched, and sched_yield(2) on every turn, so that
+	// another process waiting for this core (the subscriber) runs too.
+	paceYield = "yield"
+)
 
-// waitUntil returns at (or after) the unix-ns time due: it sleeps in
-// nanosleep(2) until spin before it, then spins. Not time.Sleep: the Go
+// pacer waits for intended send times: it sleeps in nanosleep(2) until
+// spin before one, then waits as its mode says. Not time.Sleep: the Go
 // runtime waits for timers in epoll with millisecond resolution, so a
 // sleep under 1 ms overshoots by about 1 ms; nanosleep overshoots by the
-// timer slack (lowered by runPub) and a wake-up. It returns the time it got to.
-func waitUntil(due int64, spin time.Duration) int64 {
+// timer slack (lowered to 1 ns) and a wake-up (~12 µs p50 here).
+type pacer struct {
+	mode string
+	spin time.Duration
+}
+
+func parsePace(mode string, spin time.Duration) (pacer, error) {
+	switch mode {
+	case paceSpin, paceGosched, paceYield:
+		return pacer{mode: mode, spin: spin}, nil
+	}
+	return pacer{}, fmt.Errorf("--pace %q: spin, gosched or yield", mode)
+}
+
+// start prepares the sending goroutine and returns what undoes it. spin
+// keeps one thread, whose timer slack (how late the kernel may wake a
+// sleeper to batch wake-ups, 50 µs by default) is made 1 ns once; the
+// other modes move between threads and lower it before each sleep.
+func (p pacer) start() (stop func()) {
+	if p.mode != paceSpin {
+		return func() {}
+	}
+	runtime.LockOSThread()
+	lowerTimerSlack()
+	return runtime.UnlockOSThread
+}
+
+var slackWarned bool
+
+// lowerTimerSlack makes this thread's timer slack 1 ns, so that nanosleep
+// returns close to when it was asked.
+func lowerTimerSlack() {
+	if _, _, errno := syscall.RawSyscall(syscall.SYS_PRCTL, prSetTimerSlack, 1, 0); errno != 0 && !slackWarned {
+		slackWarned = true
+		slog.Warn("cannot lower the timer slack; sends may be up to 50 µs late", "err", errno)
+	}
+}
+
+const prSetTimerSlack = 29 // PR_SET_TIMERSLACK of prctl(2)
+
+// until returns at (or after) the unix-ns time due, and the time it got to.
+func (p pacer) until(due int64) int64 {
+	// spin sleeps only when the sleep is worth its ~20 µs overshoot; the
+	// yielding modes sleep whenever due is further than spin.
+	minSleep := int64(p.spin)
+	if p.mode == paceSpin {
+		minSleep += int64(20 * time.Microsecond)
+	}
 	for {
 		now := time.Now().UnixNano()
 		d := due - now
 		switch {
 		case d <= 0:
 			return now
-		case d > int64(spin)+int64(20*time.Microsecond):
-			ts := syscall.NsecToTimespec(d - int64(spin))
+		case d > minSleep:
+			if p.mode != paceSpin {
+				lowerTimerSlack() // whichever thread this is
+			}
+			ts := syscall.NsecToTimespec(d - int64(p.spin))
 			syscall.Nanosleep(&ts, nil)
+			continue
 		}
-		// Else spin: no Gosched, which on a locked thread costs a thread
-		// switch (~20 µs); the flow's writer runs on the other P.
+		switch p.mode {
+		case paceGosched:
+			runtime.Gosched()
+		case paceYield:
+			runtime.Gosched()
+			syscall.Syscall(syscall.SYS_SCHED_YIELD, 0, 0, 0)
+		}
 	}
 }
 

@@ -12,11 +12,13 @@
 //     ping-pong reads and writes in one goroutine); --runs runs of each,
 //     interleaved, with the median of each figure as the case's line;
 //   - oneway: a publisher child sends at a fixed rate, each sequence at its
-//     intended time start + i/rate (a sleep then spin wait, never bursts),
-//     carrying that time; this process subscribes and records now -
-//     intended for each, so that a publisher or a flow that falls behind
-//     shows as latency (coordinated omission accounted for), and reports
-//     whether the rate was held.
+//     intended time start + i/rate (a sleep, then a wait that --pace
+//     chooses: spin, gosched or yield; never bursts), carrying that time;
+//     this process subscribes and records now - intended for each, so that
+//     a publisher or a flow that falls behind shows as latency
+//     (coordinated omission accounted for), and reports whether the rate
+//     was held; --runs runs of each transport and pacing, interleaved,
+//     medians as for rtt.
 //
 // Publisher, echo and subscriber are separate processes (this program
 // re-executed with --role), so the figures include real scheduling
@@ -66,7 +68,8 @@ func main() {
 	rate := fs.Float64("rate", 0, "internal: the publisher's rate")
 	pubCount := fs.Int("count-pub", 0, "internal")
 	pubWarm := fs.Int("warmup-count", 0, "internal: sequences the publisher sends before the measured ones")
-	spin := fs.Duration("spin", 50*time.Microsecond, "the one-way publisher sleeps until this long before a send is due, then spins")
+	spin := fs.Duration("spin", 50*time.Microsecond, "the one-way publisher sleeps until this long before a send is due, then waits as --pace says")
+	paceMode := fs.String("pace", paceYield, "how the one-way publisher waits the last --spin before a send: spin (a locked thread, never yields), gosched (runtime.Gosched: the flow's writer may run on its P), yield (gosched and sched_yield(2): other processes too); comma-separated: each case with each")
 	giveUp := fs.Duration("give-up", 0, "internal: the publisher stops sending this long after it started")
 	to := fs.String("to", "", "internal: the UDP publisher's destination")
 	for _, n := range []string{"role", "transport", "rate", "count-pub", "warmup-count", "give-up", "to"} {
@@ -89,7 +92,9 @@ func main() {
 		exitOn(runEcho(*transport, *size))
 		return
 	case "pub":
-		exitOn(runPub(*transport, *to, *size, *rate, *pubWarm, *pubCount, *giveUp, *spin))
+		pace, err := parsePace(*paceMode, *spin)
+		exitOn(err)
+		exitOn(runPub(*transport, *to, *size, *rate, *pubWarm, *pubCount, *giveUp, pace))
 		return
 	default:
 		exitOn(fmt.Errorf("unknown --role %q", *role))
@@ -114,22 +119,17 @@ func main() {
 		case "oneway":
 			rs, err := parseRates(*rates)
 			exitOn(err)
+			paces := split(*paceMode)
+			for _, p := range paces {
+				_, err := parsePace(p, *spin)
+				exitOn(err)
+			}
 			for _, r := range rs {
-				for _, t := range split(*owTransports) {
-					h := NewHist()
-					res, err := runOneway(ctx, t, onewayConfig{size: *size, rate: r, dur: *owFor,
-						warmup: 500 * time.Millisecond, maxTime: *maxTime, spin: *spin}, h)
-					if err != nil {
-						fmt.Printf("oneway %s %dB rate=%s failed: %v\n", t, *size, fmtRate(r), err)
-						failed++
-						continue
-					}
-					fmt.Println(summary(res.kind, res.transport, res.size, res.note, []result{res}))
-					if *hist {
-						h.WriteText(os.Stdout, "    ")
-					}
-					all = append(all, curve{label: fmt.Sprintf("oneway %s %s/s", t, fmtRate(r)), panel: 1, h: h})
-				}
+				cfg := onewayConfig{size: *size, rate: r, dur: *owFor, warmup: 500 * time.Millisecond,
+					maxTime: *maxTime, spin: *spin}
+				curves, n := onewayCases(ctx, split(*owTransports), paces, cfg, *runs, *hist)
+				failed += n
+				all = append(all, curves...)
 			}
 		default:
 			exitOn(fmt.Errorf("unknown case %q: rtt or oneway", c))
@@ -180,6 +180,59 @@ func rttCases(ctx context.Context, transports []string, cfg rttConfig, runs int,
 		curves = append(curves, curve{label: "rtt " + name, panel: 0, h: all})
 	}
 	return curves, nil
+}
+
+// onewayCases runs every transport with every pacing mode runs times at
+// one rate, interleaved, printing each run and then the medians; it returns
+// the curves and how many runs failed.
+func onewayCases(ctx context.Context, transports, paces []string, cfg onewayConfig, runs int, hist bool) ([]curve, int) {
+	type key struct{ t, p string }
+	res := map[key][]result{}
+	failed := 0
+	for run := 1; run <= runs; run++ {
+		for _, t := range transports {
+			for _, p := range paces {
+				c := cfg
+				c.pace = p
+				r, err := runOneway(ctx, t, c, NewHist())
+				if err != nil {
+					fmt.Printf("oneway %s %dB rate=%s pace=%s run %d failed: %v\n", t, cfg.size, fmtRate(cfg.rate), p, run, err)
+					failed++
+					continue
+				}
+				fmt.Printf("#   run %d: %s\n", run, summary(r.kind, r.transport, r.size, r.note, []result{r}))
+				res[key{t, p}] = append(res[key{t, p}], r)
+			}
+		}
+	}
+	var curves []curve
+	for _, t := range transports {
+		for _, p := range paces {
+			rs := res[key{t, p}]
+			if len(rs) == 0 {
+				continue
+			}
+			held := 0
+			for _, r := range rs {
+				if r.held {
+					held++
+				}
+			}
+			m := rs[0]
+			m.prefix = fmt.Sprintf("rate=%s pace=%s held=%d/%d", fmtRate(cfg.rate), p, held, len(rs))
+			line := summary(m.kind, m.transport, m.size, fmt.Sprintf("(median of %d runs)", len(rs)), append([]result{m}, rs[1:]...))
+			fmt.Println(line)
+			all := NewHist()
+			for _, r := range rs {
+				all.Merge(r.h)
+			}
+			if hist {
+				all.WriteText(os.Stdout, "    ")
+			}
+			curves = append(curves, curve{label: fmt.Sprintf("oneway %s %s/s %s", t, fmtRate(cfg.rate), p), panel: 1, h: all})
+		}
+	}
+	return curves, failed
 }
 
 // summary formats a case's line; with several runs each figure is the

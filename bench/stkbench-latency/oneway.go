@@ -23,6 +23,7 @@ type onewayConfig struct {
 	warmup  time.Duration // sent at the same rate first, not recorded
 	maxTime time.Duration
 	spin    time.Duration // the publisher's spin before each send (--spin)
+	pace    string        // how it waits then (--pace)
 }
 
 // runOneway runs a publisher child at cfg.rate and subscribes to it in this
@@ -53,7 +54,7 @@ func runOneway(ctx context.Context, transport string, cfg onewayConfig, h *Hist)
 		"--rate", fmt.Sprint(cfg.rate), "--count-pub", fmt.Sprint(count), "--warmup-count", fmt.Sprint(warmup),
 		// A publisher that cannot hold the rate stops at 3 times the time it
 		// should take (the figures say by how much it fell behind).
-		"--give-up", (3*(cfg.warmup+cfg.dur) + 2*time.Second).String(), "--spin", cfg.spin.String()}
+		"--give-up", (3*(cfg.warmup+cfg.dur) + 2*time.Second).String(), "--spin", cfg.spin.String(), "--pace", cfg.pace}
 	var sub interface{ Close() error }
 	var c *child
 	var err error
@@ -153,11 +154,12 @@ func runOneway(ctx context.Context, transport string, cfg onewayConfig, h *Hist)
 	if got < ps.Sent {
 		r.lost = ps.Sent - got
 	}
+	r.held = ps.Achieved >= 0.99*cfg.rate && float64(ps.Late) <= 0.001*float64(ps.Sent)
 	held := "yes"
-	if ps.Achieved < 0.99*cfg.rate || float64(ps.Late) > 0.001*float64(ps.Sent) {
+	if !r.held {
 		held = "no"
 	}
-	r.prefix = fmt.Sprintf("rate=%s held=%s", fmtRate(cfg.rate), held)
+	r.prefix = fmt.Sprintf("rate=%s pace=%s held=%s", fmtRate(cfg.rate), cfg.pace, held)
 	r.note = fmt.Sprintf("achieved=%.0f/s late>1ms=%d send_late:p50=%s,p99=%s,p999=%s,max=%s", ps.Achieved, ps.Late,
 		fmtDur(ps.SendP50), fmtDur(ps.SendP99), fmtDur(ps.SendP999), fmtDur(ps.MaxLateNS))
 	if ps.GaveUp {

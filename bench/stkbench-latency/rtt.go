@@ -25,6 +25,7 @@ type result struct {
 	elapsed         time.Duration
 	prefix, note    string // one-way: rate and held first, then achieved rate, lateness...
 	load            string // /proc/loadavg at the end: how busy the machine was
+	held            bool   // one-way: the publisher held the rate
 }
 
 // rttConfig bounds a round-trip case.
