@@ -174,7 +174,7 @@ func NewMonitor(cfg MonitorConfig) (*Monitor, error) {
 	case cfg.NameServer != nil:
 		m.ns = cfg.NameServer
 	case cfg.NameServerAddr != "":
-		c, err := namesvc.Dial(cfg.NameServerAddr, namesvc.ClientOptions{Logger: cfg.Logger})
+		c, err := namesvc.Dial(cfg.NameServerAddr, namesvc.ClientOptions{Logger: cfg.Logger, TLS: cfg.NameServerTLS})
 		if err != nil {
 			m.cancel()
 			return nil, fmt.Errorf("smartbeat: monitor: %w", err)

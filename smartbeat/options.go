@@ -1,6 +1,7 @@
 package smartbeat
 
 import (
+	"crypto/tls"
 	"log/slog"
 	"time"
 
@@ -231,6 +232,12 @@ type MonitorConfig struct {
 	// closed by Close); when both are empty, the monitor registers nothing.
 	NameServer     *namesvc.Client
 	NameServerAddr string
+	// NameServerTLS configures the client dialled for a "tls:ip:port"
+	// NameServerAddr: the CAs to trust and, for a name server asking for
+	// mutual TLS, the client certificate (flow.NewClientTLS builds it from
+	// files). nil: the system's roots, no certificate. Other addresses
+	// ignore it.
+	NameServerTLS *tls.Config
 	// Linger is the linger of the registration; default
 	// DefaultMonitorLinger (300 s, stkhttpd's -L).
 	Linger time.Duration

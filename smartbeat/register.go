@@ -2,6 +2,7 @@ package smartbeat
 
 import (
 	"context"
+	"fmt"
 	"time"
 
 	"github.com/stk-go/stk/namesvc"
@@ -59,6 +60,12 @@ func (m *Monitor) registerLoop() {
 		cancel()
 		if m.ctx.Err() != nil {
 			return
+		}
+		if derr := m.ns.DialError(); err != nil && derr != nil && !m.ns.Connected() {
+			// A timeout alone does not say why; a refused TLS handshake
+			// (a certificate the name server does not trust) or a name
+			// server that is not there does.
+			err = fmt.Errorf("%w (not connected to the name server; last connection attempt: %v)", err, derr)
 		}
 		m.mu.Lock()
 		m.stats.Registered = err == nil

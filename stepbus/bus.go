@@ -1,6 +1,7 @@
 package stepbus
 
 import (
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -73,9 +74,13 @@ type Config struct {
 	FlushInterval time.Duration
 
 	// NameServer is the name server the feed registers with and the
-	// follower subscribes to, "[tcp|udp:]ip[:port]" as namesvc.Dial takes
+	// follower subscribes to, "[tcp|udp|tls:]ip[:port]" as namesvc.Dial takes
 	// it. "" leaves the feed unregistered and makes Follow fail.
 	NameServer string
+	// NameServerTLS configures the connection to a "tls:ip:port"
+	// NameServer (stk.Options.TLS): the CAs to trust and, for mutual TLS,
+	// the client certificate. Other addresses ignore it.
+	NameServerTLS *tls.Config
 	// FeedName is the name the feed registers. Default DefaultFeedName.
 	FeedName string
 	// FeedLinger is the linger of the feed's registration. Default
@@ -430,7 +435,7 @@ func (b *Bus) names() (*stk.Env, error) {
 			b.nsErr = errors.New("stepbus: no name server configured")
 			return
 		}
-		b.ns, b.nsErr = stk.Connect(b.cfg.NameServer, stk.Options{Logger: b.log.With("component", "steps names")})
+		b.ns, b.nsErr = stk.Connect(b.cfg.NameServer, stk.Options{Logger: b.log.With("component", "steps names"), TLS: b.cfg.NameServerTLS})
 		if b.nsErr != nil {
 			b.nsErr = fmt.Errorf("stepbus: %w", b.nsErr)
 		}

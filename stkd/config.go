@@ -271,7 +271,7 @@ func applyHttpdLine(c *config, args []string, o origins, where string) error {
 	}
 	if fs.Changed("name-server") {
 		if _, err := flow.ParseAddress(*ns); err != nil || *ns == "" {
-			bad("R", *ns, fmt.Errorf("want [tcp|udp:]ip[:port]: %v", err))
+			bad("R", *ns, fmt.Errorf("want [tcp|udp|tls:]ip[:port]: %v", err))
 		} else {
 			c.nameServer = *ns
 			origin("name-server", "R")

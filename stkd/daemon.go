@@ -73,7 +73,12 @@ func start(c config, log *slog.Logger) (d *daemon, err error) {
 	if err := cli.UseToken(c.tokenFile); err != nil { // for the monitor's and the STEP bus's clients
 		return nil, err
 	}
-	tlsCfg, err := c.tls.serverConfig(c.http, log.With("component", "tls"))
+	nsTLS, err := c.clientTLS() // for a tls: --name-server
+	if err != nil {
+		return nil, err
+	}
+	_, remoteNS := c.remoteNameServer()
+	tlsCfg, err := c.tls.serverConfig(c.http, remoteNS && nsTLS != nil, log.With("component", "tls"))
 	if err != nil {
 		return nil, err
 	}
@@ -112,7 +117,7 @@ func start(c config, log *slog.Logger) (d *daemon, err error) {
 			ns = "tcp:" + d.namesTCP // register with our own name server
 		}
 		d.monitor, err = smartbeat.NewMonitor(smartbeat.MonitorConfig{
-			Name: c.monName, Linger: c.monLinger, NameServerAddr: ns, AdvertiseHost: c.advertise,
+			Name: c.monName, Linger: c.monLinger, NameServerAddr: ns, NameServerTLS: nsTLS, AdvertiseHost: c.advertise,
 			Logger: log.With("component", "monitor"), Flow: c.limits.monFlow,
 			MaxRecords: c.limits.monRecords, MaxRecordsPerSource: c.limits.monPerSource, MaxHistory: c.limits.monMaxHistory,
 		})
@@ -137,7 +142,7 @@ func start(c config, log *slog.Logger) (d *daemon, err error) {
 		return nil, err
 	}
 	if c.steps {
-		if err := d.startSteps(c, log.With("component", "steps")); err != nil {
+		if err := d.startSteps(c, nsTLS, log.With("component", "steps")); err != nil {
 			return nil, err
 		}
 	}

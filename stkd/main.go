@@ -140,7 +140,7 @@ func parseArgs(args []string, stdout io.Writer) (*config, error) {
 	fs.StringVar(&f.monMcast, "monitor-multicast", "", "also receive monitoring on this multicast group:port, e.g. 224.10.10.20:20001")
 	fs.StringVar(&f.monName, "monitor-name", f.monName, "name the monitor registers its addresses under (clients use -m lookup:NAME)")
 	fs.DurationVar(&f.monLinger, "monitor-linger", f.monLinger, "linger of the monitor's name registration")
-	fs.StringVar(&f.nameServer, "name-server", f.nameServer, "name server the monitor and the STEP bus use when stkd runs none itself, [tcp|udp:]ip[:port]")
+	fs.StringVar(&f.nameServer, "name-server", f.nameServer, "name server the monitor and the STEP bus use when stkd runs none itself, [tcp|udp|tls:]ip[:port]; a tls: one is dialled with --tls-ca and, when it asks for a client certificate, --tls-cert and --tls-key ($STK_TLS_CA, $STK_TLS_CERT, $STK_TLS_KEY by default)")
 	fs.StringVar(&f.advertise, "advertise", "", "IP registered for the monitor and the STEP feed when they listen on 0.0.0.0: the address other hosts reach this host at (default: the address of the interface toward the name server, else the host's primary address)")
 	fs.StringVar(&f.http, "http", f.http, "HTTP status UI address, ip:port (\"\" turns it off)")
 	addHTTPFlags(fs, &f)

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"crypto/tls"
 	"fmt"
 	"log/slog"
 	"os"
@@ -13,9 +14,10 @@ import (
 
 // startSteps starts the STEP bus: the history, the archive if c names a
 // directory, the feed flow registered with the name server, and the
-// follower of the publishers' directory name.
-// Its numbers were checked by validate.
-func (d *daemon) startSteps(c config, log *slog.Logger) error {
+// follower of the publishers' directory name, over nsTLS when
+// --name-server is a tls: one (clientTLS). Its numbers were checked by
+// validate.
+func (d *daemon) startSteps(c config, nsTLS *tls.Config, log *slog.Logger) error {
 	archive, err := expandHome(c.stepsArchive)
 	if err != nil {
 		return fmt.Errorf("--steps-archive %q: %w", c.stepsArchive, err)
@@ -35,6 +37,7 @@ func (d *daemon) startSteps(c config, log *slog.Logger) error {
 		ArchiveMaxAge:   c.stepsArchiveMaxAge,
 		ArchiveKeep:     c.stepsArchiveKeep,
 		NameServer:      ns,
+		NameServerTLS:   nsTLS,
 		FeedName:        c.stepsFeedName,
 		AdvertiseHost:   c.advertise,
 		Directory:       c.stepsDirectory,

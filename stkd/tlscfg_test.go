@@ -125,7 +125,8 @@ func TestTLSCfgLinesShipped(t *testing.T) {
 	}
 	dir := filepath.Dir(path)
 	if c.tls.names != "127.0.0.1:20012" || c.tls.monitor != "127.0.0.1:20013" || c.tls.cert != filepath.Join(dir, "stkd.pem") ||
-		c.tls.key != filepath.Join(dir, "stkd.key") || c.tls.clientCA != filepath.Join(dir, "clients-ca.pem") {
+		c.tls.key != filepath.Join(dir, "stkd.key") || c.tls.clientCA != filepath.Join(dir, "clients-ca.pem") ||
+		c.tls.ca != filepath.Join(dir, "names-ca.pem") {
 		t.Errorf("settings from the shipped lines: %+v", c.tls)
 	}
 }

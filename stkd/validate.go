@@ -92,7 +92,7 @@ func validate(c config, o origins) error {
 	}
 	if !c.names && c.nameServer != "" {
 		if _, err := flow.ParseAddress(c.nameServer); err != nil {
-			bad("name-server", c.nameServer, fmt.Errorf("want [tcp|udp:]ip[:port]: %w", err))
+			bad("name-server", c.nameServer, fmt.Errorf("want [tcp|udp|tls:]ip[:port]: %w", err))
 		}
 	}
 	if c.http != "" {
