@@ -93,6 +93,9 @@ func DialTCP(addr string, opts Options) (*TCPClient, error) {
 
 // DialError returns why the last connection attempt failed (refused,
 // timed out, TLS handshake failed), or nil once a connection succeeded.
+// Over TLS a connection has succeeded once the server sent something: under
+// TLS 1.3 the server refuses a client certificate after the client's side
+// of the handshake is done, so until then the last refusal still stands.
 func (c *TCPClient) DialError() error {
 	if p := c.dialErr.Load(); p != nil {
 		return *p
@@ -214,7 +217,9 @@ func (c *TCPClient) run() {
 		}
 		conn, err := c.dial()
 		if err == nil {
-			c.dialErr.Store(nil)
+			if c.tlsCfg == nil {
+				c.dialErr.Store(nil)
+			} // else once the server sends something (readLoop): until then a TLS 1.3 refusal may still come
 			clean, serr := c.serve(conn)
 			if clean || c.closed.Load() {
 				return
@@ -379,6 +384,9 @@ func (c *TCPClient) readLoop(conn net.Conn, p *clientPeer) error {
 				c.log.Debug("server disconnected in the middle of a frame", "bytes", w-r, "err", err)
 			}
 			return err
+		}
+		if c.tlsCfg != nil && c.dialErr.Load() != nil {
+			c.dialErr.Store(nil) // the server took this certificate
 		}
 		w += n
 		c.ctr.bytesIn.Add(uint64(n))

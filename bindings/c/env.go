@@ -201,12 +201,12 @@ func stkgo_env_create(o *C.stk_options, envToken, envCA, envCert, envKey *C.char
 func whyNotConnected(c *namesvc.Client) string {
 	derr := c.DialError()
 	switch {
-	case c.Connected() || derr == nil:
-		return "is stkd running?"
-	case strings.HasPrefix(derr.Error(), "TLS handshake"): // flow's handshake errors
+	case derr != nil && strings.HasPrefix(derr.Error(), "TLS handshake"): // flow's handshake errors; may be connected again, awaiting the next refusal (TLS 1.3)
 		return fmt.Sprintf("last connection attempt: %v; check that tls_ca_file ($%s) holds the CA of the server's certificate, "+
 			"and that tls_cert_file and tls_key_file ($%s, $%s) are a certificate the server trusts (stkd --tls-client-ca)",
 			derr, cli.TLSCAEnv, cli.TLSCertEnv, cli.TLSKeyEnv)
+	case c.Connected() || derr == nil:
+		return "is stkd running?"
 	}
 	return fmt.Sprintf("last connection attempt: %v; is stkd running?", derr)
 }

@@ -143,7 +143,7 @@ func WarnIfPlain(log *slog.Logger, flag string, a flow.Address) {
 // (WhyNotConnected). err is returned as it is when the client is
 // connected.
 func NotConnected(names *namesvc.Client, addr string, err error) error {
-	if err == nil || names == nil || names.Connected() {
+	if err == nil || names == nil || connectedForGood(names) {
 		return err
 	}
 	return fmt.Errorf("%w; %s", err, WhyNotConnected(names, addr))
@@ -169,7 +169,7 @@ func WhyNotConnected(names *namesvc.Client, addr string) string {
 // client is connected or has not failed yet. For errors that already say
 // NamesHint (package stk's).
 func LastAttempt(names *namesvc.Client, addr string) string {
-	if names == nil || names.Connected() {
+	if names == nil || connectedForGood(names) {
 		return ""
 	}
 	derr := names.DialError()
@@ -180,6 +180,14 @@ func LastAttempt(names *namesvc.Client, addr string) string {
 		return fmt.Sprintf("last connection attempt: %v; %s", derr, TLSHint)
 	}
 	return fmt.Sprintf("last connection attempt: %v", derr)
+}
+
+// connectedForGood reports whether names is connected and its server has
+// not refused its TLS handshake: under TLS 1.3 a client whose certificate
+// the server refuses is connected for a moment after each handshake, until
+// the refusal arrives, and its last refusal is what explains a timeout.
+func connectedForGood(names *namesvc.Client) bool {
+	return names.Connected() && !isHandshake(names.DialError())
 }
 
 // isHandshake reports whether err is one of flow's TLS handshake errors.
