@@ -29,7 +29,7 @@ func allocPaths() []*allocPath {
 			for range clients {
 				waitConnected(t, dial(t, srv.LocalAddr().String(), Options{Handler: h}))
 			}
-			testutil.WaitFor(t, 5*time.Second, "connections", func() bool { return srv.Conns() == clients })
+			testutil.WaitFor(t, 10*time.Second, "connections", func() bool { return srv.Conns() == clients })
 			return func() error { return srv.Send(s) }
 		}
 	}

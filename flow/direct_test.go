@@ -37,7 +37,7 @@ func TestTCPIdleSendsDirectlyBusyBatches(t *testing.T) {
 		echoes <- checkSeq(t, s, 16)
 	}})
 	waitConnected(t, c)
-	testutil.WaitFor(t, 5*time.Second, "connection", func() bool { return srv.Conns() == 1 })
+	testutil.WaitFor(t, 10*time.Second, "connection", func() bool { return srv.Conns() == 1 })
 
 	// Ping-pong: one outstanding, a pause between.
 	const pings = 50
@@ -50,7 +50,7 @@ func TestTCPIdleSendsDirectlyBusyBatches(t *testing.T) {
 			if got != i {
 				t.Fatalf("echo %d, want %d", got, i)
 			}
-		case <-time.After(5 * time.Second):
+		case <-time.After(10 * time.Second):
 			t.Fatalf("no echo of %d", i)
 		}
 		time.Sleep(2 * directGap) // idle again

@@ -35,7 +35,7 @@ func TestTCPServerConnectionLimits(t *testing.T) {
 		}
 		held = append(held, c)
 	}
-	testutil.WaitFor(t, 5*time.Second, "2 connections", func() bool { return srv.Conns() == 2 })
+	testutil.WaitFor(t, 10*time.Second, "2 connections", func() bool { return srv.Conns() == 2 })
 	c, err := net.Dial("tcp", addr.String())
 	if err != nil {
 		t.Fatal(err)
@@ -51,7 +51,7 @@ func TestTCPServerConnectionLimits(t *testing.T) {
 		t.Fatal(err)
 	}
 	held = append(held, c2)
-	testutil.WaitFor(t, 5*time.Second, "3 connections", func() bool { return srv.Conns() == 3 })
+	testutil.WaitFor(t, 10*time.Second, "3 connections", func() bool { return srv.Conns() == 3 })
 	d3 := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.IPv4(127, 0, 0, 3)}}
 	c3, err := d3.Dial("tcp", addr.String())
 	if err != nil {
@@ -68,14 +68,14 @@ func TestTCPServerConnectionLimits(t *testing.T) {
 	for _, c := range held {
 		c.Close()
 	}
-	testutil.WaitFor(t, 5*time.Second, "no connection", func() bool { return srv.Conns() == 0 })
+	testutil.WaitFor(t, 10*time.Second, "no connection", func() bool { return srv.Conns() == 0 })
 	cl := dial(t, addr.String(), Options{})
 	if err := cl.Send(seq.New(1, "x", seq.TypeData)); err != nil {
 		t.Fatal(err)
 	}
 	select {
 	case <-got:
-	case <-time.After(5 * time.Second):
+	case <-time.After(10 * time.Second):
 		t.Fatal("a connection after the others closed was not served")
 	}
 }

@@ -196,7 +196,7 @@ func TestTCPSplitWritesOverSockets(t *testing.T) {
 	close(cuts)
 	wg.Wait()
 	want := int64(3 * (len(stream) - 1))
-	testutil.WaitFor(t, 5*time.Second, "all sequences", func() bool { return cnt.n.Load() == want })
+	testutil.WaitFor(t, 10*time.Second, "all sequences", func() bool { return cnt.n.Load() == want })
 }
 
 func TestTCPOneServerEightClients(t *testing.T) {
@@ -212,7 +212,7 @@ func TestTCPOneServerEightClients(t *testing.T) {
 		waitConnected(t, c)
 		clients = append(clients, c)
 	}
-	testutil.WaitFor(t, 5*time.Second, "8 connections", func() bool { return srv.Conns() == 8 })
+	testutil.WaitFor(t, 10*time.Second, "8 connections", func() bool { return srv.Conns() == 8 })
 	for i := range n {
 		if err := srv.Send(testSeq(uint64(i), size)); err != nil {
 			t.Fatal(err)
@@ -249,7 +249,7 @@ func TestTCPClientToServerAndReply(t *testing.T) {
 		if s != "reply:hello" {
 			t.Fatalf("got %q", s)
 		}
-	case <-time.After(5 * time.Second):
+	case <-time.After(10 * time.Second):
 		t.Fatal("no reply")
 	}
 }
@@ -264,7 +264,7 @@ func TestTCPLargeSequence(t *testing.T) {
 			bytes.Equal(s.Elements[0].Data, testSeq(5, size).Elements[0].Data)
 	}})
 	waitConnected(t, c)
-	testutil.WaitFor(t, 5*time.Second, "connection", func() bool { return srv.Conns() == 1 })
+	testutil.WaitFor(t, 10*time.Second, "connection", func() bool { return srv.Conns() == 1 })
 	if err := srv.Send(testSeq(5, size)); err != nil {
 		t.Fatal(err)
 	}
@@ -300,7 +300,7 @@ func TestTCPOversizedFrameClosesOnlyThatConnection(t *testing.T) {
 	for i := range 10 {
 		good.Send(testSeq(uint64(i), 10))
 	}
-	testutil.WaitFor(t, 5*time.Second, "the good client's sequences", func() bool { return cnt.n.Load() == 10 })
+	testutil.WaitFor(t, 10*time.Second, "the good client's sequences", func() bool { return cnt.n.Load() == 10 })
 	if srv.Stats().Malformed != 1 {
 		t.Fatalf("malformed = %d, want 1", srv.Stats().Malformed)
 	}
@@ -318,17 +318,17 @@ func TestTCPPeerDisconnectsMidFrame(t *testing.T) {
 	}
 	conn.Write(frame)
 	conn.Write(frame[:500]) // the second frame stops half way
-	testutil.WaitFor(t, 5*time.Second, "the whole frame", func() bool { return cnt.n.Load() == 1 })
+	testutil.WaitFor(t, 10*time.Second, "the whole frame", func() bool { return cnt.n.Load() == 1 })
 	conn.Close()
 	select {
 	case <-closed:
-	case <-time.After(5 * time.Second):
+	case <-time.After(10 * time.Second):
 		t.Fatal("no disconnect reported")
 	}
 	// The server keeps serving.
 	c := dial(t, srv.LocalAddr().String(), Options{})
 	c.Send(testSeq(0, 1000)) // a new peer starts its own count at 0
-	testutil.WaitFor(t, 5*time.Second, "a later client's sequence", func() bool { return cnt.n.Load() == 2 })
+	testutil.WaitFor(t, 10*time.Second, "a later client's sequence", func() bool { return cnt.n.Load() == 2 })
 }
 
 func TestTCPSlowSubscriber(t *testing.T) {
@@ -351,7 +351,7 @@ func TestTCPSlowSubscriber(t *testing.T) {
 			}
 			defer stuck.Close()
 			stuck.(*net.TCPConn).SetReadBuffer(16 << 10)
-			testutil.WaitFor(t, 5*time.Second, "3 connections", func() bool { return srv.Conns() == 3 })
+			testutil.WaitFor(t, 10*time.Second, "3 connections", func() bool { return srv.Conns() == 3 })
 
 			const n = 20000 // 20 MB: far beyond the stuck peer's queue and socket buffers
 			for i := range n {
@@ -371,7 +371,7 @@ func TestTCPSlowSubscriber(t *testing.T) {
 				if st.SlowConsumers != 1 {
 					t.Fatalf("stats %+v: want one slow consumer disconnected", st)
 				}
-				testutil.WaitFor(t, 5*time.Second, "the stuck peer's disconnection", func() bool { return srv.Conns() == 2 })
+				testutil.WaitFor(t, 10*time.Second, "the stuck peer's disconnection", func() bool { return srv.Conns() == 2 })
 			case Drop:
 				if st.SlowConsumers != 0 || srv.Conns() != 3 {
 					t.Fatalf("stats %+v, %d conns: policy drop must keep the peer", st, srv.Conns())
@@ -391,13 +391,13 @@ func TestTCPClientReconnectsAfterServerRestart(t *testing.T) {
 		OnConnect: func(Peer) { connects.Add(1) }})
 	waitConnected(t, c)
 	c.Send(testSeq(0, 10))
-	testutil.WaitFor(t, 5*time.Second, "first sequence", func() bool { return cnt.n.Load() == 1 })
+	testutil.WaitFor(t, 10*time.Second, "first sequence", func() bool { return cnt.n.Load() == 1 })
 	srv.Close()
-	testutil.WaitFor(t, 5*time.Second, "the client to notice", func() bool { return !c.Connected() })
+	testutil.WaitFor(t, 10*time.Second, "the client to notice", func() bool { return !c.Connected() })
 
 	cnt2 := newCounter(t, 10)
 	var srv2 *TCPServer
-	testutil.WaitFor(t, 5*time.Second, "the port to be free again", func() bool {
+	testutil.WaitFor(t, 10*time.Second, "the port to be free again", func() bool {
 		var err error
 		srv2, err = ListenTCP(addr, Options{Handler: cnt2.handle, Logger: testutil.Discard()})
 		return err == nil
@@ -406,7 +406,7 @@ func TestTCPClientReconnectsAfterServerRestart(t *testing.T) {
 	defer srv2.Close()
 	waitConnected(t, c)
 	c.Send(testSeq(0, 10))
-	testutil.WaitFor(t, 5*time.Second, "a sequence after the restart", func() bool { return cnt2.n.Load() == 1 })
+	testutil.WaitFor(t, 10*time.Second, "a sequence after the restart", func() bool { return cnt2.n.Load() == 1 })
 	// The client may also have caught the old listener in its last moments.
 	if n, r := connects.Load(), c.Stats().Reconnects; n < 2 || uint64(n) != r+1 {
 		t.Fatalf("connects %d, reconnects %d; want at least 2 and one fewer", n, r)

@@ -88,7 +88,7 @@ func TestTLSExchangeBothWays(t *testing.T) {
 	}})
 	c := dial(t, srv.LocalAddr().String(), Options{TLS: clientTLS(t, ts.ca, ts.client), Handler: atClient.handle})
 	waitConnected(t, c)
-	testutil.WaitFor(t, 5*time.Second, "the server's OnConnect", func() bool { return cn.Load() != nil })
+	testutil.WaitFor(t, 10*time.Second, "the server's OnConnect", func() bool { return cn.Load() != nil })
 	if cn := cn.Load(); cn != "alice" {
 		t.Errorf("server saw client certificate %q, want alice", cn)
 	}
@@ -127,7 +127,7 @@ func TestTLSLargeSequence(t *testing.T) {
 	srv := listenTLS(t, Options{TLS: ts.serverTLS(t, false), Handler: check(atServer)})
 	c := dial(t, srv.LocalAddr().String(), Options{TLS: clientTLS(t, ts.ca, nil), Handler: check(atClient)})
 	waitConnected(t, c)
-	testutil.WaitFor(t, 5*time.Second, "the server to see the connection", func() bool { return srv.Conns() == 1 })
+	testutil.WaitFor(t, 10*time.Second, "the server to see the connection", func() bool { return srv.Conns() == 1 })
 	if err := c.Send(testSeq(9, size)); err != nil {
 		t.Fatal(err)
 	}
@@ -153,7 +153,7 @@ func TestTLSClientWithWrongCARefused(t *testing.T) {
 	ts := newTLSSetup(t)
 	srv := listenTLS(t, Options{TLS: ts.serverTLS(t, false)})
 	c := dial(t, srv.LocalAddr().String(), Options{TLS: clientTLS(t, ts.otherCA, nil), ReconnectMin: 10 * time.Millisecond})
-	testutil.WaitFor(t, 5*time.Second, "a failed handshake", func() bool { return c.DialError() != nil && srv.Stats().HandshakeErrors > 0 })
+	testutil.WaitFor(t, 10*time.Second, "a failed handshake", func() bool { return c.DialError() != nil && srv.Stats().HandshakeErrors > 0 })
 	var uerr x509.UnknownAuthorityError
 	if err := c.DialError(); !isHandshakeErr(err) || !errors.As(err, &uerr) {
 		t.Errorf("DialError() = %v; want a TLS handshake error for an unknown authority", err)
@@ -183,7 +183,7 @@ func TestTLSMutualRefusesClients(t *testing.T) {
 		// Under TLS 1.3 the client finishes its handshake before the
 		// server checks its certificate, so it may see itself connected
 		// for a moment; the server must refuse every attempt.
-		testutil.WaitFor(t, 5*time.Second, tc.name+": two refused handshakes, seen by the client", func() bool {
+		testutil.WaitFor(t, 10*time.Second, tc.name+": two refused handshakes, seen by the client", func() bool {
 			return srv.Stats().HandshakeErrors >= before+2 && isHandshakeErr(c.DialError())
 		})
 
@@ -201,7 +201,7 @@ func TestTLSMutualRefusesClients(t *testing.T) {
 		if name != "friend" {
 			t.Fatalf("received %q from a refused client", name)
 		}
-	case <-time.After(5 * time.Second):
+	case <-time.After(10 * time.Second):
 		t.Fatal("the client with a good certificate got nothing through")
 	}
 }
@@ -240,7 +240,7 @@ func TestTLSCertificateReload(t *testing.T) {
 		t.Fatalf("with a mismatched key, served %q, want the previous stk-server", cn)
 	}
 	renewed.CopyTo(t, certFile, keyFile)
-	testutil.WaitFor(t, 5*time.Second, "the renewed certificate", func() bool { return served() == "stk-server-renewed" })
+	testutil.WaitFor(t, 10*time.Second, "the renewed certificate", func() bool { return served() == "stk-server-renewed" })
 }
 
 // TestTLSLimitsAndTimeouts: MaxConns refuses the connection beyond it and
@@ -257,19 +257,19 @@ func TestTLSLimitsAndTimeouts(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer first.Close()
-	testutil.WaitFor(t, 5*time.Second, "the first connection", func() bool { return srv.Conns() == 1 })
+	testutil.WaitFor(t, 10*time.Second, "the first connection", func() bool { return srv.Conns() == 1 })
 	second, err := net.Dial("tcp", srv.LocalAddr().String())
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer second.Close()
-	testutil.WaitFor(t, 5*time.Second, "the second connection refused", func() bool { return srv.Stats().Refused == 1 })
+	testutil.WaitFor(t, 10*time.Second, "the second connection refused", func() bool { return srv.Stats().Refused == 1 })
 	select {
 	case err := <-closed:
 		if !errors.Is(err, ErrTimedOut) {
 			t.Errorf("idle connection closed with %v, want ErrTimedOut", err)
 		}
-	case <-time.After(5 * time.Second):
+	case <-time.After(10 * time.Second):
 		t.Fatal("the idle connection was not closed")
 	}
 	if st := srv.Stats(); st.TimedOut != 1 || st.Connections != 0 {

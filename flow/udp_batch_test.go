@@ -211,9 +211,9 @@ func TestUDPBatchReceive(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			udpEventually(t, 2*time.Second, func() bool { return tx.Stats().SequencesOut == n }, "sent %d of %d", tx.Stats().SequencesOut, n)
+			udpEventually(t, 10*time.Second, func() bool { return tx.Stats().SequencesOut == n }, "sent %d of %d", tx.Stats().SequencesOut, n)
 			close(hold)
-			udpEventually(t, 3*time.Second, func() bool { return r.n.Load() == n }, "received %d of %d", r.n.Load(), n)
+			udpEventually(t, 10*time.Second, func() bool { return r.n.Load() == n }, "received %d of %d", r.n.Load(), n)
 			r.check(t, n)
 			mu.Lock()
 			for k, i := range order {
@@ -263,7 +263,7 @@ func TestUDPCloseDeliversQueued(t *testing.T) {
 			if err := tx.Send(udpTestSeq(0, 1)); !errors.Is(err, ErrClosed) {
 				t.Fatalf("Send after Close: %v", err)
 			}
-			udpEventually(t, 3*time.Second, func() bool { return r.n.Load() == n }, "received %d of %d", r.n.Load(), n)
+			udpEventually(t, 10*time.Second, func() bool { return r.n.Load() == n }, "received %d of %d", r.n.Load(), n)
 			r.check(t, n)
 		})
 	}
@@ -333,9 +333,9 @@ func TestUDPQueueFull(t *testing.T) {
 	}
 
 	release()
-	udpEventually(t, 2*time.Second, func() bool { return tx.Stats().SequencesOut == 3 }, "sent %+v", tx.Stats())
+	udpEventually(t, 10*time.Second, func() bool { return tx.Stats().SequencesOut == 3 }, "sent %+v", tx.Stats())
 	send(8, nil, 0, wait/2) // drained: accepted again
-	udpEventually(t, 2*time.Second, func() bool { return r.n.Load() == int64(len(sent)) }, "received %d of %d", r.n.Load(), len(sent))
+	udpEventually(t, 10*time.Second, func() bool { return r.n.Load() == int64(len(sent)) }, "received %d of %d", r.n.Load(), len(sent))
 	r.mu.Lock()
 	for _, i := range sent {
 		if r.seen[i] != 1 {
@@ -435,7 +435,7 @@ func TestUDPSendRefused(t *testing.T) {
 			if st := tx.Stats(); st.SequencesOut != uint64(good) || st.Dropped != uint64(n-good) {
 				t.Fatalf("sender stats %+v, want %d sent and %d dropped", st, good, n-good)
 			}
-			udpEventually(t, 2*time.Second, func() bool { return r.n.Load() == int64(good) }, "received %d of %d", r.n.Load(), good)
+			udpEventually(t, 10*time.Second, func() bool { return r.n.Load() == int64(good) }, "received %d of %d", r.n.Load(), good)
 			r.check(t, good)
 			logMu.Lock()
 			out := logs.String()

@@ -60,7 +60,7 @@ func TestUDPLostGenerations(t *testing.T) {
 	send(3, 1, 2, 3000, 3001)        // a jump past the window: restarted, not 2997 lost
 	send(4, 65534, 65535, 0, 2)      // wraps: 1 lost
 	total := 8 + 4 + 4 + 4
-	testutil.WaitFor(t, 5*time.Second, "every datagram", func() bool { return rx.Stats().SequencesIn == uint64(total) })
+	testutil.WaitFor(t, 10*time.Second, "every datagram", func() bool { return rx.Stats().SequencesIn == uint64(total) })
 	if st := rx.Stats(); st.LostSequences != 4 || st.LostFragments != 0 || st.Dropped != 0 {
 		t.Errorf("LostSequences %d, LostFragments %d, Dropped %d; want 4, 0, 0", st.LostSequences, st.LostFragments, st.Dropped)
 	}

@@ -46,7 +46,7 @@ func TestUDPSegmentationOffload(t *testing.T) {
 				rx := newUDPFlowMode(t, UDPConfig{Bind: "127.0.0.1:0"}, Options{Handler: r.handle, ReceiveBuffer: 4 << 20}, rm.mode)
 				tx := newUDPFlowMode(t, UDPConfig{Bind: "127.0.0.1:0", Destination: rx.LocalAddr().String()}, Options{SendBuffer: 4 << 20}, tm.mode)
 				udpSendPaced(t, tx, n, 500, size, r)
-				udpEventually(t, 5*time.Second, func() bool { return r.n.Load() == n }, "received %d of %d", r.n.Load(), n)
+				udpEventually(t, 10*time.Second, func() bool { return r.n.Load() == n }, "received %d of %d", r.n.Load(), n)
 				tx.Close()
 				rx.Close()
 				r.check(t, n)

@@ -180,7 +180,7 @@ func udpSendPaced(t *testing.T, f *UDPFlow, n, burst int, size func(int) int, rs
 			}
 		}
 		for k, r := range rs {
-			udpEventually(t, 5*time.Second, func() bool { return r.n.Load() >= int64(end) },
+			udpEventually(t, 10*time.Second, func() bool { return r.n.Load() >= int64(end) },
 				"udpReceiver %d got %d of the first %d sequences (lost on loopback?)", k, r.n.Load(), end)
 		}
 	}
@@ -214,7 +214,7 @@ func TestUDPUnicast(t *testing.T) {
 	}
 	// The writer counts a datagram when the system call returns, which can
 	// be after the receiver has it.
-	udpEventually(t, time.Second, func() bool { return tx.Stats().SequencesOut == n }, "sender stats %+v", tx.Stats())
+	udpEventually(t, 10*time.Second, func() bool { return tx.Stats().SequencesOut == n }, "sender stats %+v", tx.Stats())
 	ts, rs := tx.Stats(), rx.Stats()
 	if ts.SequencesOut != n || rs.SequencesIn != n || ts.BytesOut != rs.BytesIn || rs.Malformed != 0 || rs.Dropped != 0 || ts.Dropped != 0 {
 		t.Fatalf("stats: sender %+v, udpReceiver %+v", ts, rs)
@@ -281,7 +281,7 @@ func TestUDPRaw(t *testing.T) {
 		var g got
 		select {
 		case g = <-ch:
-		case <-time.After(2 * time.Second):
+		case <-time.After(10 * time.Second):
 			t.Fatalf("raw datagram %d not received", i)
 		}
 		s := g.s
@@ -301,7 +301,7 @@ func TestUDPRaw(t *testing.T) {
 	if err := tx.Send(big); err == nil {
 		t.Fatal("oversized raw datagram sent")
 	}
-	udpEventually(t, time.Second, func() bool { return tx.Stats().SequencesOut == uint64(len(sizes)) }, "sender stats %+v", tx.Stats())
+	udpEventually(t, 10*time.Second, func() bool { return tx.Stats().SequencesOut == uint64(len(sizes)) }, "sender stats %+v", tx.Stats())
 	if st := tx.Stats(); st.SequencesOut != uint64(len(sizes)) || st.Dropped != 1 {
 		t.Fatalf("sender stats %+v", st)
 	}
@@ -319,7 +319,7 @@ func TestUDPRaw(t *testing.T) {
 		if s.ID != 0 || s.Type != seq.TypeData || s.Name != "UDP" || s.Elements[0].UserType != 0 || s.Elements[0].CString() != "hi" {
 			t.Fatalf("default raw labels: %v", s)
 		}
-	case <-time.After(2 * time.Second):
+	case <-time.After(10 * time.Second):
 		t.Fatal("raw datagram to the default-labelled flow not received")
 	}
 }
@@ -362,7 +362,7 @@ func TestUDPReplyViaPeer(t *testing.T) {
 		select {
 		case s := <-c.replies:
 			return s
-		case <-time.After(2 * time.Second):
+		case <-time.After(10 * time.Second):
 			t.Fatalf("no reply for %v", c.f.LocalAddr())
 			return nil
 		}
@@ -540,10 +540,10 @@ func TestUDPMalformed(t *testing.T) {
 		if i, err := udpCheckSeq(s, func(int) int { return 5000 }); err != nil || i != 4 {
 			t.Fatalf("good sequence after garbage: %d %v", i, err)
 		}
-	case <-time.After(2 * time.Second):
+	case <-time.After(10 * time.Second):
 		t.Fatal("good sequence after the garbage not received")
 	}
-	udpEventually(t, 2*time.Second, func() bool { return rx.Stats().Malformed == uint64(len(bad)) },
+	udpEventually(t, 10*time.Second, func() bool { return rx.Stats().Malformed == uint64(len(bad)) },
 		"malformed count %d, want %d", rx.Stats().Malformed, len(bad))
 	if st := rx.Stats(); st.SequencesIn != 1 {
 		t.Fatalf("stats %+v", st)
@@ -699,6 +699,6 @@ func TestUDPConcurrentSend(t *testing.T) {
 		})
 	}
 	wg.Wait()
-	udpEventually(t, 3*time.Second, func() bool { return r.n.Load() == senders*each }, "received %d of %d", r.n.Load(), senders*each)
+	udpEventually(t, 10*time.Second, func() bool { return r.n.Load() == senders*each }, "received %d of %d", r.n.Load(), senders*each)
 	r.check(t, senders*each)
 }

@@ -207,7 +207,7 @@ func startMonitor(t *testing.T, cfg MonitorConfig) (m *Monitor, stop func()) {
 				if err != nil {
 					t.Errorf("Run: %v", err)
 				}
-			case <-time.After(5 * time.Second):
+			case <-time.After(10 * time.Second):
 				t.Fatal("Run did not return within 5 s of the stop")
 			}
 		})
@@ -247,7 +247,7 @@ func TestMonitorRun(t *testing.T) {
 
 	// Metrics flow; a value over the threshold raises an alert right after
 	// its metric.
-	testutil.WaitFor(t, 5*time.Second, "three memory metrics", func() bool {
+	testutil.WaitFor(t, 10*time.Second, "three memory metrics", func() bool {
 		n := 0
 		for _, s := range rec.snapshot() {
 			if s.Event.Type == "system.memory" {
@@ -260,7 +260,7 @@ func TestMonitorRun(t *testing.T) {
 	testState.mu.Lock()
 	testState.memory = 93
 	testState.mu.Unlock()
-	testutil.WaitFor(t, 5*time.Second, "a critical memory alert", func() bool {
+	testutil.WaitFor(t, 10*time.Second, "a critical memory alert", func() bool {
 		i, _ := rec.find(func(s *step.Step) bool { return s.Level() == step.LevelCritical })
 		return i >= 0
 	})
@@ -279,9 +279,9 @@ func TestMonitorRun(t *testing.T) {
 
 	// The watcher failed once, was restarted after its back-off, and its
 	// events arrive.
-	testutil.WaitFor(t, 5*time.Second, "the watcher's second run", func() bool { return testState.watchRuns.Load() >= 2 })
+	testutil.WaitFor(t, 10*time.Second, "the watcher's second run", func() bool { return testState.watchRuns.Load() >= 2 })
 	testState.events <- "/tmp/x"
-	testutil.WaitFor(t, 5*time.Second, "the file event", func() bool {
+	testutil.WaitFor(t, 10*time.Second, "the file event", func() bool {
 		i, _ := rec.find(func(s *step.Step) bool { return s.Event.Type == "file.create" })
 		return i >= 0
 	})
@@ -338,7 +338,7 @@ func TestMonitorErrorLogRateAndRecovery(t *testing.T) {
 	})
 	time.Sleep(200 * time.Millisecond)
 	testState.fail.Store(false)
-	testutil.WaitFor(t, 5*time.Second, "the recovery line", func() bool { return strings.Contains(logs.String(), "collector working again") })
+	testutil.WaitFor(t, 10*time.Second, "the recovery line", func() bool { return strings.Contains(logs.String(), "collector working again") })
 	stop()
 	out := logs.String()
 	calls, lines := testState.failCalls.Load(), strings.Count(out, `msg="collector failed"`)
@@ -362,7 +362,7 @@ func TestMonitorCollectorAndWatcher(t *testing.T) {
 	rec := &sinkRecorder{}
 	_, stop := startMonitor(t, MonitorConfig{Config: Config{Interval: 5 * time.Millisecond},
 		Collectors: []string{"test-mon-both"}, Sinks: []func(*step.Step){rec.sink}})
-	testutil.WaitFor(t, 5*time.Second, "a metric and an event of the one collector", func() bool {
+	testutil.WaitFor(t, 10*time.Second, "a metric and an event of the one collector", func() bool {
 		m, _ := rec.find(func(s *step.Step) bool { return s.Event.Type == "system.users" })
 		e, _ := rec.find(func(s *step.Step) bool { return s.Event.Type == "user.login" })
 		return m >= 0 && e >= 0

@@ -385,7 +385,7 @@ func TestProcessRealHost(t *testing.T) {
 	}
 	// exec may not have replaced the forked Go process yet: wait for the name.
 	var start *step.Step
-	testutil.WaitFor(t, 3*time.Second, "a process.start for the child", func() bool {
+	testutil.WaitFor(t, 10*time.Second, "a process.start for the child", func() bool {
 		start = find(fxCollect(t, c, time.Now()), "process.start")
 		return start != nil
 	})

@@ -48,7 +48,7 @@ func TestSlowStepStreamsAreCounted(t *testing.T) {
 	if _, _, err := dialWS(t, base, "", nil); err != nil {
 		t.Fatal(err)
 	}
-	testutil.WaitFor(t, 5*time.Second, "both subscriptions", func() bool { return bus.Stats().Subscribers == 2 })
+	testutil.WaitFor(t, 10*time.Second, "both subscriptions", func() bool { return bus.Stats().Subscribers == 2 })
 
 	cut := func(transport string) float64 {
 		return metricValue(t, base, "stk_http_step_streams_cut_total", "transport", transport)
@@ -74,7 +74,7 @@ func TestSlowStepStreamsAreCounted(t *testing.T) {
 	if a, b := cut("sse"), cut("websocket"); a != 1 || b != 1 {
 		t.Errorf("cut sse %v, websocket %v; want 1 each", a, b)
 	}
-	testutil.WaitFor(t, 5*time.Second, "the subscriptions to end", func() bool { return bus.Stats().Subscribers == 0 })
+	testutil.WaitFor(t, 10*time.Second, "the subscriptions to end", func() bool { return bus.Stats().Subscribers == 0 })
 	t.Logf("%d big STEPs published before both stuck clients were cut", n)
 }
 
@@ -94,7 +94,7 @@ func TestSlowEventStreamIsCounted(t *testing.T) {
 	defer conn.Close()
 	conn.(*net.TCPConn).SetReadBuffer(4096)
 	fmt.Fprintf(conn, "GET /api/v1/events?beats=all HTTP/1.1\r\nHost: %s\r\n\r\n", u.Host)
-	testutil.WaitFor(t, 5*time.Second, "the event stream", func() bool { return metricValue(t, ts.URL, "stk_http_event_streams") == 1 })
+	testutil.WaitFor(t, 10*time.Second, "the event stream", func() bool { return metricValue(t, ts.URL, "stk_http_event_streams") == 1 })
 
 	name := strings.Repeat("n", 4000) // the fake monitor takes any name: big events fill the socket sooner
 	deadline := time.Now().Add(20 * time.Second)
@@ -109,7 +109,7 @@ func TestSlowEventStreamIsCounted(t *testing.T) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	testutil.WaitFor(t, 5*time.Second, "the stream to end", func() bool { return metricValue(t, ts.URL, "stk_http_event_streams") == 0 })
+	testutil.WaitFor(t, 10*time.Second, "the stream to end", func() bool { return metricValue(t, ts.URL, "stk_http_event_streams") == 0 })
 	if got := metricValue(t, ts.URL, "stk_http_event_streams_dropped_total"); got != 1 {
 		t.Errorf("dropped %v, want 1", got)
 	}

@@ -254,7 +254,7 @@ func (m *model) check(views []smartbeat.ServiceView) {
 // waitClients waits until the hub has n clients.
 func waitClients(t *testing.T, s *Server, n int) {
 	t.Helper()
-	testutil.WaitForf(t, 5*time.Second, func() bool { return s.hub.numClients() == n },
+	testutil.WaitForf(t, 10*time.Second, func() bool { return s.hub.numClients() == n },
 		func() string { return fmt.Sprintf("%d event-stream clients, want %d", s.hub.numClients(), n) })
 }
 
@@ -690,7 +690,7 @@ func stuckClient(t *testing.T, s *Server, query string) (release func()) {
 		close(bw.release)
 		select {
 		case <-done:
-		case <-time.After(5 * time.Second):
+		case <-time.After(10 * time.Second):
 			t.Fatal("the dropped client's handler did not return")
 		}
 	}
@@ -901,7 +901,7 @@ func TestShutdown(t *testing.T) {
 	}
 	select {
 	case <-c.done:
-	case <-time.After(5 * time.Second):
+	case <-time.After(10 * time.Second):
 		t.Fatal("the stream did not end")
 	}
 	if mon.subscribers() != 0 {

@@ -55,7 +55,7 @@ func TestBrowserToken(t *testing.T) {
 	b.waitUntil(page, "the web-1 card", `!!document.querySelector('.host-card[data-host="web-1"]')`, 15*time.Second)
 	// The page loaded its STEPs; give the stream a moment to be opened by
 	// waiting for the bus to count a subscriber.
-	testutil.WaitFor(t, 5*time.Second, "the page's STEP stream", func() bool { return bus.Stats().Subscribers >= 1 })
+	testutil.WaitFor(t, 10*time.Second, "the page's STEP stream", func() bool { return bus.Stats().Subscribers >= 1 })
 	st := step.New("process.start", "guard test started", "web-1", time.Now())
 	js, _ := json.Marshal(st)
 	if r := do(t, nil, "POST", base+"/api/v1/step", string(js), "Authorization", "Bearer "+testToken); r.status != http.StatusAccepted {

@@ -28,7 +28,7 @@ func TestBrowserHistoryPage(t *testing.T) {
 		}
 		svc.Close()
 	}
-	testutil.WaitFor(t, 5*time.Second, "the history", func() bool { return mon.Stats().History == n })
+	testutil.WaitFor(t, 10*time.Second, "the history", func() bool { return mon.Stats().History == n })
 	srv, err := New(Config{Monitor: mon, Logger: testutil.Discard()})
 	if err != nil {
 		t.Fatal(err)

@@ -32,7 +32,7 @@ func TestHistoryPages(t *testing.T) {
 		}
 		svc.Close()
 	}
-	testutil.WaitFor(t, 5*time.Second, "the history", func() bool { return mon.Stats().History == n })
+	testutil.WaitFor(t, 10*time.Second, "the history", func() bool { return mon.Stats().History == n })
 	_, ts := newTest(t, Config{Monitor: mon, Logger: testutil.Discard()})
 
 	page := func(query string) HistoryJSON {

@@ -372,7 +372,7 @@ func TestStepStream(t *testing.T) {
 	}
 	events := openSSE(t, base+"/api/v1/steps/stream?kind=event")
 	events.next()
-	testutil.WaitFor(t, 5*time.Second, "two subscribers", func() bool { return bus.Stats().Subscribers == 2 })
+	testutil.WaitFor(t, 10*time.Second, "two subscribers", func() bool { return bus.Stats().Subscribers == 2 })
 	if n := s.stepStats.sseOpen.Load(); n != 2 {
 		t.Errorf("%d open streams", n)
 	}
@@ -421,11 +421,11 @@ func TestStepStream(t *testing.T) {
 	for _, cl := range []*sseClient{c, events} {
 		select {
 		case <-cl.done:
-		case <-time.After(5 * time.Second):
+		case <-time.After(10 * time.Second):
 			t.Fatal("a stream outlived Close")
 		}
 	}
-	testutil.WaitFor(t, 5*time.Second, "the subscriptions to end", func() bool { return bus.Stats().Subscribers == 0 })
+	testutil.WaitFor(t, 10*time.Second, "the subscriptions to end", func() bool { return bus.Stats().Subscribers == 0 })
 }
 
 // bigStep is a STEP of about 60 KB, to fill socket buffers quickly.
@@ -470,7 +470,7 @@ func TestStepStreamSlowClient(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer res.Body.Close()
-	testutil.WaitFor(t, 5*time.Second, "the subscription", func() bool { return bus.Stats().Subscribers == 1 })
+	testutil.WaitFor(t, 10*time.Second, "the subscription", func() bool { return bus.Stats().Subscribers == 1 })
 	n := fillUntilDropped(t, bus)
 
 	// Read on: what was sent, then "dropped", then the end.
@@ -494,6 +494,6 @@ func TestStepStreamSlowClient(t *testing.T) {
 	if got := s.stepStats.sseCut.Load(); got != 1 {
 		t.Errorf("%d streams cut", got)
 	}
-	testutil.WaitFor(t, 5*time.Second, "the subscription to end", func() bool { return bus.Stats().Subscribers == 0 })
+	testutil.WaitFor(t, 10*time.Second, "the subscription to end", func() bool { return bus.Stats().Subscribers == 0 })
 	t.Logf("published %d big STEPs; the stuck client got %d before its stream was cut", n, steps)
 }

@@ -105,7 +105,7 @@ func TestStepWebSocket(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	testutil.WaitFor(t, 5*time.Second, "the subscription", func() bool { return bus.Stats().Subscribers == 1 })
+	testutil.WaitFor(t, 10*time.Second, "the subscription", func() bool { return bus.Stats().Subscribers == 1 })
 	now := time.Now().UnixMilli()
 	mustPublish(t, bus,
 		mkStep("system.cpu", "a", now, nil),
@@ -188,7 +188,7 @@ func TestStepWebSocket(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	testutil.WaitFor(t, 5*time.Second, "the second subscription", func() bool { return bus.Stats().Subscribers == 2 })
+	testutil.WaitFor(t, 10*time.Second, "the second subscription", func() bool { return bus.Stats().Subscribers == 2 })
 	mustPublish(t, bus, mkStep("system.cpu.high", "c", now, nil), mkStep("system.cpu", "c", now, map[string]any{"kind": "metric"}))
 	ev.expectStep("system.cpu")
 
@@ -205,7 +205,7 @@ func TestStepWebSocket(t *testing.T) {
 
 	// The client closes: the subscription ends.
 	w.c.Close(websocket.StatusNormalClosure, "")
-	testutil.WaitFor(t, 5*time.Second, "the subscription to end", func() bool { return bus.Stats().Subscribers == 1 })
+	testutil.WaitFor(t, 10*time.Second, "the subscription to end", func() bool { return bus.Stats().Subscribers == 1 })
 	// The server shuts down: the client is told it is going away.
 	s.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -214,7 +214,7 @@ func TestStepWebSocket(t *testing.T) {
 	if websocket.CloseStatus(err) != websocket.StatusGoingAway {
 		t.Errorf("after Close: %v, want status going away", err)
 	}
-	testutil.WaitFor(t, 5*time.Second, "no WebSocket", func() bool { return s.stepStats.wsOpen.Load() == 0 && bus.Stats().Subscribers == 0 })
+	testutil.WaitFor(t, 10*time.Second, "no WebSocket", func() bool { return s.stepStats.wsOpen.Load() == 0 && bus.Stats().Subscribers == 0 })
 }
 
 // TestStepWebSocketOrigin: browsers' pages of this server and clients
@@ -248,7 +248,7 @@ func TestStepWebSocketSlowClient(t *testing.T) {
 		t.Fatal(err)
 	}
 	w.c.SetReadLimit(1 << 20)
-	testutil.WaitFor(t, 5*time.Second, "the subscription", func() bool { return bus.Stats().Subscribers == 1 })
+	testutil.WaitFor(t, 10*time.Second, "the subscription", func() bool { return bus.Stats().Subscribers == 1 })
 	n := fillUntilDropped(t, bus)
 
 	steps := 0
@@ -272,6 +272,6 @@ func TestStepWebSocketSlowClient(t *testing.T) {
 	if got := s.stepStats.wsCut.Load(); got != 1 {
 		t.Errorf("%d WebSockets cut", got)
 	}
-	testutil.WaitFor(t, 5*time.Second, "the subscription to end", func() bool { return bus.Stats().Subscribers == 0 })
+	testutil.WaitFor(t, 10*time.Second, "the subscription to end", func() bool { return bus.Stats().Subscribers == 0 })
 	t.Logf("published %d big STEPs; the stuck client got %d, then %v", n, steps, err2)
 }

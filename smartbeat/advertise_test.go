@@ -70,7 +70,7 @@ func TestMonitorAdvertisedAddress(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		testutil.WaitFor(t, 5*time.Second, "the registration", func() bool {
+		testutil.WaitFor(t, 10*time.Second, "the registration", func() bool {
 			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 			defer cancel()
 			info, err := c2.LookupOnce(ctx, name, namesvc.LookupOptions{})

@@ -65,10 +65,10 @@ func testServiceToMonitor(t *testing.T, proto string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	testutil.WaitFor(t, 5*time.Second, "the CREATE", func() bool { _, ok := find(m.Services(), "worker"); return ok })
+	testutil.WaitFor(t, 10*time.Second, "the CREATE", func() bool { _, ok := find(m.Services(), "worker"); return ok })
 	svc.SetState(Running)
 	svc.SetCheckpoint(42)
-	testutil.WaitFor(t, 5*time.Second, "state and checkpoint", func() bool {
+	testutil.WaitFor(t, 10*time.Second, "state and checkpoint", func() bool {
 		v, _ := find(m.Services(), "worker")
 		return v.State == Running && v.StateName == "running" && v.Checkpoint == 42 && v.Beats >= 3
 	})
@@ -86,7 +86,7 @@ func testServiceToMonitor(t *testing.T, proto string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	testutil.WaitFor(t, 5*time.Second, "the second service", func() bool { c, ok := find(m.Services(), "crasher"); return ok && c.Beats > 0 })
+	testutil.WaitFor(t, 10*time.Second, "the second service", func() bool { c, ok := find(m.Services(), "crasher"); return ok && c.Beats > 0 })
 	if c, _ := find(m.Services(), "crasher"); c.Peer != v.Peer {
 		t.Errorf("two flows to one monitor: %v and %v", c.Peer, v.Peer)
 	}
@@ -97,14 +97,14 @@ func testServiceToMonitor(t *testing.T, proto string) {
 	if err := svc.SetState(Running); !errors.Is(err, ErrServiceClosed) {
 		t.Fatalf("SetState after Close: %v", err)
 	}
-	testutil.WaitFor(t, 5*time.Second, "the DESTROY", func() bool { h, ok := find(m.History(), "worker"); return ok && h.Destroyed })
+	testutil.WaitFor(t, 10*time.Second, "the DESTROY", func() bool { h, ok := find(m.History(), "worker"); return ok && h.Destroyed })
 	h, _ := find(m.History(), "worker")
 	if h.State != Stopped || h.StateName != "stopped" || h.Inactive || h.EndReason != EndDestroyed || h.Checkpoint != 42 {
 		t.Fatalf("destroyed record %+v", h)
 	}
 
 	crashing.crash() // killed: no DESTROY
-	testutil.WaitFor(t, 5*time.Second, "the timeout", func() bool { h, ok := find(m.History(), "crasher"); return ok && h.Inactive })
+	testutil.WaitFor(t, 10*time.Second, "the timeout", func() bool { h, ok := find(m.History(), "crasher"); return ok && h.Inactive })
 	h, _ = find(m.History(), "crasher")
 	if h.Verdict == nil || h.Verdict.Detector != DetectorActivityTimeout || h.Verdict.Silence < e2eActivity || h.State != Starting || h.Destroyed {
 		t.Fatalf("timed-out record %+v verdict %+v", h, h.Verdict)
@@ -149,7 +149,7 @@ func TestMonitorRegistrationAndLookup(t *testing.T) {
 	}
 	defer c.Close()
 	var info namesvc.Info
-	testutil.WaitFor(t, 5*time.Second, "the registration with both listeners", func() bool {
+	testutil.WaitFor(t, 10*time.Second, "the registration with both listeners", func() bool {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 		defer cancel()
 		info, err = c.LookupOnce(ctx, "monitor", namesvc.LookupOptions{})
@@ -167,7 +167,7 @@ func TestMonitorRegistrationAndLookup(t *testing.T) {
 		t.Errorf("registration %v", info.String())
 	}
 	// The server stores the registration before the client hears its reply.
-	testutil.WaitFor(t, 5*time.Second, "the registration in the stats", func() bool { return m.Stats().Registered })
+	testutil.WaitFor(t, 10*time.Second, "the registration in the stats", func() bool { return m.Stats().Registered })
 
 	snd := NewSender(SenderOptions{Period: 50 * time.Millisecond, Logger: testutil.Discard()})
 	svc, err := NewService("looked up", Options{Monitor: "lookup:monitor", NameServer: c, Sender: snd, Logger: testutil.Discard()})
@@ -175,7 +175,7 @@ func TestMonitorRegistrationAndLookup(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer svc.Close()
-	testutil.WaitFor(t, 5*time.Second, "the service at the looked-up monitor", func() bool { v, ok := find(m.Services(), "looked up"); return ok && v.Protocol == "tcp" })
+	testutil.WaitFor(t, 10*time.Second, "the service at the looked-up monitor", func() bool { v, ok := find(m.Services(), "looked up"); return ok && v.Protocol == "tcp" })
 }
 
 // TestMonitorRestartReannounce: a service whose TCP monitoring connection
@@ -195,7 +195,7 @@ func TestMonitorRestartReannounce(t *testing.T) {
 	}
 	defer svc.Close()
 	svc.SetState(Running)
-	testutil.WaitFor(t, 5*time.Second, "the service", func() bool { v, ok := find(m1.Services(), "phoenix"); return ok && v.State == Running })
+	testutil.WaitFor(t, 10*time.Second, "the service", func() bool { v, ok := find(m1.Services(), "phoenix"); return ok && v.State == Running })
 	m1.Close()
 	m2 := e2eMonitor(t, MonitorConfig{})
 	var lerr error
@@ -208,7 +208,7 @@ func TestMonitorRestartReannounce(t *testing.T) {
 	if lerr != nil {
 		t.Skipf("cannot listen on %v again: %v", ap, lerr)
 	}
-	testutil.WaitFor(t, 5*time.Second, "the service at the new monitor", func() bool {
+	testutil.WaitFor(t, 10*time.Second, "the service at the new monitor", func() bool {
 		v, ok := find(m2.Services(), "phoenix")
 		return ok && v.State == Running && v.StateName == "running" && v.Beats > 0
 	})
@@ -271,7 +271,7 @@ func TestGroupAutomationE2E(t *testing.T) {
 	}
 	client.SetState(Running)
 	client.SetCheckpoint(3)
-	testutil.WaitFor(t, 5*time.Second, "the mirrored member", func() bool {
+	testutil.WaitFor(t, 10*time.Second, "the mirrored member", func() bool {
 		ms := g.Members()
 
 		return len(ms) == 1 && ms[0].State() == Running && ms[0].Checkpoint() == 3 && ms[0].Beats() > 0
@@ -281,7 +281,7 @@ func TestGroupAutomationE2E(t *testing.T) {
 	if mem.ID() != client.ID() || mem.Name() != "client svc A" || mem.Service().ActivityTimeout() != e2eActivity || mem.Peer() != conn.LocalAddr() {
 		t.Fatalf("member %v %q %v %v", mem.ID(), mem.Name(), mem.Service().ActivityTimeout(), mem.Peer())
 	}
-	testutil.WaitFor(t, 5*time.Second, "both records at the monitor", func() bool {
+	testutil.WaitFor(t, 10*time.Second, "both records at the monitor", func() bool {
 		gs := m.Groups()
 		own := 0
 		for _, v := range m.Services() {
@@ -293,8 +293,8 @@ func TestGroupAutomationE2E(t *testing.T) {
 	})
 
 	client.crash()
-	testutil.WaitFor(t, 5*time.Second, "the group timeout", func() bool { return len(g.Members()) == 0 })
-	testutil.WaitFor(t, 5*time.Second, "the mirror's DESTROY with TIMED_OUT", func() bool {
+	testutil.WaitFor(t, 10*time.Second, "the group timeout", func() bool { return len(g.Members()) == 0 })
+	testutil.WaitFor(t, 10*time.Second, "the mirror's DESTROY with TIMED_OUT", func() bool {
 		gs := m.Groups()
 		if len(gs) != 1 || gs[0].History != 1 {
 			return false
@@ -307,7 +307,7 @@ func TestGroupAutomationE2E(t *testing.T) {
 		return false
 	})
 
-	testutil.WaitFor(t, 5*time.Second, "the monitor's own timeout of the client", func() bool {
+	testutil.WaitFor(t, 10*time.Second, "the monitor's own timeout of the client", func() bool {
 		for _, h := range m.History() {
 			if h.GroupName == "" && h.Name == "client svc A" {
 				return h.Verdict != nil && h.EndReason == EndTimedOut
@@ -338,7 +338,7 @@ func TestMonitorCheckLoopStall(t *testing.T) {
 	mu.Lock()
 	offset = 3 * time.Second
 	mu.Unlock()
-	testutil.WaitFor(t, 5*time.Second, "the stall", func() bool { return m.Stats().Stalls >= 1 })
+	testutil.WaitFor(t, 10*time.Second, "the stall", func() bool { return m.Stats().Stalls >= 1 })
 	if _, ok := find(m.Services(), "sleeper"); !ok {
 		t.Fatal("the monitor's own stall timed the service out")
 	}

@@ -167,7 +167,7 @@ func TestGroupRegisterBytes(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
 	defer cancel()
 	g.Register(ctx, c, netip.MustParseAddrPort("127.0.0.1:29312"), flow.TCP) // no reply: times out
-	testutil.WaitFor(t, 5*time.Second, "the request", func() bool { mu.Lock(); defer mu.Unlock(); return got != nil })
+	testutil.WaitFor(t, 10*time.Second, "the request", func() bool { mu.Lock(); defer mu.Unlock(); return got != nil })
 	w := decode(t, want)
 	mu.Lock()
 	defer mu.Unlock()

@@ -57,7 +57,7 @@ func sendAll(t *testing.T, m *Monitor, c *flow.TCPClient, ss ...*seq.Sequence) {
 			t.Fatal(err)
 		}
 	}
-	testutil.WaitFor(t, 5*time.Second, "the monitor to handle the sequences", func() bool { return m.Stats().Sequences >= want })
+	testutil.WaitFor(t, 10*time.Second, "the monitor to handle the sequences", func() bool { return m.Stats().Sequences >= want })
 }
 
 func createGroupSeq(id uint64, name, group string) *seq.Sequence {
@@ -185,7 +185,7 @@ func TestOversizedNotificationIsCut(t *testing.T) {
 	if err := c.Send(createSeq(1, strings.Repeat("x", 1_000_000), time.Minute)); err != nil {
 		t.Fatal(err)
 	}
-	testutil.WaitFor(t, 5*time.Second, "the monitor's flow to refuse the oversized frame", func() bool {
+	testutil.WaitFor(t, 10*time.Second, "the monitor's flow to refuse the oversized frame", func() bool {
 		for _, f := range m.Flows() {
 			if f.Stats().Malformed > 0 {
 				return true

@@ -237,7 +237,7 @@ func TestMonitorEvents(t *testing.T) {
 	m.Handle(p, beatSeq(2, 1)) // resurrected, then the beat
 	m.Handle(p, destroySeq(1, "a", Stopped))
 	kinds := []EventKind{EventCreated, EventBeat, EventState, EventTimedOut, EventResurrected, EventBeat, EventDestroyed}
-	testutil.WaitFor(t, 5*time.Second, "events", func() bool { mu.Lock(); defer mu.Unlock(); return len(got) == len(kinds) })
+	testutil.WaitFor(t, 10*time.Second, "events", func() bool { mu.Lock(); defer mu.Unlock(); return len(got) == len(kinds) })
 	mu.Lock()
 	for i, ev := range got {
 		if ev.Seq != uint64(i+1) || ev.Kind != kinds[i] || ev.Service.UID != 1 {

@@ -29,10 +29,10 @@ func TestSummary(t *testing.T) {
 		defer s.Close()
 		svcs = append(svcs, s)
 	}
-	testutil.WaitFor(t, 5*time.Second, "4 current records", func() bool { return len(m.Services()) == 4 })
+	testutil.WaitFor(t, 10*time.Second, "4 current records", func() bool { return len(m.Services()) == 4 })
 	for _, s := range svcs[:3] {
 		s.Close()
-		testutil.WaitFor(t, 5*time.Second, s.Name()+" ended", func() bool { return m.Stats().Destroyed == uint64(len(m.History())) && hasEnded(m, s.Name()) })
+		testutil.WaitFor(t, 10*time.Second, s.Name()+" ended", func() bool { return m.Stats().Destroyed == uint64(len(m.History())) && hasEnded(m, s.Name()) })
 	}
 	sum := m.Summary(2)
 	if sum.Seq != m.Stats().LastEvent {

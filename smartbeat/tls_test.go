@@ -58,7 +58,7 @@ func TestServiceToMonitorTLS(t *testing.T) {
 		t.Fatal(err)
 	}
 	svc.SetState(Running)
-	testutil.WaitFor(t, 5*time.Second, "the service over TLS", func() bool {
+	testutil.WaitFor(t, 10*time.Second, "the service over TLS", func() bool {
 		v, ok := find(m.Services(), "secure-worker")
 		return ok && v.State == Running && v.Beats >= 2
 	})
@@ -70,7 +70,7 @@ func TestServiceToMonitorTLS(t *testing.T) {
 	if _, err := NewService("plain-worker", Options{Monitor: "tcp:" + tcpAddr.String(), Sender: good, Logger: testutil.Discard()}); err != nil {
 		t.Fatal(err)
 	}
-	testutil.WaitFor(t, 5*time.Second, "the service over plain TCP", func() bool { _, ok := find(m.Services(), "plain-worker"); return ok })
+	testutil.WaitFor(t, 10*time.Second, "the service over plain TCP", func() bool { _, ok := find(m.Services(), "plain-worker"); return ok })
 
 	// Another CA's certificate (trusting the right server CA): refused at
 	// the handshake, again at every reconnect.
@@ -85,11 +85,11 @@ func TestServiceToMonitorTLS(t *testing.T) {
 			tlsFlow = tf
 		}
 	}
-	testutil.WaitFor(t, 5*time.Second, "two refused handshakes", func() bool { return tlsFlow.Stats().HandshakeErrors >= 2 })
+	testutil.WaitFor(t, 10*time.Second, "two refused handshakes", func() bool { return tlsFlow.Stats().HandshakeErrors >= 2 })
 	// The good service keeps beating meanwhile; the intruder never appears.
 	beats := func() uint64 { v, _ := find(m.Services(), "secure-worker"); return v.Beats }
 	b0 := beats()
-	testutil.WaitFor(t, 5*time.Second, "more beats of the good service", func() bool { return beats() >= b0+3 })
+	testutil.WaitFor(t, 10*time.Second, "more beats of the good service", func() bool { return beats() >= b0+3 })
 	if _, ok := find(m.Services(), "intruder"); ok {
 		t.Error("a service with another CA's certificate reached the monitor")
 	}

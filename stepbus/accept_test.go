@@ -28,7 +28,7 @@ func TestFollowAcceptNetworks(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	testutil.WaitFor(t, 5*time.Second, "the strict bus connected to 127.0.0.1 and ignoring 127.0.0.2, the open one connected to both", func() bool {
+	testutil.WaitFor(t, 10*time.Second, "the strict bus connected to 127.0.0.1 and ignoring 127.0.0.2, the open one connected to both", func() bool {
 		s, o := strict.Stats(), open.Stats()
 		return s.PublishersConnected == 1 && s.PublishersIgnored == 1 && o.PublishersConnected == 2 && o.PublishersIgnored == 0
 	})
@@ -39,13 +39,13 @@ func TestFollowAcceptNetworks(t *testing.T) {
 	// The open bus's connection is the only one 127.0.0.2 gets (the
 	// server side may see it a moment after the bus does); checked again
 	// at the end.
-	testutil.WaitFor(t, 5*time.Second, "the publisher on 127.0.0.2 sees the open bus", func() bool { return two.srv.Conns() == 1 })
-	testutil.WaitFor(t, 5*time.Second, "both publishers see both buses", func() bool { return one.srv.Conns() == 2 })
+	testutil.WaitFor(t, 10*time.Second, "the publisher on 127.0.0.2 sees the open bus", func() bool { return two.srv.Conns() == 1 })
+	testutil.WaitFor(t, 10*time.Second, "both publishers see both buses", func() bool { return one.srv.Conns() == 2 })
 
 	one.send(t, mk("app.one", "host-one", 1000))
 	two.send(t, mk("app.two", "host-two", 2000))
 	wantSource := map[string]string{"app.one": "tcp:" + one.addr.String(), "app.two": "tcp:" + two.addr.String()}
-	testutil.WaitFor(t, 5*time.Second, "both STEPs on the open bus", func() bool { return len(open.Query(Query{})) == 2 })
+	testutil.WaitFor(t, 10*time.Second, "both STEPs on the open bus", func() bool { return len(open.Query(Query{})) == 2 })
 	steps, sources := open.QueryWithSources(Query{})
 	for i, s := range steps {
 		if sources[i] != wantSource[s.Event.Type] {
@@ -55,7 +55,7 @@ func TestFollowAcceptNetworks(t *testing.T) {
 	if st := open.Stats(); st.BySource[wantSource["app.one"]] != 1 || st.BySource[wantSource["app.two"]] != 1 {
 		t.Errorf("BySource %v, want one STEP from each publisher", st.BySource)
 	}
-	testutil.WaitFor(t, 5*time.Second, "app.one on the strict bus", func() bool { return len(strict.Query(Query{})) == 1 })
+	testutil.WaitFor(t, 10*time.Second, "app.one on the strict bus", func() bool { return len(strict.Query(Query{})) == 1 })
 	steps, sources = strict.QueryWithSources(Query{})
 	if len(steps) != 1 || steps[0].Event.Type != "app.one" || !slices.Equal(sources, []string{wantSource["app.one"]}) {
 		t.Errorf("the strict bus holds %d STEPs from %v, want app.one from %s", len(steps), sources, wantSource["app.one"])

@@ -145,7 +145,7 @@ func lookupEventually(t testing.TB, c *namesvc.Client, name string) namesvc.Info
 	t.Helper()
 	var info namesvc.Info
 	var err error
-	testutil.WaitForf(t, 5*time.Second, func() bool {
+	testutil.WaitForf(t, 10*time.Second, func() bool {
 		info, err = c.LookupOnce(context.Background(), name, namesvc.LookupOptions{})
 		return err == nil
 	}, func() string { return fmt.Sprintf("look up %q: %v", name, err) })
@@ -176,9 +176,9 @@ func TestFeedAndFollower(t *testing.T) {
 	if _, err := b.ServeFeed("127.0.0.1:0"); err == nil {
 		t.Fatal("a second feed was started")
 	}
-	testutil.WaitFor(t, 5*time.Second, "feed registered", func() bool { return b.Stats().Feed.Registered })
+	testutil.WaitFor(t, 10*time.Second, "feed registered", func() bool { return b.Stats().Feed.Registered })
 	feed := readFeed(t, names, DefaultFeedName)
-	testutil.WaitFor(t, 5*time.Second, "feed reader connected", func() bool { return b.Stats().Feed.Conns == 1 })
+	testutil.WaitFor(t, 10*time.Second, "feed reader connected", func() bool { return b.Stats().Feed.Conns == 1 })
 
 	p1 := newFakePublisher(t, names, "step.web-1", DefaultDirectory)
 	if err := b.Follow(); err != nil {
@@ -187,7 +187,7 @@ func TestFeedAndFollower(t *testing.T) {
 	if err := b.Follow(); err == nil {
 		t.Fatal("Follow twice accepted")
 	}
-	testutil.WaitFor(t, 5*time.Second, "publisher 1 followed", func() bool { return p1.srv.Conns() == 1 })
+	testutil.WaitFor(t, 10*time.Second, "publisher 1 followed", func() bool { return p1.srv.Conns() == 1 })
 	sub := b.Subscribe(step.MustPattern("system.*"), "", 100)
 
 	var sent []*step.Step
@@ -205,13 +205,13 @@ func TestFeedAndFollower(t *testing.T) {
 
 	// A second publisher, registered after Follow.
 	p2 := newFakePublisher(t, names, DefaultDirectory)
-	testutil.WaitFor(t, 5*time.Second, "publisher 2 followed", func() bool { return p2.srv.Conns() == 1 })
+	testutil.WaitFor(t, 10*time.Second, "publisher 2 followed", func() bool { return p2.srv.Conns() == 1 })
 	late := mk("system.memory", "db-2", 2000)
 	p2.send(t, late)
 	sent = append(sent, late)
 
-	testutil.WaitFor(t, 5*time.Second, "all STEPs published", func() bool { return b.Stats().Published == 6 })
-	testutil.WaitFor(t, 5*time.Second, "invalid counted", func() bool { return b.Stats().Invalid == 2 })
+	testutil.WaitFor(t, 10*time.Second, "all STEPs published", func() bool { return b.Stats().Published == 6 })
+	testutil.WaitFor(t, 10*time.Second, "invalid counted", func() bool { return b.Stats().Invalid == 2 })
 	got := b.Query(Query{})
 	if len(got) != 6 {
 		t.Fatalf("history %s", describe(got))
@@ -263,7 +263,7 @@ func TestFeedAndFollower(t *testing.T) {
 	// p2's flow goes down but its name-service client stays: still
 	// registered, so it is kept (and reconnected to if it comes back).
 	p2.srv.Close()
-	testutil.WaitFor(t, 5*time.Second, "p2 seen down", func() bool { return b.Stats().PublishersConnected == 1 })
+	testutil.WaitFor(t, 10*time.Second, "p2 seen down", func() bool { return b.Stats().PublishersConnected == 1 })
 	time.Sleep(600 * time.Millisecond) // three grace periods
 	if n := b.Stats().Publishers; n != 2 {
 		t.Fatalf("a publisher still registered was dropped (%d left)", n)
@@ -271,7 +271,7 @@ func TestFeedAndFollower(t *testing.T) {
 	// p1 goes away altogether: dropped once down for the grace period and
 	// its registration is gone.
 	p1.close()
-	testutil.WaitFor(t, 5*time.Second, "p1 dropped", func() bool { return b.Stats().Publishers == 1 })
+	testutil.WaitFor(t, 10*time.Second, "p1 dropped", func() bool { return b.Stats().Publishers == 1 })
 	if pubs := b.Publishers(); pubs[0].Addr != p2.addr.String() {
 		t.Fatalf("the wrong publisher was dropped: %+v", pubs)
 	}
@@ -300,7 +300,7 @@ func TestFollowerSkipsOwnFeed(t *testing.T) {
 	if err := b.Follow(); err != nil {
 		t.Fatal(err)
 	}
-	testutil.WaitFor(t, 5*time.Second, "publisher followed", func() bool { return p.srv.Conns() == 1 })
+	testutil.WaitFor(t, 10*time.Second, "publisher followed", func() bool { return p.srv.Conns() == 1 })
 	time.Sleep(50 * time.Millisecond) // the subscription's answers all arrived with the publisher's
 	if pubs := b.Publishers(); len(pubs) != 1 || pubs[0].Addr != p.addr.String() {
 		t.Fatalf("publishers %+v", pubs)
@@ -332,7 +332,7 @@ func TestFeedWithoutNameServer(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	testutil.WaitFor(t, 5*time.Second, "feed connection", func() bool { return b.Stats().Feed.Conns == 1 })
+	testutil.WaitFor(t, 10*time.Second, "feed connection", func() bool { return b.Stats().Feed.Conns == 1 })
 	s := mk("system.cpu", "h", 1)
 	publish(t, b, s)
 	select {
@@ -340,7 +340,7 @@ func TestFeedWithoutNameServer(t *testing.T) {
 		if r.ID != s.ID {
 			t.Fatalf("feed sent %v", r)
 		}
-	case <-time.After(5 * time.Second):
+	case <-time.After(10 * time.Second):
 		t.Fatal("nothing on the feed")
 	}
 	if st := b.Stats().Feed; st.Registered || st.Addr != "tcp:"+addr.String() {

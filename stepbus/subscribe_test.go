@@ -105,7 +105,7 @@ func TestSlowSubscriberDrops(t *testing.T) {
 		publish(t, b, s)
 		if i%8 == 7 {
 			// Let the reader keep up; the stuck one never reads.
-			testutil.WaitFor(t, 5*time.Second, "reader keeps up", func() bool { return len(reader.C()) == 0 })
+			testutil.WaitFor(t, 10*time.Second, "reader keeps up", func() bool { return len(reader.C()) == 0 })
 		}
 	}
 	elapsed := time.Since(start)

@@ -117,7 +117,7 @@ func TestStartFromCfgFile(t *testing.T) {
 	defer client.Close()
 	// The monitor registers itself with the daemon's own name server.
 	var info namesvc.Info
-	testutil.WaitForf(t, 5*time.Second, func() bool {
+	testutil.WaitForf(t, 10*time.Second, func() bool {
 		info, err = client.LookupOnce(t.Context(), "monitor", namesvc.LookupOptions{})
 		return err == nil
 	}, func() string { return fmt.Sprintf("monitor not registered: %v", err) })
@@ -153,7 +153,7 @@ func TestCloseTwice(t *testing.T) {
 		if (err == nil) != (first == nil) {
 			t.Fatalf("second close: %v, first: %v", err, first)
 		}
-	case <-time.After(5 * time.Second):
+	case <-time.After(10 * time.Second):
 		t.Fatal("second close hangs")
 	}
 }

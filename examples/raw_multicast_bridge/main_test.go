@@ -162,7 +162,7 @@ func TestBridge(t *testing.T) {
 		for end := min(i+batch, n); i < end; i++ {
 			send(payload(i))
 		}
-		testutil.WaitFor(t, 5*time.Second, fmt.Sprintf("the server has %d datagrams", i), func() bool { d, _ := data(); return len(d) >= i })
+		testutil.WaitFor(t, 10*time.Second, fmt.Sprintf("the server has %d datagrams", i), func() bool { d, _ := data(); return len(d) >= i })
 	}
 	got, probes := data()
 	if len(got) != n {
@@ -204,7 +204,7 @@ func TestBridge(t *testing.T) {
 	}
 	// The bridge delivered everything before it exited; the server may
 	// still be decoding the last bytes.
-	testutil.WaitFor(t, 5*time.Second, "the server has what the bridge forwarded", func() bool { return strconv.Itoa(len(srv.received())) == m[1] })
+	testutil.WaitFor(t, 10*time.Second, "the server has what the bridge forwarded", func() bool { return strconv.Itoa(len(srv.received())) == m[1] })
 	_, probes = data()
 	total := probes + n
 	bytesSent := probes * len("probe")

@@ -123,7 +123,7 @@ func TestClientIsMirroredAndAnswered(t *testing.T) {
 	var events []string
 	var data []*seq.Sequence
 	var m *smartbeat.Member
-	testutil.WaitForf(t, 5*time.Second, func() bool {
+	testutil.WaitForf(t, 10*time.Second, func() bool {
 		events, data, m = gs.snapshot()
 		return len(events) > 0 && strings.HasPrefix(events[len(events)-1], "state stopped")
 	}, func() string { return "group events " + strings.Join(events, "|") + ": the last is not state stopped" })

@@ -143,7 +143,7 @@ func TestTCPPassiveEmpty(t *testing.T) {
 	}
 	// Close delivered everything before the program exited; the server may
 	// still be decoding the last bytes.
-	testutil.WaitFor(t, 5*time.Second, "server receives 1000 sequences", func() bool { return srv.got.Load() == 1000 })
+	testutil.WaitFor(t, 10*time.Second, "server receives 1000 sequences", func() bool { return srv.got.Load() == 1000 })
 	if bad := srv.bad.Load(); bad != 0 {
 		t.Errorf("%d sequences were not empty throughput_test sequences", bad)
 	}
@@ -255,7 +255,7 @@ func TestUDPPassive(t *testing.T) {
 			wantLines(t, out,
 				fmt.Sprintf("Sending %d sequences of %d bytes to %s\n", n, tc.wantSize, dest),
 				fmt.Sprintf("Sent %d sequences, %d bytes in ", n, n*tc.wantSize))
-			testutil.WaitFor(t, 5*time.Second, fmt.Sprintf("receiver gets %d sequences", n), func() bool { return rx.got.Load() >= n })
+			testutil.WaitFor(t, 10*time.Second, fmt.Sprintf("receiver gets %d sequences", n), func() bool { return rx.got.Load() >= n })
 			if got, bad := rx.got.Load(), rx.bad.Load(); got != n || bad != 0 {
 				t.Errorf("received %d sequences, %d wrong; want %d right", got, bad, n)
 			}
