@@ -133,8 +133,9 @@ func (w *watch) Close() error {
 // WatchName calls fn with every registration of name in Options.Group:
 // those that exist now, then each new one as it is made (a publisher
 // starting, restarting, or registering again after a name-server restart,
-// so the same registration may come more than once). STK tells nothing when
-// a registration goes. fn runs on the name-server client's read loop: it
+// so the same registration may come more than once). It is not told when a
+// registration goes: Subscribe is (through stkd's removal notices), and
+// namesvc.SubscribeOptions.OnRemoved gives them to a caller of namesvc. fn runs on the name-server client's read loop: it
 // must not block, nor call Env.Close. Close the result to stop.
 func (e *Env) WatchName(name string, fn func(namesvc.Info)) (io.Closer, error) {
 	if fn == nil {

@@ -111,7 +111,10 @@ type SubscribeOptions struct {
 	// is no longer registered (a publisher gone, or restarted elsewhere);
 	// one still registered is kept and looked up again after another
 	// interval. Checked every quarter interval (10 ms to 15 s). Default
-	// DefaultPruneInterval.
+	// DefaultPruneInterval. stkd also tells a subscription when a
+	// registration goes (a C name server does not): its addresses are
+	// looked up as soon as their connection is down, without waiting for
+	// the interval (EndpointUnregistered).
 	PruneInterval time.Duration
 
 	// Accept, when not nil, lists the networks trusted as publishers: a

@@ -57,6 +57,7 @@ type Subscription struct {
 	goneSt flow.Stats // counters of the flows the pruner closed
 
 	stop chan struct{}
+	wake chan struct{}   // asks the pruner to look now (an address was unregistered)
 	done chan struct{}   // the pruner returned
 	ctx  context.Context // ends at Close: the pruner's lookups
 	end  context.CancelFunc
@@ -76,6 +77,9 @@ type endpoint struct {
 	up        bool      // a TCP connection is up
 	since     time.Time // when up last changed, or the flow was opened
 	announced time.Time // when the name server last told of the address
+	// unregistered: the name server said a registration of the address
+	// went (removal notice), and none told of it since.
+	unregistered bool
 }
 
 // Subscribe receives the sequences published under name: it subscribes to
@@ -136,7 +140,7 @@ func (e *Env) subscribe(name string, handler func(*seq.Sequence), from func(name
 	if s.group == "" {
 		s.group = e.opts.Group
 	}
-	sub, err := e.client.Subscribe(name, namesvc.SubscribeOptions{Group: s.group}, s.connect)
+	sub, err := e.client.Subscribe(name, namesvc.SubscribeOptions{Group: s.group, OnRemoved: s.removed}, s.connect)
 	if err != nil {
 		return nil, fmt.Errorf("stk: subscribe %q: %w", name, err)
 	}
@@ -160,7 +164,7 @@ func newSubscription(name string, handler func(*seq.Sequence), ch chan *seq.Sequ
 		accept: opts.Accept, protocols: opts.Protocols, mbind: opts.MulticastBind, onEndpoint: opts.OnEndpoint,
 		filter: opts.AcceptEndpoint,
 		eps:    map[string]*endpoint{},
-		stop:   make(chan struct{}), done: make(chan struct{}),
+		stop:   make(chan struct{}), wake: make(chan struct{}, 1), done: make(chan struct{}),
 	}
 	s.ctx, s.end = context.WithCancel(context.Background())
 	if s.log == nil {
@@ -267,7 +271,7 @@ func (s *Subscription) connect(info namesvc.Info) {
 		}
 		ev := EndpointEvent{Name: s.name, Endpoint: ep}
 		if e := s.eps[key]; e != nil { // a TCP flow reconnects by itself
-			e.announced = now
+			e.announced, e.unregistered = now, false
 			ev.Kind = EndpointAnnounced
 			events = append(events, ev)
 			continue
@@ -386,12 +390,50 @@ func (s *Subscription) open(ep namesvc.Endpoint) (*endpoint, error) {
 	return e, nil
 }
 
+// removed is the name-service callback for a registration no longer
+// answered (stkd's removal notices; a C name server sends none): its
+// addresses are looked up at once by the pruner, which closes the flows of
+// those no longer registered whose connection is down (a datagram flow: at
+// once). A connection still up stays until it goes down: its publisher may
+// still be sending, only no longer registered (its cluster node went, say).
+func (s *Subscription) removed(info namesvc.Info) {
+	var events []EndpointEvent
+	s.mu.Lock()
+	for _, ep := range info.Addresses {
+		if ep.Protocol == "" {
+			ep.Protocol = "tcp"
+		}
+		if e := s.eps[ep.String()]; e != nil && !s.closed {
+			e.unregistered = true
+			events = append(events, EndpointEvent{Kind: EndpointUnregistered, Name: s.name, Endpoint: e.ep})
+		}
+	}
+	s.mu.Unlock()
+	for _, ev := range events {
+		s.event(ev, slog.LevelDebug)
+	}
+	if len(events) > 0 {
+		s.wakePruner()
+	}
+}
+
+func (s *Subscription) wakePruner() {
+	select {
+	case s.wake <- struct{}{}:
+	default:
+	}
+}
+
 // connected records that e's TCP connection came up or went down, and
 // tells OnEndpoint (flow callback; not while Close closes the flows).
 func (s *Subscription) connected(e *endpoint, up bool, err error) {
 	s.mu.Lock()
 	e.up, e.since = up, time.Now()
+	unregistered := e.unregistered
 	s.mu.Unlock()
+	if !up && unregistered {
+		s.wakePruner()
+	}
 	select {
 	case <-e.ready:
 	case <-s.stop:
@@ -415,7 +457,8 @@ func (s *Subscription) connected(e *endpoint, up bool, err error) {
 // and a slot of MaxEndpoints taken. An address whose connection has been
 // down (a datagram flow: open) for the prune interval, and which was not
 // announced meanwhile, is looked up; one still registered is looked up
-// again after another interval.
+// again after another interval. An address stkd said was unregistered
+// (removed) is looked up as soon as its connection is down.
 func (s *Subscription) pruner() {
 	defer close(s.done)
 	t := time.NewTicker(min(max(s.prune/4, 10*time.Millisecond), 15*time.Second))
@@ -425,12 +468,13 @@ func (s *Subscription) pruner() {
 		case <-s.stop:
 			return
 		case <-t.C:
+		case <-s.wake:
 		}
 		var candidates []string
 		now := time.Now()
 		s.mu.Lock()
 		for k, e := range s.eps {
-			if !e.up && now.Sub(e.since) >= s.prune && now.Sub(e.announced) >= s.prune {
+			if !e.up && (e.unregistered || now.Sub(e.since) >= s.prune && now.Sub(e.announced) >= s.prune) {
 				candidates = append(candidates, k)
 			}
 		}
@@ -458,7 +502,7 @@ func (s *Subscription) pruner() {
 		for _, k := range candidates {
 			e := s.eps[k]
 			if e != nil && registered[k] {
-				e.announced = now
+				e.announced, e.unregistered = now, false
 			}
 			if e == nil || registered[k] || e.up {
 				continue
@@ -632,6 +676,11 @@ const (
 	// EndpointFiltered: SubscribeOptions.AcceptEndpoint said no; it is
 	// not received from (until it is registered again and accepted).
 	EndpointFiltered
+	// EndpointUnregistered: stkd told that a registration of the address
+	// went (a C name server never tells). Its flow is closed once it is
+	// down (at once for a datagram flow) unless the name is still, or
+	// again, registered at that address; EndpointClosed follows then.
+	EndpointUnregistered
 )
 
 var endpointEventNames = [...]string{
@@ -647,6 +696,7 @@ var endpointEventNames = [...]string{
 	EndpointDisconnected: "disconnected from a publisher",
 	EndpointAnnounced:    "publisher address registered again",
 	EndpointFiltered:     "publisher address not accepted by AcceptEndpoint",
+	EndpointUnregistered: "publisher address no longer registered",
 }
 
 func (k EndpointEventKind) String() string {
