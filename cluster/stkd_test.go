@@ -10,6 +10,7 @@ import (
 
 	"github.com/stk-go/stk/internal/etcdtest"
 	"github.com/stk-go/stk/internal/testprog"
+	"github.com/stk-go/stk/namesvc"
 )
 
 // stkd processes as nodes: killed with SIGKILL and restarted, as a host
@@ -95,12 +96,38 @@ func TestStkdKilledAndRestarted(t *testing.T) {
 		t.Fatalf("node a's keys in etcd after its restart: %v, want 2 (svc, monitor)", keys)
 	}
 
-	// kill -9 for good: gone at c within the TTL plus a second.
+	// kill -9 for good: gone at c within the TTL plus a second, and a
+	// subscriber at c is told (stkd's removal notices).
+	removed := make(chan namesvc.Info, 4)
+	synced := make(chan int, 1)
+	if _, err := atC.Subscribe("svc", namesvc.SubscribeOptions{
+		OnSynced:  func(n int) { synced <- n },
+		OnRemoved: func(i namesvc.Info) { removed <- i },
+	}, func(namesvc.Info) {}); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case n := <-synced:
+		if n != 1 {
+			t.Fatalf("subscription at c answered %d registrations of svc, want 1", n)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("subscription at c not answered")
+	}
 	a2.Cmd.Process.Signal(syscall.SIGKILL)
 	killed := time.Now()
 	a2.Wait(t, 5*time.Second)
 	waitPorts(t, atC, "svc", nil, ttl+time.Second)
 	t.Logf("node a's registrations gone at c %v after kill -9 (lease TTL %v)", time.Since(killed), ttl)
+	select {
+	case i := <-removed:
+		if len(i.Addresses) != 1 || i.Addresses[0].Addr.Port() != 6002 {
+			t.Errorf("the subscriber at c was told of the removal of %v, want svc at port 6002", i)
+		}
+		t.Logf("the subscriber at c told %v after kill -9", time.Since(killed))
+	case <-time.After(5 * time.Second):
+		t.Fatal("the subscriber at c was not told that node a's svc went")
+	}
 	if r := c.srv.Stats().Remote; r != 0 {
 		t.Fatalf("c still holds %d registrations of the dead node", r)
 	}
