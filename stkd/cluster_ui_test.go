@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"strings"
@@ -71,9 +72,16 @@ func TestClusterUI(t *testing.T) {
 	if _, ok := find(nodes["b"], "?node=b"); ok {
 		t.Errorf("b's /api/v1/services?node=b lists a's billing")
 	}
+	// b learns of each node (itself included) from etcd on its own,
+	// apart from a's services: seeing billing does not imply b lists both
+	// nodes yet (CI saw Nodes [a] here), so the cluster view is waited for.
 	var cj httpd.ClusterJSON
-	getJSON(nodes["b"], "/api/v1/cluster", &cj)
-	if cj.Node != "b" || !cj.Connected || len(cj.Nodes) != 2 || cj.RemoteServices != 1 || len(cj.Endpoints) != 1 {
+	testutil.WaitForf(t, 10*time.Second, func() bool {
+		cj = httpd.ClusterJSON{}
+		getJSON(nodes["b"], "/api/v1/cluster", &cj)
+		return len(cj.Nodes) == 2 && cj.RemoteServices == 1
+	}, func() string { return fmt.Sprintf("b's /api/v1/cluster to list 2 nodes and 1 remote service: %+v", cj) })
+	if cj.Node != "b" || !cj.Connected || len(cj.Endpoints) != 1 {
 		t.Errorf("b's /api/v1/cluster: %+v", cj)
 	}
 	m := getJSON(nodes["b"], "/metrics", nil)
