@@ -34,7 +34,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -45,6 +44,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/stk-go/stk/flow"
+	"github.com/stk-go/stk/internal/stkdproc"
 	"github.com/stk-go/stk/seq"
 	"github.com/stk-go/stk/step"
 )
@@ -67,7 +67,7 @@ func main() {
 		os.Exit(1)
 	}
 	defer d.stop(*keep)
-	fmt.Printf("stkd %s (pid %d): monitor %s, http %s; rss %s\n", *stkd, d.cmd.Process.Pid, d.monitor, d.http, mb(d.rss()))
+	fmt.Printf("stkd %s (pid %d): monitor %s, http %s; rss %s\n", *stkd, d.Pid(), d.monitor, d.http, mb(d.rss()))
 	for _, c := range strings.Split(*cases, ",") {
 		var err error
 		switch strings.TrimSpace(c) {
@@ -93,63 +93,37 @@ func main() {
 
 // daemon is the stkd under attack.
 type daemon struct {
-	cmd           *exec.Cmd
+	*stkdproc.Daemon
 	logPath       string
-	monitor, http string
+	monitor, http string // "ip:port"
 	once          sync.Once
 }
 
-// freePort returns a loopback address with a port free right now.
-func freePort() string {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		panic(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
-
+// startStkd runs bin on free loopback ports (names and monitor on TCP, the
+// HTTP UI, the STEP feed), its log in a file of a new directory.
 func startStkd(bin string) (*daemon, error) {
 	dir, err := os.MkdirTemp("", "stk-attack-")
 	if err != nil {
 		return nil, err
 	}
-	d := &daemon{logPath: filepath.Join(dir, "stkd.log"), monitor: freePort(), http: freePort()}
+	d := &daemon{logPath: filepath.Join(dir, "stkd.log")}
 	logf, err := os.Create(d.logPath)
 	if err != nil {
 		return nil, err
 	}
-	d.cmd = exec.Command(bin, "--names-tcp", freePort(), "--names-udp", "", "--monitor-tcp", d.monitor, "--monitor-udp", "",
-		"--http", d.http, "--steps-feed", "127.0.0.1:0")
-	d.cmd.Stdout, d.cmd.Stderr = logf, logf
-	if err := d.cmd.Start(); err != nil {
-		return nil, fmt.Errorf("starting %s: %w", bin, err)
+	d.Daemon, err = stkdproc.Start(context.Background(), bin, stkdproc.Options{Args: []string{"--steps-feed", "127.0.0.1:0"}, Log: logf})
+	if err != nil {
+		logf.Close()
+		return nil, fmt.Errorf("%w (its log: %s)", err, d.logPath)
 	}
-	logf.Close()
-	for deadline := time.Now().Add(10 * time.Second); ; {
-		if r, err := http.Get("http://" + d.http + "/healthz"); err == nil {
-			r.Body.Close()
-			return d, nil
-		}
-		if time.Now().After(deadline) {
-			d.stop(true)
-			return nil, fmt.Errorf("%s did not answer on http://%s/healthz within 10 s; its log: %s", bin, d.http, d.logPath)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	go func() { <-d.Done(); logf.Close() }() // every line is written, the attack measures the log's growth
+	d.monitor, d.http = strings.TrimPrefix(d.Monitor, "tcp:"), d.HTTP
+	return d, nil
 }
 
 func (d *daemon) stop(keep bool) {
 	d.once.Do(func() {
-		d.cmd.Process.Signal(os.Interrupt)
-		done := make(chan struct{})
-		go func() { d.cmd.Wait(); close(done) }()
-		select {
-		case <-done:
-		case <-time.After(10 * time.Second):
-			d.cmd.Process.Kill()
-			<-done
-		}
+		d.Stop(10 * time.Second)
 		if keep {
 			fmt.Println("stkd's log:", d.logPath)
 		} else {
@@ -158,24 +132,18 @@ func (d *daemon) stop(keep bool) {
 	})
 }
 
-// rss is stkd's resident memory now, in bytes.
-func (d *daemon) rss() int64 { return d.status("VmRSS:") }
+// rss is stkd's resident memory now, in bytes (-1 when it is gone).
+func (d *daemon) rss() int64 { return d.status("VmRSS") }
 
 // hwm is stkd's peak resident memory.
-func (d *daemon) hwm() int64 { return d.status("VmHWM:") }
+func (d *daemon) hwm() int64 { return d.status("VmHWM") }
 
 func (d *daemon) status(field string) int64 {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", d.cmd.Process.Pid))
+	v, err := stkdproc.ProcStatus(d.Pid(), field)
 	if err != nil {
 		return -1
 	}
-	for _, l := range strings.Split(string(b), "\n") {
-		if rest, ok := strings.CutPrefix(l, field); ok {
-			kb, _ := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(rest), " kB"), 10, 64)
-			return kb << 10
-		}
-	}
-	return -1
+	return v
 }
 
 func (d *daemon) logSize() int64 {

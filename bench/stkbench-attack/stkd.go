@@ -1,130 +1,54 @@
 package main
 
 import (
-	"bufio"
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
-	"os"
-	"os/exec"
 	"regexp"
-	"strconv"
 	"strings"
-	"sync"
-	"syscall"
 	"time"
+
+	"github.com/stk-go/stk/internal/stkdproc"
 )
 
-// daemon is a running stkd.
+// daemon is a running stkd, with its TCP addresses as "ip:port".
 type daemon struct {
-	cmd    *exec.Cmd
-	names  string // "127.0.0.1:port" (TCP)
-	mon    string // the monitor, "127.0.0.1:port" (TCP)
-	url    string // "http://127.0.0.1:port"
-	exited chan struct{}
-
-	mu   sync.Mutex
-	tail []string
+	*stkdproc.Daemon
+	names string // the name server, "127.0.0.1:port" (TCP)
+	mon   string // the monitor, "127.0.0.1:port" (TCP)
+	url   string // "http://127.0.0.1:port"
 }
-
-var logAttr = regexp.MustCompile(`(\w+)=("(?:[^"\\]|\\.)*"|\S*)`)
 
 // startDaemon runs bin with names and HTTP on free loopback ports, the
 // monitor on TCP only, and waits for its "stkd running" line. nofile > 0
 // runs it with that open-file limit (through util-linux's prlimit).
 func startDaemon(bin string, nofile int) (*daemon, error) {
-	args := []string{bin, "--names-tcp", "127.0.0.1:0", "--names-udp", "",
-		"--monitor-tcp", "127.0.0.1:0", "--monitor-udp", "", "--http", "127.0.0.1:0", "--log-level", "info"}
+	opts := stkdproc.Options{Args: []string{"--log-level", "info"}}
 	if nofile > 0 {
-		args = append([]string{"prlimit", fmt.Sprintf("--nofile=%d:%d", nofile, nofile), "--"}, args...)
+		opts.Wrap = []string{"prlimit", fmt.Sprintf("--nofile=%d:%d", nofile, nofile), "--"}
 	}
-	cmd := exec.Command(args[0], args[1:]...)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	stderr, err := cmd.StderrPipe()
+	sd, err := stkdproc.Start(context.Background(), bin, opts)
 	if err != nil {
 		return nil, err
 	}
-	if err := cmd.Start(); err != nil {
-		return nil, fmt.Errorf("start %s: %w", bin, err)
-	}
-	d := &daemon{cmd: cmd, exited: make(chan struct{})}
-	running := make(chan map[string]string, 1)
-	go func() {
-		sc := bufio.NewScanner(stderr)
-		sc.Buffer(make([]byte, 64<<10), 1<<20)
-		for sc.Scan() {
-			line := sc.Text()
-			d.mu.Lock()
-			if d.tail = append(d.tail, line); len(d.tail) > 10 {
-				d.tail = d.tail[1:]
-			}
-			d.mu.Unlock()
-			if strings.Contains(line, `msg="stkd running"`) {
-				attrs := map[string]string{}
-				for _, m := range logAttr.FindAllStringSubmatch(line, -1) {
-					attrs[m[1]] = strings.Trim(m[2], `"`)
-				}
-				running <- attrs
-			}
-		}
-		cmd.Wait()
-		close(d.exited)
-	}()
-	select {
-	case a := <-running:
-		d.names, d.mon, d.url = a["names_tcp"], a["monitor_tcp"], "http://"+a["http"]
-		return d, nil
-	case <-d.exited:
-		return nil, fmt.Errorf("stkd exited at start: %s", d.logTail())
-	case <-time.After(10 * time.Second):
-		d.stop()
-		return nil, fmt.Errorf("stkd did not log \"stkd running\" within 10 s: %s", d.logTail())
-	}
+	return &daemon{Daemon: sd, names: strings.TrimPrefix(sd.Names, "tcp:"), mon: strings.TrimPrefix(sd.Monitor, "tcp:"),
+		url: "http://" + sd.HTTP}, nil
 }
 
-func (d *daemon) logTail() string {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	return strings.Join(d.tail, "\n")
-}
+func (d *daemon) stop() { d.Stop(10 * time.Second) }
 
-func (d *daemon) stop() {
-	d.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-d.exited:
-	case <-time.After(10 * time.Second):
-		d.cmd.Process.Kill()
-		<-d.exited
-	}
-}
-
-// rss reads VmRSS of the daemon, in bytes.
+// rss reads VmRSS of the daemon, in bytes (0 when it is gone).
 func (d *daemon) rss() int64 {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", d.cmd.Process.Pid))
-	if err != nil {
-		return 0
-	}
-	for _, l := range strings.Split(string(b), "\n") {
-		if f := strings.Fields(l); len(f) >= 2 && f[0] == "VmRSS:" {
-			kb, _ := strconv.ParseInt(f[1], 10, 64)
-			return kb << 10
-		}
-	}
-	return 0
+	r, _ := stkdproc.ProcStatus(d.Pid(), "VmRSS")
+	return r
 }
 
 // cpuTicks reads the daemon's user+system CPU time in clock ticks (1/100 s).
 func (d *daemon) cpuTicks() int64 {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", d.cmd.Process.Pid))
-	if err != nil {
-		return 0
-	}
-	s := string(b)
-	f := strings.Fields(s[strings.LastIndexByte(s, ')')+2:])
-	u, _ := strconv.ParseInt(f[11], 10, 64)
-	k, _ := strconv.ParseInt(f[12], 10, 64)
-	return u + k
+	c, _ := stkdproc.ProcCPU(d.Pid())
+	return int64(c / (10 * time.Millisecond))
 }
 
 type rssWatch struct {

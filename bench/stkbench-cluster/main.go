@@ -35,20 +35,19 @@ import (
 	"net/http"
 	"net/netip"
 	"os"
-	"os/exec"
 	"runtime"
 	"runtime/pprof"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"github.com/spf13/pflag"
 
 	"github.com/stk-go/stk/cluster"
+	"github.com/stk-go/stk/internal/etcdtest"
+	"github.com/stk-go/stk/internal/stkdproc"
 	"github.com/stk-go/stk/namesvc"
 )
 
@@ -120,7 +119,7 @@ type bench struct {
 	etcdFlags        []string
 	ttl              time.Duration
 	dir              string
-	etcd             *etcdCluster
+	etcd             *etcdtest.Cluster
 	nodes            []*node // A, B, C
 	procs            []*proc
 	big              []*namesvc.Client // the clients of the bigLoad names
@@ -147,10 +146,10 @@ func (b *bench) run(cases []string, rates []int, propFor time.Duration, thrN, lo
 		return err
 	}
 	if verbose {
-		fmt.Printf("# etcd endpoints: %s\n", strings.Join(b.etcd.endpoints(), " "))
+		fmt.Printf("# etcd endpoints: %s\n", strings.Join(b.etcd.Endpoints(), " "))
 	}
 	for _, id := range []string{"A", "B", "C"} {
-		n, err := startNode(b.etcd.endpoints(), id, b.ttl)
+		n, err := startNode(b.etcd.Endpoints(), id, b.ttl)
 		if err != nil {
 			return err
 		}
@@ -445,7 +444,7 @@ func (b *bench) throughput(total int) error {
 			base[i] = remote(n)
 		}
 		start := time.Now()
-		cpuEtcd, cpuSelf := b.etcd.cpu(), procCPU(os.Getpid())
+		cpuEtcd, cpuSelf := etcdCPU(b.etcd), selfCPU()
 		var wg sync.WaitGroup
 		clients := make([][]*namesvc.Client, 3)
 		errs := make([]error, 3)
@@ -473,7 +472,7 @@ func (b *bench) throughput(total int) error {
 		elapsed := time.Since(start)
 		if verbose {
 			fmt.Printf("  CPU used meanwhile: etcd %v, this process %v\n",
-				(b.etcd.cpu() - cpuEtcd).Round(10*time.Millisecond), (procCPU(os.Getpid()) - cpuSelf).Round(10*time.Millisecond))
+				(etcdCPU(b.etcd) - cpuEtcd).Round(10*time.Millisecond), (selfCPU() - cpuSelf).Round(10*time.Millisecond))
 		}
 		if err != nil || verbose {
 			for i, n := range b.nodes {
@@ -610,33 +609,28 @@ func (b *bench) lookup(n int) error {
 // ---- stkd processes ----
 
 type proc struct {
+	*stkdproc.Daemon
 	id    string
-	cmd   *exec.Cmd
 	names string // tcp:127.0.0.1:port
 	http  string // http://127.0.0.1:port
-	done  chan struct{}
-	log   *os.File
 }
 
+// startStkd runs an stkd node of the cluster (names on TCP and the HTTP
+// UI on loopback ports, nothing else), its log in the bench's directory,
+// and waits until it has joined etcd.
 func (b *bench) startStkd(id string) (*proc, error) {
-	ports, err := freePorts(2)
-	if err != nil {
-		return nil, err
-	}
 	lf, err := os.Create(fmt.Sprintf("%s/stkd-%s.log", b.dir, id))
 	if err != nil {
 		return nil, err
 	}
-	p := &proc{id: id, names: fmt.Sprintf("tcp:127.0.0.1:%d", ports[0]), http: fmt.Sprintf("http://127.0.0.1:%d", ports[1]), done: make(chan struct{}), log: lf}
-	p.cmd = exec.Command(b.stkdBin, "--names-tcp", fmt.Sprintf("127.0.0.1:%d", ports[0]), "--names-udp", "",
-		"--monitor-tcp", "", "--monitor-udp", "", "--steps=false", "--http", fmt.Sprintf("127.0.0.1:%d", ports[1]),
-		"--cluster", b.etcd.flag(), "--node-id", id, "--cluster-lease-ttl", b.ttl.String())
-	p.cmd.Stdout, p.cmd.Stderr = lf, lf
-	p.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := p.cmd.Start(); err != nil {
-		return nil, fmt.Errorf("start %s: %w", b.stkdBin, err)
+	sd, err := stkdproc.Start(context.Background(), b.stkdBin, stkdproc.Options{Log: lf, Args: []string{"--monitor-tcp", "", "--steps=false",
+		"--cluster", b.etcd.ClusterFlag(), "--node-id", id, "--cluster-lease-ttl", b.ttl.String()}})
+	if err != nil {
+		lf.Close()
+		return nil, fmt.Errorf("%w (log: %s)", err, lf.Name())
 	}
-	go func() { p.cmd.Wait(); close(p.done) }()
+	go func() { <-sd.Done(); lf.Close() }()
+	p := &proc{Daemon: sd, id: id, names: sd.Names, http: "http://" + sd.HTTP}
 	b.procs = append(b.procs, p)
 	if err := waitFor(30*time.Second, 20*time.Millisecond, "stkd "+id+" joined", func() bool {
 		st, err := p.status()
@@ -669,29 +663,10 @@ func (p *proc) status() (procStatus, error) {
 	return st, json.Unmarshal(b, &st)
 }
 
-func (p *proc) kill() {
-	select {
-	case <-p.done:
-	default:
-		p.cmd.Process.Kill()
-		<-p.done
-	}
-}
+func (p *proc) kill() { p.Kill() }
 
 // rssBytes reads the process's resident set size.
-func rssBytes(pid int) (int64, error) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		return 0, err
-	}
-	for _, l := range strings.Split(string(b), "\n") {
-		if f := strings.Fields(l); len(f) >= 2 && f[0] == "VmRSS:" {
-			kb, err := strconv.ParseInt(f[1], 10, 64)
-			return kb << 10, err
-		}
-	}
-	return 0, fmt.Errorf("no VmRSS in /proc/%d/status", pid)
-}
+func rssBytes(pid int) (int64, error) { return stkdproc.ProcStatus(pid, "VmRSS") }
 
 // ---- forget ----
 
@@ -775,7 +750,7 @@ func (b *bench) rss(n int) error {
 	}
 	b.weighed = p
 	time.Sleep(time.Second) // settle after the join: the baseline
-	before, err := rssBytes(p.cmd.Process.Pid)
+	before, err := rssBytes(p.Pid())
 	if err != nil {
 		return err
 	}
@@ -789,7 +764,7 @@ func (b *bench) rss(n int) error {
 		return err
 	}
 	time.Sleep(time.Second) // let the allocator settle
-	after, err := rssBytes(p.cmd.Process.Pid)
+	after, err := rssBytes(p.Pid())
 	if err != nil {
 		return err
 	}
@@ -845,7 +820,7 @@ func (b *bench) resync(n int) error {
 		}); err != nil {
 			return err
 		}
-		if err := b.etcd.StartAll(); err != nil {
+		if err := restartEtcd(b.etcd); err != nil {
 			return err
 		}
 		healthy := time.Now()

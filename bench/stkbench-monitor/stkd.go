@@ -9,106 +9,59 @@ import (
 	"io"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/stk-go/stk/internal/stkdproc"
 )
 
 // daemon is a running stkd.
 type daemon struct {
-	cmd     *exec.Cmd
+	proc    *stkdproc.Daemon
 	Monitor string // "tcp:127.0.0.1:port", for the services' -m
 	URL     string // "http://127.0.0.1:port"; "" when started without the UI
-	logPath string
 
 	mu       sync.Mutex
 	timeouts int             // "service timed out" log lines
 	stalls   []time.Duration // the stall of every "monitor was stalled" log line
-	logTail  []string
-	exited   chan struct{}
 }
 
-var (
-	logAttr   = regexp.MustCompile(`(\w+)=("(?:[^"\\]|\\.)*"|\S*)`)
-	stallAttr = regexp.MustCompile(`\bstall=(\S+)`)
-)
+var stallAttr = regexp.MustCompile(`\bstall=(\S+)`)
 
 // startDaemon runs stkd with names and monitor on free loopback TCP ports,
 // the HTTP UI too unless noHTTP, and its log (level info) in logDir.
 func startDaemon(bin, logDir string, noHTTP bool) (*daemon, error) {
-	httpAddr := "127.0.0.1:0"
+	args := []string{"--log-level", "info"}
 	if noHTTP {
-		httpAddr = ""
+		args = append(args, "--http", "")
 	}
-	cmd := exec.Command(filepath.Join(bin, "stkd"),
-		"--names-tcp", "127.0.0.1:0", "--names-udp", "",
-		"--monitor-tcp", "127.0.0.1:0", "--monitor-udp", "",
-		"--http", httpAddr, "--log-level", "info")
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	stderr, err := cmd.StderrPipe()
+	logf, err := os.Create(filepath.Join(logDir, "stkd.log"))
 	if err != nil {
 		return nil, err
 	}
-	d := &daemon{cmd: cmd, logPath: filepath.Join(logDir, "stkd.log"), exited: make(chan struct{})}
-	logf, err := os.Create(d.logPath)
+	d := &daemon{}
+	d.proc, err = stkdproc.Start(context.Background(), filepath.Join(bin, "stkd"), stkdproc.Options{Args: args, Log: logf, OnLine: d.noteLog})
 	if err != nil {
-		return nil, err
-	}
-	if err := cmd.Start(); err != nil {
 		logf.Close()
 		return nil, err
 	}
-	running := make(chan map[string]string, 1)
-	go func() {
-		defer logf.Close()
-		sc := bufio.NewScanner(stderr)
-		sc.Buffer(make([]byte, 64<<10), 1<<20)
-		for sc.Scan() {
-			line := sc.Text()
-			fmt.Fprintln(logf, line)
-			d.noteLog(line, running)
-		}
-		cmd.Wait()
-		close(d.exited)
-	}()
-	select {
-	case attrs := <-running:
-		d.Monitor = "tcp:" + attrs["monitor_tcp"]
-		if h := attrs["http"]; h != "" {
-			d.URL = "http://" + h
-		}
-		return d, nil
-	case <-d.exited:
-		return nil, fmt.Errorf("stkd exited at start: %s", d.tail())
-	case <-time.After(10 * time.Second):
-		d.stop()
-		return nil, fmt.Errorf("stkd did not log \"stkd running\" within 10 s: %s", d.tail())
+	go func() { <-d.proc.Done(); logf.Close() }()
+	d.Monitor = d.proc.Monitor
+	if d.proc.HTTP != "" {
+		d.URL = "http://" + d.proc.HTTP
 	}
+	return d, nil
 }
 
-// noteLog counts the log lines that matter and sends the attributes of the
-// "stkd running" line to running.
-func (d *daemon) noteLog(line string, running chan<- map[string]string) {
+// noteLog counts the log lines that matter.
+func (d *daemon) noteLog(line string) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	d.logTail = append(d.logTail, line)
-	if len(d.logTail) > 20 {
-		d.logTail = d.logTail[1:]
-	}
 	switch {
-	case strings.Contains(line, `msg="stkd running"`):
-		attrs := map[string]string{}
-		for _, m := range logAttr.FindAllStringSubmatch(line, -1) {
-			attrs[m[1]] = strings.Trim(m[2], `"`)
-		}
-		select {
-		case running <- attrs:
-		default:
-		}
 	case strings.Contains(line, `msg="service timed out"`):
 		d.timeouts++
 	case strings.Contains(line, `msg="monitor was stalled`):
@@ -119,12 +72,6 @@ func (d *daemon) noteLog(line string, running chan<- map[string]string) {
 	}
 }
 
-func (d *daemon) tail() string {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	return strings.Join(d.logTail, "\n")
-}
-
 // logCounts returns the timed-out services and the stalls the log reported.
 func (d *daemon) logCounts() (timeouts int, stalls []time.Duration) {
 	d.mu.Lock()
@@ -132,21 +79,12 @@ func (d *daemon) logCounts() (timeouts int, stalls []time.Duration) {
 	return d.timeouts, append([]time.Duration(nil), d.stalls...)
 }
 
-func (d *daemon) pid() int { return d.cmd.Process.Pid }
+func (d *daemon) pid() int { return d.proc.Pid() }
 
-func (d *daemon) signal(sig syscall.Signal) error { return d.cmd.Process.Signal(sig) }
+func (d *daemon) signal(sig syscall.Signal) error { return d.proc.Cmd.Process.Signal(sig) }
 
 // stop ends stkd (SIGCONT first, in case it is paused).
-func (d *daemon) stop() {
-	d.signal(syscall.SIGCONT)
-	d.signal(syscall.SIGTERM)
-	select {
-	case <-d.exited:
-	case <-time.After(5 * time.Second):
-		d.cmd.Process.Kill()
-		<-d.exited
-	}
-}
+func (d *daemon) stop() { d.proc.Stop(5 * time.Second) }
 
 // ---- the JSON API (the fields of httpd's documents that are used here) ----
 
