@@ -546,7 +546,11 @@ func TestMonitoredService(t *testing.T) {
 	need(t)
 	d := stkd(t)
 	name := uniqueName("c service")
-	p := startC(t, "monitored_service", "-m", d.monitor, "-t", "12", "-i", "100", "-W", "4", "-b", "100", "-a", "1000", "-S", name)
+	// Each state lasts long enough for a poll from a loaded machine to
+	// see it: 4 iterations of 300 ms warming up (with 100 ms, the 400 ms
+	// window could pass between two polls), then 8 running; an activity
+	// timeout of 5 s, so a C process held off the CPU is not timed out.
+	p := startC(t, "monitored_service", "-m", d.monitor, "-t", "12", "-i", "300", "-W", "4", "-b", "100", "-a", "5000", "-S", name)
 	p.WaitFor(t, "Service '"+name+"' id 0x[0-9a-f]+ reporting to "+d.monitor, 10*time.Second)
 	waitService(t, d.http+"/api/v1/services", name, func(s httpd.ServiceJSON) bool { return s.State == 6 && s.StateName == "warming up" })
 	waitService(t, d.http+"/api/v1/services", name, func(s httpd.ServiceJSON) bool {
