@@ -242,9 +242,10 @@ func TestPythonMonitoredService(t *testing.T) {
 	const iterations = 15
 	// An activity timeout of 5 s, not 1: a Python process kept off a loaded
 	// CPU for a second must not be timed out (this test wants it running,
-	// then destroyed).
+	// then destroyed). Iterations of 200 ms: running at checkpoint 3 or
+	// more lasts 2.4 s, for polls from a loaded machine to see it.
 	svc := py(t, "examples/monitored_service.py", "-m", d.monitor, "-S", name, "-t", fmt.Sprint(iterations),
-		"-i", "100ms", "-b", "100ms", "-a", "5s")
+		"-i", "200ms", "-b", "100ms", "-a", "5s")
 	m := svc.WaitFor(t, `Service '`+regexp.QuoteMeta(name)+`' id 0x([0-9a-f]+) reporting to `, 10*time.Second)
 	var id uint64
 	fmt.Sscanf(m[1], "%x", &id)
