@@ -294,6 +294,13 @@ type handshakeError struct{ err error }
 func (e *handshakeError) Error() string { return "TLS handshake: " + e.err.Error() }
 func (e *handshakeError) Unwrap() error { return e.err }
 
+// IsHandshakeError reports whether err (a TCPClient's DialError, say) is a
+// failed TLS handshake: the server's certificate not trusted, or this
+// client's certificate refused (under TLS 1.3 seen just after the
+// handshake, and handled as part of it). Such a failure is a configuration
+// to fix, not a server that is down.
+func IsHandshakeError(err error) bool { return isHandshakeErr(err) }
+
 func isHandshakeErr(err error) bool {
 	var h *handshakeError
 	return errors.As(err, &h)

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/stk-go/stk/flow"
 	"github.com/stk-go/stk/namesvc"
 	"github.com/stk-go/stk/seq"
 )
@@ -61,7 +62,7 @@ func (m *Monitor) registerLoop() {
 		if m.ctx.Err() != nil {
 			return
 		}
-		if derr := m.ns.DialError(); err != nil && derr != nil && !m.ns.Connected() {
+		if derr := m.ns.DialError(); err != nil && derr != nil && (!m.ns.Connected() || flow.IsHandshakeError(derr)) {
 			// A timeout alone does not say why; a refused TLS handshake
 			// (a certificate the name server does not trust) or a name
 			// server that is not there does.

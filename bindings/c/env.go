@@ -14,7 +14,6 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
-	"strings"
 	"sync"
 	"time"
 
@@ -201,7 +200,7 @@ func stkgo_env_create(o *C.stk_options, envToken, envCA, envCert, envKey *C.char
 func whyNotConnected(c *namesvc.Client) string {
 	derr := c.DialError()
 	switch {
-	case derr != nil && strings.HasPrefix(derr.Error(), "TLS handshake"): // flow's handshake errors; may be connected again, awaiting the next refusal (TLS 1.3)
+	case flow.IsHandshakeError(derr): // may be connected again, awaiting the next refusal (TLS 1.3)
 		return fmt.Sprintf("last connection attempt: %v; check that tls_ca_file ($%s) holds the CA of the server's certificate, "+
 			"and that tls_cert_file and tls_key_file ($%s, $%s) are a certificate the server trusts (stkd --tls-client-ca)",
 			derr, cli.TLSCAEnv, cli.TLSCertEnv, cli.TLSKeyEnv)

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
-	"strings"
 	"sync"
 
 	"github.com/spf13/pflag"
@@ -155,7 +154,7 @@ func NotConnected(names *namesvc.Client, addr string, err error) error {
 // stkd runs: NamesHint).
 func WhyNotConnected(names *namesvc.Client, addr string) string {
 	if last := LastAttempt(names, addr); last != "" {
-		if isHandshake(names.DialError()) {
+		if flow.IsHandshakeError(names.DialError()) {
 			return last
 		}
 		return last + "; " + NamesHint
@@ -176,7 +175,7 @@ func LastAttempt(names *namesvc.Client, addr string) string {
 	if derr == nil {
 		return ""
 	}
-	if a, err := flow.ParseAddress(addr); err == nil && a.TLS && isHandshake(derr) {
+	if a, err := flow.ParseAddress(addr); err == nil && a.TLS && flow.IsHandshakeError(derr) {
 		return fmt.Sprintf("last connection attempt: %v; %s", derr, TLSHint)
 	}
 	return fmt.Sprintf("last connection attempt: %v", derr)
@@ -187,12 +186,7 @@ func LastAttempt(names *namesvc.Client, addr string) string {
 // the server refuses is connected for a moment after each handshake, until
 // the refusal arrives, and its last refusal is what explains a timeout.
 func connectedForGood(names *namesvc.Client) bool {
-	return names.Connected() && !isHandshake(names.DialError())
-}
-
-// isHandshake reports whether err is one of flow's TLS handshake errors.
-func isHandshake(err error) bool {
-	return err != nil && strings.HasPrefix(err.Error(), "TLS handshake")
+	return names.Connected() && !flow.IsHandshakeError(names.DialError())
 }
 
 // TLSHint is appended to errors of a tls: name server that refused the
