@@ -277,8 +277,11 @@ func TestTwoHosts(t *testing.T) {
 
 	t.Run("monitored service", func(t *testing.T) {
 		name := fmt.Sprintf("twohost service %d", os.Getpid())
+		// 30 iterations of 200 ms: the service is listed at checkpoint 3
+		// or more for 5.4 s, time for several polls (each a process
+		// started in A's namespace) on a loaded machine.
 		svc := h.start(t, h.b, filepath.Join(progs.dir, "monitored_service"),
-			"-R", ns, "-m", "lookup:monitor", "-S", name, "-t", "30", "-i", "100ms")
+			"-R", ns, "-m", "lookup:monitor", "-S", name, "-t", "30", "-i", "200ms")
 		var seen httpd.ServiceJSON
 		testutil.WaitForf(t, wait, func() bool {
 			var list httpd.ServicesJSON
