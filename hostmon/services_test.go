@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -284,10 +285,14 @@ func TestServicesRealHost(t *testing.T) {
 			t.Errorf("threads %v", th)
 		}
 	}
-	// Busy for a while: the next sample has a CPU percentage.
-	start := time.Now()
-	for x := 0; time.Since(start) < 50*time.Millisecond; x++ {
-		_ = x * x
+	// Busy for 50 ms of CPU time, not of wall time (on a loaded machine
+	// 50 ms of wall time can be less than the 10 ms clock tick the kernel
+	// counts CPU time in): the next sample has a CPU percentage.
+	busyUntil := processCPU(t) + 50*time.Millisecond
+	for start := time.Now(); processCPU(t) < busyUntil && time.Since(start) < 10*time.Second; {
+		for x := 0; x < 100000; x++ {
+			_ = x * x
+		}
 	}
 	steps = fxCollect(t, c, time.Now())
 	cpu, ok := steps[0].Float("cpu_percent")
@@ -305,6 +310,16 @@ func TestServicesRealHost(t *testing.T) {
 			t.Errorf("closed socket still described: %v", s.Space.Fields)
 		}
 	}
+}
+
+// processCPU is the CPU time this process has used, user and system.
+func processCPU(t *testing.T) time.Duration {
+	t.Helper()
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		t.Fatal(err)
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // BenchmarkServicesCollect is one interval describing one known service
