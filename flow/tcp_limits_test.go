@@ -40,7 +40,7 @@ func TestTCPServerConnectionLimits(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !closedByPeer(c, 5*time.Second) {
+	if !closedByPeer(c, 10*time.Second) {
 		t.Fatal("a third connection from one IP with MaxConnsPerIP 2 was kept")
 	}
 	c.Close()
@@ -57,7 +57,7 @@ func TestTCPServerConnectionLimits(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !closedByPeer(c3, 5*time.Second) {
+	if !closedByPeer(c3, 10*time.Second) {
 		t.Fatal("a connection beyond MaxConns 3 was kept")
 	}
 	c3.Close()
@@ -95,7 +95,7 @@ func TestTCPServerFrameTimeout(t *testing.T) {
 	defer c.Close()
 	c.Write(frame[:10])
 	start := time.Now()
-	if !closedByPeer(c, 5*time.Second) {
+	if !closedByPeer(c, 10*time.Second) {
 		t.Fatal("a connection holding 10 bytes of a header was kept for 5 s")
 	}
 	if d := time.Since(start); d < 150*time.Millisecond {
@@ -146,7 +146,7 @@ loop:
 			break loop
 		}
 	}
-	if !closedByPeer(silent, 5*time.Second) {
+	if !closedByPeer(silent, 10*time.Second) {
 		t.Fatal("a silent connection outlived the idle timeout")
 	}
 	if err := <-disc; !errors.Is(err, ErrTimedOut) {

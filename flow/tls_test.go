@@ -249,7 +249,10 @@ func TestTLSLimitsAndTimeouts(t *testing.T) {
 	leakcheck.Check(t)
 	ts := newTLSSetup(t)
 	closed := make(chan error, 2)
-	srv := listenTLS(t, Options{TLS: ts.serverTLS(t, false), MaxConns: 1, IdleTimeout: 200 * time.Millisecond,
+	// The first connection must stay open, idle, until the test has seen
+	// it and the second one refused: 1 s leaves room for a loaded machine
+	// (with 200 ms it could be timed out first, and the second accepted).
+	srv := listenTLS(t, Options{TLS: ts.serverTLS(t, false), MaxConns: 1, IdleTimeout: time.Second,
 		OnDisconnect: func(p Peer, err error) { closed <- err }})
 	cfg := &tls.Config{RootCAs: ts.ca.Pool(), ServerName: "127.0.0.1"}
 	first, err := tls.Dial("tcp", srv.LocalAddr().String(), cfg)
