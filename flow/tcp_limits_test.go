@@ -96,7 +96,7 @@ func TestTCPServerFrameTimeout(t *testing.T) {
 	c.Write(frame[:10])
 	start := time.Now()
 	if !closedByPeer(c, 10*time.Second) {
-		t.Fatal("a connection holding 10 bytes of a header was kept for 5 s")
+		t.Fatal("a connection holding 10 bytes of a header was kept for 10 s")
 	}
 	if d := time.Since(start); d < 150*time.Millisecond {
 		t.Errorf("closed after %v, before the 200 ms frame timeout", d)
