@@ -2,7 +2,6 @@ package stk
 
 import (
 	"errors"
-	"net"
 	"net/netip"
 	"slices"
 	"strconv"
@@ -11,6 +10,7 @@ import (
 
 	"github.com/stk-go/stk/flow"
 	"github.com/stk-go/stk/internal/leakcheck"
+	"github.com/stk-go/stk/internal/testutil"
 	"github.com/stk-go/stk/namesvc"
 	"github.com/stk-go/stk/seq"
 )
@@ -161,7 +161,7 @@ func TestDatagramAccept(t *testing.T) {
 	leakcheck.Check(t)
 	_, ns := startNames(t)
 	env := connect(t, ns)
-	port := freeUDPPort(t)
+	port := strconv.Itoa(testutil.FreePort(t, "udp"))
 	pub, err := env.Publish("dgram", PublishOptions{Listen: "udp:127.0.0.1:" + port})
 	if err != nil {
 		t.Fatal(err)
@@ -218,18 +218,6 @@ func TestDatagramAccept(t *testing.T) {
 			t.Fatal("the publisher's datagrams were not received")
 		}
 	}
-}
-
-// freeUDPPort returns a UDP port free on 127.0.0.1 now.
-func freeUDPPort(t *testing.T) string {
-	t.Helper()
-	c, err := net.ListenPacket("udp4", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	_, port, _ := net.SplitHostPort(c.LocalAddr().String())
-	return port
 }
 
 // TestSubscribeAddress: an unregistered publisher is received from by

@@ -186,7 +186,7 @@ func TestDuplicateNodeID(t *testing.T) {
 // TestStkdDuplicateNodeID: a second stkd started with the --node-id of a
 // running one exits with an error saying so; the first keeps running.
 func TestStkdDuplicateNodeID(t *testing.T) {
-	bin := stkdBin(t)
+	bin := stkd.Path(t)
 	etcd := etcdtest.Start(t, 1)
 	args := []string{"--cluster", etcd.ClusterFlag(), "--node-id", "twin", "--cluster-lease-ttl", "3s", "--steps=false"}
 	first := testprog.StartStkd(t, bin, args...)

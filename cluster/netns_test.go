@@ -137,7 +137,7 @@ func cPrograms(t *testing.T) string {
 func TestSeparateHosts(t *testing.T) {
 	t.Parallel() // it mostly builds and waits for processes
 	h := newNetHosts(t, 3)
-	bin := stkdBin(t)
+	bin := stkd.Path(t)
 	cdir := cPrograms(t)
 	etcd := etcdtest.StartOn(t, 1, h.hostIP.String())
 	names := make([]string, 3)

@@ -1,47 +1,28 @@
 package cluster_test
 
 import (
-	"net"
+	"os"
 	"strconv"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/stk-go/stk/internal/etcdtest"
 	"github.com/stk-go/stk/internal/testprog"
+	"github.com/stk-go/stk/internal/testutil"
 	"github.com/stk-go/stk/namesvc"
 )
 
 // stkd processes as nodes: killed with SIGKILL and restarted, as a host
 // would.
 
-var (
-	binOnce sync.Once
-	binDir  string
-	binErr  error
-)
+// stkd is built on first use: most of the package's tests need etcd only.
+var stkd = testprog.Binary{Pkg: "../stkd", Name: "stkd"}
 
-func stkdBin(t *testing.T) string {
-	t.Helper()
-	if testing.Short() {
-		t.Skip("test with stkd processes skipped with -short")
-	}
-	binOnce.Do(func() { binDir, binErr = testprog.Build("../stkd") })
-	if binErr != nil {
-		t.Fatal(binErr)
-	}
-	return binDir + "/stkd"
-}
-
-func freePort(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return strconv.Itoa(l.Addr().(*net.TCPAddr).Port)
+func TestMain(m *testing.M) {
+	code := m.Run()
+	stkd.Remove()
+	os.Exit(code)
 }
 
 // TestStkdKilledAndRestarted: stkd node a restarted at once after kill -9
@@ -50,10 +31,10 @@ func freePort(t *testing.T) string {
 // for good, its registrations disappear from node c within the lease TTL
 // plus a second.
 func TestStkdKilledAndRestarted(t *testing.T) {
-	bin := stkdBin(t)
+	bin := stkd.Path(t)
 	etcd := etcdtest.Start(t, 1)
 	const ttl = 3 * time.Second
-	port := freePort(t)
+	port := strconv.Itoa(testutil.FreePort(t, "tcp"))
 	args := []string{"--names-tcp", "127.0.0.1:" + port, "--cluster", etcd.ClusterFlag(), "--node-id", "a",
 		"--cluster-lease-ttl", ttl.String(), "--steps=false"}
 	a := testprog.StartStkd(t, bin, args...)

@@ -3,7 +3,6 @@ package examples
 import (
 	"fmt"
 	"math/rand/v2"
-	"net"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -11,6 +10,7 @@ import (
 
 	"github.com/stk-go/stk/internal/testprog"
 	"github.com/stk-go/stk/internal/testprog/multicast"
+	"github.com/stk-go/stk/internal/testutil"
 )
 
 // bin holds the programs built once for all tests.
@@ -30,16 +30,6 @@ func stkd(t *testing.T) string {
 	t.Helper()
 	return testprog.StartStkd(t, filepath.Join(bin, "stkd"), "--names-udp", "127.0.0.1:0",
 		"--monitor-udp", "127.0.0.1:0").Names
-}
-
-func freeUDPPort(t *testing.T) int {
-	t.Helper()
-	c, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	return c.LocalAddr().(*net.UDPAddr).Port
 }
 
 func uniqueName(prefix string) string { return fmt.Sprintf("%s-%d", prefix, rand.Uint32()) }
@@ -78,15 +68,15 @@ func TestPubSubMulticastOneToFour(t *testing.T) {
 	multicast.Need(t)
 	group := fmt.Sprintf("239.%d.%d.%d", rand.IntN(200)+1, rand.IntN(250)+1, rand.IntN(250)+1)
 	// Paced: loopback multicast drops bursts that overflow a socket buffer.
-	pubsub(t, 4, 2000, fmt.Sprintf("multicast:%s:%d", group, freeUDPPort(t)), "-a", "20", "-p", "1", "-d", "500ms")
+	pubsub(t, 4, 2000, fmt.Sprintf("multicast:%s:%d", group, testutil.FreePort(t, "udp")), "-a", "20", "-p", "1", "-d", "500ms")
 }
 
 func TestPubSubUDP(t *testing.T) {
-	pubsub(t, 1, 2000, fmt.Sprintf("udp:127.0.0.1:%d", freeUDPPort(t)), "-a", "20", "-p", "1", "-d", "500ms")
+	pubsub(t, 1, 2000, fmt.Sprintf("udp:127.0.0.1:%d", testutil.FreePort(t, "udp")), "-a", "20", "-p", "1", "-d", "500ms")
 }
 
 func TestPubSubRawUDP(t *testing.T) {
-	pubsub(t, 1, 2000, fmt.Sprintf("rawudp:127.0.0.1:%d", freeUDPPort(t)), "-a", "20", "-p", "1", "-d", "500ms")
+	pubsub(t, 1, 2000, fmt.Sprintf("rawudp:127.0.0.1:%d", testutil.FreePort(t, "udp")), "-a", "20", "-p", "1", "-d", "500ms")
 }
 
 func TestPubSubQuickStart(t *testing.T) {

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/stk-go/stk/flow"
+	"github.com/stk-go/stk/internal/testutil"
 	"github.com/stk-go/stk/namesvc"
 	"github.com/stk-go/stk/seq"
 )
@@ -54,7 +55,7 @@ func TestSubscribeAccept(t *testing.T) {
 func TestSubscribeAcceptDatagrams(t *testing.T) {
 	ns := stkd(t)
 	name := uniqueName("accept-udp")
-	dest := fmt.Sprintf("127.0.0.1:%d", freeUDPPort(t))
+	dest := fmt.Sprintf("127.0.0.1:%d", testutil.FreePort(t, "udp"))
 	c, err := namesvc.Dial(ns, namesvc.ClientOptions{})
 	if err != nil {
 		t.Fatal(err)

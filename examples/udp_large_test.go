@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/stk-go/stk/internal/testprog"
+	"github.com/stk-go/stk/internal/testutil"
 )
 
 // largeUDP publishes 20 sequences of 200,000 bytes (four STK-UDP datagrams
@@ -16,7 +17,7 @@ import (
 // buffer got 17 of 20 when the fragments left in one burst.
 func largeUDP(t *testing.T, ns, name string) {
 	t.Helper()
-	pub := start(t, "publish", "-R", ns, "-i", fmt.Sprintf("udp:127.0.0.1:%d", freeUDPPort(t)),
+	pub := start(t, "publish", "-R", ns, "-i", fmt.Sprintf("udp:127.0.0.1:%d", testutil.FreePort(t, "udp")),
 		"-s", "20", "-a", "1", "-p", "100", "-l", "200000", "-d", "500ms", name)
 	out := pub.Wait(t, 60*time.Second)
 	if !strings.Contains(out, "Sent 20 sequences") {

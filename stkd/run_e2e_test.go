@@ -13,7 +13,6 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -24,30 +23,15 @@ import (
 	"github.com/stk-go/stk/namesvc"
 )
 
-var (
-	binOnce sync.Once
-	binDir  string
-	binErr  error
-)
+// stkd is this package's program, built on first use.
+var stkd = testprog.Binary{Pkg: ".", Name: "stkd"}
 
-// stkdBin builds stkd once for the package's tests and returns its path.
-func stkdBin(t *testing.T) string {
-	t.Helper()
-	if testing.Short() {
-		t.Skip("test with real processes skipped with -short")
-	}
-	binOnce.Do(func() { binDir, binErr = testprog.Build(".") })
-	if binErr != nil {
-		t.Fatal(binErr)
-	}
-	return filepath.Join(binDir, "stkd")
-}
+// stkdBin returns the path of stkd, built once for the package's tests.
+func stkdBin(t *testing.T) string { return stkd.Path(t) }
 
 func TestMain(m *testing.M) {
 	code := m.Run()
-	if binDir != "" {
-		os.RemoveAll(binDir)
-	}
+	stkd.Remove()
 	os.Exit(code)
 }
 

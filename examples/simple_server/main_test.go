@@ -3,7 +3,6 @@ package main
 import (
 	"fmt"
 	"math/rand/v2"
-	"net"
 	"net/netip"
 	"path/filepath"
 	"regexp"
@@ -306,7 +305,7 @@ func TestMulticast(t *testing.T) {
 	multicast.Need(t)
 	e := newEnv(t)
 	group := fmt.Sprintf("239.%d.%d.%d", rand.IntN(200)+1, rand.IntN(250)+1, rand.IntN(250)+1)
-	port := freeUDPPort(t)
+	port := testutil.FreePort(t, "udp")
 	srv, name, addr := e.server(t, "-M", fmt.Sprintf("%s:%d", group, port))
 	if want := fmt.Sprintf("multicast:%s:%d", group, port); addr != want {
 		t.Fatalf("registered %q, want %q", addr, want)
@@ -317,14 +316,4 @@ func TestMulticast(t *testing.T) {
 		t.Fatalf("simple_client sending to the multicast server exited with %d:\n%s", code, out)
 	}
 	srv.WaitFor(t, `^Service 'mcast client' added to service group`, 10*time.Second)
-}
-
-func freeUDPPort(t *testing.T) int {
-	t.Helper()
-	c, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	return c.LocalAddr().(*net.UDPAddr).Port
 }

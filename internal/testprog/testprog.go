@@ -150,3 +150,41 @@ func Main(m *testing.M, built func(dir string), pkgs ...string) {
 	os.RemoveAll(dir)
 	os.Exit(code)
 }
+
+// Binary is a program built on first use, for a package whose tests need
+// it only sometimes (a TestMain that always builds would slow -short runs).
+// Declare one per program as a package variable and remove its directory
+// in TestMain with Remove.
+type Binary struct {
+	// Pkg is the program's package, a path as the go command takes it
+	// relative to the test's directory ("." or "../stkd").
+	Pkg string
+	// Name is the program's file name, the last element of its import path.
+	Name string
+
+	once sync.Once
+	dir  string
+	err  error
+}
+
+// Path builds the program once and returns its path. It skips the test with
+// -short (it runs a real process) and fails it when the build fails.
+func (b *Binary) Path(t testing.TB) string {
+	t.Helper()
+	if testing.Short() {
+		t.Skipf("test with a %s process skipped with -short", b.Name)
+	}
+	b.once.Do(func() { b.dir, b.err = Build(b.Pkg) })
+	if b.err != nil {
+		t.Fatal(b.err)
+	}
+	return filepath.Join(b.dir, b.Name)
+}
+
+// Remove deletes the built program, if Path built it: call it from TestMain
+// after m.Run.
+func (b *Binary) Remove() {
+	if b.dir != "" {
+		os.RemoveAll(b.dir)
+	}
+}

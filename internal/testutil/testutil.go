@@ -1,7 +1,7 @@
 // Package testutil holds the helpers that the tests of every package
 // share: WaitFor and WaitForf, which poll a condition with a deadline; Clock, a clock
-// that tests move by hand; and Discard and Logger, the loggers of the code
-// under test. It imports nothing of ours, so any package's tests, flow's
+// that tests move by hand; Discard and Logger, the loggers of the code
+// under test; and FreePort, for programs that need a fixed port. It imports nothing of ours, so any package's tests, flow's
 // and seq's included, can use it. Fake flow peers are in the subpackage
 // testpeer, which imports flow.
 package testutil
@@ -9,6 +9,7 @@ package testutil
 import (
 	"io"
 	"log/slog"
+	"net"
 	"strings"
 	"sync"
 	"testing"
@@ -105,3 +106,35 @@ func (w tWriter) Write(p []byte) (int, error) {
 }
 
 var _ io.Writer = tWriter{}
+
+// FreePort returns a port that is free on 127.0.0.1 now, for network "tcp"
+// or "udp": for a program whose flag takes a fixed port and not port 0
+// (another process may take the port before the program binds it, so
+// prefer port 0 where the program can say what it bound).
+func FreePort(t testing.TB, network string) int {
+	t.Helper()
+	var (
+		port int
+		err  error
+	)
+	switch network {
+	case "tcp":
+		var l *net.TCPListener
+		if l, err = net.ListenTCP("tcp4", &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1)}); err == nil {
+			port = l.Addr().(*net.TCPAddr).Port
+			l.Close()
+		}
+	case "udp":
+		var c *net.UDPConn
+		if c, err = net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)}); err == nil {
+			port = c.LocalAddr().(*net.UDPAddr).Port
+			c.Close()
+		}
+	default:
+		t.Fatalf("FreePort: network %q is neither tcp nor udp", network)
+	}
+	if err != nil {
+		t.Fatalf("FreePort: %v", err)
+	}
+	return port
+}

@@ -3,6 +3,7 @@ package testutil
 import (
 	"context"
 	"fmt"
+	"net"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -152,4 +153,24 @@ func TestLoggers(t *testing.T) {
 		t.Errorf("Logger(t) enabled at Debug: %v; want it only with -v (%v)", got, testing.Verbose())
 	}
 	l.Info("a line of the code under test") // shown with -v
+}
+
+// TestFreePort: the port FreePort returns can be bound right after, on the
+// network asked for.
+func TestFreePort(t *testing.T) {
+	tp := FreePort(t, "tcp")
+	l, err := net.Listen("tcp4", fmt.Sprintf("127.0.0.1:%d", tp))
+	if err != nil {
+		t.Fatalf("listen on the free TCP port %d: %v", tp, err)
+	}
+	l.Close()
+	up := FreePort(t, "udp")
+	c, err := net.ListenPacket("udp4", fmt.Sprintf("127.0.0.1:%d", up))
+	if err != nil {
+		t.Fatalf("listen on the free UDP port %d: %v", up, err)
+	}
+	c.Close()
+	if tp == 0 || up == 0 {
+		t.Fatalf("FreePort returned port 0 (tcp %d, udp %d)", tp, up)
+	}
 }
