@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/stk-go/stk/internal/testprog"
+	"github.com/stk-go/stk/internal/testutil"
 	"github.com/stk-go/stk/namesvc"
 )
 
@@ -85,13 +86,18 @@ func TestLimitRefusesAndCounts(t *testing.T) {
 	if err := register(other, "theirs", 5*time.Second); err != nil {
 		t.Fatalf("another client was refused too: %v", err)
 	}
-	res, err := http.Get(d.URL("/metrics"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer res.Body.Close()
-	m, _ := io.ReadAll(res.Body)
-	if !strings.Contains(string(m), `stk_names_refused_total{reason="client_registrations"} 1`) {
-		t.Errorf("/metrics does not count the refusal:\n%s", m)
-	}
+	// The third registration's 700 ms without an answer, and the other
+	// client's confirmation, do not mean the server has seen it yet (the
+	// request may still be on its way on a loaded machine): wait for the
+	// count.
+	var m []byte
+	testutil.WaitForf(t, 10*time.Second, func() bool {
+		res, err := http.Get(d.URL("/metrics"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer res.Body.Close()
+		m, _ = io.ReadAll(res.Body)
+		return strings.Contains(string(m), `stk_names_refused_total{reason="client_registrations"} 1`+"\n")
+	}, func() string { return fmt.Sprintf("/metrics does not count the refusal:\n%s", m) })
 }
