@@ -181,16 +181,9 @@ func stkgo_name_register(envH C.uint64_t, ci *C.stk_name_info, timeoutMS C.int) 
 
 //export stkgo_name_unregister
 func stkgo_name_unregister(envH C.uint64_t, name, group *C.char) C.int {
-	e, code := envOf(envH, false)
+	_, c, code := namesOf("stk_name_unregister", envH, name)
 	if code != eOK {
 		return code
-	}
-	if name == nil {
-		return failf(eInval, "stk_name_unregister: name is NULL")
-	}
-	c, err := e.names()
-	if err != nil {
-		return fail(err)
 	}
 	c.Unregister(C.GoString(name), goString(group, ""))
 	return eOK
@@ -229,57 +222,91 @@ func (n *nameCallbacks) done(r namesvc.LookupResult) {
 	n.gate.exit()
 }
 
-// lookup is an stk_lookup.
-type lookup struct {
+// nameRequest is what a lookup and a name subscription share: the C
+// callbacks, the env that holds the handle, and how to end the request.
+type nameRequest struct {
 	nameCallbacks
-	env *env
-	mu  sync.Mutex
-	q   *namesvc.Query
+	env  *env
+	mu   sync.Mutex
+	stop func() // cancels the query or the subscription; nil until it has started
 }
 
-func (l *lookup) destroy() error {
-	l.mu.Lock()
-	q := l.q
-	l.mu.Unlock()
-	if q != nil {
-		q.Cancel()
+func (r *nameRequest) destroy() error {
+	r.mu.Lock()
+	stop := r.stop
+	r.mu.Unlock()
+	if stop != nil {
+		stop()
 	}
-	l.gate.close(nil)
-	l.env.forget(l.h)
+	r.gate.close(nil)
+	r.env.forget(r.h)
 	return nil
 }
 
-//export stkgo_name_lookup
-func stkgo_name_lookup(envH C.uint64_t, name, group *C.char, expirationMS C.int, onAnswer, onDone, user C.uintptr_t, out *C.uint64_t) C.int {
+// namesOf begins a name call fn ("stk_name_lookup"): the env of envH and
+// its name-service client, with name and the required callbacks checked
+// not NULL first (so that a wrong call starts no client).
+func namesOf(fn string, envH C.uint64_t, name *C.char, required ...C.uintptr_t) (*env, *namesvc.Client, C.int) {
 	e, code := envOf(envH, false)
 	if code != eOK {
-		return code
+		return nil, nil, code
 	}
 	if name == nil {
-		return failf(eInval, "stk_name_lookup: name is NULL")
+		return nil, nil, failf(eInval, "%s: name is NULL", fn)
+	}
+	for _, cb := range required {
+		if code := checkCallback(fn, cb); code != eOK {
+			return nil, nil, code
+		}
 	}
 	c, err := e.names()
 	if err != nil {
-		return fail(err)
+		return nil, nil, fail(err)
+	}
+	return e, c, eOK
+}
+
+// startNameRequest runs start, which begins the request r of o (a lookup or
+// a name subscription) and returns how to end it, then hands o's handle to
+// the env and to the C caller through out. fn names the C call in errors.
+func startNameRequest(fn string, e *env, r *nameRequest, o object, start func() (stop func(), err error), out *C.uint64_t) C.int {
+	stop, err := start()
+	if err != nil {
+		return failAs(eInval, fmt.Errorf("%s: %w", fn, err))
+	}
+	r.mu.Lock()
+	r.stop = stop
+	r.mu.Unlock()
+	if !putObject(e, r.h, o) {
+		return failf(eClosed, "%s: the env is destroyed", fn)
+	}
+	*out = C.uint64_t(r.h)
+	return eOK
+}
+
+// lookup is an stk_lookup.
+type lookup struct{ nameRequest }
+
+//export stkgo_name_lookup
+func stkgo_name_lookup(envH C.uint64_t, name, group *C.char, expirationMS C.int, onAnswer, onDone, user C.uintptr_t, out *C.uint64_t) C.int {
+	const fn = "stk_name_lookup"
+	e, c, code := namesOf(fn, envH, name)
+	if code != eOK {
+		return code
 	}
 	h := newHandle()
-	l := &lookup{env: e, nameCallbacks: nameCallbacks{h: h, gate: newGate(h), onAnswer: onAnswer, onDone: onDone, user: user}}
+	l := &lookup{nameRequest{env: e, nameCallbacks: nameCallbacks{h: h, gate: newGate(h), onAnswer: onAnswer, onDone: onDone, user: user}}}
 	var exp time.Duration
 	if expirationMS > 0 {
 		exp = time.Duration(expirationMS) * time.Millisecond
 	}
-	q, err := c.Lookup(C.GoString(name), namesvc.LookupOptions{Group: goString(group, ""), Expiration: exp}, l.answer, l.done)
-	if err != nil {
-		return failAs(eInval, fmt.Errorf("stk_name_lookup: %w", err))
-	}
-	l.mu.Lock()
-	l.q = q
-	l.mu.Unlock()
-	if !putObject(e, h, l) {
-		return failf(eClosed, "stk_name_lookup: the env is destroyed")
-	}
-	*out = C.uint64_t(h)
-	return eOK
+	return startNameRequest(fn, e, &l.nameRequest, l, func() (func(), error) {
+		q, err := c.Lookup(C.GoString(name), namesvc.LookupOptions{Group: goString(group, ""), Expiration: exp}, l.answer, l.done)
+		if err != nil {
+			return nil, err
+		}
+		return q.Cancel, nil
+	}, out)
 }
 
 //export stkgo_lookup_destroy
@@ -293,55 +320,24 @@ func stkgo_lookup_destroy(h C.uint64_t) C.int {
 }
 
 // nameSubscription is an stk_name_subscription.
-type nameSubscription struct {
-	nameCallbacks
-	env *env
-	mu  sync.Mutex
-	sub *namesvc.Subscription
-}
-
-func (s *nameSubscription) destroy() error {
-	s.mu.Lock()
-	sub := s.sub
-	s.mu.Unlock()
-	if sub != nil {
-		sub.Unsubscribe()
-	}
-	s.gate.close(nil)
-	s.env.forget(s.h)
-	return nil
-}
+type nameSubscription struct{ nameRequest }
 
 //export stkgo_name_subscribe
 func stkgo_name_subscribe(envH C.uint64_t, name, group *C.char, cb, user C.uintptr_t, out *C.uint64_t) C.int {
-	e, code := envOf(envH, false)
+	const fn = "stk_name_subscribe"
+	e, c, code := namesOf(fn, envH, name, cb)
 	if code != eOK {
 		return code
 	}
-	if name == nil {
-		return failf(eInval, "stk_name_subscribe: name is NULL")
-	}
-	if code := checkCallback("stk_name_subscribe", cb); code != eOK {
-		return code
-	}
-	c, err := e.names()
-	if err != nil {
-		return fail(err)
-	}
 	h := newHandle()
-	s := &nameSubscription{env: e, nameCallbacks: nameCallbacks{h: h, gate: newGate(h), onAnswer: cb, user: user}}
-	sub, err := c.Subscribe(C.GoString(name), namesvc.SubscribeOptions{Group: goString(group, "")}, s.answer)
-	if err != nil {
-		return failAs(eInval, fmt.Errorf("stk_name_subscribe: %w", err))
-	}
-	s.mu.Lock()
-	s.sub = sub
-	s.mu.Unlock()
-	if !putObject(e, h, s) {
-		return failf(eClosed, "stk_name_subscribe: the env is destroyed")
-	}
-	*out = C.uint64_t(h)
-	return eOK
+	s := &nameSubscription{nameRequest{env: e, nameCallbacks: nameCallbacks{h: h, gate: newGate(h), onAnswer: cb, user: user}}}
+	return startNameRequest(fn, e, &s.nameRequest, s, func() (func(), error) {
+		sub, err := c.Subscribe(C.GoString(name), namesvc.SubscribeOptions{Group: goString(group, "")}, s.answer)
+		if err != nil {
+			return nil, err
+		}
+		return sub.Unsubscribe, nil
+	}, out)
 }
 
 //export stkgo_name_subscription_destroy
