@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"net/http"
 	"net/netip"
@@ -15,6 +16,7 @@ import (
 
 	"github.com/stk-go/stk/internal/cli"
 	"github.com/stk-go/stk/internal/testprog"
+	"github.com/stk-go/stk/internal/testutil"
 	"github.com/stk-go/stk/namesvc"
 )
 
@@ -178,9 +180,13 @@ func TestPolicyEndToEnd(t *testing.T) {
 	if !strings.Contains(names, "svc.a") || !strings.Contains(names, "svc.cli") || strings.Contains(names, "secret") {
 		t.Errorf("/api/v1/names: want svc.a and svc.cli and no token:\n%s", names)
 	}
-	if m := httpBody(t, d.URL("/metrics")); !strings.Contains(m, `stk_names_refused_total{reason="policy_register"} 2`) {
-		t.Errorf("/metrics does not count the 2 refusals:\n%s", m)
-	}
+	// A refusal is no answer: the clients' giving up does not mean the
+	// server has seen their requests yet, so the count is waited for.
+	var m string
+	testutil.WaitForf(t, 10*time.Second, func() bool {
+		m = httpBody(t, d.URL("/metrics"))
+		return strings.Contains(m, `stk_names_refused_total{reason="policy_register"} 2`+"\n")
+	}, func() string { return fmt.Sprintf("/metrics does not count the 2 refusals:\n%s", m) })
 
 	// SIGHUP: svc.* from this host without a token.
 	writePolicy(t, policy, base+"allow register svc.* from 127.0.0.1\n")
