@@ -187,6 +187,22 @@ type Bus struct {
 	invalidLog ratelog.Limiter // "invalid STEP": one line a second
 }
 
+// attach sets *slot (the bus's feed or follower) to v under b.mu, unless
+// the bus is closed (ErrClosed) or *slot is already set (an error saying
+// busy): a bus has one of each.
+func attach[T any](b *Bus, slot **T, v *T, busy string) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	switch {
+	case b.closed:
+		return ErrClosed
+	case *slot != nil:
+		return errors.New(busy)
+	}
+	*slot = v
+	return nil
+}
+
 // New starts a bus. With cfg.ArchiveDir it opens the archive, repairing a
 // segment a crash left torn, and starts its writer.
 func New(cfg Config) (*Bus, error) {

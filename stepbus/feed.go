@@ -2,7 +2,6 @@ package stepbus
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net/netip"
 	"sync/atomic"
@@ -77,16 +76,7 @@ func (b *Bus) ServeFeed(addr string) (netip.AddrPort, error) {
 		})
 	}
 	if err == nil {
-		b.mu.Lock()
-		switch {
-		case b.closed:
-			err = ErrClosed
-		case b.feed != nil:
-			err = errors.New("stepbus: the feed is already served")
-		default:
-			b.feed = f
-		}
-		b.mu.Unlock()
+		err = attach(b, &b.feed, f, "stepbus: the feed is already served")
 	}
 	if err != nil {
 		f.stop()

@@ -64,17 +64,7 @@ func (b *Bus) Follow() error {
 		return err
 	}
 	f := &follower{b: b, pubs: map[netip.AddrPort]*publisher{}, ignored: map[string]bool{}}
-	b.mu.Lock()
-	switch {
-	case b.closed:
-		err = ErrClosed
-	case b.follow != nil:
-		err = errors.New("stepbus: already following")
-	default:
-		b.follow = f
-	}
-	b.mu.Unlock()
-	if err != nil {
+	if err := attach(b, &b.follow, f, "stepbus: already following"); err != nil {
 		return err
 	}
 	opts := stk.SubscribeOptions{
