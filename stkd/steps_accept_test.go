@@ -31,11 +31,6 @@ func TestStepsAccept(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer d.close()
-	nc, err := namesvc.Dial("tcp:"+d.namesTCP, namesvc.ClientOptions{Logger: testutil.Discard()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
 	var pubs []*flow.TCPServer
 	for _, ip := range []string{"127.0.0.1", "127.0.0.2"} {
 		pub, err := flow.ListenTCP(ip+":0", flow.Options{Logger: testutil.Discard()})
@@ -44,6 +39,13 @@ func TestStepsAccept(t *testing.T) {
 		}
 		defer pub.Close()
 		pubs = append(pubs, pub)
+		// A client per publisher: a second registration of the name from
+		// the same connection would replace the first (§7.3).
+		nc, err := namesvc.Dial("tcp:"+d.namesTCP, namesvc.ClientOptions{Logger: testutil.Discard()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer nc.Close()
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		err = nc.Register(ctx, namesvc.Info{Name: "step", Addresses: []namesvc.Endpoint{{Protocol: "tcp", Addr: pub.LocalAddr()}}})
 		cancel()
