@@ -16,11 +16,9 @@ import (
 // ca's.
 func tlsStkd(t *testing.T, ca *tlstest.CA) *testprog.Stkd {
 	t.Helper()
-	srv := ca.Server(t, "stkd")
-	d := testprog.StartStkd(t, filepath.Join(bin, "stkd"), "--names-tls", "127.0.0.1:0", "--monitor-tls", "127.0.0.1:0",
-		"--tls-cert", srv.CertFile, "--tls-key", srv.KeyFile, "--tls-client-ca", ca.CertFile)
-	if d.NamesTLS == "" || d.MonitorTLS == "" {
-		t.Fatalf("stkd did not log its TLS listeners: names %q, monitor %q", d.NamesTLS, d.MonitorTLS)
+	d := testprog.StartStkdMutualTLS(t, filepath.Join(bin, "stkd"), ca, "--monitor-tls", "127.0.0.1:0")
+	if d.MonitorTLS == "" {
+		t.Fatal("stkd did not log its monitor_tls listener")
 	}
 	return d
 }

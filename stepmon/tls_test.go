@@ -21,16 +21,11 @@ import (
 func TestStepmonTLS(t *testing.T) {
 	leakcheck.Check(t)
 	ca, other := tlstest.NewCA(t, "stkd-ca"), tlstest.NewCA(t, "other-ca")
-	srv, client, stranger := ca.Server(t, "stkd"), ca.Client(t, "stepmon"), other.Client(t, "stepmon")
+	client, stranger := ca.Client(t, "stepmon"), other.Client(t, "stepmon")
 	for _, env := range []string{cli.TLSCAEnv, cli.TLSCertEnv, cli.TLSKeyEnv} {
 		t.Setenv(env, "") // nothing from the test's environment
 	}
-	d := testprog.StartStkd(t, filepath.Join(bin, "stkd"), "--names-tls", "127.0.0.1:0",
-		"--tls-cert", srv.CertFile, "--tls-key", srv.KeyFile, "--tls-client-ca", ca.CertFile,
-		"--monitor-tcp", "", "--http", "", "--steps=false")
-	if d.NamesTLS == "" {
-		t.Fatal("stkd did not say its names_tls address")
-	}
+	d := testprog.StartStkdMutualTLS(t, filepath.Join(bin, "stkd"), ca, "--monitor-tcp", "", "--http", "", "--steps=false")
 	stepmon := func(name string, args ...string) *testprog.Proc { return startNamedFeed(t, d.NamesTLS, name, args...) }
 	prefix := fmt.Sprintf("step.tls-test-%d", os.Getpid())
 	stepmon(prefix+".flags", "--tls-ca", ca.CertFile, "--tls-cert", client.CertFile, "--tls-key", client.KeyFile)

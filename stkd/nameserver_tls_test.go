@@ -91,15 +91,10 @@ func TestNameServerTLSSettings(t *testing.T) {
 func TestNameServerTLSProcess(t *testing.T) {
 	bin := stkdBin(t)
 	ca, other := tlstest.NewCA(t, "stkd-ca"), tlstest.NewCA(t, "other-ca")
-	srv := ca.Server(t, "stkd-a")
 	for _, v := range []string{cli.TLSCAEnv, cli.TLSCertEnv, cli.TLSKeyEnv} {
 		t.Setenv(v, "")
 	}
-	a := testprog.StartStkd(t, bin, "--names-tls", "127.0.0.1:0", "--steps-feed", "",
-		"--tls-cert", srv.CertFile, "--tls-key", srv.KeyFile, "--tls-client-ca", ca.CertFile)
-	if a.NamesTLS == "" {
-		t.Fatalf("no names_tls in stkd A's output:\n%s", a.Output())
-	}
+	a := testprog.StartStkdMutualTLS(t, bin, ca, "--steps-feed", "")
 	names, err := namesvc.Dial(a.Names, namesvc.ClientOptions{Logger: testutil.Discard()})
 	if err != nil {
 		t.Fatal(err)

@@ -17,12 +17,8 @@ import (
 func TestPythonTLS(t *testing.T) {
 	need(t)
 	ca, other := tlstest.NewCA(t, "stk-ca"), tlstest.NewCA(t, "other-ca")
-	srv, good, bad := ca.Server(t, "stkd"), ca.Client(t, "py-app"), other.Client(t, "intruder")
-	d := testprog.StartStkd(t, filepath.Join(bin, "stkd"), "--names-tls", "127.0.0.1:0", "--monitor-tcp", "", "--http", "", "--steps=false",
-		"--tls-cert", srv.CertFile, "--tls-key", srv.KeyFile, "--tls-client-ca", ca.CertFile)
-	if d.NamesTLS == "" {
-		t.Fatal("stkd did not log its names_tls listener")
-	}
+	good, bad := ca.Client(t, "py-app"), other.Client(t, "intruder")
+	d := testprog.StartStkdMutualTLS(t, filepath.Join(bin, "stkd"), ca, "--monitor-tcp", "", "--http", "", "--steps=false")
 	p := py(t, "tests/e2e_tls.py", "-R", d.NamesTLS, "--ca", ca.CertFile, "--cert", good.CertFile, "--key", good.KeyFile,
 		"--bad-cert", bad.CertFile, "--bad-key", bad.KeyFile, uniqueName("pytls"))
 	out := p.Wait(t, 30*time.Second)

@@ -9,6 +9,7 @@ import (
 
 	"github.com/stk-go/stk/httpd"
 	"github.com/stk-go/stk/internal/stkdproc"
+	"github.com/stk-go/stk/internal/tlstest"
 )
 
 // Stkd is a running stkd and the addresses it logged as bound; an address
@@ -33,6 +34,21 @@ func StartStkd(t testing.TB, path string, args ...string) *Stkd {
 	}
 	t.Fatalf("stkd: no %s line in its output", stkdproc.RunningMsg)
 	return nil
+}
+
+// StartStkdMutualTLS is StartStkd with the name server on mutual TLS
+// (--names-tls on a free loopback port): its certificate is issued by ca,
+// and it asks every client for one of ca's. args follow, as for StartStkd.
+// The test fails if stkd does not log its names_tls address.
+func StartStkdMutualTLS(t testing.TB, path string, ca *tlstest.CA, args ...string) *Stkd {
+	t.Helper()
+	srv := ca.Server(t, "stkd")
+	d := StartStkd(t, path, append([]string{"--names-tls", "127.0.0.1:0",
+		"--tls-cert", srv.CertFile, "--tls-key", srv.KeyFile, "--tls-client-ca", ca.CertFile}, args...)...)
+	if d.NamesTLS == "" {
+		t.Fatalf("stkd did not log its names_tls listener:\n%s", d.Output())
+	}
+	return d
 }
 
 // Services GETs a service list of stkd's JSON API (url ends in

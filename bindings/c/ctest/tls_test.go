@@ -23,12 +23,8 @@ import (
 func TestCTLS(t *testing.T) {
 	need(t)
 	ca, other := tlstest.NewCA(t, "stk-ca"), tlstest.NewCA(t, "other-ca")
-	srv, good, bad := ca.Server(t, "stkd"), ca.Client(t, "c-app"), other.Client(t, "intruder")
-	d := testprog.StartStkd(t, filepath.Join(goBin, "stkd"), "--names-tls", "127.0.0.1:0", "--monitor-tcp", "", "--http", "", "--steps=false",
-		"--tls-cert", srv.CertFile, "--tls-key", srv.KeyFile, "--tls-client-ca", ca.CertFile)
-	if d.NamesTLS == "" {
-		t.Fatal("stkd did not log its names_tls listener")
-	}
+	good, bad := ca.Client(t, "c-app"), other.Client(t, "intruder")
+	d := testprog.StartStkdMutualTLS(t, filepath.Join(goBin, "stkd"), ca, "--monitor-tcp", "", "--http", "", "--steps=false")
 	apiArgs := []string{d.Names, d.NamesTLS, ca.CertFile, good.CertFile, good.KeyFile, bad.CertFile, bad.KeyFile}
 
 	t.Run("Options", func(t *testing.T) {
