@@ -107,7 +107,7 @@ func (c *sseClient) close() {
 // next returns the next event that is not a comment, stats or names.
 func (c *sseClient) next() sseEvent {
 	c.t.Helper()
-	timeout := time.After(5 * time.Second)
+	timeout := time.After(10 * time.Second)
 	for {
 		select {
 		case ev, ok := <-c.ch:
@@ -119,7 +119,7 @@ func (c *sseClient) next() sseEvent {
 			}
 			return ev
 		case <-timeout:
-			c.t.Fatalf("no event within 5 s")
+			c.t.Fatalf("no event within 10 s")
 		}
 	}
 }
@@ -127,7 +127,7 @@ func (c *sseClient) next() sseEvent {
 // waitFor returns the first event named name (or comment, for "").
 func (c *sseClient) waitFor(name string) sseEvent {
 	c.t.Helper()
-	timeout := time.After(5 * time.Second)
+	timeout := time.After(10 * time.Second)
 	for {
 		select {
 		case ev, ok := <-c.ch:
@@ -138,7 +138,7 @@ func (c *sseClient) waitFor(name string) sseEvent {
 				return ev
 			}
 		case <-timeout:
-			c.t.Fatalf("no %q within 5 s", name)
+			c.t.Fatalf("no %q within 10 s", name)
 		}
 	}
 }
