@@ -84,7 +84,7 @@ func (r *filesRecorder) waitWatched(path string, n int) {
 		defer r.mu.Unlock()
 		return r.watched[path]
 	}
-	testutil.WaitForf(r.t, 5*time.Second, func() bool { return watched() >= n },
+	testutil.WaitForf(r.t, 10*time.Second, func() bool { return watched() >= n },
 		func() string { return fmt.Sprintf("%s watched %d times, want %d", path, watched(), n) })
 }
 
@@ -92,7 +92,7 @@ func (r *filesRecorder) waitWatched(path string, n int) {
 func (r *filesRecorder) waitFor(what string, ok func(*step.Step) bool) *step.Step {
 	r.t.Helper()
 	var found *step.Step
-	testutil.WaitForf(r.t, 5*time.Second, func() bool {
+	testutil.WaitForf(r.t, 10*time.Second, func() bool {
 		for _, s := range r.snapshot() {
 			if ok(s) {
 				found = s

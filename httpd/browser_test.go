@@ -256,12 +256,12 @@ func TestBrowser(t *testing.T) {
 	b.waitUntil(page, "the service to appear", `(() => { const r = `+row+`; return !!r && r.querySelector('.badge.state').textContent === 'starting'; })()`, 10*time.Second)
 	// Checkpoint and state change live.
 	child.command("checkpoint 42")
-	b.waitUntil(page, "checkpoint 42", `(() => { const r = `+row+`; return !!r && r.querySelector('td.checkpoint').textContent === '42'; })()`, 5*time.Second)
+	b.waitUntil(page, "checkpoint 42", `(() => { const r = `+row+`; return !!r && r.querySelector('td.checkpoint').textContent === '42'; })()`, 10*time.Second)
 	child.command("state 2")
-	b.waitUntil(page, "state running", `(() => { const b = (`+row+`).querySelector('.badge.state'); return b.textContent === 'running' && b.classList.contains('s-running'); })()`, 5*time.Second)
+	b.waitUntil(page, "state running", `(() => { const b = (`+row+`).querySelector('.badge.state'); return b.textContent === 'running' && b.classList.contains('s-running'); })()`, 10*time.Second)
 	// Enough smartbeats for a sparkline.
 	b.waitUntil(page, "a sparkline", `!!(`+row+`).querySelector('svg.spark polyline')`, 10*time.Second)
-	b.waitUntil(page, "the neighbours", `document.querySelectorAll('#current tr.svc').length === 4`, 5*time.Second)
+	b.waitUntil(page, "the neighbours", `document.querySelectorAll('#current tr.svc').length === 4`, 10*time.Second)
 
 	var state struct {
 		Loaded   string `json:"loaded"`
@@ -305,7 +305,7 @@ func TestBrowser(t *testing.T) {
 	// A phone.
 	b.must(page, "Emulation.setDeviceMetricsOverride", map[string]any{"width": 375, "height": 812, "deviceScaleFactor": 2, "mobile": true})
 	b.eval(page, `document.querySelector('#nav a[data-nav=services]').click()`, nil)
-	b.waitUntil(page, "the services on a phone", `!!(`+histRow+`)`, 5*time.Second)
+	b.waitUntil(page, "the services on a phone", `!!(`+histRow+`)`, 10*time.Second)
 	var width int
 	b.eval(page, `document.documentElement.scrollWidth`, &width)
 	if width > 375 {
@@ -392,7 +392,7 @@ func TestBrowserFake(t *testing.T) {
 	b.eval(page, `window.__loadedOnce = 'yes'`, nil)
 	renderRow := `[...document.querySelectorAll('.group-card tr.svc')].find(r => r.querySelector('.name').textContent === 'render-1')`
 	mon.beat(r1, 4242, time.Now())
-	b.waitUntil(page, "the group member's checkpoint", `(`+renderRow+`).querySelector('td.checkpoint').textContent === '4,242'`, 5*time.Second)
+	b.waitUntil(page, "the group member's checkpoint", `(`+renderRow+`).querySelector('td.checkpoint').textContent === '4,242'`, 10*time.Second)
 	save(t, shots, "groups.png", b.screenshot(page))
 
 	// Cut the stream; what happens meanwhile arrives after the reconnect
@@ -416,20 +416,20 @@ func TestBrowserFake(t *testing.T) {
 
 	// One service: the timed-out group member, with its verdict.
 	b.eval(page, `document.querySelector('#nav a[data-nav=services]').click()`, nil)
-	b.waitUntil(page, "history", `[...document.querySelectorAll('#history .name')].some(e => e.textContent === 'render-3')`, 5*time.Second)
+	b.waitUntil(page, "history", `[...document.querySelectorAll('#history .name')].some(e => e.textContent === 'render-3')`, 10*time.Second)
 	b.eval(page, `[...document.querySelectorAll('#history .name')].find(e => e.textContent === 'render-3').click()`, nil)
-	b.waitUntil(page, "the service page", `location.pathname.startsWith('/services/') && !!document.querySelector('.verdict') && document.querySelector('h1').textContent.startsWith('render-3')`, 5*time.Second)
+	b.waitUntil(page, "the service page", `location.pathname.startsWith('/services/') && !!document.querySelector('.verdict') && document.querySelector('h1').textContent.startsWith('render-3')`, 10*time.Second)
 	save(t, shots, "service.png", b.screenshot(page))
 
 	// Names: search, and a registration shows without a reload.
 	b.eval(page, `document.querySelector('#nav a[data-nav=names]').click()`, nil)
-	b.waitUntil(page, "the names", `document.querySelectorAll('#names tr').length === 2`, 5*time.Second)
+	b.waitUntil(page, "the names", `document.querySelectorAll('#names tr').length === 2`, 10*time.Second)
 	b.eval(page, `(() => { const i = document.querySelector('input[type=search]'); i.value = 'SCRIPT'; i.dispatchEvent(new Event('input')); })()`, nil)
 	nameJS, _ := json.Marshal(evilName)
-	b.waitUntil(page, "the search", `document.querySelectorAll('#names tr').length === 1 && document.querySelector('#names .name').textContent === `+string(nameJS), 5*time.Second)
+	b.waitUntil(page, "the search", `document.querySelectorAll('#names tr').length === 1 && document.querySelector('#names .name').textContent === `+string(nameJS), 10*time.Second)
 	b.eval(page, `(() => { const i = document.querySelector('input[type=search]'); i.value = ''; i.dispatchEvent(new Event('input')); })()`, nil)
 	names.add(namesvc.Entry{Info: namesvc.Info{Name: "late-comer", Addresses: []namesvc.Endpoint{{Protocol: "udp", Addr: netip.MustParseAddrPort("10.1.2.3:5000")}}}, Registered: time.Now()})
-	b.waitUntil(page, "the new name", `[...document.querySelectorAll('#names .name')].some(e => e.textContent === 'late-comer')`, 5*time.Second)
+	b.waitUntil(page, "the new name", `[...document.querySelectorAll('#names .name')].some(e => e.textContent === 'late-comer')`, 10*time.Second)
 	save(t, shots, "names.png", b.screenshot(page))
 	// The same on a phone, dark.
 	b.must(page, "Emulation.setDeviceMetricsOverride", map[string]any{"width": 375, "height": 812, "deviceScaleFactor": 2, "mobile": true})
@@ -441,7 +441,7 @@ func TestBrowserFake(t *testing.T) {
 	}
 	save(t, shots, "names-phone-dark.png", b.screenshot(page))
 	b.eval(page, `document.querySelector('#nav a[data-nav=groups]').click()`, nil)
-	b.waitUntil(page, "the groups", `document.querySelectorAll('.group-card').length === 2`, 5*time.Second)
+	b.waitUntil(page, "the groups", `document.querySelectorAll('.group-card').length === 2`, 10*time.Second)
 	b.eval(page, `document.documentElement.scrollWidth`, &width)
 	if width > 375 {
 		t.Errorf("the groups page is %d px wide on a 375 px screen", width)
@@ -468,9 +468,9 @@ func TestBrowserFake(t *testing.T) {
 	b.must(page2, "Page.navigate", map[string]any{"url": "http://" + eln.Addr().String() + "/services"})
 	b.waitUntil(page2, "the monitor's absence", `!!document.querySelector('#live.on') && document.querySelector('.notice').textContent.includes('service monitor is not running')`, 10*time.Second)
 	b.eval(page2, `document.querySelector('#nav a[data-nav=names]').click()`, nil)
-	b.waitUntil(page2, "the name server's absence", `document.querySelector('.notice').textContent.includes('name server is not running')`, 5*time.Second)
+	b.waitUntil(page2, "the name server's absence", `document.querySelector('.notice').textContent.includes('name server is not running')`, 10*time.Second)
 	b.eval(page2, `document.querySelector('#nav a[data-nav=daemon]').click()`, nil)
-	b.waitUntil(page2, "the daemon page", `document.querySelectorAll('.card h3').length === 4 && document.querySelectorAll('.card .empty').length === 2 && document.querySelector('.notice').textContent.includes('does not report')`, 5*time.Second)
+	b.waitUntil(page2, "the daemon page", `document.querySelectorAll('.card h3').length === 4 && document.querySelectorAll('.card .empty').length === 2 && document.querySelector('.notice').textContent.includes('does not report')`, 10*time.Second)
 
 	plog.mu.Lock()
 	defer plog.mu.Unlock()

@@ -31,7 +31,7 @@ func TestBrowserCluster(t *testing.T) {
 	b.waitUntil(page, "the remote ended record in the history",
 		`[...document.querySelectorAll('#history tr.svc')].some(r => r.querySelector('.name').textContent === 'crashed' && r.lastChild.textContent === 'b')`, 5*time.Second)
 	b.eval(page, `(() => { const s = document.getElementById('node-filter'); s.value = 'b'; s.dispatchEvent(new Event('change')); })()`, nil)
-	b.waitUntil(page, "node b only", rows+`.length === 1 && `+rows+`[0].querySelector('.name').textContent === 'billing'`, 5*time.Second)
+	b.waitUntil(page, "node b only", rows+`.length === 1 && `+rows+`[0].querySelector('.name').textContent === 'billing'`, 10*time.Second)
 	var href any
 	b.eval(page, rows+`[0].querySelector('.name').getAttribute('href')`, &href)
 	if href != nil {

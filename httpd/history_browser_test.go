@@ -42,11 +42,11 @@ func TestBrowserHistoryPage(t *testing.T) {
 	first := `document.querySelector('#history-page tr.svc .name').textContent`
 	b.waitUntil(page, "the newest page", rows+`.length === 50 && `+first+` === 'worker 59'`, 15*time.Second)
 	b.eval(page, `[...document.querySelectorAll('.toolbar button')].find(e => e.textContent === 'Older').click()`, nil)
-	b.waitUntil(page, "the older page", rows+`.length === 10 && `+first+` === 'worker 09'`, 5*time.Second)
+	b.waitUntil(page, "the older page", rows+`.length === 10 && `+first+` === 'worker 09'`, 10*time.Second)
 	b.eval(page, `[...document.querySelectorAll('.toolbar button')].find(e => e.textContent === 'Newer').click()`, nil)
-	b.waitUntil(page, "the newest page again", rows+`.length === 50 && `+first+` === 'worker 59'`, 5*time.Second)
+	b.waitUntil(page, "the newest page again", rows+`.length === 50 && `+first+` === 'worker 59'`, 10*time.Second)
 	b.eval(page, `(() => { const e = document.querySelector('input[aria-label="Service name contains"]'); e.value = 'BILLING'; e.dispatchEvent(new Event('input')); })()`, nil)
-	b.waitUntil(page, "the filtered page", rows+`.length === 10 && `+first+` === 'Billing 54'`, 5*time.Second)
+	b.waitUntil(page, "the filtered page", rows+`.length === 10 && `+first+` === 'Billing 54'`, 10*time.Second)
 	var nav string
 	b.eval(page, `document.querySelector('#nav a.active').dataset.nav + ' ' + document.title`, &nav)
 	if nav != "history History · STK status" {

@@ -125,7 +125,7 @@ func TestBrowserHosts(t *testing.T) {
 	for _, st := range hostMetrics("web-1", time.Now(), 40, 2) {
 		postStep(t, base, st)
 	}
-	b.waitUntil(page, "a new CPU point", points("cpu")+` > `+fmt.Sprint(before), 5*time.Second)
+	b.waitUntil(page, "a new CPU point", points("cpu")+` > `+fmt.Sprint(before), 10*time.Second)
 
 	// Alerts appear in the feed, newest first, coloured by level.
 	colours := map[string]string{}
@@ -135,7 +135,7 @@ func TestBrowserHosts(t *testing.T) {
 		a.Set("value", 96.5)
 		postStep(t, base, a)
 		sel := `document.querySelector('#feed li')`
-		b.waitUntil(page, "the "+lvl+" alert on top of the feed", `!!`+sel+` && `+sel+`.classList.contains('lvl-`+lvl+`') && `+sel+`.querySelector('.ev-desc').textContent === 'CPU alert `+fmt.Sprint(i)+` <b>`+lvl+`</b>'`, 5*time.Second)
+		b.waitUntil(page, "the "+lvl+" alert on top of the feed", `!!`+sel+` && `+sel+`.classList.contains('lvl-`+lvl+`') && `+sel+`.querySelector('.ev-desc').textContent === 'CPU alert `+fmt.Sprint(i)+` <b>`+lvl+`</b>'`, 10*time.Second)
 		var c string
 		b.eval(page, `getComputedStyle(`+sel+`).borderLeftColor`, &c)
 		colours[lvl] = c
@@ -149,13 +149,13 @@ func TestBrowserHosts(t *testing.T) {
 	}
 	// "alerts only" hides the process event.
 	b.eval(page, `document.querySelector('#alerts-only').click()`, nil)
-	b.waitUntil(page, "alerts only", `document.querySelectorAll('#feed li').length === 3`, 5*time.Second)
+	b.waitUntil(page, "alerts only", `document.querySelectorAll('#feed li').length === 3`, 10*time.Second)
 	save(t, shots, "hosts-alerts.png", b.screenshot(page))
 	b.eval(page, `document.querySelector('#alerts-only').click()`, nil)
 
 	// Away and back through the nav: the stream closes and reopens.
 	b.eval(page, `document.querySelector('#nav a[data-nav=daemon]').click()`, nil)
-	b.waitUntil(page, "the daemon page", `document.querySelectorAll('.card h3').length >= 4`, 5*time.Second)
+	b.waitUntil(page, "the daemon page", `document.querySelectorAll('.card h3').length >= 4`, 10*time.Second)
 	b.eval(page, `document.querySelector('#nav a[data-nav=hosts]').click()`, nil)
 	b.waitUntil(page, "the hosts again", `!!`+card+` && `+points("cpu")+` > 20 && document.querySelectorAll('#feed li').length === 4`, 10*time.Second)
 
@@ -165,7 +165,7 @@ func TestBrowserHosts(t *testing.T) {
 	a := step.New("system.memory.high", "memory at 93%", evilHost, time.Now())
 	a.Set("level", step.LevelCritical)
 	postStep(t, base, a)
-	b.waitUntil(page, "the alert on the phone", `document.querySelector('#feed li .ev-type').textContent === 'system.memory.high'`, 5*time.Second)
+	b.waitUntil(page, "the alert on the phone", `document.querySelector('#feed li .ev-type').textContent === 'system.memory.high'`, 10*time.Second)
 	var width int
 	b.eval(page, `document.documentElement.scrollWidth`, &width)
 	if width > 375 {

@@ -184,7 +184,7 @@ func TestKilledClientTimesOut(t *testing.T) {
 		t.Fatal(err)
 	}
 	m := srv.WaitFor(t, `^Service 'victim' timed out in service group '.*' \(no smartbeat from (\S+) for 1.2s\)$`, 10*time.Second)
-	srv.WaitFor(t, `^Service 'victim' changed from state running to timed out$`, 5*time.Second)
+	srv.WaitFor(t, `^Service 'victim' changed from state running to timed out$`, 10*time.Second)
 	// The last smartbeat came up to one 500 ms period before the kill.
 	if took := time.Since(killed); took < 600*time.Millisecond {
 		t.Errorf("timed out %v after the kill: sooner than the 1.2 s activity timeout allows", took)
