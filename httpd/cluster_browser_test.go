@@ -29,7 +29,7 @@ func TestBrowserCluster(t *testing.T) {
 		rows+`.length === 3 && `+rows+`.some(r => r.querySelector('.name').textContent === 'billing' && r.lastChild.textContent === 'b')`+
 			` && `+rows+`.filter(r => r.lastChild.textContent === 'a (this node)').length === 2`, 15*time.Second)
 	b.waitUntil(page, "the remote ended record in the history",
-		`[...document.querySelectorAll('#history tr.svc')].some(r => r.querySelector('.name').textContent === 'crashed' && r.lastChild.textContent === 'b')`, 5*time.Second)
+		`[...document.querySelectorAll('#history tr.svc')].some(r => r.querySelector('.name').textContent === 'crashed' && r.lastChild.textContent === 'b')`, 10*time.Second)
 	b.eval(page, `(() => { const s = document.getElementById('node-filter'); s.value = 'b'; s.dispatchEvent(new Event('change')); })()`, nil)
 	b.waitUntil(page, "node b only", rows+`.length === 1 && `+rows+`[0].querySelector('.name').textContent === 'billing'`, 10*time.Second)
 	var href any
