@@ -13,6 +13,7 @@ import (
 
 	"github.com/stk-go/stk/internal/etcdtest"
 	"github.com/stk-go/stk/internal/pcap"
+	"github.com/stk-go/stk/internal/wiretest"
 	"github.com/stk-go/stk/namesvc"
 	"github.com/stk-go/stk/seq"
 )
@@ -31,17 +32,10 @@ import (
 
 const capturesDir = "../testdata/captures/"
 
-type capFrame struct {
-	raw []byte
-	q   *seq.Sequence
-}
-
 // capConn is one replayed connection.
 type capConn struct {
-	label    string
-	conn     net.Conn
-	buf      []byte
-	got      []capFrame // name frames received (smartbeat echoes left out)
+	wiretest.Reader
+	got      []wiretest.Frame // name frames received (smartbeat echoes left out)
 	barriers uint64
 }
 
@@ -52,37 +46,13 @@ func dialCap(t *testing.T, label, addr string) *capConn {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { c.Close() })
-	return &capConn{label: label, conn: c}
+	return &capConn{Reader: wiretest.Reader{Conn: c, Label: label}}
 }
 
 func (c *capConn) write(t *testing.T, b []byte) {
 	t.Helper()
-	if _, err := c.conn.Write(b); err != nil {
-		t.Fatalf("%s: %v", c.label, err)
-	}
-}
-
-// read returns the next frame, or false at the deadline.
-func (c *capConn) read(t *testing.T, deadline time.Time) (capFrame, bool) {
-	t.Helper()
-	for {
-		var q seq.Sequence
-		n, _, err := seq.DecodeTCP(&q, c.buf, 0)
-		if err != nil {
-			t.Fatalf("%s: %v", c.label, err)
-		}
-		if n > 0 {
-			f := capFrame{raw: slices.Clone(c.buf[:n]), q: q.Clone()}
-			c.buf = c.buf[n:]
-			return f, true
-		}
-		c.conn.SetReadDeadline(deadline)
-		tmp := make([]byte, 64<<10)
-		m, err := c.conn.Read(tmp)
-		if err != nil {
-			return capFrame{}, false
-		}
-		c.buf = append(c.buf, tmp[:m]...)
+	if _, err := c.Conn.Write(b); err != nil {
+		t.Fatalf("%s: %v", c.Label, err)
 	}
 }
 
@@ -104,12 +74,12 @@ func (c *capConn) barrier(t *testing.T, beat *seq.Sequence) {
 	c.write(t, b)
 	deadline := time.Now().Add(5 * time.Second)
 	for {
-		f, ok := c.read(t, deadline)
+		f, ok := c.Next(t, deadline)
 		if !ok {
-			t.Fatalf("%s: no echo of the barrier smartbeat", c.label)
+			t.Fatalf("%s: no echo of the barrier smartbeat", c.Label)
 		}
-		if f.q.ID == seq.IDSmartbeat {
-			if binary.LittleEndian.Uint64(f.q.Elements[0].Data) == marker {
+		if f.Seq.ID == seq.IDSmartbeat {
+			if binary.LittleEndian.Uint64(f.Seq.Elements[0].Data) == marker {
 				return
 			}
 			continue // the echo of a C client's keep-alive
@@ -124,29 +94,14 @@ func (c *capConn) collect(t *testing.T, n int, d time.Duration) {
 	t.Helper()
 	deadline := time.Now().Add(d)
 	for len(c.got) < n {
-		f, ok := c.read(t, deadline)
+		f, ok := c.Next(t, deadline)
 		if !ok {
 			return
 		}
-		if f.q.ID != seq.IDSmartbeat {
+		if f.Seq.ID != seq.IDSmartbeat {
 			c.got = append(c.got, f)
 		}
 	}
-}
-
-func decodeStream(t *testing.T, b []byte) []*seq.Sequence {
-	t.Helper()
-	var out []*seq.Sequence
-	for len(b) > 0 {
-		var q seq.Sequence
-		n, _, err := seq.DecodeTCP(&q, b, 0)
-		if err != nil || n == 0 {
-			t.Fatalf("captured stream: n=%d err=%v", n, err)
-		}
-		out = append(out, q.Clone())
-		b = b[n:]
-	}
-	return out
 }
 
 func nameFrames(qs []*seq.Sequence) []*seq.Sequence {
@@ -191,7 +146,7 @@ func capturedRegistration(t *testing.T, cp, name string) []byte {
 		if st.Dst.Port() != namesvc.DefaultPort {
 			continue
 		}
-		for _, q := range decodeStream(t, st.Data) {
+		for _, q := range wiretest.DecodeStream(t, st.Data) {
 			if n, ok := q.Find(seq.UTNSName); ok && q.ID == seq.IDNameRequest && q.Type == seq.TypeRequest && n.CString() == name {
 				b, err := seq.AppendTCP(nil, q)
 				if err != nil {
@@ -267,14 +222,14 @@ func replayClustered(t *testing.T, a, b *testNode, capture string, prelude []byt
 		switch {
 		case st.Dst.Port() == port:
 			events = append(events, capEvent{at: st.Start, from: st.Src, data: st.Data})
-			sent[st.Src] = decodeStream(t, st.Data)
+			sent[st.Src] = wiretest.DecodeStream(t, st.Data)
 			for _, q := range sent[st.Src] {
 				if q.ID == seq.IDSmartbeat && beat == nil {
 					beat = q
 				}
 			}
 		case st.Src.Port() == port:
-			want[st.Dst] = nameFrames(decodeStream(t, st.Data))
+			want[st.Dst] = nameFrames(wiretest.DecodeStream(t, st.Data))
 		}
 	}
 	if beat == nil {
@@ -345,7 +300,7 @@ func replayClustered(t *testing.T, a, b *testNode, capture string, prelude []byt
 			if c.atB == nil {
 				// A registrant goes: its names linger at a, then at b.
 				c.atA.barrier(t, beat)
-				c.atA.conn.Close()
+				c.atA.Conn.Close()
 				waitFor(t, 5*time.Second, func() bool {
 					for _, e := range a.srv.Names() {
 						if e.Node == "" && slices.Contains(c.names, e.Group+"/"+e.Name) && !e.Lingering {
@@ -359,8 +314,8 @@ func replayClustered(t *testing.T, a, b *testNode, capture string, prelude []byt
 			}
 			c.atB.barrier(t, beat)
 			c.atA.barrier(t, beat)
-			c.atB.conn.Close()
-			c.atA.conn.Close()
+			c.atB.Conn.Close()
+			c.atA.Conn.Close()
 		}
 	}
 	for _, c := range order {
@@ -376,22 +331,22 @@ func replayClustered(t *testing.T, a, b *testNode, capture string, prelude []byt
 		gotB, gotA := c.atB.got, c.atA.got
 		if len(gotB) != len(w) || len(gotA) != len(w) {
 			for _, f := range gotB {
-				t.Logf("  at b %s", describeSeq(f.q))
+				t.Logf("  at b %s", describeSeq(f.Seq))
 			}
 			for _, q := range w {
 				t.Logf("  C's  %s", describeSeq(q))
 			}
-			t.Errorf("%s: %d name frames at b, %d at a, C's server sent %d", c.atB.label, len(gotB), len(gotA), len(w))
+			t.Errorf("%s: %d name frames at b, %d at a, C's server sent %d", c.atB.Label, len(gotB), len(gotA), len(w))
 			continue
 		}
 		for i := range w {
-			if !bytes.Equal(gotB[i].raw, gotA[i].raw) {
-				t.Errorf("%s: frame %d at b differs from a's:\n b %x\n a %x", c.atB.label, i, gotB[i].raw, gotA[i].raw)
+			if !bytes.Equal(gotB[i].Raw, gotA[i].Raw) {
+				t.Errorf("%s: frame %d at b differs from a's:\n b %x\n a %x", c.atB.Label, i, gotB[i].Raw, gotA[i].Raw)
 			}
-			if !sameSequence(gotB[i].q, w[i]) {
-				t.Errorf("%s: frame %d at b:\n got  %s\n want %s (C's server)", c.atB.label, i, describeSeq(gotB[i].q), describeSeq(w[i]))
+			if !sameSequence(gotB[i].Seq, w[i]) {
+				t.Errorf("%s: frame %d at b:\n got  %s\n want %s (C's server)", c.atB.Label, i, describeSeq(gotB[i].Seq), describeSeq(w[i]))
 			}
 		}
-		t.Logf("%s: %d name frames, byte-identical to a's, the same sequences as C's server", c.atB.label, len(w))
+		t.Logf("%s: %d name frames, byte-identical to a's, the same sequences as C's server", c.atB.Label, len(w))
 	}
 }

@@ -266,7 +266,7 @@ func rawPipeline(b *testing.B, ts *testServer, unit string, perRequest int, req 
 	start := time.Now()
 	for ci, c := range conns {
 		wg.Go(func() {
-			var out []byte
+			var out, buf []byte // requests to write, replies read and not decoded yet
 			tmp := make([]byte, 256<<10)
 			for {
 				first := int(next.Add(benchBatch)) - benchBatch
@@ -284,13 +284,13 @@ func rawPipeline(b *testing.B, ts *testServer, unit string, perRequest int, req 
 				}
 				for want := n * perRequest; want > 0; {
 					var q seq.Sequence
-					k, _, err := seq.DecodeTCP(&q, c.buf, 0)
+					k, _, err := seq.DecodeTCP(&q, buf, 0)
 					if err != nil {
 						failed.Store(err)
 						return
 					}
 					if k > 0 {
-						c.buf = c.buf[k:]
+						buf = buf[k:]
 						want--
 						continue
 					}
@@ -299,7 +299,7 @@ func rawPipeline(b *testing.B, ts *testServer, unit string, perRequest int, req 
 						failed.Store(err)
 						return
 					}
-					c.buf = append(c.buf, tmp[:m]...)
+					buf = append(buf, tmp[:m]...)
 				}
 			}
 		})

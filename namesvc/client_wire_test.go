@@ -10,6 +10,7 @@ import (
 
 	"github.com/stk-go/stk/internal/pcap"
 	"github.com/stk-go/stk/internal/testutil"
+	"github.com/stk-go/stk/internal/wiretest"
 	"github.com/stk-go/stk/seq"
 )
 
@@ -33,16 +34,10 @@ func capturedRequests(t *testing.T, name string) []capturedRequest {
 		if st.Dst.Port() != DefaultPort {
 			continue
 		}
-		for b := st.Data; len(b) > 0; {
-			var q seq.Sequence
-			n, _, err := seq.DecodeTCP(&q, b, 0)
-			if err != nil || n == 0 {
-				t.Fatal(err)
+		for _, f := range wiretest.DecodeFrames(t, st.Data) {
+			if f.Seq.ID == seq.IDNameRequest {
+				out = append(out, capturedRequest{raw: f.Raw, q: f.Seq})
 			}
-			if q.ID == seq.IDNameRequest {
-				out = append(out, capturedRequest{raw: b[:n], q: q.Clone()})
-			}
-			b = b[n:]
 		}
 	}
 	for _, p := range pcap.UDP(packets) {

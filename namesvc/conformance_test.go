@@ -12,6 +12,7 @@ import (
 	"github.com/stk-go/stk/flow"
 	"github.com/stk-go/stk/internal/pcap"
 	"github.com/stk-go/stk/internal/testutil"
+	"github.com/stk-go/stk/internal/wiretest"
 	"github.com/stk-go/stk/seq"
 )
 
@@ -68,7 +69,7 @@ type replayClient struct {
 	udpTo    netip.AddrPort
 	isTCP    bool
 	closed   bool
-	buf      []byte
+	in       wiretest.Reader // reads tcp
 	sent     []*seq.Sequence // captured sequences sent
 	got      []*seq.Sequence // everything received but barrier echoes
 	want     []*seq.Sequence // what the C server sent this client
@@ -125,25 +126,14 @@ func (c *replayClient) write(q *seq.Sequence) {
 func (c *replayClient) read(deadline time.Time) *seq.Sequence {
 	c.t.Helper()
 	if c.tcp != nil {
-		for {
-			var q seq.Sequence
-			n, _, err := seq.DecodeTCP(&q, c.buf, 0)
-			if err != nil {
-				c.t.Fatalf("%s: %v", c.label, err)
-			}
-			if n > 0 {
-				out := q.Clone()
-				c.buf = c.buf[n:]
-				return out
-			}
-			c.tcp.SetReadDeadline(deadline)
-			tmp := make([]byte, 64<<10)
-			m, err := c.tcp.Read(tmp)
-			if err != nil {
-				return nil
-			}
-			c.buf = append(c.buf, tmp[:m]...)
+		if c.in.Conn != c.tcp {
+			c.in = wiretest.Reader{Conn: c.tcp, Label: c.label}
 		}
+		f, ok := c.in.Next(c.t, deadline)
+		if !ok {
+			return nil
+		}
+		return f.Seq
 	}
 	c.udp.SetReadDeadline(deadline)
 	tmp := make([]byte, 65536)
@@ -222,21 +212,6 @@ func (c *replayClient) check() {
 	}
 }
 
-func decodeTCPStream(t *testing.T, b []byte) []*seq.Sequence {
-	t.Helper()
-	var out []*seq.Sequence
-	for len(b) > 0 {
-		var q seq.Sequence
-		n, _, err := seq.DecodeTCP(&q, b, 0)
-		if err != nil || n == 0 {
-			t.Fatalf("captured stream: n=%d err=%v", n, err)
-		}
-		out = append(out, q.Clone())
-		b = b[n:]
-	}
-	return out
-}
-
 func decodeDatagram(t *testing.T, d []byte) *seq.Sequence {
 	t.Helper()
 	var q seq.Sequence
@@ -286,9 +261,9 @@ func replayCapture(t *testing.T, name string, prelude []*seq.Sequence, fix func(
 		switch {
 		case st.Dst.Port() == port:
 			events = append(events, replayEvent{at: st.Start, kind: evOpen, from: st.Src, data: st.Data})
-			sentTCP[st.Src] = decodeTCPStream(t, st.Data)
+			sentTCP[st.Src] = wiretest.DecodeStream(t, st.Data)
 		case st.Src.Port() == port:
-			want[st.Dst] = decodeTCPStream(t, st.Data)
+			want[st.Dst] = wiretest.DecodeStream(t, st.Data)
 		}
 	}
 	closed := map[netip.AddrPort]bool{}
@@ -438,7 +413,7 @@ func monitorRegistration(t *testing.T) *seq.Sequence {
 		if st.Dst.Port() != DefaultPort {
 			continue
 		}
-		for _, q := range decodeTCPStream(t, st.Data) {
+		for _, q := range wiretest.DecodeStream(t, st.Data) {
 			if n, ok := q.Find(seq.UTNSName); ok && q.Type == seq.TypeRequest && n.CString() == "monitor" {
 				return q
 			}
