@@ -229,24 +229,16 @@ type regDecoder struct {
 	err error
 }
 
-func (d *regDecoder) varint() int64 {
-	if d.err != nil {
-		return 0
-	}
-	v, n := binary.Varint(d.b)
-	if n <= 0 {
-		d.err = errShortReg
-		return 0
-	}
-	d.b = d.b[n:]
-	return v
-}
+func (d *regDecoder) varint() int64   { return readVarint(d, binary.Varint) }
+func (d *regDecoder) uvarint() uint64 { return readVarint(d, binary.Uvarint) }
 
-func (d *regDecoder) uvarint() uint64 {
+// readVarint reads one varint of d with decode (binary.Varint or
+// binary.Uvarint).
+func readVarint[T int64 | uint64](d *regDecoder, decode func([]byte) (T, int)) T {
 	if d.err != nil {
 		return 0
 	}
-	v, n := binary.Uvarint(d.b)
+	v, n := decode(d.b)
 	if n <= 0 {
 		d.err = errShortReg
 		return 0
