@@ -190,6 +190,46 @@ func (l *pageLog) event(m cdpMessage) {
 	}
 }
 
+// watchedPage starts the browser and opens a page whose reports
+// (navigations, problems and, with the network domain on, requests) a
+// pageLog collects.
+func watchedPage(t *testing.T) (*browser, string, *pageLog) {
+	t.Helper()
+	plog := &pageLog{}
+	b := startBrowser(t, chromiumPath, plog.event)
+	page := b.page()
+	b.must(page, "Network.enable", nil)
+	return b, page, plog
+}
+
+// checkProblems fails t for each problem the page reported.
+func (l *pageLog) checkProblems(t *testing.T) {
+	t.Helper()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, p := range l.problems {
+		t.Errorf("page problem: %s", p)
+	}
+}
+
+// checkOnePage fails t unless the page loaded once and kept the marker a
+// test set in it (loaded, window.__loadedOnce, is "yes"), reported no
+// problem and requested nothing outside base (data: URLs aside).
+func (l *pageLog) checkOnePage(t *testing.T, loaded, base string) {
+	t.Helper()
+	l.mu.Lock()
+	if loaded != "yes" || l.navigations != 1 {
+		t.Errorf("the page loaded %d times (marker %q), want once", l.navigations, loaded)
+	}
+	for _, u := range l.requests {
+		if !strings.HasPrefix(u, base+"/") && !strings.HasPrefix(u, "data:") {
+			t.Errorf("request to another origin: %s", u)
+		}
+	}
+	l.mu.Unlock()
+	l.checkProblems(t)
+}
+
 // TestBrowser drives the UI in headless Chromium against a real
 // smartbeat Monitor and real services in another process: the service
 // appears, its checkpoint and state change without a reload, and it
@@ -234,10 +274,7 @@ func TestBrowser(t *testing.T) {
 	base := serveLoopback(t, srv)
 
 	shots := t.TempDir()
-	var plog pageLog
-	b := startBrowser(t, chromiumPath, plog.event)
-	page := b.page()
-	b.must(page, "Network.enable", nil)
+	b, page, plog := watchedPage(t)
 	desktop := map[string]any{"width": 1280, "height": 900, "deviceScaleFactor": 1, "mobile": false}
 	b.must(page, "Emulation.setDeviceMetricsOverride", desktop)
 	b.must(page, "Page.navigate", map[string]any{"url": base + "/services"})
@@ -314,19 +351,7 @@ func TestBrowser(t *testing.T) {
 	save(t, shots, "stk-ui-screenshot-phone.png", b.screenshot(page))
 	b.eval(page, `window.__loadedOnce`, &loaded)
 
-	plog.mu.Lock()
-	defer plog.mu.Unlock()
-	if loaded != "yes" || plog.navigations != 1 {
-		t.Errorf("the page loaded %d times (marker %q), want once", plog.navigations, loaded)
-	}
-	for _, p := range plog.problems {
-		t.Errorf("page problem: %s", p)
-	}
-	for _, u := range plog.requests {
-		if !strings.HasPrefix(u, base+"/") && !strings.HasPrefix(u, "data:") {
-			t.Errorf("request to another origin: %s", u)
-		}
-	}
+	plog.checkOnePage(t, loaded, base)
 }
 
 // save writes a screenshot to the test's temp dir, and to
@@ -383,9 +408,7 @@ func TestBrowserFake(t *testing.T) {
 	}
 
 	shots := t.TempDir()
-	var plog pageLog
-	b := startBrowser(t, chromiumPath, plog.event)
-	page := b.page()
+	b, page, plog := watchedPage(t)
 	b.must(page, "Emulation.setDeviceMetricsOverride", map[string]any{"width": 1280, "height": 800, "deviceScaleFactor": 1, "mobile": false})
 	b.must(page, "Page.navigate", map[string]any{"url": base + "/groups"})
 	b.waitUntil(page, "the group", `!!document.querySelector('#live.on') && [...document.querySelectorAll('.group-card .gname')].some(e => e.textContent === 'grp <b>') && document.querySelectorAll('.group-card').length === 2`, 15*time.Second)
@@ -473,14 +496,12 @@ func TestBrowserFake(t *testing.T) {
 	b.waitUntil(page2, "the daemon page", `document.querySelectorAll('.card h3').length === 4 && document.querySelectorAll('.card .empty').length === 2 && document.querySelector('.notice').textContent.includes('does not report')`, 10*time.Second)
 
 	plog.mu.Lock()
-	defer plog.mu.Unlock()
 	if loaded != "yes" || plog.navigations != 2 {
 		t.Errorf("%d page loads for two pages (marker %q), want each loaded once", plog.navigations, loaded)
 	}
+	plog.mu.Unlock()
 	if scripts != 1 {
 		t.Errorf("%d script elements, want app.js only", scripts)
 	}
-	for _, p := range plog.problems {
-		t.Errorf("page problem: %s", p)
-	}
+	plog.checkProblems(t)
 }

@@ -31,10 +31,7 @@ func TestBrowserMergedEvents(t *testing.T) {
 	manualFlush(s)
 	base := serveLoopback(t, s)
 
-	var plog pageLog
-	b := startBrowser(t, chromiumPath, plog.event)
-	page := b.page()
-	b.must(page, "Network.enable", nil)
+	b, page, plog := watchedPage(t)
 	b.must(page, "Page.navigate", map[string]any{"url": base + "/services"})
 	b.waitUntil(page, "the page loaded and live", `!!document.querySelector('#live.on') && document.querySelectorAll('#current tr.svc').length >= 20`, 15*time.Second)
 	snapshots := func() int {
@@ -86,9 +83,5 @@ func TestBrowserMergedEvents(t *testing.T) {
 			t.Errorf("record %d: sparkline %v, want %v", uids[i], sp, want)
 		}
 	}
-	plog.mu.Lock()
-	defer plog.mu.Unlock()
-	for _, p := range plog.problems {
-		t.Errorf("page problem: %s", p)
-	}
+	plog.checkProblems(t)
 }

@@ -33,10 +33,7 @@ func TestBrowserToken(t *testing.T) {
 	base := serveLoopback(t, srv)
 	mustPublish(t, bus, hostMetrics("web-1", time.Now().Add(-2*time.Second), 10, 0)...)
 
-	var plog pageLog
-	b := startBrowser(t, chromiumPath, plog.event)
-	page := b.page()
-	b.must(page, "Network.enable", nil)
+	b, page, plog := watchedPage(t)
 	b.must(page, "Page.navigate", map[string]any{"url": base + "/services"})
 	b.waitUntil(page, "the sign-in page", `location.pathname === '/login' && !!document.querySelector('form input#token')`, 15*time.Second)
 	// A wrong token first: the form again, saying so.

@@ -74,10 +74,7 @@ func TestBrowserHosts(t *testing.T) {
 	mustPublish(t, bus, old)
 
 	shots := t.TempDir()
-	var plog pageLog
-	b := startBrowser(t, chromiumPath, plog.event)
-	page := b.page()
-	b.must(page, "Network.enable", nil)
+	b, page, plog := watchedPage(t)
 	b.must(page, "Emulation.setDeviceMetricsOverride", map[string]any{"width": 1280, "height": 900, "deviceScaleFactor": 1, "mobile": false})
 	b.must(page, "Page.navigate", map[string]any{"url": base + "/hosts"})
 	card := `document.querySelector('.host-card[data-host="web-1"]')`
@@ -180,19 +177,7 @@ func TestBrowserHosts(t *testing.T) {
 
 	var loaded string
 	b.eval(page, `window.__loadedOnce`, &loaded)
-	plog.mu.Lock()
-	defer plog.mu.Unlock()
-	if loaded != "yes" || plog.navigations != 1 {
-		t.Errorf("the page loaded %d times (marker %q), want once", plog.navigations, loaded)
-	}
-	for _, p := range plog.problems {
-		t.Errorf("page problem: %s", p)
-	}
-	for _, u := range plog.requests {
-		if !strings.HasPrefix(u, base+"/") && !strings.HasPrefix(u, "data:") {
-			t.Errorf("request to another origin: %s", u)
-		}
-	}
+	plog.checkOnePage(t, loaded, base)
 }
 
 // postStep POSTs st to the server.
