@@ -11,7 +11,6 @@
 package main
 
 import (
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -165,7 +164,7 @@ func main() {
 
 	s := seq.New(rand.Uint64()>>33, "publish sequence", seq.TypeData)
 	if *length > 0 {
-		s.Add(seq.UTExampleData, payload(*length))
+		s.Add(seq.UTExampleData, cli.ExamplePayload(*length))
 	}
 	fmt.Printf("Sending %d sequences\n", *count)
 	start := time.Now()
@@ -216,19 +215,4 @@ func portZero(s string) bool {
 		parts = parts[1:]
 	}
 	return len(parts) == 2 && parts[1] != "" && strings.Trim(parts[1], "0") == ""
-}
-
-// payload is the C publish example's element: repeated 0x0123456789abcdef,
-// starting with "default data" and ending with de ad.
-func payload(n int) []byte {
-	p := make([]byte, n+8)
-	for i := 0; i < n; i += 8 {
-		binary.LittleEndian.PutUint64(p[i:], 0x0123456789abcdef)
-	}
-	p = p[:n]
-	copy(p[:max(0, min(12, n-2))], "default data")
-	if n >= 2 {
-		p[n-2], p[n-1] = 0xde, 0xad
-	}
-	return p
 }

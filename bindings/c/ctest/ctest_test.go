@@ -3,7 +3,6 @@ package ctest
 import (
 	"bytes"
 	"context"
-	"encoding/binary"
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
@@ -19,6 +18,7 @@ import (
 
 	"github.com/stk-go/stk/flow"
 	"github.com/stk-go/stk/httpd"
+	"github.com/stk-go/stk/internal/cli"
 	"github.com/stk-go/stk/internal/leakcheck"
 	"github.com/stk-go/stk/internal/testprog"
 	"github.com/stk-go/stk/namesvc"
@@ -183,20 +183,6 @@ func finish(t *testing.T, p *testprog.Proc, d time.Duration) string {
 }
 
 func uniqueName(prefix string) string { return fmt.Sprintf("%s-%d", prefix, rand.Uint32()) }
-
-// payload is the publish examples' element of n bytes (examples/publish).
-func payload(n int) []byte {
-	p := make([]byte, n+8)
-	for i := 0; i < n; i += 8 {
-		binary.LittleEndian.PutUint64(p[i:], 0x0123456789abcdef)
-	}
-	p = p[:n]
-	copy(p[:max(0, min(12, n-2))], "default data")
-	if n >= 2 {
-		p[n-2], p[n-1] = 0xde, 0xad
-	}
-	return p
-}
 
 // TestCUnit runs the C unit test (tests/test_api.c) with a name server:
 // sequences, error codes, ownership, and callbacks that call back into the
@@ -375,7 +361,7 @@ func TestCPublisherGoSubscriber(t *testing.T) {
 	d := stkd(t)
 	name := uniqueName("cpub")
 	const count, length = 5000, 1000
-	want := payload(length)
+	want := cli.ExamplePayload(length)
 
 	quiet := slog.New(slog.DiscardHandler)
 	names, err := namesvc.Dial(d.names, namesvc.ClientOptions{Logger: quiet})
