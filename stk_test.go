@@ -17,6 +17,7 @@ import (
 
 	"github.com/stk-go/stk/flow"
 	"github.com/stk-go/stk/internal/leakcheck"
+	"github.com/stk-go/stk/internal/servetest"
 	"github.com/stk-go/stk/internal/testutil"
 	"github.com/stk-go/stk/namesvc"
 	"github.com/stk-go/stk/seq"
@@ -40,16 +41,7 @@ func startNames(t testing.TB) (*namesvc.Server, string) {
 
 func startNamesAt(t testing.TB, addr string) (*namesvc.Server, string) {
 	t.Helper()
-	srv, err := namesvc.NewServer(namesvc.ServerConfig{Logger: testLog()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ap, err := srv.ServeTCP(addr)
-	if err != nil {
-		srv.Close()
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { srv.Close() })
+	srv, ap := servetest.Names(t, namesvc.ServerConfig{Logger: testLog()}, addr)
 	return srv, "tcp:" + ap.String()
 }
 
@@ -468,14 +460,7 @@ func TestNameServerRestart(t *testing.T) {
 func TestService(t *testing.T) {
 	leakcheck.Check(t)
 	_, ns := startNames(t)
-	m, err := smartbeat.NewMonitor(smartbeat.MonitorConfig{NameServerAddr: ns, Logger: testLog()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { m.Close() })
-	if _, err := m.ServeTCP("127.0.0.1:0"); err != nil {
-		t.Fatal(err)
-	}
+	m, _ := servetest.Monitor(t, smartbeat.MonitorConfig{NameServerAddr: ns, Logger: testLog()}, "127.0.0.1:0")
 	env := connect(t, ns)
 	testutil.WaitFor(t, 10*time.Second, "the monitor's registration", func() bool {
 		infos, err := env.Lookup(ctxT(t, 5*time.Second), "monitor")

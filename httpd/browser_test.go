@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/stk-go/stk/flow"
+	"github.com/stk-go/stk/internal/servetest"
 	"github.com/stk-go/stk/internal/testutil"
 	"github.com/stk-go/stk/namesvc"
 	"github.com/stk-go/stk/smartbeat"
@@ -240,24 +241,8 @@ func TestBrowser(t *testing.T) {
 	quiet := testutil.Discard()
 
 	// A daemon: name server, monitor registered with it, the UI.
-	ns, err := namesvc.NewServer(namesvc.ServerConfig{Logger: quiet})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ns.Close() })
-	nsAddr, err := ns.ServeTCP("127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	mon, err := smartbeat.NewMonitor(smartbeat.MonitorConfig{NameServerAddr: "tcp:" + nsAddr.String(), Logger: quiet})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { mon.Close() })
-	monAddr, err := mon.ServeTCP("127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
+	ns, nsAddr := servetest.Names(t, namesvc.ServerConfig{Logger: quiet}, "127.0.0.1:0")
+	mon, monAddr := servetest.Monitor(t, smartbeat.MonitorConfig{NameServerAddr: "tcp:" + nsAddr.String(), Logger: quiet}, "127.0.0.1:0")
 	flows := func() []FlowInfo {
 		var out []FlowInfo
 		for comp, fs := range map[string][]flow.Flow{"names": ns.Flows(), "monitor": mon.Flows()} {

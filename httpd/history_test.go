@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/stk-go/stk/internal/leakcheck"
+	"github.com/stk-go/stk/internal/servetest"
 	"github.com/stk-go/stk/internal/testutil"
 	"github.com/stk-go/stk/smartbeat"
 )
@@ -98,15 +99,7 @@ func TestHistoryPages(t *testing.T) {
 // returns it with the options of services that report to it.
 func realMonitor(t *testing.T) (*smartbeat.Monitor, smartbeat.Options) {
 	t.Helper()
-	mon, err := smartbeat.NewMonitor(smartbeat.MonitorConfig{Logger: testutil.Discard()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { mon.Close() })
-	ap, err := mon.ServeTCP("127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
+	mon, ap := servetest.Monitor(t, smartbeat.MonitorConfig{}, "127.0.0.1:0")
 	sender := smartbeat.NewSender(smartbeat.SenderOptions{Period: -1, Logger: testutil.Discard()})
 	t.Cleanup(func() { sender.Close() })
 	return mon, smartbeat.Options{Monitor: "tcp:" + ap.String(), Sender: sender, Logger: testutil.Discard()}

@@ -11,6 +11,7 @@ import (
 
 	"github.com/stk-go/stk/flow"
 	"github.com/stk-go/stk/internal/leakcheck"
+	"github.com/stk-go/stk/internal/servetest"
 	"github.com/stk-go/stk/internal/testutil"
 	"github.com/stk-go/stk/namesvc"
 	"github.com/stk-go/stk/seq"
@@ -358,15 +359,7 @@ func TestFeedWithoutNameServer(t *testing.T) {
 // IP registers it.
 func TestFeedAdvertisedAddress(t *testing.T) {
 	leakcheck.Check(t)
-	srv, err := namesvc.NewServer(namesvc.ServerConfig{Logger: testutil.Discard()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer srv.Close()
-	nsAP, err := srv.ServeTCP("0.0.0.0:0")
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, nsAP := servetest.Names(t, namesvc.ServerConfig{}, "0.0.0.0:0")
 	loopback := fmt.Sprintf("tcp:127.0.0.1:%d", nsAP.Port())
 	network, networkIP := loopback, netip.MustParseAddr("127.0.0.1")
 	if ip, ok := flow.PrimaryIP(); ok {

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/stk-go/stk/flow"
+	"github.com/stk-go/stk/internal/servetest"
 	"github.com/stk-go/stk/internal/testprog"
 	"github.com/stk-go/stk/internal/testutil"
 	"github.com/stk-go/stk/namesvc"
@@ -24,15 +25,7 @@ func TestStepmonFeedOnEveryInterface(t *testing.T) {
 	if !ok {
 		t.Skip("this host has no IPv4 address beyond loopback: nothing but 127.0.0.1 to register")
 	}
-	srv, err := namesvc.NewServer(namesvc.ServerConfig{Logger: testutil.Discard()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer srv.Close()
-	ap, err := srv.ServeTCP("0.0.0.0:0")
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, ap := servetest.Names(t, namesvc.ServerConfig{}, "0.0.0.0:0")
 	ns := fmt.Sprintf("tcp:%v:%d", ip, ap.Port())
 	name := fmt.Sprintf("step.advertise-test-%d", os.Getpid())
 	p := testprog.Start(t, filepath.Join(bin, "stepmon"), "--listen", "0.0.0.0:0", "--name-server", ns, "--name", name, "--directory", "",

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/stk-go/stk/flow"
+	"github.com/stk-go/stk/internal/servetest"
 	"github.com/stk-go/stk/internal/testprog"
 	"github.com/stk-go/stk/internal/testprog/multicast"
 	"github.com/stk-go/stk/internal/testutil"
@@ -34,24 +35,8 @@ type env struct {
 
 func newEnv(t *testing.T) *env {
 	t.Helper()
-	ns, err := namesvc.NewServer(namesvc.ServerConfig{Logger: testutil.Discard()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ns.Close() })
-	nsAddr, err := ns.ServeTCP("127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	mon, err := smartbeat.NewMonitor(smartbeat.MonitorConfig{Logger: testutil.Discard()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { mon.Close() })
-	monAddr, err := mon.ServeTCP("127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, nsAddr := servetest.Names(t, namesvc.ServerConfig{}, "127.0.0.1:0")
+	mon, monAddr := servetest.Monitor(t, smartbeat.MonitorConfig{}, "127.0.0.1:0")
 	return &env{ns: "tcp:" + nsAddr.String(), mon: "tcp:" + monAddr.String(), monitor: mon}
 }
 

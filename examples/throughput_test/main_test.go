@@ -1,6 +1,7 @@
 package main
 
 import (
+	"github.com/stk-go/stk/internal/servetest"
 	"github.com/stk-go/stk/internal/testprog"
 	"github.com/stk-go/stk/internal/testutil"
 
@@ -175,15 +176,7 @@ func TestTCPNoServer(t *testing.T) {
 
 func TestLookup(t *testing.T) {
 	srv := newReplyServer(t, 0, true)
-	ns, err := namesvc.NewServer(namesvc.ServerConfig{Logger: testutil.Discard()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ns.Close() })
-	nsAddr, err := ns.ServeTCP("127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, nsAddr := servetest.Names(t, namesvc.ServerConfig{}, "127.0.0.1:0")
 	c, err := namesvc.Dial("tcp:"+nsAddr.String(), namesvc.ClientOptions{})
 	if err != nil {
 		t.Fatal(err)
