@@ -562,13 +562,8 @@ type sysStat struct {
 func parseSysStat(b []byte) (sysStat, error) {
 	var st sysStat
 	found := 0
-	for len(b) > 0 {
-		line := b
-		if i := bytes.IndexByte(b, '\n'); i >= 0 {
-			line, b = b[:i], b[i+1:]
-		} else {
-			b = nil
-		}
+	for line := range bytes.Lines(b) {
+		line = bytes.TrimSuffix(line, []byte{'\n'})
 		key, val, ok := bytes.Cut(line, []byte{' '})
 		if !ok {
 			continue

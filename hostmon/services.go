@@ -428,13 +428,8 @@ func (c *servicesCollector) findHolders(want map[uint64]*svcPeer) error {
 // socket of /proc/net/{tcp,tcp6,udp,udp6}.
 func parseNetTable(b []byte, fn func(local netip.AddrPort, state byte, inode uint64)) {
 	first := true
-	for len(b) > 0 {
-		line := b
-		if i := bytes.IndexByte(b, '\n'); i >= 0 {
-			line, b = b[:i], b[i+1:]
-		} else {
-			b = nil
-		}
+	for line := range bytes.Lines(b) {
+		line = bytes.TrimSuffix(line, []byte{'\n'})
 		if first { // the header
 			first = false
 			continue
