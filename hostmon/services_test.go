@@ -322,19 +322,28 @@ func processCPU(t *testing.T) time.Duration {
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
+// loopbackConn returns this process's end of a loopback TCP connection
+// (its listener's end is never accepted), closed when tb ends: a socket
+// the services collector can find.
+func loopbackConn(tb testing.TB) net.Conn {
+	tb.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { ln.Close() })
+	conn, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { conn.Close() })
+	return conn
+}
+
 // BenchmarkServicesCollect is one interval describing one known service
 // (this process): one readlink, one stat read, one fd directory walk.
 func BenchmarkServicesCollect(b *testing.B) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer ln.Close()
-	conn, err := net.Dial("tcp", ln.Addr().String())
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer conn.Close()
+	conn := loopbackConn(b)
 	refs := []ServiceRef{{Name: "self", Protocol: "tcp", Peer: conn.LocalAddr().(*net.TCPAddr).AddrPort()}}
 	c := newTestServices(b, Env{Hostname: "h"}, &refs)
 	now := time.Now()
@@ -353,16 +362,7 @@ func BenchmarkServicesCollect(b *testing.B) {
 // BenchmarkServicesSearch is one search for an unknown socket: the socket
 // tables and a walk of every process's open files.
 func BenchmarkServicesSearch(b *testing.B) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer ln.Close()
-	conn, err := net.Dial("tcp", ln.Addr().String())
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer conn.Close()
+	conn := loopbackConn(b)
 	key := svcKey{"tcp", conn.LocalAddr().(*net.TCPAddr).AddrPort()}
 	c := newTestServices(b, Env{Hostname: "h"}, new([]ServiceRef))
 	b.ReportAllocs()
