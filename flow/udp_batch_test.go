@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/stk-go/stk/internal/leakcheck"
+	"github.com/stk-go/stk/internal/syncbuf"
 	"github.com/stk-go/stk/seq"
 )
 
@@ -359,7 +360,9 @@ func TestUDPQueueFull(t *testing.T) {
 func TestUDPCloseTimeout(t *testing.T) {
 	leakcheck.Check(t)
 	rx := newUDPFlow(t, UDPConfig{Bind: "127.0.0.1:0"}, Options{})
-	tx := newUDPFlow(t, UDPConfig{Destination: rx.LocalAddr().String()}, Options{CloseTimeout: 50 * time.Millisecond})
+	var logs syncbuf.Buffer
+	tx := newUDPFlow(t, UDPConfig{Destination: rx.LocalAddr().String()}, Options{CloseTimeout: 50 * time.Millisecond,
+		Logger: slog.New(slog.NewTextHandler(&logs, nil))})
 	stalled, release := stallUDPWriter(tx)
 	defer release()
 	for i := range 3 {
@@ -370,7 +373,15 @@ func TestUDPCloseTimeout(t *testing.T) {
 			<-stalled
 		}
 	}
-	time.AfterFunc(200*time.Millisecond, release) // after Close has given up
+	// Close waits for the writer once it has given up: release it when
+	// Close says it gave up (after a fixed 200 ms, as before, it could send
+	// before a Close delayed on a loaded machine had given up).
+	go func() {
+		for deadline := time.Now().Add(10 * time.Second); !strings.Contains(logs.String(), "queue not drained in time") && time.Now().Before(deadline); {
+			time.Sleep(time.Millisecond) // poll
+		}
+		release()
+	}()
 	start := time.Now()
 	if err := tx.Close(); err != nil {
 		t.Fatal(err)
