@@ -43,16 +43,8 @@ func TestLargeRegistrationsReplicate(t *testing.T) {
 			t.Fatalf("register %s: %v", info.Name, err)
 		}
 	}
-	n, err := cluster.Start(cluster.Config{Endpoints: eps, NodeID: "big", LeaseTTL: 3 * time.Second, Server: srv, Logger: log})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { n.Close() })
-	select {
-	case <-n.Synced():
-	case <-time.After(20 * time.Second):
-		t.Fatalf("node with %d MiB of registrations did not join: %+v", names*metaSize>>20, n.Status())
-	}
+	n := joinNode(t, cluster.Config{Endpoints: eps, NodeID: "big", LeaseTTL: 3 * time.Second, Server: srv, Logger: log},
+		fmt.Sprintf("the node with %d MiB of registrations", names*metaSize>>20))
 
 	other := startNode(t, eps, "other", 3*time.Second)
 	waitFor(t, 20*time.Second, func() bool { return other.srv.RemoteLen() == names },
@@ -93,16 +85,7 @@ func TestTxnSizeAdapts(t *testing.T) {
 			for i := range names {
 				register(t, client, fmt.Sprintf("n%03d", i), uint16(7000+i), time.Second)
 			}
-			n, err := cluster.Start(cluster.Config{Endpoints: eps, NodeID: "writer", LeaseTTL: 3 * time.Second, Server: srv, Logger: log})
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { n.Close() })
-			select {
-			case <-n.Synced():
-			case <-time.After(20 * time.Second):
-				t.Fatalf("node did not join: %+v", n.Status())
-			}
+			n := joinNode(t, cluster.Config{Endpoints: eps, NodeID: "writer", LeaseTTL: 3 * time.Second, Server: srv, Logger: log}, "the writer node")
 			other := startNode(t, eps, "other", 3*time.Second)
 			waitFor(t, 20*time.Second, func() bool { return other.srv.RemoteLen() == names },
 				func() string {

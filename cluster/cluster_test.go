@@ -46,18 +46,27 @@ func startNodeWith(t *testing.T, eps []string, id string, ttl time.Duration, cfg
 	if err != nil {
 		t.Fatal(err)
 	}
-	n, err := cluster.Start(cluster.Config{Endpoints: eps, NodeID: id, LeaseTTL: ttl, Server: srv, Logger: log})
+	t.Cleanup(func() { srv.Close() }) // after the node's Close: cleanups run last first
+	n := joinNode(t, cluster.Config{Endpoints: eps, NodeID: id, LeaseTTL: ttl, Server: srv, Logger: log}, "node "+id)
+	return &testNode{id: id, srv: srv, node: n, addr: "tcp:" + ap.String()}
+}
+
+// joinNode starts a node with cfg, closed when the test ends, and waits at
+// most 20 s for its first sync with etcd; the test fails if it does not
+// join then (what names the node in the failure).
+func joinNode(t *testing.T, cfg cluster.Config, what string) *cluster.Node {
+	t.Helper()
+	n, err := cluster.Start(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	tn := &testNode{id: id, srv: srv, node: n, addr: "tcp:" + ap.String()}
-	t.Cleanup(func() { n.Close(); srv.Close() })
+	t.Cleanup(func() { n.Close() })
 	select {
 	case <-n.Synced():
 	case <-time.After(20 * time.Second):
-		t.Fatalf("node %s did not join within 20 s: %+v", id, n.Status())
+		t.Fatalf("%s did not join within 20 s: %+v", what, n.Status())
 	}
-	return tn
+	return n
 }
 
 func dial(t *testing.T, addr string) *namesvc.Client {
