@@ -248,6 +248,24 @@ var probeFailure = regexp.MustCompile(`SIGILL: illegal instruction|Illegal opcod
 // noRDTSCP is the GODEBUG setting that keeps the Go runtime off RDTSCP.
 const noRDTSCP = "cpu.rdtscp=off"
 
+// needValgrind skips t where valgrind is not installed or cannot run our
+// programs, and returns the environment to run them under it with
+// (valgrindEnv).
+func needValgrind(t *testing.T) []string {
+	t.Helper()
+	if _, err := exec.LookPath("valgrind"); err != nil {
+		t.Skip("valgrind not installed: the valgrind check is skipped (the ASan checks still run)")
+	}
+	env, note, skip := valgrindEnv()
+	if skip != "" {
+		t.Skip(skip)
+	}
+	if note != "" {
+		t.Log(note)
+	}
+	return env
+}
+
 // valgrindEnv finds how valgrind can run Go code here: env is the
 // environment to run every valgrind case with (nil: this process's as it
 // is), note says why when env is not nil; skip says why valgrind cannot run
@@ -306,16 +324,7 @@ func probeValgrind(env []string) string {
 // with it.
 func TestValgrind(t *testing.T) {
 	need(t)
-	if _, err := exec.LookPath("valgrind"); err != nil {
-		t.Skip("valgrind not installed: the valgrind check is skipped (the ASan checks still run)")
-	}
-	env, note, skip := valgrindEnv()
-	if skip != "" {
-		t.Skip(skip)
-	}
-	if note != "" {
-		t.Log(note)
-	}
+	env := needValgrind(t)
 	type run struct {
 		args []string
 		want string // "" : must pass (printing ok, if set); else valgrind must fail with this

@@ -1,7 +1,6 @@
 package ctest
 
 import (
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -73,16 +72,7 @@ func TestCTLS(t *testing.T) {
 	})
 
 	t.Run("Valgrind", func(t *testing.T) {
-		if _, err := exec.LookPath("valgrind"); err != nil {
-			t.Skip("valgrind not installed: the valgrind check is skipped (the ASan checks still run)")
-		}
-		env, note, skip := valgrindEnv()
-		if skip != "" {
-			t.Skip(skip)
-		}
-		if note != "" {
-			t.Log(note)
-		}
+		env := needValgrind(t)
 		out, err := valgrind(env, "test_api", apiArgs...)
 		if err != nil || !strings.HasSuffix(out, "ok tls online\nPASS\n") {
 			t.Fatalf("test_api over TLS under valgrind: %v\n%s", err, out)
