@@ -58,16 +58,18 @@ func runOneway(ctx context.Context, transport string, cfg onewayConfig, h *Hist)
 	var sub interface{ Close() error }
 	var c *child
 	var err error
-	switch transport {
-	case "raw":
+	var addr string // of the publisher's TCP listener, for raw and tcp
+	if transport == "raw" || transport == "tcp" {
 		if c, err = startChild(ctx, args...); err != nil {
 			return r, err
 		}
 		defer c.stop()
-		addr, err := c.expect("ready", 10*time.Second)
-		if err != nil {
+		if addr, err = c.expect("ready", 10*time.Second); err != nil {
 			return r, err
 		}
+	}
+	switch transport {
+	case "raw":
 		conn, err := net.Dial("tcp", addr)
 		if err != nil {
 			return r, fmt.Errorf("dialling the raw publisher at %s: %w", addr, err)
@@ -91,14 +93,6 @@ func runOneway(ctx context.Context, transport string, cfg onewayConfig, h *Hist)
 		}()
 		sub = closerFunc(func() error { err := conn.Close(); <-done; return err })
 	case "tcp":
-		if c, err = startChild(ctx, args...); err != nil {
-			return r, err
-		}
-		defer c.stop()
-		addr, err := c.expect("ready", 10*time.Second)
-		if err != nil {
-			return r, err
-		}
 		cl, err := flow.DialTCP(addr, flow.Options{Name: "sub", Handler: handler})
 		if err != nil {
 			return r, err
