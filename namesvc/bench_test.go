@@ -57,26 +57,35 @@ func benchClientsDial(b *testing.B, ts *testServer, n int) []*Client {
 func runSpread(b *testing.B, clients []*Client, inFlight int, unit string, op func(c *Client, worker, i int) error) {
 	b.Helper()
 	var next atomic.Int64
+	runWorkers(b, len(clients)*inFlight, unit, func(worker int) error {
+		c := clients[worker/inFlight]
+		for {
+			i := int(next.Add(1)) - 1
+			if i >= b.N {
+				return nil
+			}
+			if err := op(c, worker, i); err != nil {
+				return err
+			}
+		}
+	})
+}
+
+// runWorkers runs work(0) … work(n-1) in goroutines of their own, timed
+// from the call, and reports b.N per second as metric unit; a worker's
+// error fails b once all are done.
+func runWorkers(b *testing.B, n int, unit string, work func(worker int) error) {
+	b.Helper()
 	var failed atomic.Value
 	var wg sync.WaitGroup
 	b.ResetTimer()
 	start := time.Now()
-	for ci, c := range clients {
-		for w := range inFlight {
-			wg.Go(func() {
-				worker := ci*inFlight + w
-				for {
-					i := int(next.Add(1)) - 1
-					if i >= b.N {
-						return
-					}
-					if err := op(c, worker, i); err != nil {
-						failed.Store(err)
-						return
-					}
-				}
-			})
-		}
+	for w := range n {
+		wg.Go(func() {
+			if err := work(w); err != nil {
+				failed.Store(err)
+			}
+		})
 	}
 	wg.Wait()
 	el := time.Since(start)
@@ -260,57 +269,42 @@ func rawPipeline(b *testing.B, ts *testServer, unit string, perRequest int, req 
 		conns[i] = &replayClient{label: "bench", tcp: conn, isTCP: true}
 	}
 	var next atomic.Int64
-	var failed atomic.Value
-	var wg sync.WaitGroup
-	b.ResetTimer()
-	start := time.Now()
-	for ci, c := range conns {
-		wg.Go(func() {
-			var out, buf []byte // requests to write, replies read and not decoded yet
-			tmp := make([]byte, 256<<10)
-			for {
-				first := int(next.Add(benchBatch)) - benchBatch
-				if first >= b.N {
-					return
-				}
-				n := min(benchBatch, b.N-first)
-				out = out[:0]
-				for i := range n {
-					out = append(out, req(ci, first+i)...)
-				}
-				if _, err := c.tcp.Write(out); err != nil {
-					failed.Store(err)
-					return
-				}
-				for want := n * perRequest; want > 0; {
-					var q seq.Sequence
-					k, _, err := seq.DecodeTCP(&q, buf, 0)
-					if err != nil {
-						failed.Store(err)
-						return
-					}
-					if k > 0 {
-						buf = buf[k:]
-						want--
-						continue
-					}
-					m, err := c.tcp.Read(tmp)
-					if err != nil {
-						failed.Store(err)
-						return
-					}
-					buf = append(buf, tmp[:m]...)
-				}
+	runWorkers(b, len(conns), unit, func(ci int) error {
+		c := conns[ci]
+		var out, buf []byte // requests to write, replies read and not decoded yet
+		tmp := make([]byte, 256<<10)
+		for {
+			first := int(next.Add(benchBatch)) - benchBatch
+			if first >= b.N {
+				return nil
 			}
-		})
-	}
-	wg.Wait()
-	el := time.Since(start)
-	b.StopTimer()
-	if err, _ := failed.Load().(error); err != nil {
-		b.Fatal(err)
-	}
-	b.ReportMetric(float64(b.N)/el.Seconds(), unit)
+			n := min(benchBatch, b.N-first)
+			out = out[:0]
+			for i := range n {
+				out = append(out, req(ci, first+i)...)
+			}
+			if _, err := c.tcp.Write(out); err != nil {
+				return err
+			}
+			for want := n * perRequest; want > 0; {
+				var q seq.Sequence
+				k, _, err := seq.DecodeTCP(&q, buf, 0)
+				if err != nil {
+					return err
+				}
+				if k > 0 {
+					buf = buf[k:]
+					want--
+					continue
+				}
+				m, err := c.tcp.Read(tmp)
+				if err != nil {
+					return err
+				}
+				buf = append(buf, tmp[:m]...)
+			}
+		}
+	})
 }
 
 func encodeTCP(b *testing.B, q *seq.Sequence) []byte {
