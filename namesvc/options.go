@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/stk-go/stk/flow"
+	"github.com/stk-go/stk/internal/listeners"
 )
 
 // Well-known values of the name service.
@@ -239,18 +240,8 @@ func (c ServerConfig) withDefaults() ServerConfig {
 		c.Now = time.Now
 	}
 	c.Limits = c.Limits.withDefaults()
-	if c.Flow.MaxSequenceSize <= 0 {
-		c.Flow.MaxSequenceSize = DefaultMaxRequestSize
-	}
-	if c.Flow.IdleTimeout == 0 {
-		c.Flow.IdleTimeout = DefaultIdleTimeout
-	}
-	if c.Flow.FrameTimeout == 0 {
-		c.Flow.FrameTimeout = DefaultFrameTimeout
-	}
-	if c.Flow.MaxConnsPerIP == 0 {
-		c.Flow.MaxConnsPerIP = DefaultMaxConnsPerIP
-	}
+	c.Flow = listeners.ServerDefaults(c.Flow, flow.Options{MaxSequenceSize: DefaultMaxRequestSize,
+		IdleTimeout: DefaultIdleTimeout, FrameTimeout: DefaultFrameTimeout, MaxConnsPerIP: DefaultMaxConnsPerIP})
 	return c
 }
 

@@ -136,18 +136,8 @@ func (c MonitorConfig) withDefaults() MonitorConfig {
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}
-	if c.Flow.MaxSequenceSize <= 0 {
-		c.Flow.MaxSequenceSize = DefaultMaxNotificationSize
-	}
-	if c.Flow.IdleTimeout == 0 {
-		c.Flow.IdleTimeout = DefaultMonitorIdleTimeout
-	}
-	if c.Flow.FrameTimeout == 0 {
-		c.Flow.FrameTimeout = DefaultMonitorFrameTimeout
-	}
-	if c.Flow.MaxConnsPerIP == 0 {
-		c.Flow.MaxConnsPerIP = DefaultMonitorMaxConnsPerIP
-	}
+	c.Flow = listeners.ServerDefaults(c.Flow, flow.Options{MaxSequenceSize: DefaultMaxNotificationSize,
+		IdleTimeout: DefaultMonitorIdleTimeout, FrameTimeout: DefaultMonitorFrameTimeout, MaxConnsPerIP: DefaultMonitorMaxConnsPerIP})
 	return c
 }
 

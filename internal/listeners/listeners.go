@@ -193,3 +193,23 @@ func (s *Set) Close() error {
 	}
 	return errors.Join(errs...)
 }
+
+// ServerDefaults returns o with the server limits it leaves unset taken
+// from d: MaxSequenceSize (unset when <= 0), IdleTimeout, FrameTimeout and
+// MaxConnsPerIP (unset when 0; a negative value turns a limit off, so it is
+// kept). Each server passes its own defaults.
+func ServerDefaults(o, d flow.Options) flow.Options {
+	if o.MaxSequenceSize <= 0 {
+		o.MaxSequenceSize = d.MaxSequenceSize
+	}
+	if o.IdleTimeout == 0 {
+		o.IdleTimeout = d.IdleTimeout
+	}
+	if o.FrameTimeout == 0 {
+		o.FrameTimeout = d.FrameTimeout
+	}
+	if o.MaxConnsPerIP == 0 {
+		o.MaxConnsPerIP = d.MaxConnsPerIP
+	}
+	return o
+}

@@ -171,3 +171,18 @@ func TestSetMulticast(t *testing.T) {
 		t.Errorf("flows %v", s.Flows())
 	}
 }
+
+// TestServerDefaults: unset limits take the server's defaults; set ones,
+// and negative ones (a limit turned off), are kept.
+func TestServerDefaults(t *testing.T) {
+	d := flow.Options{MaxSequenceSize: 100, IdleTimeout: time.Minute, FrameTimeout: time.Second, MaxConnsPerIP: 7}
+	if got := ServerDefaults(flow.Options{Name: "x"}, d); got.MaxSequenceSize != 100 || got.IdleTimeout != time.Minute ||
+		got.FrameTimeout != time.Second || got.MaxConnsPerIP != 7 || got.Name != "x" {
+		t.Errorf("unset: %+v", got)
+	}
+	set := flow.Options{MaxSequenceSize: 5, IdleTimeout: -1, FrameTimeout: 2 * time.Second, MaxConnsPerIP: -1}
+	if got := ServerDefaults(set, d); got.MaxSequenceSize != 5 || got.IdleTimeout != -1 ||
+		got.FrameTimeout != 2*time.Second || got.MaxConnsPerIP != -1 {
+		t.Errorf("set: %+v, want %+v", got, set)
+	}
+}
