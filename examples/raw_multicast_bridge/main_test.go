@@ -2,8 +2,6 @@ package main
 
 import (
 	"bytes"
-	"context"
-	"errors"
 	"fmt"
 	"math/rand/v2"
 	"net"
@@ -236,21 +234,8 @@ func cutDatagramLines(s string) string {
 // run runs the program to its end and returns its stderr and exit code.
 func run(t *testing.T, args ...string) (stderr string, code int) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	var e bytes.Buffer
-	cmd := exec.CommandContext(ctx, program, args...)
-	cmd.Stderr = &e
-	err := cmd.Run()
-	var ee *exec.ExitError
-	switch {
-	case err == nil:
-	case errors.As(err, &ee) && ctx.Err() == nil:
-		code = ee.ExitCode()
-	default:
-		t.Fatalf("raw_multicast_bridge %v: %v", args, err)
-	}
-	return e.String(), code
+	_, stderr, code = testprog.Run(t, 10*time.Second, program, args...)
+	return stderr, code
 }
 
 func TestUsage(t *testing.T) {

@@ -5,12 +5,9 @@ import (
 	"github.com/stk-go/stk/internal/testprog"
 	"github.com/stk-go/stk/internal/testutil"
 
-	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"net"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync/atomic"
@@ -32,22 +29,9 @@ func TestMain(m *testing.M) {
 // run runs the program to its end and returns its output and exit code.
 func run(t *testing.T, args ...string) (stdout, stderr string, code int) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	var o, e bytes.Buffer
-	cmd := exec.CommandContext(ctx, program, args...)
-	cmd.Stdout, cmd.Stderr = &o, &e
-	err := cmd.Run()
-	t.Logf("throughput_test %s\nstdout:\n%sstderr:\n%s", strings.Join(args, " "), o.String(), e.String())
-	var ee *exec.ExitError
-	switch {
-	case err == nil:
-	case errors.As(err, &ee) && ctx.Err() == nil:
-		code = ee.ExitCode()
-	default:
-		t.Fatalf("throughput_test %v: %v", args, err)
-	}
-	return o.String(), e.String(), code
+	stdout, stderr, code = testprog.Run(t, 30*time.Second, program, args...)
+	t.Logf("throughput_test %s\nstdout:\n%sstderr:\n%s", strings.Join(args, " "), stdout, stderr)
+	return stdout, stderr, code
 }
 
 func wantLines(t *testing.T, out string, lines ...string) {

@@ -6,6 +6,8 @@ package testprog
 import (
 	"bufio"
 	"bytes"
+	"context"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -104,6 +106,32 @@ func Start(t testing.TB, path string, args ...string) *Proc {
 		}
 	})
 	return p
+}
+
+// Run runs the program at path to its end, at most d, and returns its
+// standard output and error apart and its exit status. The test fails if
+// the program cannot start or does not end within d. It calls Track, as
+// Start does.
+func Run(t testing.TB, d time.Duration, path string, args ...string) (stdout, stderr string, code int) {
+	t.Helper()
+	Track(t)
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	defer cancel()
+	var o, e bytes.Buffer
+	cmd := exec.CommandContext(ctx, path, args...)
+	cmd.Stdout, cmd.Stderr = &o, &e
+	err := cmd.Run()
+	var ee *exec.ExitError
+	switch {
+	case err == nil:
+	case errors.As(err, &ee) && ctx.Err() == nil:
+		code = ee.ExitCode()
+	case ctx.Err() != nil:
+		t.Fatalf("%s %s did not finish within %v:\nstdout:\n%s\nstderr:\n%s", filepath.Base(path), strings.Join(args, " "), d, o.String(), e.String())
+	default:
+		t.Fatalf("%s %s: %v", filepath.Base(path), strings.Join(args, " "), err)
+	}
+	return o.String(), e.String(), code
 }
 
 // Wait waits at most d for the program to exit by itself and returns its
