@@ -10,6 +10,7 @@ import (
 
 	"github.com/stk-go/stk/cluster"
 	"github.com/stk-go/stk/internal/etcdtest"
+	"github.com/stk-go/stk/internal/servetest"
 	"github.com/stk-go/stk/internal/testutil"
 	"github.com/stk-go/stk/namesvc"
 	"github.com/stk-go/stk/seq"
@@ -148,14 +149,6 @@ func TestLingerZeroOneDelete(t *testing.T) {
 // client of it.
 func startUnlimited(t *testing.T, log *slog.Logger) (*namesvc.Server, *namesvc.Client) {
 	t.Helper()
-	srv, err := namesvc.NewServer(namesvc.ServerConfig{Logger: log, Limits: namesvc.NoLimits()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ap, err := srv.ServeTCP("127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { srv.Close() })
+	srv, ap := servetest.Names(t, namesvc.ServerConfig{Logger: log, Limits: namesvc.NoLimits()}, "127.0.0.1:0")
 	return srv, dial(t, "tcp:"+ap.String())
 }

@@ -14,6 +14,7 @@ import (
 
 	"github.com/stk-go/stk/cluster"
 	"github.com/stk-go/stk/internal/etcdtest"
+	"github.com/stk-go/stk/internal/servetest"
 	"github.com/stk-go/stk/internal/testutil"
 	"github.com/stk-go/stk/namesvc"
 )
@@ -38,15 +39,7 @@ func startNodeWith(t *testing.T, eps []string, id string, ttl time.Duration, cfg
 	t.Helper()
 	log := testutil.Logger(t).With("test_node", id)
 	cfg.Logger = log
-	srv, err := namesvc.NewServer(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ap, err := srv.ServeTCP("127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { srv.Close() }) // after the node's Close: cleanups run last first
+	srv, ap := servetest.Names(t, cfg, "127.0.0.1:0") // closed after the node: cleanups run last first
 	n := joinNode(t, cluster.Config{Endpoints: eps, NodeID: id, LeaseTTL: ttl, Server: srv, Logger: log}, "node "+id)
 	return &testNode{id: id, srv: srv, node: n, addr: "tcp:" + ap.String()}
 }

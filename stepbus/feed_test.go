@@ -22,15 +22,7 @@ import (
 // namesvc.Dial.
 func startNames(t testing.TB) string {
 	t.Helper()
-	srv, err := namesvc.NewServer(namesvc.ServerConfig{Logger: testutil.Discard(), GCInterval: 10 * time.Millisecond})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ap, err := srv.ServeTCP("127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { srv.Close() })
+	_, ap := servetest.Names(t, namesvc.ServerConfig{GCInterval: 10 * time.Millisecond}, "127.0.0.1:0")
 	return "tcp:" + ap.String()
 }
 
