@@ -97,18 +97,13 @@ func main() {
 
 	ctx, cancel := cli.SignalContext()
 	defer cancel()
-	nsAddr, err := cli.ResolveAddress("-R", *nameServer)
-	if err != nil {
-		cli.Fail(prog, err)
-	}
-	cli.WarnIfPlain(log, "-R", nsAddr)
-	env, err := stk.Connect(nsAddr.String(), stk.Options{Logger: log, TLS: cli.TLS(), Flow: flow.Options{
+	env, err := cli.Connect(*nameServer, stk.Options{Logger: log, Flow: flow.Options{
 		// Subscribers send nothing: whatever one does send is read and
 		// dropped, so it needs no more room than a small sequence, and a
 		// frame left half-sent only holds a slot until it is cut.
 		MaxSequenceSize: subscriberInputMax, FrameTimeout: 10 * time.Second}})
 	if err != nil {
-		cli.Fail(prog, cli.BadUsage(fmt.Errorf("-R %s: %w", *nameServer, err)))
+		cli.Fail(prog, err)
 	}
 	defer env.Close()
 

@@ -69,14 +69,9 @@ func main() {
 
 	ctx, cancel := cli.SignalContext()
 	defer cancel()
-	nsAddr, err := cli.ResolveAddress("-R", *nameServer)
+	env, err := cli.Connect(*nameServer, stk.Options{Group: *group, Logger: log})
 	if err != nil {
 		cli.Fail(prog, err)
-	}
-	cli.WarnIfPlain(log, "-R", nsAddr)
-	env, err := stk.Connect(nsAddr.String(), stk.Options{Group: *group, Logger: log, TLS: cli.TLS()})
-	if err != nil {
-		cli.Fail(prog, cli.BadUsage(fmt.Errorf("-R %s: %w", *nameServer, err)))
 	}
 	defer env.Close()
 	var reached atomic.Bool // the name server was connected at some point

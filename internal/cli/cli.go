@@ -18,6 +18,7 @@ import (
 
 	"github.com/spf13/pflag"
 
+	"github.com/stk-go/stk"
 	"github.com/stk-go/stk/flow"
 	"github.com/stk-go/stk/namesvc"
 )
@@ -277,6 +278,26 @@ func DialNamesOptions(addr string, opts namesvc.ClientOptions) (*namesvc.Client,
 		return nil, BadUsage(fmt.Errorf("-R %s: %w", addr, err))
 	}
 	return c, nil
+}
+
+// Connect connects an stk environment to the name server at addr, the
+// value of -R, as DialNamesOptions dials a client: a host name is
+// resolved, --tls-* with a plain address gets a warning, and opts.TLS nil
+// takes TLS(). A bad address is a BadUsage error.
+func Connect(addr string, opts stk.Options) (*stk.Env, error) {
+	a, err := ResolveAddress("-R", addr)
+	if err != nil {
+		return nil, err
+	}
+	if opts.TLS == nil {
+		opts.TLS = TLS()
+	}
+	WarnIfPlain(opts.Logger, "-R", a)
+	env, err := stk.Connect(a.String(), opts)
+	if err != nil {
+		return nil, BadUsage(fmt.Errorf("-R %s: %w", addr, err))
+	}
+	return env, nil
 }
 
 // NamesHint is appended to errors that mean the name server did not answer.
