@@ -17,12 +17,7 @@ import (
 // metricValue scrapes /metrics and returns one sample.
 func metricValue(t *testing.T, base, name string, labels ...string) float64 {
 	t.Helper()
-	r := get(t, base+"/metrics")
-	samples, err := parseExposition(r.body)
-	if err != nil {
-		t.Fatalf("%v\n%s", err, r.body)
-	}
-	return sampleValue(t, samples, name, labels...)
+	return scrape(t, get(t, base+"/metrics").body)(name, labels...)
 }
 
 // TestSlowStepStreamsAreCounted: an SSE client and a WebSocket client

@@ -41,6 +41,14 @@ func do(t *testing.T, c *http.Client, method, u, body string, hdr ...string) res
 	if body != "" {
 		req.Header.Set("Content-Type", "application/json")
 	}
+	return send(t, c, req, hdr...)
+}
+
+// send sends req with the headers hdr added (pairs; "Host" sets the Host
+// header) over client c (nil: one that follows no redirect) and returns
+// the response read whole.
+func send(t *testing.T, c *http.Client, req *http.Request, hdr ...string) response {
+	t.Helper()
 	for i := 0; i+1 < len(hdr); i += 2 {
 		if hdr[i] == "Host" {
 			req.Host = hdr[i+1]
@@ -305,16 +313,7 @@ func TestGuardToken(t *testing.T) {
 	form := func(tok, next string, hdr ...string) response {
 		req, _ := http.NewRequest("POST", base+"/login", strings.NewReader(url.Values{"token": {tok}, "next": {next}}.Encode()))
 		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-		for i := 0; i+1 < len(hdr); i += 2 {
-			req.Header.Set(hdr[i], hdr[i+1])
-		}
-		res, err := c.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer res.Body.Close()
-		b, _ := io.ReadAll(res.Body)
-		return response{res.StatusCode, res.Header, string(b)}
+		return send(t, c, req, hdr...)
 	}
 	if r := form("wrong-token", "/hosts", "Origin", base); r.status != http.StatusUnauthorized || !strings.Contains(r.body, "not the token") {
 		t.Errorf("sign-in with a wrong token: %d %s", r.status, r.body)

@@ -25,11 +25,20 @@ var (
 	promTypes    = map[string]bool{"counter": true, "gauge": true, "histogram": true, "summary": true, "untyped": true}
 )
 
-// parseExposition checks text line by line against the Prometheus text
-// format 0.0.4 and returns its samples. It is strict where the format is:
-// one HELP and one TYPE per family, before its samples; samples of a
-// family together; counters named *_total here by convention; no
-// duplicate series; label values escaped.
+// scrape parses body, a /metrics page, failing the test if it does not
+// parse, and returns the value of one of its samples (sampleValue).
+func scrape(t *testing.T, body string) func(name string, labels ...string) float64 {
+	t.Helper()
+	samples, err := parseExposition(body)
+	if err != nil {
+		t.Fatalf("%v\n%s", err, body)
+	}
+	return func(name string, labels ...string) float64 {
+		t.Helper()
+		return sampleValue(t, samples, name, labels...)
+	}
+}
+
 // sampleValue returns the value of the sample called name with exactly the
 // given label pairs ("key", "value", ...), or NaN and a test error.
 func sampleValue(t *testing.T, samples []promSample, name string, labels ...string) float64 {
@@ -50,6 +59,11 @@ next:
 	return math.NaN()
 }
 
+// parseExposition checks text line by line against the Prometheus text
+// format 0.0.4 and returns its samples. It is strict where the format is:
+// one HELP and one TYPE per family, before its samples; samples of a
+// family together; counters named *_total here by convention; no
+// duplicate series; label values escaped.
 func parseExposition(text string) ([]promSample, error) {
 	if !strings.HasSuffix(text, "\n") {
 		return nil, fmt.Errorf("the text does not end with a newline")
@@ -265,14 +279,7 @@ func TestMetrics(t *testing.T) {
 	if r.status != 200 || r.header.Get("Content-Type") != "text/plain; version=0.0.4; charset=utf-8" {
 		t.Fatalf("/metrics: %d %q", r.status, r.header.Get("Content-Type"))
 	}
-	samples, err := parseExposition(r.body)
-	if err != nil {
-		t.Fatalf("%v\n%s", err, r.body)
-	}
-	val := func(name string, labels ...string) float64 {
-		t.Helper()
-		return sampleValue(t, samples, name, labels...)
-	}
+	val := scrape(t, r.body)
 	checks := []struct {
 		got, want float64
 		what      string

@@ -332,14 +332,7 @@ func TestStepMetrics(t *testing.T) {
 		t.Errorf("components: %+v", st.Components)
 	}
 	r := get(t, base+"/metrics")
-	samples, err := parseExposition(r.body)
-	if err != nil {
-		t.Fatalf("%v\n%s", err, r.body)
-	}
-	val := func(name string, labels ...string) float64 {
-		t.Helper()
-		return sampleValue(t, samples, name, labels...)
-	}
+	val := scrape(t, r.body)
 	for _, c := range []struct {
 		got, want float64
 		what      string
