@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"context"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"strings"
@@ -12,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stk-go/stk/internal/testutil"
 	"github.com/stk-go/stk/seq"
 )
 
@@ -100,15 +100,7 @@ func TestTCPServerSurvivesDescriptorExhaustion(t *testing.T) {
 	addr := strings.TrimPrefix(next("addr "), "addr ")
 	next("healthy")
 
-	var idle []net.Conn
-	for range 400 {
-		c, err := net.DialTimeout("tcp", addr, 2*time.Second)
-		if err != nil {
-			break // the backlog is full: enough
-		}
-		idle = append(idle, c)
-	}
-	t.Logf("%d idle connections opened", len(idle))
+	idle := testutil.IdleConns(t, addr, 400)
 	l := next("unhealthy")
 	t.Logf("child: %s", l)
 	for _, c := range idle {

@@ -68,17 +68,7 @@ func TestListenersSurviveDescriptorExhaustion(t *testing.T) {
 		t.Fatalf("/healthz before the burst: %d %q", code, body)
 	}
 
-	var idle []net.Conn
-	for _, addr := range []string{names, monitor} {
-		for range 400 {
-			c, err := net.DialTimeout("tcp", addr, 2*time.Second)
-			if err != nil {
-				break // the backlog is full: enough
-			}
-			idle = append(idle, c)
-		}
-	}
-	t.Logf("%d idle connections opened", len(idle))
+	idle := append(testutil.IdleConns(t, names, 400), testutil.IdleConns(t, monitor, 400)...)
 	waitHealth := func(want int, what string) string {
 		t.Helper()
 		var code int

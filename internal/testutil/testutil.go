@@ -138,3 +138,26 @@ func FreePort(t testing.TB, network string) int {
 	}
 	return port
 }
+
+// IdleConns opens up to n TCP connections to addr that send nothing, until
+// one fails to connect within 2 s (the listener's backlog is full: enough
+// to hold a server's descriptors), and returns them; those the test has
+// not closed are closed when it ends.
+func IdleConns(t testing.TB, addr string, n int) []net.Conn {
+	t.Helper()
+	var idle []net.Conn
+	for range n {
+		c, err := net.DialTimeout("tcp", addr, 2*time.Second)
+		if err != nil {
+			break
+		}
+		idle = append(idle, c)
+	}
+	t.Cleanup(func() {
+		for _, c := range idle {
+			c.Close()
+		}
+	})
+	t.Logf("%d idle connections opened to %s", len(idle), addr)
+	return idle
+}
