@@ -1,9 +1,10 @@
 // Package testutil holds the helpers that the tests of every package
-// share: WaitFor and WaitForf, which poll a condition with a deadline; Clock, a clock
-// that tests move by hand; Discard and Logger, the loggers of the code
-// under test; and FreePort, for programs that need a fixed port. It imports nothing of ours, so any package's tests, flow's
-// and seq's included, can use it. Fake flow peers are in the subpackage
-// testpeer, which imports flow.
+// share: WaitFor and WaitForf, which poll a condition with a deadline;
+// Clock, a clock that tests move by hand; Discard and Logger, the loggers
+// of the code under test; FreePort, for programs that need a fixed port;
+// and IdleConns, which fills a listener's backlog. It imports nothing of
+// ours, so any package's tests, flow's and seq's included, can use it. Fake
+// flow peers are in the subpackage testpeer, which imports flow.
 package testutil
 
 import (
