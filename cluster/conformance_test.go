@@ -114,18 +114,6 @@ func nameFrames(qs []*seq.Sequence) []*seq.Sequence {
 	return out
 }
 
-func sameSequence(a, b *seq.Sequence) bool {
-	if a.ID != b.ID || a.Name != b.Name || a.Type != b.Type || len(a.Elements) != len(b.Elements) {
-		return false
-	}
-	for i := range a.Elements {
-		if a.Elements[i].UserType != b.Elements[i].UserType || !bytes.Equal(a.Elements[i].Data, b.Elements[i].Data) {
-			return false
-		}
-	}
-	return true
-}
-
 func describeSeq(q *seq.Sequence) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "id=%#x type=%v", q.ID, q.Type)
@@ -343,7 +331,7 @@ func replayClustered(t *testing.T, a, b *testNode, capture string, prelude []byt
 			if !bytes.Equal(gotB[i].Raw, gotA[i].Raw) {
 				t.Errorf("%s: frame %d at b differs from a's:\n b %x\n a %x", c.atB.Label, i, gotB[i].Raw, gotA[i].Raw)
 			}
-			if !sameSequence(gotB[i].Seq, w[i]) {
+			if !gotB[i].Seq.Equal(w[i]) {
 				t.Errorf("%s: frame %d at b:\n got  %s\n want %s (C's server)", c.atB.Label, i, describeSeq(gotB[i].Seq), describeSeq(w[i]))
 			}
 		}

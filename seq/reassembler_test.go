@@ -32,7 +32,7 @@ func checkReassembles(t *testing.T, s *Sequence, dgrams [][]byte) {
 				t.Fatalf("reverse=%v: datagram %d of %d: done=%v", reverse, i, len(dgrams), done)
 			}
 		}
-		if !sameSequence(s, &got) || got.Generation != s.Generation {
+		if !s.Equal(&got) || got.Generation != s.Generation {
 			t.Fatalf("reverse=%v: sent %v gen %d, got %v gen %d", reverse, s, s.Generation, &got, got.Generation)
 		}
 		if st := r.Stats(); st.Pending != 0 || st.PendingBytes != 0 {
@@ -213,7 +213,7 @@ func FuzzReassembler(f *testing.F) {
 			}
 			if single {
 				var want Sequence
-				if err := DecodeUDP(&want, d); err != nil || !sameSequence(&want, &s) {
+				if err := DecodeUDP(&want, d); err != nil || !want.Equal(&s) {
 					t.Fatalf("single fragment: Reassembler gave %v, DecodeUDP %v, %v", &s, &want, err)
 				}
 				continue

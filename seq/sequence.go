@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"fmt"
+	"slices"
 	"strings"
 )
 
@@ -90,6 +91,19 @@ type Sequence struct {
 // New returns an empty sequence with the given id, name and type.
 func New(id uint64, name string, t Type) *Sequence {
 	return &Sequence{ID: id, Name: name, Type: t}
+}
+
+// Equal reports whether s and o carry the same content: id, name, type and
+// elements (user types and bytes, in order). Generation, a count of sends,
+// and Meta, which never travels, are not compared.
+func (s *Sequence) Equal(o *Sequence) bool {
+	return s.ID == o.ID && s.Name == o.Name && s.Type == o.Type && ElementsEqual(s.Elements, o.Elements)
+}
+
+// ElementsEqual reports whether a and b are the same elements, user types
+// and bytes, in the same order.
+func ElementsEqual(a, b []Element) bool {
+	return slices.EqualFunc(a, b, func(x, y Element) bool { return x.UserType == y.UserType && bytes.Equal(x.Data, y.Data) })
 }
 
 // Reset empties s for reuse, keeping the capacity of its element slices.

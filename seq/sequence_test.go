@@ -11,18 +11,6 @@ import (
 	"time"
 )
 
-func sameSequence(a, b *Sequence) bool {
-	if a.ID != b.ID || a.Name != b.Name || a.Type != b.Type || len(a.Elements) != len(b.Elements) {
-		return false
-	}
-	for i := range a.Elements {
-		if a.Elements[i].UserType != b.Elements[i].UserType || !bytes.Equal(a.Elements[i].Data, b.Elements[i].Data) {
-			return false
-		}
-	}
-	return true
-}
-
 // allocBytes returns the bytes f allocates per call, on average.
 func allocBytes(runs int, f func()) float64 {
 	f()
@@ -190,4 +178,33 @@ func TestDecodeNameStopsAtNUL(t *testing.T) {
 		t.Fatalf("DecodeUDP = %v, name %q; want name \"x\"", err, s.Name)
 	}
 	udpRoundTrip(t, &s, 1)
+}
+
+// TestEqual: content decides; Generation and Meta do not.
+func TestEqual(t *testing.T) {
+	mk := func() *Sequence {
+		s := New(7, "n", TypeData)
+		s.Add(1, []byte("a"))
+		s.Add(2, nil)
+		return s
+	}
+	a, b := mk(), mk()
+	b.Generation, b.Meta = 9, []Element{{UserType: 3}}
+	if !a.Equal(b) {
+		t.Error("sequences differing only in Generation and Meta are not Equal")
+	}
+	for what, change := range map[string]func(*Sequence){
+		"id":           func(s *Sequence) { s.ID++ },
+		"name":         func(s *Sequence) { s.Name = "m" },
+		"type":         func(s *Sequence) { s.Type = TypeMgmt },
+		"element data": func(s *Sequence) { s.Elements[0].Data = []byte("b") },
+		"user type":    func(s *Sequence) { s.Elements[1].UserType = 5 },
+		"one more":     func(s *Sequence) { s.Add(1, nil) },
+	} {
+		c := mk()
+		change(c)
+		if a.Equal(c) || c.Equal(a) {
+			t.Errorf("sequences of another %s are Equal", what)
+		}
+	}
 }

@@ -110,7 +110,7 @@ func FuzzDecodeTCP(f *testing.F) {
 		// The frame alone decodes the same, and a prefix of it does not
 		// decode past its end.
 		var s2 Sequence
-		if n2, need2, err2 := DecodeTCP(&s2, b[:n], maxSize); n2 != n || need2 != 0 || err2 != nil || !sameSequence(&s, &s2) {
+		if n2, need2, err2 := DecodeTCP(&s2, b[:n], maxSize); n2 != n || need2 != 0 || err2 != nil || !s.Equal(&s2) {
 			t.Fatalf("frame alone: DecodeTCP = %d, %d, %v; whole input gave %d", n2, need2, err2, n)
 		}
 		if n3, need3, err3 := DecodeTCP(&s2, b[:n-1], maxSize); err3 != nil ||
@@ -139,7 +139,7 @@ func FuzzDecodeTCP(f *testing.F) {
 		if n4, need4, err4 := DecodeTCP(&back, out, 0); n4 != len(out) || need4 != 0 || err4 != nil {
 			t.Fatalf("re-encoded frame: DecodeTCP = %d, %d, %v for %d bytes", n4, need4, err4, len(out))
 		}
-		if !sameSequence(&s, &back) {
+		if !s.Equal(&back) {
 			t.Fatalf("round trip changed the sequence:\n%v\n%v", &s, &back)
 		}
 	})

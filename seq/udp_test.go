@@ -207,7 +207,7 @@ func FuzzDecodeUDP(f *testing.F) {
 		// The same datagram through a Reassembler gives the same sequence.
 		var r2 Sequence
 		done, err := NewReassembler(ReassemblerConfig{}).Add(&r2, netip.AddrPort{}, d, time.Unix(0, 0))
-		if !done || err != nil || !sameSequence(&s, &r2) || r2.Generation != s.Generation {
+		if !done || err != nil || !s.Equal(&r2) || r2.Generation != s.Generation {
 			t.Fatalf("Reassembler: %v, %v, %v", done, err, &r2)
 		}
 		if s.Type == TypeInvalid {
@@ -321,7 +321,7 @@ func FuzzAppendUDP(f *testing.F) {
 		}
 		if len(dgrams) == 1 {
 			var d Sequence
-			if err := DecodeUDP(&d, dgrams[0]); err != nil || !sameSequence(s, &d) {
+			if err := DecodeUDP(&d, dgrams[0]); err != nil || !s.Equal(&d) {
 				t.Fatalf("DecodeUDP: %v, %v", &d, err)
 			}
 		}
