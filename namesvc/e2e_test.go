@@ -117,7 +117,7 @@ func lookupAll(t testing.TB, c *Client, name, group string) []Info {
 }
 
 func sameInfo(a, b Info) bool {
-	return a.String() == b.String() && slices.Equal(a.Addresses, b.Addresses) && sameElements(a.Meta, b.Meta)
+	return a.String() == b.String() && slices.Equal(a.Addresses, b.Addresses) && seq.ElementsEqual(a.Meta, b.Meta)
 }
 
 func TestEndToEndRegisterLookupSubscribe(t *testing.T) {

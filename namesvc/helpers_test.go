@@ -71,7 +71,7 @@ func sameSeq(a, b *seq.Sequence) error {
 	if a.ID != b.ID || a.Name != b.Name || a.Type != b.Type {
 		return fmt.Errorf("header: got id=%#x name=%q type=%v, want id=%#x name=%q type=%v", a.ID, a.Name, a.Type, b.ID, b.Name, b.Type)
 	}
-	if !sameElements(a.Elements, b.Elements) {
+	if !seq.ElementsEqual(a.Elements, b.Elements) {
 		return fmt.Errorf("elements:\n got  %s\n want %s", elems(a), elems(b))
 	}
 	return nil

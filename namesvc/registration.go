@@ -1,7 +1,6 @@
 package namesvc
 
 import (
-	"bytes"
 	"encoding/binary"
 	"net/netip"
 	"sync"
@@ -97,19 +96,6 @@ func newRegistration(req *request, s *seq.Sequence, from flow.Peer, now time.Tim
 // the answers others receive.
 func keptInRegistration(t uint64) bool {
 	return t != seq.UTNSRequestID && (t < firstReservedType || t > lastReservedType)
-}
-
-// sameElements reports whether a and b carry the same elements.
-func sameElements(a, b []seq.Element) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i].UserType != b[i].UserType || !bytes.Equal(a[i].Data, b[i].Data) {
-			return false
-		}
-	}
-	return true
 }
 
 // answerSequence builds the QUERY answer for r: its elements, then the

@@ -3,6 +3,8 @@ package namesvc
 import (
 	"sync"
 	"time"
+
+	"github.com/stk-go/stk/seq"
 )
 
 // Replication: a Server that shares its name space with other nodes (the
@@ -221,7 +223,7 @@ func (s *Server) ApplyRemote(changes []RemoteChange) int {
 			continue
 		}
 		r := c.Reg
-		if old != nil && old.Linger == r.Linger && old.Registered.Equal(r.Registered) && sameElements(old.Elements, r.Elements) {
+		if old != nil && old.Linger == r.Linger && old.Registered.Equal(r.Registered) && seq.ElementsEqual(old.Elements, r.Elements) {
 			// The same registration: a re-put after a resync, or its
 			// expiry set (lingering) or cleared. Not pushed: its node
 			// pushes nothing for either.
@@ -236,7 +238,7 @@ func (s *Server) ApplyRemote(changes []RemoteChange) int {
 		if old != nil {
 			r.serial = old.serial
 			rp.remote.Put(r, func(o *Registration) bool { return o == old })
-			if !sameElements(old.Elements, r.Elements) {
+			if !seq.ElementsEqual(old.Elements, r.Elements) {
 				pushes = s.removalPushesLocked(old, pushes)
 			}
 		} else {

@@ -433,7 +433,7 @@ func (s *Server) register(from flow.Peer, req *request, q *seq.Sequence) {
 	own.regs[key] = r
 	s.version.Add(1)
 	s.exportLocked(r, false)
-	if old != nil && !sameElements(old.Elements, r.Elements) {
+	if old != nil && !seq.ElementsEqual(old.Elements, r.Elements) {
 		pushes = s.removalPushesLocked(old, pushes) // replaced by other elements: old's answer no longer holds
 	}
 	pushes = s.pushesLocked(key, r, pushes)
@@ -459,7 +459,7 @@ func (s *Server) lingeringTwinLocked(r *Registration) *Registration {
 	regs := s.store.Get((*bp)[:0], r.Group, r.Name)
 	var twin *Registration
 	for _, o := range regs {
-		if o.owner != nil && o.owner.closed && sameElements(o.Elements, r.Elements) {
+		if o.owner != nil && o.owner.closed && seq.ElementsEqual(o.Elements, r.Elements) {
 			twin = o
 			break
 		}
