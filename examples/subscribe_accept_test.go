@@ -26,6 +26,20 @@ func TestSubscribeAccept(t *testing.T) {
 	one.WaitFor(t, "^Waiting for", 10*time.Second)
 	two := start(t, "publish", "-R", ns, "-i", "tcp:127.0.0.2:0", "-s", "3", "-w", "1", name)
 	two.WaitFor(t, "^Waiting for", 10*time.Second)
+	// publish registers in the background: the subscriber must find both
+	// registrations, or it may have its 3 sequences before it hears of the
+	// second (and says nothing about it).
+	c, err := namesvc.Dial(ns, namesvc.ClientOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	testutil.WaitFor(t, 10*time.Second, "both publishers registered", func() bool {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		infos, err := c.LookupAll(ctx, name, namesvc.LookupOptions{})
+		return err == nil && len(infos) == 2
+	})
 
 	sub := start(t, "subscribe", "-R", ns, "-q", "--accept", "127.0.0.1/32", "-c", "3", name)
 	out := sub.Wait(t, 15*time.Second)
