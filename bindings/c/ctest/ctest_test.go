@@ -230,7 +230,9 @@ func TestMemoryCheckCatchesErrors(t *testing.T) {
 
 // valgrind runs a plain C program under valgrind with the suppressions for
 // the Go runtime (../tests/valgrind.supp) and the environment env (nil: this
-// process's); exit status 9 means valgrind found errors.
+// process's); exit status 9 means valgrind found errors. Errors that are
+// all goSyscallParam ones are forgiven (err nil): callers then judge the
+// program by its output, since valgrind's status replaced its own.
 func valgrind(env []string, prog string, args ...string) (string, error) {
 	a := append([]string{"--error-exitcode=9", "--leak-check=full", "--suppressions=../tests/valgrind.supp", "-q",
 		filepath.Join(cBin, prog)}, args...)
@@ -239,7 +241,48 @@ func valgrind(env []string, prog string, args ...string) (string, error) {
 	cmd := exec.CommandContext(ctx, "valgrind", a...)
 	cmd.Env = env
 	out, err := cmd.CombinedOutput()
+	if ee, ok := err.(*exec.ExitError); ok && ee.ExitCode() == 9 && onlyGoSyscallParams(string(out)) {
+		err = nil
+	}
 	return string(out), err
+}
+
+// vgHeader is the first line of one valgrind error (its kind), vgFrame the
+// innermost frame that follows it.
+var (
+	vgHeader = regexp.MustCompile(`^==\d+== (\S.*)$`)
+	vgFrame  = regexp.MustCompile(`^==\d+==    at 0x[0-9A-Fa-f]+: (\S+)`)
+	vgThread = regexp.MustCompile(`^Thread \d+:$`)
+)
+
+// onlyGoSyscallParams reports whether every error in valgrind's output is a
+// "Syscall param ... points to unaddressable (or uninitialised) byte(s)"
+// made by a Go function
+// (a name with a dot, internal/runtime/syscall/linux.Syscall6 in practice):
+// the Go runtime passing the kernel a buffer or address on a goroutine stack
+// or its heap, which Memcheck does not track (see ../tests/valgrind.supp).
+// Those cannot be suppressed by pattern: a Param suppression must name the
+// parameter exactly, and every system call Go makes has its own (read(buf),
+// socketcall.connect(serv_addr.sin_port), getrandom(cpu), ...). Any other
+// error (in C code, a leak, an invalid read) makes it false.
+func onlyGoSyscallParams(out string) bool {
+	lines := strings.Split(out, "\n")
+	n := 0
+	for i, l := range lines {
+		m := vgHeader.FindStringSubmatch(l)
+		if m == nil || vgThread.MatchString(m[1]) {
+			continue
+		}
+		n++
+		if !strings.HasPrefix(m[1], "Syscall param ") {
+			return false
+		}
+		f := vgFrame.FindStringSubmatch(strings.Join(lines[i+1:min(i+2, len(lines))], ""))
+		if f == nil || !strings.Contains(f[1], ".") {
+			return false
+		}
+	}
+	return n > 0
 }
 
 // probeFailure finds why the probe died in its output.
