@@ -5,6 +5,7 @@ package cli
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -265,14 +266,10 @@ func DialNames(addr, group string, log *slog.Logger) (*namesvc.Client, error) {
 // DialNamesOptions is DialNames with the client's options; opts.TLS nil
 // takes TLS().
 func DialNamesOptions(addr string, opts namesvc.ClientOptions) (*namesvc.Client, error) {
-	a, err := ResolveAddress("-R", addr)
+	a, err := nameServerAddress(addr, opts.Logger, &opts.TLS)
 	if err != nil {
 		return nil, err
 	}
-	if opts.TLS == nil {
-		opts.TLS = TLS()
-	}
-	WarnIfPlain(opts.Logger, "-R", a)
 	c, err := namesvc.DialAddress(a, opts)
 	if err != nil {
 		return nil, BadUsage(fmt.Errorf("-R %s: %w", addr, err))
@@ -280,19 +277,30 @@ func DialNamesOptions(addr string, opts namesvc.ClientOptions) (*namesvc.Client,
 	return c, nil
 }
 
+// nameServerAddress resolves addr, the value of -R, sets *cfg to TLS()
+// when it is nil, and warns (on log) when --tls-* were given for a plain
+// address: what DialNamesOptions and Connect do before connecting.
+func nameServerAddress(addr string, log *slog.Logger, cfg **tls.Config) (flow.Address, error) {
+	a, err := ResolveAddress("-R", addr)
+	if err != nil {
+		return a, err
+	}
+	if *cfg == nil {
+		*cfg = TLS()
+	}
+	WarnIfPlain(log, "-R", a)
+	return a, nil
+}
+
 // Connect connects an stk environment to the name server at addr, the
 // value of -R, as DialNamesOptions dials a client: a host name is
 // resolved, --tls-* with a plain address gets a warning, and opts.TLS nil
 // takes TLS(). A bad address is a BadUsage error.
 func Connect(addr string, opts stk.Options) (*stk.Env, error) {
-	a, err := ResolveAddress("-R", addr)
+	a, err := nameServerAddress(addr, opts.Logger, &opts.TLS)
 	if err != nil {
 		return nil, err
 	}
-	if opts.TLS == nil {
-		opts.TLS = TLS()
-	}
-	WarnIfPlain(opts.Logger, "-R", a)
 	env, err := stk.Connect(a.String(), opts)
 	if err != nil {
 		return nil, BadUsage(fmt.Errorf("-R %s: %w", addr, err))
