@@ -5,7 +5,6 @@ import (
 	"net"
 	"runtime"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/stk-go/stk/seq"
@@ -40,14 +39,14 @@ type outQueue struct {
 	space   chan struct{} // cap 1: the writer freed room
 
 	// Direct writes (see above); all under mu.
-	inFlight bool            // the writer holds a batch it is writing
-	direct   syscall.RawConn // the connection's socket; nil: always queue
-	ctr      *counters       // counts direct writes
-	partial  int             // bytes at the start of pending that end a frame written in part directly
-	lastPush int64           // nanotime at the end of the last push (see toWriter)
-	toWriter bool            // the last push went to the writer: lastPush is set when it is written
-	dbuf     []byte          // the frame being written directly
-	dn       int             // result of the direct write
+	inFlight bool      // the writer holds a batch it is writing
+	direct   rawConn   // the connection's socket; nil: always queue
+	ctr      *counters // counts direct writes
+	partial  int       // bytes at the start of pending that end a frame written in part directly
+	lastPush int64     // nanotime at the end of the last push (see toWriter)
+	toWriter bool      // the last push went to the writer: lastPush is set when it is written
+	dbuf     []byte    // the frame being written directly
+	dn       int       // result of the direct write
 	dfn      func(fd uintptr) bool
 	directs  uint64 // frames written directly, in whole or in part (tests)
 }
@@ -221,11 +220,16 @@ func (q *outQueue) writeFD(fd uintptr) bool {
 	return true
 }
 
+// rawConn is the part of syscall.RawConn that direct writes use.
+type rawConn interface {
+	Write(f func(fd uintptr) (done bool)) error
+}
+
 // attach lets senders write directly to rc, counting in ctr, once the
 // queue is idle; rc is the connection's socket, which the writer writes
 // too. An rc that is not a plain socket (TLS) must not be attached.
-func (q *outQueue) attach(rc syscall.RawConn, ctr *counters) {
-	if !rawWriteSupported {
+func (q *outQueue) attach(rc rawConn, ctr *counters) {
+	if !rawWriteSupported || rc == nil {
 		return
 	}
 	q.mu.Lock()

@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
-	"os"
 	"sync"
 	"time"
 
@@ -278,8 +277,8 @@ type serverConn struct {
 	servedConn
 	s     *TCPServer
 	gc    gnet.Conn
-	wconn net.Conn // duplicate of the socket, written by writeLoop
-	fr    framer   // event loop only
+	wconn *sockWriter // duplicate of the socket, written by writeLoop and direct senders
+	fr    framer      // event loop only
 	act   activity
 
 	deliverFn func(*seq.Sequence) // c.deliver, made once: a method value per read would allocate
@@ -290,11 +289,9 @@ func newServerConn(s *TCPServer, gc gnet.Conn) (*serverConn, error) {
 	if err != nil {
 		return nil, fmt.Errorf("duplicating the socket: %w", err)
 	}
-	f := os.NewFile(uintptr(fd), "stk-tcp")
-	wconn, err := net.FileConn(f)
-	f.Close()
+	wconn, err := newSockWriter(fd)
 	if err != nil {
-		return nil, fmt.Errorf("wrapping the socket: %w", err)
+		return nil, err
 	}
 	c := &serverConn{
 		servedConn: newServedConn(&s.listener, gc.Close, addrPortOf(gc.LocalAddr()), addrPortOf(gc.RemoteAddr())),
@@ -303,7 +300,7 @@ func newServerConn(s *TCPServer, gc gnet.Conn) (*serverConn, error) {
 		wconn:      wconn,
 		fr:         framer{maxSize: s.opts.MaxSequenceSize},
 	}
-	c.queue.attachConn(wconn, &s.ctr) // an idle connection's replies skip the writer
+	c.queue.attach(wconn.raw(), &s.ctr) // an idle connection's replies skip the writer
 	c.deliverFn = c.deliver
 	return c, nil
 }
