@@ -16,16 +16,26 @@
 # many sequences, the sender packing runs of them with UDP_SEGMENT). The
 # rate column is then the subscriber's, first to last sequence received.
 #
-# usage: bench/pubsub.sh [--load] [--iperf] [--udp] [-n sequences] [sizes...]
+# With --pin the publisher runs on CPU 0 and the subscriber on CPU 1
+# (taskset), each process with a core of its own, as latency and UDP
+# benchmarks isolate cores; without it the scheduler places them.
+#
+# With --per-ms K the publisher sends K sequences then pauses 1 ms (its -a K
+# -p 1), a rate of at most K thousand a second: for UDP, whether a
+# subscriber keeps up with that rate without loss.
+#
+# usage: bench/pubsub.sh [--load] [--iperf] [--udp] [--pin] [--per-ms K] [-n sequences] [sizes...]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-n=1000000 load=0 iperf=0 udp=0 sizes=()
+n=1000000 load=0 iperf=0 udp=0 pin=0 batch=() sizes=()
 while [ $# -gt 0 ]; do
   case "$1" in
     --load) load=1 ;;
     --iperf) iperf=1 ;;
     --udp) udp=1 ;;
+    --pin) pin=1 ;;
+    --per-ms) batch=(-a "$2" -p 1); shift ;;
     -n) n=$2; shift ;;
     *) sizes+=("$1") ;;
   esac
@@ -53,6 +63,12 @@ if [ $load = 1 ]; then
   echo "(both cores loaded by two busy loops)"
 fi
 
+pubcpu=() subcpu=()
+if [ $pin = 1 ]; then
+  pubcpu=(taskset -c 0) subcpu=(taskset -c 1)
+  echo "# publisher pinned to CPU 0, subscriber to CPU 1"
+fi
+
 median() { sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 
 pubif=() what="received/sent per run"
@@ -66,10 +82,10 @@ for size in "${sizes[@]}"; do
   for run in 1 2 3; do
     name=bench-$size-$run-$RANDOM
     [ $udp = 0 ] || pubif=(-i "udp:127.0.0.1:$((23000 + RANDOM % 2000))")
-    /usr/bin/time -f %M -o "$bin/sub.rss" "$bin/subscribe" -R $ns -q -c "$n" "$name" > "$bin/sub.out" 2>&1 &
+    /usr/bin/time -f %M -o "$bin/sub.rss" "${subcpu[@]}" "$bin/subscribe" -R $ns -q -c "$n" "$name" > "$bin/sub.out" 2>&1 &
     sub=$!
     sleep 0.2
-    /usr/bin/time -f %M -o "$bin/pub.rss" "$bin/publish" -R $ns "${pubif[@]}" -s "$n" -a "$n" -l "$size" "$name" > "$bin/pub.out" 2>&1
+    /usr/bin/time -f %M -o "$bin/pub.rss" "${pubcpu[@]}" "$bin/publish" -R $ns "${pubif[@]}" -s "$n" -a "$n" "${batch[@]}" -l "$size" "$name" > "$bin/pub.out" 2>&1
     wait_sub=120
     [ $udp = 0 ] || wait_sub=2 # what was not received by then was lost
     if ! timeout $wait_sub tail --pid=$sub -f /dev/null; then

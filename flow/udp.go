@@ -450,6 +450,11 @@ func (f *UDPFlow) Close() error {
 // readLoop receives datagrams until the socket is closed.
 func (f *UDPFlow) readLoop() {
 	defer close(f.done)
+	defer func() {
+		if f.r.batch != nil {
+			f.r.batch.release()
+		}
+	}()
 	var s seq.Sequence
 	rawCfg := *f.opts.RawUDP
 	handler := f.opts.Handler

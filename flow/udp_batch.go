@@ -274,6 +274,7 @@ func (f *UDPFlow) receive() (int, error) {
 		}
 		f.log.Debug("flow: recvmmsg not supported, reading one datagram per system call")
 		b.noGRO()
+		b.release()
 		f.r.batch = nil
 	}
 	if f.r.buf == nil {

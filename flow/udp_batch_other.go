@@ -20,6 +20,8 @@ func (*udpBatchRecv) recv(*[]udpDatagram) (int, error) { return 0, errBatchUnsup
 
 func (*udpBatchRecv) noGRO() {}
 
+func (*udpBatchRecv) release() {}
+
 // udpBatchSupported says whether this system has the batch calls.
 const udpBatchSupported = false
 
