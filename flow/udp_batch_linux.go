@@ -369,6 +369,9 @@ func (r *udpBatchRecv) release() {
 	}
 }
 
+// mappedBytes returns how much of the ring is mapped (tests).
+func (r *udpBatchRecv) mappedBytes() int { return len(r.mapped) + len(r.retired) }
+
 // udpGROCtlSpace is a slot's control buffer: a UDP_GRO (int), with room
 // for another control message the kernel might add.
 var udpGROCtlSpace = 2 * unix.CmsgSpace(4)

@@ -22,6 +22,8 @@ func (*udpBatchRecv) noGRO() {}
 
 func (*udpBatchRecv) release() {}
 
+func (*udpBatchRecv) mappedBytes() int { return 0 }
+
 // udpBatchSupported says whether this system has the batch calls.
 const udpBatchSupported = false
 

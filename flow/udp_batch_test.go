@@ -235,6 +235,9 @@ func TestUDPBatchReceive(t *testing.T) {
 					t.Fatalf("%d recvmmsg calls for %d datagrams waiting", calls, n+1)
 				}
 				t.Logf("%d recvmmsg calls for %d sequences", rx.r.batch.calls, n)
+				if b := rx.r.batch.mappedBytes(); b != 0 {
+					t.Fatalf("%d bytes of the receive ring still mapped after Close", b)
+				}
 			}
 		})
 	}
