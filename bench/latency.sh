@@ -11,10 +11,13 @@
 #     (coordinated omission accounted for), and whether the rate was held;
 #     --pace spin,gosched,yield compares how the publisher waits (default
 #     yield: it gives the core to the subscriber and the flow's writer).
+# With --pin the children (publisher, echo) run on CPU 0 and the measuring
+# process on CPU 1, GOMAXPROCS 1 each, as latency benchmarks isolate cores.
 # One summary line per case, a log-scale text histogram under it; --svg FILE
 # writes the percentile curves. With --load, two busy loops keep both cores
 # loaded during the runs. Every other flag goes to stkbench-latency
-# (--help lists them: --count, --runs, --rates, --for, --size, --cases...).
+# (--help lists them: --count, --runs, --rates, --for, --size, --cases,
+# --pin...).
 #
 # usage: bench/latency.sh [--load] [--svg FILE] [stkbench-latency flags...]
 set -euo pipefail

@@ -55,7 +55,13 @@ type child struct {
 	done  chan error
 }
 
+// childCPU is the CPU children are pinned to (--pin), or -1.
+var childCPU = -1
+
 func startChild(ctx context.Context, args ...string) (*child, error) {
+	if childCPU >= 0 {
+		args = append(args, "--cpu", fmt.Sprint(childCPU))
+	}
 	exe, err := os.Executable()
 	if err != nil {
 		return nil, fmt.Errorf("finding this program to re-execute: %w", err)

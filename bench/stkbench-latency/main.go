@@ -62,6 +62,8 @@ func main() {
 	udpTimeout := fs.Duration("udp-timeout", 200*time.Millisecond, "a UDP round trip without echo after this is counted lost")
 	svg := fs.String("svg", "", "write the percentile curves of every case to this SVG file")
 	hist := fs.Bool("hist", true, "print a text histogram under each case")
+	pin := fs.Bool("pin", false, "run the children (publisher, echo) on CPU 0 and this process (subscriber, pinging client) on CPU 1, each with GOMAXPROCS 1, as latency benchmarks isolate cores; without it the scheduler places every thread of both on either core")
+	cpu := fs.Int("cpu", -1, "internal: the CPU a child runs on")
 	// Child roles (the program re-executes itself).
 	role := fs.String("role", "", "internal: echo or pub")
 	transport := fs.String("transport", "", "internal: the child's transport")
@@ -72,7 +74,7 @@ func main() {
 	paceMode := fs.String("pace", paceYield, "how the one-way publisher waits the last --spin before a send: spin (a locked thread, never yields), gosched (runtime.Gosched: the flow's writer may run on its P), yield (gosched and sched_yield(2): other processes too); comma-separated: each case with each")
 	giveUp := fs.Duration("give-up", 0, "internal: the publisher stops sending this long after it started")
 	to := fs.String("to", "", "internal: the UDP publisher's destination")
-	for _, n := range []string{"role", "transport", "rate", "count-pub", "warmup-count", "give-up", "to"} {
+	for _, n := range []string{"role", "transport", "rate", "count-pub", "warmup-count", "give-up", "to", "cpu"} {
 		fs.MarkHidden(n)
 	}
 	if err := fs.Parse(os.Args[1:]); err != nil {
@@ -86,6 +88,13 @@ func main() {
 		os.Exit(2)
 	}
 
+	if *cpu >= 0 {
+		exitOn(pinProcess(*cpu))
+	}
+	if *pin && *role == "" {
+		childCPU = 0
+		exitOn(pinProcess(1))
+	}
 	switch *role {
 	case "":
 	case "echo":
@@ -103,8 +112,12 @@ func main() {
 	ctx := context.Background()
 	var all []curve
 	failed := 0
-	fmt.Printf("# stkbench-latency: %d CPUs, GOMAXPROCS %d, load average %s, loopback only; times from Send to the receiving Handler\n",
-		runtime.NumCPU(), runtime.GOMAXPROCS(0), loadavg())
+	placed := "the scheduler places both processes"
+	if *pin {
+		placed = "children pinned to CPU 0, this process to CPU 1, GOMAXPROCS 1 each"
+	}
+	fmt.Printf("# stkbench-latency: %d CPUs, GOMAXPROCS %d, load average %s, %s; loopback only; times from Send to the receiving Handler\n",
+		runtime.NumCPU(), runtime.GOMAXPROCS(0), loadavg(), placed)
 	for _, c := range split(*cases) {
 		switch c {
 		case "rtt":
