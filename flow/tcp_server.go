@@ -28,7 +28,9 @@ import (
 // duplicate of its socket, fed by a bounded queue. gnet's own output buffer
 // has no bound and no drained notification, so it could not enforce
 // Options.QueueBytes; the writer can, and it writes everything queued in one
-// system call.
+// system call. The duplicate is kept out of Go's network poller until a
+// write has to wait for room (sockWriter): registered, it would wake the
+// runtime's poller on every sequence the event loop reads.
 type TCPServer struct {
 	listener
 	loops *gnet.Client // the event loops connections are enrolled on
