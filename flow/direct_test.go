@@ -172,3 +172,66 @@ func TestOutQueueDetachDropsPartialFrame(t *testing.T) {
 	}
 	checkSeq(t, &s, 16)
 }
+
+// The same for STK-UDP: an idle flow's lone sequences of one datagram are
+// sent by Send itself, a burst goes through the writer (and its
+// segmentation offload), every sequence arrives.
+func TestUDPIdleSendsDirectlyBusyBatches(t *testing.T) {
+	leakcheck.Check(t)
+	if !udpBatchSupported {
+		t.Skip("direct UDP sends use sendmmsg, which this system does not have")
+	}
+	srv := newUDPFlowMode(t, UDPConfig{Bind: "127.0.0.1:0"}, Options{ReceiveBuffer: 4 << 20, Handler: func(p Peer, s *seq.Sequence) {
+		if err := p.Send(s); err != nil {
+			t.Error(err)
+		}
+	}}, udpIOBatch)
+	echoes := make(chan uint64, 1)
+	var busy atomic.Bool
+	cnt := newCounter(t, 16)
+	c := newUDPFlowMode(t, UDPConfig{Bind: "127.0.0.1:0", Destination: srv.LocalAddr().String()}, Options{ReceiveBuffer: 4 << 20, Handler: func(p Peer, s *seq.Sequence) {
+		if busy.Load() {
+			cnt.handle(p, s)
+			return
+		}
+		echoes <- checkSeq(t, s, 16)
+	}}, udpIOBatch)
+
+	const pings = 50
+	for i := range uint64(pings) {
+		if err := c.Send(testSeq(i, 16)); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case got := <-echoes:
+			if got != i {
+				t.Fatalf("echo %d, want %d", got, i)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatalf("no echo of %d", i)
+		}
+		time.Sleep(2 * directGap)
+	}
+	if d := c.queue.directWrites(); d < pings*9/10 {
+		t.Errorf("client sent %d of %d idle sequences directly", d, pings)
+	}
+	if d := srv.queue.directWrites(); d < pings*9/10 {
+		t.Errorf("server sent %d of %d idle echoes directly", d, pings)
+	}
+
+	busy.Store(true)
+	before := c.queue.directWrites()
+	const burst = 5000
+	for i := range uint64(burst) {
+		if err := c.Send(testSeq(i, 16)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	testutil.WaitFor(t, 20*time.Second, "burst echoed", func() bool { return cnt.n.Load() == burst })
+	if d := c.queue.directWrites() - before; d > burst/10 {
+		t.Errorf("a burst of %d sequences made %d direct sends: a busy sender should batch", burst, d)
+	}
+	if st := c.Stats(); st.SequencesOut != pings+burst || st.Dropped != 0 || st.BytesOut == 0 {
+		t.Errorf("client stats %+v, want %d sequences out, none dropped", st, pings+burst)
+	}
+}

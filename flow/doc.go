@@ -24,6 +24,16 @@
 // client's Handler receives both (see the ListenTCP example). Over UDP the
 // peer is the datagram's source.
 //
+// Send encodes into a queue that a writer goroutine per connection (per
+// UDP socket) empties with one system call for everything queued: a busy
+// sender's sequences leave in batches (over UDP as segmentation-offload
+// messages where the kernel has them). A sender that finds the queue idle
+// (nothing queued or being written, no push in the last few microseconds)
+// sends its sequence itself with one non-blocking call instead, so that a
+// lone sequence does not wait for the writer to be scheduled: the whole
+// frame over TCP (what the socket does not take goes to the writer), a
+// sequence of one datagram over UDP.
+//
 // Every outbound path is bounded by Options.QueueBytes per connection. A peer
 // that does not read fast enough is handled by Options.SlowConsumer:
 // disconnected (the default) or its sequences dropped; either way the flow's

@@ -39,8 +39,12 @@ type outQueue struct {
 	space   chan struct{} // cap 1: the writer freed room
 
 	// Direct writes (see above); all under mu.
-	inFlight bool      // the writer holds a batch it is writing
-	direct   rawConn   // the connection's socket; nil: always queue
+	inFlight bool    // the writer holds a batch it is writing
+	direct   rawConn // the connection's socket; nil: always queue
+	// sendNow sends a datagram flow's lone pending sequence itself and
+	// counts it, reporting false when it must go to the writer (see
+	// UDPFlow.sendNow); nil for stream flows, which use direct.
+	sendNow  func(records []byte) bool
 	ctr      *counters // counts direct writes
 	partial  int       // bytes at the start of pending that end a frame written in part directly
 	lastPush int64     // nanotime at the end of the last push (see toWriter)
@@ -167,6 +171,13 @@ func (q *outQueue) pushEncode(s *seq.Sequence, size int, wait time.Duration) (pu
 // sending a 16-byte sequence.) The time of a push that went to the writer is
 // taken when the writer has written it (written), once per batch.
 func (q *outQueue) pushed(start int) {
+	if start == 0 && !q.inFlight && !q.toWriter && q.sendNow != nil && nanotime()-q.lastPush >= int64(directGap) && q.sendNow(q.pending) {
+		q.directs++
+		q.pending = q.pending[:0]
+		q.lastPush = nanotime()
+		q.mu.Unlock()
+		return
+	}
 	if start == 0 && !q.inFlight && !q.toWriter && q.direct != nil && nanotime()-q.lastPush >= int64(directGap) {
 		n := q.writeDirect(q.pending)
 		q.ctr.bytesOut.Add(uint64(n))

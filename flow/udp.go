@@ -237,6 +237,7 @@ func newUDP(cfg UDPConfig, opts Options, mode udpIOMode) (*UDPFlow, error) {
 		f.expireTick = min(udpExpireTick, max(opts.ReassemblyTimeout/2, time.Millisecond))
 	}
 	f.w.batch, f.r.batch = newUDPBatch(rc, mode)
+	f.queue.sendNow = f.sendNow // before the flow is shared: set once
 	f.w.pacer, f.w.stop, f.pacingOff = newUDPPacer(cfg.Pacing), make(chan struct{}), cfg.Pacing.Off
 	go f.writeLoop()
 	go f.readLoop()
@@ -367,13 +368,33 @@ func (f *UDPFlow) send(s *seq.Sequence, to netip.AddrPort, wait time.Duration) e
 			}
 		}
 	}
-	q.seqs++
-	q.queued += len(q.pending) - start
-	q.mu.Unlock()
-	if start == 0 {
-		q.wake()
-	}
+	q.pushed(start) // sends it at once when the flow is idle (sendNow)
 	return nil
+}
+
+// sendNow is the queue's sendNow: a sequence of one datagram, pushed to an
+// idle queue, is sent by its sender with one non-blocking sendmmsg call
+// instead of waking the writer goroutine, which costs a scheduler hand-off
+// on each side of a round trip; as on TCP (outQueue.pushed), a busy sender
+// still batches through the writer. It runs under the queue's lock with no
+// batch in flight, so the writer is not using its send state. A socket
+// buffer that is full, or any error, leaves the sequence to the writer,
+// which waits for room or counts and logs the failure as before.
+func (f *UDPFlow) sendNow(records []byte) bool {
+	b := f.w.batch
+	if b == nil || f.w.stall != nil { // tests holding the writer up hold every send
+		return false
+	}
+	d, rest := nextUDPRecord(records)
+	if len(rest) > 0 || !d.last || d.paced {
+		return false
+	}
+	if !b.trySend(d) {
+		return false
+	}
+	f.ctr.bytesOut.Add(uint64(len(d.data)))
+	f.ctr.seqOut.Add(1)
+	return true
 }
 
 // emit queues one STK-UDP datagram for f.emitTo; it runs under queue.mu.

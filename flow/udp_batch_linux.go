@@ -96,6 +96,9 @@ type udpBatchSend struct {
 	runs  []int  // datagrams per message of the current call
 	gsos  uint64 // messages sent with UDP_SEGMENT (tests)
 
+	noWait bool           // trySend: sendmmsg returns EAGAIN instead of waiting
+	one    [1]udpDatagram // trySend's datagram
+
 	// The call passed to rc.Write, bound once (a closure per call would be
 	// an allocation per call), and its argument and results.
 	call  func(fd uintptr) bool
@@ -166,6 +169,17 @@ func (s *udpBatchSend) send(ds []udpDatagram) (int, error) {
 	}
 }
 
+// trySend sends d with one sendmmsg call that does not wait for room in
+// the socket buffer, and reports whether the kernel took it.
+func (s *udpBatchSend) trySend(d udpDatagram) bool {
+	s.one[0] = d
+	s.noWait = true
+	n, err := s.send(s.one[:])
+	s.noWait = false
+	s.one[0] = udpDatagram{}
+	return err == nil && n == 1
+}
+
 // group fills the messages of one sendmmsg call for ds, whose iovecs are
 // set: one message per datagram, or with GSO one per run of datagrams to
 // one destination of one size (the run's last may be shorter, as the
@@ -222,7 +236,9 @@ func (s *udpBatchSend) sendmmsg(fd uintptr) bool {
 		case unix.EINTR:
 			continue
 		case unix.EAGAIN:
-			return false
+			if !s.noWait {
+				return false
+			}
 		}
 		s.sent, s.errno = int(r), e
 		return true

@@ -16,6 +16,8 @@ func newUDPBatch(syscall.RawConn, udpIOMode) (*udpBatchSend, *udpBatchRecv) { re
 
 func (*udpBatchSend) send([]udpDatagram) (int, error) { return 0, errBatchUnsupported }
 
+func (*udpBatchSend) trySend(udpDatagram) bool { return false }
+
 func (*udpBatchRecv) recv(*[]udpDatagram) (int, error) { return 0, errBatchUnsupported }
 
 func (*udpBatchRecv) noGRO() {}
