@@ -248,9 +248,12 @@ func (s *udpBatchSend) sendmmsg(fd uintptr) bool {
 // udpBatchRecv reads datagrams with recvmmsg(2) into a ring of
 // udpReadBuffer-byte slots, each large enough for any UDP datagram, so none
 // is truncated. It belongs to the read goroutine. The ring starts with one
-// slot and doubles, up to udpReadBatch, whenever a call fills it: a flow
-// that sees one datagram at a time keeps the memory of a single read
-// buffer.
+// slot and grows eightfold, up to udpReadBatch, whenever a call fills it: a
+// flow that sees one datagram at a time keeps the memory of a single read
+// buffer, and one that meets a burst reaches the full ring in two steps
+// (growing takes a few milliseconds for the larger rings, during which
+// nothing is read: doubling took six, and the socket buffer of a fast
+// stream overflowed at its start).
 type udpBatchRecv struct {
 	rc    syscall.RawConn
 	nosys bool   // behave as if the kernel had no recvmmsg (tests)
@@ -343,7 +346,7 @@ func (r *udpBatchRecv) recv(in *[]udpDatagram) (int, error) {
 	}
 	*in = ds
 	if n == len(r.hdrs) && n < udpReadBatch {
-		r.grow(2 * n) // more were probably waiting
+		r.grow(min(8*n, udpReadBatch)) // more were probably waiting
 	}
 	return len(ds), nil
 }
