@@ -39,7 +39,17 @@ func TestTCPIdleSendsDirectlyBusyBatches(t *testing.T) {
 	waitConnected(t, c)
 	testutil.WaitFor(t, 10*time.Second, "connection", func() bool { return srv.Conns() == 1 })
 
-	// Ping-pong: one outstanding, a pause between.
+	checkIdleDirectBusyBatched(t, c, c.queue, srv.conns.load()[0].queue, echoes, &busy, cnt, 20000)
+}
+
+// checkIdleDirectBusyBatched pings through the echo of the flow whose
+// queue is srvQ, one outstanding and a pause between, and checks that
+// nearly all pings and echoes were sent directly (a preempted test on a
+// loaded machine may send within directGap of nothing while a write is
+// still in flight); then sends a burst, which the Handler counts in cnt
+// once busy is set, and checks that it went through the writer.
+func checkIdleDirectBusyBatched(t *testing.T, c Flow, cQ, srvQ *outQueue, echoes <-chan uint64, busy *atomic.Bool, cnt *counter, burst int) {
+	t.Helper()
 	const pings = 50
 	for i := range uint64(pings) {
 		if err := c.Send(testSeq(i, 16)); err != nil {
@@ -55,31 +65,25 @@ func TestTCPIdleSendsDirectlyBusyBatches(t *testing.T) {
 		}
 		time.Sleep(2 * directGap) // idle again
 	}
-	srvQ := srv.conns.load()[0].queue
-	// Every ping found both queues idle; allow a few that did not (a
-	// preempted test on a loaded machine sends within directGap of nothing,
-	// but a write may still be in flight).
-	if d := c.queue.directWrites(); d < pings*9/10 {
-		t.Errorf("client wrote %d of %d idle sequences directly", d, pings)
+	if d := cQ.directWrites(); d < pings*9/10 {
+		t.Errorf("client sent %d of %d idle sequences directly", d, pings)
 	}
 	if d := srvQ.directWrites(); d < pings*9/10 {
-		t.Errorf("server wrote %d of %d idle echoes directly", d, pings)
+		t.Errorf("server sent %d of %d idle echoes directly", d, pings)
 	}
 
-	// A burst: the writer batches it.
 	busy.Store(true)
-	before := c.queue.directWrites()
-	const burst = 20000
+	before := cQ.directWrites()
 	for i := range uint64(burst) {
 		if err := c.Send(testSeq(i, 16)); err != nil {
 			t.Fatal(err)
 		}
 	}
-	testutil.WaitFor(t, 20*time.Second, "burst echoed", func() bool { return cnt.n.Load() == burst })
-	if d := c.queue.directWrites() - before; d > burst/10 {
-		t.Errorf("a burst of %d sequences made %d direct writes: a busy sender should batch", burst, d)
+	testutil.WaitFor(t, 20*time.Second, "burst echoed", func() bool { return cnt.n.Load() == int64(burst) })
+	if d := cQ.directWrites() - before; d > uint64(burst/10) {
+		t.Errorf("a burst of %d sequences made %d direct sends: a busy sender should batch", burst, d)
 	}
-	if st := c.Stats(); st.SequencesOut != pings+burst || st.Dropped != 0 {
+	if st := c.Stats(); st.SequencesOut != uint64(pings+burst) || st.Dropped != 0 {
 		t.Errorf("client stats %+v, want %d sequences out, none dropped", st, pings+burst)
 	}
 }
@@ -197,41 +201,5 @@ func TestUDPIdleSendsDirectlyBusyBatches(t *testing.T) {
 		echoes <- checkSeq(t, s, 16)
 	}}, udpIOBatch)
 
-	const pings = 50
-	for i := range uint64(pings) {
-		if err := c.Send(testSeq(i, 16)); err != nil {
-			t.Fatal(err)
-		}
-		select {
-		case got := <-echoes:
-			if got != i {
-				t.Fatalf("echo %d, want %d", got, i)
-			}
-		case <-time.After(10 * time.Second):
-			t.Fatalf("no echo of %d", i)
-		}
-		time.Sleep(2 * directGap)
-	}
-	if d := c.queue.directWrites(); d < pings*9/10 {
-		t.Errorf("client sent %d of %d idle sequences directly", d, pings)
-	}
-	if d := srv.queue.directWrites(); d < pings*9/10 {
-		t.Errorf("server sent %d of %d idle echoes directly", d, pings)
-	}
-
-	busy.Store(true)
-	before := c.queue.directWrites()
-	const burst = 5000
-	for i := range uint64(burst) {
-		if err := c.Send(testSeq(i, 16)); err != nil {
-			t.Fatal(err)
-		}
-	}
-	testutil.WaitFor(t, 20*time.Second, "burst echoed", func() bool { return cnt.n.Load() == burst })
-	if d := c.queue.directWrites() - before; d > burst/10 {
-		t.Errorf("a burst of %d sequences made %d direct sends: a busy sender should batch", burst, d)
-	}
-	if st := c.Stats(); st.SequencesOut != pings+burst || st.Dropped != 0 || st.BytesOut == 0 {
-		t.Errorf("client stats %+v, want %d sequences out, none dropped", st, pings+burst)
-	}
+	checkIdleDirectBusyBatched(t, c, c.queue, srv.queue, echoes, &busy, cnt, 5000)
 }
