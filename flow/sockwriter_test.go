@@ -89,7 +89,11 @@ func TestSockWriterRegistersOnlyToWait(t *testing.T) {
 		}
 		done <- err
 	}()
-	time.Sleep(50 * time.Millisecond) // let it fill the buffers (the test holds without)
+	// The peer reads only once the writer has had to wait for room.
+	deadline := time.Now().Add(10 * time.Second)
+	for !w.registered() && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
 	got = make([]byte, len(big))
 	if _, err := io.ReadFull(peer, got); err != nil {
 		t.Fatal(err)
