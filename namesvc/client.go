@@ -697,13 +697,30 @@ func (c *Client) serverSeen(id uint64) {
 	}
 }
 
+// onConnectHook, when set (tests), runs in onConnect after the first
+// keep-alive and before the connection is marked up.
+var onConnectHook func()
+
+// onConnect sends the first keep-alive (it carries the token, and a request
+// before it could be refused), then marks the connection up and takes the
+// registrations and subscriptions to send again in one critical section: a
+// Register or Subscribe that ran before it is in that list and did not send
+// itself; one that runs after it sends itself. (Marking the connection up
+// first let a Register in between send its request twice: a policy refusing
+// it then counted two refusals.)
 func (c *Client) onConnect(p flow.Peer) {
 	c.mu.Lock()
-	c.connected, c.confirmed = true, false
 	c.local = p.LocalAddr()
 	c.mu.Unlock()
 	c.sendKeepalive()
-	c.resend("connected")
+	if onConnectHook != nil {
+		onConnectHook()
+	}
+	c.mu.Lock()
+	c.connected, c.confirmed = true, false
+	regs, subs := c.pendingLocked()
+	c.mu.Unlock()
+	c.sendAll("connected", regs, subs)
 }
 
 func (c *Client) onDisconnect(flow.Peer, error) {
@@ -715,13 +732,24 @@ func (c *Client) onDisconnect(flow.Peer, error) {
 // resend sends every remembered registration and subscription.
 func (c *Client) resend(why string) {
 	c.mu.Lock()
+	regs, subs := c.pendingLocked()
+	c.mu.Unlock()
+	c.sendAll(why, regs, subs)
+}
+
+// pendingLocked returns the remembered registrations, in the order they
+// were first made, and subscriptions (c.mu held).
+func (c *Client) pendingLocked() ([]*clientReg, []*Subscription) {
 	regs := make([]*clientReg, 0, len(c.regs))
 	for _, r := range c.regs {
 		regs = append(regs, r)
 	}
-	subs := slices.Clone(c.subs)
-	c.mu.Unlock()
 	slices.SortFunc(regs, func(a, b *clientReg) int { return cmp.Compare(a.order, b.order) })
+	return regs, slices.Clone(c.subs)
+}
+
+// sendAll sends regs and subs (see pendingLocked).
+func (c *Client) sendAll(why string, regs []*clientReg, subs []*Subscription) {
 	if len(regs)+len(subs) > 0 {
 		c.log.Debug("sending registrations and subscriptions", "why", why, "registrations", len(regs), "subscriptions", len(subs))
 	}
