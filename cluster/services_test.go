@@ -174,9 +174,12 @@ func TestServicesMaxEnded(t *testing.T) {
 		r := b.svcs.Remote()
 		return len(r) == 2 && r[0].Name == "s3" && r[1].Name == "s4"
 	})
-	if st := a.svcs.Stats(); st.Published != 2 {
-		t.Errorf("A publishes %d records; want 2: %+v", st.Published, st)
-	}
+	// A counts its records after its flush's transactions return, which
+	// can be after B saw the deletion: wait for it too.
+	testutil.WaitForf(t, 5*time.Second, func() bool { return a.svcs.Stats().Published == 2 }, func() string {
+		st := a.svcs.Stats()
+		return fmt.Sprintf("A publishes %d records; want 2: %+v", st.Published, st)
+	})
 }
 
 // After an etcd outage a node's records are there once again (under its
