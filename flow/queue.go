@@ -171,29 +171,12 @@ func (q *outQueue) pushEncode(s *seq.Sequence, size int, wait time.Duration) (pu
 // sending a 16-byte sequence.) The time of a push that went to the writer is
 // taken when the writer has written it (written), once per batch.
 func (q *outQueue) pushed(start int) {
-	if start == 0 && !q.inFlight && !q.toWriter && q.sendNow != nil && nanotime()-q.lastPush >= int64(directGap) && q.sendNow(q.pending) {
-		q.directs++
-		q.pending = q.pending[:0]
-		q.lastPush = nanotime()
-		q.mu.Unlock()
-		return
-	}
-	if start == 0 && !q.inFlight && !q.toWriter && q.direct != nil && nanotime()-q.lastPush >= int64(directGap) {
-		n := q.writeDirect(q.pending)
-		q.ctr.bytesOut.Add(uint64(n))
-		if n > 0 {
-			q.directs++
-		}
-		if n == len(q.pending) {
-			q.ctr.seqOut.Add(1)
+	if start == 0 && !q.inFlight && !q.toWriter && (q.sendNow != nil || q.direct != nil) && nanotime()-q.lastPush >= int64(directGap) {
+		if q.sendDirect() {
 			q.pending = q.pending[:0]
 			q.lastPush = nanotime()
 			q.mu.Unlock()
 			return
-		}
-		if n > 0 { // the rest must follow on this connection (see detach)
-			q.pending = q.pending[:copy(q.pending, q.pending[n:])]
-			q.partial = len(q.pending)
 		}
 	}
 	q.seqs++
@@ -203,6 +186,34 @@ func (q *outQueue) pushed(start int) {
 	if start == 0 {
 		q.wake()
 	}
+}
+
+// sendDirect sends the lone frame pending in an idle queue itself (q.mu
+// held): a datagram flow's through sendNow, a stream's with one
+// non-blocking write. It reports whether all of it left; what a stream's
+// socket did not take stays pending, the end of a frame (see detach).
+func (q *outQueue) sendDirect() bool {
+	if q.sendNow != nil {
+		if !q.sendNow(q.pending) {
+			return false
+		}
+		q.directs++
+		return true
+	}
+	n := q.writeDirect(q.pending)
+	q.ctr.bytesOut.Add(uint64(n))
+	if n > 0 {
+		q.directs++
+	}
+	if n == len(q.pending) {
+		q.ctr.seqOut.Add(1)
+		return true
+	}
+	if n > 0 { // the rest must follow on this connection (see detach)
+		q.pending = q.pending[:copy(q.pending, q.pending[n:])]
+		q.partial = len(q.pending)
+	}
+	return false
 }
 
 // monoEpoch makes nanotime monotonic and cheap to compare.
