@@ -114,7 +114,10 @@ type Options struct {
 	// flow batches its own writes, so Nagle's delay would only add latency.
 	Nagle bool
 	// SendBuffer and ReceiveBuffer set the socket buffer sizes in bytes; 0
-	// keeps the system's.
+	// keeps the system's. Over loopback, whose segments are up to 64 KiB,
+	// keep a TCP flow's at 64 KiB or more: Linux sends from a smaller buffer
+	// at a crawl (8 MiB through a 16 KiB send buffer took 4 s, through a
+	// 64 KiB one 8 ms).
 	SendBuffer, ReceiveBuffer int
 
 	// ReconnectMin and ReconnectMax bound a TCP client's exponential

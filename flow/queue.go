@@ -5,6 +5,7 @@ import (
 	"net"
 	"runtime"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/stk-go/stk/seq"
@@ -25,7 +26,10 @@ import (
 // side of a round trip. Whatever the socket does not take goes into
 // pending for the writer as before, so ordering, the bound and the
 // slow-consumer policy do not change. A sender that pushes again within
-// directGap is busy: its frames go through the writer and are batched.
+// directGap is busy: its frames go through the writer and are batched,
+// unless the connection received something since its last direct send
+// (heard): that push is an answer, and answers go out at once however
+// quickly the peer asked again.
 type outQueue struct {
 	mu      sync.Mutex
 	pending []byte // frames not yet taken by the writer
@@ -53,6 +57,17 @@ type outQueue struct {
 	dn       int       // result of the direct write
 	dfn      func(fd uintptr) bool
 	directs  uint64 // frames written directly, in whole or in part (tests)
+	partials uint64 // of which in part (tests)
+
+	// heard is set by the connection's reader when data arrives and
+	// cleared by the next direct send. A peer that asks again within
+	// directGap of our last answer is not a busy sender of ours: on
+	// loopback the next request often arrives while the write of the
+	// previous answer is still returning (the write wakes the peer), and
+	// an echo server sent a tenth to two fifths of its answers through
+	// the writer, a hand-off each. Each read grants at most one direct
+	// send, so a connection that is busy both ways still batches.
+	heard atomic.Bool
 }
 
 // directGap is how long a queue must have seen no push for a sender to
@@ -61,7 +76,8 @@ type outQueue struct {
 // short of the writer's own cycle (a wake-up, a yield, a write: 10 µs or
 // more): a sender pushing every 10 µs (100 k/s) would have the writer take
 // one frame per batch anyway, so it saves no system call there and costs
-// a hand-off per sequence.
+// a hand-off per sequence. An answer to data just received is sent
+// directly within directGap too (see heard).
 const directGap = 5 * time.Microsecond
 
 func newOutQueue(limit int) *outQueue {
@@ -171,7 +187,10 @@ func (q *outQueue) pushEncode(s *seq.Sequence, size int, wait time.Duration) (pu
 // sending a 16-byte sequence.) The time of a push that went to the writer is
 // taken when the writer has written it (written), once per batch.
 func (q *outQueue) pushed(start int) {
-	if start == 0 && !q.inFlight && !q.toWriter && (q.sendNow != nil || q.direct != nil) && nanotime()-q.lastPush >= int64(directGap) {
+	if start == 0 && !q.inFlight && !q.toWriter && (q.sendNow != nil || q.direct != nil) && (q.heard.Load() || nanotime()-q.lastPush >= int64(directGap)) {
+		if q.heard.Load() {
+			q.heard.Store(false) // this push is the answer
+		}
 		if q.sendDirect() {
 			q.pending = q.pending[:0]
 			q.lastPush = nanotime()
@@ -212,8 +231,17 @@ func (q *outQueue) sendDirect() bool {
 	if n > 0 { // the rest must follow on this connection (see detach)
 		q.pending = q.pending[:copy(q.pending, q.pending[n:])]
 		q.partial = len(q.pending)
+		q.partials++
 	}
 	return false
+}
+
+// received records that data arrived on the connection: the next push
+// may be its answer (see heard). Readers call it once per read.
+func (q *outQueue) received() {
+	if !q.heard.Load() { // a busy reader does not write the line each read
+		q.heard.Store(true)
+	}
 }
 
 // monoEpoch makes nanotime monotonic and cheap to compare.

@@ -400,6 +400,7 @@ func (c *TCPClient) readLoop(conn net.Conn, p *clientPeer) error {
 		if !fr.ready(w - r) {
 			continue
 		}
+		c.queue.received()
 		n, err = fr.consume(buf[r:w], deliver)
 		r += n
 		if err != nil {

@@ -235,6 +235,7 @@ func (h *serverEvents) OnTraffic(gc gnet.Conn) gnet.Action {
 		return gnet.None
 	}
 	buf, _ := gc.Peek(-1)
+	c.queue.received()
 	n, err := c.fr.consume(buf, c.deliverFn)
 	if n > 0 { // gnet's Discard(0) would discard everything
 		s.ctr.bytesIn.Add(uint64(n))

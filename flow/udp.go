@@ -502,6 +502,7 @@ func (f *UDPFlow) readLoop() {
 			continue
 		}
 		in := f.r.in[:n]
+		f.queue.received()
 		var bytes uint64
 		for _, d := range in {
 			bytes += uint64(len(d.data))
