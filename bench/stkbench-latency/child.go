@@ -52,15 +52,21 @@ type child struct {
 	cmd   *exec.Cmd
 	stdin io.WriteCloser
 	lines chan string
-	done  chan error
+	done  chan struct{} // closed when the child has exited; then exitErr is set
+	exitErr error
 }
 
 // childCPU is the CPU children are pinned to (--pin), or -1.
 var childCPU = -1
 
 func startChild(ctx context.Context, args ...string) (*child, error) {
-	if childCPU >= 0 {
-		args = append(args, "--cpu", fmt.Sprint(childCPU))
+	return startChildOn(ctx, childCPU, args...)
+}
+
+// startChildOn starts a child pinned to cpu (none if cpu < 0).
+func startChildOn(ctx context.Context, cpu int, args ...string) (*child, error) {
+	if cpu >= 0 {
+		args = append(args, "--cpu", fmt.Sprint(cpu))
 	}
 	exe, err := os.Executable()
 	if err != nil {
@@ -79,14 +85,15 @@ func startChild(ctx context.Context, args ...string) (*child, error) {
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("starting %s %s: %w", exe, strings.Join(args, " "), err)
 	}
-	c := &child{cmd: cmd, stdin: stdin, lines: make(chan string, 16), done: make(chan error, 1)}
+	c := &child{cmd: cmd, stdin: stdin, lines: make(chan string, 16), done: make(chan struct{})}
 	go func() {
 		sc := bufio.NewScanner(stdout)
 		for sc.Scan() {
 			c.lines <- sc.Text()
 		}
 		close(c.lines)
-		c.done <- cmd.Wait()
+		c.exitErr = cmd.Wait()
+		close(c.done)
 	}()
 	return c, nil
 }
@@ -100,7 +107,8 @@ func (c *child) expect(prefix string, within time.Duration) (string, error) {
 		select {
 		case l, ok := <-c.lines:
 			if !ok {
-				return "", fmt.Errorf("child %s exited before saying %q: %v", c.cmd.Args[1:], prefix, <-c.done)
+				<-c.done
+				return "", fmt.Errorf("child %s exited before saying %q: %v", c.cmd.Args[1:], prefix, c.exitErr)
 			}
 			if rest, found := strings.CutPrefix(l, prefix+" "); found {
 				return rest, nil
@@ -115,8 +123,10 @@ func (c *child) expect(prefix string, within time.Duration) (string, error) {
 // a few seconds.
 func (c *child) stop() {
 	c.stdin.Close()
-	for range c.lines {
-	}
+	go func() { // its stdout must be read to its end for it to be waited for
+		for range c.lines {
+		}
+	}()
 	select {
 	case <-c.done:
 	case <-time.After(5 * time.Second):

@@ -62,10 +62,11 @@ func main() {
 	udpTimeout := fs.Duration("udp-timeout", 200*time.Millisecond, "a UDP round trip without echo after this is counted lost")
 	svg := fs.String("svg", "", "write the percentile curves of every case to this SVG file")
 	hist := fs.Bool("hist", true, "print a text histogram under each case")
+	hiccupFor := fs.Duration("hiccups", 3*time.Second, "before and after the cases, run a busy loop alone on each CPU this long and report the gaps in its clock (time the machine took away: hypervisor, interrupts, other processes), the floor under every tail; 0 skips it")
 	pin := fs.Bool("pin", false, "run the children (publisher, echo) on CPU 0 and this process (subscriber, pinging client) on CPU 1, each with GOMAXPROCS 1, as latency benchmarks isolate cores; without it the scheduler places every thread of both on either core")
 	cpu := fs.Int("cpu", -1, "internal: the CPU a child runs on")
 	// Child roles (the program re-executes itself).
-	role := fs.String("role", "", "internal: echo or pub")
+	role := fs.String("role", "", "internal: echo, pub or hiccup")
 	transport := fs.String("transport", "", "internal: the child's transport")
 	rate := fs.Float64("rate", 0, "internal: the publisher's rate")
 	pubCount := fs.Int("count-pub", 0, "internal")
@@ -100,6 +101,9 @@ func main() {
 	case "echo":
 		exitOn(runEcho(*transport, *size))
 		return
+	case "hiccup":
+		exitOn(runHiccup(*cpu, *owFor))
+		return
 	case "pub":
 		pace, err := parsePace(*paceMode, *spin)
 		exitOn(err)
@@ -118,6 +122,14 @@ func main() {
 	}
 	fmt.Printf("# stkbench-latency: %d CPUs, GOMAXPROCS %d, load average %s, %s; loopback only; times from Send to the receiving Handler\n",
 		runtime.NumCPU(), runtime.GOMAXPROCS(0), loadavg(), placed)
+	hiccupsNow := func(when string) {
+		if *hiccupFor > 0 {
+			if err := measureHiccups(ctx, when, *hiccupFor); err != nil {
+				fmt.Printf("# hiccups %s not measured: %v\n", when, err)
+			}
+		}
+	}
+	hiccupsNow("before")
 	for _, c := range split(*cases) {
 		switch c {
 		case "rtt":
@@ -148,6 +160,7 @@ func main() {
 			exitOn(fmt.Errorf("unknown case %q: rtt or oneway", c))
 		}
 	}
+	hiccupsNow("after")
 	if *svg != "" {
 		exitOn(writeSVG(*svg, all))
 		fmt.Println("# percentile curves written to", *svg)

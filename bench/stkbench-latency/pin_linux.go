@@ -14,8 +14,10 @@ import (
 // created later inherits the affinity of the thread that creates it, so
 // pinning the threads there are now pins the process.
 func pinProcess(cpu int) error {
-	if cpu < 0 || cpu >= runtime.NumCPU() {
-		return fmt.Errorf("--pin needs CPUs 0 and 1; this machine has %d", runtime.NumCPU())
+	// Not runtime.NumCPU: a child started by a pinned parent counts only
+	// the parent's CPU.
+	if cpu < 0 {
+		return fmt.Errorf("no CPU %d", cpu)
 	}
 	var set unix.CPUSet
 	set.Set(cpu)
@@ -29,7 +31,7 @@ func pinProcess(cpu int) error {
 			continue
 		}
 		if err := unix.SchedSetaffinity(tid, &set); err != nil && err != unix.ESRCH {
-			return fmt.Errorf("pinning thread %d to CPU %d: %w", tid, cpu, err)
+			return fmt.Errorf("pinning thread %d to CPU %d (--pin needs CPUs 0 and 1): %w", tid, cpu, err)
 		}
 	}
 	runtime.GOMAXPROCS(1)

@@ -1,0 +1,92 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"runtime"
+	"strings"
+	"time"
+)
+
+// Hiccups are the gaps a busy loop alone on a CPU sees in its own clock:
+// time it did not run, taken by the hypervisor, interrupts or other
+// processes. They bound from below what any program on the machine can
+// achieve: a publisher that loses its CPU for 2 ms sends 2,000 sequences
+// late at 1 M/s, whatever the middleware does. The harness measures them
+// before and after its cases (--hiccups), so that a reader can tell the
+// machine's tail from the flow's.
+type hiccups struct {
+	CPU     int
+	Seconds float64
+	Over    [3]int  // gaps of at least hiccupThresholds[i]
+	Max     int64   // the longest gap, ns
+	Lost    float64 // fraction of the time in gaps of 100 µs or more
+}
+
+var hiccupThresholds = [3]time.Duration{100 * time.Microsecond, 500 * time.Microsecond, time.Millisecond}
+
+// runHiccup is the hiccup child: a busy loop reading the clock for d on
+// the CPU it was pinned to, then a "hiccups JSON" line.
+func runHiccup(cpu int, d time.Duration) error {
+	h := hiccups{CPU: cpu, Seconds: d.Seconds()}
+	start := time.Now()
+	last := time.Duration(0)
+	var lost time.Duration
+	for last < d {
+		now := time.Since(start)
+		gap := now - last
+		last = now
+		for i, t := range hiccupThresholds {
+			if gap >= t {
+				h.Over[i]++
+			}
+		}
+		if gap >= hiccupThresholds[0] {
+			lost += gap
+		}
+		h.Max = max(h.Max, int64(gap))
+	}
+	h.Lost = float64(lost) / float64(last)
+	j, err := json.Marshal(h)
+	if err != nil {
+		return err
+	}
+	fmt.Println("hiccups", string(j))
+	return nil
+}
+
+// measureHiccups runs a hiccup child on each CPU at once for d and
+// prints one line with what they saw.
+func measureHiccups(ctx context.Context, when string, d time.Duration) error {
+	var cs []*child
+	defer func() {
+		for _, c := range cs {
+			c.stop()
+		}
+	}()
+	for cpu := range runtime.NumCPU() {
+		c, err := startChildOn(ctx, cpu, "--role", "hiccup", "--for", d.String())
+		if err != nil {
+			return err
+		}
+		cs = append(cs, c)
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "# hiccups %s (a busy loop alone on each CPU for %v; a gap is time it did not run):", when, d)
+	for _, c := range cs {
+		line, err := c.expect("hiccups", d+10*time.Second)
+		if err != nil {
+			return err
+		}
+		var h hiccups
+		if err := json.Unmarshal([]byte(line), &h); err != nil {
+			return fmt.Errorf("hiccup child said %q: %w", line, err)
+		}
+		per := func(n int) string { return fmt.Sprintf("%.1f/s", float64(n)/h.Seconds) }
+		fmt.Fprintf(&b, " cpu%d >=100us %s >=500us %s >=1ms %s max=%s lost=%.2f%%;", h.CPU,
+			per(h.Over[0]), per(h.Over[1]), per(h.Over[2]), fmtDur(h.Max), 100*h.Lost)
+	}
+	fmt.Println(strings.TrimSuffix(b.String(), ";"))
+	return nil
+}
