@@ -49,10 +49,10 @@ func payload(s *seq.Sequence) (t int64, n uint64, ok bool) {
 // ends with a "stats JSON" line; it stops when its stdin closes, so a child
 // never outlives its parent.
 type child struct {
-	cmd   *exec.Cmd
-	stdin io.WriteCloser
-	lines chan string
-	done  chan struct{} // closed when the child has exited; then exitErr is set
+	cmd     *exec.Cmd
+	stdin   io.WriteCloser
+	lines   chan string
+	done    chan struct{} // closed when the child has exited; then exitErr is set
 	exitErr error
 }
 
