@@ -11,7 +11,9 @@
 #     (coordinated omission accounted for), and whether the rate was held;
 #     --pace spin,gosched,yield compares how the publisher waits (default
 #     yield: it gives the core to the subscriber and the flow's writer).
-# With --pin the children (publisher, echo) run on CPU 0 and the measuring
+# Before and after the cases it measures the machine's hiccups (--hiccups D:
+# a busy loop alone on each CPU; 0 skips it). With --pin the children
+# (publisher, echo) run on CPU 0 and the measuring
 # process on CPU 1, GOMAXPROCS 1 each, as latency benchmarks isolate cores.
 # One summary line per case, a log-scale text histogram under it; --svg FILE
 # writes the percentile curves. With --load, two busy loops keep both cores

@@ -28,6 +28,8 @@
 //	oneway tcp 16B rate=100k held=yes p50=... n=500000 lost=0 ...
 //
 // then a log-scale text histogram; --svg writes the percentile curves.
+// Before and after the cases, a busy loop alone on each CPU measures the
+// machine's hiccups (hiccup.go), which no program on it can go below.
 // Time is unix ns from one host's clock, read by both processes.
 // Only 127.0.0.1 is used. bench/latency.sh builds and runs it.
 package main
