@@ -173,6 +173,21 @@ func main() {
 	}
 }
 
+// medianOf is the median of f over rs (the upper one of an even count).
+func medianOf(rs []result, f func(r result) float64) float64 {
+	v := make([]float64, len(rs))
+	for i, r := range rs {
+		v[i] = f(r)
+	}
+	slices.Sort(v)
+	return v[len(v)/2]
+}
+
+// q is the p quantile of a result's histogram, for medianOf.
+func q(p float64) func(r result) float64 {
+	return func(r result) float64 { return float64(r.h.Quantile(p)) }
+}
+
 // rttCases runs every transport runs times, interleaved so that a slow
 // moment of the machine does not fall on one transport only, and prints
 // each run and the medians.
@@ -206,6 +221,18 @@ func rttCases(ctx context.Context, transports []string, cfg rttConfig, runs int,
 			name = t
 		}
 		curves = append(curves, curve{label: "rtt " + name, panel: 0, h: all})
+	}
+	if floor := res["raw"]; len(floor) > 0 {
+		var b strings.Builder
+		b.WriteString("# against the raw floor, medians:")
+		for _, t := range transports {
+			if t == "raw" {
+				continue
+			}
+			fmt.Fprintf(&b, " %s p50 %.2fx p99 %.2fx;", t,
+				medianOf(res[t], q(0.5))/medianOf(floor, q(0.5)), medianOf(res[t], q(0.99))/medianOf(floor, q(0.99)))
+		}
+		fmt.Println(strings.TrimSuffix(b.String(), ";"))
 	}
 	return curves, nil
 }
@@ -266,17 +293,7 @@ func onewayCases(ctx context.Context, transports, paces []string, cfg onewayConf
 // summary formats a case's line; with several runs each figure is the
 // median of the runs'.
 func summary(kind, transport string, size int, note string, rs []result) string {
-	med := func(f func(r result) float64) float64 {
-		v := make([]float64, len(rs))
-		for i, r := range rs {
-			v[i] = f(r)
-		}
-		slices.Sort(v)
-		return v[len(v)/2]
-	}
-	q := func(p float64) func(r result) float64 {
-		return func(r result) float64 { return float64(r.h.Quantile(p)) }
-	}
+	med := func(f func(r result) float64) float64 { return medianOf(rs, f) }
 	var b strings.Builder
 	fmt.Fprintf(&b, "%s %s %dB ", kind, transport, size)
 	if rs[0].prefix != "" {
