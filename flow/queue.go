@@ -187,8 +187,9 @@ func (q *outQueue) pushEncode(s *seq.Sequence, size int, wait time.Duration) (pu
 // sending a 16-byte sequence.) The time of a push that went to the writer is
 // taken when the writer has written it (written), once per batch.
 func (q *outQueue) pushed(start int) {
-	if start == 0 && !q.inFlight && !q.toWriter && (q.sendNow != nil || q.direct != nil) && (q.heard.Load() || nanotime()-q.lastPush >= int64(directGap)) {
-		if q.heard.Load() {
+	idle := start == 0 && !q.inFlight && !q.toWriter && (q.sendNow != nil || q.direct != nil)
+	if answer := idle && q.heard.Load(); answer || idle && nanotime()-q.lastPush >= int64(directGap) {
+		if answer {
 			q.heard.Store(false) // this push is the answer
 		}
 		if q.sendDirect() {

@@ -20,8 +20,8 @@ import (
 // for reading too, and the duplicate shares the socket with the event
 // loop: each sequence arriving on the connection would wake the runtime's
 // poller thread as well as the loop, for nothing: an echo server spent
-// 38.8 µs of CPU and 2.8 context switches per round trip with the
-// duplicate registered, 29.4 µs and 1.6 without, on the 2-core test
+// 38.8-42.9 µs of CPU and 2.8 context switches per round trip with the
+// duplicate registered, 27.2-32.9 µs and 1.6-1.8 without, on the 2-core test
 // machine (bench/README.md, "Measuring latency"). Only a writer that must
 // wait for room registers the socket (net.FileConn), and writes through
 // it from then on: such a connection is sending in bulk, and its peer
