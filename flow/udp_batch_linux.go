@@ -5,7 +5,9 @@ package flow
 import (
 	"net/netip"
 	"os"
+	"sync/atomic"
 	"syscall"
+	"time"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -28,9 +30,27 @@ func newUDPBatch(rc syscall.RawConn, mode udpIOMode) (*udpBatchSend, *udpBatchRe
 	offload := mode == udpIOBatch
 	s := &udpBatchSend{rc: rc, nosys: nosys, gso: offload && udpGSOSupported(rc)}
 	s.call = s.sendmmsg
-	r := &udpBatchRecv{rc: rc, nosys: nosys, gro: offload && udpEnableGRO(rc, true)}
+	r := &udpBatchRecv{rc: rc, nosys: nosys, gro: offload && udpEnableGRO(rc, true), first: udpRingSlots(rc)}
 	r.call = r.recvmmsg
 	return s, r
+}
+
+// udpRingStart is the most slots a receive ring starts with (512 KiB).
+const udpRingStart = 8
+
+// udpRingSlots is the size of a new receive ring: as many slots as the
+// socket's receive buffer holds datagrams of udpReadBuffer bytes (the
+// kernel's SO_RCVBUF, which counts its own overhead), at least one and at
+// most udpRingStart. A flow with the system's default buffer (208 KiB)
+// starts with 3 slots, one given a large buffer (a subscription's 4 MiB)
+// with 8, so that a burst meets a ring that reads 512 KiB a call while the
+// full one is mapped (growLater).
+func udpRingSlots(rc syscall.RawConn) int {
+	n := 0
+	rc.Control(func(fd uintptr) {
+		n, _ = unix.GetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUF)
+	})
+	return min(max(n/udpReadBuffer, 1), udpRingStart)
 }
 
 // Segmentation offload: a run of equal-size datagrams to one destination
@@ -253,18 +273,26 @@ func (s *udpBatchSend) sendmmsg(fd uintptr) bool {
 
 // udpBatchRecv reads datagrams with recvmmsg(2) into a ring of
 // udpReadBuffer-byte slots, each large enough for any UDP datagram, so none
-// is truncated. It belongs to the read goroutine. The ring starts with one
-// slot and grows eightfold, up to udpReadBatch, whenever a call fills it: a
-// flow that sees one datagram at a time keeps the memory of a single read
-// buffer, and one that meets a burst reaches the full ring in two steps
-// (growing takes a few milliseconds for the larger rings, during which
-// nothing is read: doubling took six, and the socket buffer of a fast
-// stream overflowed at its start).
+// is truncated. It belongs to the read goroutine. The ring starts with as
+// many slots as the socket buffer holds, up to udpRingStart
+// (udpRingSlots), and grows eightfold, up to udpReadBatch, whenever a call
+// fills it: a flow that sees one datagram at a time keeps the memory of a
+// few read buffers, and one that meets a burst reaches the full ring in
+// one or two steps. The larger ring is made ready (mapSlab) by another
+// goroutine while this one goes on reading with the old (growLater): that
+// takes 6-17 ms for 4 MiB on the 2-core test VM, and a reader that waited
+// for it, right when a burst had filled its ring, let the socket buffer of
+// a fast stream overflow at its start (bench/README.md, "UDP").
 type udpBatchRecv struct {
 	rc    syscall.RawConn
-	nosys bool   // behave as if the kernel had no recvmmsg (tests)
-	calls uint64 // recvmmsg calls that returned datagrams (tests)
-	slab  []byte
+	nosys bool         // behave as if the kernel had no recvmmsg (tests)
+	first int          // slots of the ring mapped at the first call
+	slots atomic.Int32 // slots of the ring installed last (tests)
+	// A larger ring being mapped by growLater's goroutine, received here.
+	grown   chan udpRing
+	growing bool
+	calls   uint64 // recvmmsg calls that returned datagrams (tests)
+	slab    []byte
 	// The slab when it was mapped (mapSlab), and the one it replaced,
 	// which the datagrams of the last call still point into: unmapped at
 	// the next call, or by release.
@@ -282,12 +310,28 @@ type udpBatchRecv struct {
 	errno syscall.Errno
 }
 
-// grow makes a ring of n slots. The datagrams of the last call keep the old
-// one alive until they are replaced (retired, if it was mapped).
-func (r *udpBatchRecv) grow(n int) {
+// udpRing is the memory of a receive ring of n slots (see mapSlab).
+type udpRing struct {
+	slab, mapped []byte
+	n            int
+}
+
+// newUDPRing maps a ring of n slots; background says it is mapped by
+// growLater, while the read goroutine reads on.
+func newUDPRing(n int, background bool) udpRing {
+	slab, mapped := mapSlab(n*udpReadBuffer, background)
+	return udpRing{slab: slab, mapped: mapped, n: n}
+}
+
+// install makes ring the one recv reads into. The datagrams of the last
+// call keep the old one alive until they are replaced (retired, if it was
+// mapped).
+func (r *udpBatchRecv) install(ring udpRing) {
 	r.unmapRetired()
 	r.retired = r.mapped
-	r.slab, r.mapped = mapSlab(n * udpReadBuffer)
+	r.slab, r.mapped = ring.slab, ring.mapped
+	r.slots.Store(int32(ring.n))
+	n := ring.n
 	r.hdrs = make([]mmsghdr, n)
 	r.iovs = make([]unix.Iovec, n)
 	r.names = make([]unix.RawSockaddrInet4, n)
@@ -302,6 +346,35 @@ func (r *udpBatchRecv) grow(n int) {
 	}
 }
 
+// growLater starts mapping a ring of n slots on another goroutine, unless
+// one is being mapped already; recv installs it once it is ready.
+func (r *udpBatchRecv) growLater(n int) {
+	if r.growing {
+		return
+	}
+	if r.grown == nil {
+		r.grown = make(chan udpRing, 1)
+	}
+	r.growing = true
+	go func() { r.grown <- mapRingLater(n, true) }()
+}
+
+// mapRingLater is newUDPRing, for growLater (a test makes it slow).
+var mapRingLater = newUDPRing
+
+// takeGrown installs the ring growLater mapped, if it is ready.
+func (r *udpBatchRecv) takeGrown() {
+	if !r.growing {
+		return
+	}
+	select {
+	case ring := <-r.grown:
+		r.growing = false
+		r.install(ring)
+	default:
+	}
+}
+
 // recv reads at least one datagram (waiting for it, subject to the read
 // deadline), one per slot or, with GRO, several, sets *in to them and
 // returns how many.
@@ -311,8 +384,9 @@ func (r *udpBatchRecv) recv(in *[]udpDatagram) (int, error) {
 	}
 	r.unmapRetired() // the datagrams of the last call are done with
 	if r.hdrs == nil {
-		r.grow(1)
+		r.install(newUDPRing(max(r.first, 1), false))
 	}
+	r.takeGrown()
 	for i := range r.hdrs {
 		h := &r.hdrs[i].hdr
 		h.Namelen = unix.SizeofSockaddrInet4 // the kernel writes the source's length back
@@ -352,30 +426,58 @@ func (r *udpBatchRecv) recv(in *[]udpDatagram) (int, error) {
 	}
 	*in = ds
 	if n == len(r.hdrs) && n < udpReadBatch {
-		r.grow(min(8*n, udpReadBatch)) // more were probably waiting
+		r.growLater(min(8*n, udpReadBatch)) // more were probably waiting
 	}
 	return len(ds), nil
 }
 
 // mapSlab returns size bytes for the receive ring, mapped with their pages
-// already present (MAP_POPULATE), and the same slice as mapped (nil if the
-// mapping failed and the memory is Go's, from make).
+// already present (MAP_POPULATE) and touched once from here (touchPages),
+// and the same slice as mapped (nil if the mapping failed and the memory
+// is Go's, from make, touched all the same). In the background (growLater)
+// it pauses between runs of pages, so that the read goroutine keeps
+// reading meanwhile even with one P.
 //
-// The ring grows while a burst is arriving (see recv), and memory fresh
-// from the kernel is faulted in a page at a time at its first use, by the
-// recvmmsg copying into it: about 17 µs a page on the 2-core test VM, 17 ms
-// for the full 4 MiB ring, during which the socket buffer overflowed at
-// the start of every fast UDP stream (bench/README.md, "UDP"). One mmap
-// that populates the pages costs 1.5-2 ms for the same 4 MiB.
-func mapSlab(size int) (slab, mapped []byte) {
+// Memory fresh from the kernel is faulted in a page at a time at its first
+// use, by the recvmmsg copying into it: about 17 µs a page on the 2-core
+// test VM, 17 ms for a 4 MiB ring, during which the socket buffer
+// overflowed at the start of every fast UDP stream (bench/README.md,
+// "UDP"). MAP_POPULATE makes the pages present in 0.6-2 ms for the same
+// 4 MiB, but under a hypervisor that keeps shadow page tables (that VM's
+// PVM), the first access through the process's own addresses still traps,
+// 5-6 ms for 4 MiB: touching each page pays that before the ring is used,
+// not in the middle of a burst (a second pass takes 10 µs).
+func mapSlab(size int, background bool) (slab, mapped []byte) {
 	b, err := unix.Mmap(-1, 0, size, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_PRIVATE|unix.MAP_ANONYMOUS|unix.MAP_POPULATE)
 	if err != nil {
-		return make([]byte, size), nil
+		b = make([]byte, size)
+	} else {
+		mapped = b
 	}
-	return b, b
+	touchPages(b, background)
+	return b, mapped
 }
 
-// unmapRetired unmaps the slab grow replaced, once nothing points into it.
+// touchRun is how many pages touchPages touches between pauses: 64 KiB,
+// 0.1-0.3 ms where each first access traps.
+const touchRun = 16
+
+// touchPages writes a zero to each page of b (a write, so that the page is
+// mapped writable), pausing after every touchRun pages if pause is set.
+// The pause is a timer sleep: runtime.Gosched would not let the read
+// goroutine in with one P, as the scheduler takes a yielded goroutine from
+// its global queue before it polls the network.
+func touchPages(b []byte, pause bool) {
+	page := os.Getpagesize()
+	for i := 0; i < len(b); i += page {
+		b[i] = 0
+		if pause && (i/page)%touchRun == touchRun-1 {
+			time.Sleep(time.Microsecond)
+		}
+	}
+}
+
+// unmapRetired unmaps the slab install replaced, once nothing points into it.
 func (r *udpBatchRecv) unmapRetired() {
 	if r.retired != nil {
 		unix.Munmap(r.retired)
@@ -385,9 +487,16 @@ func (r *udpBatchRecv) unmapRetired() {
 
 // release unmaps the ring when the flow stops reading with recvmmsg (its
 // read goroutine has returned, or it falls back to one datagram per call):
-// the datagrams of the last call must be done with.
+// the datagrams of the last call must be done with. A ring still being
+// mapped is waited for and unmapped too.
 func (r *udpBatchRecv) release() {
 	r.unmapRetired()
+	if r.growing {
+		if ring := <-r.grown; ring.mapped != nil {
+			unix.Munmap(ring.mapped)
+		}
+		r.growing = false
+	}
 	if r.mapped != nil {
 		unix.Munmap(r.mapped)
 		r.mapped, r.slab, r.hdrs, r.iovs = nil, nil, nil, nil

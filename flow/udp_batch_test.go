@@ -229,9 +229,10 @@ func TestUDPBatchReceive(t *testing.T) {
 			}
 			checkUDPBatchUse(t, rx, m.mode, false)
 			if m.mode == udpIOBatch && rx.r.batch != nil {
-				// The first read got sequence 0; the rest were waiting, so the
-				// ring grew and took up to 64 a call.
-				if calls := rx.r.batch.calls; calls > n/10 {
+				// The first read got sequence 0; the rest were waiting, so each
+				// call filled the ring (3 slots with the default buffer), which
+				// grew meanwhile to take up to 64 a call.
+				if calls := rx.r.batch.calls; calls > n/3 {
 					t.Fatalf("%d recvmmsg calls for %d datagrams waiting", calls, n+1)
 				}
 				t.Logf("%d recvmmsg calls for %d sequences", rx.r.batch.calls, n)
