@@ -81,7 +81,29 @@ func runRTT(ctx context.Context, transport string, cfg rttConfig, h *Hist) (resu
 			return r, err
 		}
 		defer p.close()
-		ping = p.ping
+		// The server outlives an echo that dies: close the connection
+		// then, so that the wait for its reply ends at once.
+		quit, watched := make(chan struct{}), make(chan struct{})
+		go func() {
+			defer close(watched)
+			select {
+			case <-c.done:
+				p.close()
+			case <-quit:
+			}
+		}()
+		defer func() { close(quit); <-watched }()
+		ping = func(i uint64) (int64, bool, error) {
+			d, ok, err := p.ping(i)
+			if err != nil {
+				select {
+				case <-c.done:
+					err = fmt.Errorf("%w (the echo child exited: %v)", err, c.exitErr)
+				default:
+				}
+			}
+			return d, ok, err
+		}
 	case "raw", "tcp-srv":
 		conn, err := net.Dial("tcp", addr)
 		if err != nil {
