@@ -139,9 +139,17 @@ func (c *child) stop() {
 func waitStdin() { io.Copy(io.Discard, os.Stdin) }
 
 // runEcho serves round trips: every sequence (or, raw, every frame of size
-// bytes) goes back to its sender at once.
-func runEcho(transport string, size int) error {
+// bytes; nats, every request to the nats-server at to) goes back to its
+// sender at once.
+func runEcho(transport, to string, size int) error {
 	switch transport {
+	case "nats":
+		stop, err := startNATSEcho(to)
+		if err != nil {
+			return err
+		}
+		defer stop()
+		fmt.Println("ready", to)
 	case "tcp":
 		srv, err := flow.ListenTCP("127.0.0.1:0", flow.Options{
 			Handler: func(from flow.Peer, s *seq.Sequence) { from.Send(s) },
@@ -190,7 +198,7 @@ func runEcho(transport string, size int) error {
 		}()
 		fmt.Println("ready", ln.Addr())
 	default:
-		return fmt.Errorf("unknown transport %q: tcp, udp or raw", transport)
+		return fmt.Errorf("unknown transport %q: tcp, udp, raw or nats", transport)
 	}
 	waitStdin()
 	return nil

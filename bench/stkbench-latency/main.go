@@ -9,8 +9,17 @@
 //     server side's share), and the TCP flow with the next ping sent by
 //     the Handler that got the reply (tcp-chained: the flow's cost without
 //     the hand-off to a goroutine waiting for the reply, as the raw
-//     ping-pong reads and writes in one goroutine); --runs runs of each,
-//     interleaved, with the median of each figure as the case's line;
+//     ping-pong reads and writes in one goroutine), and NATS request/reply
+//     (nats: a nats-server child on 127.0.0.1, an echo child replying to
+//     each request, this process publishing with an inbox as reply
+//     subject; a minimal client, nats.go, so the floor of what NATS costs,
+//     through a broker where STK goes peer to peer); --runs runs of each,
+//     interleaved, with the median of each figure as the case's line, and
+//     each transport's median p50 and p99 against the raw floor's. nats
+//     runs when asked (--rtt ...,nats) or with the default list if a
+//     nats-server is on PATH or given by --nats-server; otherwise a note
+//     says it was skipped (the harness downloads nothing; bench/latency.sh
+//     --nats builds one);
 //   - oneway: a publisher child sends at a fixed rate, each sequence at its
 //     intended time start + i/rate (a sleep, then a wait that --pace
 //     chooses: spin, gosched or yield; never bursts), carrying that time;
@@ -21,8 +30,9 @@
 //     medians as for rtt.
 //
 // Publisher, echo and subscriber are separate processes (this program
-// re-executed with --role), so the figures include real scheduling
-// between processes. Each case prints one summary line, e.g.
+// re-executed with --role; nats-server too for nats), so the figures
+// include real scheduling between processes. Each case prints one summary
+// line, e.g.
 //
 //	rtt tcp 16B p50=31.2us p99=52.1us p999=120us max=2.1ms n=100000
 //	oneway tcp 16B rate=100k held=yes p50=... n=500000 lost=0 ...
@@ -52,7 +62,8 @@ import (
 func main() {
 	fs := pflag.NewFlagSet("stkbench-latency", pflag.ContinueOnError)
 	cases := fs.String("cases", "rtt,oneway", "cases to run, comma-separated: rtt, oneway")
-	rttTransports := fs.String("rtt", "tcp,tcp-chained,udp,raw,tcp-srv", "round-trip transports: tcp and udp flows, tcp-chained (the TCP flow, the next ping sent by the reply's Handler: no hand-off to a waiting goroutine), raw net.Conn TCP (the floor), tcp-srv (raw client, TCP flow echo: the server side's share)")
+	rttTransports := fs.String("rtt", "tcp,tcp-chained,udp,raw,tcp-srv", "round-trip transports: tcp and udp flows, tcp-chained (the TCP flow, the next ping sent by the reply's Handler: no hand-off to a waiting goroutine), raw net.Conn TCP (the floor), tcp-srv (raw client, TCP flow echo: the server side's share), nats (request/reply through a nats-server child; added to the default list when a nats-server is found)")
+	natsServer := fs.String("nats-server", "", "the nats-server binary for the rtt nats case (default: nats-server on PATH; bench/latency.sh --nats builds one)")
 	owTransports := fs.String("oneway", "tcp,udp,raw", "one-way transports: tcp and udp flows, raw net.Conn TCP (the floor)")
 	size := fs.Int("size", 16, "payload bytes per sequence (at least 16: the time and a counter)")
 	count := fs.Int("count", 100_000, "measured round trips per rtt run")
@@ -76,7 +87,7 @@ func main() {
 	spin := fs.Duration("spin", 50*time.Microsecond, "the one-way publisher sleeps until this long before a send is due, then waits as --pace says")
 	paceMode := fs.String("pace", paceYield, "how the one-way publisher waits the last --spin before a send: spin (a locked thread, never yields), gosched (runtime.Gosched: the flow's writer may run on its P), yield (gosched and sched_yield(2): other processes too); comma-separated: each case with each")
 	giveUp := fs.Duration("give-up", 0, "internal: the publisher stops sending this long after it started")
-	to := fs.String("to", "", "internal: the UDP publisher's destination")
+	to := fs.String("to", "", "internal: the UDP publisher's destination, the NATS echo's server")
 	for _, n := range []string{"role", "transport", "rate", "count-pub", "warmup-count", "give-up", "to", "cpu"} {
 		fs.MarkHidden(n)
 	}
@@ -101,7 +112,7 @@ func main() {
 	switch *role {
 	case "":
 	case "echo":
-		exitOn(runEcho(*transport, *size))
+		exitOn(runEcho(*transport, *to, *size))
 		return
 	case "hiccup":
 		exitOn(runHiccup(*cpu, *owFor))
@@ -115,6 +126,10 @@ func main() {
 		exitOn(fmt.Errorf("unknown --role %q", *role))
 	}
 
+	// Whether rtt runs nats is settled before anything is measured, so that
+	// a wrong --nats-server fails at once.
+	rttList, natsPath, natsNote, err := natsPlan(split(*rttTransports), fs.Changed("rtt"), *natsServer)
+	exitOn(err)
 	ctx := context.Background()
 	var all []curve
 	failed := 0
@@ -135,14 +150,17 @@ func main() {
 	for _, c := range split(*cases) {
 		switch c {
 		case "rtt":
-			cfg := rttConfig{size: *size, warmup: *warmup, count: *count, maxTime: *maxTime, udpTimeout: *udpTimeout}
-			curves, err := rttCases(ctx, split(*rttTransports), cfg, *runs, *hist)
+			cfg := rttConfig{size: *size, warmup: *warmup, count: *count, maxTime: *maxTime, udpTimeout: *udpTimeout,
+				natsServer: natsPath}
+			curves, err := rttCases(ctx, rttList, cfg, *runs, *hist)
 			if err != nil {
 				fmt.Printf("rtt failed: %v\n", err)
 				failed++
 			}
 			all = append(all, curves...)
-			natsNote()
+			if natsNote != "" {
+				fmt.Println(natsNote)
+			}
 		case "oneway":
 			rs, err := parseRates(*rates)
 			exitOn(err)
@@ -216,13 +234,13 @@ func rttCases(ctx context.Context, transports []string, cfg rttConfig, runs int,
 			all.WriteText(os.Stdout, "    ")
 		}
 		name := map[string]string{"raw": "raw net.Conn", "tcp-srv": "tcp-srv (raw cli, flow echo)",
-			"tcp-chained": "tcp-chained (Handler sends)"}[t]
+			"tcp-chained": "tcp-chained (Handler sends)", "nats": "nats (request/reply, nats-server)"}[t]
 		if name == "" {
 			name = t
 		}
 		curves = append(curves, curve{label: "rtt " + name, panel: 0, h: all})
 	}
-	if floor := res["raw"]; len(floor) > 0 {
+	if floor := res["raw"]; len(floor) > 0 && len(res) > 1 {
 		var b strings.Builder
 		b.WriteString("# against the raw floor, medians:")
 		for _, t := range transports {
@@ -351,14 +369,35 @@ func parseRates(s string) ([]float64, error) {
 	return out, nil
 }
 
-// natsNote says why there is no NATS column: this harness measures NATS
-// only with a nats-server already installed, and does not download one.
-func natsNote() {
-	if p, err := exec.LookPath("nats-server"); err == nil {
-		fmt.Printf("# nats: %s is on PATH, but the NATS request/reply case is not written yet\n", p)
-		return
+// natsPlan decides whether the rtt cases include nats: when asked
+// (listed) or, with the default list (listGiven false), when a nats-server
+// is found: serverFlag (--nats-server), else nats-server on PATH. It
+// returns the transports to run, the server's path, and the note to print
+// when nats is skipped for want of a server; this harness downloads
+// nothing. A --nats-server that is not an executable is an error.
+func natsPlan(transports []string, listGiven bool, serverFlag string) ([]string, string, string, error) {
+	asked := slices.Contains(transports, "nats")
+	if listGiven && !asked {
+		return transports, "", "", nil
 	}
-	fmt.Println("# rtt nats skipped: no nats-server on PATH (the harness downloads nothing)")
+	path := ""
+	if serverFlag != "" {
+		p, err := exec.LookPath(serverFlag)
+		if err != nil {
+			return nil, "", "", fmt.Errorf("--nats-server %s: %w", serverFlag, err)
+		}
+		path = p
+	} else if p, err := exec.LookPath("nats-server"); err == nil {
+		path = p
+	}
+	if path == "" {
+		note := "# rtt nats skipped: no nats-server on PATH (the harness downloads nothing; bench/latency.sh --nats builds one, or give --nats-server PATH)"
+		return slices.DeleteFunc(transports, func(t string) bool { return t == "nats" }), "", note, nil
+	}
+	if !asked {
+		transports = append(transports, "nats")
+	}
+	return transports, path, "", nil
 }
 
 // loadavg returns the 1-minute load average, to show next to figures taken

@@ -33,6 +33,7 @@ type rttConfig struct {
 	size, warmup, count int
 	maxTime             time.Duration
 	udpTimeout          time.Duration
+	natsServer          string // the nats-server binary, for transport nats
 }
 
 // runRTT measures count round trips with one outstanding at a time against
@@ -43,6 +44,8 @@ type rttConfig struct {
 // client's. tcp-chained is the TCP flow with the next ping sent by the
 // Handler that received the reply, as the raw ping-pong reads and writes in
 // one goroutine: no hand-off to a waiting goroutine, the flow's own cost.
+// nats is request/reply through a nats-server child (pinned with the
+// echo), timed as raw from the PUB to the reply's payload read.
 func runRTT(ctx context.Context, transport string, cfg rttConfig, h *Hist) (result, error) {
 	r := result{kind: "rtt", transport: transport, size: cfg.size, h: h}
 	h.Reset()
@@ -50,7 +53,16 @@ func runRTT(ctx context.Context, transport string, cfg rttConfig, h *Hist) (resu
 	if transport == "tcp-srv" || transport == "tcp-chained" {
 		echo = "tcp" // the flow's echo, pinged by a raw client or chained
 	}
-	c, err := startChild(ctx, "--role", "echo", "--transport", echo, "--size", fmt.Sprint(cfg.size))
+	args := []string{"--role", "echo", "--transport", echo, "--size", fmt.Sprint(cfg.size)}
+	if transport == "nats" {
+		srv, err := startNATSServer(ctx, cfg.natsServer, childCPU)
+		if err != nil {
+			return r, err
+		}
+		defer srv.stop() // after the echo's stop, deferred below
+		args = append(args, "--to", srv.addr)
+	}
+	c, err := startChild(ctx, args...)
 	if err != nil {
 		return r, err
 	}
@@ -61,6 +73,37 @@ func runRTT(ctx context.Context, transport string, cfg rttConfig, h *Hist) (resu
 	}
 	var ping func(i uint64) (int64, bool, error) // one round trip: its time, false if lost
 	switch transport {
+	case "nats":
+		// A reply that never comes fails the run once --max-time is well
+		// past, as a raw echo that died would by closing its conn.
+		p, err := newNATSPinger(addr, cfg.size, time.Now().Add(cfg.maxTime+time.Minute))
+		if err != nil {
+			return r, err
+		}
+		defer p.close()
+		// The server outlives an echo that dies: close the connection
+		// then, so that the wait for its reply ends at once.
+		quit, watched := make(chan struct{}), make(chan struct{})
+		go func() {
+			defer close(watched)
+			select {
+			case <-c.done:
+				p.close()
+			case <-quit:
+			}
+		}()
+		defer func() { close(quit); <-watched }()
+		ping = func(i uint64) (int64, bool, error) {
+			d, ok, err := p.ping(i)
+			if err != nil {
+				select {
+				case <-c.done:
+					err = fmt.Errorf("%w (the echo child exited: %v)", err, c.exitErr)
+				default:
+				}
+			}
+			return d, ok, err
+		}
 	case "raw", "tcp-srv":
 		conn, err := net.Dial("tcp", addr)
 		if err != nil {
@@ -156,7 +199,7 @@ func runRTT(ctx context.Context, transport string, cfg rttConfig, h *Hist) (resu
 	case "tcp-chained":
 		return runChained(ctx, addr, cfg, r)
 	default:
-		return r, fmt.Errorf("unknown transport %q: tcp, udp, raw, tcp-srv or tcp-chained", transport)
+		return r, fmt.Errorf("unknown transport %q: tcp, udp, raw, tcp-srv, tcp-chained or nats", transport)
 	}
 
 	deadline := time.Now().Add(cfg.maxTime)
