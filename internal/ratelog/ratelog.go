@@ -9,6 +9,7 @@ package ratelog
 import (
 	"context"
 	"log/slog"
+	"sync"
 	"sync/atomic"
 	"time"
 )
@@ -26,6 +27,7 @@ type Limiter struct {
 	// Now is the clock (nil: time.Now); tests inject theirs.
 	Now func() time.Time
 
+	mu         sync.Mutex   // orders the lines let through
 	last       atomic.Int64 // unix nanoseconds of the last line let through; 0: none yet
 	suppressed atomic.Int64 // lines refused since then
 }
@@ -42,16 +44,32 @@ func (l *Limiter) Allow() (ok bool, suppressed int64) {
 		every = DefaultEvery
 	}
 	t := now().UnixNano()
-	last := l.last.Load()
-	// A clock set back (t < last) lets the line through rather than
-	// silencing the kind until it catches up. Of goroutines racing at the
-	// same moment, the one whose swap wins logs; the others count as
-	// refused.
-	if (last != 0 && t >= last && t-last < int64(every)) || !l.last.CompareAndSwap(last, t) {
+	// A flood is refused without the lock; a line that may be due takes
+	// it, and of goroutines racing at the same moment the first logs.
+	if l.recent(t, every) {
 		l.suppressed.Add(1)
 		return false, 0
 	}
-	return true, l.suppressed.Swap(0)
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.recent(t, every) {
+		l.suppressed.Add(1)
+		return false, 0
+	}
+	// The count is taken before the new time is published: a line refused
+	// because of this one counts toward the next, not this one (it did,
+	// now and then, when both were atomics changed in the other order).
+	n := l.suppressed.Swap(0)
+	l.last.Store(t)
+	return true, n
+}
+
+// recent reports whether the last line let through is less than every
+// before t. A clock set back (t before it) lets the line through rather
+// than silencing the kind until it catches up.
+func (l *Limiter) recent(t int64, every time.Duration) bool {
+	last := l.last.Load()
+	return last != 0 && t >= last && t-last < int64(every)
 }
 
 // Flush returns how many lines were refused since the last one let
