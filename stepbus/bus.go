@@ -177,6 +177,9 @@ type Bus struct {
 
 	archive *archive // nil without ArchiveDir
 	feed    *feed    // nil until ServeFeed
+	// feedMu serializes ServeFeed, which checks that no feed is served
+	// before it registers one.
+	feedMu sync.Mutex
 
 	nsOnce sync.Once
 	ns     *stk.Env // the name server's, for the feed and the follower
@@ -193,13 +196,30 @@ type Bus struct {
 func attach[T any](b *Bus, slot **T, v *T, busy string) error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	if err := taken(b, *slot, busy); err != nil {
+		return err
+	}
+	*slot = v
+	return nil
+}
+
+// vacant is attach's check alone, for a caller that must know before it
+// starts (ServeFeed, before it registers anything).
+func vacant[T any](b *Bus, slot **T, busy string) error {
+	b.mu.RLock()
+	defer b.mu.RUnlock()
+	return taken(b, *slot, busy)
+}
+
+// taken says why a slot holding cur cannot be set (b.mu held): ErrClosed,
+// busy, or nil when it can.
+func taken[T any](b *Bus, cur *T, busy string) error {
 	switch {
 	case b.closed:
 		return ErrClosed
-	case *slot != nil:
+	case cur != nil:
 		return errors.New(busy)
 	}
-	*slot = v
 	return nil
 }
 

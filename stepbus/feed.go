@@ -14,6 +14,9 @@ import (
 	"github.com/stk-go/stk/step"
 )
 
+// errFeedServed is the error of a second ServeFeed.
+const errFeedServed = "stepbus: the feed is already served"
+
 // registerRetry is how long one feed registration attempt waits for the
 // name server before it is logged and tried again.
 const registerRetry = 10 * time.Second
@@ -40,8 +43,17 @@ type feed struct {
 // STEP sequence (step.Encode). With Config.NameServer it registers the
 // feed's address as Config.FeedName there, in the background (again until
 // the name server confirms it, and after reconnects). It returns the
-// address the flow listens on.
+// address the flow listens on. A bus has one feed: another call fails
+// before it listens or registers anything.
 func (b *Bus) ServeFeed(addr string) (netip.AddrPort, error) {
+	// A second feed is refused before it listens or registers: registered
+	// under the feed's name and then dropped, its address would linger
+	// there (KeepOnClose) and send subscribers to a closed port.
+	b.feedMu.Lock()
+	defer b.feedMu.Unlock()
+	if err := vacant(b, &b.feed, errFeedServed); err != nil {
+		return netip.AddrPort{}, err
+	}
 	// Feed subscribers have nothing to say; what they send is ignored.
 	pub, err := stk.Listen(addr, stk.ListenOptions{Name: "steps feed", Logger: b.log})
 	if err != nil {
@@ -76,7 +88,7 @@ func (b *Bus) ServeFeed(addr string) (netip.AddrPort, error) {
 		})
 	}
 	if err == nil {
-		err = attach(b, &b.feed, f, "stepbus: the feed is already served")
+		err = attach(b, &b.feed, f, errFeedServed) // only if Close came meanwhile
 	}
 	if err != nil {
 		f.stop()

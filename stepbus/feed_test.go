@@ -382,3 +382,40 @@ func TestFeedAdvertisedAddress(t *testing.T) {
 		b.Close()
 	}
 }
+
+// A second ServeFeed is refused before it listens or registers anything:
+// it used to listen, register its address under the feed's name and then
+// close, and that registration (kept for the linger, as the feed's own is)
+// could replace the feed's and send subscribers to a closed port
+// (TestFeedAndFollower failed now and then: its reader dialled the second
+// feed's port).
+func TestServeFeedTwiceRegistersNothing(t *testing.T) {
+	leakcheck.Check(t)
+	srv, ap := servetest.Names(t, namesvc.ServerConfig{GCInterval: 10 * time.Millisecond}, "127.0.0.1:0")
+	names := "tcp:" + ap.String()
+	b := newBus(t, Config{NameServer: names})
+	feedAddr, err := b.ServeFeed("127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	testutil.WaitFor(t, 10*time.Second, "feed registered", func() bool { return b.Stats().Feed.Registered })
+	before := srv.Stats()
+	for range 20 {
+		if _, err := b.ServeFeed("127.0.0.1:0"); err == nil {
+			t.Fatal("a second feed was started")
+		}
+	}
+	time.Sleep(100 * time.Millisecond) // for a registration on its way
+	c := dialNames(t, names)
+	info, err := c.LookupOnce(context.Background(), DefaultFeedName, namesvc.LookupOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(info.Addresses) != 1 || info.Addresses[0].Addr != feedAddr {
+		t.Fatalf("%s is registered at %v, want only the feed's %v", DefaultFeedName, info.Addresses, feedAddr)
+	}
+	if after := srv.Stats(); after.Registers != before.Registers {
+		t.Fatalf("the refused feeds reached the name server: %d registrations handled before them, %d after",
+			before.Registers, after.Registers)
+	}
+}
