@@ -14,8 +14,8 @@ import (
 	"github.com/stk-go/stk/step"
 )
 
-// errFeedServed is the error of a second ServeFeed.
-const errFeedServed = "stepbus: the feed is already served"
+// feedServed is what a second ServeFeed fails with (attach makes the error).
+const feedServed = "stepbus: the feed is already served"
 
 // registerRetry is how long one feed registration attempt waits for the
 // name server before it is logged and tried again.
@@ -51,7 +51,7 @@ func (b *Bus) ServeFeed(addr string) (netip.AddrPort, error) {
 	// there (KeepOnClose) and send subscribers to a closed port.
 	b.feedMu.Lock()
 	defer b.feedMu.Unlock()
-	if err := vacant(b, &b.feed, errFeedServed); err != nil {
+	if err := vacant(b, &b.feed, feedServed); err != nil {
 		return netip.AddrPort{}, err
 	}
 	// Feed subscribers have nothing to say; what they send is ignored.
@@ -88,7 +88,7 @@ func (b *Bus) ServeFeed(addr string) (netip.AddrPort, error) {
 		})
 	}
 	if err == nil {
-		err = attach(b, &b.feed, f, errFeedServed) // only if Close came meanwhile
+		err = attach(b, &b.feed, f, feedServed) // only if Close came meanwhile
 	}
 	if err != nil {
 		f.stop()
